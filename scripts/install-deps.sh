@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages xentrain needs, skipping those already present.
+# Idempotent; needs root (or sudo). Usage: scripts/install-deps.sh [--with-data] [--with-tools]
+#   --with-data   also Fashion-MNIST (dataset-fashion-mnist) and h5py for cross-checks
+#   --with-tools  also gnuplot and hdf5-tools (plots, h5dump/h5ls)
+set -euo pipefail
+
+pkgs=(build-essential cmake pkg-config
+      openmpi-bin libopenmpi-dev
+      libopenblas-dev
+      libhdf5-openmpi-dev
+      libcmocka-dev libinih-dev zlib1g-dev)
+for arg in "$@"; do
+  case "$arg" in
+    --with-data)  pkgs+=(dataset-fashion-mnist) ;;
+    --with-tools) pkgs+=(gnuplot-nox hdf5-tools) ;;
+    *) echo "install-deps.sh: unknown option '$arg' (use --with-data, --with-tools)" >&2; exit 2 ;;
+  esac
+done
+
+missing=()
+for p in "${pkgs[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#pkgs[@]} packages present"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "install-deps: done"

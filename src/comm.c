@@ -1,0 +1,146 @@
+#include "comm.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mpi.h>
+
+#include "log.h"
+
+struct Comm {
+    MPI_Comm world;
+    int rank, size;
+    int local_size, node_count;
+};
+
+static void abort_world(int code)
+{
+    int up = 0;
+    MPI_Initialized(&up);
+    if (up) MPI_Abort(MPI_COMM_WORLD, code);
+    abort();
+}
+
+Status comm_open(int *argc, char ***argv, Comm **out)
+{
+    *out = NULL;
+    if (MPI_Init(argc, argv) != MPI_SUCCESS) {
+        fprintf(stderr, "xentrain: error: MPI_Init failed\n");
+        return XT_ERR_RUNTIME;
+    }
+    Comm *c = calloc(1, sizeof *c);
+    if (!c) abort_world(XT_ERR_RUNTIME);
+    c->world = MPI_COMM_WORLD;
+    MPI_Comm_rank(c->world, &c->rank);
+    MPI_Comm_size(c->world, &c->size);
+    MPI_Comm node;
+    MPI_Comm_split_type(c->world, MPI_COMM_TYPE_SHARED, c->rank, MPI_INFO_NULL, &node);
+    MPI_Comm_size(node, &c->local_size);
+    int node_rank;
+    MPI_Comm_rank(node, &node_rank);
+    int leader = node_rank == 0 ? 1 : 0;
+    MPI_Allreduce(&leader, &c->node_count, 1, MPI_INT, MPI_SUM, c->world);
+    MPI_Comm_free(&node);
+    log_set_rank(c->rank, c->size);
+    xt_set_abort_hook(abort_world);
+    *out = c;
+    return XT_OK;
+}
+
+void comm_close(Comm **c)
+{
+    if (!c || !*c) return;
+    free(*c);
+    *c = NULL;
+    int fin = 0;
+    MPI_Finalized(&fin);
+    if (!fin) MPI_Finalize();
+}
+
+int comm_rank(const Comm *c) { return c->rank; }
+int comm_size(const Comm *c) { return c->size; }
+int comm_local_size(const Comm *c) { return c->local_size; }
+int comm_node_count(const Comm *c) { return c->node_count; }
+double comm_wtime(void) { return MPI_Wtime(); }
+const void *comm_native(const Comm *c) { return &c->world; }
+
+void comm_library_version(char *buf, size_t len)
+{
+    char v[MPI_MAX_LIBRARY_VERSION_STRING];
+    int n = 0;
+    MPI_Get_library_version(v, &n);
+    char *nl = strpbrk(v, ",\n");
+    if (nl) *nl = '\0';
+    snprintf(buf, len, "%s", v);
+}
+
+Status comm_agree(const Comm *c, Status local)
+{
+    int mine = (int)local, worst = 0;
+    MPI_Allreduce(&mine, &worst, 1, MPI_INT, MPI_MAX, c->world);
+    return (Status)worst;
+}
+
+/* In-place allreduce in chunks of at most INT_MAX elements. */
+static void allreduce_chunked(const Comm *c, void *buf, size_t n, MPI_Datatype t, size_t elem,
+                              MPI_Op op)
+{
+    char *p = buf;
+    while (n > 0) {
+        size_t m = n > (size_t)INT_MAX ? (size_t)INT_MAX : n;
+        if (MPI_Allreduce(MPI_IN_PLACE, p, (int)m, t, op, c->world) != MPI_SUCCESS)
+            abort_world(XT_ERR_RUNTIME);
+        p += m * elem;
+        n -= m;
+    }
+}
+
+void comm_allreduce_sum_float(const Comm *c, float *buf, size_t n)
+{
+    allreduce_chunked(c, buf, n, MPI_FLOAT, sizeof *buf, MPI_SUM);
+}
+void comm_allreduce_sum_double(const Comm *c, double *buf, size_t n)
+{
+    allreduce_chunked(c, buf, n, MPI_DOUBLE, sizeof *buf, MPI_SUM);
+}
+void comm_allreduce_max_double(const Comm *c, double *buf, size_t n)
+{
+    allreduce_chunked(c, buf, n, MPI_DOUBLE, sizeof *buf, MPI_MAX);
+}
+void comm_allreduce_max_i64(const Comm *c, int64_t *buf, size_t n)
+{
+    allreduce_chunked(c, buf, n, MPI_INT64_T, sizeof *buf, MPI_MAX);
+}
+void comm_allreduce_min_i64(const Comm *c, int64_t *buf, size_t n)
+{
+    allreduce_chunked(c, buf, n, MPI_INT64_T, sizeof *buf, MPI_MIN);
+}
+
+void comm_bcast(const Comm *c, void *buf, size_t bytes, int root)
+{
+    char *p = buf;
+    while (bytes > 0) {
+        size_t m = bytes > (size_t)INT_MAX ? (size_t)INT_MAX : bytes;
+        MPI_Bcast(p, (int)m, MPI_BYTE, root, c->world);
+        p += m;
+        bytes -= m;
+    }
+}
+
+void comm_gather(const Comm *c, const void *send, void *recv0, size_t bytes)
+{
+    XT_ASSERT(bytes <= (size_t)INT_MAX);
+    MPI_Gather(send, (int)bytes, MPI_BYTE, recv0, (int)bytes, MPI_BYTE, 0, c->world);
+}
+
+void comm_barrier(const Comm *c) { MPI_Barrier(c->world); }
+
+void comm_abort(const Comm *c, int code)
+{
+    fflush(stdout);
+    fflush(stderr);
+    MPI_Abort(c ? c->world : MPI_COMM_WORLD, code);
+    abort();
+}

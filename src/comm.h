@@ -1,0 +1,56 @@
+/* comm: everything xentrain asks of MPI. The only module that calls MPI for
+ * communication (h5io.c hands the communicator to HDF5's MPI-IO driver, nothing more).
+ *
+ * A Comm is an opaque handle over MPI_COMM_WORLD. Every function marked "Collective"
+ * must be reached by all ranks in the same order; none of them allocates.
+ * Buffers longer than INT_MAX elements are sent in chunks (Open MPI 4.1 has no
+ * large-count calls).
+ */
+#ifndef XT_COMM_H
+#define XT_COMM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+typedef struct Comm Comm;
+
+/* MPI_Init, rank facts, and the assertion hook that aborts every rank. Call once. */
+Status comm_open(int *argc, char ***argv, Comm **out);
+/* MPI_Finalize and free; sets *c to NULL. Safe on NULL. */
+void comm_close(Comm **c);
+
+int comm_rank(const Comm *c);
+int comm_size(const Comm *c);
+/* Ranks sharing this rank's node (MPI_COMM_TYPE_SHARED) and the number of nodes. */
+int comm_local_size(const Comm *c);
+int comm_node_count(const Comm *c);
+/* "Open MPI v4.1.4, ..." (first line of MPI_Get_library_version). Local. */
+void comm_library_version(char *buf, size_t len);
+double comm_wtime(void);
+
+/* Collective: the worst status over all ranks (max of the codes). Every rank takes
+ * the same path out of a failed collective step. */
+Status comm_agree(const Comm *c, Status local);
+
+/* Collective, in place, sums over ranks. */
+void comm_allreduce_sum_float(const Comm *c, float *buf, size_t n);
+void comm_allreduce_sum_double(const Comm *c, double *buf, size_t n);
+void comm_allreduce_max_double(const Comm *c, double *buf, size_t n);
+void comm_allreduce_max_i64(const Comm *c, int64_t *buf, size_t n);
+void comm_allreduce_min_i64(const Comm *c, int64_t *buf, size_t n);
+/* Collective: broadcast bytes from root. */
+void comm_bcast(const Comm *c, void *buf, size_t bytes, int root);
+/* Collective: rank 0 gets, concatenated in rank order, every rank's `bytes` bytes. */
+void comm_gather(const Comm *c, const void *send, void *recv0, size_t bytes);
+void comm_barrier(const Comm *c);
+
+/* Ends every rank of the job now (MPI_Abort). For a rank failing alone. */
+_Noreturn void comm_abort(const Comm *c, int code);
+
+/* The underlying MPI_Comm, as a pointer to it, for HDF5's MPI-IO driver only. */
+const void *comm_native(const Comm *c);
+
+#endif

@@ -1,0 +1,126 @@
+/* config: the validated settings of a run, from an INI file (libinih) plus
+ * `--set section.key=value` overrides.
+ *
+ * One table (config.c) lists every key with its type, default, allowed range or
+ * choices and a one-line description. The same table drives parsing, validation,
+ * `xentrain --help-config`, the start-up banner, the resolved `config.ini` written
+ * to the run directory, and the README's key reference (`xentrain --help-config=md`).
+ *
+ * Strings are parsed to enums once, here; nothing downstream compares strings.
+ * A Config is a plain value: every rank parses the same file and gets the same
+ * result, so no broadcast is needed. Errors name the file/line or the --set, the
+ * key, the value and the allowed range; an unknown key suggests the closest one.
+ */
+#ifndef XT_CONFIG_H
+#define XT_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+#define XT_PATH_MAX 1024
+#define XT_MAX_HIDDEN 8
+#define XT_MAX_CLASSES 4096
+
+typedef enum { NORM_NONE, NORM_SCALE, NORM_STANDARDIZE } Normalize;
+typedef enum { MODEL_LOGISTIC, MODEL_SOFTMAX, MODEL_MULTILABEL, MODEL_MLP } ModelType;
+typedef enum { ACT_RELU, ACT_TANH, ACT_SIGMOID } Activation;
+typedef enum { HEAD_SOFTMAX, HEAD_SIGMOID } Head;
+typedef enum { INIT_ZEROS, INIT_XAVIER, INIT_HE } Init;
+typedef enum { SCHED_CONSTANT, SCHED_STEP, SCHED_COSINE } Schedule;
+typedef enum { LR_SCALE_NONE, LR_SCALE_LINEAR } LrScaling;
+typedef enum { MONITOR_VAL_LOSS, MONITOR_VAL_ACCURACY } Monitor;
+typedef enum { MODE_AUTO, MODE_MIN, MODE_MAX } MonitorMode;
+
+typedef struct {
+    struct {
+        char train[XT_PATH_MAX], val[XT_PATH_MAX], test[XT_PATH_MAX]; /* file.h5:/group */
+        Normalize normalize;
+        int64_t virtual_shards; /* S: rank-count invariance holds for P <= S */
+    } data;
+    struct {
+        ModelType type;
+        int64_t hidden[XT_MAX_HIDDEN];
+        int n_hidden;           /* parsed from "256,128" */
+        Activation activation;
+        Head head;              /* mlp only: softmax (multi-class) or sigmoid (multi-label) */
+        Init init;
+        int64_t classes;        /* K; 0 = infer from the training data */
+    } model;
+    struct {
+        double label_smoothing;
+        double class_weights[XT_MAX_CLASSES];
+        int n_class_weights;    /* 0 = all ones */
+        double pos_weight;      /* binary / multi-label positive weight */
+        int64_t ignore_index;   /* class id whose rows are skipped; -1 = none */
+    } loss;
+    struct {
+        double lr, momentum, weight_decay, clip_norm;
+        bool nesterov;
+        Schedule schedule;
+        int64_t step_size;      /* epochs between decays (schedule = step) */
+        double gamma;           /* decay factor (schedule = step) */
+        double warmup_epochs;
+        LrScaling lr_scaling;   /* linear: lr *= P (for users who scale the batch with P) */
+    } optim;
+    struct {
+        int64_t epochs;
+        int64_t batch_size;     /* global; 0 = full batch */
+        int64_t batch_per_rank; /* 0 = off; else global batch = P * this (weak scaling) */
+        uint64_t seed;
+        bool shuffle;
+        int64_t check_every;    /* steps between replica checksums; 0 = never */
+        char resume[XT_PATH_MAX]; /* auto | never | PATH */
+        bool progress;          /* progress line within epochs when stdout is a tty */
+    } train;
+    struct {
+        bool distributed;
+        int64_t batch_size;     /* rows per forward pass during evaluation */
+    } eval;
+    struct {
+        bool enabled;
+        Monitor monitor;
+        MonitorMode mode;
+        int64_t patience;
+        double min_delta;
+        int64_t start_epoch;
+        bool restore_best;
+    } early_stopping;
+    struct {
+        int64_t every;          /* epochs between checkpoints; 0 = never */
+    } checkpoint;
+    struct {
+        double timeout_s;       /* collective watchdog */
+    } comm;
+    struct {
+        char dir[XT_PATH_MAX];  /* "" = runs/<config file stem> */
+    } run;
+    char source[XT_PATH_MAX];   /* the config file it came from */
+} Config;
+
+/* Fills every key with its default. Local. */
+void config_defaults(Config *cfg);
+
+/* Parses `path` over the defaults, then applies each "section.key=value" override in
+ * order, then validates cross-key rules. On failure writes a one-line message naming
+ * the file:line or --set, the key, the value and the allowed range into err and
+ * returns XT_ERR_USAGE; prints nothing. Local (every rank calls it identically). */
+Status config_load(Config *cfg, const char *path, const char *const *overrides,
+                   size_t n_overrides, char *err, size_t errlen);
+/* Applies one "section.key=value". Same error rules. Local. */
+Status config_set(Config *cfg, const char *assignment, char *err, size_t errlen);
+
+/* The resolved configuration as INI text (every key, effective values), for the run
+ * directory and checkpoints. Returns bytes written (excluding NUL) or needed. Local. */
+size_t config_to_ini(const Config *cfg, char *buf, size_t len);
+
+/* Prints the key reference: format "text" (for --help-config) or "md" (README table). */
+void config_print_reference(const char *format);
+
+/* Human names of enum values, for banners and messages. */
+const char *config_model_type_name(ModelType t);
+const char *config_activation_name(Activation a);
+
+#endif

@@ -1,0 +1,83 @@
+/* dataset: one split of an HDF5 data file, as the rows this rank holds.
+ *
+ * A split is named "file.h5:/group" ("file.h5" alone means "/train"). The group holds
+ *   X  (N, D)  any integer or float type, converted to float32 on read;
+ *   y  (N,)    integer class ids (converted to int32), or
+ *      (N, K)  floats in [0, 1]: multi-label or soft targets.
+ * Optional attributes: on X, "scale" (double: multiply to get the intended feature
+ * scale, e.g. 1/255 for uint8 pixels); on the group or file root, "class_names".
+ *
+ * Reading is two-phase so the caller can decide row ranges from N first:
+ *   dataset_probe  - open, check layout and types, report N, D, K-ish facts;
+ *   dataset_load   - read rows [lo, hi) of X and y with one hyperslab per dataset,
+ *                    in bounded blocks (never two full-size copies), check values.
+ * This module never decides who reads what: the caller passes the row range (see
+ * shard.h). It does not normalise on its own either: it offers per-shard sums for the
+ * caller to allreduce, and applies the resulting statistics.
+ */
+#ifndef XT_DATASET_H
+#define XT_DATASET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "comm.h"
+#include "config.h"
+#include "error.h"
+
+typedef enum { TARGET_CLASS, TARGET_DENSE } TargetKind;
+
+typedef struct {
+    char file[XT_PATH_MAX];   /* path of the HDF5 file */
+    char group[256];          /* "/train" */
+    size_t n;                 /* N rows */
+    size_t d;                 /* D features */
+    TargetKind target;        /* y is (N,) class ids or (N, K) dense */
+    size_t k_dense;           /* K when target == TARGET_DENSE, else 0 */
+    double x_scale;           /* X's "scale" attribute, or 0 when absent */
+    char x_type[32];          /* on-disk type of X, for banners ("uint8") */
+} DatasetInfo;
+
+typedef struct {
+    DatasetInfo info;
+    size_t lo, hi;            /* global rows [lo, hi) held here */
+    float *X;                 /* (hi - lo, D) row-major; owned */
+    int32_t *y;               /* (hi - lo) class ids, TARGET_CLASS; owned */
+    float *t;                 /* (hi - lo, K) dense targets, TARGET_DENSE; owned */
+    int32_t label_min, label_max; /* over the rows held (TARGET_CLASS; 0,-1 if none) */
+    char **class_names;       /* from the "class_names" attribute, or NULL */
+    size_t n_class_names;
+} Dataset;
+
+/* Splits "file.h5:/group" into its parts (default group "/train"). Returns
+ * XT_ERR_USAGE with a message in err for an empty or overlong spec. Local. */
+Status dataset_parse_spec(const char *spec, char *file, size_t file_len, char *group,
+                          size_t group_len, char *err, size_t errlen);
+
+/* Opens the split and checks its layout (X 2-D, y (N,) integer or (N,K) float with the
+ * same N, supported types, N > 0, D > 0). Collective over comm when comm != NULL (all
+ * ranks open the file; the result is agreed so every rank returns the same status);
+ * Local when comm == NULL. Errors name the file, group, dataset and expected vs actual. */
+Status dataset_probe(const char *spec, const Comm *comm, DatasetInfo *info);
+
+/* Reads rows [lo, hi) (hi <= N; lo == hi gives an empty, valid Dataset) into ds.
+ * Checks that the memory needed fits (fails up front with the estimate and the hint to
+ * use more ranks), that every X value is finite (names the first bad global row) and,
+ * when k > 0 and the targets are class ids, that labels lie in [0, k) (names the row).
+ * Local I/O (independent MPI-IO reads when comm != NULL); the caller agrees on the
+ * status afterwards (comm_agree) so no rank is left behind. */
+Status dataset_load(Dataset *ds, const DatasetInfo *info, size_t lo, size_t hi, size_t k,
+                    const Comm *comm);
+
+/* Frees the arrays; safe on a zeroed Dataset; idempotent. */
+void dataset_free(Dataset *ds);
+
+/* Per-feature sums over the rows held: sum[D], sumsq[D] (double). Local. */
+void dataset_feature_sums(const Dataset *ds, double *sum, double *sumsq);
+/* Max |x| over the rows held. Local. */
+double dataset_max_abs(const Dataset *ds);
+/* X[i][j] = (X[i][j] - shift[j]) * mul[j] over the rows held. Local. */
+void dataset_apply_affine(Dataset *ds, const float *shift, const float *mul);
+
+#endif

@@ -1,0 +1,92 @@
+/* h5io: the thin layer over HDF5. The only file that includes hdf5.h.
+ *
+ * dataset.c, model_io.c, convert.c and gen.c speak HDF5 through this API, so error
+ * handling (HDF5's automatic error stack printing is turned off once, every id is
+ * checked and closed) lives in one place. Every failure is logged here with the file
+ * name and the object path, then returned as a Status.
+ *
+ * Files opened for reading with a Comm use the MPI-IO driver (parallel HDF5); with
+ * comm == NULL they use the default POSIX driver. Read-only opens disable HDF5 file
+ * locking, which fails on some parallel file systems.
+ *
+ * Objects are named by absolute paths inside the file ("/train/X").
+ */
+#ifndef XT_H5IO_H
+#define XT_H5IO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "comm.h"
+#include "error.h"
+
+typedef struct H5File H5File;
+
+typedef enum {
+    H5IO_CLASS_INT,
+    H5IO_CLASS_UINT,
+    H5IO_CLASS_FLOAT,
+    H5IO_CLASS_OTHER /* string, compound, enum, ...: unsupported for data */
+} H5ioClass;
+
+/* Storage types for writing. */
+typedef enum { H5IO_U8, H5IO_I32, H5IO_I64, H5IO_F32, H5IO_F64 } H5ioType;
+
+typedef struct {
+    int rank;             /* number of dimensions */
+    size_t dims[4];       /* the first `rank` are valid */
+    H5ioClass cls;
+    size_t type_size;     /* bytes per element on disk */
+    char type_name[32];   /* e.g. "uint8", "float32", "string" for messages */
+} H5ioInfo;
+
+/* Open for reading. Local when comm == NULL; Collective over comm otherwise (every
+ * rank must call it; on failure each rank returns the error). */
+Status h5io_open_read(const char *path, const Comm *comm, H5File **out);
+/* Create (truncate) for writing, serial POSIX driver. Local. */
+Status h5io_create(const char *path, H5File **out);
+/* Flush and close; sets *f to NULL; safe on NULL. Returns a failure to flush. */
+Status h5io_close(H5File **f);
+const char *h5io_path(const H5File *f);
+
+bool h5io_exists(H5File *f, const char *obj);   /* group or dataset, any depth */
+Status h5io_create_group(H5File *f, const char *group); /* creates parents too */
+Status h5io_info(H5File *f, const char *dset, H5ioInfo *info);
+
+/* Read rows [row0, row0+nrows) of a 1-D or 2-D dataset (all columns), converting to
+ * the memory type. Uses a hyperslab: only those rows are read. Independent I/O when the
+ * file was opened with a Comm. Local (no collective inside). */
+Status h5io_read_rows_float(H5File *f, const char *dset, size_t row0, size_t nrows, float *out);
+Status h5io_read_rows_double(H5File *f, const char *dset, size_t row0, size_t nrows, double *out);
+Status h5io_read_rows_i32(H5File *f, const char *dset, size_t row0, size_t nrows, int32_t *out);
+Status h5io_read_rows_u8(H5File *f, const char *dset, size_t row0, size_t nrows, uint8_t *out);
+
+/* Write a whole dataset of `rank` dims from memory of the given type (stored as the
+ * same type). gzip_level 0 = contiguous; 1..9 = chunked and deflated. Local. */
+Status h5io_write(H5File *f, const char *dset, H5ioType type, int rank, const size_t *dims,
+                  const void *data, int gzip_level);
+
+/* Attributes on a group or dataset (obj = path). Strings are variable-length UTF-8. */
+Status h5io_attr_write_i64(H5File *f, const char *obj, const char *name, int64_t v);
+Status h5io_attr_write_f64(H5File *f, const char *obj, const char *name, double v);
+Status h5io_attr_write_str(H5File *f, const char *obj, const char *name, const char *v);
+Status h5io_attr_write_i64s(H5File *f, const char *obj, const char *name, const int64_t *v,
+                            size_t n);
+/* n strings, written as a 1-D variable-length string attribute. */
+Status h5io_attr_write_strs(H5File *f, const char *obj, const char *name,
+                            const char *const *v, size_t n);
+bool h5io_attr_exists(H5File *f, const char *obj, const char *name);
+Status h5io_attr_read_i64(H5File *f, const char *obj, const char *name, int64_t *v);
+Status h5io_attr_read_f64(H5File *f, const char *obj, const char *name, double *v);
+/* Reads a string attribute into buf (truncated to len-1, always NUL-terminated). */
+Status h5io_attr_read_str(H5File *f, const char *obj, const char *name, char *buf, size_t len);
+/* Reads up to cap values; *n gets the attribute's length (may exceed cap: then fail). */
+Status h5io_attr_read_i64s(H5File *f, const char *obj, const char *name, int64_t *v, size_t cap,
+                           size_t *n);
+/* Reads a string-array attribute: *out is a malloc'd array of *n malloc'd strings;
+ * free with h5io_strs_free. */
+Status h5io_attr_read_strs(H5File *f, const char *obj, const char *name, char ***out, size_t *n);
+void h5io_strs_free(char **v, size_t n);
+
+#endif

@@ -1,0 +1,228 @@
+#include "loss.h"
+
+#include <math.h>
+
+#include "error.h"
+
+LossOptions loss_options_default(void)
+{
+    LossOptions o = {.class_weight = NULL,
+                     .ignore_index = LOSS_NO_IGNORE,
+                     .label_smoothing = 0.0f,
+                     .pos_weight = 1.0f};
+    return o;
+}
+
+double loss_softplus(double x) { return fmax(x, 0.0) + log1p(exp(-fabs(x))); }
+
+double loss_sigmoid(double x)
+{
+    if (x >= 0.0) return 1.0 / (1.0 + exp(-x));
+    double e = exp(x);
+    return e / (1.0 + e);
+}
+
+/* Row max and log-sum-exp of one row of logits; fills p (double) with softmax. */
+static double row_softmax(double *p, const float *z, size_t K)
+{
+    double m = (double)z[0];
+    for (size_t k = 1; k < K; k++)
+        if ((double)z[k] > m) m = (double)z[k];
+    double s = 0.0;
+    for (size_t k = 0; k < K; k++) {
+        p[k] = exp((double)z[k] - m);
+        s += p[k];
+    }
+    for (size_t k = 0; k < K; k++) p[k] /= s;
+    return m + log(s); /* lse */
+}
+
+/* K can be large (XT_MAX_CLASSES); softmax rows are computed in chunks on the stack
+ * only for small K, otherwise in two passes without a buffer. */
+#define LOSS_STACK_K 256
+
+void loss_softmax_xent(float *grad, float *row_loss, LossTotals *totals, const float *z,
+                       const int32_t *y, size_t B, size_t K, const LossOptions *opt)
+{
+    XT_ASSERT(K >= 1);
+    const double e = (double)opt->label_smoothing;
+    const double off = e / (double)K;
+    double p[LOSS_STACK_K];
+    for (size_t i = 0; i < B; i++) {
+        const float *zi = z + i * K;
+        float *gi = grad ? grad + i * K : NULL;
+        int32_t yi = y[i];
+        if (yi == opt->ignore_index) {
+            if (gi)
+                for (size_t k = 0; k < K; k++) gi[k] = 0.0f;
+            if (row_loss) row_loss[i] = 0.0f;
+            continue;
+        }
+        XT_ASSERT(yi >= 0 && (size_t)yi < K);
+        double w = opt->class_weight ? (double)opt->class_weight[yi] : 1.0;
+        double lse;
+        /* l = lse - sum_k t_k z_k, with t = (1-e) onehot + e/K (sum t = 1). */
+        double tz = (1.0 - e) * (double)zi[yi];
+        if (e != 0.0) {
+            double zs = 0.0;
+            for (size_t k = 0; k < K; k++) zs += (double)zi[k];
+            tz += off * zs;
+        }
+        if (K <= LOSS_STACK_K) {
+            lse = row_softmax(p, zi, K);
+            if (gi)
+                for (size_t k = 0; k < K; k++) {
+                    double t = off + ((size_t)yi == k ? 1.0 - e : 0.0);
+                    gi[k] = (float)(w * (p[k] - t));
+                }
+        } else {
+            double m = (double)zi[0];
+            for (size_t k = 1; k < K; k++) m = fmax(m, (double)zi[k]);
+            double s = 0.0;
+            for (size_t k = 0; k < K; k++) s += exp((double)zi[k] - m);
+            lse = m + log(s);
+            if (gi)
+                for (size_t k = 0; k < K; k++) {
+                    double t = off + ((size_t)yi == k ? 1.0 - e : 0.0);
+                    gi[k] = (float)(w * (exp((double)zi[k] - lse) - t));
+                }
+        }
+        double l = lse - tz;
+        if (row_loss) row_loss[i] = (float)(w * l);
+        totals->sum += w * l;
+        totals->weight += w;
+    }
+}
+
+void loss_softmax_xent_soft(float *grad, float *row_loss, LossTotals *totals, const float *z,
+                            const float *t, size_t B, size_t K, const LossOptions *opt)
+{
+    XT_ASSERT(K >= 1);
+    const double e = (double)opt->label_smoothing;
+    const double off = e / (double)K;
+    for (size_t i = 0; i < B; i++) {
+        const float *zi = z + i * K;
+        const float *ti = t + i * K;
+        double m = (double)zi[0];
+        for (size_t k = 1; k < K; k++) m = fmax(m, (double)zi[k]);
+        double s = 0.0;
+        for (size_t k = 0; k < K; k++) s += exp((double)zi[k] - m);
+        double lse = m + log(s);
+        /* l = -sum c_k t'_k (z_k - lse) = S lse - sum c_k t'_k z_k, S = sum c_k t'_k */
+        double S = 0.0, ctz = 0.0;
+        for (size_t k = 0; k < K; k++) {
+            double c = opt->class_weight ? (double)opt->class_weight[k] : 1.0;
+            double tk = (1.0 - e) * (double)ti[k] + off;
+            S += c * tk;
+            ctz += c * tk * (double)zi[k];
+        }
+        double l = S * lse - ctz;
+        if (grad) {
+            float *gi = grad + i * K;
+            for (size_t k = 0; k < K; k++) {
+                double c = opt->class_weight ? (double)opt->class_weight[k] : 1.0;
+                double tk = (1.0 - e) * (double)ti[k] + off;
+                gi[k] = (float)(exp((double)zi[k] - lse) * S - c * tk);
+            }
+        }
+        if (row_loss) row_loss[i] = (float)l;
+        totals->sum += l;
+        totals->weight += 1.0;
+    }
+}
+
+/* One sigmoid output: loss and d loss / dz for target y in [0,1] (already smoothed). */
+static inline double bce_logit(double zd, double y, double pw, double *dz)
+{
+    double s = loss_sigmoid(zd);
+    *dz = (pw * y + 1.0 - y) * s - pw * y;
+    return pw * y * loss_softplus(-zd) + (1.0 - y) * loss_softplus(zd);
+}
+
+void loss_binary_xent(float *grad, float *row_loss, LossTotals *totals, const float *z,
+                      const int32_t *y, size_t B, const LossOptions *opt)
+{
+    const double e = (double)opt->label_smoothing;
+    const double pw = (double)opt->pos_weight;
+    for (size_t i = 0; i < B; i++) {
+        int32_t yi = y[i];
+        if (yi == opt->ignore_index) {
+            if (grad) grad[i] = 0.0f;
+            if (row_loss) row_loss[i] = 0.0f;
+            continue;
+        }
+        XT_ASSERT(yi == 0 || yi == 1);
+        double w = opt->class_weight ? (double)opt->class_weight[yi] : 1.0;
+        double ys = (1.0 - e) * (double)yi + 0.5 * e;
+        double dz;
+        double l = bce_logit((double)z[i], ys, pw, &dz);
+        if (grad) grad[i] = (float)(w * dz);
+        if (row_loss) row_loss[i] = (float)(w * l);
+        totals->sum += w * l;
+        totals->weight += w;
+    }
+}
+
+void loss_sigmoid_xent(float *grad, float *row_loss, LossTotals *totals, const float *z,
+                       const float *y, size_t B, size_t K, const LossOptions *opt)
+{
+    const double e = (double)opt->label_smoothing;
+    const double pw = (double)opt->pos_weight;
+    for (size_t i = 0; i < B; i++) {
+        double l = 0.0;
+        for (size_t k = 0; k < K; k++) {
+            size_t ik = i * K + k;
+            double c = opt->class_weight ? (double)opt->class_weight[k] : 1.0;
+            double ys = (1.0 - e) * (double)y[ik] + 0.5 * e;
+            double dz;
+            l += c * bce_logit((double)z[ik], ys, pw, &dz);
+            if (grad) grad[ik] = (float)(c * dz);
+        }
+        if (row_loss) row_loss[i] = (float)l;
+        totals->sum += l;
+        totals->weight += 1.0;
+    }
+}
+
+double loss_reduce(const LossTotals *t, LossReduction r)
+{
+    switch (r) {
+    case LOSS_REDUCE_SUM: return t->sum;
+    case LOSS_REDUCE_MEAN: return t->weight > 0.0 ? t->sum / t->weight : 0.0;
+    case LOSS_REDUCE_NONE: break;
+    }
+    return NAN;
+}
+
+double loss_grad_scale(const LossTotals *t, LossReduction r)
+{
+    if (r == LOSS_REDUCE_MEAN) return t->weight > 0.0 ? 1.0 / t->weight : 0.0;
+    return 1.0;
+}
+
+static double clamp_prob(double a, double eps)
+{
+    if (!(a >= eps)) return eps; /* also maps NaN to eps */
+    if (a > 1.0 - eps) return 1.0 - eps;
+    return a;
+}
+
+double loss_xent_prob(const double *y, const double *t, size_t K, double eps)
+{
+    double l = 0.0;
+    for (size_t k = 0; k < K; k++)
+        if (t[k] != 0.0) l -= t[k] * log(clamp_prob(y[k], eps));
+    return l;
+}
+
+double loss_bce_prob(double a, double y, double eps)
+{
+    double c = clamp_prob(a, eps);
+    return -(y * log(c) + (1.0 - y) * log1p(-c));
+}
+
+double loss_bce_prob_grad(double a, double y, double eps)
+{
+    double c = clamp_prob(a, eps);
+    return (c - y) / (c * (1.0 - c));
+}

@@ -1,0 +1,69 @@
+/* xentrain: command dispatch. Thin on purpose: every subcommand lives in its module. */
+#include <stdio.h>
+#include <string.h>
+
+#include "comm.h"
+#include "convert.h"
+#include "error.h"
+#include "gen.h"
+#include "log.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "xentrain %s: data-parallel cross-entropy training over MPI\n"
+            "\n"
+            "usage:\n"
+            "  mpirun -np P xentrain train CONFIG.ini [--set section.key=value]...\n"
+            "  xentrain eval    --model M.h5 --data F.h5:/test [--json OUT.json]\n"
+            "  xentrain predict --model M.h5 --data F.h5:/test --out P.h5\n"
+            "  xentrain convert {idx|csv|libsvm} ... --out F.h5\n"
+            "  xentrain gen     {blobs|xor|spirals|multilabel} ... --out F.h5\n"
+            "  xentrain --help | --version | --help-config[=md]\n"
+            "\n"
+            "Run `xentrain SUBCOMMAND --help` for its options.\n"
+            "Exit codes: 0 done, 1 runtime failure, 2 usage/config/input error,\n"
+            "            3 diverged (NaN/Inf), 75 checkpointed on a signal (requeue).\n",
+            XT_VERSION);
+}
+
+/* Runs a serial subcommand on rank 0 and shares its exit code with every rank. */
+static int run_on_rank0(Comm *comm, int (*fn)(int, char **), int argc, char **argv)
+{
+    int code = 0;
+    if (comm_rank(comm) == 0) code = fn(argc, argv);
+    comm_bcast(comm, &code, sizeof code, 0);
+    return code;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return XT_ERR_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "--version")) {
+        printf("xentrain %s\n", XT_VERSION);
+        return 0;
+    }
+
+    int (*serial)(int, char **) = NULL;
+    if (!strcmp(cmd, "convert")) serial = convert_main;
+    else if (!strcmp(cmd, "gen")) serial = gen_main;
+    if (!serial) {
+        fprintf(stderr, "xentrain: error: unknown subcommand '%s' (try: train, eval, predict, "
+                        "convert, gen, --help)\n", cmd);
+        return XT_ERR_USAGE;
+    }
+
+    Comm *comm = NULL;
+    if (comm_open(&argc, &argv, &comm) != XT_OK) return XT_ERR_RUNTIME;
+    int code = run_on_rank0(comm, serial, argc - 1, argv + 1);
+    comm_close(&comm);
+    return code;
+}

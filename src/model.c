@@ -1,0 +1,225 @@
+#include "model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "linalg.h"
+
+Status model_shape_init(ModelShape *s, ModelType type, Activation act, Head head, size_t D,
+                        const int64_t *hidden, int n_hidden, size_t classes, char *err,
+                        size_t errlen)
+{
+    *s = (ModelShape){.type = type, .act = act, .head = head};
+    if (D == 0) {
+        snprintf(err, errlen, "the data have no features (D = 0)");
+        return XT_ERR_USAGE;
+    }
+    if (classes < 2 && type != MODEL_MULTILABEL && !(type == MODEL_MLP && head == HEAD_SIGMOID)) {
+        snprintf(err, errlen, "%s needs at least 2 classes, the data have %zu",
+                 config_model_type_name(type), classes);
+        return XT_ERR_USAGE;
+    }
+    if (classes < 1) {
+        snprintf(err, errlen, "the targets have no outputs (K = 0)");
+        return XT_ERR_USAGE;
+    }
+    size_t out = classes;
+    int L = 1;
+    s->sizes[0] = D;
+    switch (type) {
+    case MODEL_LOGISTIC:
+        if (classes != 2) {
+            snprintf(err, errlen,
+                     "model.type = logistic is binary but the data have %zu classes "
+                     "(use model.type = softmax)", classes);
+            return XT_ERR_USAGE;
+        }
+        out = 1;
+        s->head = HEAD_SIGMOID;
+        break;
+    case MODEL_SOFTMAX: s->head = HEAD_SOFTMAX; break;
+    case MODEL_MULTILABEL: s->head = HEAD_SIGMOID; break;
+    case MODEL_MLP:
+        if (n_hidden < 1 || n_hidden > XT_MAX_HIDDEN) {
+            snprintf(err, errlen, "model.type = mlp needs 1..%d hidden layers (model.hidden)",
+                     XT_MAX_HIDDEN);
+            return XT_ERR_USAGE;
+        }
+        for (int i = 0; i < n_hidden; i++) {
+            if (hidden[i] < 1) {
+                snprintf(err, errlen, "model.hidden: layer %d has %lld units", i + 1,
+                         (long long)hidden[i]);
+                return XT_ERR_USAGE;
+            }
+            s->sizes[i + 1] = (size_t)hidden[i];
+        }
+        L = n_hidden + 1;
+        break;
+    }
+    s->n_layers = L;
+    s->sizes[L] = out;
+    size_t off = 0;
+    for (int l = 1; l <= L; l++) {
+        s->w_off[l - 1] = off;
+        off += s->sizes[l] * s->sizes[l - 1];
+        s->b_off[l - 1] = off;
+        off += s->sizes[l];
+    }
+    s->n_params = off;
+    return XT_OK;
+}
+
+size_t model_outputs(const ModelShape *s) { return s->sizes[s->n_layers]; }
+
+void model_shape_describe(const ModelShape *s, char *buf, size_t len)
+{
+    size_t used = 0;
+    for (int l = 0; l <= s->n_layers && used < len; l++)
+        used += (size_t)snprintf(buf + used, len - used, "%s%zu", l ? "-" : "", s->sizes[l]);
+    if (used < len)
+        snprintf(buf + used, len - used, " %s%s%s, %s head, %zu parameters",
+                 config_model_type_name(s->type), s->type == MODEL_MLP ? " " : "",
+                 s->type == MODEL_MLP ? config_activation_name(s->act) : "",
+                 s->head == HEAD_SOFTMAX ? "softmax" : "sigmoid", s->n_params);
+}
+
+Status model_init(Model *m, const ModelShape *s, size_t max_batch)
+{
+    *m = (Model){.shape = *s, .max_batch = max_batch > 0 ? max_batch : 1};
+    size_t widest = 0;
+    for (int l = 0; l <= s->n_layers; l++)
+        if (s->sizes[l] > widest) widest = s->sizes[l];
+    m->params = calloc(s->n_params, sizeof *m->params);
+    m->grads = calloc(s->n_params, sizeof *m->grads);
+    bool ok = m->params && m->grads;
+    for (int l = 1; l <= s->n_layers && ok; l++) {
+        m->act[l] = malloc(m->max_batch * s->sizes[l] * sizeof(float));
+        ok = m->act[l] != NULL;
+    }
+    for (int i = 0; i < 2 && ok; i++) {
+        m->work[i] = malloc(m->max_batch * widest * sizeof(float));
+        ok = m->work[i] != NULL;
+    }
+    if (!ok) {
+        model_free(m);
+        return XT_ERR_RUNTIME;
+    }
+    return XT_OK;
+}
+
+void model_free(Model *m)
+{
+    free(m->params);
+    free(m->grads);
+    for (int l = 0; l <= MODEL_MAX_LAYERS; l++) free(m->act[l]);
+    free(m->work[0]);
+    free(m->work[1]);
+    ModelShape keep = m->shape;
+    *m = (Model){.shape = keep};
+}
+
+void model_init_params(Model *m, Init init, Rng *rng)
+{
+    const ModelShape *s = &m->shape;
+    memset(m->params, 0, s->n_params * sizeof *m->params);
+    if (init == INIT_ZEROS) return;
+    for (int l = 1; l <= s->n_layers; l++) {
+        size_t in = s->sizes[l - 1], out = s->sizes[l];
+        float *W = m->params + s->w_off[l - 1];
+        if (init == INIT_XAVIER) {
+            double a = sqrt(6.0 / (double)(in + out));
+            for (size_t i = 0; i < in * out; i++) W[i] = (float)(a * (2.0 * rng_uniform(rng) - 1.0));
+        } else {
+            double sd = sqrt(2.0 / (double)in);
+            for (size_t i = 0; i < in * out; i++) W[i] = (float)(sd * rng_normal(rng));
+        }
+    }
+}
+
+/* In place: hidden activation of Z (n values). */
+static void activate(float *z, size_t n, Activation act)
+{
+    switch (act) {
+    case ACT_RELU:
+        for (size_t i = 0; i < n; i++) z[i] = z[i] > 0.0f ? z[i] : 0.0f;
+        break;
+    case ACT_TANH:
+        for (size_t i = 0; i < n; i++) z[i] = tanhf(z[i]);
+        break;
+    case ACT_SIGMOID:
+        for (size_t i = 0; i < n; i++) z[i] = 1.0f / (1.0f + expf(-z[i]));
+        break;
+    }
+}
+
+/* In place: delta *= act'(Z), written in terms of the activation output a = act(Z). */
+static void activate_backward(float *delta, const float *a, size_t n, Activation act)
+{
+    switch (act) {
+    case ACT_RELU:
+        for (size_t i = 0; i < n; i++) delta[i] = a[i] > 0.0f ? delta[i] : 0.0f;
+        break;
+    case ACT_TANH:
+        for (size_t i = 0; i < n; i++) delta[i] *= 1.0f - a[i] * a[i];
+        break;
+    case ACT_SIGMOID:
+        for (size_t i = 0; i < n; i++) delta[i] *= a[i] * (1.0f - a[i]);
+        break;
+    }
+}
+
+const float *model_forward(Model *m, const float *X, size_t B)
+{
+    const ModelShape *s = &m->shape;
+    XT_ASSERT(B <= m->max_batch);
+    const float *in = X;
+    for (int l = 1; l <= s->n_layers; l++) {
+        size_t ni = s->sizes[l - 1], no = s->sizes[l];
+        const float *W = m->params + s->w_off[l - 1];
+        const float *b = m->params + s->b_off[l - 1];
+        float *Z = m->act[l];
+        for (size_t i = 0; i < B; i++) memcpy(Z + i * no, b, no * sizeof *Z);
+        linalg_gemm(Z, in, W, B, no, ni, false, true, 1.0f, 1.0f); /* Z += A W^T */
+        if (l < s->n_layers) activate(Z, B * no, s->act);
+        in = Z;
+    }
+    return m->act[s->n_layers];
+}
+
+void model_backward(Model *m, const float *X, const float *dlogits, size_t B)
+{
+    const ModelShape *s = &m->shape;
+    XT_ASSERT(B <= m->max_batch);
+    const float *delta = dlogits; /* dL/dZ_l, (B, sizes[l]) */
+    for (int l = s->n_layers; l >= 1; l--) {
+        size_t ni = s->sizes[l - 1], no = s->sizes[l];
+        const float *A = l > 1 ? m->act[l - 1] : X;
+        float *dW = m->grads + s->w_off[l - 1];
+        float *db = m->grads + s->b_off[l - 1];
+        linalg_gemm(dW, delta, A, no, ni, B, true, false, 1.0f, 0.0f); /* dW = delta^T A */
+        for (size_t j = 0; j < no; j++) db[j] = 0.0f;
+        for (size_t i = 0; i < B; i++)
+            for (size_t j = 0; j < no; j++) db[j] += delta[i * no + j];
+        if (l > 1) {
+            float *next = m->work[l % 2];
+            const float *W = m->params + s->w_off[l - 1];
+            linalg_gemm(next, delta, W, B, ni, no, false, false, 1.0f, 0.0f); /* dA = delta W */
+            activate_backward(next, m->act[l - 1], B * ni, s->act);
+            delta = next;
+        }
+    }
+}
+
+uint64_t model_param_hash(const float *params, size_t n)
+{
+    /* FNV-1a over the bytes: any bit difference changes the hash. */
+    uint64_t h = 1469598103934665603ULL;
+    const unsigned char *p = (const unsigned char *)params;
+    for (size_t i = 0; i < n * sizeof *params; i++) {
+        h ^= p[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}

@@ -1,0 +1,82 @@
+/* model: the classifiers, as one flat parameter buffer and one flat gradient buffer.
+ *
+ * Dimensions: N samples, B batch rows, D features, H hidden units, K outputs
+ * (K = 1 for logistic regression), P ranks, r rank.
+ *
+ * Every model is a stack of L dense layers; layer l maps sizes[l-1] -> sizes[l] with
+ *   W_l (sizes[l], sizes[l-1])  row-major, i.e. (out, in) as torch.nn.Linear stores it
+ *   b_l (sizes[l])
+ * laid out in params as W_1 b_1 W_2 b_2 ... (offsets in ModelShape). Forward:
+ *   Z_l = A_{l-1} W_l^T + b_l,  A_l = act(Z_l) for hidden layers, A_0 = X (B, D);
+ * the last layer's Z_L are the logits; the head (softmax or sigmoid) lives in the loss.
+ *   logistic   : D -> 1,    sigmoid head (binary class ids)
+ *   softmax    : D -> K,    softmax head
+ *   multilabel : D -> K,    sigmoid head per output
+ *   mlp        : D -> H1 -> ... -> K, relu/tanh/sigmoid hidden, softmax or sigmoid head
+ * Forward and backward use cblas_sgemm through linalg. Buffers for activations are
+ * allocated once for a maximum batch (model_init); nothing allocates afterwards.
+ * Local everywhere.
+ */
+#ifndef XT_MODEL_H
+#define XT_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "error.h"
+#include "rng.h"
+
+#define MODEL_MAX_LAYERS (XT_MAX_HIDDEN + 1)
+
+typedef struct {
+    ModelType type;
+    Activation act;          /* hidden activation (mlp) */
+    Head head;               /* softmax or sigmoid */
+    int n_layers;            /* L */
+    size_t sizes[MODEL_MAX_LAYERS + 1]; /* sizes[0] = D ... sizes[L] = outputs */
+    size_t w_off[MODEL_MAX_LAYERS];     /* offset of W_l (l = 1..L at index l-1) */
+    size_t b_off[MODEL_MAX_LAYERS];
+    size_t n_params;
+} ModelShape;
+
+/* Builds the shape. `classes` is K (>= 2 for logistic/softmax: logistic needs exactly
+ * 2). hidden/n_hidden are used by mlp only. XT_ERR_USAGE with a message otherwise. */
+Status model_shape_init(ModelShape *s, ModelType type, Activation act, Head head, size_t D,
+                        const int64_t *hidden, int n_hidden, size_t classes, char *err,
+                        size_t errlen);
+/* Outputs per row (K, or 1 for logistic). */
+size_t model_outputs(const ModelShape *s);
+/* "784-256-128-10 mlp relu softmax" */
+void model_shape_describe(const ModelShape *s, char *buf, size_t len);
+
+typedef struct {
+    ModelShape shape;
+    float *params;  /* (n_params) owned */
+    float *grads;   /* (n_params) owned */
+    size_t max_batch;
+    float *act[MODEL_MAX_LAYERS + 1]; /* act[l] (max_batch, sizes[l]), l = 1..L; act[0] unused */
+    float *work[2];                   /* backward scratch, (max_batch, widest layer) each */
+} Model;
+
+/* Allocates params (zeroed), grads and activation buffers for up to max_batch rows. */
+Status model_init(Model *m, const ModelShape *s, size_t max_batch);
+void model_free(Model *m);
+
+/* zeros: all zero; xavier: W ~ U(-a, a), a = sqrt(6 / (in + out)); he: W ~ N(0, 2 / in).
+ * Biases start at zero. Draws from rng in layer order. */
+void model_init_params(Model *m, Init init, Rng *rng);
+
+/* Forward for B <= max_batch rows of X (B, D). Returns the logits (B, outputs), a view
+ * into the model's buffers valid until the next forward. */
+const float *model_forward(Model *m, const float *X, size_t B);
+/* Backward after model_forward on the same X: given dL/dlogits (B, outputs), writes
+ * dL/dparams into m->grads (overwrites). */
+void model_backward(Model *m, const float *X, const float *dlogits, size_t B);
+
+/* A 64-bit hash of the parameter bytes (replica checks: equal iff bit-identical,
+ * up to hash collisions). */
+uint64_t model_param_hash(const float *params, size_t n);
+
+#endif

@@ -1,0 +1,134 @@
+#include "shard.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "rng.h"
+
+/* 128-bit products keep s * n exact for any realistic N and S. */
+__extension__ typedef unsigned __int128 u128;
+
+size_t shard_row_begin(size_t n, size_t S, size_t s)
+{
+    return (size_t)(((u128)s * n) / S);
+}
+
+void shard_rank_shards(size_t S, int P, int r, size_t *s_lo, size_t *s_hi)
+{
+    *s_lo = (size_t)(((u128)(size_t)r * S) / (size_t)P);
+    *s_hi = (size_t)(((u128)(size_t)(r + 1) * S) / (size_t)P);
+}
+
+size_t shard_count(size_t n, size_t requested) { return requested < n ? requested : n; }
+
+size_t shard_steps_per_epoch(size_t n, size_t B)
+{
+    if (B == 0 || B >= n) return 1;
+    return (n + B - 1) / B;
+}
+
+/* a_s(t) of the header: rows of shard s used before step t. */
+static size_t shard_cursor(size_t ns, size_t T, size_t phi, size_t t)
+{
+    return (size_t)(((u128)t * ns + phi) / T);
+}
+
+static size_t shard_phase(size_t s, size_t T, size_t S)
+{
+    return (size_t)(((u128)s * T) / S);
+}
+
+Status sampler_init(Sampler *s, size_t n, size_t virtual_shards, size_t batch, int P, int r,
+                    uint64_t seed, bool shuffle, char *err, size_t errlen)
+{
+    *s = (Sampler){0};
+    if (n == 0) {
+        snprintf(err, errlen, "the training split has no rows");
+        return XT_ERR_USAGE;
+    }
+    size_t S = shard_count(n, virtual_shards);
+    if ((size_t)P > S) {
+        snprintf(err, errlen,
+                 "%d ranks but only %zu virtual shards (data.virtual_shards = %zu, N = %zu rows): "
+                 "every rank needs at least one; set data.virtual_shards >= %d (and N >= P)",
+                 P, S, virtual_shards, n, P);
+        return XT_ERR_USAGE;
+    }
+    s->n = n;
+    s->S = S;
+    s->T = shard_steps_per_epoch(n, batch);
+    s->P = P;
+    s->r = r;
+    s->seed = seed;
+    s->shuffle = shuffle;
+    shard_rank_shards(S, P, r, &s->s_lo, &s->s_hi);
+    s->row_lo = shard_row_begin(n, S, s->s_lo);
+    s->row_hi = shard_row_begin(n, S, s->s_hi);
+    size_t local = s->row_hi - s->row_lo;
+    if (local > UINT32_MAX) {
+        snprintf(err, errlen, "a rank would hold %zu rows (limit %u): use more ranks", local,
+                 UINT32_MAX);
+        return XT_ERR_USAGE;
+    }
+    s->perm = malloc((local > 0 ? local : 1) * sizeof *s->perm);
+    if (!s->perm) {
+        snprintf(err, errlen, "out of memory for the sampler (%zu rows)", local);
+        return XT_ERR_RUNTIME;
+    }
+    for (size_t q = s->s_lo; q < s->s_hi; q++) {
+        size_t ns = shard_row_begin(n, S, q + 1) - shard_row_begin(n, S, q);
+        s->max_local += ns / s->T + 1;
+    }
+    if (s->max_local > local) s->max_local = local;
+    s->epoch = UINT64_MAX;
+    sampler_begin_epoch(s, 0);
+    return XT_OK;
+}
+
+void sampler_free(Sampler *s)
+{
+    free(s->perm);
+    s->perm = NULL;
+}
+
+void sampler_begin_epoch(Sampler *s, uint64_t epoch)
+{
+    if (s->epoch == epoch) return;
+    s->epoch = epoch;
+    for (size_t q = s->s_lo; q < s->s_hi; q++) {
+        size_t b = shard_row_begin(s->n, s->S, q), e = shard_row_begin(s->n, s->S, q + 1);
+        uint32_t *p = s->perm + (b - s->row_lo);
+        for (size_t i = b; i < e; i++) p[i - b] = (uint32_t)(i - s->row_lo);
+        if (s->shuffle) {
+            Rng rng;
+            rng_seed_tuple(&rng, s->seed, epoch, q);
+            rng_shuffle_u32(&rng, p, e - b);
+        }
+    }
+}
+
+size_t sampler_step_rows(const Sampler *s, size_t t, uint32_t *rows)
+{
+    XT_ASSERT(t < s->T);
+    size_t m = 0;
+    for (size_t q = s->s_lo; q < s->s_hi; q++) {
+        size_t b = shard_row_begin(s->n, s->S, q), e = shard_row_begin(s->n, s->S, q + 1);
+        size_t ns = e - b, phi = shard_phase(q, s->T, s->S);
+        size_t from = shard_cursor(ns, s->T, phi, t), to = shard_cursor(ns, s->T, phi, t + 1);
+        const uint32_t *p = s->perm + (b - s->row_lo);
+        for (size_t i = from; i < to; i++) rows[m++] = p[i];
+    }
+    XT_ASSERT(m <= s->max_local);
+    return m;
+}
+
+size_t sampler_global_count(const Sampler *s, size_t t)
+{
+    size_t m = 0;
+    for (size_t q = 0; q < s->S; q++) {
+        size_t ns = shard_row_begin(s->n, s->S, q + 1) - shard_row_begin(s->n, s->S, q);
+        size_t phi = shard_phase(q, s->T, s->S);
+        m += shard_cursor(ns, s->T, phi, t + 1) - shard_cursor(ns, s->T, phi, t);
+    }
+    return m;
+}

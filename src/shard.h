@@ -1,0 +1,63 @@
+/* shard: who holds which rows, and which rows make up each global batch.
+ *
+ * The N training rows are split into S contiguous *virtual shards* (shard s holds rows
+ * [s N / S, (s+1) N / S)). Rank r of P owns the contiguous block of shards
+ * [r S / P, (r+1) S / P), hence one contiguous row range: one hyperslab to read.
+ *
+ * Each epoch every virtual shard is permuted by a PRNG seeded by (seed, epoch, shard).
+ * An epoch has T = ceil(N / B) steps (B = global batch; B = 0 or B >= N: T = 1). At
+ * step t, shard s (n_s rows) contributes its permuted rows [a_s(t), a_s(t+1)) with
+ *      a_s(t) = floor((t n_s + phi_s) / T),   phi_s = floor(s T / S),
+ * so every row is used exactly once per epoch, the shards' contributions are spread
+ * evenly over the steps (phi staggers them), and a global batch holds about N / T rows.
+ * None of this depends on P: for any P <= S the global batch of step t is the same set
+ * of rows, which makes losses comparable across rank counts (DESIGN.md §2). Each rank
+ * enumerates only its own shards: per-rank work and memory are O(N / P).
+ *
+ * Local everywhere (pure arithmetic; the caller passes rank and size as ints).
+ */
+#ifndef XT_SHARD_H
+#define XT_SHARD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+/* First row of virtual shard s of S over N rows (s == S gives N). */
+size_t shard_row_begin(size_t n, size_t S, size_t s);
+/* The shards rank r of P owns: [*s_lo, *s_hi). */
+void shard_rank_shards(size_t S, int P, int r, size_t *s_lo, size_t *s_hi);
+/* The effective number of virtual shards for N rows: min(requested, N). */
+size_t shard_count(size_t n, size_t requested);
+/* Steps per epoch for N rows and global batch B (0 = full batch). */
+size_t shard_steps_per_epoch(size_t n, size_t B);
+
+typedef struct {
+    size_t n, S, T;           /* rows, virtual shards, steps per epoch */
+    int P, r;
+    size_t s_lo, s_hi;        /* shards owned */
+    size_t row_lo, row_hi;    /* rows owned: [row_lo, row_hi) */
+    uint64_t seed;
+    bool shuffle;
+    uint64_t epoch;           /* the epoch the permutation belongs to */
+    uint32_t *perm;           /* (row_hi - row_lo): shard by shard, local row indices */
+    size_t max_local;         /* upper bound on rows this rank gets in one step */
+} Sampler;
+
+/* Validates (N > 0; P <= S after clamping S to N, else an error with the fix) and
+ * allocates. Message in err on failure (XT_ERR_USAGE). */
+Status sampler_init(Sampler *s, size_t n, size_t virtual_shards, size_t batch, int P, int r,
+                    uint64_t seed, bool shuffle, char *err, size_t errlen);
+void sampler_free(Sampler *s);
+
+/* Draws the per-shard permutations of `epoch` (0-based). */
+void sampler_begin_epoch(Sampler *s, uint64_t epoch);
+/* Local row indices (relative to row_lo) of this rank's part of step t's global batch,
+ * into rows (capacity max_local). Returns how many. */
+size_t sampler_step_rows(const Sampler *s, size_t t, uint32_t *rows);
+/* Rows in step t's GLOBAL batch (the same on every rank, without communication). */
+size_t sampler_global_count(const Sampler *s, size_t t);
+
+#endif

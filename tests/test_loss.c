@@ -1,0 +1,394 @@
+/* Cross-entropy: worked examples, limits, finite differences, extreme logits, options. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "loss.h"
+#include "rng.h"
+#include "xt_test.h"
+
+#define B_FD 5
+#define K_FD 4
+#define FD_H 1e-4
+#define FD_TOL 1e-6
+
+/* ---- worked examples from the cross-entropy notes ---- */
+
+static void test_loss_worked_examples_prob(void **state)
+{
+    (void)state;
+    const double y1[3] = {0.4, 0.4, 0.2}, t1[3] = {0, 1, 0};
+    const double y2[3] = {0.1, 0.2, 0.7}, t2[3] = {0, 0, 1};
+    double l1 = loss_xent_prob(y1, t1, 3, 1e-7), l2 = loss_xent_prob(y2, t2, 3, 1e-7);
+    assert_true(fabs(l1 - 0.916290731874155) < 1e-12); /* -ln 0.4 */
+    assert_true(fabs(l2 - 0.356674943938732) < 1e-12); /* -ln 0.7 */
+    assert_true(fabs(l1 - 0.916) < 5e-4 && fabs(l2 - 0.357) < 5e-4);
+    /* dL/da for y = 1: (a - y) / (a (1 - a)) = -1/a */
+    double g97 = loss_bce_prob_grad(0.97, 1.0, 1e-7), g81 = loss_bce_prob_grad(0.81, 1.0, 1e-7);
+    assert_true(fabs(g97 - (-1.0309278350515465)) < 1e-9);
+    assert_true(fabs(g81 - (-1.2345679012345678)) < 1e-9);
+    assert_true(fabs(g97 - (-1.0309)) < 1e-4 && fabs(g81 - (-1.2346)) < 1e-4);
+    /* the farther from the target, the larger the push */
+    assert_true(fabs(g81) > fabs(g97));
+}
+
+/* The same examples through the logit path: logits = log(probabilities). */
+static void test_loss_worked_examples_logits(void **state)
+{
+    (void)state;
+    float z[6] = {logf(0.4f), logf(0.4f), logf(0.2f), logf(0.1f), logf(0.2f), logf(0.7f)};
+    int32_t y[2] = {1, 2};
+    float rl[2], g[6];
+    LossOptions o = loss_options_default();
+    LossTotals t = {0};
+    loss_softmax_xent(g, rl, &t, z, y, 2, 3, &o);
+    assert_true(fabs(rl[0] - 0.9162907) < 1e-6);
+    assert_true(fabs(rl[1] - 0.3566749) < 1e-6);
+    assert_true(fabs(t.sum - (0.916290731874155 + 0.356674943938732)) < 1e-6);
+    assert_true(t.weight == 2.0);
+    /* gradient p - onehot */
+    const double want[6] = {0.4, -0.6, 0.2, 0.1, 0.2, -0.3};
+    for (int i = 0; i < 6; i++) assert_true(fabs(g[i] - want[i]) < 1e-6);
+    assert_true(fabs(loss_reduce(&t, LOSS_REDUCE_MEAN) - 0.636482837906444) < 1e-6);
+}
+
+/* Binary cross-entropy from probabilities and the derivative against a difference. */
+static void test_loss_bce_prob_derivative(void **state)
+{
+    (void)state;
+    const double as[] = {0.03, 0.3, 0.5, 0.81, 0.97};
+    const double ys[] = {0.0, 1.0, 0.25};
+    double worst = 0.0;
+    for (size_t i = 0; i < sizeof as / sizeof *as; i++)
+        for (size_t j = 0; j < 3; j++) {
+            double h = 1e-6;
+            double fd = (loss_bce_prob(as[i] + h, ys[j], 1e-12) -
+                         loss_bce_prob(as[i] - h, ys[j], 1e-12)) / (2 * h);
+            double an = loss_bce_prob_grad(as[i], ys[j], 1e-12);
+            double e = fabs(fd - an) / fmax(fabs(an), 1.0);
+            if (e > worst) worst = e;
+        }
+    printf("bce_prob derivative: max rel err %.3g\n", worst);
+    assert_true(worst < 1e-7);
+    /* clamping keeps everything finite at 0 and 1 */
+    assert_true(isfinite(loss_bce_prob(0.0, 1.0, 1e-7)) && isfinite(loss_bce_prob(1.0, 0.0, 1e-7)));
+    assert_true(isfinite(loss_bce_prob_grad(0.0, 1.0, 1e-7)));
+    assert_true(fabs(loss_bce_prob(0.0, 1.0, 1e-7) - (-log(1e-7))) < 1e-9);
+}
+
+/* Non-negative, and tends to 0 as the prediction approaches the target. */
+static void test_loss_nonneg_and_limit(void **state)
+{
+    (void)state;
+    LossOptions o = loss_options_default();
+    double prev = INFINITY;
+    for (int s = 0; s <= 6; s++) {
+        float m = (float)(s * 5); /* margin of the true class */
+        float z[3] = {0.0f, m, 0.0f};
+        int32_t y = 1;
+        LossTotals t = {0};
+        loss_softmax_xent(NULL, NULL, &t, z, &y, 1, 3, &o);
+        assert_true(t.sum >= 0.0);
+        assert_true(t.sum < prev);
+        prev = t.sum;
+        float zb = m;
+        int32_t yb = 1;
+        LossTotals tb = {0};
+        loss_binary_xent(NULL, NULL, &tb, &zb, &yb, 1, &o);
+        assert_true(tb.sum >= 0.0);
+        float zm[2] = {m, -m}, ym[2] = {1.0f, 0.0f};
+        LossTotals tm = {0};
+        loss_sigmoid_xent(NULL, NULL, &tm, zm, ym, 1, 2, &o);
+        assert_true(tm.sum >= 0.0);
+    }
+    assert_true(prev < 1e-12); /* margin 30: loss ~ 2 e^-30 */
+    for (double a = 0.5; a < 1.0; a = (a + 1.0) / 2) assert_true(loss_bce_prob(a, 1.0, 1e-15) >= 0.0);
+    assert_true(loss_bce_prob(1.0 - 1e-12, 1.0, 1e-15) < 1e-11);
+}
+
+/* ---- finite differences in double ---- */
+
+typedef enum { KIND_SOFTMAX, KIND_SOFT, KIND_BINARY, KIND_SIGMOID } Kind;
+
+typedef struct {
+    Kind kind;
+    size_t K;
+    const LossOptions *opt;
+    const int32_t *y;
+    const float *t;
+} Case;
+
+static void eval_case(const Case *c, float *g, float *rl, LossTotals *tot, const float *z, size_t B)
+{
+    switch (c->kind) {
+    case KIND_SOFTMAX: loss_softmax_xent(g, rl, tot, z, c->y, B, c->K, c->opt); break;
+    case KIND_SOFT: loss_softmax_xent_soft(g, rl, tot, z, c->t, B, c->K, c->opt); break;
+    case KIND_BINARY: loss_binary_xent(g, rl, tot, z, c->y, B, c->opt); break;
+    case KIND_SIGMOID: loss_sigmoid_xent(g, rl, tot, z, c->t, B, c->K, c->opt); break;
+    }
+}
+
+/* Reduced loss (double) of the whole batch under reduction r, or row `row` for NONE. */
+static double reduced(const Case *c, const float *z, size_t B, LossReduction r, size_t row)
+{
+    LossTotals tot = {0};
+    float rl[B_FD];
+    eval_case(c, NULL, rl, &tot, z, B);
+    if (r == LOSS_REDUCE_NONE) {
+        /* row losses in double: recompute that row alone */
+        LossTotals one = {0};
+        size_t w = c->kind == KIND_BINARY ? 1 : c->K;
+        Case c1 = *c;
+        if (c->y) c1.y = c->y + row;
+        if (c->t) c1.t = c->t + row * c->K;
+        eval_case(&c1, NULL, NULL, &one, z + row * w, 1);
+        return one.sum;
+    }
+    return loss_reduce(&tot, r);
+}
+
+/* Max relative error of the analytic gradient against central differences. */
+static double fd_check(const Case *c, LossReduction r)
+{
+    size_t w = c->kind == KIND_BINARY ? 1 : c->K;
+    size_t n = B_FD * w;
+    float z[B_FD * K_FD], g[B_FD * K_FD];
+    Rng rng;
+    rng_seed(&rng, 7 + (uint64_t)c->kind);
+    for (size_t i = 0; i < n; i++) z[i] = (float)(3.0 * rng_normal(&rng));
+    LossTotals tot = {0};
+    eval_case(c, g, NULL, &tot, z, B_FD);
+    double scale = loss_grad_scale(&tot, r);
+    double an[B_FD * K_FD], fd[B_FD * K_FD];
+    for (size_t i = 0; i < n; i++) {
+        size_t row = i / w;
+        float keep = z[i];
+        float zp = (float)((double)keep + FD_H), zm = (float)((double)keep - FD_H);
+        z[i] = zp;
+        double lp = reduced(c, z, B_FD, r, row);
+        z[i] = zm;
+        double lm = reduced(c, z, B_FD, r, row);
+        z[i] = keep;
+        fd[i] = (lp - lm) / ((double)zp - (double)zm); /* the exact step taken */
+        an[i] = (double)g[i] * scale;
+    }
+    size_t where;
+    return xt_max_rel_err(an, fd, n, 1e-2, &where);
+}
+
+static void run_fd(const char *name, const Case *c, double *worst_all)
+{
+    const LossReduction rs[3] = {LOSS_REDUCE_SUM, LOSS_REDUCE_MEAN, LOSS_REDUCE_NONE};
+    const char *rn[3] = {"sum", "mean", "none"};
+    for (int k = 0; k < 3; k++) {
+        double e = fd_check(c, rs[k]);
+        printf("  fd %-34s %-4s max rel err %.2e\n", name, rn[k], e);
+        if (e > *worst_all) *worst_all = e;
+        assert_true(e < FD_TOL);
+    }
+}
+
+static void test_loss_finite_differences(void **state)
+{
+    (void)state;
+    int32_t y[B_FD] = {0, 3, 1, 2, 3}, yb[B_FD] = {1, 0, 0, 1, 1};
+    int32_t yi[B_FD] = {0, 3, 1, 2, 3};
+    float t[B_FD * K_FD], tm[B_FD * K_FD];
+    Rng rng;
+    rng_seed(&rng, 3);
+    for (size_t i = 0; i < B_FD; i++) {
+        double s = 0;
+        for (size_t k = 0; k < K_FD; k++) {
+            t[i * K_FD + k] = (float)(rng_uniform(&rng) + 0.05);
+            s += t[i * K_FD + k];
+            tm[i * K_FD + k] = (float)(rng_uniform(&rng) < 0.5 ? 0.0 : (k == 2 ? 0.7 : 1.0));
+        }
+        for (size_t k = 0; k < K_FD; k++) t[i * K_FD + k] = (float)(t[i * K_FD + k] / s);
+    }
+    const float cw[K_FD] = {0.5f, 2.0f, 1.0f, 3.0f};
+    LossOptions plain = loss_options_default();
+    LossOptions weighted = plain;
+    weighted.class_weight = cw;
+    LossOptions smooth = plain;
+    smooth.label_smoothing = 0.1f;
+    LossOptions ignore = plain;
+    ignore.ignore_index = 3;
+    LossOptions all = weighted;
+    all.label_smoothing = 0.2f;
+    all.ignore_index = 1;
+    all.pos_weight = 2.5f;
+    LossOptions pos = plain;
+    pos.pos_weight = 3.0f;
+    double worst = 0.0;
+    printf("finite differences (h = %.0e, |err| / max(|fd|, 1e-2)):\n", FD_H);
+    const struct {
+        const char *name;
+        Case c;
+    } cases[] = {
+        {"softmax", {KIND_SOFTMAX, K_FD, &plain, y, NULL}},
+        {"softmax class weights", {KIND_SOFTMAX, K_FD, &weighted, y, NULL}},
+        {"softmax label smoothing", {KIND_SOFTMAX, K_FD, &smooth, y, NULL}},
+        {"softmax ignore_index", {KIND_SOFTMAX, K_FD, &ignore, yi, NULL}},
+        {"softmax weights+smoothing+ignore", {KIND_SOFTMAX, K_FD, &all, yi, NULL}},
+        {"softmax soft targets", {KIND_SOFT, K_FD, &plain, NULL, t}},
+        {"softmax soft targets weights", {KIND_SOFT, K_FD, &weighted, NULL, t}},
+        {"softmax soft targets smoothing", {KIND_SOFT, K_FD, &smooth, NULL, t}},
+        {"binary", {KIND_BINARY, 1, &plain, yb, NULL}},
+        {"binary class weights", {KIND_BINARY, 1, &weighted, yb, NULL}},
+        {"binary pos_weight", {KIND_BINARY, 1, &pos, yb, NULL}},
+        {"binary smoothing", {KIND_BINARY, 1, &smooth, yb, NULL}},
+        {"binary all options", {KIND_BINARY, 1, &all, yb, NULL}},
+        {"multilabel", {KIND_SIGMOID, K_FD, &plain, NULL, tm}},
+        {"multilabel output weights", {KIND_SIGMOID, K_FD, &weighted, NULL, tm}},
+        {"multilabel pos_weight", {KIND_SIGMOID, K_FD, &pos, NULL, tm}},
+        {"multilabel smoothing", {KIND_SIGMOID, K_FD, &smooth, NULL, tm}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) run_fd(cases[i].name, &cases[i].c, &worst);
+    printf("finite differences: worst max rel err over all losses/options/reductions: %.2e\n", worst);
+}
+
+/* Logits of magnitude 1e4 give finite losses and gradients, with the right values. */
+static void test_loss_extreme_logits(void **state)
+{
+    (void)state;
+    LossOptions o = loss_options_default();
+    float z[6] = {1e4f, -1e4f, 0.0f, -1e4f, 1e4f, 1e4f};
+    int32_t y[2] = {1, 0};
+    float g[6], rl[2];
+    LossTotals t = {0};
+    loss_softmax_xent(g, rl, &t, z, y, 2, 3, &o);
+    assert_true(isfinite(t.sum));
+    for (int i = 0; i < 6; i++) assert_true(isfinite(g[i]));
+    assert_true(fabs(rl[0] - 2e4) < 1.0); /* wrong by a margin of 2e4 */
+    assert_true(fabs(rl[1] - 2e4 - log(2.0)) / 2e4 < 1e-6);
+    float zb[4] = {1e4f, -1e4f, 1e4f, -1e4f};
+    int32_t yb[4] = {1, 0, 0, 1};
+    float gb[4];
+    LossTotals tb = {0};
+    loss_binary_xent(gb, NULL, &tb, zb, yb, 4, &o);
+    assert_true(isfinite(tb.sum) && fabs(tb.sum - 2e4) < 1e-3);
+    assert_true(gb[0] == 0.0f && gb[1] == 0.0f && gb[2] == 1.0f && gb[3] == -1.0f);
+    float ym[4] = {1, 0, 0, 1};
+    LossTotals tm = {0};
+    loss_sigmoid_xent(gb, NULL, &tm, zb, ym, 2, 2, &o);
+    assert_true(isfinite(tm.sum) && fabs(tm.sum - 2e4) < 1e-3);
+    float ts[6] = {0.5f, 0.5f, 0.0f, 0.0f, 0.0f, 1.0f};
+    LossTotals tsf = {0};
+    loss_softmax_xent_soft(g, NULL, &tsf, z, ts, 2, 3, &o);
+    assert_true(isfinite(tsf.sum));
+    for (int i = 0; i < 6; i++) assert_true(isfinite(g[i]));
+    assert_true(isfinite(loss_softplus(1e308)) && loss_softplus(-1e4) >= 0.0);
+    assert_true(loss_sigmoid(-1e4) == 0.0 && loss_sigmoid(1e4) == 1.0);
+}
+
+/* Hand-computed: class weights, ignored rows and the weighted mean. */
+static void test_loss_weights_ignore_by_hand(void **state)
+{
+    (void)state;
+    /* two classes, logits 0: p = 1/2 each, loss ln 2 per row */
+    float z[6] = {0, 0, 0, 0, 0, 0};
+    int32_t y[3] = {0, 1, 1};
+    const float cw[2] = {1.0f, 3.0f};
+    LossOptions o = loss_options_default();
+    o.class_weight = cw;
+    o.ignore_index = 0;
+    float g[6], rl[3];
+    LossTotals t = {0};
+    loss_softmax_xent(g, rl, &t, z, y, 3, 2, &o);
+    /* row 0 ignored; rows 1,2 weight 3: sum = 6 ln2, weight 6, mean ln2 (not / B) */
+    assert_true(rl[0] == 0.0f && g[0] == 0.0f && g[1] == 0.0f);
+    assert_true(fabs(t.sum - 6.0 * log(2.0)) < 1e-9);
+    assert_true(t.weight == 6.0);
+    assert_true(fabs(loss_reduce(&t, LOSS_REDUCE_MEAN) - log(2.0)) < 1e-9);
+    assert_true(fabs(loss_reduce(&t, LOSS_REDUCE_SUM) - 6.0 * log(2.0)) < 1e-9);
+    /* grad of row 1 = 3 * (0.5 - 0, 0.5 - 1) */
+    assert_true(fabs(g[2] - 1.5) < 1e-7 && fabs(g[3] + 1.5) < 1e-7);
+    assert_true(fabs(loss_grad_scale(&t, LOSS_REDUCE_MEAN) - 1.0 / 6.0) < 1e-15);
+    assert_true(loss_grad_scale(&t, LOSS_REDUCE_SUM) == 1.0);
+    assert_true(isnan(loss_reduce(&t, LOSS_REDUCE_NONE)));
+    /* all rows ignored: weight 0, mean 0, scale 0 */
+    int32_t yall[3] = {0, 0, 0};
+    LossTotals t0 = {0};
+    loss_softmax_xent(g, rl, &t0, z, yall, 3, 2, &o);
+    assert_true(t0.weight == 0.0 && loss_reduce(&t0, LOSS_REDUCE_MEAN) == 0.0);
+    assert_true(loss_grad_scale(&t0, LOSS_REDUCE_MEAN) == 0.0);
+}
+
+/* Hand-computed label smoothing: t = (1-e) onehot + e/K. */
+static void test_loss_label_smoothing_by_hand(void **state)
+{
+    (void)state;
+    float z[4] = {1.0f, 2.0f, 0.5f, -1.0f};
+    int32_t y = 2;
+    LossOptions o = loss_options_default();
+    o.label_smoothing = 0.2f;
+    float g[4], rl;
+    LossTotals t = {0};
+    loss_softmax_xent(g, &rl, &t, z, &y, 1, 4, &o);
+    double e = 0.2f; /* the float value used */
+    double lse = log(exp(1.0) + exp(2.0) + exp(0.5) + exp(-1.0));
+    double tk[4] = {e / 4, e / 4, 1 - e + e / 4, e / 4};
+    double want = 0.0;
+    for (int k = 0; k < 4; k++) want -= tk[k] * ((double)z[k] - lse);
+    assert_true(fabs(t.sum - want) < 1e-12);
+    for (int k = 0; k < 4; k++) assert_true(fabs(g[k] - (exp((double)z[k] - lse) - tk[k])) < 1e-7);
+    /* smoothing of e = 0 gives back plain cross-entropy; the soft-target path with a
+     * one-hot target agrees with the class-id path */
+    float onehot[4] = {0, 0, 1, 0}, g2[4];
+    LossTotals t2 = {0};
+    loss_softmax_xent_soft(g2, NULL, &t2, z, onehot, 1, 4, &o);
+    assert_true(fabs(t2.sum - t.sum) < 1e-12);
+    for (int k = 0; k < 4; k++) assert_true(fabs(g2[k] - g[k]) < 1e-7);
+    /* binary smoothing: y' = (1-e) y + e/2 */
+    float zb = 0.3f;
+    int32_t yb = 1;
+    LossTotals tb = {0};
+    loss_binary_xent(NULL, NULL, &tb, &zb, &yb, 1, &o);
+    double ys = 1 - e + e / 2, s = 1 / (1 + exp(-(double)zb));
+    assert_true(fabs(tb.sum - (-(ys * log(s) + (1 - ys) * log(1 - s)))) < 1e-12);
+}
+
+/* Multi-label is the sum over outputs of binary cross-entropy; logistic agrees. */
+static void test_loss_multilabel_is_sum_of_binary(void **state)
+{
+    (void)state;
+    LossOptions o = loss_options_default();
+    o.pos_weight = 2.0f;
+    float z[3] = {0.7f, -1.2f, 2.5f}, y[3] = {1.0f, 0.0f, 1.0f};
+    LossTotals tm = {0};
+    loss_sigmoid_xent(NULL, NULL, &tm, z, y, 1, 3, &o);
+    double want = 0.0;
+    for (int k = 0; k < 3; k++) {
+        int32_t yk = (int32_t)y[k];
+        LossTotals tk = {0};
+        loss_binary_xent(NULL, NULL, &tk, &z[k], &yk, 1, &o);
+        want += tk.sum;
+        /* and the textbook formula from the probability, with pos_weight */
+        double a = 1 / (1 + exp(-(double)z[k]));
+        double tb = -(2.0 * y[k] * log(a) + (1 - y[k]) * log(1 - a));
+        assert_true(fabs(tk.sum - tb) < 1e-12);
+    }
+    assert_true(fabs(tm.sum - want) < 1e-12 && tm.weight == 1.0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_loss_worked_examples_prob),
+        cmocka_unit_test(test_loss_worked_examples_logits),
+        cmocka_unit_test(test_loss_bce_prob_derivative),
+        cmocka_unit_test(test_loss_nonneg_and_limit),
+        cmocka_unit_test(test_loss_finite_differences),
+        cmocka_unit_test(test_loss_extreme_logits),
+        cmocka_unit_test(test_loss_weights_ignore_by_hand),
+        cmocka_unit_test(test_loss_label_smoothing_by_hand),
+        cmocka_unit_test(test_loss_multilabel_is_sum_of_binary),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

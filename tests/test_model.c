@@ -1,0 +1,210 @@
+/* Models: whole-model finite-difference gradient checks for every type and activation,
+ * exact outputs from hand-set weights, shapes and initialisation. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "loss.h"
+#include "model.h"
+#include "xt_test.h"
+
+#define BATCH 4
+
+/* Mean loss of the model on (X, y or t) and, when g != NULL, its gradient in m->grads. */
+static double model_loss(Model *m, const float *X, const int32_t *y, const float *t, bool grad)
+{
+    const ModelShape *s = &m->shape;
+    size_t K = model_outputs(s);
+    const float *z = model_forward(m, X, BATCH);
+    float dz[BATCH * 8];
+    LossOptions o = loss_options_default();
+    LossTotals tot = {0};
+    if (s->type == MODEL_LOGISTIC) loss_binary_xent(dz, NULL, &tot, z, y, BATCH, &o);
+    else if (s->head == HEAD_SOFTMAX) loss_softmax_xent(dz, NULL, &tot, z, y, BATCH, K, &o);
+    else loss_sigmoid_xent(dz, NULL, &tot, z, t, BATCH, K, &o);
+    if (grad) {
+        float sc = (float)loss_grad_scale(&tot, LOSS_REDUCE_MEAN);
+        for (size_t i = 0; i < BATCH * K; i++) dz[i] *= sc;
+        model_backward(m, X, dz, BATCH);
+    }
+    return loss_reduce(&tot, LOSS_REDUCE_MEAN);
+}
+
+static double fd_model(ModelType type, Activation act, Head head, const char *name)
+{
+    const size_t D = 5, K = type == MODEL_LOGISTIC ? 2 : 3;
+    const int64_t hidden[2] = {4, 3};
+    ModelShape s;
+    char err[256];
+    assert_int_equal(model_shape_init(&s, type, act, head, D, hidden, 2, K, err, sizeof err), XT_OK);
+    Model m;
+    assert_int_equal(model_init(&m, &s, BATCH), XT_OK);
+    Rng rng;
+    rng_seed(&rng, 11);
+    model_init_params(&m, INIT_XAVIER, &rng);
+    for (int l = 0; l < s.n_layers; l++) /* non-zero biases exercise their gradient */
+        for (size_t j = 0; j < s.sizes[l + 1]; j++)
+            m.params[s.b_off[l] + j] = (float)(0.3 * rng_normal(&rng));
+    float X[BATCH * 5];
+    for (size_t i = 0; i < BATCH * D; i++) X[i] = (float)rng_normal(&rng);
+    int32_t y[BATCH] = {0, 1, 2 % (int32_t)K, 1};
+    float t[BATCH * 3] = {1, 0, 1, 0, 0, 1, 1, 1, 0, 0, 1, 0};
+    model_loss(&m, X, y, t, true);
+    double worst = 0.0;
+    for (size_t p = 0; p < s.n_params; p++) {
+        float keep = m.params[p];
+        const double h = 1e-2;
+        float pp = (float)(keep + h), pm = (float)(keep - h);
+        m.params[p] = pp;
+        double lp = model_loss(&m, X, y, t, false);
+        m.params[p] = pm;
+        double lm = model_loss(&m, X, y, t, false);
+        m.params[p] = keep;
+        double fd = (lp - lm) / ((double)pp - (double)pm);
+        double e = fabs(fd - (double)m.grads[p]) / fmax(fabs(fd), 1e-2);
+        if (e > worst) worst = e;
+    }
+    printf("  model fd %-28s %4zu params  max rel err %.2e\n", name, s.n_params, worst);
+    model_free(&m);
+    return worst;
+}
+
+static void test_model_finite_differences(void **state)
+{
+    (void)state;
+    const struct {
+        ModelType t;
+        Activation a;
+        Head h;
+        const char *name;
+    } cases[] = {
+        {MODEL_LOGISTIC, ACT_RELU, HEAD_SIGMOID, "logistic"},
+        {MODEL_SOFTMAX, ACT_RELU, HEAD_SOFTMAX, "softmax"},
+        {MODEL_MULTILABEL, ACT_RELU, HEAD_SIGMOID, "multilabel"},
+        {MODEL_MLP, ACT_RELU, HEAD_SOFTMAX, "mlp relu softmax"},
+        {MODEL_MLP, ACT_TANH, HEAD_SOFTMAX, "mlp tanh softmax"},
+        {MODEL_MLP, ACT_SIGMOID, HEAD_SOFTMAX, "mlp sigmoid softmax"},
+        {MODEL_MLP, ACT_RELU, HEAD_SIGMOID, "mlp relu sigmoid (multilabel)"},
+        {MODEL_MLP, ACT_TANH, HEAD_SIGMOID, "mlp tanh sigmoid (multilabel)"},
+    };
+    /* float forward: the check is for sign, layout and transposition errors; the loss
+     * itself is checked to 1e-6 in double in test_loss */
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+        assert_true(fd_model(cases[i].t, cases[i].a, cases[i].h, cases[i].name) < 2e-3);
+}
+
+/* 2-2-2 network with hand-set weights: exact outputs. */
+static void test_model_hand_set_weights(void **state)
+{
+    (void)state;
+    const int64_t hidden[1] = {2};
+    ModelShape s;
+    char err[256];
+    assert_int_equal(model_shape_init(&s, MODEL_MLP, ACT_RELU, HEAD_SOFTMAX, 2, hidden, 1, 2, err,
+                                      sizeof err), XT_OK);
+    assert_int_equal(s.n_params, 2 * 2 + 2 + 2 * 2 + 2);
+    Model m;
+    assert_int_equal(model_init(&m, &s, 2), XT_OK);
+    /* W1 = [[1, -1], [2, 0.5]] (out, in), b1 = [0, -1]; W2 = [[1, 1], [-1, 2]], b2 = [0.5, 0] */
+    const float p[12] = {1, -1, 2, 0.5f, 0, -1, 1, 1, -1, 2, 0.5f, 0};
+    memcpy(m.params, p, sizeof p);
+    const float X[4] = {3, 1, -1, 2};
+    const float *z = model_forward(&m, X, 2);
+    /* row 0: h = relu([3-1, 6+0.5-1]) = [2, 5.5]; z = [2+5.5+0.5, -2+11] = [8, 9] */
+    /* row 1: h = relu([-1-2, -2+1-1]) = [0, 0];   z = [0.5, 0] */
+    assert_true(z[0] == 8.0f && z[1] == 9.0f && z[2] == 0.5f && z[3] == 0.0f);
+    /* logistic 2 -> 1: z = w.x + b */
+    ModelShape sl;
+    assert_int_equal(model_shape_init(&sl, MODEL_LOGISTIC, ACT_RELU, HEAD_SIGMOID, 2, NULL, 0, 2, err,
+                                      sizeof err), XT_OK);
+    Model ml;
+    assert_int_equal(model_init(&ml, &sl, 2), XT_OK);
+    ml.params[0] = 0.5f;
+    ml.params[1] = -2.0f;
+    ml.params[2] = 0.25f;
+    const float *zl = model_forward(&ml, X, 2);
+    assert_true(zl[0] == 1.5f - 2.0f + 0.25f && zl[1] == -0.5f - 4.0f + 0.25f);
+    model_free(&ml);
+    model_free(&m);
+    model_free(&m); /* idempotent */
+}
+
+static void test_model_shapes_and_errors(void **state)
+{
+    (void)state;
+    ModelShape s;
+    char err[256];
+    const int64_t h[2] = {256, 128};
+    assert_int_equal(model_shape_init(&s, MODEL_MLP, ACT_RELU, HEAD_SOFTMAX, 784, h, 2, 10, err,
+                                      sizeof err), XT_OK);
+    assert_int_equal(s.n_params, 784 * 256 + 256 + 256 * 128 + 128 + 128 * 10 + 10);
+    assert_int_equal(model_outputs(&s), 10);
+    char d[128];
+    model_shape_describe(&s, d, sizeof d);
+    assert_non_null(strstr(d, "784-256-128-10"));
+    assert_int_equal(model_shape_init(&s, MODEL_LOGISTIC, ACT_RELU, HEAD_SOFTMAX, 4, NULL, 0, 3, err,
+                                      sizeof err), XT_ERR_USAGE);
+    assert_non_null(strstr(err, "softmax"));
+    assert_int_equal(model_shape_init(&s, MODEL_MLP, ACT_RELU, HEAD_SOFTMAX, 4, NULL, 0, 3, err,
+                                      sizeof err), XT_ERR_USAGE);
+    assert_int_equal(model_shape_init(&s, MODEL_SOFTMAX, ACT_RELU, HEAD_SOFTMAX, 0, NULL, 0, 3, err,
+                                      sizeof err), XT_ERR_USAGE);
+    assert_int_equal(model_shape_init(&s, MODEL_MULTILABEL, ACT_RELU, HEAD_SOFTMAX, 3, NULL, 0, 5,
+                                      err, sizeof err), XT_OK);
+    assert_int_equal(s.head, HEAD_SIGMOID);
+}
+
+static void test_model_init_schemes(void **state)
+{
+    (void)state;
+    const int64_t h[1] = {400};
+    ModelShape s;
+    char err[256];
+    assert_int_equal(model_shape_init(&s, MODEL_MLP, ACT_RELU, HEAD_SOFTMAX, 300, h, 1, 10, err,
+                                      sizeof err), XT_OK);
+    Model m;
+    assert_int_equal(model_init(&m, &s, 1), XT_OK);
+    Rng r;
+    rng_seed(&r, 5);
+    model_init_params(&m, INIT_XAVIER, &r);
+    const float *W = m.params + s.w_off[0];
+    double a = sqrt(6.0 / 700.0), mx = 0, var = 0;
+    for (size_t i = 0; i < 300 * 400; i++) {
+        mx = fmax(mx, fabs(W[i]));
+        var += (double)W[i] * W[i];
+    }
+    var /= 300 * 400;
+    assert_true(mx <= a && mx > 0.99 * a);
+    assert_true(fabs(var - a * a / 3) / (a * a / 3) < 0.02); /* U(-a,a) variance a^2/3 */
+    for (size_t j = 0; j < 400; j++) assert_true(m.params[s.b_off[0] + j] == 0.0f);
+    rng_seed(&r, 5);
+    model_init_params(&m, INIT_HE, &r);
+    var = 0;
+    for (size_t i = 0; i < 300 * 400; i++) var += (double)W[i] * W[i];
+    var /= 300 * 400;
+    assert_true(fabs(var - 2.0 / 300) / (2.0 / 300) < 0.02);
+    model_init_params(&m, INIT_ZEROS, &r);
+    for (size_t i = 0; i < s.n_params; i++) assert_true(m.params[i] == 0.0f);
+    /* the hash sees a one-bit change */
+    uint64_t h0 = model_param_hash(m.params, s.n_params);
+    m.params[s.n_params - 1] = 1e-45f;
+    assert_true(model_param_hash(m.params, s.n_params) != h0);
+    model_free(&m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_model_finite_differences),
+        cmocka_unit_test(test_model_hand_set_weights),
+        cmocka_unit_test(test_model_shapes_and_errors),
+        cmocka_unit_test(test_model_init_schemes),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,141 @@
+/* shard: coverage of rows by ranks and by steps, rank-count invariance, balance. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "shard.h"
+
+/* Ranks' row ranges tile [0, N) in order, for N divisible by P or not, and N < P. */
+static void test_shard_ranges_tile_rows(void **state)
+{
+    (void)state;
+    const size_t ns[] = {1, 7, 10, 100, 1001};
+    for (size_t a = 0; a < sizeof ns / sizeof *ns; a++)
+        for (int P = 1; P <= 5; P++) {
+            size_t S = shard_count(ns[a], 64);
+            if ((size_t)P > S) continue;
+            size_t next = 0;
+            for (int r = 0; r < P; r++) {
+                size_t lo, hi;
+                shard_rank_shards(S, P, r, &lo, &hi);
+                size_t rlo = shard_row_begin(ns[a], S, lo), rhi = shard_row_begin(ns[a], S, hi);
+                assert_int_equal(rlo, next);
+                assert_true(hi > lo);
+                next = rhi;
+            }
+            assert_int_equal(next, ns[a]);
+        }
+}
+
+/* Every row appears exactly once per epoch, over all steps and all ranks; and the set
+ * of global rows of each step is the same for P = 1, 2, 3, 4. */
+static void check_epoch(size_t N, size_t S, size_t B, uint64_t epoch)
+{
+    size_t T = shard_steps_per_epoch(N, B);
+    uint32_t *ref = calloc(N, sizeof *ref); /* ref[row] = step + 1 at P = 1 */
+    for (int P = 1; P <= 4; P++) {
+        uint32_t *seen = calloc(N, sizeof *seen);
+        for (int r = 0; r < P; r++) {
+            Sampler s;
+            char err[256];
+            assert_int_equal(sampler_init(&s, N, S, B, P, r, 1234, true, err, sizeof err), XT_OK);
+            sampler_begin_epoch(&s, epoch);
+            uint32_t *rows = malloc(s.max_local * sizeof *rows + 4);
+            for (size_t t = 0; t < T; t++) {
+                size_t m = sampler_step_rows(&s, t, rows);
+                for (size_t i = 0; i < m; i++) {
+                    size_t g = s.row_lo + rows[i];
+                    assert_true(g >= s.row_lo && g < s.row_hi);
+                    assert_int_equal(seen[g], 0);
+                    seen[g] = (uint32_t)t + 1;
+                }
+            }
+            free(rows);
+            sampler_free(&s);
+        }
+        for (size_t i = 0; i < N; i++) {
+            assert_true(seen[i] != 0);
+            if (P == 1) ref[i] = seen[i];
+            else assert_int_equal(seen[i], ref[i]);
+        }
+        free(seen);
+    }
+    free(ref);
+}
+
+static void test_shard_epoch_coverage_and_invariance(void **state)
+{
+    (void)state;
+    check_epoch(1000, 64, 32, 0);
+    check_epoch(1000, 64, 32, 5);
+    check_epoch(997, 12, 100, 1);
+    check_epoch(50, 64, 7, 0);  /* S clamps to N */
+    check_epoch(300, 8, 0, 0);  /* full batch */
+    check_epoch(300, 8, 1000, 0);
+}
+
+/* Global batches hold about B rows each, and local parts are balanced. */
+static void test_shard_batch_sizes_balanced(void **state)
+{
+    (void)state;
+    const size_t N = 54000, S = 64, B = 256;
+    Sampler s0, s1;
+    char err[256];
+    assert_int_equal(sampler_init(&s0, N, S, B, 2, 0, 1, true, err, sizeof err), XT_OK);
+    assert_int_equal(sampler_init(&s1, N, S, B, 2, 1, 1, true, err, sizeof err), XT_OK);
+    uint32_t *rows = malloc((s0.max_local + s1.max_local) * sizeof *rows);
+    size_t total = 0;
+    for (size_t t = 0; t < s0.T; t++) {
+        size_t g = sampler_global_count(&s0, t);
+        assert_true(g >= B - S / 2 && g <= B + S / 2);
+        size_t a = sampler_step_rows(&s0, t, rows), b = sampler_step_rows(&s1, t, rows);
+        assert_int_equal(a + b, g);
+        assert_true(a + 20 >= b && b + 20 >= a);
+        total += g;
+    }
+    assert_int_equal(total, N);
+    /* shuffling changes between epochs, and the order is a permutation */
+    uint32_t first = s0.perm[0];
+    int changed = 0;
+    for (uint64_t e = 1; e < 5; e++) {
+        sampler_begin_epoch(&s0, e);
+        changed += s0.perm[0] != first;
+    }
+    assert_true(changed > 0);
+    free(rows);
+    sampler_free(&s0);
+    sampler_free(&s1);
+}
+
+static void test_shard_errors(void **state)
+{
+    (void)state;
+    Sampler s;
+    char err[256];
+    assert_int_equal(sampler_init(&s, 3, 64, 2, 4, 0, 1, true, err, sizeof err), XT_ERR_USAGE);
+    assert_non_null(strstr(err, "virtual_shards"));
+    assert_int_equal(sampler_init(&s, 100, 2, 2, 4, 0, 1, true, err, sizeof err), XT_ERR_USAGE);
+    assert_int_equal(sampler_init(&s, 0, 2, 2, 1, 0, 1, true, err, sizeof err), XT_ERR_USAGE);
+    /* no shuffle: steps walk the shards in order */
+    assert_int_equal(sampler_init(&s, 10, 1, 5, 1, 0, 1, false, err, sizeof err), XT_OK);
+    uint32_t rows[10];
+    assert_int_equal(sampler_step_rows(&s, 0, rows), 5);
+    for (uint32_t i = 0; i < 5; i++) assert_int_equal(rows[i], i);
+    sampler_free(&s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_shard_ranges_tile_rows),
+        cmocka_unit_test(test_shard_epoch_coverage_and_invariance),
+        cmocka_unit_test(test_shard_batch_sizes_balanced),
+        cmocka_unit_test(test_shard_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

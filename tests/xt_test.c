@@ -1,0 +1,80 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "xt_test.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+void xt_test_tmpdir(char *buf, size_t len, const Comm *comm)
+{
+    char path[512] = {0};
+    int rank = comm ? comm_rank(comm) : 0;
+    if (rank == 0) {
+        const char *base = getenv("TMPDIR");
+        snprintf(path, sizeof path, "%s/xt_test_XXXXXX", base && *base ? base : "/tmp");
+        if (!mkdtemp(path)) {
+            perror("mkdtemp");
+            path[0] = '\0';
+        }
+    }
+    if (comm) comm_bcast(comm, path, sizeof path, 0);
+    snprintf(buf, len, "%s", path);
+}
+
+void xt_test_rmtree(const char *dir, const Comm *comm)
+{
+    if (comm) comm_barrier(comm);
+    if ((comm ? comm_rank(comm) : 0) != 0 || !dir[0]) return;
+    if (strncmp(dir, "/tmp/", 5) != 0 && !getenv("TMPDIR")) return; /* safety */
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+}
+
+bool xt_test_all_true(const Comm *comm, bool cond)
+{
+    Status s = comm_agree(comm, cond ? XT_OK : XT_ERR_RUNTIME);
+    return s == XT_OK;
+}
+
+int xt_test_run_mpi(int *argc, char ***argv, const char *name, const void *tests, size_t n,
+                    Comm **comm_out)
+{
+    Comm *comm = NULL;
+    if (comm_open(argc, argv, &comm) != XT_OK) return 1;
+    *comm_out = comm;
+    if (comm_size(comm) > 1) setenv("CMOCKA_TEST_ABORT", "1", 1);
+    if (comm_rank(comm) != 0) {
+        if (!freopen("/dev/null", "w", stdout)) return 1;
+        log_set_quiet(true);
+    }
+    int failed = _cmocka_run_group_tests(name, (const struct CMUnitTest *)tests, n, NULL, NULL);
+    Status all = comm_agree(comm, failed ? XT_ERR_RUNTIME : XT_OK);
+    comm_close(&comm);
+    *comm_out = NULL;
+    return all == XT_OK ? 0 : 1;
+}
+
+double xt_max_rel_err(const double *a, const double *b, size_t n, double floor, size_t *where)
+{
+    double worst = 0.0;
+    size_t w = 0;
+    for (size_t i = 0; i < n; i++) {
+        double den = fabs(b[i]) > floor ? fabs(b[i]) : floor;
+        double e = fabs(a[i] - b[i]) / den;
+        if (!(e <= worst)) { /* catches NaN */
+            worst = isnan(e) ? INFINITY : e;
+            w = i;
+        }
+    }
+    if (where) *where = w;
+    return worst;
+}
