@@ -135,6 +135,28 @@ void comm_gather(const Comm *c, const void *send, void *recv0, size_t bytes)
     MPI_Gather(send, (int)bytes, MPI_BYTE, recv0, (int)bytes, MPI_BYTE, 0, c->world);
 }
 
+void comm_gatherv(const Comm *c, const void *send, size_t bytes, void *recv0,
+                  const size_t *counts)
+{
+    int *rc = NULL, *displ = NULL;
+    XT_ASSERT(bytes <= (size_t)INT_MAX);
+    if (c->rank == 0) {
+        rc = malloc((size_t)c->size * sizeof *rc);
+        displ = malloc((size_t)c->size * sizeof *displ);
+        XT_ASSERT(rc && displ);
+        size_t off = 0;
+        for (int r = 0; r < c->size; r++) {
+            XT_ASSERT(counts[r] <= (size_t)INT_MAX && off <= (size_t)INT_MAX);
+            rc[r] = (int)counts[r];
+            displ[r] = (int)off;
+            off += counts[r];
+        }
+    }
+    MPI_Gatherv(send, (int)bytes, MPI_BYTE, recv0, rc, displ, MPI_BYTE, 0, c->world);
+    free(rc);
+    free(displ);
+}
+
 void comm_barrier(const Comm *c) { MPI_Barrier(c->world); }
 
 void comm_abort(const Comm *c, int code)

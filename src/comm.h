@@ -45,6 +45,10 @@ void comm_allreduce_min_i64(const Comm *c, int64_t *buf, size_t n);
 void comm_bcast(const Comm *c, void *buf, size_t bytes, int root);
 /* Collective: rank 0 gets, concatenated in rank order, every rank's `bytes` bytes. */
 void comm_gather(const Comm *c, const void *send, void *recv0, size_t bytes);
+/* Collective: rank 0 gets every rank's bytes concatenated in rank order; counts[r] is
+ * rank r's byte count (needed on rank 0 only; each at most INT_MAX). */
+void comm_gatherv(const Comm *c, const void *send, size_t bytes, void *recv0,
+                  const size_t *counts);
 void comm_barrier(const Comm *c);
 
 /* Ends every rank of the job now (MPI_Abort). For a rank failing alone. */

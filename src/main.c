@@ -3,10 +3,13 @@
 #include <string.h>
 
 #include "comm.h"
+#include "config.h"
 #include "convert.h"
 #include "error.h"
+#include "evaluate.h"
 #include "gen.h"
 #include "log.h"
+#include "train.h"
 
 static void usage(FILE *f)
 {
@@ -51,19 +54,32 @@ int main(int argc, char **argv)
         printf("xentrain %s\n", XT_VERSION);
         return 0;
     }
+    if (!strcmp(cmd, "--help-config") || !strcmp(cmd, "--help-config=text")) {
+        config_print_reference("text");
+        return 0;
+    }
+    if (!strcmp(cmd, "--help-config=md")) {
+        config_print_reference("md");
+        return 0;
+    }
 
     int (*serial)(int, char **) = NULL;
+    int (*parallel)(const Comm *, int, char **) = NULL;
     if (!strcmp(cmd, "convert")) serial = convert_main;
     else if (!strcmp(cmd, "gen")) serial = gen_main;
-    if (!serial) {
-        fprintf(stderr, "xentrain: error: unknown subcommand '%s' (try: train, eval, predict, "
-                        "convert, gen, --help)\n", cmd);
+    else if (!strcmp(cmd, "train")) parallel = train_main;
+    else if (!strcmp(cmd, "eval")) parallel = evaluate_main;
+    else if (!strcmp(cmd, "predict")) parallel = predict_main;
+    if (!serial && !parallel) {
+        fprintf(stderr, "xentrain: error: unknown %s '%s' (try: train, eval, predict, convert, "
+                        "gen, --help)\n", cmd[0] == '-' ? "option" : "subcommand", cmd);
         return XT_ERR_USAGE;
     }
 
     Comm *comm = NULL;
     if (comm_open(&argc, &argv, &comm) != XT_OK) return XT_ERR_RUNTIME;
-    int code = run_on_rank0(comm, serial, argc - 1, argv + 1);
+    int code = serial ? run_on_rank0(comm, serial, argc - 1, argv + 1)
+                      : parallel(comm, argc - 1, argv + 1);
     comm_close(&comm);
     return code;
 }

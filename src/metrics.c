@@ -1,1 +1,73 @@
-typedef int xt_placeholder_metrics; /* replaced by the module's implementation */
+#include "metrics.h"
+
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+
+#include "log.h"
+
+static const char *HEADER = "epoch,train_loss,val_loss,val_accuracy,step,lr,samples_per_s,"
+                            "compute_s,allreduce_s,io_s,val_s,epoch_s,val_f1";
+
+Status metrics_open(Metrics *m, const char *path, bool append)
+{
+    *m = (Metrics){0};
+    snprintf(m->path, sizeof m->path, "%s", path);
+    m->f = fopen(path, append ? "a" : "w");
+    if (!m->f) {
+        log_error("cannot open %s for writing: %s", path, strerror(errno));
+        return XT_ERR_RUNTIME;
+    }
+    if (!append || ftell(m->f) == 0) fprintf(m->f, "%s\n", HEADER);
+    if (fflush(m->f) != 0) {
+        log_error("cannot write %s: %s", path, strerror(errno));
+        return XT_ERR_RUNTIME;
+    }
+    return XT_OK;
+}
+
+static void opt_num(FILE *f, bool have, double v)
+{
+    if (have && isfinite(v)) fprintf(f, ",%.9g", v);
+    else if (have) fprintf(f, ",%s", isnan(v) ? "nan" : (v > 0 ? "inf" : "-inf"));
+    else fprintf(f, ",");
+}
+
+Status metrics_write(Metrics *m, const MetricsRow *r)
+{
+    fprintf(m->f, "%lld,%.9g", (long long)r->epoch, r->train_loss);
+    opt_num(m->f, r->has_val, r->val_loss);
+    opt_num(m->f, r->has_val, r->val_accuracy);
+    fprintf(m->f, ",%lld,%.9g,%.1f,%.4f,%.4f,%.4f,%.4f,%.4f", (long long)r->step, r->lr,
+            r->samples_per_s, r->compute_s, r->allreduce_s, r->io_s, r->val_s, r->epoch_s);
+    opt_num(m->f, r->has_val && !isnan(r->val_f1), r->val_f1);
+    fputc('\n', m->f);
+    if (fflush(m->f) != 0 || ferror(m->f)) {
+        log_error("cannot write %s: %s", m->path, strerror(errno));
+        return XT_ERR_RUNTIME;
+    }
+    return XT_OK;
+}
+
+void metrics_close(Metrics *m)
+{
+    if (m->f) fclose(m->f);
+    m->f = NULL;
+}
+
+const char *metrics_line_header(void)
+{
+    return "epoch  train_loss  val_loss  val_acc        lr  samples/s  compute  allred    io     val";
+}
+
+void metrics_format_line(const MetricsRow *r, char *buf, size_t len)
+{
+    char vl[16] = "       -", va[16] = "      -";
+    if (r->has_val) {
+        snprintf(vl, sizeof vl, "%8.5f", r->val_loss);
+        snprintf(va, sizeof va, "%7.4f", r->val_accuracy);
+    }
+    snprintf(buf, len, "%5lld  %10.6f  %s  %s  %8.2e  %9.0f  %6.2fs %6.2fs %5.2fs %6.2fs",
+             (long long)r->epoch, r->train_loss, vl, va, r->lr, r->samples_per_s, r->compute_s,
+             r->allreduce_s, r->io_s, r->val_s);
+}

@@ -85,14 +85,14 @@ void model_shape_describe(const ModelShape *s, char *buf, size_t len)
                  s->head == HEAD_SOFTMAX ? "softmax" : "sigmoid", s->n_params);
 }
 
-Status model_init(Model *m, const ModelShape *s, size_t max_batch)
+Status model_init(Model *m, const ModelShape *s, size_t max_batch, size_t grad_extra)
 {
     *m = (Model){.shape = *s, .max_batch = max_batch > 0 ? max_batch : 1};
     size_t widest = 0;
     for (int l = 0; l <= s->n_layers; l++)
         if (s->sizes[l] > widest) widest = s->sizes[l];
     m->params = calloc(s->n_params, sizeof *m->params);
-    m->grads = calloc(s->n_params, sizeof *m->grads);
+    m->grads = calloc(s->n_params + grad_extra, sizeof *m->grads);
     bool ok = m->params && m->grads;
     for (int l = 1; l <= s->n_layers && ok; l++) {
         m->act[l] = malloc(m->max_batch * s->sizes[l] * sizeof(float));

@@ -54,14 +54,16 @@ void model_shape_describe(const ModelShape *s, char *buf, size_t len);
 typedef struct {
     ModelShape shape;
     float *params;  /* (n_params) owned */
-    float *grads;   /* (n_params) owned */
+    float *grads;   /* (n_params + grad_extra) owned; the extra trailing floats are the
+                       caller's (e.g. a loss sum riding in the same allreduce) */
     size_t max_batch;
     float *act[MODEL_MAX_LAYERS + 1]; /* act[l] (max_batch, sizes[l]), l = 1..L; act[0] unused */
     float *work[2];                   /* backward scratch, (max_batch, widest layer) each */
 } Model;
 
-/* Allocates params (zeroed), grads and activation buffers for up to max_batch rows. */
-Status model_init(Model *m, const ModelShape *s, size_t max_batch);
+/* Allocates params (zeroed), grads (n_params + grad_extra floats) and activation buffers
+ * for up to max_batch rows. */
+Status model_init(Model *m, const ModelShape *s, size_t max_batch, size_t grad_extra);
 void model_free(Model *m);
 
 /* zeros: all zero; xavier: W ~ U(-a, a), a = sqrt(6 / (in + out)); he: W ~ N(0, 2 / in).

@@ -1,1 +1,234 @@
-typedef int xt_placeholder_model_io; /* replaced by the module's implementation */
+#include "model_io.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fsutil.h"
+#include "h5io.h"
+#include "log.h"
+
+static const char *head_name(Head h) { return h == HEAD_SOFTMAX ? "softmax" : "sigmoid"; }
+static const char *norm_name(Normalize n)
+{
+    return n == NORM_NONE ? "none" : n == NORM_SCALE ? "scale" : "standardize";
+}
+
+Status model_io_write_group(H5File *f, const char *g, const ModelFile *mf)
+{
+    const ModelShape *s = &mf->shape;
+    char p[512];
+    int64_t sizes[MODEL_MAX_LAYERS + 1];
+    for (int l = 0; l <= s->n_layers; l++) sizes[l] = (int64_t)s->sizes[l];
+    Status st = h5io_create_group(f, g);
+    if (st == XT_OK) st = h5io_attr_write_str(f, g, "format", "xentrain-model");
+    if (st == XT_OK) st = h5io_attr_write_i64(f, g, "format_version", MODEL_FORMAT_VERSION);
+    if (st == XT_OK) st = h5io_attr_write_str(f, g, "model_type", config_model_type_name(s->type));
+    if (st == XT_OK) st = h5io_attr_write_str(f, g, "activation", config_activation_name(s->act));
+    if (st == XT_OK) st = h5io_attr_write_str(f, g, "head", head_name(s->head));
+    if (st == XT_OK)
+        st = h5io_attr_write_i64s(f, g, "layer_sizes", sizes, (size_t)s->n_layers + 1);
+    if (st == XT_OK)
+        st = h5io_attr_write_i64(f, g, "classes",
+                                 (int64_t)(s->type == MODEL_LOGISTIC ? 2 : model_outputs(s)));
+    if (st == XT_OK) st = h5io_attr_write_str(f, g, "normalize", norm_name(mf->normalize));
+    if (st == XT_OK) st = h5io_attr_write_i64(f, g, "epoch", mf->epoch);
+    if (st == XT_OK) st = h5io_attr_write_f64(f, g, "val_loss", mf->val_loss);
+    if (st == XT_OK) st = h5io_attr_write_f64(f, g, "val_accuracy", mf->val_accuracy);
+    if (st == XT_OK) st = h5io_attr_write_str(f, g, "xentrain_version", XT_VERSION);
+    if (st == XT_OK && mf->class_names && mf->n_class_names > 0)
+        st = h5io_attr_write_strs(f, g, "class_names", (const char *const *)mf->class_names,
+                                  mf->n_class_names);
+    for (int l = 1; l <= s->n_layers && st == XT_OK; l++) {
+        size_t dw[2] = {s->sizes[l], s->sizes[l - 1]}, db[1] = {s->sizes[l]};
+        snprintf(p, sizeof p, "%s/layer%d", g, l);
+        st = h5io_create_group(f, p);
+        snprintf(p, sizeof p, "%s/layer%d/W", g, l);
+        if (st == XT_OK) st = h5io_write(f, p, H5IO_F32, 2, dw, mf->params + s->w_off[l - 1], 0);
+        snprintf(p, sizeof p, "%s/layer%d/b", g, l);
+        if (st == XT_OK) st = h5io_write(f, p, H5IO_F32, 1, db, mf->params + s->b_off[l - 1], 0);
+    }
+    if (st == XT_OK && mf->normalize != NORM_NONE) {
+        size_t d[1] = {s->sizes[0]};
+        snprintf(p, sizeof p, "%s/normalization", g);
+        st = h5io_create_group(f, p);
+        snprintf(p, sizeof p, "%s/normalization/shift", g);
+        if (st == XT_OK) st = h5io_write(f, p, H5IO_F32, 1, d, mf->shift, 0);
+        snprintf(p, sizeof p, "%s/normalization/mul", g);
+        if (st == XT_OK) st = h5io_write(f, p, H5IO_F32, 1, d, mf->mul, 0);
+    }
+    return st;
+}
+
+Status model_io_save(const char *path, const ModelFile *mf)
+{
+    char tmp[XT_PATH_MAX + 32];
+    fsutil_temp_name(tmp, sizeof tmp, path);
+    H5File *f = NULL;
+    Status st = h5io_create(tmp, &f);
+    if (st == XT_OK) st = model_io_write_group(f, "/model", mf);
+    Status cst = h5io_close(&f);
+    st = xt_status_merge(st, cst);
+    if (st != XT_OK) {
+        remove(tmp);
+        log_error("could not write the model to %s", path);
+        return st;
+    }
+    return fsutil_commit(tmp, path);
+}
+
+static bool parse_named(const char *s, const char *(*name)(int), int n, int *out)
+{
+    for (int i = 0; i < n; i++)
+        if (!strcmp(s, name(i))) {
+            *out = i;
+            return true;
+        }
+    return false;
+}
+static const char *type_name_i(int i) { return config_model_type_name((ModelType)i); }
+static const char *act_name_i(int i) { return config_activation_name((Activation)i); }
+static const char *head_name_i(int i) { return head_name((Head)i); }
+static const char *norm_name_i(int i) { return norm_name((Normalize)i); }
+
+static void format_dims(char *buf, size_t len, int rank, const size_t *dims)
+{
+    size_t used = (size_t)snprintf(buf, len, "(");
+    for (int i = 0; i < rank && used < len; i++)
+        used += (size_t)snprintf(buf + used, len - used, "%s%zu", i ? ", " : "", dims[i]);
+    if (used < len) snprintf(buf + used, len - used, ")");
+}
+
+/* Reads a float dataset that must have exactly the given rank and dims. */
+static Status read_exact(H5File *f, const char *p, int rank, const size_t *dims, float *out)
+{
+    H5ioInfo info;
+    Status st = h5io_info(f, p, &info);
+    if (st != XT_OK) return st;
+    bool ok = info.rank == rank && info.cls == H5IO_CLASS_FLOAT;
+    for (int i = 0; ok && i < rank; i++) ok = info.dims[i] == dims[i];
+    if (!ok) {
+        char want[64], got[64];
+        format_dims(want, sizeof want, rank, dims);
+        format_dims(got, sizeof got, info.rank, info.dims);
+        log_error("%s:%s: expected float %s as layer_sizes imply, got %s %s", h5io_path(f), p,
+                  want, info.type_name, got);
+        return XT_ERR_USAGE;
+    }
+    return h5io_read_rows_float(f, p, 0, dims[0], out);
+}
+
+Status model_io_read_group(H5File *f, const char *g, ModelFile *mf)
+{
+    *mf = (ModelFile){0};
+    const char *file = h5io_path(f);
+    char buf[128], p[512];
+    int64_t ver = 0;
+    if (!h5io_exists(f, g) || !h5io_attr_exists(f, g, "format_version")) {
+        log_error("%s: not an xentrain model file (no %s group with a format_version)", file, g);
+        return XT_ERR_USAGE;
+    }
+    Status st = h5io_attr_read_i64(f, g, "format_version", &ver);
+    if (st != XT_OK) return st;
+    if (ver > MODEL_FORMAT_VERSION || ver < 1) {
+        log_error("%s: model format version %lld; this xentrain %s reads version %d%s", file,
+                  (long long)ver, XT_VERSION, MODEL_FORMAT_VERSION,
+                  ver > MODEL_FORMAT_VERSION ? " (upgrade xentrain)" : "");
+        return XT_ERR_USAGE;
+    }
+    int type = 0, act = 0, head = 0, norm = 0;
+    if ((st = h5io_attr_read_str(f, g, "model_type", buf, sizeof buf)) != XT_OK) return st;
+    if (!parse_named(buf, type_name_i, 4, &type)) {
+        log_error("%s:%s: unknown model_type '%s'", file, g, buf);
+        return XT_ERR_USAGE;
+    }
+    if ((st = h5io_attr_read_str(f, g, "activation", buf, sizeof buf)) != XT_OK) return st;
+    if (!parse_named(buf, act_name_i, 3, &act)) {
+        log_error("%s:%s: unknown activation '%s'", file, g, buf);
+        return XT_ERR_USAGE;
+    }
+    if ((st = h5io_attr_read_str(f, g, "head", buf, sizeof buf)) != XT_OK) return st;
+    if (!parse_named(buf, head_name_i, 2, &head)) {
+        log_error("%s:%s: unknown head '%s'", file, g, buf);
+        return XT_ERR_USAGE;
+    }
+    if ((st = h5io_attr_read_str(f, g, "normalize", buf, sizeof buf)) != XT_OK) return st;
+    if (!parse_named(buf, norm_name_i, 3, &norm)) {
+        log_error("%s:%s: unknown normalize '%s'", file, g, buf);
+        return XT_ERR_USAGE;
+    }
+    int64_t sizes[MODEL_MAX_LAYERS + 1], classes = 0;
+    size_t ns = 0;
+    if ((st = h5io_attr_read_i64s(f, g, "layer_sizes", sizes, MODEL_MAX_LAYERS + 1, &ns)) != XT_OK)
+        return st;
+    if ((st = h5io_attr_read_i64(f, g, "classes", &classes)) != XT_OK) return st;
+    bool sizes_ok = ns >= 2;
+    for (size_t i = 0; i < ns && sizes_ok; i++) sizes_ok = sizes[i] >= 1 && sizes[i] <= (1 << 26);
+    if (!sizes_ok || classes < 1 || classes > XT_MAX_CLASSES) {
+        log_error("%s:%s: invalid layer_sizes or classes attribute", file, g);
+        return XT_ERR_USAGE;
+    }
+    char err[256];
+    st = model_shape_init(&mf->shape, (ModelType)type, (Activation)act, (Head)head,
+                          (size_t)sizes[0], sizes + 1, (int)ns - 2, (size_t)classes, err,
+                          sizeof err);
+    if (st == XT_OK && (mf->shape.n_layers != (int)ns - 1 ||
+                        mf->shape.sizes[mf->shape.n_layers] != (size_t)sizes[ns - 1])) {
+        snprintf(err, sizeof err, "layer_sizes do not match model_type %s",
+                 config_model_type_name((ModelType)type));
+        st = XT_ERR_USAGE;
+    }
+    if (st != XT_OK) {
+        log_error("%s:%s: %s", file, g, err);
+        return st;
+    }
+    mf->normalize = (Normalize)norm;
+    const ModelShape *s = &mf->shape;
+    mf->params = malloc(s->n_params * sizeof *mf->params);
+    if (!mf->params) return XT_ERR_RUNTIME;
+    for (int l = 1; l <= s->n_layers && st == XT_OK; l++) {
+        size_t dw[2] = {s->sizes[l], s->sizes[l - 1]}, db[1] = {s->sizes[l]};
+        snprintf(p, sizeof p, "%s/layer%d/W", g, l);
+        st = read_exact(f, p, 2, dw, mf->params + s->w_off[l - 1]);
+        snprintf(p, sizeof p, "%s/layer%d/b", g, l);
+        if (st == XT_OK) st = read_exact(f, p, 1, db, mf->params + s->b_off[l - 1]);
+    }
+    if (st == XT_OK && mf->normalize != NORM_NONE) {
+        size_t d[1] = {s->sizes[0]};
+        mf->shift = malloc(d[0] * sizeof(float));
+        mf->mul = malloc(d[0] * sizeof(float));
+        if (!mf->shift || !mf->mul) st = XT_ERR_RUNTIME;
+        snprintf(p, sizeof p, "%s/normalization/shift", g);
+        if (st == XT_OK) st = read_exact(f, p, 1, d, mf->shift);
+        snprintf(p, sizeof p, "%s/normalization/mul", g);
+        if (st == XT_OK) st = read_exact(f, p, 1, d, mf->mul);
+    }
+    if (st == XT_OK && h5io_attr_exists(f, g, "epoch")) st = h5io_attr_read_i64(f, g, "epoch", &mf->epoch);
+    if (st == XT_OK && h5io_attr_exists(f, g, "val_loss"))
+        st = h5io_attr_read_f64(f, g, "val_loss", &mf->val_loss);
+    if (st == XT_OK && h5io_attr_exists(f, g, "val_accuracy"))
+        st = h5io_attr_read_f64(f, g, "val_accuracy", &mf->val_accuracy);
+    if (st == XT_OK && h5io_attr_exists(f, g, "class_names"))
+        st = h5io_attr_read_strs(f, g, "class_names", &mf->class_names, &mf->n_class_names);
+    if (st != XT_OK) model_io_free(mf);
+    return st;
+}
+
+Status model_io_load(const char *path, ModelFile *mf)
+{
+    *mf = (ModelFile){0};
+    H5File *f = NULL;
+    Status st = h5io_open_read(path, NULL, &f);
+    if (st == XT_OK) st = model_io_read_group(f, "/model", mf);
+    h5io_close(&f);
+    return st;
+}
+
+void model_io_free(ModelFile *mf)
+{
+    free(mf->params);
+    free(mf->shift);
+    free(mf->mul);
+    if (mf->class_names) h5io_strs_free(mf->class_names, mf->n_class_names);
+    *mf = (ModelFile){0};
+}

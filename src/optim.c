@@ -47,12 +47,14 @@ double optim_lr(const OptimSettings *set, uint64_t t)
     return lr;
 }
 
-double optim_step(Optim *o, float *params, float *grad, double lr)
+double optim_step(Optim *o, float *params, float *grad, float grad_scale, double lr)
 {
     const size_t n = o->n;
     const float wd = (float)o->set.weight_decay;
     if (wd != 0.0f)
-        for (size_t i = 0; i < n; i++) grad[i] += wd * params[i];
+        for (size_t i = 0; i < n; i++) grad[i] = grad_scale * grad[i] + wd * params[i];
+    else if (grad_scale != 1.0f)
+        for (size_t i = 0; i < n; i++) grad[i] *= grad_scale;
     double norm = sqrt(linalg_sumsq(grad, n));
     if (o->set.clip_norm > 0.0 && norm > o->set.clip_norm) {
         float c = (float)(o->set.clip_norm / norm);

@@ -1,7 +1,7 @@
 /* optim: SGD on flat arrays, and the learning-rate schedule.
  *
  * Update (the common convention, as torch.optim.SGD):
- *   g = grad + weight_decay * p                (L2, coupled)
+ *   g = grad_scale * grad + weight_decay * p   (L2, coupled)
  *   g = g * min(1, clip_norm / ||g||)          (when clip_norm > 0; global norm)
  *   v = momentum * v + g                       (when momentum > 0)
  *   d = nesterov ? g + momentum * v : v        (d = g without momentum)
@@ -47,8 +47,10 @@ void optim_free(Optim *o);
 /* The learning rate for global step t. */
 double optim_lr(const OptimSettings *set, uint64_t t);
 
-/* One update of params with grad (n each). grad is modified (decay, clipping).
- * Returns the gradient norm before clipping. */
-double optim_step(Optim *o, float *params, float *grad, double lr);
+/* One update of params with grad_scale * grad (n each): the trainer passes gradient
+ * SUMS and 1 / (global weight), so the division happens in this one pass. grad is
+ * overwritten with the effective gradient (scaled, decayed, clipped).
+ * Returns the norm of the scaled, decayed gradient before clipping. */
+double optim_step(Optim *o, float *params, float *grad, float grad_scale, double lr);
 
 #endif

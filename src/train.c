@@ -1,1 +1,672 @@
-typedef int xt_placeholder_train; /* replaced by the module's implementation */
+#include "train.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "dataset.h"
+#include "early_stop.h"
+#include "evaluate.h"
+#include "fsutil.h"
+#include "linalg.h"
+#include "log.h"
+#include "loss.h"
+#include "metrics.h"
+#include "model.h"
+#include "model_io.h"
+#include "optim.h"
+#include "rng.h"
+#include "shard.h"
+
+#define MAX_OVERRIDES 256
+
+/* Trailing slots of the gradient buffer that ride in the same allreduce. */
+enum { SLOT_LOSS = 0, SLOT_WEIGHT = 1, SLOT_NONFINITE = 2, N_SLOTS = 3 };
+
+/* Per-epoch wall-clock split, seconds. */
+typedef struct {
+    double compute, allreduce, io, val;
+} Timers;
+
+typedef struct {
+    const Comm *comm;
+    int P, r;
+    Config cfg;
+    char model_path[XT_PATH_MAX + 16], metrics_path[XT_PATH_MAX + 16];
+    DatasetInfo tinfo, vinfo;
+    Dataset train, val;
+    bool has_val;
+    bool dense;        /* targets are (N, K) floats */
+    size_t K;          /* classes (or labels) */
+    Sampler sampler;
+    size_t global_batch;
+    float *shift, *mul; /* (D) normalisation, or NULL */
+    Model model;
+    Optim optim;
+    OptimSettings oset;
+    LossOptions lopt;
+    float *class_w;
+    float *Xb, *tb, *dz;
+    int32_t *yb;
+    uint32_t *rows;
+    float *best;       /* rank 0: parameters of the best epoch */
+    EarlyStop es;
+    Metrics metrics;
+    EvalStats vstats;
+    uint64_t step;     /* optimiser steps taken */
+} Trainer;
+
+static void train_usage(void)
+{
+    log_info("usage: mpirun -np P xentrain train CONFIG.ini [--set section.key=value]...\n"
+             "\n"
+             "Trains the model described by CONFIG.ini (see `xentrain --help-config` for every\n"
+             "key and its default) with synchronous data-parallel SGD. Writes config.ini,\n"
+             "metrics.csv and model.h5 (the best epoch) to run.dir.");
+}
+
+/* ---- set-up steps: each ends in one agreement so no rank is left behind ---- */
+
+static Status setup_config(Trainer *tr, int argc, char **argv, bool *help)
+{
+    const char *path = NULL;
+    const char *over[MAX_OVERRIDES];
+    size_t n_over = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            *help = true;
+            return XT_OK;
+        }
+        if (!strcmp(a, "--set") || !strncmp(a, "--set=", 6)) {
+            const char *v = a[5] == '=' ? a + 6 : (i + 1 < argc ? argv[++i] : NULL);
+            if (!v) {
+                log_error0("--set needs section.key=value");
+                return XT_ERR_USAGE;
+            }
+            if (n_over == MAX_OVERRIDES) {
+                log_error0("more than %d --set options", MAX_OVERRIDES);
+                return XT_ERR_USAGE;
+            }
+            over[n_over++] = v;
+        } else if (a[0] == '-') {
+            log_error0("train: unknown option '%s' (options: --set section.key=value, --help)", a);
+            return XT_ERR_USAGE;
+        } else if (!path) {
+            path = a;
+        } else {
+            log_error0("train: unexpected argument '%s' (one CONFIG.ini; overrides go in --set)", a);
+            return XT_ERR_USAGE;
+        }
+    }
+    if (!path) {
+        log_error0("train: missing CONFIG.ini (usage: xentrain train CONFIG.ini [--set k=v]...)");
+        return XT_ERR_USAGE;
+    }
+    char err[1024];
+    Status st = config_load(&tr->cfg, path, over, n_over, err, sizeof err);
+    if (st != XT_OK) log_error0("%s", err);
+    return comm_agree(tr->comm, st);
+}
+
+/* Rank 0 creates the run directory and writes the resolved config.ini. */
+static Status setup_run_dir(Trainer *tr)
+{
+    const char *dir = tr->cfg.run.dir;
+    Status st = XT_OK;
+    if (fsutil_join(tr->model_path, sizeof tr->model_path, dir, "model.h5") != XT_OK ||
+        fsutil_join(tr->metrics_path, sizeof tr->metrics_path, dir, "metrics.csv") != XT_OK)
+        st = XT_ERR_USAGE;
+    if (tr->r == 0 && st == XT_OK) {
+        st = fsutil_mkdirs(dir);
+        if (st == XT_OK) st = fsutil_check_writable_dir(dir);
+        if (st == XT_OK) {
+            char path[XT_PATH_MAX + 16], tmp[XT_PATH_MAX + 48];
+            fsutil_join(path, sizeof path, dir, "config.ini");
+            fsutil_temp_name(tmp, sizeof tmp, path);
+            size_t need = config_to_ini(&tr->cfg, NULL, 0) + 1;
+            char *text = malloc(need);
+            FILE *f = text ? fopen(tmp, "w") : NULL;
+            if (!f) {
+                log_error("cannot write %s", tmp);
+                st = XT_ERR_RUNTIME;
+            } else {
+                config_to_ini(&tr->cfg, text, need);
+                bool ok = fputs(text, f) >= 0;
+                ok = (fclose(f) == 0) && ok;
+                st = ok ? fsutil_commit(tmp, path) : XT_ERR_RUNTIME;
+                if (!ok) {
+                    log_error("cannot write %s", tmp);
+                    remove(tmp);
+                }
+            }
+            free(text);
+        }
+        if (st == XT_OK) st = metrics_open(&tr->metrics, tr->metrics_path, false);
+    }
+    return comm_agree(tr->comm, st);
+}
+
+/* Probes the splits, decides K, shards and loads the training rows, normalises. */
+static Status setup_data(Trainer *tr)
+{
+    const Config *c = &tr->cfg;
+    if (!c->data.train[0]) {
+        log_error0("data.train is not set: name the training split (file.h5:/train)");
+        return XT_ERR_USAGE;
+    }
+    Status st = dataset_probe(c->data.train, tr->comm, &tr->tinfo);
+    if (st != XT_OK) return st;
+    tr->has_val = c->data.val[0] != '\0';
+    if (tr->has_val && (st = dataset_probe(c->data.val, tr->comm, &tr->vinfo)) != XT_OK) return st;
+    const DatasetInfo *ti = &tr->tinfo;
+    tr->dense = ti->target == TARGET_DENSE;
+    Status local = XT_OK;
+    bool sigmoid_model = c->model.type == MODEL_MULTILABEL ||
+                         (c->model.type == MODEL_MLP && c->model.head == HEAD_SIGMOID);
+    if (sigmoid_model && !tr->dense) {
+        log_error0("%s: model.type = %s%s needs (N,K) float targets, but y holds class ids",
+                   c->data.train, config_model_type_name(c->model.type),
+                   c->model.type == MODEL_MLP ? " with model.head = sigmoid" : "");
+        local = XT_ERR_USAGE;
+    } else if (tr->dense && c->model.type == MODEL_LOGISTIC) {
+        log_error0("%s: model.type = logistic needs (N,) class ids 0/1, but y is (N, %zu) floats",
+                   c->data.train, ti->k_dense);
+        local = XT_ERR_USAGE;
+    } else if (tr->dense && c->model.classes > 0 && (size_t)c->model.classes != ti->k_dense) {
+        log_error0("model.classes = %lld but %s has y with K = %zu columns",
+                   (long long)c->model.classes, c->data.train, ti->k_dense);
+        local = XT_ERR_USAGE;
+    }
+    if (tr->has_val && local == XT_OK) {
+        const DatasetInfo *vi = &tr->vinfo;
+        if (vi->d != ti->d || vi->target != ti->target || vi->k_dense != ti->k_dense) {
+            log_error0("%s and %s differ: X has %zu vs %zu features, y is %s vs %s", c->data.train,
+                       c->data.val, ti->d, vi->d, ti->target == TARGET_DENSE ? "(N,K)" : "(N,)",
+                       vi->target == TARGET_DENSE ? "(N,K)" : "(N,)");
+            local = XT_ERR_USAGE;
+        }
+    }
+    if ((st = comm_agree(tr->comm, local)) != XT_OK) return st;
+
+    tr->global_batch = c->train.batch_per_rank > 0 ? (size_t)c->train.batch_per_rank * (size_t)tr->P
+                                                   : (size_t)c->train.batch_size;
+    char err[512];
+    st = sampler_init(&tr->sampler, ti->n, (size_t)c->data.virtual_shards, tr->global_batch, tr->P,
+                      tr->r, c->train.seed, c->train.shuffle, err, sizeof err);
+    if (st != XT_OK) log_error0("%s: %s", c->data.train, err);
+    if ((st = comm_agree(tr->comm, st)) != XT_OK) return st;
+
+    size_t kcheck = tr->dense ? 0 : (size_t)c->model.classes;
+    st = dataset_load(&tr->train, ti, tr->sampler.row_lo, tr->sampler.row_hi, kcheck, tr->comm);
+    if ((st = comm_agree(tr->comm, st)) != XT_OK) return st;
+
+    /* K: configured, the target width, or 1 + the largest label over all ranks. */
+    if (tr->dense) {
+        tr->K = ti->k_dense;
+    } else {
+        int64_t mm[2] = {tr->train.hi > tr->train.lo ? tr->train.label_max : -1,
+                         tr->train.hi > tr->train.lo ? -(int64_t)tr->train.label_min : INT32_MIN};
+        comm_allreduce_max_i64(tr->comm, mm, 2);
+        if (-mm[1] < 0) {
+            log_error0("%s/y: class ids must be >= 0, the smallest is %lld", c->data.train,
+                       (long long)-mm[1]);
+            return XT_ERR_USAGE;
+        }
+        tr->K = c->model.classes > 0 ? (size_t)c->model.classes : (size_t)mm[0] + 1;
+        if (tr->K < 2) tr->K = 2;
+        if (tr->K > XT_MAX_CLASSES) {
+            log_error0("%s/y: largest class id %lld gives %zu classes (limit %d)", c->data.train,
+                       (long long)mm[0], tr->K, XT_MAX_CLASSES);
+            return XT_ERR_USAGE;
+        }
+    }
+
+    /* Normalisation statistics over the WHOLE training set (allreduced), then applied. */
+    const size_t D = ti->d;
+    if (c->data.normalize != NORM_NONE) {
+        tr->shift = calloc(D, sizeof *tr->shift);
+        tr->mul = malloc(D * sizeof *tr->mul);
+        local = tr->shift && tr->mul ? XT_OK : XT_ERR_RUNTIME;
+        if ((st = comm_agree(tr->comm, local)) != XT_OK) return st;
+        if (c->data.normalize == NORM_SCALE) {
+            double s = ti->x_scale;
+            if (!(s > 0.0)) {
+                double mx = dataset_max_abs(&tr->train);
+                comm_allreduce_max_double(tr->comm, &mx, 1);
+                s = mx > 0.0 ? 1.0 / mx : 1.0;
+            }
+            for (size_t j = 0; j < D; j++) tr->mul[j] = (float)s;
+        } else {
+            double *sums = calloc(2 * D, sizeof *sums);
+            local = sums ? XT_OK : XT_ERR_RUNTIME;
+            if ((st = comm_agree(tr->comm, local)) != XT_OK) return st;
+            dataset_feature_sums(&tr->train, sums, sums + D);
+            comm_allreduce_sum_double(tr->comm, sums, 2 * D);
+            double n = (double)ti->n;
+            for (size_t j = 0; j < D; j++) {
+                double mean = sums[j] / n;
+                double var = fmax(sums[D + j] / n - mean * mean, 0.0);
+                double sd = sqrt(var);
+                tr->shift[j] = (float)mean;
+                tr->mul[j] = sd > 1e-12 * fmax(1.0, fabs(mean)) ? (float)(1.0 / sd) : 1.0f;
+            }
+            free(sums);
+        }
+        dataset_apply_affine(&tr->train, tr->shift, tr->mul);
+    }
+
+    /* Validation rows: rank 0 holds them all, or each rank its share (distributed). */
+    if (tr->has_val) {
+        size_t n = tr->vinfo.n, lo = 0, hi = tr->r == 0 ? n : 0;
+        if (c->eval.distributed) {
+            lo = (size_t)tr->r * n / (size_t)tr->P;
+            hi = (size_t)(tr->r + 1) * n / (size_t)tr->P;
+        }
+        local = dataset_load(&tr->val, &tr->vinfo, lo, hi, tr->dense ? 0 : tr->K, tr->comm);
+        if (local == XT_OK && tr->shift) dataset_apply_affine(&tr->val, tr->shift, tr->mul);
+        if ((st = comm_agree(tr->comm, local)) != XT_OK) return st;
+    }
+    return XT_OK;
+}
+
+static Status setup_model(Trainer *tr)
+{
+    const Config *c = &tr->cfg;
+    ModelShape shape;
+    char err[512];
+    Status st = model_shape_init(&shape, c->model.type, c->model.activation, c->model.head,
+                                 tr->tinfo.d, c->model.hidden, c->model.n_hidden, tr->K, err,
+                                 sizeof err);
+    if (st != XT_OK) {
+        log_error0("model: %s", err);
+        return st;
+    }
+    size_t cap = tr->sampler.max_local > 0 ? tr->sampler.max_local : 1;
+    size_t eval_cap = (size_t)c->eval.batch_size;
+    size_t mb = cap > eval_cap ? cap : eval_cap;
+    Status local = model_init(&tr->model, &shape, mb, N_SLOTS);
+    const size_t D = shape.sizes[0], KO = model_outputs(&shape);
+    if (local == XT_OK) {
+        tr->Xb = malloc(cap * D * sizeof *tr->Xb);
+        tr->dz = malloc(cap * KO * sizeof *tr->dz);
+        tr->rows = malloc(cap * sizeof *tr->rows);
+        if (tr->dense) tr->tb = malloc(cap * tr->K * sizeof *tr->tb);
+        else tr->yb = malloc(cap * sizeof *tr->yb);
+        if (tr->r == 0) tr->best = malloc(shape.n_params * sizeof *tr->best);
+        if (!tr->Xb || !tr->dz || !tr->rows || !(tr->tb || tr->yb) || (tr->r == 0 && !tr->best)) {
+            log_error("out of memory for the batch buffers (%zu rows x %zu features)", cap, D);
+            local = XT_ERR_RUNTIME;
+        }
+    }
+    /* Loss options. */
+    tr->lopt = loss_options_default();
+    tr->lopt.label_smoothing = (float)c->loss.label_smoothing;
+    tr->lopt.pos_weight = (float)c->loss.pos_weight;
+    if (c->loss.ignore_index >= 0) tr->lopt.ignore_index = (int32_t)c->loss.ignore_index;
+    if (local == XT_OK && c->loss.n_class_weights > 0) {
+        size_t want = tr->K;
+        if ((size_t)c->loss.n_class_weights != want) {
+            log_error0("loss.class_weights has %d values but the data have %zu %s",
+                       c->loss.n_class_weights, want, tr->dense ? "outputs" : "classes");
+            local = XT_ERR_USAGE;
+        } else {
+            tr->class_w = malloc(want * sizeof *tr->class_w);
+            if (!tr->class_w) local = XT_ERR_RUNTIME;
+            for (size_t k = 0; tr->class_w && k < want; k++)
+                tr->class_w[k] = (float)c->loss.class_weights[k];
+            tr->lopt.class_weight = tr->class_w;
+        }
+    }
+    if (local == XT_OK && tr->has_val) local = eval_stats_init(&tr->vstats, &shape);
+    /* Optimiser. */
+    tr->oset = (OptimSettings){.lr = c->optim.lr,
+                               .momentum = c->optim.momentum,
+                               .weight_decay = c->optim.weight_decay,
+                               .clip_norm = c->optim.clip_norm,
+                               .nesterov = c->optim.nesterov,
+                               .schedule = c->optim.schedule,
+                               .step_size = c->optim.step_size,
+                               .gamma = c->optim.gamma,
+                               .warmup_epochs = c->optim.warmup_epochs,
+                               .epochs = c->train.epochs,
+                               .steps_per_epoch = tr->sampler.T};
+    if (c->optim.lr_scaling == LR_SCALE_LINEAR) tr->oset.lr *= (double)tr->P;
+    if (local == XT_OK) local = optim_init(&tr->optim, &tr->oset, shape.n_params);
+    if ((st = comm_agree(tr->comm, local)) != XT_OK) return st;
+
+    /* Rank 0 initialises, everyone receives the same bits. */
+    if (tr->r == 0) {
+        Rng rng;
+        rng_seed_tuple(&rng, c->train.seed, 0x1217, 0);
+        model_init_params(&tr->model, c->model.init, &rng);
+    }
+    comm_bcast(tr->comm, tr->model.params, shape.n_params * sizeof(float), 0);
+    early_stop_init(&tr->es, c);
+    return XT_OK;
+}
+
+static void banner(const Trainer *tr)
+{
+    if (tr->r != 0) return;
+    const Config *c = &tr->cfg;
+    char mpi[256], desc[256];
+    comm_library_version(mpi, sizeof mpi);
+    model_shape_describe(&tr->model.shape, desc, sizeof desc);
+    log_info("xentrain %s train %s", XT_VERSION, c->source);
+    log_info("launch   P = %d ranks on %d node(s), %d per node; BLAS threads per rank: %d; %s",
+             tr->P, comm_node_count(tr->comm), comm_local_size(tr->comm), linalg_blas_threads(),
+             mpi);
+    const char *job = getenv("SLURM_JOB_ID");
+    if (job)
+        log_info("slurm    job %s, nodes %s, tasks per node %s", job,
+                 getenv("SLURM_JOB_NODELIST") ? getenv("SLURM_JOB_NODELIST") : "?",
+                 getenv("SLURM_TASKS_PER_NODE") ? getenv("SLURM_TASKS_PER_NODE") : "?");
+    log_info("data     train %s: N = %zu, D = %zu (%s), %s; rank 0 holds rows [%zu, %zu)",
+             c->data.train, tr->tinfo.n, tr->tinfo.d, tr->tinfo.x_type,
+             tr->dense ? "dense (N,K) targets" : "class ids", tr->sampler.row_lo,
+             tr->sampler.row_hi);
+    if (tr->has_val)
+        log_info("         val   %s: N = %zu (%s)", c->data.val, tr->vinfo.n,
+                 c->eval.distributed ? "sharded over ranks" : "rank 0");
+    log_info("model    %s, K = %zu", desc, tr->K);
+    log_info("batch    global %zu rows (%zu steps/epoch, %zu virtual shards), lr %g%s",
+             tr->global_batch ? tr->global_batch : tr->tinfo.n, tr->sampler.T, tr->sampler.S,
+             tr->oset.lr, c->optim.lr_scaling == LR_SCALE_LINEAR ? " (scaled by P)" : "");
+    log_info("run      %s", c->run.dir);
+    size_t need = config_to_ini(c, NULL, 0) + 1;
+    char *text = malloc(need);
+    if (text) {
+        config_to_ini(c, text, need);
+        log_info("---- effective settings ----\n%s----------------------------", text);
+        free(text);
+    }
+}
+
+/* Gathers this rank's rows of step t into the batch buffers. Returns the row count. */
+static size_t gather_batch(Trainer *tr, size_t t)
+{
+    const size_t D = tr->tinfo.d;
+    size_t m = sampler_step_rows(&tr->sampler, t, tr->rows);
+    for (size_t i = 0; i < m; i++) {
+        size_t row = tr->rows[i];
+        memcpy(tr->Xb + i * D, tr->train.X + row * D, D * sizeof *tr->Xb);
+        if (tr->dense) memcpy(tr->tb + i * tr->K, tr->train.t + row * tr->K, tr->K * sizeof(float));
+        else tr->yb[i] = tr->train.y[row];
+    }
+    return m;
+}
+
+/* Forward, loss and backward on m local rows; fills the gradient SUMS and the slots. */
+static void local_step(Trainer *tr, size_t m)
+{
+    Model *md = &tr->model;
+    const ModelShape *s = &md->shape;
+    const size_t n = s->n_params, KO = model_outputs(s);
+    LossTotals tot = {0};
+    if (m > 0) {
+        const float *z = model_forward(md, tr->Xb, m);
+        if (s->type == MODEL_LOGISTIC) loss_binary_xent(tr->dz, NULL, &tot, z, tr->yb, m, &tr->lopt);
+        else if (s->head == HEAD_SOFTMAX && !tr->dense)
+            loss_softmax_xent(tr->dz, NULL, &tot, z, tr->yb, m, KO, &tr->lopt);
+        else if (s->head == HEAD_SOFTMAX)
+            loss_softmax_xent_soft(tr->dz, NULL, &tot, z, tr->tb, m, KO, &tr->lopt);
+        else loss_sigmoid_xent(tr->dz, NULL, &tot, z, tr->tb, m, KO, &tr->lopt);
+        model_backward(md, tr->Xb, tr->dz, m);
+    } else {
+        memset(md->grads, 0, n * sizeof *md->grads);
+    }
+    md->grads[n + SLOT_LOSS] = (float)tot.sum;
+    md->grads[n + SLOT_WEIGHT] = (float)tot.weight;
+    md->grads[n + SLOT_NONFINITE] = isfinite(tot.sum) ? 0.0f : 1.0f;
+}
+
+/* Collective: aborts the job when the replicas' parameters are not bit-identical. */
+static void check_replicas(Trainer *tr)
+{
+    uint64_t h = model_param_hash(tr->model.params, tr->model.shape.n_params);
+    int64_t mx = (int64_t)h, mn = (int64_t)h;
+    comm_allreduce_max_i64(tr->comm, &mx, 1);
+    comm_allreduce_min_i64(tr->comm, &mn, 1);
+    if (mx != mn) {
+        log_error0("replica check failed at step %llu: ranks hold different parameters "
+                   "(hash %016llx vs %016llx); this is a bug or a faulty node",
+                   (unsigned long long)tr->step, (unsigned long long)mn, (unsigned long long)mx);
+        comm_abort(tr->comm, XT_ERR_RUNTIME);
+    }
+}
+
+/* Validation: rank 0 (or every rank on its share, then summed). Collective only when
+ * eval.distributed. Fills loss, accuracy, f1. */
+static void validate(Trainer *tr, double *loss, double *acc, double *f1)
+{
+    *loss = *acc = *f1 = NAN;
+    if (!tr->has_val) return;
+    bool dist = tr->cfg.eval.distributed;
+    if (!dist && tr->r != 0) return;
+    eval_stats_reset(&tr->vstats);
+    eval_accumulate(&tr->vstats, &tr->model, tr->val.X, tr->val.y, tr->val.t,
+                    tr->val.hi - tr->val.lo, tr->lopt.ignore_index);
+    if (dist) eval_stats_allreduce(&tr->vstats, tr->comm);
+    *loss = eval_loss(&tr->vstats);
+    *acc = eval_accuracy(&tr->vstats);
+    *f1 = eval_macro_f1(&tr->vstats);
+}
+
+static ModelFile model_file_view(const Trainer *tr, const float *params, int64_t epoch,
+                                 double vl, double va)
+{
+    ModelFile mf = {.shape = tr->model.shape,
+                    .params = (float *)params,
+                    .normalize = tr->cfg.data.normalize,
+                    .shift = tr->shift,
+                    .mul = tr->mul,
+                    .class_names = tr->train.class_names,
+                    .n_class_names = tr->train.n_class_names,
+                    .epoch = epoch,
+                    .val_loss = vl,
+                    .val_accuracy = va};
+    return mf;
+}
+
+static void progress(const Trainer *tr, int64_t epoch, size_t t, double loss, double *last)
+{
+    if (tr->r != 0 || !tr->cfg.train.progress || !isatty(STDOUT_FILENO)) return;
+    double now = comm_wtime();
+    if (now - *last < 0.5 && t + 1 < tr->sampler.T) return;
+    *last = now;
+    printf("\r  epoch %lld  step %zu/%zu  loss %.5f   ", (long long)epoch, t + 1, tr->sampler.T,
+           loss);
+    if (t + 1 == tr->sampler.T) printf("\r%60s\r", "");
+    fflush(stdout);
+}
+
+/* The training loop. Returns the final decision (identical on every rank). */
+static EsDecision train_loop(Trainer *tr)
+{
+    const Config *c = &tr->cfg;
+    Model *md = &tr->model;
+    const size_t n = md->shape.n_params;
+    EsDecision dec = {.action = ES_CONTINUE};
+    bool saved_any = false;
+    if (tr->r == 0) log_info("%s", metrics_line_header());
+    for (int64_t epoch = 1; epoch <= c->train.epochs; epoch++) {
+        double t_epoch = comm_wtime(), last_progress = 0.0;
+        Timers tm = {0};
+        double loss_sum = 0.0, weight_sum = 0.0, rows_seen = 0.0, lr = 0.0;
+        int diverged = 0;
+        sampler_begin_epoch(&tr->sampler, (uint64_t)(epoch - 1));
+        for (size_t t = 0; t < tr->sampler.T; t++) {
+            double t0 = comm_wtime();
+            size_t m = gather_batch(tr, t);
+            double t1 = comm_wtime();
+            local_step(tr, m);
+            double t2 = comm_wtime();
+            comm_allreduce_sum_float(tr->comm, md->grads, n + N_SLOTS);
+            double t3 = comm_wtime();
+            const float *slot = md->grads + n;
+            if (slot[SLOT_NONFINITE] != 0.0f || !isfinite(slot[SLOT_LOSS])) {
+                diverged = 1; /* every rank sees the same reduced flag */
+                break;
+            }
+            lr = optim_lr(&tr->oset, tr->step);
+            if (slot[SLOT_WEIGHT] > 0.0f) {
+                optim_step(&tr->optim, md->params, md->grads, 1.0f / slot[SLOT_WEIGHT], lr);
+                tr->step++;
+            }
+            loss_sum += (double)slot[SLOT_LOSS];
+            weight_sum += (double)slot[SLOT_WEIGHT];
+            rows_seen += (double)sampler_global_count(&tr->sampler, t);
+            double t4 = comm_wtime();
+            tm.io += t1 - t0;
+            tm.compute += (t2 - t1) + (t4 - t3);
+            tm.allreduce += t3 - t2;
+            if (c->train.check_every > 0 && tr->step % (uint64_t)c->train.check_every == 0)
+                check_replicas(tr);
+            progress(tr, epoch, t, weight_sum > 0 ? loss_sum / weight_sum : 0.0, &last_progress);
+        }
+        double train_time = comm_wtime() - t_epoch;
+        double train_loss = diverged ? NAN : (weight_sum > 0 ? loss_sum / weight_sum : 0.0);
+        double tv = comm_wtime(), vl = NAN, va = NAN, vf = NAN;
+        if (!diverged) validate(tr, &vl, &va, &vf);
+        tm.val = comm_wtime() - tv;
+
+        if (tr->r == 0) {
+            if (diverged) {
+                dec = (EsDecision){.action = ES_STOP_DIVERGED, .epoch = (int32_t)epoch,
+                                   .best_epoch = (int32_t)tr->es.best_epoch, .best_value = tr->es.best};
+                log_error("training diverged: the loss became NaN or Inf in epoch %lld (step %llu); "
+                          "lower optim.lr or set optim.clip_norm. %s",
+                          (long long)epoch, (unsigned long long)tr->step + 1,
+                          saved_any ? "model.h5 keeps the best epoch" : "no model was saved");
+            } else if (tr->has_val) {
+                dec = early_stop_update(&tr->es, epoch, train_loss, vl, va);
+            } else {
+                dec = (EsDecision){.action = epoch >= c->train.epochs ? ES_STOP_MAX_EPOCHS : ES_CONTINUE,
+                                   .epoch = (int32_t)epoch, .best_epoch = (int32_t)epoch,
+                                   .improved = isfinite(train_loss), .best_value = train_loss};
+                if (!isfinite(train_loss)) dec.action = ES_STOP_DIVERGED;
+            }
+            if (dec.improved) {
+                memcpy(tr->best, md->params, n * sizeof *md->params);
+                ModelFile mf = model_file_view(tr, md->params, epoch, vl, va);
+                if (model_io_save(tr->model_path, &mf) != XT_OK) dec.action = ES_STOP_ERROR;
+                else saved_any = true;
+            }
+            MetricsRow row = {.epoch = epoch, .step = (int64_t)tr->step, .lr = lr,
+                              .train_loss = train_loss, .has_val = tr->has_val, .val_loss = vl,
+                              .val_accuracy = va, .val_f1 = vf,
+                              .samples_per_s = train_time > 0 ? rows_seen / train_time : 0.0,
+                              .compute_s = tm.compute, .allreduce_s = tm.allreduce, .io_s = tm.io,
+                              .val_s = tm.val, .epoch_s = comm_wtime() - t_epoch};
+            if (!diverged) {
+                char line[256];
+                metrics_format_line(&row, line, sizeof line);
+                log_info("%s%s", line, dec.improved && tr->has_val ? "  *" : "");
+            }
+            if (metrics_write(&tr->metrics, &row) != XT_OK) dec.action = ES_STOP_ERROR;
+        }
+        comm_bcast(tr->comm, &dec, sizeof dec, 0);
+        if (dec.action != ES_CONTINUE) break;
+    }
+    return dec;
+}
+
+static void trainer_free(Trainer *tr)
+{
+    dataset_free(&tr->train);
+    dataset_free(&tr->val);
+    sampler_free(&tr->sampler);
+    model_free(&tr->model);
+    optim_free(&tr->optim);
+    eval_stats_free(&tr->vstats);
+    metrics_close(&tr->metrics);
+    free(tr->shift);
+    free(tr->mul);
+    free(tr->class_w);
+    free(tr->Xb);
+    free(tr->tb);
+    free(tr->dz);
+    free(tr->yb);
+    free(tr->rows);
+    free(tr->best);
+}
+
+int train_main(const Comm *comm, int argc, char **argv)
+{
+    Trainer *tr = calloc(1, sizeof *tr);
+    if (!tr) return XT_ERR_RUNTIME;
+    tr->comm = comm;
+    tr->P = comm_size(comm);
+    tr->r = comm_rank(comm);
+    bool help = false;
+    Status st = setup_config(tr, argc, argv, &help);
+    if (help) {
+        train_usage();
+        free(tr);
+        return 0;
+    }
+    if (!getenv("OPENBLAS_NUM_THREADS") && !getenv("OMP_NUM_THREADS")) linalg_set_blas_threads(1);
+    double t_start = comm_wtime();
+    if (st == XT_OK) st = setup_run_dir(tr);
+    if (st == XT_OK) st = setup_data(tr);
+    if (st == XT_OK) st = setup_model(tr);
+    if (st == XT_OK && tr->cfg.early_stopping.enabled && !tr->has_val) {
+        log_error0("early_stopping.enabled = true needs a validation split (data.val)");
+        st = XT_ERR_USAGE;
+    }
+    if (st != XT_OK) {
+        trainer_free(tr);
+        free(tr);
+        return (int)st;
+    }
+    banner(tr);
+    log_info("start-up took %.2f s (data load, normalisation, parameter broadcast)",
+             comm_wtime() - t_start);
+    EsDecision dec = train_loop(tr);
+    const Config *c = &tr->cfg;
+    int code = 0;
+    switch ((EsAction)dec.action) {
+    case ES_STOP_EARLY:
+        log_info("early stop after epoch %d: %s has not improved for %lld epochs; best epoch %d "
+                 "(%s = %.6f)%s", dec.epoch,
+                 c->early_stopping.monitor == MONITOR_VAL_LOSS ? "val_loss" : "val_accuracy",
+                 (long long)c->early_stopping.patience, dec.best_epoch,
+                 c->early_stopping.monitor == MONITOR_VAL_LOSS ? "val_loss" : "val_accuracy",
+                 dec.best_value, c->early_stopping.restore_best ? ", restored" : "");
+        break;
+    case ES_STOP_MAX_EPOCHS: log_info("finished %d epochs", dec.epoch); break;
+    case ES_STOP_DIVERGED: code = XT_ERR_DIVERGED; break;
+    case ES_STOP_ERROR:
+        log_error0("stopping: rank 0 could not write its outputs (see above)");
+        code = XT_ERR_RUNTIME;
+        break;
+    default: break;
+    }
+    /* model.h5 holds the best epoch; without restore_best it gets the final parameters. */
+    if (code == 0 && !(c->early_stopping.enabled && c->early_stopping.restore_best) && tr->has_val) {
+        Status s = XT_OK;
+        if (tr->r == 0) {
+            ModelFile mf = model_file_view(tr, tr->model.params, dec.epoch, NAN, NAN);
+            s = model_io_save(tr->model_path, &mf);
+        }
+        if (comm_agree(comm, s) != XT_OK) code = XT_ERR_RUNTIME;
+    }
+    if (tr->r == 0 && code != XT_ERR_RUNTIME)
+        log_info("wrote %s, %s", tr->model_path, tr->metrics_path);
+    char test_spec[XT_PATH_MAX];
+    snprintf(test_spec, sizeof test_spec, "%s", c->data.test);
+    char model_path[sizeof tr->model_path];
+    snprintf(model_path, sizeof model_path, "%s", tr->model_path);
+    trainer_free(tr);
+    free(tr);
+    if (code == 0 && test_spec[0]) {
+        log_info("---- test split ----");
+        char *eargv[] = {"eval", "--model", model_path, "--data", test_spec, NULL};
+        code = evaluate_main(comm, 5, eargv);
+    }
+    return code;
+}

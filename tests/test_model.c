@@ -44,7 +44,7 @@ static double fd_model(ModelType type, Activation act, Head head, const char *na
     char err[256];
     assert_int_equal(model_shape_init(&s, type, act, head, D, hidden, 2, K, err, sizeof err), XT_OK);
     Model m;
-    assert_int_equal(model_init(&m, &s, BATCH), XT_OK);
+    assert_int_equal(model_init(&m, &s, BATCH, 0), XT_OK);
     Rng rng;
     rng_seed(&rng, 11);
     model_init_params(&m, INIT_XAVIER, &rng);
@@ -59,7 +59,7 @@ static double fd_model(ModelType type, Activation act, Head head, const char *na
     double worst = 0.0;
     for (size_t p = 0; p < s.n_params; p++) {
         float keep = m.params[p];
-        const double h = 1e-2;
+        const double h = 3e-3;
         float pp = (float)(keep + h), pm = (float)(keep - h);
         m.params[p] = pp;
         double lp = model_loss(&m, X, y, t, false);
@@ -110,7 +110,7 @@ static void test_model_hand_set_weights(void **state)
                                       sizeof err), XT_OK);
     assert_int_equal(s.n_params, 2 * 2 + 2 + 2 * 2 + 2);
     Model m;
-    assert_int_equal(model_init(&m, &s, 2), XT_OK);
+    assert_int_equal(model_init(&m, &s, 2, 0), XT_OK);
     /* W1 = [[1, -1], [2, 0.5]] (out, in), b1 = [0, -1]; W2 = [[1, 1], [-1, 2]], b2 = [0.5, 0] */
     const float p[12] = {1, -1, 2, 0.5f, 0, -1, 1, 1, -1, 2, 0.5f, 0};
     memcpy(m.params, p, sizeof p);
@@ -124,7 +124,7 @@ static void test_model_hand_set_weights(void **state)
     assert_int_equal(model_shape_init(&sl, MODEL_LOGISTIC, ACT_RELU, HEAD_SIGMOID, 2, NULL, 0, 2, err,
                                       sizeof err), XT_OK);
     Model ml;
-    assert_int_equal(model_init(&ml, &sl, 2), XT_OK);
+    assert_int_equal(model_init(&ml, &sl, 2, 0), XT_OK);
     ml.params[0] = 0.5f;
     ml.params[1] = -2.0f;
     ml.params[2] = 0.25f;
@@ -169,7 +169,7 @@ static void test_model_init_schemes(void **state)
     assert_int_equal(model_shape_init(&s, MODEL_MLP, ACT_RELU, HEAD_SOFTMAX, 300, h, 1, 10, err,
                                       sizeof err), XT_OK);
     Model m;
-    assert_int_equal(model_init(&m, &s, 1), XT_OK);
+    assert_int_equal(model_init(&m, &s, 1, 0), XT_OK);
     Rng r;
     rng_seed(&r, 5);
     model_init_params(&m, INIT_XAVIER, &r);

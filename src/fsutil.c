@@ -1,0 +1,111 @@
+#include "fsutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+
+Status fsutil_mkdirs(const char *path)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) {
+        log_error("directory path too long: %s", path);
+        return XT_ERR_USAGE;
+    }
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST) {
+            log_error("cannot create directory %s: %s", buf, strerror(errno));
+            return XT_ERR_RUNTIME;
+        }
+        *p = '/';
+    }
+    if (mkdir(buf, 0777) != 0 && errno != EEXIST) {
+        log_error("cannot create directory %s: %s", buf, strerror(errno));
+        return XT_ERR_RUNTIME;
+    }
+    if (!fsutil_is_dir(buf)) {
+        log_error("%s exists and is not a directory", buf);
+        return XT_ERR_RUNTIME;
+    }
+    return XT_OK;
+}
+
+Status fsutil_check_writable_dir(const char *dir)
+{
+    if (!fsutil_is_dir(dir)) {
+        log_error("%s is not a directory", dir);
+        return XT_ERR_RUNTIME;
+    }
+    if (access(dir, W_OK | X_OK) != 0) {
+        log_error("run directory %s is not writable: %s", dir, strerror(errno));
+        return XT_ERR_RUNTIME;
+    }
+    return XT_OK;
+}
+
+Status fsutil_join(char *buf, size_t len, const char *dir, const char *name)
+{
+    int n = snprintf(buf, len, "%s/%s", dir, name);
+    if (n < 0 || (size_t)n >= len) {
+        log_error("path too long: %s/%s", dir, name);
+        return XT_ERR_USAGE;
+    }
+    return XT_OK;
+}
+
+void fsutil_temp_name(char *buf, size_t len, const char *path)
+{
+    snprintf(buf, len, "%s.tmp.%ld", path, (long)getpid());
+}
+
+static Status fsync_path(const char *path, bool dir)
+{
+    int fd = open(path, dir ? O_RDONLY | O_DIRECTORY : O_RDONLY);
+    if (fd < 0) {
+        log_error("cannot open %s to sync it: %s", path, strerror(errno));
+        return XT_ERR_RUNTIME;
+    }
+    int rc = fsync(fd);
+    int err = errno;
+    close(fd);
+    if (rc != 0) {
+        log_error("fsync of %s failed: %s", path, strerror(err));
+        return XT_ERR_RUNTIME;
+    }
+    return XT_OK;
+}
+
+Status fsutil_commit(const char *tmp, const char *path)
+{
+    Status st = fsync_path(tmp, false);
+    if (st == XT_OK && rename(tmp, path) != 0) {
+        log_error("cannot rename %s to %s: %s", tmp, path, strerror(errno));
+        st = XT_ERR_RUNTIME;
+    }
+    if (st != XT_OK) {
+        unlink(tmp);
+        return st;
+    }
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    return fsync_path(dirname(dir), true);
+}
+
+bool fsutil_exists(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0;
+}
+
+bool fsutil_is_dir(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+}

@@ -1,0 +1,42 @@
+/* metrics: metrics.csv, one machine-readable row per epoch, and the console line.
+ *
+ * Columns (the first four are fixed by DESIGN.md §4):
+ *   epoch,train_loss,val_loss,val_accuracy,step,lr,samples_per_s,
+ *   compute_s,allreduce_s,io_s,val_s,epoch_s,val_f1
+ * val_* are empty when there is no validation split; val_f1 is the macro F1 for
+ * multi-label models and empty otherwise. Rank 0 only. Each row is flushed at once.
+ */
+#ifndef XT_METRICS_H
+#define XT_METRICS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "error.h"
+
+typedef struct {
+    int64_t epoch, step;           /* step = optimiser steps taken so far */
+    double lr, train_loss;
+    bool has_val;
+    double val_loss, val_accuracy, val_f1; /* val_f1: NAN when not multi-label */
+    double samples_per_s;
+    double compute_s, allreduce_s, io_s, val_s, epoch_s;
+} MetricsRow;
+
+typedef struct {
+    FILE *f;
+    char path[1100];
+} Metrics;
+
+/* Creates (truncates) path and writes the header; append = true keeps existing rows
+ * (resume) and writes the header only to an empty file. */
+Status metrics_open(Metrics *m, const char *path, bool append);
+Status metrics_write(Metrics *m, const MetricsRow *row);
+void metrics_close(Metrics *m);
+/* The console line for one epoch. */
+void metrics_format_line(const MetricsRow *row, char *buf, size_t len);
+/* The header matching metrics_format_line. */
+const char *metrics_line_header(void);
+
+#endif

@@ -1,0 +1,50 @@
+/* model_io: model.h5, the trained model with what is needed to use it.
+ *
+ * Layout (HDF5, readable with h5py / h5dump):
+ *   /model                      attributes: format = "xentrain-model", format_version,
+ *                               model_type, activation, head, layer_sizes (int64[L+1]),
+ *                               classes, normalize, epoch, val_loss, val_accuracy,
+ *                               xentrain_version, class_names (optional, string[K])
+ *   /model/layer<l>/W  float32 (sizes[l], sizes[l-1])   (out, in), as torch.nn.Linear
+ *   /model/layer<l>/b  float32 (sizes[l])
+ *   /model/normalization/shift, /mul  float32 (D): x' = (x - shift) * mul, when
+ *                               normalize != none (eval and predict apply it)
+ * Saving is atomic (temporary file, fsync, rename, directory fsync). Rank 0 only.
+ */
+#ifndef XT_MODEL_IO_H
+#define XT_MODEL_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "error.h"
+#include "model.h"
+
+#define MODEL_FORMAT_VERSION 1
+
+typedef struct {
+    ModelShape shape;
+    float *params;            /* (n_params); borrowed by save, owned after load */
+    Normalize normalize;
+    float *shift, *mul;       /* (D) each or NULL (normalize == none) */
+    char **class_names;       /* K names or NULL */
+    size_t n_class_names;
+    int64_t epoch;            /* the epoch these parameters are from */
+    double val_loss, val_accuracy;
+} ModelFile;
+
+/* Writes mf to path atomically. Local (rank 0). */
+Status model_io_save(const char *path, const ModelFile *mf);
+/* Reads and validates (format, version, type, shapes). Errors name the file and the
+ * object at fault. Local. */
+Status model_io_load(const char *path, ModelFile *mf);
+/* Frees what model_io_load allocated; safe on a zeroed struct. */
+void model_io_free(ModelFile *mf);
+
+/* Writes the /model group and its contents into an open file (used by checkpoints). */
+struct H5File;
+Status model_io_write_group(struct H5File *f, const char *group, const ModelFile *mf);
+Status model_io_read_group(struct H5File *f, const char *group, ModelFile *mf);
+
+#endif
