@@ -13,7 +13,7 @@ pkgs=(build-essential cmake pkg-config
 for arg in "$@"; do
   case "$arg" in
     --with-data)  pkgs+=(dataset-fashion-mnist) ;;
-    --with-tools) pkgs+=(gnuplot-nox hdf5-tools) ;;
+    --with-tools) pkgs+=(gnuplot-nox hdf5-tools time) ;;
     *) echo "install-deps.sh: unknown option '$arg' (use --with-data, --with-tools)" >&2; exit 2 ;;
   esac
 done

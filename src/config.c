@@ -1,1 +1,1339 @@
-typedef int xt_placeholder_config; /* replaced by the module's implementation */
+/* config: one table of keys drives defaults, INI parsing, --set, validation, the
+ * resolved INI text and the key reference. See config.h for the contract.
+ *
+ * Parsing goes through libinih's ini_parse_stream with our own line reader rather
+ * than ini_parse, for three reasons:
+ *   - Debian's libinih is built with INI_HANDLER_LINENO = 0, so the handler cannot
+ *     be given line numbers (defining the macro here would only change our view of
+ *     the callback type, not the library: an ABI mismatch). The reader counts lines,
+ *     and libinih calls the handler right after reading the line it belongs to.
+ *   - libinih silently splits a line longer than its buffer (200 bytes) into two
+ *     lines; the reader sees every line whole and refuses an over-long one.
+ *   - We open the file ourselves (stat + fopen + fstat), so "missing", "a directory"
+ *     and "unreadable" get their own messages instead of ini_parse's -1.
+ * Parsing stops at the first error: the reader returns NULL once one is recorded.
+ */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L
+#endif
+
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <ini.h>
+
+#if defined(__GNUC__)
+#define XT_PRINTF_LIKE(a, b) __attribute__((format(printf, a, b)))
+#else
+#define XT_PRINTF_LIKE(a, b)
+#endif
+
+/* ------------------------------------------------------------------------- */
+/* The key table                                                               */
+/* ------------------------------------------------------------------------- */
+
+typedef enum { KT_STRING, KT_INT, KT_UINT, KT_DOUBLE, KT_BOOL, KT_ENUM, KT_LIST } KeyType;
+
+/* How one end of a double range is checked. */
+typedef enum { BOUND_NONE = 0, BOUND_INCL, BOUND_EXCL } Bound;
+
+typedef struct {
+    const char *section, *name;
+    KeyType type;
+    KeyType elem;               /* KT_LIST: KT_INT or KT_DOUBLE elements */
+    size_t offset;              /* offsetof(Config, field) */
+    size_t size;                /* KT_STRING: buffer size; KT_LIST: capacity */
+    size_t count_offset;        /* KT_LIST: offset of the int element count */
+    const char *def;            /* default, written as a user would write it */
+    int64_t imin, imax;         /* KT_INT and integer lists: inclusive range */
+    double dmin, dmax;          /* KT_DOUBLE and double lists */
+    Bound lo, hi;
+    const char *const *choices; /* KT_ENUM: NULL-terminated, index = enum value */
+    const char *allowed;        /* overrides the generated "allowed" text */
+    const char *help;           /* one line */
+} Key;
+
+/* Every enum field is stored and loaded through an int (memcpy, no aliasing). */
+_Static_assert(sizeof(Normalize) == sizeof(int), "enum size");
+_Static_assert(sizeof(ModelType) == sizeof(int), "enum size");
+_Static_assert(sizeof(Activation) == sizeof(int), "enum size");
+_Static_assert(sizeof(Head) == sizeof(int), "enum size");
+_Static_assert(sizeof(Init) == sizeof(int), "enum size");
+_Static_assert(sizeof(Schedule) == sizeof(int), "enum size");
+_Static_assert(sizeof(LrScaling) == sizeof(int), "enum size");
+_Static_assert(sizeof(Monitor) == sizeof(int), "enum size");
+_Static_assert(sizeof(MonitorMode) == sizeof(int), "enum size");
+
+/* Choice lists: the position of a name is the enum value (checked in the tests). */
+static const char *const NORMALIZE_NAMES[] = {"none", "scale", "standardize", NULL};
+static const char *const MODEL_NAMES[] = {"logistic", "softmax", "multilabel", "mlp", NULL};
+static const char *const ACTIVATION_NAMES[] = {"relu", "tanh", "sigmoid", NULL};
+static const char *const HEAD_NAMES[] = {"softmax", "sigmoid", NULL};
+static const char *const INIT_NAMES[] = {"zeros", "xavier", "he", NULL};
+static const char *const SCHEDULE_NAMES[] = {"constant", "step", "cosine", NULL};
+static const char *const LR_SCALING_NAMES[] = {"none", "linear", NULL};
+static const char *const MONITOR_NAMES[] = {"val_loss", "val_accuracy", NULL};
+static const char *const MODE_NAMES[] = {"auto", "min", "max", NULL};
+
+#define XT_INT31_MAX INT64_C(2147483647)
+#define XT_EPOCHS_MAX INT64_C(1000000)
+
+#define FIELD(f) offsetof(Config, f)
+#define FSIZE(f) sizeof(((Config *)0)->f)
+
+#define K_STR(s, k, f, d, allow, h)                                                        \
+    { .section = s, .name = k, .type = KT_STRING, .offset = FIELD(f), .size = FSIZE(f),     \
+      .def = d, .allowed = allow, .help = h }
+#define K_INT(s, k, f, d, mn, mx, h)                                                       \
+    { .section = s, .name = k, .type = KT_INT, .offset = FIELD(f), .def = d, .imin = mn,    \
+      .imax = mx, .help = h }
+#define K_UINT(s, k, f, d, h)                                                              \
+    { .section = s, .name = k, .type = KT_UINT, .offset = FIELD(f), .def = d, .help = h }
+#define K_DBL(s, k, f, d, lok, mn, hik, mx, h)                                             \
+    { .section = s, .name = k, .type = KT_DOUBLE, .offset = FIELD(f), .def = d,            \
+      .lo = lok, .dmin = mn, .hi = hik, .dmax = mx, .help = h }
+#define K_BOOL(s, k, f, d, h)                                                              \
+    { .section = s, .name = k, .type = KT_BOOL, .offset = FIELD(f), .def = d, .help = h }
+#define K_ENUM(s, k, f, d, names, h)                                                       \
+    { .section = s, .name = k, .type = KT_ENUM, .offset = FIELD(f), .def = d,              \
+      .choices = names, .help = h }
+#define K_ILIST(s, k, f, n, d, mn, mx, h)                                                  \
+    { .section = s, .name = k, .type = KT_LIST, .elem = KT_INT, .offset = FIELD(f),        \
+      .size = FSIZE(f) / sizeof(int64_t), .count_offset = FIELD(n), .def = d, .imin = mn,  \
+      .imax = mx, .help = h }
+#define K_DLIST(s, k, f, n, d, lok, mn, hik, mx, h)                                        \
+    { .section = s, .name = k, .type = KT_LIST, .elem = KT_DOUBLE, .offset = FIELD(f),     \
+      .size = FSIZE(f) / sizeof(double), .count_offset = FIELD(n), .def = d, .lo = lok,    \
+      .dmin = mn, .hi = hik, .dmax = mx, .help = h }
+
+static const Key KEYS[] = {
+    /* [data] */
+    K_STR("data", "train", data.train, "", "file.h5:/group, or empty",
+          "training split (file.h5 alone means file.h5:/train)"),
+    K_STR("data", "val", data.val, "", "file.h5:/group, or empty",
+          "validation split; empty = no validation (needed by early stopping)"),
+    K_STR("data", "test", data.test, "", "file.h5:/group, or empty",
+          "test split, evaluated after training; empty = none"),
+    K_ENUM("data", "normalize", data.normalize, "scale", NORMALIZE_NAMES,
+           "input normalisation fitted on the training split"),
+    K_INT("data", "virtual_shards", data.virtual_shards, "64", 1, 1048576,
+          "S virtual shards of the training rows: same trajectory on any P <= S ranks"),
+    /* [model] */
+    K_ENUM("model", "type", model.type, "softmax", MODEL_NAMES,
+           "logistic (binary), softmax (multi-class), multilabel (sigmoids) or mlp"),
+    K_ILIST("model", "hidden", model.hidden, model.n_hidden, "", 1, 65536,
+            "hidden layer sizes, e.g. 256,128 (mlp only; required for mlp)"),
+    K_ENUM("model", "activation", model.activation, "relu", ACTIVATION_NAMES,
+           "hidden-layer activation (mlp)"),
+    K_ENUM("model", "head", model.head, "softmax", HEAD_NAMES,
+           "mlp output: softmax (one class per row) or sigmoid (multi-label)"),
+    K_ENUM("model", "init", model.init, "xavier", INIT_NAMES,
+           "weight initialisation (zeros is refused for mlp)"),
+    K_INT("model", "classes", model.classes, "0", 0, XT_MAX_CLASSES,
+          "K classes or labels; 0 = infer from the training data"),
+    /* [loss] */
+    K_DBL("loss", "label_smoothing", loss.label_smoothing, "0", BOUND_INCL, 0.0, BOUND_EXCL,
+          1.0, "e: targets become (1 - e) * onehot + e / K"),
+    K_DLIST("loss", "class_weights", loss.class_weights, loss.n_class_weights, "", BOUND_INCL,
+            0.0, BOUND_NONE, 0.0, "per-class loss weights, one per class; empty = all 1"),
+    K_DBL("loss", "pos_weight", loss.pos_weight, "1", BOUND_EXCL, 0.0, BOUND_NONE, 0.0,
+          "weight of positive targets in sigmoid losses (logistic, multi-label)"),
+    K_INT("loss", "ignore_index", loss.ignore_index, "-1", -1, XT_MAX_CLASSES - 1,
+          "class id whose rows are left out of loss and gradient; -1 = none"),
+    /* [optim] */
+    K_DBL("optim", "lr", optim.lr, "0.1", BOUND_EXCL, 0.0, BOUND_INCL, 1e3,
+          "base learning rate"),
+    K_DBL("optim", "momentum", optim.momentum, "0", BOUND_INCL, 0.0, BOUND_EXCL, 1.0,
+          "momentum coefficient; 0 = plain SGD"),
+    K_BOOL("optim", "nesterov", optim.nesterov, "false",
+           "Nesterov momentum (needs momentum > 0)"),
+    K_DBL("optim", "weight_decay", optim.weight_decay, "0", BOUND_INCL, 0.0, BOUND_NONE, 0.0,
+          "L2 weight decay coefficient"),
+    K_DBL("optim", "clip_norm", optim.clip_norm, "0", BOUND_INCL, 0.0, BOUND_NONE, 0.0,
+          "clip the global gradient L2 norm to this value; 0 = off"),
+    K_ENUM("optim", "schedule", optim.schedule, "constant", SCHEDULE_NAMES,
+           "learning-rate schedule after warm-up"),
+    K_INT("optim", "step_size", optim.step_size, "10", 1, XT_EPOCHS_MAX,
+          "epochs between decays (schedule = step)"),
+    K_DBL("optim", "gamma", optim.gamma, "0.1", BOUND_EXCL, 0.0, BOUND_INCL, 1.0,
+          "decay factor (schedule = step)"),
+    K_DBL("optim", "warmup_epochs", optim.warmup_epochs, "0", BOUND_INCL, 0.0, BOUND_INCL,
+          1e6, "linear warm-up of the learning rate over this many epochs; 0 = off"),
+    K_ENUM("optim", "lr_scaling", optim.lr_scaling, "none", LR_SCALING_NAMES,
+           "linear: lr *= P, for users who grow the batch with P"),
+    /* [train] */
+    K_INT("train", "epochs", train.epochs, "10", 1, XT_EPOCHS_MAX, "maximum number of epochs"),
+    K_INT("train", "batch_size", train.batch_size, "128", 0, XT_INT31_MAX,
+          "global batch size over all ranks; 0 = full batch"),
+    K_INT("train", "batch_per_rank", train.batch_per_rank, "0", 0, XT_INT31_MAX,
+          "if > 0: global batch = P * this, overriding batch_size (weak scaling)"),
+    K_UINT("train", "seed", train.seed, "42", "seed of initialisation and shuffling"),
+    K_BOOL("train", "shuffle", train.shuffle, "true", "reshuffle the rows every epoch"),
+    K_INT("train", "check_every", train.check_every, "100", 0, INT64_MAX,
+          "steps between replica checksums across ranks; 0 = never"),
+    K_STR("train", "resume", train.resume, "auto", "auto, never, or a checkpoint path",
+          "auto: continue from run.dir/checkpoint.h5 if present; never; or a path"),
+    K_BOOL("train", "progress", train.progress, "true",
+           "progress line within epochs (when stdout is a terminal)"),
+    /* [eval] */
+    K_BOOL("eval", "distributed", eval.distributed, "false",
+           "validate on all ranks (sharded) instead of rank 0 alone"),
+    K_INT("eval", "batch_size", eval.batch_size, "1024", 1, XT_INT31_MAX,
+          "rows per forward pass during evaluation"),
+    /* [early_stopping] */
+    K_BOOL("early_stopping", "enabled", early_stopping.enabled, "false",
+           "stop when the monitored value stops improving"),
+    K_ENUM("early_stopping", "monitor", early_stopping.monitor, "val_loss", MONITOR_NAMES,
+           "validation metric to watch"),
+    K_ENUM("early_stopping", "mode", early_stopping.mode, "auto", MODE_NAMES,
+           "whether lower or higher is better; auto: min for loss, max for accuracy"),
+    K_INT("early_stopping", "patience", early_stopping.patience, "5", 1, XT_EPOCHS_MAX,
+          "monitored epochs without improvement before stopping"),
+    K_DBL("early_stopping", "min_delta", early_stopping.min_delta, "0", BOUND_INCL, 0.0,
+          BOUND_NONE, 0.0, "smallest change that counts as an improvement"),
+    K_INT("early_stopping", "start_epoch", early_stopping.start_epoch, "1", 1, XT_EPOCHS_MAX,
+          "first monitored epoch (earlier epochs never count)"),
+    K_BOOL("early_stopping", "restore_best", early_stopping.restore_best, "true",
+           "model.h5 holds the best epoch's weights (else the last epoch's)"),
+    /* [checkpoint] */
+    K_INT("checkpoint", "every", checkpoint.every, "1", 0, XT_EPOCHS_MAX,
+          "epochs between checkpoints; 0 = never"),
+    /* [comm] */
+    K_DBL("comm", "timeout_s", comm.timeout_s, "600", BOUND_EXCL, 0.0, BOUND_NONE, 0.0,
+          "seconds a collective may wait before the job is aborted"),
+    /* [run] */
+    K_STR("run", "dir", run.dir, "", "a directory path, or empty",
+          "output directory; empty = runs/<config file name without extension>"),
+};
+
+#define N_KEYS (sizeof KEYS / sizeof KEYS[0])
+
+static const char *const SECTIONS[] = {"data",  "model",          "loss",       "optim", "train",
+                                       "eval",  "early_stopping", "checkpoint", "comm",  "run"};
+#define N_SECTIONS (sizeof SECTIONS / sizeof SECTIONS[0])
+
+/* Values echoed in messages are cut to this many characters. */
+#define ECHO_MAX 80
+
+/* ------------------------------------------------------------------------- */
+/* Small helpers                                                               */
+/* ------------------------------------------------------------------------- */
+
+static void *field_at(Config *cfg, size_t off) { return (char *)cfg + off; }
+static const void *cfield_at(const Config *cfg, size_t off) { return (const char *)cfg + off; }
+
+static int load_int(const Config *cfg, size_t off)
+{
+    int v;
+    memcpy(&v, cfield_at(cfg, off), sizeof v);
+    return v;
+}
+
+static void store_int(Config *cfg, size_t off, int v) { memcpy(field_at(cfg, off), &v, sizeof v); }
+
+/* ASCII case-insensitive equality. */
+static bool ieq(const char *a, const char *b)
+{
+    for (; *a && *b; a++, b++)
+        if (tolower((unsigned char)*a) != tolower((unsigned char)*b)) return false;
+    return *a == *b;
+}
+
+/* Copies s[0..n) without surrounding whitespace into out (truncating to outlen - 1). */
+static void trim_copy(const char *s, size_t n, char *out, size_t outlen)
+{
+    while (n > 0 && isspace((unsigned char)s[0])) {
+        s++;
+        n--;
+    }
+    while (n > 0 && isspace((unsigned char)s[n - 1])) n--;
+    if (n >= outlen) n = outlen - 1;
+    memcpy(out, s, n);
+    out[n] = '\0';
+}
+
+XT_PRINTF_LIKE(3, 4)
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || errlen == 0) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* A value as echoed in a message: at most ECHO_MAX characters, "..." when cut. */
+static void echo_value(const char *v, char *out, size_t outlen)
+{
+    size_t n = strlen(v);
+    if (n <= ECHO_MAX)
+        snprintf(out, outlen, "%s", v);
+    else
+        snprintf(out, outlen, "%.*s...", ECHO_MAX, v);
+}
+
+/* Output that counts what it could not store, like snprintf. */
+typedef struct {
+    char *buf;
+    size_t len;  /* capacity of buf, 0 when only measuring */
+    size_t pos;  /* characters produced so far (written or not) */
+    size_t line; /* pos at the start of the current line */
+} Sink;
+
+XT_PRINTF_LIKE(2, 3)
+static void sink_printf(Sink *s, const char *fmt, ...)
+{
+    char *dst = NULL;
+    size_t room = 0;
+    if (s->buf && s->pos < s->len) {
+        dst = s->buf + s->pos;
+        room = s->len - s->pos;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(dst, room, fmt, ap);
+    va_end(ap);
+    if (n > 0) s->pos += (size_t)n; /* vsnprintf terminated what fitted */
+}
+
+static void sink_newline(Sink *s)
+{
+    sink_printf(s, "\n");
+    s->line = s->pos;
+}
+
+/* The shortest decimal text that reads back as exactly v; whole numbers below 1e15
+ * without an exponent ("600", not "6e+02"). */
+static void format_double(double v, char *buf, size_t len)
+{
+    if (v == floor(v) && fabs(v) < 1e15) {
+        snprintf(buf, len, "%.0f", v);
+        return;
+    }
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(buf, len, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v) return;
+    }
+}
+
+/* ------------------------------------------------------------------------- */
+/* Allowed values and ranges                                                   */
+/* ------------------------------------------------------------------------- */
+
+static bool int_in_range(const Key *k, int64_t v) { return v >= k->imin && v <= k->imax; }
+
+static bool double_in_range(const Key *k, double v)
+{
+    if (k->lo == BOUND_INCL && !(v >= k->dmin)) return false;
+    if (k->lo == BOUND_EXCL && !(v > k->dmin)) return false;
+    if (k->hi == BOUND_INCL && !(v <= k->dmax)) return false;
+    if (k->hi == BOUND_EXCL && !(v < k->dmax)) return false;
+    return true;
+}
+
+/* "1 <= value <= 64", "value >= 0", "0 < value <= 1000", ... */
+static void range_text(const Key *k, KeyType t, Sink *s)
+{
+    if (t == KT_INT) {
+        if (k->imax == INT64_MAX)
+            sink_printf(s, "value >= %" PRId64, k->imin);
+        else
+            sink_printf(s, "%" PRId64 " <= value <= %" PRId64, k->imin, k->imax);
+        return;
+    }
+    if (t == KT_UINT) {
+        sink_printf(s, "0 <= value <= %" PRIu64, UINT64_MAX);
+        return;
+    }
+    char lo[32], hi[32];
+    format_double(k->dmin, lo, sizeof lo);
+    format_double(k->dmax, hi, sizeof hi);
+    const char *lop = k->lo == BOUND_INCL ? "<=" : "<";
+    const char *hip = k->hi == BOUND_INCL ? "<=" : "<";
+    if (k->lo != BOUND_NONE && k->hi != BOUND_NONE)
+        sink_printf(s, "%s %s value %s %s", lo, lop, hip, hi);
+    else if (k->lo != BOUND_NONE)
+        sink_printf(s, "value %s %s", k->lo == BOUND_INCL ? ">=" : ">", lo);
+    else if (k->hi != BOUND_NONE)
+        sink_printf(s, "value %s %s", hip, hi);
+    else
+        sink_printf(s, "any finite number");
+}
+
+static void allowed_text(const Key *k, char *buf, size_t len)
+{
+    Sink s = {buf, len, 0, 0};
+    if (len > 0) buf[0] = '\0';
+    if (k->allowed) {
+        sink_printf(&s, "%s", k->allowed);
+        return;
+    }
+    switch (k->type) {
+    case KT_STRING: sink_printf(&s, "text, at most %zu characters", k->size - 1); break;
+    case KT_INT:
+    case KT_UINT:
+    case KT_DOUBLE: range_text(k, k->type, &s); break;
+    case KT_BOOL: sink_printf(&s, "true, false, yes, no, on, off, 1, 0"); break;
+    case KT_ENUM:
+        for (size_t i = 0; k->choices[i]; i++)
+            sink_printf(&s, "%s%s", i ? ", " : "", k->choices[i]);
+        break;
+    case KT_LIST:
+        sink_printf(&s, "up to %zu comma-separated %s, each ", k->size,
+                    k->elem == KT_INT ? "integers" : "numbers");
+        range_text(k, k->elem, &s);
+        break;
+    }
+}
+
+/* ------------------------------------------------------------------------- */
+/* Parsing one value                                                           */
+/* ------------------------------------------------------------------------- */
+
+/* Each returns NULL on success or a short reason. s has no surrounding blanks. */
+static const char *parse_i64(const char *s, int64_t *out)
+{
+    if (!*s) return "empty value";
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (end == s || *end) return "not an integer";
+    if (errno == ERANGE) return "out of range";
+    *out = (int64_t)v;
+    return NULL;
+}
+
+static const char *parse_u64(const char *s, uint64_t *out)
+{
+    if (!*s) return "empty value";
+    if (*s == '-') return "not an unsigned integer";
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (end == s || *end) return "not an unsigned integer";
+    if (errno == ERANGE) return "out of range";
+    *out = (uint64_t)v;
+    return NULL;
+}
+
+static const char *parse_f64(const char *s, double *out)
+{
+    if (!*s) return "empty value";
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end) return "not a number";
+    if (isnan(v) || (isinf(v) && errno != ERANGE)) return "not a finite number";
+    if (errno == ERANGE && isinf(v)) return "out of range (overflow)";
+    /* An underflow reads as 0 or a subnormal: kept, the range check decides. */
+    *out = v;
+    return NULL;
+}
+
+static const char *parse_bool(const char *s, bool *out)
+{
+    static const char *const yes[] = {"true", "yes", "on", "1"};
+    static const char *const no[] = {"false", "no", "off", "0"};
+    if (!*s) return "empty value";
+    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
+        if (ieq(s, yes[i])) {
+            *out = true;
+            return NULL;
+        }
+        if (ieq(s, no[i])) {
+            *out = false;
+            return NULL;
+        }
+    }
+    return "not a boolean";
+}
+
+/* Parses a comma-separated list into the key's array. The first pass checks every
+ * element and stores nothing, the second stores: a failed assignment leaves the
+ * Config untouched. append adds to the current elements (a continuation line).
+ * Empty elements are errors, except one trailing comma ("256,128," so that a list
+ * can continue on the next line). */
+static const char *set_list(Config *cfg, const Key *k, const char *value, bool append,
+                            char *why, size_t whylen)
+{
+    int count0 = append ? load_int(cfg, k->count_offset) : 0;
+    for (int pass = 0; pass < 2; pass++) {
+        size_t n = (size_t)count0, idx = 0;
+        const char *p = value;
+        while (*p) {
+            const char *comma = strchr(p, ',');
+            size_t elen = comma ? (size_t)(comma - p) : strlen(p);
+            char el[64];
+            idx++;
+            if (elen >= sizeof el) {
+                snprintf(why, whylen, "element %zu is too long", idx);
+                return why;
+            }
+            trim_copy(p, elen, el, sizeof el);
+            if (!*el) {
+                if (!comma && idx > 1) break; /* one trailing comma */
+                snprintf(why, whylen, "element %zu is empty", idx);
+                return why;
+            }
+            if (n >= k->size) {
+                snprintf(why, whylen, "more than %zu values", k->size);
+                return why;
+            }
+            if (k->elem == KT_INT) {
+                int64_t v = 0;
+                const char *bad = parse_i64(el, &v);
+                if (!bad && !int_in_range(k, v)) bad = "out of range";
+                if (bad) {
+                    snprintf(why, whylen, "element %zu (%s): %s", idx, el, bad);
+                    return why;
+                }
+                if (pass) ((int64_t *)field_at(cfg, k->offset))[n] = v;
+            } else {
+                double v = 0.0;
+                const char *bad = parse_f64(el, &v);
+                if (!bad && !double_in_range(k, v)) bad = "out of range";
+                if (bad) {
+                    snprintf(why, whylen, "element %zu (%s): %s", idx, el, bad);
+                    return why;
+                }
+                if (pass) ((double *)field_at(cfg, k->offset))[n] = v;
+            }
+            n++;
+            if (!comma) break;
+            p = comma + 1;
+        }
+        if (pass) store_int(cfg, k->count_offset, (int)n);
+    }
+    return NULL;
+}
+
+/* Sets one key from its text. Returns NULL, or the reason (possibly written into
+ * why). On failure the Config is unchanged. */
+static const char *set_value(Config *cfg, const Key *k, const char *value, bool append,
+                             char *why, size_t whylen)
+{
+    switch (k->type) {
+    case KT_STRING: {
+        size_t n = strlen(value);
+        if (n >= k->size) {
+            snprintf(why, whylen, "too long: %zu characters, at most %zu", n, k->size - 1);
+            return why;
+        }
+        for (size_t i = 0; i < n; i++)
+            if (iscntrl((unsigned char)value[i])) return "contains a control character";
+        memcpy(field_at(cfg, k->offset), value, n + 1);
+        return NULL;
+    }
+    case KT_INT: {
+        int64_t v = 0;
+        const char *bad = parse_i64(value, &v);
+        if (bad) return bad;
+        if (!int_in_range(k, v)) return "out of range";
+        memcpy(field_at(cfg, k->offset), &v, sizeof v);
+        return NULL;
+    }
+    case KT_UINT: {
+        uint64_t v = 0;
+        const char *bad = parse_u64(value, &v);
+        if (bad) return bad;
+        memcpy(field_at(cfg, k->offset), &v, sizeof v);
+        return NULL;
+    }
+    case KT_DOUBLE: {
+        double v = 0.0;
+        const char *bad = parse_f64(value, &v);
+        if (bad) return bad;
+        if (!double_in_range(k, v)) return "out of range";
+        memcpy(field_at(cfg, k->offset), &v, sizeof v);
+        return NULL;
+    }
+    case KT_BOOL: {
+        bool v = false;
+        const char *bad = parse_bool(value, &v);
+        if (bad) return bad;
+        memcpy(field_at(cfg, k->offset), &v, sizeof v);
+        return NULL;
+    }
+    case KT_ENUM:
+        if (!*value) return "empty value";
+        for (size_t i = 0; k->choices[i]; i++) {
+            if (ieq(value, k->choices[i])) {
+                store_int(cfg, k->offset, (int)i);
+                return NULL;
+            }
+        }
+        return "not one of the choices";
+    case KT_LIST: return set_list(cfg, k, value, append, why, whylen);
+    }
+    return "unknown key type";
+}
+
+/* The effective value as INI text. wrap > 0 breaks long lists into indented
+ * continuation lines after about `wrap` characters. */
+static void format_value(const Config *cfg, const Key *k, Sink *s, size_t wrap)
+{
+    const void *p = cfield_at(cfg, k->offset);
+    switch (k->type) {
+    case KT_STRING: sink_printf(s, "%s", (const char *)p); break;
+    case KT_INT: {
+        int64_t v;
+        memcpy(&v, p, sizeof v);
+        sink_printf(s, "%" PRId64, v);
+        break;
+    }
+    case KT_UINT: {
+        uint64_t v;
+        memcpy(&v, p, sizeof v);
+        sink_printf(s, "%" PRIu64, v);
+        break;
+    }
+    case KT_DOUBLE: {
+        double v;
+        char num[32];
+        memcpy(&v, p, sizeof v);
+        format_double(v, num, sizeof num);
+        sink_printf(s, "%s", num);
+        break;
+    }
+    case KT_BOOL: {
+        bool v;
+        memcpy(&v, p, sizeof v);
+        sink_printf(s, "%s", v ? "true" : "false");
+        break;
+    }
+    case KT_ENUM: {
+        int v = load_int(cfg, k->offset);
+        size_t n = 0;
+        while (k->choices[n]) n++;
+        sink_printf(s, "%s", v >= 0 && (size_t)v < n ? k->choices[v] : "?");
+        break;
+    }
+    case KT_LIST: {
+        int n = load_int(cfg, k->count_offset);
+        for (int i = 0; i < n; i++) {
+            if (i > 0) {
+                sink_printf(s, ",");
+                if (wrap && s->pos - s->line > wrap) {
+                    sink_newline(s);
+                    sink_printf(s, "    ");
+                }
+            }
+            if (k->elem == KT_INT) {
+                sink_printf(s, "%" PRId64, ((const int64_t *)p)[i]);
+            } else {
+                char num[32];
+                format_double(((const double *)p)[i], num, sizeof num);
+                sink_printf(s, "%s", num);
+            }
+        }
+        break;
+    }
+    }
+}
+
+/* The effective value, cut for a message. */
+static void value_echo(const Config *cfg, const Key *k, char *buf, size_t len)
+{
+    char full[ECHO_MAX + 8];
+    Sink s = {full, sizeof full, 0, 0};
+    full[0] = '\0';
+    format_value(cfg, k, &s, 0);
+    if (s.pos >= sizeof full)
+        snprintf(buf, len, "%.*s...", ECHO_MAX, full);
+    else
+        snprintf(buf, len, "%s", full);
+}
+
+/* ------------------------------------------------------------------------- */
+/* Key lookup and suggestions                                                  */
+/* ------------------------------------------------------------------------- */
+
+static const Key *find_key(const char *section, const char *name)
+{
+    for (size_t i = 0; i < N_KEYS; i++)
+        if (strcmp(KEYS[i].section, section) == 0 && strcmp(KEYS[i].name, name) == 0)
+            return &KEYS[i];
+    return NULL;
+}
+
+static const Key *key_named(const char *section, const char *name)
+{
+    const Key *k = find_key(section, name);
+    XT_ASSERT(k != NULL);
+    return k;
+}
+
+static bool section_known(const char *section)
+{
+    for (size_t i = 0; i < N_SECTIONS; i++)
+        if (strcmp(SECTIONS[i], section) == 0) return true;
+    return false;
+}
+
+#define LEV_MAX 64
+
+/* Case-insensitive edit distance (insert, delete, substitute); strings longer than
+ * LEV_MAX count as far from everything. */
+static size_t levenshtein(const char *a, const char *b)
+{
+    size_t na = strlen(a), nb = strlen(b);
+    if (na > LEV_MAX || nb > LEV_MAX) return SIZE_MAX;
+    size_t prev[LEV_MAX + 1], cur[LEV_MAX + 1];
+    for (size_t j = 0; j <= nb; j++) prev[j] = j;
+    for (size_t i = 1; i <= na; i++) {
+        cur[0] = i;
+        for (size_t j = 1; j <= nb; j++) {
+            size_t sub = prev[j - 1] +
+                         (tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]));
+            size_t del = prev[j] + 1, ins = cur[j - 1] + 1;
+            size_t best = sub < del ? sub : del;
+            cur[j] = best < ins ? best : ins;
+        }
+        memcpy(prev, cur, (nb + 1) * sizeof prev[0]);
+    }
+    return prev[nb];
+}
+
+/* True when name is a word-aligned abbreviation or extension of key: the initials of
+ * its '_'-separated words ("learning_rate" -> "lr"), or key plus or minus a leading or
+ * trailing word ("batch" ~ "batch_size", "max_epochs" ~ "epochs"). */
+static bool word_match(const char *name, const char *key)
+{
+    char initials[LEV_MAX + 1];
+    size_t n = 0;
+    bool start = true;
+    for (const char *p = name; *p && n < LEV_MAX; p++) {
+        if (*p == '_') {
+            start = true;
+        } else if (start) {
+            initials[n++] = (char)tolower((unsigned char)*p);
+            start = false;
+        }
+    }
+    initials[n] = '\0';
+    if (n > 1 && strchr(name, '_') && strcmp(initials, key) == 0) return true;
+    size_t ln = strlen(name), lk = strlen(key);
+    const char *longer = ln > lk ? name : key, *shorter = ln > lk ? key : name;
+    size_t ll = ln > lk ? ln : lk, ls = ln > lk ? lk : ln;
+    if (ls < 2 || ll == ls) return false;
+    if (strncmp(longer, shorter, ls) == 0 && longer[ls] == '_') return true;
+    if (strcmp(longer + (ll - ls), shorter) == 0 && longer[ll - ls - 1] == '_') return true;
+    return false;
+}
+
+/* The valid key a user most likely meant by section.name, or NULL. In order: the
+ * same key name in another section; the nearest "section.key" within edit distance
+ * 3; a word-aligned abbreviation or extension (in the same section when it exists). */
+static const Key *suggest_key(const char *section, const char *name)
+{
+    for (size_t i = 0; i < N_KEYS; i++)
+        if (ieq(KEYS[i].name, name) && !ieq(KEYS[i].section, section)) return &KEYS[i];
+
+    char full[2 * LEV_MAX + 2];
+    snprintf(full, sizeof full, "%s.%s", section, name);
+    const Key *best = NULL;
+    size_t best_d = SIZE_MAX;
+    for (size_t i = 0; i < N_KEYS; i++) {
+        char cand[2 * LEV_MAX + 2];
+        snprintf(cand, sizeof cand, "%s.%s", KEYS[i].section, KEYS[i].name);
+        size_t d = levenshtein(full, cand);
+        if (d < best_d) {
+            best_d = d;
+            best = &KEYS[i];
+        }
+    }
+    if (best && best_d <= 3) return best;
+
+    bool known = section_known(section);
+    for (size_t i = 0; i < N_KEYS; i++)
+        if ((!known || strcmp(KEYS[i].section, section) == 0) && word_match(name, KEYS[i].name))
+            return &KEYS[i];
+    return NULL;
+}
+
+/* "unknown key 'optim.lrr' (did you mean 'optim.lr'?)" and friends. */
+static void unknown_key_text(const char *section, const char *name, char *buf, size_t len)
+{
+    Sink s = {buf, len, 0, 0};
+    const Key *hint = suggest_key(section, name);
+    if (!*section)
+        sink_printf(&s, "key '%s' is outside any [section]", name);
+    else if (!section_known(section))
+        sink_printf(&s, "unknown section [%s] in '%s.%s'", section, section, name);
+    else
+        sink_printf(&s, "unknown key '%s.%s'", section, name);
+    if (hint) {
+        sink_printf(&s, " (did you mean '%s.%s'?)", hint->section, hint->name);
+    } else if (*section && section_known(section)) {
+        sink_printf(&s, " (keys of [%s]:", section);
+        bool first = true;
+        for (size_t i = 0; i < N_KEYS; i++) {
+            if (strcmp(KEYS[i].section, section) != 0) continue;
+            sink_printf(&s, "%s %s", first ? "" : ",", KEYS[i].name);
+            first = false;
+        }
+        sink_printf(&s, ")");
+    } else {
+        sink_printf(&s, " (sections:");
+        for (size_t i = 0; i < N_SECTIONS; i++)
+            sink_printf(&s, "%s %s", i ? "," : "", SECTIONS[i]);
+        sink_printf(&s, ")");
+    }
+}
+
+/* ------------------------------------------------------------------------- */
+/* Cross-key rules                                                             */
+/* ------------------------------------------------------------------------- */
+
+/* Checks the rules that involve more than one key. Returns the key to blame (the one
+ * a user would change) with the reason in why, or NULL when all hold. */
+static const Key *check_rules(const Config *cfg, char *why, size_t len)
+{
+    bool mlp = cfg->model.type == MODEL_MLP;
+    if (mlp && cfg->model.n_hidden == 0) {
+        snprintf(why, len, "needs model.hidden, the hidden layer sizes (e.g. hidden = 256,128)");
+        return key_named("model", "type");
+    }
+    if (!mlp && cfg->model.n_hidden > 0) {
+        snprintf(why, len,
+                 "hidden layers are only used by model.type = mlp (type is %s): remove "
+                 "model.hidden or set type = mlp",
+                 MODEL_NAMES[cfg->model.type]);
+        return key_named("model", "hidden");
+    }
+    if (cfg->model.head == HEAD_SIGMOID && !mlp) {
+        snprintf(why, len,
+                 "model.head only applies to model.type = mlp (a sigmoid linear model is "
+                 "type = logistic or multilabel)");
+        return key_named("model", "head");
+    }
+    if (mlp && cfg->model.init == INIT_ZEROS) {
+        snprintf(why, len,
+                 "refused for model.type = mlp: with all-zero weights every hidden unit "
+                 "computes the same output and receives the same gradient, so the units "
+                 "never differ (use xavier or he)");
+        return key_named("model", "init");
+    }
+    int64_t K = cfg->model.classes;
+    if (cfg->loss.n_class_weights > 0 && K > 0 && cfg->loss.n_class_weights != K) {
+        snprintf(why, len, "%d weights for model.classes = %" PRId64 ": give one per class",
+                 cfg->loss.n_class_weights, K);
+        return key_named("loss", "class_weights");
+    }
+    if (cfg->loss.ignore_index >= 0) {
+        bool multilabel = cfg->model.type == MODEL_MULTILABEL ||
+                          (mlp && cfg->model.head == HEAD_SIGMOID);
+        if (multilabel) {
+            snprintf(why, len,
+                     "applies to class-id labels; multi-label targets have none (use -1)");
+            return key_named("loss", "ignore_index");
+        }
+        if (K > 0 && cfg->loss.ignore_index >= K) {
+            snprintf(why, len, "not a class id: model.classes = %" PRId64 " (ids 0..%" PRId64 ")",
+                     K, K - 1);
+            return key_named("loss", "ignore_index");
+        }
+    }
+    if (cfg->optim.nesterov && !(cfg->optim.momentum > 0.0)) {
+        snprintf(why, len, "needs optim.momentum > 0 (e.g. momentum = 0.9)");
+        return key_named("optim", "nesterov");
+    }
+    if (!cfg->train.resume[0]) {
+        snprintf(why, len, "empty (allowed: auto, never, or a checkpoint path)");
+        return key_named("train", "resume");
+    }
+    if (cfg->early_stopping.enabled) {
+        if (!cfg->data.val[0]) {
+            snprintf(why, len,
+                     "early stopping monitors the validation split: set data.val "
+                     "(e.g. val = data.h5:/val) or enabled = false");
+            return key_named("early_stopping", "enabled");
+        }
+        if (cfg->early_stopping.start_epoch > cfg->train.epochs) {
+            snprintf(why, len,
+                     "after the last epoch (train.epochs = %" PRId64 "): nothing would "
+                     "be monitored",
+                     cfg->train.epochs);
+            return key_named("early_stopping", "start_epoch");
+        }
+    }
+    return NULL;
+}
+
+Status config_validate(const Config *cfg, char *err, size_t errlen)
+{
+    char why[320], val[ECHO_MAX + 8];
+    const Key *k = check_rules(cfg, why, sizeof why);
+    if (!k) return XT_OK;
+    value_echo(cfg, k, val, sizeof val);
+    set_err(err, errlen, "%s.%s = %s: %s", k->section, k->name, val, why);
+    return XT_ERR_USAGE;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Defaults, --set                                                             */
+/* ------------------------------------------------------------------------- */
+
+void config_defaults(Config *cfg)
+{
+    XT_ASSERT(cfg != NULL);
+    memset(cfg, 0, sizeof *cfg);
+    for (size_t i = 0; i < N_KEYS; i++) {
+        char why[128];
+        const char *bad = set_value(cfg, &KEYS[i], KEYS[i].def, false, why, sizeof why);
+        XT_ASSERT(bad == NULL); /* a default that its own key rejects is a bug */
+    }
+}
+
+/* Applies "section.key=value"; *set_key gets the key on success. */
+static Status apply_assignment(Config *cfg, const char *assignment, const Key **set_key,
+                               char *err, size_t errlen)
+{
+    char shown[ECHO_MAX + 8], kbuf[2 * LEV_MAX + 2], why[160], allowed[160];
+    echo_value(assignment, shown, sizeof shown);
+    const char *eq = strchr(assignment, '=');
+    if (!eq) {
+        set_err(err, errlen, "--set %s: expected section.key=value", shown);
+        return XT_ERR_USAGE;
+    }
+    trim_copy(assignment, (size_t)(eq - assignment), kbuf, sizeof kbuf);
+    char *dot = strchr(kbuf, '.');
+    if (!dot) {
+        const Key *hint = suggest_key("", kbuf);
+        if (hint)
+            set_err(err, errlen, "--set %s: expected section.key=value (did you mean '%s.%s'?)",
+                    shown, hint->section, hint->name);
+        else
+            set_err(err, errlen, "--set %s: expected section.key=value", shown);
+        return XT_ERR_USAGE;
+    }
+    *dot = '\0';
+    const char *section = kbuf, *name = dot + 1;
+    const Key *k = find_key(section, name);
+    if (!k) {
+        char text[512];
+        unknown_key_text(section, name, text, sizeof text);
+        set_err(err, errlen, "--set %s: %s", shown, text);
+        return XT_ERR_USAGE;
+    }
+    size_t vlen = strlen(eq + 1);
+    char *value = malloc(vlen + 1);
+    if (!value) {
+        set_err(err, errlen, "--set %s: out of memory", shown);
+        return XT_ERR_RUNTIME;
+    }
+    trim_copy(eq + 1, vlen, value, vlen + 1);
+    const char *bad = set_value(cfg, k, value, false, why, sizeof why);
+    free(value);
+    if (bad) {
+        allowed_text(k, allowed, sizeof allowed);
+        set_err(err, errlen, "--set %s: %s (allowed: %s)", shown, bad, allowed);
+        return XT_ERR_USAGE;
+    }
+    *set_key = k;
+    return XT_OK;
+}
+
+Status config_set(Config *cfg, const char *assignment, char *err, size_t errlen)
+{
+    XT_ASSERT(cfg != NULL && assignment != NULL);
+    const Key *k = NULL;
+    return apply_assignment(cfg, assignment, &k, err, errlen);
+}
+
+/* ------------------------------------------------------------------------- */
+/* The INI file                                                                */
+/* ------------------------------------------------------------------------- */
+
+typedef struct {
+    Config *cfg;
+    const char *path;
+    FILE *fp;
+    int lineno;           /* lines handed to libinih so far */
+    bool indented;        /* the current line starts with whitespace */
+    const Key *last_key;  /* key of the previous name=value in this section: libinih's
+                             prev_name, which an indented line continues */
+    int line_of[N_KEYS];  /* line that set each key in the file, 0 = none */
+    size_t set_of[N_KEYS];/* 1 + index of the --set that last set it, 0 = none */
+    bool failed;
+    int err_line;
+    char *err;
+    size_t errlen;
+} LoadCtx;
+
+XT_PRINTF_LIKE(2, 3)
+static void ctx_fail(LoadCtx *ctx, const char *fmt, ...)
+{
+    if (ctx->failed) return;
+    ctx->failed = true;
+    ctx->err_line = ctx->lineno;
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    set_err(ctx->err, ctx->errlen, "%s:%d: %s", ctx->path, ctx->lineno, msg);
+}
+
+/* libinih's line source: one whole line per call, counted; refuses a line that does
+ * not fit libinih's buffer (num) and stops the parse once an error is recorded. */
+static char *ini_read_line(char *str, int num, void *stream)
+{
+    LoadCtx *ctx = stream;
+    if (ctx->failed || num < 4) return NULL;
+    size_t cap = (size_t)num, n = 0;
+    bool too_long = false, nul = false;
+    int c;
+    while ((c = getc(ctx->fp)) != EOF) {
+        if (c == '\0') nul = true;
+        if (n + 1 < cap)
+            str[n++] = (char)c;
+        else
+            too_long = true;
+        if (c == '\n') break;
+    }
+    if (ferror(ctx->fp)) {
+        ctx->lineno++;
+        ctx_fail(ctx, "read error: %s", strerror(errno));
+        return NULL;
+    }
+    if (n == 0) return NULL; /* end of file */
+    ctx->lineno++;
+    str[n] = '\0';
+    size_t content = n;
+    while (content > 0 && (str[content - 1] == '\n' || str[content - 1] == '\r')) content--;
+    if (nul) {
+        ctx_fail(ctx, "contains a NUL byte: not a text file?");
+        return NULL;
+    }
+    if (too_long || content > cap - 3) {
+        ctx_fail(ctx, "line longer than %zu characters (libinih's limit); shorten it, or "
+                      "continue a list on indented lines",
+                 cap - 3);
+        return NULL;
+    }
+    const char *s = str; /* a UTF-8 BOM on line 1 cannot matter: no key precedes it */
+    ctx->indented = isspace((unsigned char)*s) != 0;
+    while (isspace((unsigned char)*s)) s++;
+    if (*s == '[') ctx->last_key = NULL; /* libinih forgets prev_name at a section */
+    return str;
+}
+
+static int ini_on_pair(void *user, const char *raw_section, const char *name, const char *value)
+{
+    LoadCtx *ctx = user;
+    if (ctx->failed) return 0;
+    char section[LEV_MAX + 1], shown[ECHO_MAX + 8], why[160], allowed[160];
+    trim_copy(raw_section, strlen(raw_section), section, sizeof section);
+    echo_value(value, shown, sizeof shown);
+    const Key *k = find_key(section, name);
+    if (!k) {
+        char text[512];
+        unknown_key_text(section, name, text, sizeof text);
+        ctx_fail(ctx, "%s", text);
+        return 0;
+    }
+    size_t idx = (size_t)(k - KEYS);
+    bool continuation = ctx->indented && ctx->last_key == k;
+    if (continuation && k->type != KT_LIST) {
+        ctx_fail(ctx,
+                 "%s.%s: this indented line ('%s') continues the value of '%s' (INI "
+                 "continuation); only lists may span lines: remove the indentation",
+                 k->section, k->name, shown, k->name);
+        return 0;
+    }
+    if (!continuation && ctx->line_of[idx]) {
+        ctx_fail(ctx,
+                 "%s.%s = %s: duplicate key, already set on line %d (give it once; "
+                 "use --set to override)",
+                 k->section, k->name, shown, ctx->line_of[idx]);
+        return 0;
+    }
+    const char *bad = set_value(ctx->cfg, k, value, continuation, why, sizeof why);
+    if (bad) {
+        allowed_text(k, allowed, sizeof allowed);
+        ctx_fail(ctx, "%s.%s = %s: %s (allowed: %s)", k->section, k->name, shown, bad, allowed);
+        return 0;
+    }
+    if (!continuation) ctx->line_of[idx] = ctx->lineno;
+    ctx->last_key = k;
+    return 1;
+}
+
+/* Copies line `want` (1-based) of the file, without its newline, for a message. */
+static void read_line_at(const char *path, int want, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    FILE *fp = fopen(path, "r");
+    if (!fp) return;
+    int line = 1, c;
+    size_t n = 0;
+    while ((c = getc(fp)) != EOF && line <= want) {
+        if (c == '\n') {
+            line++;
+        } else if (line == want && c != '\r' && n + 1 < len) {
+            buf[n++] = (char)c;
+        }
+    }
+    buf[n] = '\0';
+    fclose(fp);
+}
+
+static Status parse_file(LoadCtx *ctx)
+{
+    const char *path = ctx->path;
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        set_err(ctx->err, ctx->errlen, "config file '%s': %s%s", path, strerror(errno),
+                errno == ENOENT ? " (configs/ holds examples)" : "");
+        return XT_ERR_USAGE;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        set_err(ctx->err, ctx->errlen, "config file '%s' is a directory, not an INI file",
+                path);
+        return XT_ERR_USAGE;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        set_err(ctx->err, ctx->errlen, "config file '%s' is not a regular file", path);
+        return XT_ERR_USAGE;
+    }
+    ctx->fp = fopen(path, "r");
+    if (!ctx->fp) {
+        set_err(ctx->err, ctx->errlen, "cannot read config file '%s': %s", path,
+                strerror(errno));
+        return XT_ERR_USAGE;
+    }
+    int rc = ini_parse_stream(ini_read_line, ctx, ini_on_pair, ctx);
+    fclose(ctx->fp);
+    ctx->fp = NULL;
+    if (rc == -2) {
+        set_err(ctx->err, ctx->errlen, "%s: out of memory while parsing", path);
+        return XT_ERR_RUNTIME;
+    }
+    if (rc > 0 && (!ctx->failed || rc < ctx->err_line)) {
+        /* libinih found a line that is neither a pair, a section nor a comment */
+        char text[ECHO_MAX + 8], line[256];
+        read_line_at(path, rc, line, sizeof line);
+        echo_value(line, text, sizeof text);
+        set_err(ctx->err, ctx->errlen,
+                "%s:%d: syntax error in '%s': expected 'key = value', '[section]' or a "
+                "'; comment'",
+                path, rc, text);
+        return XT_ERR_USAGE;
+    }
+    return ctx->failed ? XT_ERR_USAGE : XT_OK;
+}
+
+/* run.dir = runs/<file name without its last extension>. */
+static bool derive_run_dir(Config *cfg, const char *path)
+{
+    const char *base = path ? strrchr(path, '/') : NULL;
+    base = base ? base + 1 : path;
+    size_t n = base ? strlen(base) : 0;
+    const char *dot = base ? strrchr(base, '.') : NULL;
+    if (dot && dot > base) n = (size_t)(dot - base);
+    if (n == 0) {
+        base = "default";
+        n = strlen(base);
+    }
+    int w = snprintf(cfg->run.dir, sizeof cfg->run.dir, "runs/%.*s", (int)n, base);
+    return w > 0 && (size_t)w < sizeof cfg->run.dir;
+}
+
+Status config_load(Config *cfg, const char *path, const char *const *overrides,
+                   size_t n_overrides, char *err, size_t errlen)
+{
+    XT_ASSERT(cfg != NULL);
+    XT_ASSERT(n_overrides == 0 || overrides != NULL);
+    if (err && errlen) err[0] = '\0';
+    config_defaults(cfg);
+
+    LoadCtx *ctx = calloc(1, sizeof *ctx);
+    if (!ctx) {
+        set_err(err, errlen, "out of memory");
+        return XT_ERR_RUNTIME;
+    }
+    ctx->cfg = cfg;
+    ctx->path = path;
+    ctx->err = err;
+    ctx->errlen = errlen;
+    Status st = XT_OK;
+
+    if (path) {
+        if (strlen(path) >= sizeof cfg->source) {
+            set_err(err, errlen, "config file path is longer than %zu characters",
+                    sizeof cfg->source - 1);
+            st = XT_ERR_USAGE;
+            goto cleanup;
+        }
+        snprintf(cfg->source, sizeof cfg->source, "%s", path);
+        st = parse_file(ctx);
+        if (st != XT_OK) goto cleanup;
+    }
+    for (size_t i = 0; i < n_overrides; i++) {
+        const Key *k = NULL;
+        st = apply_assignment(cfg, overrides[i], &k, err, errlen);
+        if (st != XT_OK) goto cleanup;
+        ctx->set_of[k - KEYS] = i + 1;
+    }
+    if (!cfg->run.dir[0] && !derive_run_dir(cfg, path)) {
+        set_err(err, errlen, "run.dir derived from '%s' is too long: set run.dir", path);
+        st = XT_ERR_USAGE;
+        goto cleanup;
+    }
+
+    char why[320], val[ECHO_MAX + 8], shown[ECHO_MAX + 8];
+    const Key *k = check_rules(cfg, why, sizeof why);
+    if (k) {
+        size_t idx = (size_t)(k - KEYS);
+        value_echo(cfg, k, val, sizeof val);
+        if (ctx->set_of[idx]) {
+            echo_value(overrides[ctx->set_of[idx] - 1], shown, sizeof shown);
+            set_err(err, errlen, "--set %s: %s", shown, why);
+        } else if (ctx->line_of[idx]) {
+            set_err(err, errlen, "%s:%d: %s.%s = %s: %s", path, ctx->line_of[idx], k->section,
+                    k->name, val, why);
+        } else {
+            set_err(err, errlen, "%s%s%s.%s = %s (default): %s", path ? path : "",
+                    path ? ": " : "", k->section, k->name, val, why);
+        }
+        st = XT_ERR_USAGE;
+    }
+
+cleanup:
+    free(ctx);
+    return st;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Output: resolved INI, reference                                             */
+/* ------------------------------------------------------------------------- */
+
+size_t config_to_ini(const Config *cfg, char *buf, size_t len)
+{
+    XT_ASSERT(cfg != NULL);
+    XT_ASSERT(buf != NULL || len == 0);
+    Sink s = {buf, len, 0, 0};
+    if (len > 0) buf[0] = '\0';
+    sink_printf(&s, "; xentrain %s: resolved configuration (every key, effective values)",
+                XT_VERSION);
+    sink_newline(&s);
+    if (cfg->source[0] && strlen(cfg->source) < 150) {
+        sink_printf(&s, "; source: %s", cfg->source);
+        sink_newline(&s);
+    }
+    const char *section = "";
+    for (size_t i = 0; i < N_KEYS; i++) {
+        const Key *k = &KEYS[i];
+        if (strcmp(section, k->section) != 0) {
+            section = k->section;
+            sink_newline(&s);
+            sink_printf(&s, "[%s]", section);
+            sink_newline(&s);
+        }
+        char allowed[160];
+        allowed_text(k, allowed, sizeof allowed);
+        sink_printf(&s, "; %s (allowed: %s)", k->help, allowed);
+        sink_newline(&s);
+        sink_printf(&s, "%s = ", k->name);
+        format_value(cfg, k, &s, 100);
+        sink_newline(&s);
+    }
+    return s.pos;
+}
+
+/* Writes text for a Markdown table cell: '|' escaped, "<word" as "&lt;word". */
+static void md_cell(FILE *out, const char *text)
+{
+    for (const char *p = text; *p; p++) {
+        if (*p == '|') fputc('\\', out);
+        if (*p == '<' && isalpha((unsigned char)p[1])) /* not an HTML tag */
+            fputs("&lt;", out);
+        else
+            fputc(*p, out);
+    }
+}
+
+Status config_write_reference(FILE *out, const char *format)
+{
+    XT_ASSERT(out != NULL);
+    bool md;
+    if (!format || strcmp(format, "text") == 0)
+        md = false;
+    else if (strcmp(format, "md") == 0)
+        md = true;
+    else
+        return XT_ERR_USAGE;
+
+    char allowed[160];
+    if (md) {
+        fputs("| key | default | allowed | meaning |\n| --- | --- | --- | --- |\n", out);
+        for (size_t i = 0; i < N_KEYS; i++) {
+            const Key *k = &KEYS[i];
+            allowed_text(k, allowed, sizeof allowed);
+            fprintf(out, "| `%s.%s` | ", k->section, k->name);
+            if (k->def[0]) {
+                fputc('`', out);
+                md_cell(out, k->def);
+                fputc('`', out);
+            } else {
+                fputs("(empty)", out);
+            }
+            fputs(" | ", out);
+            md_cell(out, allowed);
+            fputs(" | ", out);
+            md_cell(out, k->help);
+            fputs(" |\n", out);
+        }
+    } else {
+        fputs("Configuration keys: INI sections in CONFIG.ini; override any key with\n"
+              "--set section.key=value (applied after the file, in order).\n",
+              out);
+        const char *section = "";
+        for (size_t i = 0; i < N_KEYS; i++) {
+            const Key *k = &KEYS[i];
+            if (strcmp(section, k->section) != 0) {
+                section = k->section;
+                fprintf(out, "\n[%s]\n", section);
+            }
+            allowed_text(k, allowed, sizeof allowed);
+            fprintf(out, "  %s = %s\n      %s\n      allowed: %s\n", k->name,
+                    k->def[0] ? k->def : "(empty)", k->help, allowed);
+        }
+    }
+    return ferror(out) ? XT_ERR_RUNTIME : XT_OK;
+}
+
+void config_print_reference(const char *format)
+{
+    if (config_write_reference(stdout, format) == XT_ERR_USAGE)
+        (void)config_write_reference(stdout, "text");
+}
+
+/* ------------------------------------------------------------------------- */
+/* Names                                                                       */
+/* ------------------------------------------------------------------------- */
+
+static const char *choice_name(const char *const *names, int v)
+{
+    for (int i = 0; names[i]; i++)
+        if (i == v) return names[i];
+    return "?";
+}
+
+const char *config_model_type_name(ModelType t) { return choice_name(MODEL_NAMES, (int)t); }
+const char *config_activation_name(Activation a) { return choice_name(ACTIVATION_NAMES, (int)a); }
+const char *config_normalize_name(Normalize n) { return choice_name(NORMALIZE_NAMES, (int)n); }
+const char *config_head_name(Head h) { return choice_name(HEAD_NAMES, (int)h); }
+const char *config_init_name(Init i) { return choice_name(INIT_NAMES, (int)i); }
+const char *config_schedule_name(Schedule s) { return choice_name(SCHEDULE_NAMES, (int)s); }
+const char *config_monitor_name(Monitor m) { return choice_name(MONITOR_NAMES, (int)m); }

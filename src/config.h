@@ -10,6 +10,22 @@
  * A Config is a plain value: every rank parses the same file and gets the same
  * result, so no broadcast is needed. Errors name the file/line or the --set, the
  * key, the value and the allowed range; an unknown key suggests the closest one.
+ *
+ * Syntax (libinih, as installed: Debian libinih 55):
+ *   - `[section]`, `key = value`, comments start a line with ';' or '#'; an inline
+ *     comment needs whitespace before its ';'. Keys and section names are lower case
+ *     and matched exactly; enum and boolean values are matched case-insensitively.
+ *   - booleans: true/false, yes/no, on/off, 1/0. Numbers are decimal; empty values,
+ *     trailing characters ("0.1x"), NaN, Inf and overflow are errors; integer keys take
+ *     integers only ("1e3" is refused).
+ *   - a key given twice in one file is an error (the message names both lines);
+ *     --set may repeat a key: the last one wins. --set is applied after the file.
+ *   - an indented line continues the previous key's value (INI continuation): allowed
+ *     for list keys only (model.hidden, loss.class_weights), whose elements it appends;
+ *     a list may end with one trailing comma. Indenting any other key is an error.
+ *   - a line longer than libinih's 197 characters is an error (libinih would split
+ *     it silently). Values cannot start or end with blanks, nor contain " ;".
+ *   - cross-key rules (config_validate) run after the file and every --set.
  */
 #ifndef XT_CONFIG_H
 #define XT_CONFIG_H
@@ -17,6 +33,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "error.h"
 
@@ -106,21 +123,46 @@ void config_defaults(Config *cfg);
 /* Parses `path` over the defaults, then applies each "section.key=value" override in
  * order, then validates cross-key rules. On failure writes a one-line message naming
  * the file:line or --set, the key, the value and the allowed range into err and
- * returns XT_ERR_USAGE; prints nothing. Local (every rank calls it identically). */
+ * returns XT_ERR_USAGE (XT_ERR_RUNTIME when out of memory); prints nothing; cfg then
+ * holds a partial result that must not be used. A path that does not exist, is a
+ * directory or cannot be read is a usage error too. path may be NULL (defaults and
+ * overrides only). On success cfg->source = path, and an empty run.dir becomes
+ * "runs/<file name without its extension>" ("runs/default" without a file).
+ * Local (every rank calls it identically). */
 Status config_load(Config *cfg, const char *path, const char *const *overrides,
                    size_t n_overrides, char *err, size_t errlen);
-/* Applies one "section.key=value". Same error rules. Local. */
+/* Applies one "section.key=value" (blanks around key and value are ignored). Same
+ * error rules; checks the key's own type and range only, not the cross-key rules
+ * (call config_validate). On failure cfg is unchanged. Local. */
 Status config_set(Config *cfg, const char *assignment, char *err, size_t errlen);
+
+/* The cross-key rules: mlp needs model.hidden and other types refuse it; init = zeros
+ * is refused for mlp; head = sigmoid only with mlp; nesterov needs momentum > 0;
+ * class_weights has model.classes entries and ignore_index < classes (when classes
+ * > 0); ignore_index only with class-id labels; train.resume non-empty; early
+ * stopping needs data.val and start_epoch <= epochs. On failure writes
+ * "section.key = value: reason" into err and returns XT_ERR_USAGE. Local. */
+Status config_validate(const Config *cfg, char *err, size_t errlen);
 
 /* The resolved configuration as INI text (every key, effective values), for the run
  * directory and checkpoints. Returns bytes written (excluding NUL) or needed. Local. */
 size_t config_to_ini(const Config *cfg, char *buf, size_t len);
 
-/* Prints the key reference: format "text" (for --help-config) or "md" (README table). */
+/* Prints the key reference to stdout: format "text" (for --help-config) or "md"
+ * (README table: key | default | allowed | meaning); another format prints text. */
 void config_print_reference(const char *format);
+/* The same into out; format NULL means "text"; an unknown format returns XT_ERR_USAGE
+ * and writes nothing. XT_ERR_RUNTIME when writing failed. Local. */
+Status config_write_reference(FILE *out, const char *format);
 
-/* Human names of enum values, for banners and messages. */
+/* Names of enum values as written in the INI file, for banners, messages and model
+ * metadata; "?" for a value out of range. */
 const char *config_model_type_name(ModelType t);
 const char *config_activation_name(Activation a);
+const char *config_normalize_name(Normalize n);
+const char *config_head_name(Head h);
+const char *config_init_name(Init i);
+const char *config_schedule_name(Schedule s);
+const char *config_monitor_name(Monitor m);
 
 #endif

@@ -349,6 +349,37 @@ static Status setup_model(Trainer *tr)
     return XT_OK;
 }
 
+/* The effective settings, one line per section: "[optim] lr=0.05 momentum=0.9 ...". */
+static void print_settings(const Config *c)
+{
+    size_t need = config_to_ini(c, NULL, 0) + 1;
+    char *text = malloc(need), *line = malloc(need + 64);
+    if (!text || !line) {
+        free(text);
+        free(line);
+        return;
+    }
+    config_to_ini(c, text, need);
+    size_t used = 0;
+    line[0] = '\0';
+    for (char *save = NULL, *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        if (l[0] == ';' || l[0] == '#' || l[0] == '\0') continue;
+        if (l[0] == '[') {
+            if (used) log_info("         %s", line);
+            used = (size_t)snprintf(line, need, "%s", l);
+            continue;
+        }
+        char key[128], val[XT_PATH_MAX];
+        if (sscanf(l, " %127[^= ] = %1023[^\n]", key, val) == 2)
+            used += (size_t)snprintf(line + used, need + 64 - used, " %s=%s", key, val);
+        else if (sscanf(l, " %127[^= ] =", key) == 1)
+            used += (size_t)snprintf(line + used, need + 64 - used, " %s=", key);
+    }
+    if (used) log_info("         %s", line);
+    free(text);
+    free(line);
+}
+
 static void banner(const Trainer *tr)
 {
     if (tr->r != 0) return;
@@ -377,13 +408,8 @@ static void banner(const Trainer *tr)
              tr->global_batch ? tr->global_batch : tr->tinfo.n, tr->sampler.T, tr->sampler.S,
              tr->oset.lr, c->optim.lr_scaling == LR_SCALE_LINEAR ? " (scaled by P)" : "");
     log_info("run      %s", c->run.dir);
-    size_t need = config_to_ini(c, NULL, 0) + 1;
-    char *text = malloc(need);
-    if (text) {
-        config_to_ini(c, text, need);
-        log_info("---- effective settings ----\n%s----------------------------", text);
-        free(text);
-    }
+    log_info("settings (every key: xentrain --help-config)");
+    print_settings(c);
 }
 
 /* Gathers this rank's rows of step t into the batch buffers. Returns the row count. */
@@ -422,6 +448,17 @@ static void local_step(Trainer *tr, size_t m)
     md->grads[n + SLOT_LOSS] = (float)tot.sum;
     md->grads[n + SLOT_WEIGHT] = (float)tot.weight;
     md->grads[n + SLOT_NONFINITE] = isfinite(tot.sum) ? 0.0f : 1.0f;
+}
+
+/* Test-only fault injection: XT_FAULT_CORRUPT_PARAMS="RANK:STEP" perturbs one parameter
+ * on that rank after that optimiser step, so tests can prove the replica check fires. */
+static void maybe_corrupt(Trainer *tr)
+{
+    const char *f = getenv("XT_FAULT_CORRUPT_PARAMS");
+    int rank = -1;
+    unsigned long long step = 0;
+    if (f && sscanf(f, "%d:%llu", &rank, &step) == 2 && rank == tr->r && step == tr->step)
+        tr->model.params[0] += 1e-3f;
 }
 
 /* Collective: aborts the job when the replicas' parameters are not bit-identical. */
@@ -472,15 +509,19 @@ static ModelFile model_file_view(const Trainer *tr, const float *params, int64_t
     return mf;
 }
 
-static void progress(const Trainer *tr, int64_t epoch, size_t t, double loss, double *last)
+static void progress(const Trainer *tr, int64_t epoch, size_t t, double loss, double *last,
+                     bool *shown)
 {
     if (tr->r != 0 || !tr->cfg.train.progress || !isatty(STDOUT_FILENO)) return;
+    /* Every few seconds only: under mpirun stdout is a pseudo-terminal even when the
+     * job's output goes to a file, so keep the number of progress lines small. */
     double now = comm_wtime();
-    if (now - *last < 0.5 && t + 1 < tr->sampler.T) return;
+    if (*last == 0.0) *last = now;
+    if (now - *last < 5.0) return;
     *last = now;
+    *shown = true;
     printf("\r  epoch %lld  step %zu/%zu  loss %.5f   ", (long long)epoch, t + 1, tr->sampler.T,
            loss);
-    if (t + 1 == tr->sampler.T) printf("\r%60s\r", "");
     fflush(stdout);
 }
 
@@ -495,6 +536,7 @@ static EsDecision train_loop(Trainer *tr)
     if (tr->r == 0) log_info("%s", metrics_line_header());
     for (int64_t epoch = 1; epoch <= c->train.epochs; epoch++) {
         double t_epoch = comm_wtime(), last_progress = 0.0;
+        bool shown = false;
         Timers tm = {0};
         double loss_sum = 0.0, weight_sum = 0.0, rows_seen = 0.0, lr = 0.0;
         int diverged = 0;
@@ -524,9 +566,14 @@ static EsDecision train_loop(Trainer *tr)
             tm.io += t1 - t0;
             tm.compute += (t2 - t1) + (t4 - t3);
             tm.allreduce += t3 - t2;
+            maybe_corrupt(tr);
             if (c->train.check_every > 0 && tr->step % (uint64_t)c->train.check_every == 0)
                 check_replicas(tr);
-            progress(tr, epoch, t, weight_sum > 0 ? loss_sum / weight_sum : 0.0, &last_progress);
+            progress(tr, epoch, t, weight_sum > 0 ? loss_sum / weight_sum : 0.0, &last_progress, &shown);
+        }
+        if (shown) {
+            printf("\r%60s\r", "");
+            fflush(stdout);
         }
         double train_time = comm_wtime() - t_epoch;
         double train_loss = diverged ? NAN : (weight_sum > 0 ? loss_sum / weight_sum : 0.0);
