@@ -1,7 +1,11 @@
 #include "comm.h"
 
 #include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <time.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,11 +13,89 @@
 
 #include "log.h"
 
+/* What the watchdog thread reads; the main thread writes it around collectives. */
+typedef struct {
+    _Atomic(const char *) op;   /* the collective in progress, or NULL */
+    _Atomic double since;       /* when it started (MPI_Wtime) */
+    _Atomic int64_t epoch;
+    _Atomic uint64_t step;
+    double timeout_s;
+    int rank;
+    bool running;
+    pthread_t thread;
+} Watch;
+
 struct Comm {
     MPI_Comm world;
     int rank, size;
     int local_size, node_count;
 };
+
+/* The watchdog is process-wide (one per rank); collectives consult it through g_watch,
+ * which is NULL until the watchdog runs. */
+static Watch g_watch_state;
+static Watch *g_watch;
+
+static inline void watch_begin(const char *op)
+{
+    if (!g_watch) return;
+    atomic_store(&g_watch->since, MPI_Wtime());
+    atomic_store(&g_watch->op, op);
+}
+
+static inline void watch_end(void)
+{
+    if (g_watch) atomic_store(&g_watch->op, (const char *)NULL);
+}
+
+static void *watchdog_main(void *arg)
+{
+    Watch *w = arg;
+    const struct timespec half = {0, 500000000L};
+    for (;;) {
+        nanosleep(&half, NULL);
+        const char *op = atomic_load(&w->op);
+        if (!op) continue;
+        double waited = MPI_Wtime() - atomic_load(&w->since);
+        if (waited <= w->timeout_s || atomic_load(&w->op) != op) continue;
+        fprintf(stderr,
+                "xentrain: [rank %d] watchdog: %s did not complete within %.0f s (epoch %lld, "
+                "step %llu): a rank or a link is gone or stuck; ending the job "
+                "(comm.timeout_s = %g)\n",
+                w->rank, op, waited, (long long)atomic_load(&w->epoch),
+                (unsigned long long)atomic_load(&w->step), w->timeout_s);
+        fflush(stderr);
+        _exit(XT_ERR_RUNTIME);
+    }
+    return NULL;
+}
+
+void comm_watchdog_start(const Comm *c, double timeout_s)
+{
+    Watch *w = &g_watch_state;
+    if (w->running) {
+        w->timeout_s = timeout_s;
+        return;
+    }
+    w->timeout_s = timeout_s;
+    w->rank = c->rank;
+    atomic_store(&w->op, (const char *)NULL);
+    if (pthread_create(&w->thread, NULL, watchdog_main, w) == 0) {
+        pthread_detach(w->thread);
+        w->running = true;
+        g_watch = w;
+    } else {
+        fprintf(stderr, "xentrain: [rank %d] warning: could not start the collective watchdog\n",
+                c->rank);
+    }
+}
+
+void comm_watch_position(const Comm *c, int64_t epoch, uint64_t step)
+{
+    (void)c;
+    atomic_store(&g_watch_state.epoch, epoch);
+    atomic_store(&g_watch_state.step, step);
+}
 
 static void abort_world(int code)
 {
@@ -26,7 +108,9 @@ static void abort_world(int code)
 Status comm_open(int *argc, char ***argv, Comm **out)
 {
     *out = NULL;
-    if (MPI_Init(argc, argv) != MPI_SUCCESS) {
+    int provided = 0;
+    /* FUNNELED: the watchdog thread never calls MPI. */
+    if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
         fprintf(stderr, "xentrain: error: MPI_Init failed\n");
         return XT_ERR_RUNTIME;
     }
@@ -52,6 +136,7 @@ Status comm_open(int *argc, char ***argv, Comm **out)
 void comm_close(Comm **c)
 {
     if (!c || !*c) return;
+    g_watch = NULL; /* the detached thread only reads it while collectives run */
     free(*c);
     *c = NULL;
     int fin = 0;
@@ -79,7 +164,9 @@ void comm_library_version(char *buf, size_t len)
 Status comm_agree(const Comm *c, Status local)
 {
     int mine = (int)local, worst = 0;
+    watch_begin("MPI_Allreduce (status agreement)");
     MPI_Allreduce(&mine, &worst, 1, MPI_INT, MPI_MAX, c->world);
+    watch_end();
     return (Status)worst;
 }
 
@@ -88,6 +175,7 @@ static void allreduce_chunked(const Comm *c, void *buf, size_t n, MPI_Datatype t
                               MPI_Op op)
 {
     char *p = buf;
+    watch_begin("MPI_Allreduce");
     while (n > 0) {
         size_t m = n > (size_t)INT_MAX ? (size_t)INT_MAX : n;
         if (MPI_Allreduce(MPI_IN_PLACE, p, (int)m, t, op, c->world) != MPI_SUCCESS)
@@ -95,6 +183,7 @@ static void allreduce_chunked(const Comm *c, void *buf, size_t n, MPI_Datatype t
         p += m * elem;
         n -= m;
     }
+    watch_end();
 }
 
 void comm_allreduce_sum_float(const Comm *c, float *buf, size_t n)
@@ -121,18 +210,22 @@ void comm_allreduce_min_i64(const Comm *c, int64_t *buf, size_t n)
 void comm_bcast(const Comm *c, void *buf, size_t bytes, int root)
 {
     char *p = buf;
+    watch_begin("MPI_Bcast");
     while (bytes > 0) {
         size_t m = bytes > (size_t)INT_MAX ? (size_t)INT_MAX : bytes;
         MPI_Bcast(p, (int)m, MPI_BYTE, root, c->world);
         p += m;
         bytes -= m;
     }
+    watch_end();
 }
 
 void comm_gather(const Comm *c, const void *send, void *recv0, size_t bytes)
 {
     XT_ASSERT(bytes <= (size_t)INT_MAX);
+    watch_begin("MPI_Gather");
     MPI_Gather(send, (int)bytes, MPI_BYTE, recv0, (int)bytes, MPI_BYTE, 0, c->world);
+    watch_end();
 }
 
 void comm_gatherv(const Comm *c, const void *send, size_t bytes, void *recv0,
@@ -152,12 +245,19 @@ void comm_gatherv(const Comm *c, const void *send, size_t bytes, void *recv0,
             off += counts[r];
         }
     }
+    watch_begin("MPI_Gatherv");
     MPI_Gatherv(send, (int)bytes, MPI_BYTE, recv0, rc, displ, MPI_BYTE, 0, c->world);
+    watch_end();
     free(rc);
     free(displ);
 }
 
-void comm_barrier(const Comm *c) { MPI_Barrier(c->world); }
+void comm_barrier(const Comm *c)
+{
+    watch_begin("MPI_Barrier");
+    MPI_Barrier(c->world);
+    watch_end();
+}
 
 void comm_abort(const Comm *c, int code)
 {

@@ -54,6 +54,16 @@ void comm_barrier(const Comm *c);
 /* Ends every rank of the job now (MPI_Abort). For a rank failing alone. */
 _Noreturn void comm_abort(const Comm *c, int code);
 
+/* Collective watchdog. comm_watchdog_start runs a thread that checks, every half
+ * second, whether the collective this rank is inside has lasted longer than
+ * timeout_s; if so it prints which collective, at which epoch and step
+ * (comm_watch_position), and ends this process with exit code 1, which makes the
+ * launcher end the job: a cut link or a dead node becomes an error, not a silent hang.
+ * The timeout must exceed the longest phase in which ranks wait for rank 0 alone
+ * (validation, checkpoint writing). Local. */
+void comm_watchdog_start(const Comm *c, double timeout_s);
+void comm_watch_position(const Comm *c, int64_t epoch, uint64_t step);
+
 /* The underlying MPI_Comm, as a pointer to it, for HDF5's MPI-IO driver only. */
 const void *comm_native(const Comm *c);
 

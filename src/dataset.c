@@ -1,1 +1,369 @@
-typedef int xt_placeholder_dataset; /* replaced by the module's implementation */
+/* dataset: see dataset.h. Speaks HDF5 only through h5io.
+ *
+ * Messages: with a Comm every rank opens the same file and sees the same layout, so
+ * layout faults are printed by rank 0 alone (log_error0); faults in the rows a rank
+ * reads (NaN, labels out of range, memory) are printed by that rank (log_error).
+ */
+#include "dataset.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "h5io.h"
+#include "log.h"
+
+/* Rows per read block: about this many bytes of float32 output per H5Dread. */
+#define DATASET_BLOCK_BYTES ((size_t)16 << 20)
+
+/* ---- spec ----------------------------------------------------------------------- */
+
+Status dataset_parse_spec(const char *spec, char *file, size_t file_len, char *group,
+                          size_t group_len, char *err, size_t errlen)
+{
+    if (err && errlen) err[0] = '\0';
+    if (!spec || !spec[0]) {
+        snprintf(err, errlen, "empty data spec (expected FILE.h5 or FILE.h5:/GROUP)");
+        return XT_ERR_USAGE;
+    }
+    /* Split on the LAST ":/": file names may contain ':' but group names rarely do. */
+    const char *sep = NULL;
+    for (const char *p = strstr(spec, ":/"); p; p = strstr(p + 1, ":/")) sep = p;
+    size_t flen = sep ? (size_t)(sep - spec) : strlen(spec);
+    const char *g = sep ? sep + 1 : "/train";
+    size_t glen = strlen(g);
+    while (glen > 1 && g[glen - 1] == '/') glen--; /* "/val/" -> "/val" */
+    if (flen == 0) {
+        snprintf(err, errlen, "'%s': no file name before ':/' (expected FILE.h5:/GROUP)", spec);
+        return XT_ERR_USAGE;
+    }
+    if (flen >= file_len || glen >= group_len) {
+        snprintf(err, errlen, "'%.40s...': file name or group longer than %zu or %zu bytes",
+                 spec, file_len - 1, group_len - 1);
+        return XT_ERR_USAGE;
+    }
+    memcpy(file, spec, flen);
+    file[flen] = '\0';
+    memcpy(group, g, glen);
+    group[glen] = '\0';
+    return XT_OK;
+}
+
+/* ---- probe ---------------------------------------------------------------------- */
+
+/* "(100, 3, 2) float32" */
+static void shape_str(const H5ioInfo *in, char *buf, size_t len)
+{
+    size_t used = (size_t)snprintf(buf, len, "(");
+    int shown = in->rank < 4 ? in->rank : 4;
+    for (int i = 0; i < shown && used < len; i++)
+        used += (size_t)snprintf(buf + used, len - used, "%s%zu", i ? ", " : "", in->dims[i]);
+    if (used < len)
+        snprintf(buf + used, len - used, "%s%s) %s", in->rank > 4 ? ", ..." : "",
+                 in->rank == 1 ? "," : "", in->type_name);
+}
+
+/* Layout errors: the same on every rank, so rank 0 prints when there is a Comm. */
+static void probe_fail(const Comm *comm, const char *fmt, ...) XT_PRINTF(2, 3);
+static void probe_fail(const Comm *comm, const char *fmt, ...)
+{
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (comm) log_error0("%s", msg);
+    else log_error("%s", msg);
+}
+
+static void join(char *out, size_t len, const char *group, const char *name)
+{
+    snprintf(out, len, "%s%s%s", group, strcmp(group, "/") ? "/" : "", name);
+}
+
+static Status probe_layout(H5File *f, const char *file, const char *group, const Comm *comm,
+                           DatasetInfo *info)
+{
+    char xp[300], yp[300], xs[96], ys[96];
+    H5ioInfo xi, yi;
+    join(xp, sizeof xp, group, "X");
+    join(yp, sizeof yp, group, "y");
+    if (!h5io_exists(f, group)) {
+        probe_fail(comm, "%s: no group '%s' (a split is named FILE.h5:/GROUP, e.g. %s:/train)",
+                   file, group, file);
+        return XT_ERR_USAGE;
+    }
+    if (!h5io_exists(f, xp) || !h5io_exists(f, yp)) {
+        probe_fail(comm, "%s:%s: no dataset '%s' (a split holds X (N, D) and y (N,) or (N, K))",
+                   file, group, h5io_exists(f, xp) ? "y" : "X");
+        return XT_ERR_USAGE;
+    }
+    if (h5io_info(f, xp, &xi) != XT_OK || h5io_info(f, yp, &yi) != XT_OK) return XT_ERR_USAGE;
+    shape_str(&xi, xs, sizeof xs);
+    shape_str(&yi, ys, sizeof ys);
+    if (xi.cls == H5IO_CLASS_OTHER) {
+        probe_fail(comm, "%s:%s: expected an integer or float type, got %s", file, xp, xs);
+        return XT_ERR_USAGE;
+    }
+    if (xi.rank != 2) {
+        probe_fail(comm, "%s:%s: expected 2-D features (N, D), got %s", file, xp, xs);
+        return XT_ERR_USAGE;
+    }
+    size_t n = xi.dims[0], d = xi.dims[1];
+    if (n == 0) {
+        probe_fail(comm, "%s:%s: empty split: X is %s, expected N > 0 rows", file, group, xs);
+        return XT_ERR_USAGE;
+    }
+    if (d == 0) {
+        probe_fail(comm, "%s:%s: expected D > 0 features, got %s", file, xp, xs);
+        return XT_ERR_USAGE;
+    }
+    bool is_class = yi.rank == 1 && yi.dims[0] == n &&
+                    (yi.cls == H5IO_CLASS_INT || yi.cls == H5IO_CLASS_UINT);
+    bool is_dense = yi.rank == 2 && yi.dims[0] == n && yi.dims[1] > 0 &&
+                    yi.cls == H5IO_CLASS_FLOAT;
+    if (!is_class && !is_dense) {
+        probe_fail(comm, "%s:%s: expected (N,) integer class ids or (N,K) floats with N = %zu, "
+                   "got %s", file, yp, n, ys);
+        return XT_ERR_USAGE;
+    }
+    info->n = n;
+    info->d = d;
+    info->target = is_class ? TARGET_CLASS : TARGET_DENSE;
+    info->k_dense = is_dense ? yi.dims[1] : 0;
+    snprintf(info->x_type, sizeof info->x_type, "%s", xi.type_name);
+    info->x_scale = 0.0;
+    if (h5io_attr_exists(f, xp, "scale")) {
+        double s = 0.0;
+        if (h5io_attr_read_f64(f, xp, "scale", &s) != XT_OK) return XT_ERR_USAGE;
+        if (!(isfinite(s) && s > 0.0)) {
+            probe_fail(comm, "%s:%s: attribute scale = %g, expected a finite number > 0", file,
+                       xp, s);
+            return XT_ERR_USAGE;
+        }
+        info->x_scale = s;
+    }
+    return XT_OK;
+}
+
+Status dataset_probe(const char *spec, const Comm *comm, DatasetInfo *info)
+{
+    memset(info, 0, sizeof *info);
+    char err[512];
+    H5File *f = NULL;
+    Status st = dataset_parse_spec(spec, info->file, sizeof info->file, info->group,
+                                   sizeof info->group, err, sizeof err);
+    if (st != XT_OK) {
+        probe_fail(comm, "%s", err);
+    } else {
+        /* Collective with a Comm: same spec on every rank, so all ranks get here. */
+        st = h5io_open_read(info->file, comm, &f);
+    }
+    if (st == XT_OK) st = probe_layout(f, info->file, info->group, comm, info);
+    if (f) st = xt_status_merge(st, h5io_close(&f));
+    if (comm) st = comm_agree(comm, st);
+    return st;
+}
+
+/* ---- load ----------------------------------------------------------------------- */
+
+/* MemAvailable in bytes from /proc/meminfo, or 0 when unknown. */
+static double mem_available_bytes(void)
+{
+    FILE *fp = fopen("/proc/meminfo", "r");
+    if (!fp) return 0.0;
+    char line[256];
+    double kb = 0.0;
+    while (fgets(line, sizeof line, fp)) {
+        unsigned long long v;
+        if (sscanf(line, "MemAvailable: %llu kB", &v) == 1) {
+            kb = (double)v;
+            break;
+        }
+    }
+    fclose(fp);
+    return kb * 1024.0;
+}
+
+/* "1.5 GiB" */
+static void human_bytes(double b, char *buf, size_t len)
+{
+    const char *unit[5] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    int u = 0;
+    while (b >= 1024.0 && u < 4) {
+        b /= 1024.0;
+        u++;
+    }
+    snprintf(buf, len, "%.1f %s", b, unit[u]);
+}
+
+static Status load_check_memory(const DatasetInfo *info, size_t lo, size_t hi, const Comm *comm)
+{
+    size_t rows = hi - lo;
+    double row_bytes = (double)info->d * sizeof(float) +
+                       (info->target == TARGET_CLASS ? (double)sizeof(int32_t)
+                                                     : (double)info->k_dense * sizeof(float));
+    double need = (double)rows * row_bytes;
+    double avail = mem_available_bytes();
+    int local = comm ? comm_local_size(comm) : 1;
+    double per_rank = avail / (double)(local > 0 ? local : 1);
+    /* Unknown MemAvailable (0): only the size_t limit applies. */
+    bool fits = (avail <= 0.0 || need <= per_rank) && need < (double)SIZE_MAX / 2;
+    if (fits) return XT_OK;
+    char hneed[32], havail[32];
+    human_bytes(need, hneed, sizeof hneed);
+    human_bytes(per_rank, havail, sizeof havail);
+    log_error("%s:%s: rows [%zu, %zu) need about %s (%zu rows x %.0f bytes as float32) but "
+              "this node has %s available for each of its %d rank(s); use more ranks (or "
+              "nodes) so each shard fits", info->file, info->group, lo, hi, hneed, rows,
+              row_bytes, havail, local);
+    return XT_ERR_USAGE;
+}
+
+static Status load_rows(Dataset *ds, H5File *f, size_t k)
+{
+    const DatasetInfo *in = &ds->info;
+    size_t rows = ds->hi - ds->lo, d = in->d;
+    size_t kd = in->k_dense;
+    char xp[300], yp[300];
+    join(xp, sizeof xp, in->group, "X");
+    join(yp, sizeof yp, in->group, "y");
+
+    if (rows > 0) {
+        ds->X = malloc(rows * d * sizeof *ds->X);
+        if (in->target == TARGET_CLASS) ds->y = malloc(rows * sizeof *ds->y);
+        else ds->t = malloc(rows * kd * sizeof *ds->t);
+        if (!ds->X || (!ds->y && !ds->t)) {
+            log_error("%s:%s: out of memory for rows [%zu, %zu) (%zu x %zu floats)", in->file,
+                      in->group, ds->lo, ds->hi, rows, d);
+            return XT_ERR_RUNTIME;
+        }
+    }
+    /* X in blocks: HDF5 converts straight into the output, a block at a time, so no
+     * second full-size copy (e.g. of uint8 pixels) ever exists. */
+    size_t block = DATASET_BLOCK_BYTES / (d * sizeof(float));
+    if (block == 0) block = 1;
+    for (size_t r0 = 0; r0 < rows; r0 += block) {
+        size_t m = rows - r0 < block ? rows - r0 : block;
+        float *x = ds->X + r0 * d;
+        Status st = h5io_read_rows_float(f, xp, ds->lo + r0, m, x);
+        if (st != XT_OK) return st;
+        for (size_t i = 0; i < m * d; i++) {
+            if (isfinite(x[i])) continue;
+            log_error("%s:%s: non-finite value %s at row %zu, column %zu (counting from 0; "
+                      "values beyond +-3.4e38 overflow float32)", in->file, xp,
+                      isnan(x[i]) ? "NaN" : (x[i] > 0 ? "+Inf" : "-Inf"),
+                      ds->lo + r0 + i / d, i % d);
+            return XT_ERR_USAGE;
+        }
+    }
+    if (in->target == TARGET_CLASS) {
+        Status st = h5io_read_rows_i32(f, yp, ds->lo, rows, ds->y);
+        if (st != XT_OK) return st;
+        for (size_t i = 0; i < rows; i++) {
+            int32_t v = ds->y[i];
+            if (k > 0 && (v < 0 || (size_t)v >= k)) {
+                log_error("%s:%s: label %" PRId32 " at row %zu is outside [0, %zu) "
+                          "(K = %zu classes)", in->file, yp, v, ds->lo + i, k, k);
+                return XT_ERR_USAGE;
+            }
+            if (i == 0 || v < ds->label_min) ds->label_min = v;
+            if (i == 0 || v > ds->label_max) ds->label_max = v;
+        }
+    } else {
+        Status st = h5io_read_rows_float(f, yp, ds->lo, rows, ds->t);
+        if (st != XT_OK) return st;
+        for (size_t i = 0; i < rows * kd; i++) {
+            float v = ds->t[i];
+            if (v >= 0.0f && v <= 1.0f) continue; /* also rejects NaN */
+            log_error("%s:%s: target %g at row %zu, column %zu is outside [0, 1]", in->file,
+                      yp, (double)v, ds->lo + i / kd, i % kd);
+            return XT_ERR_USAGE;
+        }
+    }
+    /* class_names: on the group first, then on the file root. */
+    const char *owner = h5io_attr_exists(f, in->group, "class_names") ? in->group
+                        : h5io_attr_exists(f, "/", "class_names") ? "/" : NULL;
+    if (owner)
+        return h5io_attr_read_strs(f, owner, "class_names", &ds->class_names,
+                                   &ds->n_class_names);
+    return XT_OK;
+}
+
+Status dataset_load(Dataset *ds, const DatasetInfo *info, size_t lo, size_t hi, size_t k,
+                    const Comm *comm)
+{
+    XT_ASSERT(lo <= hi && hi <= info->n);
+    memset(ds, 0, sizeof *ds);
+    ds->info = *info;
+    ds->lo = lo;
+    ds->hi = hi;
+    ds->label_min = 0;
+    ds->label_max = -1;
+    H5File *f = NULL;
+    Status st = load_check_memory(info, lo, hi, comm);
+    /* With a Comm the open and close are collective: agree before opening so no rank
+     * waits in H5Fopen for one that gave up. */
+    if (comm) st = comm_agree(comm, st);
+    if (st == XT_OK) st = h5io_open_read(info->file, comm, &f);
+    if (st == XT_OK) st = load_rows(ds, f, k); /* independent reads, local checks */
+    if (f) st = xt_status_merge(st, h5io_close(&f));
+    if (st != XT_OK) dataset_free(ds);
+    return st;
+}
+
+void dataset_free(Dataset *ds)
+{
+    if (!ds) return;
+    free(ds->X);
+    free(ds->y);
+    free(ds->t);
+    h5io_strs_free(ds->class_names, ds->n_class_names);
+    ds->X = NULL;
+    ds->y = NULL;
+    ds->t = NULL;
+    ds->class_names = NULL;
+    ds->n_class_names = 0;
+    ds->lo = ds->hi = 0;
+    ds->label_min = 0;
+    ds->label_max = -1;
+}
+
+/* ---- statistics and scaling ------------------------------------------------------ */
+
+void dataset_feature_sums(const Dataset *ds, double *sum, double *sumsq)
+{
+    size_t d = ds->info.d, rows = ds->hi - ds->lo;
+    for (size_t j = 0; j < d; j++) sum[j] = sumsq[j] = 0.0;
+    for (size_t i = 0; i < rows; i++) {
+        const float *x = ds->X + i * d;
+        for (size_t j = 0; j < d; j++) {
+            double v = (double)x[j];
+            sum[j] += v;
+            sumsq[j] += v * v;
+        }
+    }
+}
+
+double dataset_max_abs(const Dataset *ds)
+{
+    size_t n = (ds->hi - ds->lo) * ds->info.d;
+    double m = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double a = fabs((double)ds->X[i]);
+        if (a > m) m = a;
+    }
+    return m;
+}
+
+void dataset_apply_affine(Dataset *ds, const float *shift, const float *mul)
+{
+    size_t d = ds->info.d, rows = ds->hi - ds->lo;
+    for (size_t i = 0; i < rows; i++) {
+        float *x = ds->X + i * d;
+        for (size_t j = 0; j < d; j++) x[j] = (x[j] - shift[j]) * mul[j];
+    }
+}

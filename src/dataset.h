@@ -65,8 +65,12 @@ Status dataset_probe(const char *spec, const Comm *comm, DatasetInfo *info);
  * Checks that the memory needed fits (fails up front with the estimate and the hint to
  * use more ranks), that every X value is finite (names the first bad global row) and,
  * when k > 0 and the targets are class ids, that labels lie in [0, k) (names the row).
- * Local I/O (independent MPI-IO reads when comm != NULL); the caller agrees on the
- * status afterwards (comm_agree) so no rank is left behind. */
+ * Collective over comm when comm != NULL: every rank must call it (an empty range is
+ * fine), because parallel HDF5 opens and closes files collectively; the memory check is
+ * agreed before the open, the reads are independent MPI-IO (ranks read different
+ * amounts), and the checks are local, so the caller agrees on the returned status
+ * afterwards (comm_agree). Local with comm == NULL (e.g. rank 0 reading /val alone).
+ * Memory: X (and the targets) at their final size; no full-size conversion copy. */
 Status dataset_load(Dataset *ds, const DatasetInfo *info, size_t lo, size_t hi, size_t k,
                     const Comm *comm);
 

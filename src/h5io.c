@@ -1,1 +1,1017 @@
-typedef int xt_placeholder_h5io; /* replaced by the module's implementation */
+/* h5io: see h5io.h. The only file that includes hdf5.h.
+ *
+ * Conventions inside this file: every HDF5 call is checked; every function keeps its
+ * handles in locals initialised to H5I_INVALID_HID and closes them under one cleanup:
+ * label; a failure is logged once, here, as "FILE:OBJECT: what failed (HDF5: reason)",
+ * where the reason is the innermost message of HDF5's error stack (its automatic
+ * printing is turned off once, in h5_init).
+ *
+ * Who prints: for a file opened with a Comm, every rank sees the same metadata, so
+ * failures of metadata queries (open, info, attributes) are printed by rank 0 only
+ * (log_error0) and the caller agrees on the status; failures of row reads depend on the
+ * rows a rank reads and are printed by that rank (log_error).
+ */
+#include "h5io.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <hdf5.h> /* the Open MPI flavour: includes mpi.h */
+
+#include "log.h"
+
+#define H5IO_PATH_MAX 1024
+#define H5IO_CHUNK_BYTES ((size_t)1 << 20) /* target size of one chunk when compressing */
+
+struct H5File {
+    hid_t fid;
+    bool parallel;   /* opened with a Comm (MPI-IO driver) */
+    bool writable;
+    bool atomic;     /* created by h5io_create_atomic: lives at tmp until commit */
+    char path[H5IO_PATH_MAX]; /* the name users know (the final name for atomic files) */
+    char tmp[H5IO_PATH_MAX + 8];
+};
+
+/* ---- error plumbing ------------------------------------------------------------- */
+
+static void h5_init(void)
+{
+    static bool done = false;
+    if (done) return;
+    /* Turn off HDF5's automatic error stack printing once: we report errors ourselves. */
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    done = true;
+}
+
+static herr_t walk_innermost(unsigned n, const H5E_error2_t *e, void *data)
+{
+    char *buf = data;
+    if (n == 0 && e->desc && e->desc[0]) snprintf(buf, 256, "%s", e->desc);
+    return 0;
+}
+
+/* The innermost HDF5 error message of the current stack, or "" when there is none. */
+static void h5_reason(char *buf)
+{
+    buf[0] = '\0';
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, walk_innermost, buf);
+}
+
+/* Logs "FILE[:OBJ]: message[ (HDF5: reason)]". `uniform` says every rank sees the same
+ * failure (metadata of a file opened with a Comm): then rank 0 alone prints. */
+static void h5_fail(const H5File *f, const char *path, const char *obj, bool with_reason,
+                    bool uniform, const char *fmt, ...) XT_PRINTF(6, 7);
+static void h5_fail(const H5File *f, const char *path, const char *obj, bool with_reason,
+                    bool uniform, const char *fmt, ...)
+{
+    char reason[256] = "";
+    if (with_reason) h5_reason(reason);
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    const char *file = f ? f->path : path;
+    bool once = uniform && f && f->parallel;
+    char where[H5IO_PATH_MAX + 320];
+    if (obj && obj[0])
+        snprintf(where, sizeof where, "%s:%s", file, obj);
+    else
+        snprintf(where, sizeof where, "%s", file);
+    if (once) {
+        if (reason[0]) log_error0("%s: %s (HDF5: %s)", where, msg, reason);
+        else log_error0("%s: %s", where, msg);
+    } else {
+        if (reason[0]) log_error("%s: %s (HDF5: %s)", where, msg, reason);
+        else log_error("%s: %s", where, msg);
+    }
+}
+
+/* Metadata failure on f (printed once for parallel files). */
+#define META_FAIL(f, obj, ...) h5_fail((f), NULL, (obj), true, true, __VA_ARGS__)
+/* Failure tied to this rank's rows. */
+#define LOCAL_FAIL(f, obj, ...) h5_fail((f), NULL, (obj), true, false, __VA_ARGS__)
+
+static void close_id(hid_t *id, herr_t (*fn)(hid_t))
+{
+    if (*id >= 0) fn(*id);
+    *id = H5I_INVALID_HID;
+}
+
+static void close_dset(hid_t *id) { close_id(id, H5Dclose); }
+static void close_space(hid_t *id) { close_id(id, H5Sclose); }
+static void close_type(hid_t *id) { close_id(id, H5Tclose); }
+static void close_plist(hid_t *id) { close_id(id, H5Pclose); }
+static void close_attr(hid_t *id) { close_id(id, H5Aclose); }
+
+/* ---- files ---------------------------------------------------------------------- */
+
+static Status file_alloc(const char *path, H5File **out)
+{
+    *out = NULL;
+    if (strlen(path) >= H5IO_PATH_MAX) {
+        log_error("%.60s...: path longer than %d bytes", path, H5IO_PATH_MAX - 1);
+        return XT_ERR_USAGE;
+    }
+    H5File *f = calloc(1, sizeof *f);
+    if (!f) {
+        log_error("%s: out of memory", path);
+        return XT_ERR_RUNTIME;
+    }
+    f->fid = H5I_INVALID_HID;
+    snprintf(f->path, sizeof f->path, "%s", path);
+    *out = f;
+    return XT_OK;
+}
+
+/* Read-only opens must work where file locking is unavailable (Lustre without flock,
+ * some NFS mounts): turn it off on the access list. HDF5 1.10.7+ has
+ * H5Pset_file_locking (verified in the 1.10.8 headers and library); the environment
+ * variable HDF5_USE_FILE_LOCKING still overrides it, as HDF5 documents. Older versions
+ * only read the environment variable, so set it unless the user did. */
+static Status fapl_no_locking(hid_t fapl)
+{
+#if H5_VERSION_GE(1, 10, 7)
+    if (H5Pset_file_locking(fapl, 0, 1) < 0) return XT_ERR_RUNTIME;
+#else
+    (void)fapl;
+    setenv("HDF5_USE_FILE_LOCKING", "FALSE", 0);
+#endif
+    return XT_OK;
+}
+
+/* With a Comm: the worst status over the ranks, and who reports. Rank 0 printed already
+ * when it failed (messages are uniform); when rank 0 succeeded but another rank failed,
+ * that rank prints its own message with its rank. */
+static Status agree_open(const Comm *comm, Status local, const char *msg)
+{
+    bool say = local != XT_OK && msg[0]; /* "" = logged already */
+    if (!comm) {
+        if (say) log_error("%s", msg);
+        return local;
+    }
+    int rank0_status = (int)local;
+    comm_bcast(comm, &rank0_status, sizeof rank0_status, 0);
+    if (say && comm_rank(comm) == 0) log_error0("%s", msg);
+    else if (say && rank0_status == XT_OK) log_error("%s", msg);
+    return comm_agree(comm, local);
+}
+
+Status h5io_open_read(const char *path, const Comm *comm, H5File **out)
+{
+    h5_init();
+    *out = NULL;
+    H5File *f = NULL;
+    hid_t fapl = H5I_INVALID_HID;
+    char msg[H5IO_PATH_MAX + 512] = "";
+    Status st = file_alloc(path, &f);
+    if (st == XT_OK) {
+        /* A plain stat first gives the clearest message for the commonest mistake. */
+        struct stat sb;
+        if (stat(path, &sb) != 0) {
+            snprintf(msg, sizeof msg, "%s: cannot open: %s", path, strerror(errno));
+            st = XT_ERR_USAGE;
+        } else if (S_ISDIR(sb.st_mode)) {
+            snprintf(msg, sizeof msg, "%s: is a directory, not an HDF5 file", path);
+            st = XT_ERR_USAGE;
+        }
+    }
+    /* Every rank reaches H5Fopen (collective with the MPI-IO driver) or none does. */
+    st = agree_open(comm, st, msg);
+    if (st != XT_OK) goto cleanup;
+
+    fapl = H5Pcreate(H5P_FILE_ACCESS);
+    st = fapl < 0 ? XT_ERR_RUNTIME : fapl_no_locking(fapl);
+    if (st == XT_OK && comm) {
+        MPI_Comm mc = *(const MPI_Comm *)comm_native(comm);
+        if (H5Pset_fapl_mpio(fapl, mc, MPI_INFO_NULL) < 0) st = XT_ERR_RUNTIME;
+    }
+    if (st != XT_OK) {
+        snprintf(msg, sizeof msg, "%s: cannot set up the file access properties", path);
+    } else {
+        f->fid = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+        if (f->fid < 0) {
+            char reason[256];
+            h5_reason(reason);
+            if (H5Fis_hdf5(path) <= 0)
+                snprintf(msg, sizeof msg,
+                         "%s: not an HDF5 file, or a truncated or corrupt one (HDF5: %s)", path,
+                         reason);
+            else
+                snprintf(msg, sizeof msg,
+                         "%s: cannot open as HDF5 (truncated or corrupt?) (HDF5: %s)", path,
+                         reason);
+            st = XT_ERR_USAGE;
+        }
+    }
+    /* H5Fopen fails the same way on every rank for a bad file; a rank that opened when
+     * another did not still has to close below. */
+    st = agree_open(comm, st, msg);
+    f->parallel = comm != NULL;
+    if (st == XT_OK) {
+        *out = f;
+        f = NULL;
+    }
+cleanup:
+    close_plist(&fapl);
+    if (f) {
+        if (f->fid >= 0) H5Fclose(f->fid);
+        free(f);
+    }
+    return st;
+}
+
+static Status create_at(const char *path, const char *actual, H5File *f)
+{
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    Status st = XT_OK;
+    if (fapl < 0) {
+        h5_fail(NULL, path, NULL, true, false, "cannot create a file access property list");
+        return XT_ERR_RUNTIME;
+    }
+    /* Writers keep HDF5's default locking: a reader on a shared file system may not
+     * have it, but a writer that races another writer should fail. */
+    f->fid = H5Fcreate(actual, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    if (f->fid < 0) {
+        h5_fail(NULL, actual, NULL, true, false, "cannot create the file");
+        st = XT_ERR_RUNTIME;
+    }
+    f->writable = true;
+    close_plist(&fapl);
+    return st;
+}
+
+Status h5io_create(const char *path, H5File **out)
+{
+    h5_init();
+    H5File *f = NULL;
+    Status st = file_alloc(path, &f);
+    if (st == XT_OK) st = create_at(path, path, f);
+    if (st != XT_OK) {
+        free(f);
+        f = NULL;
+    }
+    *out = f;
+    return st;
+}
+
+Status h5io_create_atomic(const char *path, H5File **out)
+{
+    h5_init();
+    H5File *f = NULL;
+    Status st = file_alloc(path, &f);
+    if (st == XT_OK) {
+        snprintf(f->tmp, sizeof f->tmp, "%s.tmp", path);
+        f->atomic = true;
+        st = create_at(path, f->tmp, f);
+    }
+    if (st != XT_OK && f) {
+        free(f);
+        f = NULL;
+    }
+    *out = f;
+    return st;
+}
+
+/* Flushes and closes the HDF5 handle. A leftover open object is a bug in this file. */
+static Status file_close_handle(H5File *f)
+{
+    Status st = XT_OK;
+    if (f->fid < 0) return st;
+    ssize_t left = H5Fget_obj_count(f->fid, H5F_OBJ_ALL | H5F_OBJ_LOCAL);
+    XT_ASSERT(left == 1); /* only the file itself */
+    if (f->writable && H5Fflush(f->fid, H5F_SCOPE_LOCAL) < 0) {
+        LOCAL_FAIL(f, NULL, "cannot flush");
+        st = XT_ERR_RUNTIME;
+    }
+    if (H5Fclose(f->fid) < 0 && st == XT_OK) {
+        LOCAL_FAIL(f, NULL, "cannot close");
+        st = XT_ERR_RUNTIME;
+    }
+    f->fid = H5I_INVALID_HID;
+    return st;
+}
+
+Status h5io_close(H5File **fp)
+{
+    if (!fp || !*fp) return XT_OK;
+    H5File *f = *fp;
+    Status st = file_close_handle(f);
+    if (f->atomic) unlink(f->tmp); /* never committed: the old file stays in place */
+    free(f);
+    *fp = NULL;
+    return st;
+}
+
+static Status fsync_path(const char *path, int flags)
+{
+    int fd = open(path, flags);
+    if (fd < 0) return XT_ERR_RUNTIME;
+    int rc = fsync(fd);
+    close(fd);
+    return rc == 0 ? XT_OK : XT_ERR_RUNTIME;
+}
+
+Status h5io_commit(H5File **fp)
+{
+    XT_ASSERT(fp && *fp && (*fp)->atomic);
+    H5File *f = *fp;
+    Status st = file_close_handle(f);
+    if (st == XT_OK && fsync_path(f->tmp, O_RDONLY) != XT_OK) {
+        log_error("%s: cannot fsync: %s", f->tmp, strerror(errno));
+        st = XT_ERR_RUNTIME;
+    }
+    if (st == XT_OK && rename(f->tmp, f->path) != 0) {
+        log_error("%s: cannot rename to %s: %s", f->tmp, f->path, strerror(errno));
+        st = XT_ERR_RUNTIME;
+    }
+    if (st == XT_OK) {
+        char dir[H5IO_PATH_MAX];
+        snprintf(dir, sizeof dir, "%s", f->path);
+        /* Best effort: a directory that cannot be fsync'ed does not undo the rename. */
+        (void)fsync_path(dirname(dir), O_RDONLY | O_DIRECTORY);
+    } else {
+        unlink(f->tmp);
+    }
+    free(f);
+    *fp = NULL;
+    return st;
+}
+
+const char *h5io_path(const H5File *f) { return f->path; }
+
+/* ---- objects -------------------------------------------------------------------- */
+
+bool h5io_exists(H5File *f, const char *obj)
+{
+    if (!obj || obj[0] != '/') return false;
+    if (obj[1] == '\0') return true; /* the root group */
+    /* H5Lexists fails on a missing intermediate group: test each prefix in turn. */
+    char buf[512];
+    size_t len = strlen(obj);
+    if (len >= sizeof buf) return false;
+    memcpy(buf, obj, len + 1);
+    for (size_t i = 1; i <= len; i++) {
+        if (buf[i] != '/' && buf[i] != '\0') continue;
+        char keep = buf[i];
+        buf[i] = '\0';
+        htri_t e = H5Lexists(f->fid, buf, H5P_DEFAULT);
+        buf[i] = keep;
+        if (e <= 0) return false;
+    }
+    return H5Oexists_by_name(f->fid, obj, H5P_DEFAULT) > 0;
+}
+
+Status h5io_create_group(H5File *f, const char *group)
+{
+    if (h5io_exists(f, group)) return XT_OK;
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE), gcpl = H5Pcreate(H5P_GROUP_CREATE);
+    hid_t g = H5I_INVALID_HID;
+    Status st = XT_OK;
+    if (lcpl < 0 || gcpl < 0 || H5Pset_create_intermediate_group(lcpl, 1) < 0 ||
+        H5Pset_obj_track_times(gcpl, 0) < 0) {
+        LOCAL_FAIL(f, group, "cannot set up link creation properties");
+        st = XT_ERR_RUNTIME;
+        goto cleanup;
+    }
+    g = H5Gcreate2(f->fid, group, lcpl, gcpl, H5P_DEFAULT);
+    if (g < 0) {
+        LOCAL_FAIL(f, group, "cannot create the group");
+        st = XT_ERR_RUNTIME;
+    }
+cleanup:
+    close_id(&g, H5Gclose);
+    close_plist(&gcpl);
+    close_plist(&lcpl);
+    return st;
+}
+
+/* Class and readable name of an HDF5 type. */
+static void type_describe(hid_t t, H5ioClass *cls, char *name, size_t len)
+{
+    size_t size = H5Tget_size(t);
+    size_t bits = size * 8;
+    *cls = H5IO_CLASS_OTHER;
+    switch (H5Tget_class(t)) {
+    case H5T_INTEGER:
+        if (H5Tget_sign(t) == H5T_SGN_NONE) {
+            *cls = H5IO_CLASS_UINT;
+            snprintf(name, len, "uint%zu", bits);
+        } else {
+            *cls = H5IO_CLASS_INT;
+            snprintf(name, len, "int%zu", bits);
+        }
+        break;
+    case H5T_FLOAT:
+        *cls = H5IO_CLASS_FLOAT;
+        snprintf(name, len, "float%zu", bits);
+        break;
+    case H5T_STRING: snprintf(name, len, "string"); break;
+    case H5T_COMPOUND: snprintf(name, len, "compound"); break;
+    case H5T_ENUM: snprintf(name, len, "enum"); break;
+    case H5T_BITFIELD: snprintf(name, len, "bitfield"); break;
+    case H5T_OPAQUE: snprintf(name, len, "opaque"); break;
+    case H5T_REFERENCE: snprintf(name, len, "reference"); break;
+    case H5T_VLEN: snprintf(name, len, "vlen"); break;
+    case H5T_ARRAY: snprintf(name, len, "array"); break;
+    case H5T_TIME: snprintf(name, len, "time"); break;
+    default: snprintf(name, len, "unknown"); break;
+    }
+}
+
+/* Opens a dataset, failing with a message that says whether it is missing or is not a
+ * dataset. */
+static hid_t dset_open(H5File *f, const char *dset)
+{
+    if (!h5io_exists(f, dset)) {
+        h5_fail(f, NULL, dset, false, true, "no such dataset");
+        return H5I_INVALID_HID;
+    }
+    hid_t d = H5Dopen2(f->fid, dset, H5P_DEFAULT);
+    if (d < 0) META_FAIL(f, dset, "cannot open as a dataset (a group?)");
+    return d;
+}
+
+Status h5io_info(H5File *f, const char *dset, H5ioInfo *info)
+{
+    memset(info, 0, sizeof *info);
+    Status st = XT_ERR_USAGE;
+    hid_t d = dset_open(f, dset), space = H5I_INVALID_HID, type = H5I_INVALID_HID;
+    if (d < 0) goto cleanup;
+    space = H5Dget_space(d);
+    type = H5Dget_type(d);
+    if (space < 0 || type < 0) {
+        META_FAIL(f, dset, "cannot read the dataspace or type (corrupt file?)");
+        goto cleanup;
+    }
+    int ndims = H5Sget_simple_extent_ndims(space);
+    if (ndims < 0) {
+        META_FAIL(f, dset, "cannot read the dataspace (corrupt file?)");
+        goto cleanup;
+    }
+    hsize_t dims[H5S_MAX_RANK];
+    if (ndims > 0 && H5Sget_simple_extent_dims(space, dims, NULL) < 0) {
+        META_FAIL(f, dset, "cannot read the dimensions (corrupt file?)");
+        goto cleanup;
+    }
+    info->rank = ndims;
+    for (int i = 0; i < ndims && i < 4; i++) info->dims[i] = (size_t)dims[i];
+    info->type_size = H5Tget_size(type);
+    type_describe(type, &info->cls, info->type_name, sizeof info->type_name);
+    st = XT_OK;
+cleanup:
+    close_type(&type);
+    close_space(&space);
+    close_dset(&d);
+    return st;
+}
+
+/* ---- row reads ------------------------------------------------------------------ */
+
+/* Integer destinations: refuse values that do not fit instead of HDF5's default of
+ * clamping (a label 2^40 must not become 2^31-1 silently). */
+static H5T_conv_ret_t conv_refuse(H5T_conv_except_t except, hid_t src, hid_t dst, void *sbuf,
+                                  void *dbuf, void *data)
+{
+    (void)except; (void)src; (void)dst; (void)sbuf; (void)dbuf;
+    *(int *)data = 1;
+    return H5T_CONV_ABORT;
+}
+
+static Status read_rows(H5File *f, const char *dset, size_t row0, size_t nrows, hid_t memtype,
+                        bool integer_dst, const char *mem_name, void *out)
+{
+    Status st = XT_ERR_RUNTIME;
+    hid_t d = H5I_INVALID_HID, fspace = H5I_INVALID_HID, mspace = H5I_INVALID_HID;
+    hid_t dxpl = H5I_INVALID_HID;
+    int overflow = 0;
+    d = dset_open(f, dset);
+    if (d < 0) {
+        st = XT_ERR_USAGE;
+        goto cleanup;
+    }
+    fspace = H5Dget_space(d);
+    int ndims = fspace < 0 ? -1 : H5Sget_simple_extent_ndims(fspace);
+    hsize_t dims[2] = {0, 1};
+    if (ndims != 1 && ndims != 2) {
+        META_FAIL(f, dset, "expected a 1-D or 2-D dataset for row reads, got %d-D", ndims);
+        st = XT_ERR_USAGE;
+        goto cleanup;
+    }
+    if (H5Sget_simple_extent_dims(fspace, dims, NULL) < 0) {
+        META_FAIL(f, dset, "cannot read the dimensions");
+        goto cleanup;
+    }
+    if (row0 > dims[0] || nrows > dims[0] - row0) {
+        LOCAL_FAIL(f, dset, "rows [%zu, %zu) are outside the dataset's %llu rows", row0,
+                   row0 + nrows, (unsigned long long)dims[0]);
+        st = XT_ERR_USAGE;
+        goto cleanup;
+    }
+    if (nrows == 0 || (ndims == 2 && dims[1] == 0)) {
+        st = XT_OK;
+        goto cleanup;
+    }
+    hsize_t start[2] = {row0, 0}, count[2] = {nrows, ndims == 2 ? dims[1] : 1};
+    mspace = H5Screate_simple(ndims, count, NULL);
+    if (mspace < 0 || H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL) < 0) {
+        LOCAL_FAIL(f, dset, "cannot select rows [%zu, %zu)", row0, row0 + nrows);
+        goto cleanup;
+    }
+    dxpl = H5Pcreate(H5P_DATASET_XFER);
+    if (dxpl < 0) {
+        LOCAL_FAIL(f, dset, "cannot create a transfer property list");
+        goto cleanup;
+    }
+    if (f->parallel) {
+        /* INDEPENDENT, not collective: ranks read different numbers of rows (some none)
+         * and at different times, and HDF5 1.10 falls back to independent I/O anyway
+         * whenever a type conversion is needed (uint8 -> float32 here), so asking for
+         * collective I/O would only add a synchronisation point. */
+        if (H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_INDEPENDENT) < 0) {
+            LOCAL_FAIL(f, dset, "cannot set independent MPI-IO transfers");
+            goto cleanup;
+        }
+    }
+    if (integer_dst && H5Pset_type_conv_cb(dxpl, conv_refuse, &overflow) < 0) {
+        LOCAL_FAIL(f, dset, "cannot set the conversion callback");
+        goto cleanup;
+    }
+    if (H5Dread(d, memtype, mspace, fspace, dxpl, out) < 0) {
+        if (overflow)
+            LOCAL_FAIL(f, dset, "rows [%zu, %zu): values do not convert exactly to %s", row0,
+                       row0 + nrows, mem_name);
+        else
+            LOCAL_FAIL(f, dset, "cannot read rows [%zu, %zu) as %s (truncated or corrupt file?)",
+                       row0, row0 + nrows, mem_name);
+        st = XT_ERR_USAGE; /* bad contents, not a failing disk, in every case seen */
+        goto cleanup;
+    }
+    st = XT_OK;
+cleanup:
+    close_plist(&dxpl);
+    close_space(&mspace);
+    close_space(&fspace);
+    close_dset(&d);
+    return st;
+}
+
+Status h5io_read_rows_float(H5File *f, const char *dset, size_t row0, size_t nrows, float *out)
+{
+    return read_rows(f, dset, row0, nrows, H5T_NATIVE_FLOAT, false, "float32", out);
+}
+
+Status h5io_read_rows_double(H5File *f, const char *dset, size_t row0, size_t nrows, double *out)
+{
+    return read_rows(f, dset, row0, nrows, H5T_NATIVE_DOUBLE, false, "float64", out);
+}
+
+Status h5io_read_rows_i32(H5File *f, const char *dset, size_t row0, size_t nrows, int32_t *out)
+{
+    return read_rows(f, dset, row0, nrows, H5T_NATIVE_INT32, true, "int32", out);
+}
+
+Status h5io_read_rows_u8(H5File *f, const char *dset, size_t row0, size_t nrows, uint8_t *out)
+{
+    return read_rows(f, dset, row0, nrows, H5T_NATIVE_UINT8, true, "uint8", out);
+}
+
+/* ---- writes --------------------------------------------------------------------- */
+
+static hid_t file_type(H5ioType t)
+{
+    switch (t) {
+    case H5IO_U8: return H5T_STD_U8LE;
+    case H5IO_I32: return H5T_STD_I32LE;
+    case H5IO_I64: return H5T_STD_I64LE;
+    case H5IO_F32: return H5T_IEEE_F32LE;
+    case H5IO_F64: return H5T_IEEE_F64LE;
+    }
+    return H5I_INVALID_HID;
+}
+
+static hid_t mem_type(H5ioType t)
+{
+    switch (t) {
+    case H5IO_U8: return H5T_NATIVE_UINT8;
+    case H5IO_I32: return H5T_NATIVE_INT32;
+    case H5IO_I64: return H5T_NATIVE_INT64;
+    case H5IO_F32: return H5T_NATIVE_FLOAT;
+    case H5IO_F64: return H5T_NATIVE_DOUBLE;
+    }
+    return H5I_INVALID_HID;
+}
+
+static size_t type_bytes(H5ioType t)
+{
+    switch (t) {
+    case H5IO_U8: return 1;
+    case H5IO_I32: case H5IO_F32: return 4;
+    case H5IO_I64: case H5IO_F64: return 8;
+    }
+    return 1;
+}
+
+/* Creates the dataset (and missing parent groups); returns its id or a negative id. */
+static hid_t dset_create(H5File *f, const char *dset, H5ioType type, int rank,
+                         const size_t *dims, int gzip_level)
+{
+    XT_ASSERT(rank >= 1 && rank <= 4 && gzip_level >= 0 && gzip_level <= 9);
+    hid_t space = H5I_INVALID_HID, dcpl = H5I_INVALID_HID, lcpl = H5I_INVALID_HID;
+    hid_t d = H5I_INVALID_HID;
+    hsize_t hd[4], chunk[4];
+    bool any_zero = false;
+    size_t row_bytes = type_bytes(type);
+    for (int i = 0; i < rank; i++) {
+        hd[i] = dims[i];
+        chunk[i] = dims[i];
+        any_zero |= dims[i] == 0;
+        if (i > 0) row_bytes *= dims[i] ? dims[i] : 1;
+    }
+    space = H5Screate_simple(rank, hd, NULL);
+    dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    lcpl = H5Pcreate(H5P_LINK_CREATE);
+    /* No modification times in object headers: same input, same bytes (gen's promise). */
+    if (space < 0 || dcpl < 0 || lcpl < 0 || H5Pset_create_intermediate_group(lcpl, 1) < 0 ||
+        H5Pset_obj_track_times(dcpl, 0) < 0) {
+        LOCAL_FAIL(f, dset, "cannot set up the dataset's properties");
+        goto cleanup;
+    }
+    /* Chunks need non-zero sizes: an empty dataset is stored contiguous. */
+    if (gzip_level > 0 && !any_zero) {
+        size_t rows = H5IO_CHUNK_BYTES / row_bytes;
+        if (rows < 1) rows = 1;
+        if (rows > dims[0]) rows = dims[0];
+        chunk[0] = rows;
+        if (H5Pset_chunk(dcpl, rank, chunk) < 0 || H5Pset_deflate(dcpl, (unsigned)gzip_level) < 0) {
+            LOCAL_FAIL(f, dset, "cannot set chunking and compression");
+            goto cleanup;
+        }
+    }
+    d = H5Dcreate2(f->fid, dset, file_type(type), space, lcpl, dcpl, H5P_DEFAULT);
+    if (d < 0) LOCAL_FAIL(f, dset, "cannot create the dataset");
+cleanup:
+    close_plist(&lcpl);
+    close_plist(&dcpl);
+    close_space(&space);
+    return d;
+}
+
+Status h5io_create_dataset(H5File *f, const char *dset, H5ioType type, int rank,
+                           const size_t *dims, int gzip_level)
+{
+    hid_t d = dset_create(f, dset, type, rank, dims, gzip_level);
+    if (d < 0) return XT_ERR_RUNTIME;
+    close_dset(&d);
+    return XT_OK;
+}
+
+Status h5io_write(H5File *f, const char *dset, H5ioType type, int rank, const size_t *dims,
+                  const void *data, int gzip_level)
+{
+    hid_t d = dset_create(f, dset, type, rank, dims, gzip_level);
+    if (d < 0) return XT_ERR_RUNTIME;
+    Status st = XT_OK;
+    size_t total = 1;
+    for (int i = 0; i < rank; i++) total *= dims[i];
+    if (total > 0 && H5Dwrite(d, mem_type(type), H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) {
+        LOCAL_FAIL(f, dset, "cannot write the data (disk full?)");
+        st = XT_ERR_RUNTIME;
+    }
+    close_dset(&d);
+    return st;
+}
+
+static hid_t vlen_str_type(void);
+
+Status h5io_write_unsupported(H5File *f, const char *dset, const char *kind, size_t n)
+{
+    Status st = XT_ERR_RUNTIME;
+    hid_t t = H5I_INVALID_HID, space = H5I_INVALID_HID, d = H5I_INVALID_HID;
+    hsize_t dims[1] = {n};
+    void *buf = NULL;
+    if (!strcmp(kind, "string")) {
+        t = vlen_str_type();
+        const char **v = calloc(n ? n : 1, sizeof *v);
+        for (size_t i = 0; v && i < n; i++) v[i] = "text";
+        buf = v;
+    } else if (!strcmp(kind, "compound")) {
+        typedef struct { int32_t a; float b; } Pair;
+        t = H5Tcreate(H5T_COMPOUND, sizeof(Pair));
+        if (t >= 0 && (H5Tinsert(t, "a", offsetof(Pair, a), H5T_NATIVE_INT32) < 0 ||
+                       H5Tinsert(t, "b", offsetof(Pair, b), H5T_NATIVE_FLOAT) < 0))
+            close_type(&t);
+        buf = calloc(n ? n : 1, sizeof(Pair));
+    } else if (!strcmp(kind, "enum")) {
+        int8_t no = 0, yes = 1;
+        t = H5Tenum_create(H5T_NATIVE_INT8);
+        if (t >= 0 && (H5Tenum_insert(t, "FALSE", &no) < 0 || H5Tenum_insert(t, "TRUE", &yes) < 0))
+            close_type(&t);
+        buf = calloc(n ? n : 1, 1);
+    }
+    XT_ASSERT(t >= 0 && buf);
+    space = H5Screate_simple(1, dims, NULL);
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    if (lcpl >= 0 && H5Pset_create_intermediate_group(lcpl, 1) >= 0 && space >= 0)
+        d = H5Dcreate2(f->fid, dset, t, space, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    close_plist(&lcpl);
+    if (d < 0 || (n > 0 && H5Dwrite(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0))
+        LOCAL_FAIL(f, dset, "cannot write the %s fixture", kind);
+    else
+        st = XT_OK;
+    free(buf);
+    close_dset(&d);
+    close_space(&space);
+    close_type(&t);
+    return st;
+}
+
+/* ---- attributes ----------------------------------------------------------------- */
+
+static hid_t vlen_str_type(void)
+{
+    hid_t t = H5Tcopy(H5T_C_S1);
+    if (t < 0) return t;
+    if (H5Tset_size(t, H5T_VARIABLE) < 0 || H5Tset_cset(t, H5T_CSET_UTF8) < 0) {
+        H5Tclose(t);
+        return H5I_INVALID_HID;
+    }
+    return t;
+}
+
+/* Writes (replacing) attribute `name` on obj from memory of type mtype. */
+static Status attr_write(H5File *f, const char *obj, const char *name, hid_t ftype, hid_t mtype,
+                         hid_t space, const void *buf)
+{
+    Status st = XT_ERR_RUNTIME;
+    hid_t a = H5I_INVALID_HID;
+    if (ftype < 0 || mtype < 0 || space < 0) {
+        LOCAL_FAIL(f, obj, "attribute %s: cannot set up its type or dataspace", name);
+        goto cleanup;
+    }
+    htri_t ex = H5Aexists_by_name(f->fid, obj, name, H5P_DEFAULT);
+    if (ex < 0) {
+        LOCAL_FAIL(f, obj, "attribute %s: no such object", name);
+        goto cleanup;
+    }
+    if (ex > 0 && H5Adelete_by_name(f->fid, obj, name, H5P_DEFAULT) < 0) {
+        LOCAL_FAIL(f, obj, "attribute %s: cannot replace it", name);
+        goto cleanup;
+    }
+    a = H5Acreate_by_name(f->fid, obj, name, ftype, space, H5P_DEFAULT, H5P_DEFAULT,
+                          H5P_DEFAULT);
+    if (a < 0 || H5Awrite(a, mtype, buf) < 0) {
+        LOCAL_FAIL(f, obj, "attribute %s: cannot write it", name);
+        goto cleanup;
+    }
+    st = XT_OK;
+cleanup:
+    close_attr(&a);
+    return st;
+}
+
+Status h5io_attr_write_i64(H5File *f, const char *obj, const char *name, int64_t v)
+{
+    hid_t s = H5Screate(H5S_SCALAR);
+    Status st = attr_write(f, obj, name, H5T_STD_I64LE, H5T_NATIVE_INT64, s, &v);
+    close_space(&s);
+    return st;
+}
+
+Status h5io_attr_write_f64(H5File *f, const char *obj, const char *name, double v)
+{
+    hid_t s = H5Screate(H5S_SCALAR);
+    Status st = attr_write(f, obj, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, s, &v);
+    close_space(&s);
+    return st;
+}
+
+Status h5io_attr_write_str(H5File *f, const char *obj, const char *name, const char *v)
+{
+    hid_t s = H5Screate(H5S_SCALAR), t = vlen_str_type();
+    Status st = attr_write(f, obj, name, t, t, s, &v);
+    close_type(&t);
+    close_space(&s);
+    return st;
+}
+
+Status h5io_attr_write_i64s(H5File *f, const char *obj, const char *name, const int64_t *v,
+                            size_t n)
+{
+    hsize_t dims[1] = {n};
+    hid_t s = H5Screate_simple(1, dims, NULL);
+    Status st = attr_write(f, obj, name, H5T_STD_I64LE, H5T_NATIVE_INT64, s, v);
+    close_space(&s);
+    return st;
+}
+
+Status h5io_attr_write_strs(H5File *f, const char *obj, const char *name,
+                            const char *const *v, size_t n)
+{
+    hsize_t dims[1] = {n};
+    hid_t s = H5Screate_simple(1, dims, NULL), t = vlen_str_type();
+    Status st = attr_write(f, obj, name, t, t, s, v);
+    close_type(&t);
+    close_space(&s);
+    return st;
+}
+
+bool h5io_attr_exists(H5File *f, const char *obj, const char *name)
+{
+    if (!h5io_exists(f, obj)) return false;
+    return H5Aexists_by_name(f->fid, obj, name, H5P_DEFAULT) > 0;
+}
+
+/* Opens an attribute and reports its class and element count. */
+static hid_t attr_open(H5File *f, const char *obj, const char *name, H5T_class_t *cls,
+                       size_t *npoints, hid_t *type_out)
+{
+    *type_out = H5I_INVALID_HID;
+    if (!h5io_attr_exists(f, obj, name)) {
+        h5_fail(f, NULL, obj, false, true, "no attribute '%s'", name);
+        return H5I_INVALID_HID;
+    }
+    hid_t a = H5Aopen_by_name(f->fid, obj, name, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t s = a < 0 ? H5I_INVALID_HID : H5Aget_space(a);
+    hid_t t = a < 0 ? H5I_INVALID_HID : H5Aget_type(a);
+    hssize_t np = s < 0 ? -1 : H5Sget_simple_extent_npoints(s);
+    int nd = s < 0 ? -1 : H5Sget_simple_extent_ndims(s);
+    close_space(&s);
+    if (a < 0 || t < 0 || np < 0 || nd < 0 || nd > 1) {
+        META_FAIL(f, obj, "attribute %s: cannot read it, or it is not a scalar or 1-D", name);
+        close_type(&t);
+        close_attr(&a);
+        return H5I_INVALID_HID;
+    }
+    *cls = H5Tget_class(t);
+    *npoints = (size_t)np;
+    *type_out = t;
+    return a;
+}
+
+static Status attr_read_scalar(H5File *f, const char *obj, const char *name, hid_t mtype,
+                               bool allow_float, void *v)
+{
+    H5T_class_t cls;
+    size_t np = 0;
+    hid_t t = H5I_INVALID_HID;
+    hid_t a = attr_open(f, obj, name, &cls, &np, &t);
+    Status st = XT_ERR_USAGE;
+    if (a < 0) goto cleanup;
+    if (np != 1 || !(cls == H5T_INTEGER || (allow_float && cls == H5T_FLOAT))) {
+        H5ioClass c;
+        char tn[32];
+        type_describe(t, &c, tn, sizeof tn);
+        h5_fail(f, NULL, obj, false, true, "attribute %s: expected one %s, got %zu %s value(s)",
+                name, allow_float ? "number" : "integer", np, tn);
+        goto cleanup;
+    }
+    if (H5Aread(a, mtype, v) < 0) {
+        META_FAIL(f, obj, "attribute %s: cannot read it", name);
+        goto cleanup;
+    }
+    st = XT_OK;
+cleanup:
+    close_type(&t);
+    close_attr(&a);
+    return st;
+}
+
+Status h5io_attr_read_i64(H5File *f, const char *obj, const char *name, int64_t *v)
+{
+    return attr_read_scalar(f, obj, name, H5T_NATIVE_INT64, false, v);
+}
+
+Status h5io_attr_read_f64(H5File *f, const char *obj, const char *name, double *v)
+{
+    return attr_read_scalar(f, obj, name, H5T_NATIVE_DOUBLE, true, v);
+}
+
+Status h5io_attr_read_i64s(H5File *f, const char *obj, const char *name, int64_t *v, size_t cap,
+                           size_t *n)
+{
+    H5T_class_t cls;
+    size_t np = 0;
+    hid_t t = H5I_INVALID_HID;
+    hid_t a = attr_open(f, obj, name, &cls, &np, &t);
+    Status st = XT_ERR_USAGE;
+    *n = np;
+    if (a < 0) goto cleanup;
+    if (cls != H5T_INTEGER) {
+        h5_fail(f, NULL, obj, false, true, "attribute %s: expected integers", name);
+        goto cleanup;
+    }
+    if (np > cap) {
+        h5_fail(f, NULL, obj, false, true, "attribute %s: %zu values, more than the %zu expected",
+                name, np, cap);
+        goto cleanup;
+    }
+    if (np > 0 && H5Aread(a, H5T_NATIVE_INT64, v) < 0) {
+        META_FAIL(f, obj, "attribute %s: cannot read it", name);
+        goto cleanup;
+    }
+    st = XT_OK;
+cleanup:
+    close_type(&t);
+    close_attr(&a);
+    return st;
+}
+
+void h5io_strs_free(char **v, size_t n)
+{
+    if (!v) return;
+    for (size_t i = 0; i < n; i++) free(v[i]);
+    free(v);
+}
+
+/* Reads every string of a string attribute (variable-length or fixed-length, scalar or
+ * 1-D) into malloc'd copies. */
+static Status attr_read_all_strs(H5File *f, const char *obj, const char *name, char ***out,
+                                 size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    H5T_class_t cls;
+    size_t np = 0;
+    hid_t t = H5I_INVALID_HID, mt = H5I_INVALID_HID, space = H5I_INVALID_HID;
+    hid_t a = attr_open(f, obj, name, &cls, &np, &t);
+    Status st = XT_ERR_USAGE;
+    char **strs = NULL, **vl = NULL, *fixed = NULL;
+    if (a < 0) goto cleanup;
+    if (cls != H5T_STRING) {
+        h5_fail(f, NULL, obj, false, true, "attribute %s: expected strings", name);
+        goto cleanup;
+    }
+    st = XT_ERR_RUNTIME;
+    strs = calloc(np ? np : 1, sizeof *strs);
+    htri_t is_vlen = H5Tis_variable_str(t);
+    mt = H5Tcopy(H5T_C_S1);
+    space = H5Aget_space(a);
+    if (!strs || is_vlen < 0 || mt < 0 || space < 0 || H5Tset_cset(mt, H5Tget_cset(t)) < 0) {
+        META_FAIL(f, obj, "attribute %s: cannot set up the string type", name);
+        goto cleanup;
+    }
+    if (is_vlen > 0) {
+        vl = calloc(np ? np : 1, sizeof *vl);
+        if (!vl || H5Tset_size(mt, H5T_VARIABLE) < 0 || H5Aread(a, mt, vl) < 0) {
+            META_FAIL(f, obj, "attribute %s: cannot read it", name);
+            goto cleanup;
+        }
+        for (size_t i = 0; i < np; i++) strs[i] = strdup(vl[i] ? vl[i] : "");
+        H5Dvlen_reclaim(mt, space, H5P_DEFAULT, vl);
+    } else {
+        size_t len = H5Tget_size(t);
+        fixed = calloc(np ? np : 1, len + 1);
+        if (!fixed || H5Tset_size(mt, len + 1) < 0 || H5Tset_strpad(mt, H5T_STR_NULLTERM) < 0 ||
+            H5Aread(a, mt, fixed) < 0) {
+            META_FAIL(f, obj, "attribute %s: cannot read it", name);
+            goto cleanup;
+        }
+        for (size_t i = 0; i < np; i++) strs[i] = strdup(fixed + i * (len + 1));
+    }
+    for (size_t i = 0; i < np; i++)
+        if (!strs[i]) {
+            log_error("%s:%s: attribute %s: out of memory", f->path, obj, name);
+            goto cleanup;
+        }
+    *out = strs;
+    *n = np;
+    strs = NULL;
+    st = XT_OK;
+cleanup:
+    h5io_strs_free(strs, np);
+    free(vl);
+    free(fixed);
+    close_space(&space);
+    close_type(&mt);
+    close_type(&t);
+    close_attr(&a);
+    return st;
+}
+
+Status h5io_attr_read_str(H5File *f, const char *obj, const char *name, char *buf, size_t len)
+{
+    char **v = NULL;
+    size_t n = 0;
+    Status st = attr_read_all_strs(f, obj, name, &v, &n);
+    if (st == XT_OK && n != 1) {
+        h5_fail(f, NULL, obj, false, true, "attribute %s: expected one string, got %zu", name, n);
+        st = XT_ERR_USAGE;
+    }
+    if (st == XT_OK && len > 0) snprintf(buf, len, "%s", v[0]);
+    h5io_strs_free(v, n);
+    return st;
+}
+
+Status h5io_attr_read_strs(H5File *f, const char *obj, const char *name, char ***out, size_t *n)
+{
+    return attr_read_all_strs(f, obj, name, out, n);
+}

@@ -10,6 +10,12 @@
  * locking, which fails on some parallel file systems.
  *
  * Objects are named by absolute paths inside the file ("/train/X").
+ *
+ * Who prints under MPI: for a file opened with a Comm every rank sees the same
+ * metadata, so failures of opens, info and attribute reads are printed by rank 0 only
+ * (the callers agree on the status); failures of row reads are printed by the rank
+ * that read the rows. Apart from h5io_open_read and h5io_close, every function is
+ * Local: metadata and rows are read independently.
  */
 #ifndef XT_H5IO_H
 #define XT_H5IO_H
@@ -46,7 +52,13 @@ typedef struct {
 Status h5io_open_read(const char *path, const Comm *comm, H5File **out);
 /* Create (truncate) for writing, serial POSIX driver. Local. */
 Status h5io_create(const char *path, H5File **out);
-/* Flush and close; sets *f to NULL; safe on NULL. Returns a failure to flush. */
+/* Create for atomic replacement: writes go to "PATH.tmp"; h5io_commit flushes, closes,
+ * fsyncs and renames it to PATH (then fsyncs the directory), so PATH is either the old
+ * file or the complete new one. h5io_close on such a file discards PATH.tmp. Local. */
+Status h5io_create_atomic(const char *path, H5File **out);
+Status h5io_commit(H5File **f);
+/* Flush and close; sets *f to NULL; safe on NULL. Returns a failure to flush. With a
+ * Comm the close is collective (parallel HDF5 closes files collectively). */
 Status h5io_close(H5File **f);
 const char *h5io_path(const H5File *f);
 
@@ -56,16 +68,28 @@ Status h5io_info(H5File *f, const char *dset, H5ioInfo *info);
 
 /* Read rows [row0, row0+nrows) of a 1-D or 2-D dataset (all columns), converting to
  * the memory type. Uses a hyperslab: only those rows are read. Independent I/O when the
- * file was opened with a Comm. Local (no collective inside). */
+ * file was opened with a Comm. Local (no collective inside). Integer destinations refuse
+ * values that do not convert exactly (instead of HDF5's clamping); float destinations
+ * follow IEEE rules (float64 beyond float32's range becomes +-Inf). */
 Status h5io_read_rows_float(H5File *f, const char *dset, size_t row0, size_t nrows, float *out);
 Status h5io_read_rows_double(H5File *f, const char *dset, size_t row0, size_t nrows, double *out);
 Status h5io_read_rows_i32(H5File *f, const char *dset, size_t row0, size_t nrows, int32_t *out);
 Status h5io_read_rows_u8(H5File *f, const char *dset, size_t row0, size_t nrows, uint8_t *out);
 
 /* Write a whole dataset of `rank` dims from memory of the given type (stored as the
- * same type). gzip_level 0 = contiguous; 1..9 = chunked and deflated. Local. */
+ * same type). gzip_level 0 = contiguous; 1..9 = chunked (about 1 MiB of rows per chunk,
+ * all other dims whole) and deflated. Missing parent groups are created. Local. */
 Status h5io_write(H5File *f, const char *dset, H5ioType type, int rank, const size_t *dims,
                   const void *data, int gzip_level);
+/* Creates the dataset as h5io_write does but writes no data: unwritten elements read
+ * as 0, and a chunked (gzip_level > 0) dataset takes no space until written. Local. */
+Status h5io_create_dataset(H5File *f, const char *dset, H5ioType type, int rank,
+                           const size_t *dims, int gzip_level);
+
+/* For tests of the readers' error paths, not used by the program: writes a 1-D dataset
+ * of n elements of a type xentrain cannot read as data: kind "string" (variable-length
+ * UTF-8), "compound" ({int32 a; float32 b}) or "enum". Local. */
+Status h5io_write_unsupported(H5File *f, const char *dset, const char *kind, size_t n);
 
 /* Attributes on a group or dataset (obj = path). Strings are variable-length UTF-8. */
 Status h5io_attr_write_i64(H5File *f, const char *obj, const char *name, int64_t v);

@@ -1,11 +1,14 @@
 #include "train.h"
 
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "checkpoint.h"
 #include "config.h"
 #include "dataset.h"
 #include "early_stop.h"
@@ -23,8 +26,26 @@
 
 #define MAX_OVERRIDES 256
 
-/* Trailing slots of the gradient buffer that ride in the same allreduce. */
-enum { SLOT_LOSS = 0, SLOT_WEIGHT = 1, SLOT_NONFINITE = 2, N_SLOTS = 3 };
+/* Trailing slots of the gradient buffer that ride in the same allreduce. The flags are
+ * counts of ranks (exact small integers in float), so every rank reads the same value. */
+enum { SLOT_LOSS = 0, SLOT_WEIGHT = 1, SLOT_NONFINITE = 2, SLOT_SIGNAL = 3, N_SLOTS = 4 };
+
+/* Set by the signal handler only; read at step boundaries (it rides in the allreduce). */
+static volatile sig_atomic_t g_signal;
+
+static void on_signal(int signo) { g_signal = signo; }
+
+static void install_signal_handlers(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+}
 
 /* Per-epoch wall-clock split, seconds. */
 typedef struct {
@@ -36,6 +57,8 @@ typedef struct {
     int P, r;
     Config cfg;
     char model_path[XT_PATH_MAX + 16], metrics_path[XT_PATH_MAX + 16];
+    char ckpt_path[XT_PATH_MAX + 16];
+    char *cfg_text;    /* the resolved INI text, stored in checkpoints */
     DatasetInfo tinfo, vinfo;
     Dataset train, val;
     bool has_val;
@@ -57,6 +80,12 @@ typedef struct {
     Metrics metrics;
     EvalStats vstats;
     uint64_t step;     /* optimiser steps taken */
+    bool has_best;     /* rank 0: best holds an epoch's parameters */
+    /* where the loop starts (a fresh run: epoch 1, step 0; a resumed one: the checkpoint's) */
+    int64_t start_epoch;
+    size_t start_step;
+    double start_loss_sum, start_weight_sum, start_rows;
+    bool nothing_to_do; /* resumed a run that had already finished */
 } Trainer;
 
 static void train_usage(void)
@@ -118,7 +147,8 @@ static Status setup_run_dir(Trainer *tr)
     const char *dir = tr->cfg.run.dir;
     Status st = XT_OK;
     if (fsutil_join(tr->model_path, sizeof tr->model_path, dir, "model.h5") != XT_OK ||
-        fsutil_join(tr->metrics_path, sizeof tr->metrics_path, dir, "metrics.csv") != XT_OK)
+        fsutil_join(tr->metrics_path, sizeof tr->metrics_path, dir, "metrics.csv") != XT_OK ||
+        fsutil_join(tr->ckpt_path, sizeof tr->ckpt_path, dir, "checkpoint.h5") != XT_OK)
         st = XT_ERR_USAGE;
     if (tr->r == 0 && st == XT_OK) {
         st = fsutil_mkdirs(dir);
@@ -145,7 +175,6 @@ static Status setup_run_dir(Trainer *tr)
             }
             free(text);
         }
-        if (st == XT_OK) st = metrics_open(&tr->metrics, tr->metrics_path, false);
     }
     return comm_agree(tr->comm, st);
 }
@@ -349,6 +378,173 @@ static Status setup_model(Trainer *tr)
     return XT_OK;
 }
 
+static ModelFile model_file_view(const Trainer *tr, const float *params, int64_t epoch,
+                                 double vl, double va)
+{
+    ModelFile mf = {.shape = tr->model.shape,
+                    .params = (float *)params,
+                    .normalize = tr->cfg.data.normalize,
+                    .shift = tr->shift,
+                    .mul = tr->mul,
+                    .class_names = tr->train.class_names,
+                    .n_class_names = tr->train.n_class_names,
+                    .epoch = epoch,
+                    .val_loss = vl,
+                    .val_accuracy = va};
+    return mf;
+}
+
+/* ---- checkpoints ---- */
+
+/* Rank 0: keeps the metrics rows of epochs before `epoch` (a killed run may have written
+ * rows the checkpoint does not cover), then opens the file for appending. */
+static Status metrics_reopen(Trainer *tr, int64_t epoch)
+{
+    FILE *in = fopen(tr->metrics_path, "r");
+    if (in) {
+        char tmp[XT_PATH_MAX + 48], line[4096];
+        fsutil_temp_name(tmp, sizeof tmp, tr->metrics_path);
+        FILE *out = fopen(tmp, "w");
+        bool ok = out != NULL, first = true;
+        while (ok && fgets(line, sizeof line, in)) {
+            long long e = 0;
+            if (first || (sscanf(line, "%lld,", &e) == 1 && e < epoch)) ok = fputs(line, out) >= 0;
+            first = false;
+        }
+        fclose(in);
+        if (out) ok = (fclose(out) == 0) && ok;
+        if (!ok || fsutil_commit(tmp, tr->metrics_path) != XT_OK) {
+            log_error("cannot rewrite %s for the resumed run", tr->metrics_path);
+            remove(tmp);
+            return XT_ERR_RUNTIME;
+        }
+    }
+    return metrics_open(&tr->metrics, tr->metrics_path, true);
+}
+
+/* Decides whether to resume (train.resume), loads and checks the checkpoint on every
+ * rank, and restores parameters, optimiser, schedule and sampler position, early
+ * stopping and the epoch in progress. Opens metrics.csv. Collective. */
+static Status setup_resume(Trainer *tr)
+{
+    const Config *c = &tr->cfg;
+    size_t need = config_to_ini(c, NULL, 0) + 1;
+    tr->cfg_text = malloc(need);
+    if (comm_agree(tr->comm, tr->cfg_text ? XT_OK : XT_ERR_RUNTIME) != XT_OK) return XT_ERR_RUNTIME;
+    config_to_ini(c, tr->cfg_text, need);
+    tr->start_epoch = 1;
+
+    /* Which checkpoint: rank 0 looks, everyone follows. */
+    char path[XT_PATH_MAX + 16] = "";
+    int32_t use = 0;
+    if (tr->r == 0) {
+        if (!strcmp(c->train.resume, "auto")) {
+            use = fsutil_exists(tr->ckpt_path);
+            snprintf(path, sizeof path, "%s", tr->ckpt_path);
+        } else if (strcmp(c->train.resume, "never") != 0) {
+            snprintf(path, sizeof path, "%s", c->train.resume);
+            use = fsutil_exists(path) ? 1 : -1;
+        }
+    }
+    comm_bcast(tr->comm, &use, sizeof use, 0);
+    comm_bcast(tr->comm, path, sizeof path, 0);
+    if (use < 0) {
+        log_error0("train.resume = %s: no such checkpoint (use auto or never to start without one)",
+                   c->train.resume);
+        return XT_ERR_USAGE;
+    }
+    if (!use) {
+        Status st = tr->r == 0 ? metrics_open(&tr->metrics, tr->metrics_path, false) : XT_OK;
+        return comm_agree(tr->comm, st);
+    }
+
+    Checkpoint ck;
+    Status st = checkpoint_load(path, &ck);
+    if ((st = comm_agree(tr->comm, st)) != XT_OK) return st;
+    char diff[2048];
+    Status local = XT_OK;
+    if (checkpoint_config_diff(ck.config_text, tr->cfg_text, diff, sizeof diff) > 0) {
+        log_error0("%s was written by a run with other settings (%s); use another run.dir, or "
+                   "train.resume = never to start over", path, diff);
+        local = XT_ERR_USAGE;
+    } else if (ck.model.shape.n_params != tr->model.shape.n_params ||
+               ck.model.shape.sizes[0] != tr->model.shape.sizes[0]) {
+        log_error0("%s holds a model with %zu parameters (D = %zu); this run builds %zu (D = %zu)",
+                   path, ck.model.shape.n_params, ck.model.shape.sizes[0],
+                   tr->model.shape.n_params, tr->model.shape.sizes[0]);
+        local = XT_ERR_USAGE;
+    } else if ((ck.velocity != NULL) != (tr->optim.velocity != NULL)) {
+        log_error0("%s: optimiser state does not match optim.momentum", path);
+        local = XT_ERR_USAGE;
+    }
+    if ((st = comm_agree(tr->comm, local)) != XT_OK) {
+        checkpoint_free(&ck);
+        return st;
+    }
+    const CheckpointState *cs = &ck.state;
+    size_t n = tr->model.shape.n_params;
+    memcpy(tr->model.params, ck.model.params, n * sizeof(float));
+    if (ck.velocity) memcpy(tr->optim.velocity, ck.velocity, n * sizeof(float));
+    if (tr->r == 0 && ck.best.params) {
+        memcpy(tr->best, ck.best.params, n * sizeof(float));
+        tr->has_best = true;
+    }
+    tr->step = cs->step;
+    tr->es.best = cs->es_best;
+    tr->es.best_epoch = cs->es_best_epoch;
+    tr->es.bad_epochs = cs->es_bad_epochs;
+    tr->start_epoch = cs->epoch;
+    tr->start_step = (size_t)cs->step_in_epoch;
+    tr->start_loss_sum = cs->loss_sum;
+    tr->start_weight_sum = cs->weight_sum;
+    tr->start_rows = cs->rows_seen;
+    if (tr->start_step > tr->sampler.T) {
+        log_error0("%s: step %zu of epoch %lld is past the %zu steps of an epoch", path,
+                   tr->start_step, (long long)cs->epoch, tr->sampler.T);
+        checkpoint_free(&ck);
+        return XT_ERR_USAGE;
+    }
+    if ((cs->finished && cs->final_action == ES_STOP_EARLY) || tr->start_epoch > c->train.epochs) {
+        tr->nothing_to_do = true;
+        log_info("resume: %s records a finished run (%s at epoch %lld); nothing to do "
+                 "(raise train.epochs to continue, or train.resume = never to start over)",
+                 path, early_stop_action_name((EsAction)cs->final_action),
+                 (long long)cs->epoch - 1);
+    } else {
+        log_info("resume: %s, epoch %lld step %zu (optimiser step %llu), written by %lld rank(s), "
+                 "continuing on %d", path, (long long)cs->epoch, tr->start_step,
+                 (unsigned long long)cs->step, (long long)cs->ranks, tr->P);
+    }
+    checkpoint_free(&ck);
+    local = tr->r == 0 ? metrics_reopen(tr, tr->start_epoch) : XT_OK;
+    return comm_agree(tr->comm, local);
+}
+
+/* Rank 0: writes checkpoint.h5 for the position (epoch, step_in_epoch). */
+static Status write_checkpoint(Trainer *tr, int64_t epoch, size_t step_in_epoch, double loss_sum,
+                               double weight_sum, double rows, bool finished, int32_t action)
+{
+    Checkpoint ck = {0};
+    ck.state = (CheckpointState){.epoch = epoch,
+                                 .step_in_epoch = (int64_t)step_in_epoch,
+                                 .step = tr->step,
+                                 .loss_sum = loss_sum,
+                                 .weight_sum = weight_sum,
+                                 .rows_seen = rows,
+                                 .es_best = tr->es.best,
+                                 .es_best_epoch = tr->es.best_epoch,
+                                 .es_bad_epochs = tr->es.bad_epochs,
+                                 .finished = finished,
+                                 .final_action = action,
+                                 .ranks = tr->P,
+                                 .seed = tr->cfg.train.seed};
+    ck.model = model_file_view(tr, tr->model.params, epoch - (step_in_epoch == 0), NAN, NAN);
+    if (tr->has_best) ck.best = model_file_view(tr, tr->best, tr->es.best_epoch, NAN, NAN);
+    ck.velocity = tr->optim.velocity;
+    ck.config_text = tr->cfg_text;
+    return checkpoint_save(tr->ckpt_path, &ck);
+}
+
 /* The effective settings, one line per section: "[optim] lr=0.05 momentum=0.9 ...". */
 static void print_settings(const Config *c)
 {
@@ -448,6 +644,7 @@ static void local_step(Trainer *tr, size_t m)
     md->grads[n + SLOT_LOSS] = (float)tot.sum;
     md->grads[n + SLOT_WEIGHT] = (float)tot.weight;
     md->grads[n + SLOT_NONFINITE] = isfinite(tot.sum) ? 0.0f : 1.0f;
+    md->grads[n + SLOT_SIGNAL] = g_signal ? 1.0f : 0.0f;
 }
 
 /* Test-only fault injection: XT_FAULT_CORRUPT_PARAMS="RANK:STEP" perturbs one parameter
@@ -493,21 +690,6 @@ static void validate(Trainer *tr, double *loss, double *acc, double *f1)
     *f1 = eval_macro_f1(&tr->vstats);
 }
 
-static ModelFile model_file_view(const Trainer *tr, const float *params, int64_t epoch,
-                                 double vl, double va)
-{
-    ModelFile mf = {.shape = tr->model.shape,
-                    .params = (float *)params,
-                    .normalize = tr->cfg.data.normalize,
-                    .shift = tr->shift,
-                    .mul = tr->mul,
-                    .class_names = tr->train.class_names,
-                    .n_class_names = tr->train.n_class_names,
-                    .epoch = epoch,
-                    .val_loss = vl,
-                    .val_accuracy = va};
-    return mf;
-}
 
 static void progress(const Trainer *tr, int64_t epoch, size_t t, double loss, double *last,
                      bool *shown)
@@ -525,6 +707,26 @@ static void progress(const Trainer *tr, int64_t epoch, size_t t, double loss, do
     fflush(stdout);
 }
 
+/* Test-only fault injection: XT_FAULT_HANG="RANK:STEP" makes that rank stop taking part
+ * before that step's allreduce (as a dead link would), so tests can prove the watchdog. */
+static void maybe_hang(const Trainer *tr)
+{
+    const char *f = getenv("XT_FAULT_HANG");
+    int rank = -1;
+    unsigned long long step = 0;
+    if (f && sscanf(f, "%d:%llu", &rank, &step) == 2 && rank == tr->r && step == tr->step)
+        for (;;) sleep(1000);
+}
+
+/* Test-only: XT_TEST_STEP_DELAY_MS slows every step down, so that tests can deliver a
+ * signal or kill a rank mid-epoch on any machine. Read once. */
+static long step_delay_ms(void)
+{
+    const char *d = getenv("XT_TEST_STEP_DELAY_MS");
+    long v = d ? strtol(d, NULL, 10) : 0;
+    return v > 0 && v < 10000 ? v : 0;
+}
+
 /* The training loop. Returns the final decision (identical on every rank). */
 static EsDecision train_loop(Trainer *tr)
 {
@@ -532,20 +734,28 @@ static EsDecision train_loop(Trainer *tr)
     Model *md = &tr->model;
     const size_t n = md->shape.n_params;
     EsDecision dec = {.action = ES_CONTINUE};
-    bool saved_any = false;
+    const long delay_ms = step_delay_ms();
+    const struct timespec delay = {delay_ms / 1000, (delay_ms % 1000) * 1000000L};
     if (tr->r == 0) log_info("%s", metrics_line_header());
-    for (int64_t epoch = 1; epoch <= c->train.epochs; epoch++) {
+    for (int64_t epoch = tr->start_epoch; epoch <= c->train.epochs; epoch++) {
         double t_epoch = comm_wtime(), last_progress = 0.0;
         bool shown = false;
         Timers tm = {0};
-        double loss_sum = 0.0, weight_sum = 0.0, rows_seen = 0.0, lr = 0.0;
+        bool first = epoch == tr->start_epoch;
+        double loss_sum = first ? tr->start_loss_sum : 0.0;
+        double weight_sum = first ? tr->start_weight_sum : 0.0;
+        double rows_seen = first ? tr->start_rows : 0.0, rows_now = 0.0;
+        double lr = optim_lr(&tr->oset, tr->step > 0 ? tr->step - 1 : 0); /* the last step's */
         int diverged = 0;
         sampler_begin_epoch(&tr->sampler, (uint64_t)(epoch - 1));
-        for (size_t t = 0; t < tr->sampler.T; t++) {
+        for (size_t t = first ? tr->start_step : 0; t < tr->sampler.T; t++) {
+            comm_watch_position(tr->comm, epoch, tr->step);
             double t0 = comm_wtime();
             size_t m = gather_batch(tr, t);
             double t1 = comm_wtime();
             local_step(tr, m);
+            maybe_hang(tr);
+            if (delay_ms) nanosleep(&delay, NULL);
             double t2 = comm_wtime();
             comm_allreduce_sum_float(tr->comm, md->grads, n + N_SLOTS);
             double t3 = comm_wtime();
@@ -555,21 +765,39 @@ static EsDecision train_loop(Trainer *tr)
                 break;
             }
             lr = optim_lr(&tr->oset, tr->step);
+            bool signalled = slot[SLOT_SIGNAL] != 0.0f;
             if (slot[SLOT_WEIGHT] > 0.0f) {
                 optim_step(&tr->optim, md->params, md->grads, 1.0f / slot[SLOT_WEIGHT], lr);
                 tr->step++;
             }
             loss_sum += (double)slot[SLOT_LOSS];
             weight_sum += (double)slot[SLOT_WEIGHT];
-            rows_seen += (double)sampler_global_count(&tr->sampler, t);
+            double g = (double)sampler_global_count(&tr->sampler, t);
+            rows_seen += g;
+            rows_now += g;
             double t4 = comm_wtime();
             tm.io += t1 - t0;
             tm.compute += (t2 - t1) + (t4 - t3);
             tm.allreduce += t3 - t2;
+            if (signalled) {
+                /* Some rank was asked to stop: all agree through the allreduce above. */
+                Status st = XT_OK;
+                if (tr->r == 0) {
+                    log_info("signal received: writing a checkpoint at epoch %lld step %zu",
+                             (long long)epoch, t + 1);
+                    st = write_checkpoint(tr, epoch, t + 1, loss_sum, weight_sum, rows_seen, false,
+                                          ES_CONTINUE);
+                }
+                dec = (EsDecision){.action = st == XT_OK ? ES_STOP_SIGNAL : ES_STOP_ERROR,
+                                   .epoch = (int32_t)epoch};
+                comm_bcast(tr->comm, &dec, sizeof dec, 0);
+                return dec;
+            }
             maybe_corrupt(tr);
             if (c->train.check_every > 0 && tr->step % (uint64_t)c->train.check_every == 0)
                 check_replicas(tr);
-            progress(tr, epoch, t, weight_sum > 0 ? loss_sum / weight_sum : 0.0, &last_progress, &shown);
+            progress(tr, epoch, t, weight_sum > 0 ? loss_sum / weight_sum : 0.0, &last_progress,
+                     &shown);
         }
         if (shown) {
             printf("\r%60s\r", "");
@@ -588,33 +816,45 @@ static EsDecision train_loop(Trainer *tr)
                 log_error("training diverged: the loss became NaN or Inf in epoch %lld (step %llu); "
                           "lower optim.lr or set optim.clip_norm. %s",
                           (long long)epoch, (unsigned long long)tr->step + 1,
-                          saved_any ? "model.h5 keeps the best epoch" : "no model was saved");
+                          tr->has_best ? "model.h5 keeps the best epoch, checkpoint.h5 the last "
+                                         "good state" : "no model was saved");
             } else if (tr->has_val) {
                 dec = early_stop_update(&tr->es, epoch, train_loss, vl, va);
             } else {
                 dec = (EsDecision){.action = epoch >= c->train.epochs ? ES_STOP_MAX_EPOCHS : ES_CONTINUE,
                                    .epoch = (int32_t)epoch, .best_epoch = (int32_t)epoch,
                                    .improved = isfinite(train_loss), .best_value = train_loss};
-                if (!isfinite(train_loss)) dec.action = ES_STOP_DIVERGED;
+                tr->es.best_epoch = epoch;
+                tr->es.best = train_loss;
             }
             if (dec.improved) {
                 memcpy(tr->best, md->params, n * sizeof *md->params);
+                tr->has_best = true;
                 ModelFile mf = model_file_view(tr, md->params, epoch, vl, va);
                 if (model_io_save(tr->model_path, &mf) != XT_OK) dec.action = ES_STOP_ERROR;
-                else saved_any = true;
             }
             MetricsRow row = {.epoch = epoch, .step = (int64_t)tr->step, .lr = lr,
                               .train_loss = train_loss, .has_val = tr->has_val, .val_loss = vl,
                               .val_accuracy = va, .val_f1 = vf,
-                              .samples_per_s = train_time > 0 ? rows_seen / train_time : 0.0,
+                              .samples_per_s = train_time > 0 ? rows_now / train_time : 0.0,
                               .compute_s = tm.compute, .allreduce_s = tm.allreduce, .io_s = tm.io,
                               .val_s = tm.val, .epoch_s = comm_wtime() - t_epoch};
             if (!diverged) {
                 char line[256];
                 metrics_format_line(&row, line, sizeof line);
                 log_info("%s%s", line, dec.improved && tr->has_val ? "  *" : "");
+                if (metrics_write(&tr->metrics, &row) != XT_OK) dec.action = ES_STOP_ERROR;
             }
-            if (metrics_write(&tr->metrics, &row) != XT_OK) dec.action = ES_STOP_ERROR;
+            /* A checkpoint every checkpoint.every epochs and when the run ends; never of a
+             * diverged state (the last good checkpoint stays). */
+            bool end = dec.action != ES_CONTINUE;
+            bool due = c->checkpoint.every > 0 && (epoch % c->checkpoint.every == 0 || end);
+            if (due && dec.action != ES_STOP_DIVERGED && dec.action != ES_STOP_ERROR &&
+                write_checkpoint(tr, epoch + 1, 0, 0.0, 0.0, 0.0, end, dec.action) != XT_OK) {
+                log_error("stopping: a run that cannot write its checkpoint would not survive a "
+                          "restart");
+                dec.action = ES_STOP_ERROR;
+            }
         }
         comm_bcast(tr->comm, &dec, sizeof dec, 0);
         if (dec.action != ES_CONTINUE) break;
@@ -640,6 +880,7 @@ static void trainer_free(Trainer *tr)
     free(tr->yb);
     free(tr->rows);
     free(tr->best);
+    free(tr->cfg_text);
 }
 
 int train_main(const Comm *comm, int argc, char **argv)
@@ -657,6 +898,9 @@ int train_main(const Comm *comm, int argc, char **argv)
         return 0;
     }
     if (!getenv("OPENBLAS_NUM_THREADS") && !getenv("OMP_NUM_THREADS")) linalg_set_blas_threads(1);
+    g_signal = 0;
+    install_signal_handlers();
+    if (st == XT_OK) comm_watchdog_start(comm, tr->cfg.comm.timeout_s);
     double t_start = comm_wtime();
     if (st == XT_OK) st = setup_run_dir(tr);
     if (st == XT_OK) st = setup_data(tr);
@@ -665,14 +909,15 @@ int train_main(const Comm *comm, int argc, char **argv)
         log_error0("early_stopping.enabled = true needs a validation split (data.val)");
         st = XT_ERR_USAGE;
     }
-    if (st != XT_OK) {
+    if (st == XT_OK) banner(tr);
+    if (st == XT_OK) st = setup_resume(tr);
+    if (st != XT_OK || tr->nothing_to_do) {
         trainer_free(tr);
         free(tr);
         return (int)st;
     }
-    banner(tr);
-    log_info("start-up took %.2f s (data load, normalisation, parameter broadcast)",
-             comm_wtime() - t_start);
+    log_info("start-up took %.2f s (data load, normalisation, parameter broadcast%s)",
+             comm_wtime() - t_start, tr->start_epoch > 1 || tr->start_step > 0 ? ", resume" : "");
     EsDecision dec = train_loop(tr);
     const Config *c = &tr->cfg;
     int code = 0;
@@ -691,6 +936,11 @@ int train_main(const Comm *comm, int argc, char **argv)
         log_error0("stopping: rank 0 could not write its outputs (see above)");
         code = XT_ERR_RUNTIME;
         break;
+    case ES_STOP_SIGNAL:
+        log_info("checkpointed %s after a signal; exit code %d asks the scheduler to requeue "
+                 "(train.resume = auto continues from it)", tr->ckpt_path, XT_ERR_REQUEUE);
+        code = XT_ERR_REQUEUE;
+        break;
     default: break;
     }
     /* model.h5 holds the best epoch; without restore_best it gets the final parameters. */
@@ -702,8 +952,7 @@ int train_main(const Comm *comm, int argc, char **argv)
         }
         if (comm_agree(comm, s) != XT_OK) code = XT_ERR_RUNTIME;
     }
-    if (tr->r == 0 && code != XT_ERR_RUNTIME)
-        log_info("wrote %s, %s", tr->model_path, tr->metrics_path);
+    if (tr->r == 0 && code == 0) log_info("wrote %s, %s", tr->model_path, tr->metrics_path);
     char test_spec[XT_PATH_MAX];
     snprintf(test_spec, sizeof test_spec, "%s", c->data.test);
     char model_path[sizeof tr->model_path];

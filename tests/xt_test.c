@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 
@@ -77,4 +78,39 @@ double xt_max_rel_err(const double *a, const double *b, size_t n, double floor, 
     }
     if (where) *where = w;
     return worst;
+}
+
+static FILE *g_capture;
+static int g_saved_stderr = -1;
+
+void xt_test_capture_begin(void)
+{
+    fflush(stderr);
+    g_capture = tmpfile();
+    g_saved_stderr = dup(2);
+    if (!g_capture || g_saved_stderr < 0 || dup2(fileno(g_capture), 2) < 0) {
+        perror("xt_test_capture_begin");
+        abort();
+    }
+}
+
+void xt_test_capture_end(char *buf, size_t len)
+{
+    fflush(stderr);
+    dup2(g_saved_stderr, 2);
+    close(g_saved_stderr);
+    g_saved_stderr = -1;
+    rewind(g_capture);
+    size_t n = len > 0 ? fread(buf, 1, len - 1, g_capture) : 0;
+    if (len > 0) buf[n] = '\0';
+    fclose(g_capture);
+    g_capture = NULL;
+}
+
+bool xt_test_write_file(const char *path, const void *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f) return false;
+    bool ok = fwrite(data, 1, len, f) == len;
+    return fclose(f) == 0 && ok;
 }

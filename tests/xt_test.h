@@ -25,6 +25,15 @@ int xt_test_run_mpi(int *argc, char ***argv, const char *name, const void *tests
 #define assert_all_ranks(comm, cond) assert_true(xt_test_all_true((comm), (cond)))
 bool xt_test_all_true(const Comm *comm, bool cond);
 
+/* Captures what this process writes to stderr (fd 2) from xt_test_capture_begin to
+ * xt_test_capture_end, which restores stderr and copies the text into buf (truncated
+ * to len-1 bytes, NUL-terminated). Not nested. */
+void xt_test_capture_begin(void);
+void xt_test_capture_end(char *buf, size_t len);
+
+/* Writes len bytes to path (creating or truncating it); false on failure. */
+bool xt_test_write_file(const char *path, const void *data, size_t len);
+
 /* max |a-b| / max(|b|, floor) over n values; *where gets the worst index. */
 double xt_max_rel_err(const double *a, const double *b, size_t n, double floor, size_t *where);
 

@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# Checkpoints, exact resume, signals and faults, through the command line:
+#  - straight E epochs == k epochs + resume to E: identical metrics rows (losses, step, lr)
+#    and a bit-identical model.h5 (same P);
+#  - a checkpoint written at P = 2 resumes at P = 3 and P = 1 within the rank-count tolerance;
+#  - SIGUSR1 to ONE rank mid-epoch: checkpoint, exit 75 on all ranks; resuming gives the
+#    straight run's result bit for bit;
+#  - a rank killed with SIGKILL ends the job within seconds; the checkpoint is intact and
+#    resuming completes the run;
+#  - a checkpoint write that fails half-way leaves the previous checkpoint untouched;
+#  - an incompatible checkpoint is refused naming the keys; the watchdog turns a hang into
+#    an error naming the collective and step.
+# Usage: checkpoint.sh XENTRAIN SCRATCH_DIR MPIEXEC
+set -u
+bin=$1 tmp=$2 mpiexec=$3
+rm -rf "$tmp" && mkdir -p "$tmp" && cd "$tmp" || exit 1
+failures=0 passes=0
+pass() { echo "ok   - $1"; passes=$((passes + 1)); }
+fail() { echo "FAIL - $1"; failures=$((failures + 1)); }
+xt() { local np=$1; shift; timeout -k 5 120 "$mpiexec" -np "$np" --oversubscribe "$bin" "$@"; }
+# the metrics columns that must not depend on timing: epoch..lr
+core() { cut -d, -f1-6 "$1"; }
+maxrel() {
+  awk -F, 'NR == FNR { if (FNR > 1) { a[FNR] = $2; b[FNR] = $3 }; next }
+           FNR > 1 { for (c = 2; c <= 3; c++) { x = (c == 2 ? a[FNR] : b[FNR]); y = $c;
+                       d = x - y; if (d < 0) d = -d; s = (y < 0 ? -y : y); if (s < 1e-12) s = 1e-12;
+                       if (d / s > m) m = d / s } }
+           END { printf "%.3g\n", m + 0 }' "$1" "$2"
+}
+rank_pid() { # rank_pid RUN_DIR_MARKER RANK: pid of that rank of a running job
+  local p
+  for p in $(pgrep -f "$bin train"); do
+    if tr '\0' '\n' < /proc/$p/environ 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$2" &&
+       tr '\0' ' ' < /proc/$p/cmdline | grep -q "$1"; then echo "$p"; return; fi
+  done
+}
+
+"$bin" gen blobs --rows 12000 --features 30 --classes 4 --noise 4 --seed 5 --out d.h5 >/dev/null || exit 1
+cat > c.ini <<'INI'
+[data]
+train = d.h5:/train
+val = d.h5:/val
+normalize = standardize
+[model]
+type = mlp
+hidden = 64,32
+[optim]
+lr = 0.02
+momentum = 0.9
+[train]
+epochs = 6
+batch_size = 32
+progress = false
+[checkpoint]
+every = 1
+INI
+
+# 1. straight vs stop-and-resume, same P
+xt 2 train c.ini --set run.dir=straight >straight.log 2>&1 || fail "straight run"
+xt 2 train c.ini --set run.dir=split --set train.epochs=3 >split1.log 2>&1 || fail "first 3 epochs"
+xt 2 train c.ini --set run.dir=split >split2.log 2>&1 || fail "resume to 6"
+if grep -q "resume: split/checkpoint.h5, epoch 4 step 0" split2.log &&
+   cmp -s <(core straight/metrics.csv) <(core split/metrics.csv) &&
+   h5diff straight/model.h5 split/model.h5 >/dev/null; then
+  pass "3 epochs + resume to 6 == 6 straight: identical metrics rows and model.h5"
+else fail "stop-and-resume differs from the straight run"; diff <(core straight/metrics.csv) <(core split/metrics.csv) | head; fi
+
+# 2. resume at a different P
+for np in 3 1; do
+  rm -rf p$np && mkdir p$np && cp split/metrics.csv p$np/ && cp -r split p2src$np
+  xt 2 train c.ini --set run.dir=p$np --set train.epochs=3 >p${np}a.log 2>&1
+  xt "$np" train c.ini --set run.dir=p$np >p${np}b.log 2>&1 || fail "resume at P=$np"
+  r=$(maxrel straight/metrics.csv p$np/metrics.csv)
+  if [ "$(wc -l < p$np/metrics.csv)" = "$(wc -l < straight/metrics.csv)" ] &&
+     awk -v r="$r" 'BEGIN { exit !(r < 1e-5) }'; then
+    pass "checkpoint from P=2 resumed at P=$np: losses within $r of the straight run"
+  else fail "resume at P=$np: max rel diff $r"; fi
+done
+
+# 3. a signal to one rank: checkpoint, exit 75 everywhere, then an exact resume
+XT_TEST_STEP_DELAY_MS=3 xt 2 train c.ini --set run.dir=sig --set train.epochs=6 >sig.log 2>&1 &
+job=$!
+for i in $(seq 1 300); do [ -s sig/metrics.csv ] && [ "$(wc -l < sig/metrics.csv)" -ge 2 ] && break; sleep 0.1; done
+sleep 0.4 # into epoch 2
+pid=$(rank_pid "run.dir=sig" 1)
+[ -n "$pid" ] && kill -USR1 "$pid"
+wait $job
+code=$?
+if [ -n "$pid" ] && [ "$code" -eq 75 ] && grep -q "signal received: writing a checkpoint" sig.log; then
+  pass "SIGUSR1 to rank 1 only: checkpoint written, exit 75"
+else fail "signal: exit $code, pid '$pid'"; tail -5 sig.log; fi
+xt 2 train c.ini --set run.dir=sig >sig2.log 2>&1 || fail "resume after the signal"
+if cmp -s <(core straight/metrics.csv) <(core sig/metrics.csv) && h5diff straight/model.h5 sig/model.h5 >/dev/null; then
+  pass "resumed after the signal ($(grep -o 'epoch [0-9]* step [0-9]*' sig2.log | head -1)): identical to the straight run"
+else fail "resume after the signal differs"; diff <(core straight/metrics.csv) <(core sig/metrics.csv) | head -5; fi
+
+# 4. SIGKILL one rank mid-run: the job ends fast, the checkpoint survives, resume completes
+XT_TEST_STEP_DELAY_MS=3 xt 2 train c.ini --set run.dir=kill --set train.epochs=6 >kill.log 2>&1 &
+job=$!
+for i in $(seq 1 300); do [ -s kill/checkpoint.h5 ] && break; sleep 0.1; done
+sleep 0.3
+pid=$(rank_pid "run.dir=kill" 1)
+t0=$(date +%s.%N)
+[ -n "$pid" ] && kill -KILL "$pid"
+wait $job
+code=$?
+dt=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+if [ -n "$pid" ] && [ "$code" -ne 0 ] && awk -v d="$dt" 'BEGIN { exit !(d < 15) }'; then
+  pass "SIGKILL of rank 1: job ended in $dt s (exit $code)"
+else fail "SIGKILL: exit $code after $dt s"; fi
+if xt 2 train c.ini --set run.dir=kill >kill2.log 2>&1 && grep -q "resume:" kill2.log &&
+   cmp -s <(core straight/metrics.csv) <(core kill/metrics.csv); then
+  pass "resume after SIGKILL completes with the straight run's metrics"
+else fail "resume after SIGKILL"; tail -3 kill2.log; fi
+
+# 5. a checkpoint write failing half-way keeps the previous checkpoint
+xt 2 train c.ini --set run.dir=ckfail --set train.epochs=2 >ckf1.log 2>&1
+sum1=$(md5sum < ckfail/checkpoint.h5)
+XT_FAULT_CHECKPOINT=fail xt 2 train c.ini --set run.dir=ckfail --set train.epochs=4 >ckf2.log 2>&1
+code=$?
+sum2=$(md5sum < ckfail/checkpoint.h5)
+left=$(ls ckfail | grep -c tmp)
+if [ "$code" -eq 1 ] && [ "$sum1" = "$sum2" ] && [ "$left" -eq 0 ] && grep -q "injected fault" ckf2.log; then
+  pass "failed checkpoint write: exit 1, previous checkpoint byte-identical, no temporary left"
+else fail "failed checkpoint write: exit $code, checkpoint changed: $([ "$sum1" = "$sum2" ] && echo no || echo yes), tmp files $left"; fi
+if xt 2 train c.ini --set run.dir=ckfail --set train.epochs=4 >ckf3.log 2>&1 && grep -q "epoch 3 step 0" ckf3.log; then
+  pass "the kept checkpoint resumes"
+else fail "resume from the kept checkpoint"; tail -3 ckf3.log; fi
+
+# 6. an incompatible checkpoint is refused, naming the keys
+xt 2 train c.ini --set run.dir=straight --set train.epochs=8 --set model.hidden=16 --set train.seed=9 >incompat.log 2>&1
+code=$?
+if [ "$code" -eq 2 ] && grep -q "model.hidden: '64,32' -> '16'" incompat.log && grep -q "train.seed" incompat.log; then
+  pass "incompatible checkpoint refused (exit 2), naming model.hidden and train.seed"
+else fail "incompatible checkpoint: exit $code"; cat incompat.log | tail -3; fi
+
+# 7. the watchdog: a rank that stops taking part makes the others fail, naming the step
+t0=$(date +%s)
+XT_FAULT_HANG=1:20 xt 2 train c.ini --set run.dir=hang --set comm.timeout_s=2 >hang.log 2>&1
+code=$?
+dt=$(( $(date +%s) - t0 ))
+if [ "$code" -ne 0 ] && [ "$code" -ne 124 ] && grep -q "watchdog: MPI_Allreduce did not complete within 2 s (epoch 1, step 20)" hang.log; then
+  pass "watchdog: hang at step 20 became an error in $dt s"
+else fail "watchdog: exit $code after $dt s"; grep -i watchdog hang.log; fi
+
+echo "$passes passed, $failures failed"
+[ "$failures" -eq 0 ]

@@ -1,0 +1,156 @@
+#!/bin/bash
+# CLI tests of the data subcommands: exit codes and messages of bad input to
+# `xentrain gen` and `xentrain convert`, reproducibility of gen, atomic output, the
+# same exit code on every rank under MPI, and `convert idx` on the real Fashion-MNIST
+# files when Debian's dataset-fashion-mnist is installed.
+#
+# usage: data_errors.sh XENTRAIN_BINARY SCRATCH_DIR MPIEXEC
+set -u
+
+XT=${1:?usage: data_errors.sh XENTRAIN SCRATCH_DIR MPIEXEC}
+DIR=${2:?scratch dir}
+MPIEXEC=${3:-mpiexec}
+FASHION=/usr/share/datasets/fashion-mnist
+
+rm -rf "$DIR"
+mkdir -p "$DIR" || exit 1
+failures=0
+cases=0
+
+# check NAME RC PATTERN CMD...: runs CMD, expects exit code RC and PATTERN (an extended
+# regex, "" for none) in its stdout+stderr.
+check() {
+    local name=$1 want_rc=$2 pattern=$3
+    shift 3
+    cases=$((cases + 1))
+    local out rc
+    out=$("$@" 2>&1)
+    rc=$?
+    if [ "$rc" -ne "$want_rc" ]; then
+        echo "FAIL $name: exit $rc, expected $want_rc"
+        echo "$out" | sed 's/^/    /' | head -20
+        failures=$((failures + 1))
+    elif [ -n "$pattern" ] && ! grep -Eq -- "$pattern" <<<"$out"; then
+        echo "FAIL $name: output does not match /$pattern/"
+        echo "$out" | sed 's/^/    /' | head -20
+        failures=$((failures + 1))
+    else
+        echo "ok   $name (exit $rc)"
+    fi
+}
+
+# expect NAME CONDITION-COMMAND...: a plain assertion.
+expect() {
+    local name=$1
+    shift
+    cases=$((cases + 1))
+    if "$@"; then
+        echo "ok   $name"
+    else
+        echo "FAIL $name"
+        failures=$((failures + 1))
+    fi
+}
+
+# ---- gen ---------------------------------------------------------------------------
+check "gen --help" 0 "usage: xentrain gen" "$XT" gen --help
+check "gen without a kind" 2 "usage: xentrain gen" "$XT" gen
+check "gen unknown kind" 2 "unknown generator 'moons'" "$XT" gen moons --out "$DIR/x.h5"
+check "gen without --out" 2 "--out F.h5 is required" "$XT" gen blobs
+check "gen bad --rows" 2 "--rows 'ten': expected a non-negative integer" \
+    "$XT" gen blobs --rows ten --out "$DIR/x.h5"
+check "gen xor with 3 classes" 2 "xor has exactly 2 classes, got --classes 3" \
+    "$XT" gen xor --classes 3 --out "$DIR/x.h5"
+check "gen spirals in 1-D" 2 "spirals needs --features >= 2, got 1" \
+    "$XT" gen spirals --features 1 --out "$DIR/x.h5"
+check "gen fractions leave no train rows" 2 "leave no training rows" \
+    "$XT" gen blobs --val-fraction 0.6 --test-fraction 0.5 --out "$DIR/x.h5"
+check "gen unknown option" 2 "unknown option --colour" "$XT" gen blobs --colour red --out "$DIR/x.h5"
+check "gen into a missing directory" 1 "cannot create" \
+    "$XT" gen blobs --out "$DIR/no/such/dir/x.h5"
+expect "gen failures left no file" test ! -e "$DIR/x.h5" -a ! -e "$DIR/x.h5.tmp"
+
+for kind in blobs xor spirals multilabel; do
+    check "gen $kind" 0 "gen $kind: wrote .*/train 160, /val 20, /test 20 rows" \
+        "$XT" gen "$kind" --rows 200 --features 3 --seed 42 --out "$DIR/$kind.h5"
+done
+check "gen blobs again, same seed" 0 "" \
+    "$XT" gen blobs --rows 200 --features 3 --seed 42 --out "$DIR/blobs2.h5"
+check "gen blobs, other seed" 0 "" \
+    "$XT" gen blobs --rows 200 --features 3 --seed 43 --out "$DIR/blobs3.h5"
+expect "gen is bit-reproducible from the seed" cmp -s "$DIR/blobs.h5" "$DIR/blobs2.h5"
+expect "another seed gives another file" bash -c "! cmp -s '$DIR/blobs.h5' '$DIR/blobs3.h5'"
+
+# ---- convert -----------------------------------------------------------------------
+printf 'a,b,label\n1,2,0\n3,x4,1\n' >"$DIR/bad.csv"
+printf '1,2,0\n3,4\n' >"$DIR/short.csv"
+for i in 0 1 2 3 4 5 6 7 8 9; do echo "$i,$((i * i)),$((i % 2))"; done >"$DIR/good.csv"
+printf '1 1:1\n1 3:1 2:1\n' >"$DIR/order.svm"
+printf '\0\0\10\2\0\0\0\1\0\0\0\1\7' >"$DIR/magic.idx"
+printf '\0\0\10\1\0\0\0\5\1\2' >"$DIR/short.idx"
+printf '\0\0\10\3\0\0\0\5\0\0\0\1\0\0\0\1\1\2\3\4\5' >"$DIR/five.idx"
+
+check "convert --help" 0 "usage: xentrain convert" "$XT" convert --help
+check "convert idx --help" 0 "--fashion-mnist" "$XT" convert idx --help
+check "convert csv --help" 0 "--label-column" "$XT" convert csv --help
+check "convert libsvm --help" 0 "--zero-based" "$XT" convert libsvm --help
+check "convert unknown format" 2 "unknown format 'xls'" "$XT" convert xls --out "$DIR/x.h5"
+check "csv: malformed number names file, line, field" 2 "bad.csv:3: field 2 'x4': not a number" \
+    "$XT" convert csv --input "$DIR/bad.csv" --out "$DIR/x.h5"
+check "csv: wrong field count" 2 "short.csv:2: 2 fields, expected 3" \
+    "$XT" convert csv --input "$DIR/short.csv" --out "$DIR/x.h5"
+check "csv: missing input" 2 "nothere.csv: cannot open: No such file" \
+    "$XT" convert csv --input "$DIR/nothere.csv" --out "$DIR/x.h5"
+check "libsvm: decreasing indices" 2 "order.svm:2: '2:1': indices must increase" \
+    "$XT" convert libsvm --input "$DIR/order.svm" --out "$DIR/x.h5"
+check "idx: bad magic" 2 "magic.idx: bad IDX magic 0x00000802 for images" \
+    "$XT" convert idx --images "$DIR/magic.idx" --labels "$DIR/short.idx" --out "$DIR/x.h5"
+check "idx: truncated labels" 2 "short.idx: truncated IDX file: the header declares 5 labels" \
+    "$XT" convert idx --images "$DIR/five.idx" --labels "$DIR/short.idx" --out "$DIR/x.h5"
+check "idx: missing --labels" 2 "--labels F are required" \
+    "$XT" convert idx --images "$DIR/magic.idx" --out "$DIR/x.h5"
+expect "convert failures left no file" test ! -e "$DIR/x.h5" -a ! -e "$DIR/x.h5.tmp"
+
+check "csv: good file" 0 "convert csv: wrote .*/train 9, /val 1, /test 0 rows; D = 2, K = 2" \
+    "$XT" convert csv --input "$DIR/good.csv" --out "$DIR/good.h5"
+cp "$DIR/good.h5" "$DIR/good.h5.orig"
+check "csv: failure over an existing output" 2 "bad.csv:3" \
+    "$XT" convert csv --input "$DIR/bad.csv" --out "$DIR/good.h5"
+expect "the existing output is untouched" cmp -s "$DIR/good.h5" "$DIR/good.h5.orig"
+
+# ---- under MPI: rank 0 converts, every rank exits with its code --------------------
+if [ -n "$MPIEXEC" ] && command -v "$MPIEXEC" >/dev/null 2>&1; then
+    check "mpiexec -n 2 gen" 0 "" "$MPIEXEC" -n 2 --oversubscribe "$XT" gen xor --rows 100 \
+        --out "$DIR/mpi.h5"
+    check "mpiexec -n 2 convert bad csv exits 2" 2 "bad.csv:3: field 2" \
+        "$MPIEXEC" -n 2 --oversubscribe "$XT" convert csv --input "$DIR/bad.csv" --out "$DIR/x.h5"
+else
+    echo "skip MPI cases: no launcher '$MPIEXEC'"
+fi
+
+# ---- the real Fashion-MNIST files ---------------------------------------------------
+if [ -r "$FASHION/train-images-idx3-ubyte.gz" ]; then
+    check "convert idx --fashion-mnist" 0 \
+        "wrote .*/train 54000, /val 6000, /test 10000 rows; D = 784 \(28 x 28 uint8, scale 1/255\), K = 10" \
+        "$XT" convert idx --fashion-mnist --out "$DIR/fashion.h5"
+    check "convert idx with explicit files, held-out tail" 0 \
+        "/train 50000, /val 10000, /test 10000 rows" \
+        "$XT" convert idx --images "$FASHION/train-images-idx3-ubyte.gz" \
+        --labels "$FASHION/train-labels-idx1-ubyte.gz" \
+        --test-images "$FASHION/t10k-images-idx3-ubyte.gz" \
+        --test-labels "$FASHION/t10k-labels-idx1-ubyte.gz" --val-tail 10000 \
+        --out "$DIR/fashion_tail.h5"
+    check "idx: images and labels from different sets" 2 \
+        "image and label counts differ: .* has 60000 images, .* has 10000 labels" \
+        "$XT" convert idx --images "$FASHION/train-images-idx3-ubyte.gz" \
+        --labels "$FASHION/t10k-labels-idx1-ubyte.gz" --out "$DIR/x.h5"
+    if command -v h5ls >/dev/null 2>&1; then
+        check "h5ls shows the layout" 0 "/train/X +Dataset \{54000, 784\}" h5ls -r "$DIR/fashion.h5"
+    fi
+    rm -f "$DIR/fashion.h5" "$DIR/fashion_tail.h5"
+else
+    echo "skip Fashion-MNIST cases: $FASHION not installed"
+fi
+
+echo "$cases cases, $failures failed"
+[ "$failures" -eq 0 ]

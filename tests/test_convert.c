@@ -1,0 +1,513 @@
+/* Unit tests of convert: round trips (write IDX raw and gzip, CSV in several dialects,
+ * LIBSVM 0/1-based; convert; read back with dataset_*), the seeded split, and bad input
+ * with its exit code and a message naming the file and line. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <zlib.h>
+
+#include "convert.h"
+#include "dataset.h"
+#include "h5io.h"
+#include "log.h"
+#include "xt_test.h"
+
+static char g_dir[512];
+static char g_err[8192];
+
+static void path_in(char *buf, size_t len, const char *name)
+{
+    snprintf(buf, len, "%s/%s", g_dir, name);
+}
+
+/* Runs `xentrain convert ARGS` (ARGS split on spaces; "@" stands for the temp dir),
+ * capturing stderr into g_err. Returns the exit code. */
+static int run(const char *args)
+{
+    char buf[4096], *argv[64];
+    int argc = 0;
+    argv[argc++] = "convert";
+    char expanded[4096] = "";
+    size_t used = 0;
+    for (const char *p = args; *p && used + 600 < sizeof expanded; p++) {
+        if (*p == '@') used += (size_t)snprintf(expanded + used, sizeof expanded - used, "%s", g_dir);
+        else expanded[used++] = *p;
+        expanded[used] = '\0';
+    }
+    snprintf(buf, sizeof buf, "%s", expanded);
+    for (char *t = strtok(buf, " "); t && argc < 63; t = strtok(NULL, " ")) argv[argc++] = t;
+    argv[argc] = NULL;
+    xt_test_capture_begin();
+    int rc = convert_main(argc, argv);
+    xt_test_capture_end(g_err, sizeof g_err);
+    return rc;
+}
+
+static void expect_msg(const char *want)
+{
+    if (!strstr(g_err, want)) {
+        fprintf(stderr, "expected message containing:\n  %s\ngot:\n  %s\n", want, g_err);
+        fail();
+    }
+}
+
+static void write_text(const char *name, const char *text)
+{
+    char p[600];
+    path_in(p, sizeof p, name);
+    assert_true(xt_test_write_file(p, text, strlen(text)));
+}
+
+/* Loads a whole split (k = 0: no label range check). */
+static void load(const char *name_group, Dataset *ds)
+{
+    char spec[700];
+    path_in(spec, sizeof spec, name_group);
+    DatasetInfo in;
+    assert_int_equal(dataset_probe(spec, NULL, &in), XT_OK);
+    assert_int_equal(dataset_load(ds, &in, 0, in.n, 0, NULL), XT_OK);
+}
+
+static bool exists(const char *name)
+{
+    char p[600];
+    path_in(p, sizeof p, name);
+    return access(p, F_OK) == 0;
+}
+
+/* ---- idx ------------------------------------------------------------------------ */
+
+/* Image i: pixel 0 = i % 256, pixel 1 = i / 256, the rest (i * 3 + p) % 256. */
+static uint8_t pix(size_t i, size_t p)
+{
+    return p == 0 ? (uint8_t)(i % 256) : p == 1 ? (uint8_t)(i / 256) : (uint8_t)((i * 3 + p) % 256);
+}
+
+static size_t idx_bytes(unsigned char *buf, bool images, size_t n, size_t rows, size_t cols,
+                        int label_mod)
+{
+    size_t k = 0;
+    buf[k++] = 0;
+    buf[k++] = 0;
+    buf[k++] = 8;
+    buf[k++] = images ? 3 : 1;
+    uint32_t dims[3] = {(uint32_t)n, (uint32_t)rows, (uint32_t)cols};
+    for (int d = 0; d < (images ? 3 : 1); d++)
+        for (int s = 24; s >= 0; s -= 8) buf[k++] = (unsigned char)(dims[d] >> s);
+    for (size_t i = 0; i < n; i++) {
+        if (images)
+            for (size_t p = 0; p < rows * cols; p++) buf[k++] = pix(i, p);
+        else
+            buf[k++] = (unsigned char)(i % (size_t)label_mod);
+    }
+    return k;
+}
+
+static void write_idx(const char *name, bool images, size_t n, size_t rows, size_t cols,
+                      int label_mod, bool gz, long cut)
+{
+    size_t cap = 16 + n * (images ? rows * cols : 1);
+    unsigned char *buf = malloc(cap);
+    size_t len = idx_bytes(buf, images, n, rows, cols, label_mod);
+    if (cut < 0) len -= (size_t)(-cut);
+    char p[600];
+    path_in(p, sizeof p, name);
+    if (gz) {
+        gzFile g = gzopen(p, "wb");
+        assert_non_null(g);
+        assert_int_equal(gzwrite(g, buf, (unsigned)len), (int)len);
+        assert_int_equal(gzclose(g), Z_OK);
+    } else {
+        assert_true(xt_test_write_file(p, buf, len));
+    }
+    free(buf);
+}
+
+static void test_convert_idx_roundtrip(void **state)
+{
+    (void)state;
+    write_idx("tr-img.gz", true, 300, 4, 5, 0, true, 0);
+    write_idx("tr-lab", false, 300, 0, 0, 3, false, 0);
+    write_idx("te-img", true, 40, 4, 5, 0, false, 0);
+    write_idx("te-lab.gz", false, 40, 0, 0, 3, true, 0);
+    assert_int_equal(run("idx --images @/tr-img.gz --labels @/tr-lab --test-images @/te-img "
+                         "--test-labels @/te-lab.gz --val-tail 50 --class-names x,y,z "
+                         "--out @/idx.h5"), 0);
+    assert_false(exists("idx.h5.tmp"));
+    const char *groups[3] = {"idx.h5:/train", "idx.h5:/val", "idx.h5:/test"};
+    size_t first[3] = {0, 250, 0}, count[3] = {250, 50, 40};
+    for (int g = 0; g < 3; g++) {
+        Dataset ds;
+        load(groups[g], &ds);
+        assert_int_equal(ds.info.n, count[g]);
+        assert_int_equal(ds.info.d, 20);
+        assert_string_equal(ds.info.x_type, "uint8");
+        assert_true(ds.info.x_scale == 1.0 / 255.0);
+        for (size_t i = 0; i < count[g]; i++) {
+            for (size_t p = 0; p < 20; p++)
+                assert_true(ds.X[i * 20 + p] == (float)pix(first[g] + i, p));
+            assert_int_equal(ds.y[i], (int32_t)((first[g] + i) % 3));
+        }
+        assert_int_equal(ds.n_class_names, 3);
+        assert_string_equal(ds.class_names[1], "y");
+        dataset_free(&ds);
+    }
+}
+
+static void test_convert_idx_random_split(void **state)
+{
+    (void)state;
+    write_idx("s-img", true, 500, 2, 2, 0, false, 0);
+    write_idx("s-lab", false, 500, 0, 0, 10, false, 0);
+    assert_int_equal(run("idx --images @/s-img --labels @/s-lab --val-fraction 0.2 --seed 7 "
+                         "--out @/s1.h5"), 0);
+    assert_int_equal(run("idx --images @/s-img --labels @/s-lab --val-fraction 0.2 --seed 7 "
+                         "--out @/s2.h5"), 0);
+    assert_int_equal(run("idx --images @/s-img --labels @/s-lab --val-fraction 0.2 --seed 8 "
+                         "--out @/s3.h5"), 0);
+    Dataset tr, va, va2, va3;
+    load("s1.h5:/train", &tr);
+    load("s1.h5:/val", &va);
+    load("s2.h5:/val", &va2);
+    load("s3.h5:/val", &va3);
+    assert_int_equal(tr.info.n, 400);
+    assert_int_equal(va.info.n, 100);
+    /* every original row exactly once, in file order within each split */
+    int seen[500] = {0};
+    const Dataset *parts[2] = {&tr, &va};
+    for (int s = 0; s < 2; s++) {
+        long prev = -1;
+        for (size_t i = 0; i < parts[s]->info.n; i++) {
+            const float *x = parts[s]->X + i * 4;
+            long id = (long)x[0] + 256 * (long)x[1];
+            assert_true(id > prev && id < 500);
+            prev = id;
+            seen[id]++;
+            assert_int_equal(parts[s]->y[i], (int32_t)(id % 10));
+            assert_true(x[3] == (float)pix((size_t)id, 3));
+        }
+    }
+    for (int i = 0; i < 500; i++) assert_int_equal(seen[i], 1);
+    /* same seed, same split; another seed, another split (not the tail) */
+    assert_memory_equal(va.X, va2.X, 100 * 4 * sizeof(float));
+    assert_true(memcmp(va.X, va3.X, 100 * 4 * sizeof(float)) != 0);
+    assert_true(va.X[0] + 256 * va.X[1] < 400);
+    dataset_free(&tr);
+    dataset_free(&va);
+    dataset_free(&va2);
+    dataset_free(&va3);
+}
+
+static void test_convert_idx_errors(void **state)
+{
+    (void)state;
+    write_idx("e-img", true, 10, 3, 3, 0, false, 0);
+    write_idx("e-lab", false, 10, 0, 0, 4, false, 0);
+    write_idx("e-lab9", false, 9, 0, 0, 4, false, 0);
+    write_idx("e-trunc.gz", true, 10, 3, 3, 0, true, -5);
+    char p[600];
+    path_in(p, sizeof p, "e-magic");
+    static const unsigned char magic2[13] = {0, 0, 8, 2, 0, 0, 0, 1, 0, 0, 0, 1, 7};
+    assert_true(xt_test_write_file(p, magic2, sizeof magic2));
+    path_in(p, sizeof p, "e-extra");
+    unsigned char buf[200];
+    size_t len = idx_bytes(buf, false, 10, 0, 0, 4);
+    buf[len++] = 1;
+    assert_true(xt_test_write_file(p, buf, len));
+    path_in(p, sizeof p, "e-notgz.gz");
+    static const char notgz[] = "\x1f\x8b\x08\x00garbage garbage garbage";
+    assert_true(xt_test_write_file(p, notgz, sizeof notgz - 1));
+    /* an existing output must survive every failure */
+    assert_int_equal(run("idx --images @/e-img --labels @/e-lab --out @/keep.h5"), 0);
+
+    struct { const char *args, *msg; int rc; } cases[] = {
+        {"idx --images @/e-img --labels @/e-lab9 --out @/keep.h5",
+         "image and label counts differ: " , 2},
+        {"idx --images @/e-trunc.gz --labels @/e-lab --out @/keep.h5",
+         "e-trunc.gz: truncated IDX file: the header declares 10 images (90 bytes of data) but only 85 bytes follow", 2},
+        {"idx --images @/e-magic --labels @/e-lab --out @/keep.h5",
+         "e-magic: bad IDX magic 0x00000802 for images: expected 0x00000803", 2},
+        {"idx --images @/e-img --labels @/e-img --out @/keep.h5",
+         "e-img: bad IDX magic 0x00000803 for labels: expected 0x00000801", 2},
+        {"idx --images @/e-img --labels @/e-extra --out @/keep.h5",
+         "e-extra: more data than the header declares", 2},
+        {"idx --images @/e-notgz.gz --labels @/e-lab --out @/keep.h5", "e-notgz.gz", 2},
+        {"idx --images @/nope --labels @/e-lab --out @/keep.h5",
+         "nope: cannot open: No such file or directory", 2},
+        {"idx --images @/e-img --labels @/e-lab --class-names a,b --out @/keep.h5",
+         "2 class names for labels up to 3: give at least 4 names", 2},
+        {"idx --images @/e-img --labels @/e-lab --val-fraction 0.1 --val-tail 3 --out @/keep.h5",
+         "give --val-fraction or --val-tail, not both", 2},
+        {"idx --images @/e-img --labels @/e-lab --val-fraction 1.5 --out @/keep.h5",
+         "--val-fraction '1.5': expected a fraction in [0, 1)", 2},
+        {"idx --images @/e-img --labels @/e-lab --val-tail 10 --out @/keep.h5",
+         "10 rows leave no training rows", 2},
+        {"idx --images @/e-img --labels @/e-lab", "--out F.h5 is required", 2},
+        {"idx --images @/e-img --labels @/e-lab --bogus 1 --out @/x.h5", "unknown option --bogus", 2},
+        {"idx --images @/e-img --labels @/e-lab --out @/no/such/dir/x.h5", "cannot create", 1},
+        {"tsv --out @/x.h5", "unknown format 'tsv'", 2},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int rc = run(cases[i].args);
+        if (rc != cases[i].rc) fprintf(stderr, "case %zu: rc %d\n%s\n", i, rc, g_err);
+        assert_int_equal(rc, cases[i].rc);
+        expect_msg(cases[i].msg);
+    }
+    assert_false(exists("keep.h5.tmp"));
+    Dataset ds;
+    load("keep.h5", &ds); /* still the first, good file */
+    assert_int_equal(ds.info.n + 0, 9);
+    dataset_free(&ds);
+    assert_int_equal(run("idx --help"), 0);
+}
+
+/* ---- csv ------------------------------------------------------------------------ */
+
+static void test_convert_csv_dialects(void **state)
+{
+    (void)state;
+    /* header, label by name in the middle, quoted fields, CRLF, a blank line */
+    write_text("a.csv", "f1,\"label\",f2\r\n1.5,2,-3\r\n\r\n\"4\",0,5e-1\r\n7,1,8\r\n");
+    assert_int_equal(run("csv --input @/a.csv --label-column label --val-fraction 0 --out @/a.h5"), 0);
+    Dataset ds;
+    load("a.h5", &ds);
+    float X[6] = {1.5f, -3, 4, 0.5f, 7, 8};
+    int32_t y[3] = {2, 0, 1};
+    assert_int_equal(ds.info.n, 3);
+    assert_int_equal(ds.info.d, 2);
+    assert_memory_equal(ds.X, X, sizeof X);
+    assert_memory_equal(ds.y, y, sizeof y);
+    dataset_free(&ds);
+
+    /* no header (detected), label first, ';' delimiter */
+    write_text("b.csv", "1;0.25;2\n0;3;4\n1;5;6\n");
+    assert_int_equal(run("csv --input @/b.csv --label-column 0 --delimiter ; --val-fraction 0 "
+                         "--out @/b.h5"), 0);
+    load("b.h5", &ds);
+    float Xb[6] = {0.25f, 2, 3, 4, 5, 6};
+    int32_t yb[3] = {1, 0, 1};
+    assert_memory_equal(ds.X, Xb, sizeof Xb);
+    assert_memory_equal(ds.y, yb, sizeof yb);
+    dataset_free(&ds);
+
+    /* tab, last column by default, word labels -> sorted ids + class_names */
+    write_text("c.tsv", "x\ty\tspecies\n1\t2\tsetosa\n3\t4\tvirginica\n5\t6\tsetosa\n7\t8\tversicolor\n");
+    assert_int_equal(run("csv --input @/c.tsv --delimiter tab --val-fraction 0 --out @/c.h5"), 0);
+    load("c.h5", &ds);
+    int32_t yc[4] = {0, 2, 0, 1};
+    assert_memory_equal(ds.y, yc, sizeof yc);
+    assert_int_equal(ds.n_class_names, 3);
+    assert_string_equal(ds.class_names[2], "virginica");
+    dataset_free(&ds);
+
+    /* numeric non-id labels (-1, 1) -> 0, 1 with label_values */
+    write_text("d.csv", "1,-1\n2,1\n3,-1\n");
+    assert_int_equal(run("csv --input @/d.csv --no-header --val-fraction 0 --out @/d.h5"), 0);
+    load("d.h5", &ds);
+    int32_t yd[3] = {0, 1, 0};
+    assert_memory_equal(ds.y, yd, sizeof yd);
+    assert_null(ds.class_names);
+    dataset_free(&ds);
+    char p[600];
+    path_in(p, sizeof p, "d.h5");
+    H5File *f = NULL;
+    char **v = NULL;
+    size_t n = 0;
+    assert_int_equal(h5io_open_read(p, NULL, &f), XT_OK);
+    assert_int_equal(h5io_attr_read_strs(f, "/train", "label_values", &v, &n), XT_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(v[0], "-1");
+    assert_string_equal(v[1], "1");
+    h5io_strs_free(v, n);
+    assert_int_equal(h5io_close(&f), XT_OK);
+
+    /* split: val + test fractions partition the rows */
+    write_text("e.csv", "a,b\n1,0\n2,1\n3,0\n4,1\n5,0\n6,1\n7,0\n8,1\n9,0\n10,1\n");
+    assert_int_equal(run("csv --input @/e.csv --header --val-fraction 0.2 --test-fraction 0.3 "
+                         "--out @/e.h5"), 0);
+    Dataset a, b, c;
+    load("e.h5:/train", &a);
+    load("e.h5:/val", &b);
+    load("e.h5:/test", &c);
+    assert_int_equal(a.info.n, 5);
+    assert_int_equal(b.info.n, 2);
+    assert_int_equal(c.info.n, 3);
+    float total = 0;
+    const Dataset *parts[3] = {&a, &b, &c};
+    for (int s = 0; s < 3; s++)
+        for (size_t i = 0; i < parts[s]->info.n; i++) {
+            total += parts[s]->X[i];
+            assert_int_equal(parts[s]->y[i], (int32_t)(1 - (int)parts[s]->X[i] % 2));
+        }
+    assert_true(total == 55.0f);
+    dataset_free(&a);
+    dataset_free(&b);
+    dataset_free(&c);
+}
+
+static void test_convert_csv_errors(void **state)
+{
+    (void)state;
+    write_text("m1.csv", "a,b,label\n1,2,0\n3,x4,1\n");
+    write_text("m2.csv", "1,2,0\n3,4\n");
+    write_text("m3.csv", "1,2,0\n3,4.5.6,1\n");
+    write_text("m4.csv", "1,2,0\n3,,1\n");
+    write_text("m5.csv", "1,2,0\n3,\"4,1\n");
+    write_text("m6.csv", "1,2,0\n3,nan,1\n");
+    write_text("m7.csv", "a,b\n");
+    write_text("m8.csv", "1,2,0\n3,1e39,1\n");
+    char p[600];
+    path_in(p, sizeof p, "long.csv");
+    size_t big = ((size_t)8 << 20) + 100;
+    char *line = malloc(big + 20);
+    strcpy(line, "1,2,0\n");
+    memset(line + 6, '1', big);
+    strcpy(line + 6 + big, ",2,0\n");
+    assert_true(xt_test_write_file(p, line, strlen(line)));
+    free(line);
+    struct { const char *args, *msg; } cases[] = {
+        {"csv --input @/m1.csv --out @/x.h5", "m1.csv:3: field 2 'x4': not a number"},
+        {"csv --input @/m2.csv --out @/x.h5", "m2.csv:2: 2 fields, expected 3 (as on line 1)"},
+        {"csv --input @/m3.csv --out @/x.h5", "m3.csv:2: field 2 '4.5.6': trailing characters after the number"},
+        {"csv --input @/m4.csv --out @/x.h5", "m4.csv:2: field 2 '': empty field (missing value)"},
+        {"csv --input @/m5.csv --out @/x.h5", "m5.csv:2: unterminated quoted field"},
+        {"csv --input @/m6.csv --out @/x.h5", "m6.csv:2: field 2 'nan': NaN is not allowed"},
+        {"csv --input @/m7.csv --out @/x.h5", "m7.csv: no data rows"},
+        {"csv --input @/m8.csv --out @/x.h5", "m8.csv:2: field 2 '1e39': outside the float32 range"},
+        {"csv --input @/long.csv --out @/x.h5", "long.csv:2: line longer than 8388608 bytes"},
+        {"csv --input @/m1.csv --label-column nope --out @/x.h5", "m1.csv:1: no column named 'nope'"},
+        {"csv --input @/m2.csv --label-column 7 --out @/x.h5", "--label-column 7 is outside the 3 columns"},
+        {"csv --input @/m2.csv --delimiter ab --out @/x.h5", "--delimiter 'ab'"},
+        {"csv --input @/absent.csv --out @/x.h5", "absent.csv: cannot open"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int rc = run(cases[i].args);
+        if (rc != 2) fprintf(stderr, "case %zu: rc %d\n%s\n", i, rc, g_err);
+        assert_int_equal(rc, 2);
+        expect_msg(cases[i].msg);
+    }
+    assert_false(exists("x.h5"));
+    assert_false(exists("x.h5.tmp"));
+}
+
+/* ---- libsvm --------------------------------------------------------------------- */
+
+static void test_convert_libsvm_roundtrip(void **state)
+{
+    (void)state;
+    /* one-based (detected), labels +1/-1, comment, qid, empty row */
+    write_text("a.svm", "# a comment line\n+1 1:0.5 3:2\n-1 qid:3 2:-1 # tail\n+1\n-1 1:4 2:5 3:6\n");
+    assert_int_equal(run("libsvm --input @/a.svm --val-fraction 0 --out @/sa.h5"), 0);
+    Dataset ds;
+    load("sa.h5", &ds);
+    assert_int_equal(ds.info.n, 4);
+    assert_int_equal(ds.info.d, 3);
+    float X[12] = {0.5f, 0, 2, 0, -1, 0, 0, 0, 0, 4, 5, 6};
+    int32_t y[4] = {1, 0, 1, 0};
+    assert_memory_equal(ds.X, X, sizeof X);
+    assert_memory_equal(ds.y, y, sizeof y);
+    dataset_free(&ds);
+
+    /* zero-based (detected), given --features wider than used, labels 3/7/5 -> 0/2/1 */
+    write_text("b.svm", "3 0:1 2:3\n7 1:2\n5 0:-1\n");
+    assert_int_equal(run("libsvm --input @/b.svm --features 5 --val-fraction 0 --out @/sb.h5"), 0);
+    load("sb.h5", &ds);
+    assert_int_equal(ds.info.d, 5);
+    float Xb[15] = {1, 0, 3, 0, 0, 0, 2, 0, 0, 0, -1, 0, 0, 0, 0};
+    int32_t yb[3] = {0, 2, 1};
+    assert_memory_equal(ds.X, Xb, sizeof Xb);
+    assert_memory_equal(ds.y, yb, sizeof yb);
+    dataset_free(&ds);
+    char p[600];
+    path_in(p, sizeof p, "sb.h5");
+    H5File *f = NULL;
+    char **v = NULL;
+    size_t n = 0;
+    assert_int_equal(h5io_open_read(p, NULL, &f), XT_OK);
+    assert_int_equal(h5io_attr_read_strs(f, "/train", "label_values", &v, &n), XT_OK);
+    assert_int_equal(n, 3);
+    assert_string_equal(v[0], "3");
+    assert_string_equal(v[1], "5");
+    assert_string_equal(v[2], "7");
+    h5io_strs_free(v, n);
+    assert_int_equal(h5io_close(&f), XT_OK);
+
+    /* --one-based forced on a file without index 0 vs --zero-based: D differs by one */
+    write_text("c.svm", "1 1:1 2:2\n2 2:3\n");
+    assert_int_equal(run("libsvm --input @/c.svm --zero-based --val-fraction 0 --out @/sc.h5"), 0);
+    load("sc.h5", &ds);
+    assert_int_equal(ds.info.d, 3);
+    assert_true(ds.X[0] == 0 && ds.X[1] == 1 && ds.X[2] == 2);
+    dataset_free(&ds);
+}
+
+static void test_convert_libsvm_errors(void **state)
+{
+    (void)state;
+    write_text("e1.svm", "1 1:1\n1 3:1 2:1\n");
+    write_text("e2.svm", "1 1:1\n1 2:abc\n");
+    write_text("e3.svm", "1 1:1 7:2\n");
+    write_text("e4.svm", "1 0:1\n");
+    write_text("e5.svm", "x 1:1\n");
+    write_text("e6.svm", "1 1:1\n2 5\n");
+    write_text("e7.svm", "1,2 1:1\n");
+    write_text("e8.svm", "1 1:1\n1 -2:1\n");
+    struct { const char *args, *msg; } cases[] = {
+        {"libsvm --input @/e1.svm --out @/x.h5", "e1.svm:2: '2:1': indices must increase along a line"},
+        {"libsvm --input @/e2.svm --out @/x.h5", "e2.svm:2: '2:abc': not a number"},
+        {"libsvm --input @/e3.svm --features 4 --out @/x.h5", "e3.svm:1: index 7 is beyond --features 4 (one-based)"},
+        {"libsvm --input @/e4.svm --one-based --out @/x.h5", "e4.svm:1: '0:1': index 0 with --one-based"},
+        {"libsvm --input @/e5.svm --out @/x.h5", "e5.svm:1: 'x': the label is not a finite number"},
+        {"libsvm --input @/e6.svm --out @/x.h5", "e6.svm:2: '5': expected INDEX:VALUE"},
+        {"libsvm --input @/e7.svm --out @/x.h5", "e7.svm:1: '1,2': multi-label LIBSVM lines are not supported"},
+        {"libsvm --input @/e8.svm --out @/x.h5", "e8.svm:2: '-2:1': the index is not an integer >= 0"},
+        {"libsvm --input @/e1.svm --features 0 --out @/x.h5", "--features 0: expected D >= 1"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int rc = run(cases[i].args);
+        if (rc != 2) fprintf(stderr, "case %zu: rc %d\n%s\n", i, rc, g_err);
+        assert_int_equal(rc, 2);
+        expect_msg(cases[i].msg);
+    }
+    assert_false(exists("x.h5"));
+    assert_int_equal(run("libsvm --help"), 0);
+    assert_int_equal(run("csv --help"), 0);
+    assert_int_equal(run("--help"), 0);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    log_set_quiet(true);
+    xt_test_tmpdir(g_dir, sizeof g_dir, NULL);
+    return g_dir[0] ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    xt_test_rmtree(g_dir, NULL);
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_convert_idx_roundtrip),
+        cmocka_unit_test(test_convert_idx_random_split),
+        cmocka_unit_test(test_convert_idx_errors),
+        cmocka_unit_test(test_convert_csv_dialects),
+        cmocka_unit_test(test_convert_csv_errors),
+        cmocka_unit_test(test_convert_libsvm_roundtrip),
+        cmocka_unit_test(test_convert_libsvm_errors),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
