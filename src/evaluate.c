@@ -371,18 +371,15 @@ int predict_main(const Comm *comm, int argc, char **argv)
     comm_gatherv(comm, pred, n * pk * sizeof(int32_t), all_pred, counts);
     local = XT_OK;
     if (r == 0) {
-        char tmp[XT_PATH_MAX + 32];
-        fsutil_temp_name(tmp, sizeof tmp, a.out);
         H5File *f = NULL;
         size_t dp[2] = {N, K}, dq[2] = {N, pk};
-        local = h5io_create(tmp, &f);
+        local = h5io_create_atomic(a.out, &f);
         if (local == XT_OK) local = h5io_write(f, "/probabilities", H5IO_F32, 2, dp, all_prob, 0);
         if (local == XT_OK) local = h5io_write(f, "/predicted", H5IO_I32, ml ? 2 : 1, dq, all_pred, 0);
         if (local == XT_OK) local = h5io_attr_write_str(f, "/", "model", a.model);
         if (local == XT_OK) local = h5io_attr_write_str(f, "/", "data", a.data);
-        local = xt_status_merge(local, h5io_close(&f));
-        if (local == XT_OK) local = fsutil_commit(tmp, a.out);
-        else remove(tmp);
+        if (local == XT_OK) local = h5io_commit(&f);
+        h5io_close(&f);
         if (local == XT_OK) log_info("wrote %zu predictions to %s", N, a.out);
     }
     s = comm_agree(comm, local);

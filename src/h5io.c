@@ -13,6 +13,8 @@
  */
 #include "h5io.h"
 
+#include "fsutil.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -311,36 +313,13 @@ Status h5io_close(H5File **fp)
     return st;
 }
 
-static Status fsync_path(const char *path, int flags)
-{
-    int fd = open(path, flags);
-    if (fd < 0) return XT_ERR_RUNTIME;
-    int rc = fsync(fd);
-    close(fd);
-    return rc == 0 ? XT_OK : XT_ERR_RUNTIME;
-}
-
 Status h5io_commit(H5File **fp)
 {
     XT_ASSERT(fp && *fp && (*fp)->atomic);
     H5File *f = *fp;
     Status st = file_close_handle(f);
-    if (st == XT_OK && fsync_path(f->tmp, O_RDONLY) != XT_OK) {
-        log_error("%s: cannot fsync: %s", f->tmp, strerror(errno));
-        st = XT_ERR_RUNTIME;
-    }
-    if (st == XT_OK && rename(f->tmp, f->path) != 0) {
-        log_error("%s: cannot rename to %s: %s", f->tmp, f->path, strerror(errno));
-        st = XT_ERR_RUNTIME;
-    }
-    if (st == XT_OK) {
-        char dir[H5IO_PATH_MAX];
-        snprintf(dir, sizeof dir, "%s", f->path);
-        /* Best effort: a directory that cannot be fsync'ed does not undo the rename. */
-        (void)fsync_path(dirname(dir), O_RDONLY | O_DIRECTORY);
-    } else {
-        unlink(f->tmp);
-    }
+    if (st == XT_OK) st = fsutil_commit(f->tmp, f->path); /* removes tmp on failure */
+    else unlink(f->tmp);
     free(f);
     *fp = NULL;
     return st;

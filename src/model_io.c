@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fsutil.h"
 #include "h5io.h"
 #include "log.h"
 
@@ -62,19 +61,13 @@ Status model_io_write_group(H5File *f, const char *g, const ModelFile *mf)
 
 Status model_io_save(const char *path, const ModelFile *mf)
 {
-    char tmp[XT_PATH_MAX + 32];
-    fsutil_temp_name(tmp, sizeof tmp, path);
     H5File *f = NULL;
-    Status st = h5io_create(tmp, &f);
+    Status st = h5io_create_atomic(path, &f);
     if (st == XT_OK) st = model_io_write_group(f, "/model", mf);
-    Status cst = h5io_close(&f);
-    st = xt_status_merge(st, cst);
-    if (st != XT_OK) {
-        remove(tmp);
-        log_error("could not write the model to %s", path);
-        return st;
-    }
-    return fsutil_commit(tmp, path);
+    if (st == XT_OK) st = h5io_commit(&f);
+    h5io_close(&f); /* after a failure: discards the temporary file */
+    if (st != XT_OK) log_error("could not write the model to %s", path);
+    return st;
 }
 
 static bool parse_named(const char *s, const char *(*name)(int), int n, int *out)
