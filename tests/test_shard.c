@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -112,6 +114,29 @@ static void test_shard_batch_sizes_balanced(void **state)
     sampler_free(&s1);
 }
 
+/* When shards contribute less than one row per step, the phases spread them over the
+ * steps: every global batch stays within a few rows of N / T (without phases whole
+ * groups of shards would contribute at the same steps: batches of 0 and 2B). */
+static void test_shard_phases_spread_small_shards(void **state)
+{
+    (void)state;
+    const size_t N = 1000, S = 64, B = 32;
+    Sampler s;
+    char err[256];
+    assert_int_equal(sampler_init(&s, N, S, B, 1, 0, 1, true, err, sizeof err), XT_OK);
+    double mean = (double)N / (double)s.T;
+    size_t lo = SIZE_MAX, hi = 0;
+    for (size_t t = 0; t < s.T; t++) {
+        size_t g = sampler_global_count(&s, t);
+        lo = g < lo ? g : lo;
+        hi = g > hi ? g : hi;
+    }
+    printf("N=%zu S=%zu B=%zu: %zu steps, global batch %zu..%zu (mean %.2f)\n", N, S, B, s.T, lo,
+           hi, mean);
+    assert_true((double)lo >= mean - 3.0 && (double)hi <= mean + 3.0);
+    sampler_free(&s);
+}
+
 static void test_shard_errors(void **state)
 {
     (void)state;
@@ -135,6 +160,7 @@ int main(void)
         cmocka_unit_test(test_shard_ranges_tile_rows),
         cmocka_unit_test(test_shard_epoch_coverage_and_invariance),
         cmocka_unit_test(test_shard_batch_sizes_balanced),
+        cmocka_unit_test(test_shard_phases_spread_small_shards),
         cmocka_unit_test(test_shard_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -83,11 +83,14 @@ job=$!
 for i in $(seq 1 300); do [ -s sig/metrics.csv ] && [ "$(wc -l < sig/metrics.csv)" -ge 2 ] && break; sleep 0.1; done
 sleep 0.4 # into epoch 2
 pid=$(rank_pid "run.dir=sig" 1)
+pid0=$(rank_pid "run.dir=sig" 0)
 [ -n "$pid" ] && kill -USR1 "$pid"
+# a second signal while rank 0 is writing the checkpoint must not corrupt anything
+for d in 0.002 0.004 0.006 0.008; do sleep $d; [ -n "$pid0" ] && kill -TERM "$pid0" 2>/dev/null; done
 wait $job
 code=$?
 if [ -n "$pid" ] && [ "$code" -eq 75 ] && grep -q "signal received: writing a checkpoint" sig.log; then
-  pass "SIGUSR1 to rank 1 only: checkpoint written, exit 75"
+  pass "SIGUSR1 to rank 1 only (then SIGTERMs to rank 0 during the write): checkpoint written, exit 75"
 else fail "signal: exit $code, pid '$pid'"; tail -5 sig.log; fi
 xt 2 train c.ini --set run.dir=sig >sig2.log 2>&1 || fail "resume after the signal"
 if cmp -s <(core straight/metrics.csv) <(core sig/metrics.csv) && h5diff straight/model.h5 sig/model.h5 >/dev/null; then
