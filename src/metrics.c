@@ -7,7 +7,8 @@
 #include "log.h"
 
 static const char *HEADER = "epoch,train_loss,val_loss,val_accuracy,step,lr,samples_per_s,"
-                            "compute_s,allreduce_s,io_s,val_s,epoch_s,val_f1";
+                            "compute_s,allreduce_s,io_s,val_s,epoch_s,val_f1,"
+                            "forward_s,loss_s,backward_s,optim_s";
 
 Status metrics_open(Metrics *m, const char *path, bool append)
 {
@@ -41,7 +42,7 @@ Status metrics_write(Metrics *m, const MetricsRow *r)
     fprintf(m->f, ",%lld,%.9g,%.1f,%.4f,%.4f,%.4f,%.4f,%.4f", (long long)r->step, r->lr,
             r->samples_per_s, r->compute_s, r->allreduce_s, r->io_s, r->val_s, r->epoch_s);
     opt_num(m->f, r->has_val && !isnan(r->val_f1), r->val_f1);
-    fputc('\n', m->f);
+    fprintf(m->f, ",%.4f,%.4f,%.4f,%.4f\n", r->forward_s, r->loss_s, r->backward_s, r->optim_s);
     if (fflush(m->f) != 0 || ferror(m->f)) {
         log_error("cannot write %s: %s", m->path, strerror(errno));
         return XT_ERR_RUNTIME;

@@ -2,7 +2,9 @@
  *
  * Columns (the first four are fixed by DESIGN.md §4):
  *   epoch,train_loss,val_loss,val_accuracy,step,lr,samples_per_s,
- *   compute_s,allreduce_s,io_s,val_s,epoch_s,val_f1
+ *   compute_s,allreduce_s,io_s,val_s,epoch_s,val_f1,forward_s,loss_s,backward_s,optim_s
+ * (compute_s = forward_s + loss_s + backward_s + optim_s; io_s = gathering batch rows).
+ * Times are this rank's (rank 0's) wall-clock seconds within the epoch.
  * val_* are empty when there is no validation split; val_f1 is the macro F1 for
  * multi-label models and empty otherwise. Rank 0 only. Each row is flushed at once.
  */
@@ -22,6 +24,7 @@ typedef struct {
     double val_loss, val_accuracy, val_f1; /* val_f1: NAN when not multi-label */
     double samples_per_s;
     double compute_s, allreduce_s, io_s, val_s, epoch_s;
+    double forward_s, loss_s, backward_s, optim_s;
 } MetricsRow;
 
 typedef struct {

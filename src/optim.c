@@ -3,7 +3,6 @@
 #include <math.h>
 #include <stdlib.h>
 
-#include "linalg.h"
 
 Status optim_init(Optim *o, const OptimSettings *set, size_t n)
 {
@@ -47,36 +46,43 @@ double optim_lr(const OptimSettings *set, uint64_t t)
     return lr;
 }
 
-double optim_step(Optim *o, float *params, float *grad, float grad_scale, double lr)
+double optim_step(Optim *o, float *params, const float *grad, float grad_scale, double lr)
 {
     const size_t n = o->n;
     const float wd = (float)o->set.weight_decay;
-    if (wd != 0.0f)
-        for (size_t i = 0; i < n; i++) grad[i] = grad_scale * grad[i] + wd * params[i];
-    else if (grad_scale != 1.0f)
-        for (size_t i = 0; i < n; i++) grad[i] *= grad_scale;
-    double norm = sqrt(linalg_sumsq(grad, n));
-    if (o->set.clip_norm > 0.0 && norm > o->set.clip_norm) {
-        float c = (float)(o->set.clip_norm / norm);
-        for (size_t i = 0; i < n; i++) grad[i] *= c;
+    double norm = NAN;
+    float cf = 1.0f; /* the clipping factor */
+    if (o->set.clip_norm > 0.0) {
+        /* The global norm needs its own pass over the effective gradient. */
+        double ss = 0.0;
+        for (size_t i = 0; i < n; i++) {
+            float g = grad_scale * grad[i] + wd * params[i];
+            ss += (double)g * (double)g;
+        }
+        norm = sqrt(ss);
+        if (norm > o->set.clip_norm) cf = (float)(o->set.clip_norm / norm);
     }
+    /* g = cf (grad_scale grad + wd p), in one fused pass with momentum and the update. */
+    const float gs = grad_scale * cf;
+    const float wdc = wd * cf;
     const float flr = (float)lr;
     if (o->velocity) {
         const float mu = (float)o->set.momentum;
         float *v = o->velocity;
         if (o->set.nesterov) {
             for (size_t i = 0; i < n; i++) {
-                v[i] = mu * v[i] + grad[i];
-                params[i] -= flr * (grad[i] + mu * v[i]);
+                float g = gs * grad[i] + wdc * params[i];
+                v[i] = mu * v[i] + g;
+                params[i] -= flr * (g + mu * v[i]);
             }
         } else {
             for (size_t i = 0; i < n; i++) {
-                v[i] = mu * v[i] + grad[i];
+                v[i] = mu * v[i] + (gs * grad[i] + wdc * params[i]);
                 params[i] -= flr * v[i];
             }
         }
     } else {
-        for (size_t i = 0; i < n; i++) params[i] -= flr * grad[i];
+        for (size_t i = 0; i < n; i++) params[i] -= flr * (gs * grad[i] + wdc * params[i]);
     }
     return norm;
 }

@@ -48,9 +48,11 @@ void optim_free(Optim *o);
 double optim_lr(const OptimSettings *set, uint64_t t);
 
 /* One update of params with grad_scale * grad (n each): the trainer passes gradient
- * SUMS and 1 / (global weight), so the division happens in this one pass. grad is
- * overwritten with the effective gradient (scaled, decayed, clipped).
- * Returns the norm of the scaled, decayed gradient before clipping. */
-double optim_step(Optim *o, float *params, float *grad, float grad_scale, double lr);
+ * SUMS and 1 / (global weight), so the division happens inside the update. Scaling,
+ * weight decay, momentum and the update are one fused pass over the parameters (plus
+ * one pass for the norm when clip_norm > 0). grad is not modified.
+ * Returns the norm of the scaled, decayed gradient before clipping when clip_norm > 0,
+ * NAN otherwise. */
+double optim_step(Optim *o, float *params, const float *grad, float grad_scale, double lr);
 
 #endif

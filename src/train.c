@@ -47,9 +47,9 @@ static void install_signal_handlers(void)
     sigaction(SIGUSR1, &sa, NULL);
 }
 
-/* Per-epoch wall-clock split, seconds. */
+/* Per-epoch wall-clock split, seconds. compute = forward + loss + backward + optim. */
 typedef struct {
-    double compute, allreduce, io, val;
+    double forward, loss, backward, optim, allreduce, io, val;
 } Timers;
 
 typedef struct {
@@ -623,21 +623,28 @@ static size_t gather_batch(Trainer *tr, size_t t)
 }
 
 /* Forward, loss and backward on m local rows; fills the gradient SUMS and the slots. */
-static void local_step(Trainer *tr, size_t m)
+static void local_step(Trainer *tr, size_t m, Timers *tm)
 {
     Model *md = &tr->model;
     const ModelShape *s = &md->shape;
     const size_t n = s->n_params, KO = model_outputs(s);
     LossTotals tot = {0};
     if (m > 0) {
+        double t0 = comm_wtime();
         const float *z = model_forward(md, tr->Xb, m);
+        double t1 = comm_wtime();
         if (s->type == MODEL_LOGISTIC) loss_binary_xent(tr->dz, NULL, &tot, z, tr->yb, m, &tr->lopt);
         else if (s->head == HEAD_SOFTMAX && !tr->dense)
             loss_softmax_xent(tr->dz, NULL, &tot, z, tr->yb, m, KO, &tr->lopt);
         else if (s->head == HEAD_SOFTMAX)
             loss_softmax_xent_soft(tr->dz, NULL, &tot, z, tr->tb, m, KO, &tr->lopt);
         else loss_sigmoid_xent(tr->dz, NULL, &tot, z, tr->tb, m, KO, &tr->lopt);
+        double t2 = comm_wtime();
         model_backward(md, tr->Xb, tr->dz, m);
+        double t3 = comm_wtime();
+        tm->forward += t1 - t0;
+        tm->loss += t2 - t1;
+        tm->backward += t3 - t2;
     } else {
         memset(md->grads, 0, n * sizeof *md->grads);
     }
@@ -753,7 +760,7 @@ static EsDecision train_loop(Trainer *tr)
             double t0 = comm_wtime();
             size_t m = gather_batch(tr, t);
             double t1 = comm_wtime();
-            local_step(tr, m);
+            local_step(tr, m, &tm);
             maybe_hang(tr);
             if (delay_ms) nanosleep(&delay, NULL);
             double t2 = comm_wtime();
@@ -777,7 +784,7 @@ static EsDecision train_loop(Trainer *tr)
             rows_now += g;
             double t4 = comm_wtime();
             tm.io += t1 - t0;
-            tm.compute += (t2 - t1) + (t4 - t3);
+            tm.optim += t4 - t3;
             tm.allreduce += t3 - t2;
             if (signalled) {
                 /* Some rank was asked to stop: all agree through the allreduce above. */
@@ -837,8 +844,11 @@ static EsDecision train_loop(Trainer *tr)
                               .train_loss = train_loss, .has_val = tr->has_val, .val_loss = vl,
                               .val_accuracy = va, .val_f1 = vf,
                               .samples_per_s = train_time > 0 ? rows_now / train_time : 0.0,
-                              .compute_s = tm.compute, .allreduce_s = tm.allreduce, .io_s = tm.io,
-                              .val_s = tm.val, .epoch_s = comm_wtime() - t_epoch};
+                              .compute_s = tm.forward + tm.loss + tm.backward + tm.optim,
+                              .allreduce_s = tm.allreduce, .io_s = tm.io,
+                              .val_s = tm.val, .epoch_s = comm_wtime() - t_epoch,
+                              .forward_s = tm.forward, .loss_s = tm.loss,
+                              .backward_s = tm.backward, .optim_s = tm.optim};
             if (!diverged) {
                 char line[256];
                 metrics_format_line(&row, line, sizeof line);
