@@ -141,7 +141,7 @@ static Status setup_config(Trainer *tr, int argc, char **argv, bool *help)
     return comm_agree(tr->comm, st);
 }
 
-/* Rank 0 creates the run directory and writes the resolved config.ini. */
+/* Rank 0 creates the run directory (nothing in it is written before every check passed). */
 static Status setup_run_dir(Trainer *tr)
 {
     const char *dir = tr->cfg.run.dir;
@@ -153,27 +153,26 @@ static Status setup_run_dir(Trainer *tr)
     if (tr->r == 0 && st == XT_OK) {
         st = fsutil_mkdirs(dir);
         if (st == XT_OK) st = fsutil_check_writable_dir(dir);
-        if (st == XT_OK) {
-            char path[XT_PATH_MAX + 16], tmp[XT_PATH_MAX + 48];
-            fsutil_join(path, sizeof path, dir, "config.ini");
-            fsutil_temp_name(tmp, sizeof tmp, path);
-            size_t need = config_to_ini(&tr->cfg, NULL, 0) + 1;
-            char *text = malloc(need);
-            FILE *f = text ? fopen(tmp, "w") : NULL;
-            if (!f) {
-                log_error("cannot write %s", tmp);
-                st = XT_ERR_RUNTIME;
-            } else {
-                config_to_ini(&tr->cfg, text, need);
-                bool ok = fputs(text, f) >= 0;
-                ok = (fclose(f) == 0) && ok;
-                st = ok ? fsutil_commit(tmp, path) : XT_ERR_RUNTIME;
-                if (!ok) {
-                    log_error("cannot write %s", tmp);
-                    remove(tmp);
-                }
-            }
-            free(text);
+    }
+    return comm_agree(tr->comm, st);
+}
+
+/* Rank 0 writes the resolved config.ini, once every check has passed (a refused resume
+ * must not replace the earlier run's file). Collective. */
+static Status write_resolved_config(Trainer *tr)
+{
+    Status st = XT_OK;
+    if (tr->r == 0) {
+        char path[XT_PATH_MAX + 16], tmp[XT_PATH_MAX + 48];
+        fsutil_join(path, sizeof path, tr->cfg.run.dir, "config.ini");
+        fsutil_temp_name(tmp, sizeof tmp, path);
+        FILE *f = fopen(tmp, "w");
+        bool ok = f && fputs(tr->cfg_text, f) >= 0;
+        if (f) ok = (fclose(f) == 0) && ok;
+        st = ok ? fsutil_commit(tmp, path) : XT_ERR_RUNTIME;
+        if (!ok) {
+            log_error("cannot write %s", tmp);
+            remove(tmp);
         }
     }
     return comm_agree(tr->comm, st);
@@ -921,6 +920,7 @@ int train_main(const Comm *comm, int argc, char **argv)
     }
     if (st == XT_OK) banner(tr);
     if (st == XT_OK) st = setup_resume(tr);
+    if (st == XT_OK && !tr->nothing_to_do) st = write_resolved_config(tr);
     if (st != XT_OK || tr->nothing_to_do) {
         trainer_free(tr);
         free(tr);

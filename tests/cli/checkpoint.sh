@@ -130,11 +130,14 @@ if xt 2 train c.ini --set run.dir=ckfail --set train.epochs=4 >ckf3.log 2>&1 && 
   pass "the kept checkpoint resumes"
 else fail "resume from the kept checkpoint"; tail -3 ckf3.log; fi
 
-# 6. an incompatible checkpoint is refused, naming the keys
+# 6. an incompatible checkpoint is refused, naming the keys, and the run directory is untouched
+before=$(cd straight && md5sum config.ini metrics.csv model.h5 checkpoint.h5)
 xt 2 train c.ini --set run.dir=straight --set train.epochs=8 --set model.hidden=16 --set train.seed=9 >incompat.log 2>&1
 code=$?
-if [ "$code" -eq 2 ] && grep -q "model.hidden: '64,32' -> '16'" incompat.log && grep -q "train.seed" incompat.log; then
-  pass "incompatible checkpoint refused (exit 2), naming model.hidden and train.seed"
+after=$(cd straight && md5sum config.ini metrics.csv model.h5 checkpoint.h5)
+if [ "$code" -eq 2 ] && grep -q "model.hidden: '64,32' -> '16'" incompat.log && grep -q "train.seed" incompat.log &&
+   [ "$before" = "$after" ]; then
+  pass "incompatible checkpoint refused (exit 2), naming model.hidden and train.seed; run directory unchanged"
 else fail "incompatible checkpoint: exit $code"; cat incompat.log | tail -3; fi
 
 # 7. the watchdog: a rank that stops taking part makes the others fail, naming the step
