@@ -79,6 +79,7 @@ done
 
 # peak memory per rank (bench/memory.sh: softmax, P = 1 and 2)
 bench/memory.sh "$bin" "$data" | tee "$tmp/mem"
-awk '/largest rank peak RSS/ { gsub(/MiB,?/, ""); print "1,memory,softmax,1,peak_rss_mib," $6; print "1,memory,softmax,2,peak_rss_mib," $9 }' "$tmp/mem" >> "$raw"
+awk '/largest rank peak RSS/ { w = ($1 ~ /true/) ? "memory_compact" : "memory_float";
+       print "1," w ",softmax,1,peak_rss_mib," $7; print "1," w ",softmax,2,peak_rss_mib," $10 }' "$tmp/mem" >> "$raw"
 
 /usr/bin/python3 bench/summarize.py "$raw" "$out/results.csv"

@@ -61,12 +61,15 @@ for model, label in (("mlp", "MLP 784-256-128-10"), ("softmax", "softmax 784-10"
             None if su is None or rd is None else su < 1.0 + rd, "s")
 gb = g("limits", "mlp", 2, "gemm_gflops")
 add("single-thread sgemm at the MLP's shapes (GFLOP/s)", gb, None, None, "", None, "GFLOP/s")
-m1, m2 = g("memory", "softmax", 1, "peak_rss_mib"), g("memory", "softmax", 2, "peak_rss_mib")
-shard = 54000 * 784 * 4 / 2 / 2**20
-add("peak RSS per rank at P=2 (MiB) vs shard + 64 MiB", m2, None, shard + 64, "<= shard + 64 MiB",
-    None if m2 is None else m2 <= shard + 64, "MiB")
-if m1 and m2:
-    add("largest-rank peak RSS P=2 / P=1", m2 / m1, None, None, "<= 0.65", m2 / m1 <= 0.65)
+for what, bpp, label in (("memory_compact", 1, "uint8 in memory (default)"),
+                         ("memory_float", 4, "float32 in memory (data.compact = false)")):
+    m1, m2 = g(what, "softmax", 1, "peak_rss_mib"), g(what, "softmax", 2, "peak_rss_mib")
+    shard = 54000 * 784 * bpp / 2 / 2**20
+    add(f"peak RSS per rank at P=2 (MiB) vs shard + 64 MiB, {label}", m2, None, shard + 64,
+        "<= shard + 64 MiB", None if m2 is None else m2 <= shard + 64, "MiB")
+    if m1 and m2:
+        add(f"largest-rank peak RSS P=2 / P=1, {label}", m2 / m1, None, None,
+            "<= 0.65" if bpp == 4 else "", m2 / m1 <= 0.65 if bpp == 4 else None)
 
 
 def fmt(v):

@@ -127,6 +127,9 @@ static const Key KEYS[] = {
            "input normalisation fitted on the training split"),
     K_INT("data", "virtual_shards", data.virtual_shards, "64", 1, 1048576,
           "S virtual shards of the training rows: same trajectory on any P <= S ranks"),
+    K_BOOL("data", "compact", data.compact, "true",
+           "keep uint8 features as uint8 in memory (4x smaller), converted per batch; "
+           "false: float32 at load"),
     /* [model] */
     K_ENUM("model", "type", model.type, "softmax", MODEL_NAMES,
            "logistic (binary), softmax (multi-class), multilabel (sigmoids) or mlp"),

@@ -56,6 +56,7 @@ typedef struct {
         char train[XT_PATH_MAX], val[XT_PATH_MAX], test[XT_PATH_MAX]; /* file.h5:/group */
         Normalize normalize;
         int64_t virtual_shards; /* S: rank-count invariance holds for P <= S */
+        bool compact;           /* keep uint8 X as uint8 in memory */
     } data;
     struct {
         ModelType type;

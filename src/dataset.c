@@ -135,6 +135,7 @@ static Status probe_layout(H5File *f, const char *file, const char *group, const
     info->target = is_class ? TARGET_CLASS : TARGET_DENSE;
     info->k_dense = is_dense ? yi.dims[1] : 0;
     snprintf(info->x_type, sizeof info->x_type, "%s", xi.type_name);
+    info->x_u8 = xi.cls == H5IO_CLASS_UINT && xi.type_size == 1;
     info->x_scale = 0.0;
     if (h5io_attr_exists(f, xp, "scale")) {
         double s = 0.0;
@@ -200,10 +201,11 @@ static void human_bytes(double b, char *buf, size_t len)
     snprintf(buf, len, "%.1f %s", b, unit[u]);
 }
 
-static Status load_check_memory(const DatasetInfo *info, size_t lo, size_t hi, const Comm *comm)
+static Status load_check_memory(const DatasetInfo *info, size_t lo, size_t hi, bool compact,
+                                const Comm *comm)
 {
     size_t rows = hi - lo;
-    double row_bytes = (double)info->d * sizeof(float) +
+    double row_bytes = (double)info->d * (compact ? 1.0 : (double)sizeof(float)) +
                        (info->target == TARGET_CLASS ? (double)sizeof(int32_t)
                                                      : (double)info->k_dense * sizeof(float));
     double need = (double)rows * row_bytes;
@@ -216,14 +218,14 @@ static Status load_check_memory(const DatasetInfo *info, size_t lo, size_t hi, c
     char hneed[32], havail[32];
     human_bytes(need, hneed, sizeof hneed);
     human_bytes(per_rank, havail, sizeof havail);
-    log_error("%s:%s: rows [%zu, %zu) need about %s (%zu rows x %.0f bytes as float32) but "
+    log_error("%s:%s: rows [%zu, %zu) need about %s (%zu rows x %.0f bytes) but "
               "this node has %s available for each of its %d rank(s); use more ranks (or "
               "nodes) so each shard fits", info->file, info->group, lo, hi, hneed, rows,
               row_bytes, havail, local);
     return XT_ERR_USAGE;
 }
 
-static Status load_rows(Dataset *ds, H5File *f, size_t k)
+static Status load_rows(Dataset *ds, H5File *f, size_t k, bool compact)
 {
     const DatasetInfo *in = &ds->info;
     size_t rows = ds->hi - ds->lo, d = in->d;
@@ -233,20 +235,27 @@ static Status load_rows(Dataset *ds, H5File *f, size_t k)
     join(yp, sizeof yp, in->group, "y");
 
     if (rows > 0) {
-        ds->X = malloc(rows * d * sizeof *ds->X);
+        if (compact) ds->X8 = malloc(rows * d);
+        else ds->X = malloc(rows * d * sizeof *ds->X);
         if (in->target == TARGET_CLASS) ds->y = malloc(rows * sizeof *ds->y);
         else ds->t = malloc(rows * kd * sizeof *ds->t);
-        if (!ds->X || (!ds->y && !ds->t)) {
-            log_error("%s:%s: out of memory for rows [%zu, %zu) (%zu x %zu floats)", in->file,
+        if (!(ds->X || ds->X8) || (!ds->y && !ds->t)) {
+            log_error("%s:%s: out of memory for rows [%zu, %zu) (%zu x %zu values)", in->file,
                       in->group, ds->lo, ds->hi, rows, d);
             return XT_ERR_RUNTIME;
         }
     }
     /* X in blocks: HDF5 converts straight into the output, a block at a time, so no
-     * second full-size copy (e.g. of uint8 pixels) ever exists. */
+     * second full-size copy (e.g. of uint8 pixels) ever exists. Compact: the bytes as
+     * stored (uint8 cannot be NaN). */
     size_t block = DATASET_BLOCK_BYTES / (d * sizeof(float));
     if (block == 0) block = 1;
-    for (size_t r0 = 0; r0 < rows; r0 += block) {
+    for (size_t r0 = 0; compact && r0 < rows; r0 += block) {
+        size_t m = rows - r0 < block ? rows - r0 : block;
+        Status st = h5io_read_rows_u8(f, xp, ds->lo + r0, m, ds->X8 + r0 * d);
+        if (st != XT_OK) return st;
+    }
+    for (size_t r0 = 0; !compact && r0 < rows; r0 += block) {
         size_t m = rows - r0 < block ? rows - r0 : block;
         float *x = ds->X + r0 * d;
         Status st = h5io_read_rows_float(f, xp, ds->lo + r0, m, x);
@@ -293,8 +302,8 @@ static Status load_rows(Dataset *ds, H5File *f, size_t k)
     return XT_OK;
 }
 
-Status dataset_load(Dataset *ds, const DatasetInfo *info, size_t lo, size_t hi, size_t k,
-                    const Comm *comm)
+static Status load(Dataset *ds, const DatasetInfo *info, size_t lo, size_t hi, size_t k,
+                   bool compact, const Comm *comm)
 {
     XT_ASSERT(lo <= hi && hi <= info->n);
     memset(ds, 0, sizeof *ds);
@@ -304,25 +313,39 @@ Status dataset_load(Dataset *ds, const DatasetInfo *info, size_t lo, size_t hi, 
     ds->label_min = 0;
     ds->label_max = -1;
     H5File *f = NULL;
-    Status st = load_check_memory(info, lo, hi, comm);
+    Status st = load_check_memory(info, lo, hi, compact, comm);
     /* With a Comm the open and close are collective: agree before opening so no rank
      * waits in H5Fopen for one that gave up. */
     if (comm) st = comm_agree(comm, st);
     if (st == XT_OK) st = h5io_open_read(info->file, comm, &f);
-    if (st == XT_OK) st = load_rows(ds, f, k); /* independent reads, local checks */
+    if (st == XT_OK) st = load_rows(ds, f, k, compact); /* independent reads, local checks */
     if (f) st = xt_status_merge(st, h5io_close(&f));
     if (st != XT_OK) dataset_free(ds);
     return st;
+}
+
+Status dataset_load(Dataset *ds, const DatasetInfo *info, size_t lo, size_t hi, size_t k,
+                    const Comm *comm)
+{
+    return load(ds, info, lo, hi, k, false, comm);
+}
+
+Status dataset_load_compact(Dataset *ds, const DatasetInfo *info, size_t lo, size_t hi, size_t k,
+                            const Comm *comm)
+{
+    return load(ds, info, lo, hi, k, info->x_u8, comm);
 }
 
 void dataset_free(Dataset *ds)
 {
     if (!ds) return;
     free(ds->X);
+    free(ds->X8);
     free(ds->y);
     free(ds->t);
     h5io_strs_free(ds->class_names, ds->n_class_names);
     ds->X = NULL;
+    ds->X8 = NULL;
     ds->y = NULL;
     ds->t = NULL;
     ds->class_names = NULL;
@@ -339,9 +362,8 @@ void dataset_feature_sums(const Dataset *ds, double *sum, double *sumsq)
     size_t d = ds->info.d, rows = ds->hi - ds->lo;
     for (size_t j = 0; j < d; j++) sum[j] = sumsq[j] = 0.0;
     for (size_t i = 0; i < rows; i++) {
-        const float *x = ds->X + i * d;
         for (size_t j = 0; j < d; j++) {
-            double v = (double)x[j];
+            double v = ds->X8 ? (double)ds->X8[i * d + j] : (double)ds->X[i * d + j];
             sum[j] += v;
             sumsq[j] += v * v;
         }
@@ -353,7 +375,7 @@ double dataset_max_abs(const Dataset *ds)
     size_t n = (ds->hi - ds->lo) * ds->info.d;
     double m = 0.0;
     for (size_t i = 0; i < n; i++) {
-        double a = fabs((double)ds->X[i]);
+        double a = ds->X8 ? (double)ds->X8[i] : fabs((double)ds->X[i]);
         if (a > m) m = a;
     }
     return m;
@@ -361,9 +383,33 @@ double dataset_max_abs(const Dataset *ds)
 
 void dataset_apply_affine(Dataset *ds, const float *shift, const float *mul)
 {
+    XT_ASSERT(!ds->X8); /* compact rows are scaled as they are gathered */
     size_t d = ds->info.d, rows = ds->hi - ds->lo;
     for (size_t i = 0; i < rows; i++) {
         float *x = ds->X + i * d;
         for (size_t j = 0; j < d; j++) x[j] = (x[j] - shift[j]) * mul[j];
+    }
+}
+
+void dataset_gather_rows(float *out, const Dataset *ds, const uint32_t *rows, size_t m,
+                         const float *shift, const float *mul)
+{
+    const size_t d = ds->info.d;
+    const float *restrict sh = shift, *restrict mu = mul;
+    for (size_t i = 0; i < m; i++) {
+        float *restrict o = out + i * d;
+        if (ds->X8) {
+            const uint8_t *restrict x = ds->X8 + (size_t)rows[i] * d;
+            if (sh)
+                for (size_t j = 0; j < d; j++) o[j] = ((float)x[j] - sh[j]) * mu[j];
+            else
+                for (size_t j = 0; j < d; j++) o[j] = (float)x[j];
+        } else {
+            const float *restrict x = ds->X + (size_t)rows[i] * d;
+            if (sh)
+                for (size_t j = 0; j < d; j++) o[j] = (x[j] - sh[j]) * mu[j];
+            else
+                memcpy(o, x, d * sizeof *o);
+        }
     }
 }

@@ -36,13 +36,16 @@ typedef struct {
     TargetKind target;        /* y is (N,) class ids or (N, K) dense */
     size_t k_dense;           /* K when target == TARGET_DENSE, else 0 */
     double x_scale;           /* X's "scale" attribute, or 0 when absent */
+    bool x_u8;                /* X is stored as uint8 (dataset_load_compact keeps it so) */
     char x_type[32];          /* on-disk type of X, for banners ("uint8") */
 } DatasetInfo;
 
 typedef struct {
     DatasetInfo info;
     size_t lo, hi;            /* global rows [lo, hi) held here */
-    float *X;                 /* (hi - lo, D) row-major; owned */
+    float *X;                 /* (hi - lo, D) row-major; owned (NULL when X8 is used) */
+    uint8_t *X8;              /* (hi - lo, D) the stored bytes, from dataset_load_compact
+                                 of a uint8 X; owned; rows become float when gathered */
     int32_t *y;               /* (hi - lo) class ids, TARGET_CLASS; owned */
     float *t;                 /* (hi - lo, K) dense targets, TARGET_DENSE; owned */
     int32_t label_min, label_max; /* over the rows held (TARGET_CLASS; 0,-1 if none) */
@@ -74,6 +77,17 @@ Status dataset_probe(const char *spec, const Comm *comm, DatasetInfo *info);
 Status dataset_load(Dataset *ds, const DatasetInfo *info, size_t lo, size_t hi, size_t k,
                     const Comm *comm);
 
+/* As dataset_load, but a uint8 X stays uint8 in memory (X8, 4x smaller; X is NULL):
+ * rows are converted and normalised as they are gathered (dataset_gather_rows). Other
+ * types load as float, exactly as dataset_load. */
+Status dataset_load_compact(Dataset *ds, const DatasetInfo *info, size_t lo, size_t hi, size_t k,
+                            const Comm *comm);
+
+/* out (m, D) = rows[i] of the rows held (local indices), as float, with
+ * x' = (x - shift) * mul applied when shift != NULL. Works on X and X8 alike. Local. */
+void dataset_gather_rows(float *out, const Dataset *ds, const uint32_t *rows, size_t m,
+                         const float *shift, const float *mul);
+
 /* Frees the arrays; safe on a zeroed Dataset; idempotent. */
 void dataset_free(Dataset *ds);
 
@@ -81,7 +95,7 @@ void dataset_free(Dataset *ds);
 void dataset_feature_sums(const Dataset *ds, double *sum, double *sumsq);
 /* Max |x| over the rows held. Local. */
 double dataset_max_abs(const Dataset *ds);
-/* X[i][j] = (X[i][j] - shift[j]) * mul[j] over the rows held. Local. */
+/* X[i][j] = (X[i][j] - shift[j]) * mul[j] over the rows held (not for X8). Local. */
 void dataset_apply_affine(Dataset *ds, const float *shift, const float *mul);
 
 #endif

@@ -229,7 +229,9 @@ static Status setup_data(Trainer *tr)
     if ((st = comm_agree(tr->comm, st)) != XT_OK) return st;
 
     size_t kcheck = tr->dense ? 0 : (size_t)c->model.classes;
-    st = dataset_load(&tr->train, ti, tr->sampler.row_lo, tr->sampler.row_hi, kcheck, tr->comm);
+    /* uint8 pixels stay uint8 in memory (4x smaller; converted as batches are gathered) */
+    st = (c->data.compact ? dataset_load_compact : dataset_load)(
+        &tr->train, ti, tr->sampler.row_lo, tr->sampler.row_hi, kcheck, tr->comm);
     if ((st = comm_agree(tr->comm, st)) != XT_OK) return st;
 
     /* K: configured, the target width, or 1 + the largest label over all ranks. */
@@ -284,7 +286,7 @@ static Status setup_data(Trainer *tr)
             }
             free(sums);
         }
-        dataset_apply_affine(&tr->train, tr->shift, tr->mul);
+        if (!tr->train.X8) dataset_apply_affine(&tr->train, tr->shift, tr->mul);
     }
 
     /* Validation rows: rank 0 holds them all, or each rank its share (distributed). */
@@ -610,11 +612,13 @@ static void banner(const Trainer *tr)
 /* Gathers this rank's rows of step t into the batch buffers. Returns the row count. */
 static size_t gather_batch(Trainer *tr, size_t t)
 {
-    const size_t D = tr->tinfo.d;
     size_t m = sampler_step_rows(&tr->sampler, t, tr->rows);
+    /* compact (uint8) rows are normalised here; float rows were normalised at load */
+    bool scale_now = tr->train.X8 && tr->shift;
+    dataset_gather_rows(tr->Xb, &tr->train, tr->rows, m, scale_now ? tr->shift : NULL,
+                        scale_now ? tr->mul : NULL);
     for (size_t i = 0; i < m; i++) {
         size_t row = tr->rows[i];
-        memcpy(tr->Xb + i * D, tr->train.X + row * D, D * sizeof *tr->Xb);
         if (tr->dense) memcpy(tr->tb + i * tr->K, tr->train.t + row * tr->K, tr->K * sizeof(float));
         else tr->yb[i] = tr->train.y[row];
     }

@@ -20,7 +20,7 @@ static char g_dir[512];
 
 /* The keys DESIGN.md and issue 4 name: the table must hold every one. */
 static const char *const ALL_KEYS[] = {
-    "data.train", "data.val", "data.test", "data.normalize", "data.virtual_shards",
+    "data.train", "data.val", "data.test", "data.normalize", "data.virtual_shards", "data.compact",
     "model.type", "model.hidden", "model.activation", "model.head", "model.init",
     "model.classes", "loss.label_smoothing", "loss.class_weights", "loss.pos_weight",
     "loss.ignore_index", "optim.lr", "optim.momentum", "optim.nesterov", "optim.weight_decay",

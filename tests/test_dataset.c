@@ -435,7 +435,7 @@ static void test_dataset_memory_guard(void **state)
                "use more ranks (or nodes) so each shard fits");
     load_fails("huge.h5", 0, (size_t)1 << 40, 10, XT_ERR_USAGE,
                "huge.h5:/train: rows [0, 1099511627776) need about 4100.0 TiB "
-               "(1099511627776 rows x 4100 bytes as float32)");
+               "(1099511627776 rows x 4100 bytes)");
 }
 
 /* ---- statistics ------------------------------------------------------------------ */
@@ -475,6 +475,52 @@ static int teardown(void **state)
     return 0;
 }
 
+/* A uint8 X loaded compact stays uint8, and gathering rows with an affine map gives
+ * exactly the floats that the float path (load, then dataset_apply_affine) holds. */
+static void test_dataset_compact_gather(void **state)
+{
+    (void)state;
+    enum { N = 7, D = 5 };
+    uint8_t X[N * D];
+    int32_t y[N];
+    for (int i = 0; i < N * D; i++) X[i] = (uint8_t)(i * 37 % 256);
+    for (int i = 0; i < N; i++) y[i] = i % 3;
+    H5File *f = fixture("u8.h5");
+    assert_int_equal(h5io_create_group(f, "/train"), XT_OK);
+    put(f, "/train/X", H5IO_U8, 2, N, D, 0, X);
+    put(f, "/train/y", H5IO_I32, 1, N, 0, 0, y);
+    done(&f);
+    char spec[700];
+    path_in(spec, sizeof spec, "u8.h5");
+    DatasetInfo in;
+    assert_int_equal(dataset_probe(spec, NULL, &in), XT_OK);
+    assert_true(in.x_u8);
+    Dataset a = {0}, b = {0};
+    assert_int_equal(dataset_load_compact(&a, &in, 2, 7, 3, NULL), XT_OK);
+    assert_int_equal(dataset_load(&b, &in, 2, 7, 3, NULL), XT_OK);
+    assert_non_null(a.X8);
+    assert_null(a.X);
+    assert_non_null(b.X);
+    for (size_t i = 0; i < 5 * D; i++) assert_int_equal(a.X8[i], X[2 * D + i]);
+    /* statistics agree between the two storages */
+    double s1[D], q1[D], s2[D], q2[D];
+    dataset_feature_sums(&a, s1, q1);
+    dataset_feature_sums(&b, s2, q2);
+    for (int j = 0; j < D; j++) assert_true(s1[j] == s2[j] && q1[j] == q2[j]);
+    assert_true(dataset_max_abs(&a) == dataset_max_abs(&b));
+    const float shift[D] = {1.5f, 0, 100, -3, 7}, mul[D] = {0.25f, 1.0f / 255, 2, 0.5f, 1e-3f};
+    dataset_apply_affine(&b, shift, mul);
+    const uint32_t rows[3] = {4, 0, 2};
+    float ga[3 * D], gb[3 * D];
+    dataset_gather_rows(ga, &a, rows, 3, shift, mul);
+    dataset_gather_rows(gb, &b, rows, 3, NULL, NULL);
+    assert_memory_equal(ga, gb, sizeof ga); /* bit-identical */
+    assert_true(gb[0] == ((float)X[6 * D] - 1.5f) * 0.25f);
+    dataset_free(&a);
+    dataset_free(&b);
+    dataset_free(&a); /* idempotent */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -488,6 +534,7 @@ int main(void)
         cmocka_unit_test(test_dataset_corrupt_files),
         cmocka_unit_test(test_dataset_memory_guard),
         cmocka_unit_test(test_dataset_statistics),
+        cmocka_unit_test(test_dataset_compact_gather),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
