@@ -7,12 +7,14 @@ from collections import defaultdict
 
 raw, out = sys.argv[1], sys.argv[2]
 vals = defaultdict(list)
+reps = set()
 with open(raw) as f:
     for r in csv.DictReader(f):
         if r["value"]:
             vals[(r["what"], r["model"], r["P"], r["metric"])].append(float(r["value"]))
+            reps.add(r["rep"])
 med = {k: statistics.median(v) for k, v in vals.items()}
-n_reps = max((len(v) for v in vals.values()), default=0)
+n_reps = len(reps)
 
 
 def g(what, model, P, metric):
@@ -84,7 +86,7 @@ def fmt(v):
 
 hdr = ["measure", "xentrain", "PyTorch / ref", "ratio", "bound", "of bound", "target", "met"]
 table = [hdr] + [[r[0], fmt(r[1]), fmt(r[2]), fmt(r[3]), fmt(r[4]), fmt(r[5]), r[6], r[7]] for r in rows]
-print(f"\nmedians of {n_reps} repetition(s)")
+print(f"\nmedians over {n_reps} repetition(s) (xentrain: epochs 2 and 3 of each run)")
 print("| " + " | ".join(hdr) + " |")
 print("|" + "---|" * len(hdr))
 for r in table[1:]:
