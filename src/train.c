@@ -903,6 +903,11 @@ int train_main(const Comm *comm, int argc, char **argv)
     tr->comm = comm;
     tr->P = comm_size(comm);
     tr->r = comm_rank(comm);
+    /* The watchdog guards start-up collectives too: the default timeout until the
+     * configuration (which may change it) is agreed. */
+    Config defaults;
+    config_defaults(&defaults);
+    comm_watchdog_start(comm, defaults.comm.timeout_s);
     bool help = false;
     Status st = setup_config(tr, argc, argv, &help);
     if (help) {

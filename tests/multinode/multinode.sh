@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Training across "hosts" that are network namespaces (scripts/netns/netns-cluster.sh): separate
+# network stacks, MPI over TCP on veth links through a bridge, Open MPI's daemons started in each
+# namespace by the rsh agent.
+#  - P = 2 over 2 namespaces equals P = 2 in one namespace (shared memory) within 1e-5 relative;
+#  - P = 3 over 3 namespaces equals the same run within 1e-5 relative (rank-count invariance);
+#  - a data link taken down mid-run (`ip link set ... down`): the collective watchdog
+#    (comm.timeout_s = 5) turns the silent hang into a non-zero exit, within a bounded time, with a
+#    message naming the watchdog, the collective, epoch and step;
+#  - no namespace is left behind (also on failure: trap EXIT).
+# Needs root (exit 77 = skipped otherwise).
+# Usage: multinode.sh XENTRAIN SCRATCH_DIR SOURCE_DIR MPIEXEC
+set -u
+bin=$1 tmp=$2 src=$3 mpiexec=$4
+[ "$(id -u)" -eq 0 ] || { echo "skipped: needs root"; exit 77; }
+command -v ip >/dev/null || { echo "skipped: no ip (iproute2)"; exit 77; }
+t_start=$(date +%s)
+rm -rf "$tmp" && mkdir -p "$tmp" && cd "$tmp" || exit 1
+failures=0 passes=0
+pass() { echo "ok   - $1"; passes=$((passes + 1)); }
+fail() { echo "FAIL - $1"; failures=$((failures + 1)); }
+netns=$src/scripts/netns/netns-cluster.sh
+base=xm$(($$ % 100000))
+cleanup() {
+  local s
+  for s in a b c; do "$netns" --hosts 3 --name "$base$s" down; done
+}
+trap cleanup EXIT
+maxrel() { # largest relative difference of train_loss, val_loss, val_accuracy over all rows
+  awk -F, 'NR == FNR { if (FNR > 1) for (c = 2; c <= 4; c++) a[FNR, c] = $c; next }
+           FNR > 1 { n++; for (c = 2; c <= 4; c++) { x = a[FNR, c]; y = $c; d = x - y; if (d < 0) d = -d;
+                       s = (y < 0 ? -y : y); if (s < 1e-12) s = 1e-12; if (d / s > m) m = d / s } }
+           END { if (n == 0) m = 1; printf "%.3g\n", m + 0 }' "$1" "$2"
+}
+rows() { echo $(($(wc -l < "$1") - 1)); }
+within() { awk -v r="$1" 'BEGIN { exit !(r < 1e-5) }'; }
+
+"$bin" gen blobs --rows 8000 --features 40 --classes 5 --noise 4 --seed 11 --out d.h5 >/dev/null || exit 1
+cat > c.ini <<'INI'
+[data]
+train = d.h5:/train
+val = d.h5:/val
+normalize = standardize
+[model]
+type = mlp
+hidden = 64,32
+[optim]
+lr = 0.05
+momentum = 0.9
+[train]
+epochs = 3
+batch_size = 64
+progress = false
+INI
+
+# reference: P = 2 in one namespace (shared memory / loopback)
+timeout -k 5 120 "$mpiexec" -np 2 --oversubscribe "$bin" train c.ini --set run.dir=one >one.log 2>&1 ||
+  fail "P=2 in one namespace"
+
+# 1. P = 2 over 2 namespaces
+t0=$(date +%s)
+timeout -k 5 120 "$netns" --hosts 2 --name ${base}a run -- -np 2 "$bin" train c.ini --set run.dir=two >two.log 2>&1
+code=$?
+r=$(maxrel one/metrics.csv two/metrics.csv 2>/dev/null || echo 1)
+if [ "$code" -eq 0 ] && grep -q "P = 2 ranks on 2 node(s), 1 per node" two.log &&
+   [ "$(rows two/metrics.csv)" -eq 3 ] && within "$r"; then
+  pass "P=2 over 2 namespaces ($(( $(date +%s) - t0 )) s): metrics within $r of P=2 in one namespace"
+else fail "P=2 over 2 namespaces: exit $code, max rel diff $r"; tail -15 two.log; fi
+
+# 2. P = 3 over 3 namespaces (3 ranks on 2 cores: yield when idle)
+t0=$(date +%s)
+timeout -k 5 120 "$netns" --hosts 3 --name ${base}b run -- -np 3 --map-by node --mca mpi_yield_when_idle 1 \
+  "$bin" train c.ini --set run.dir=three >three.log 2>&1
+code=$?
+r=$(maxrel one/metrics.csv three/metrics.csv 2>/dev/null || echo 1)
+if [ "$code" -eq 0 ] && grep -q "P = 3 ranks on 3 node(s), 1 per node" three.log &&
+   [ "$(rows three/metrics.csv)" -eq 3 ] && within "$r"; then
+  pass "P=3 over 3 namespaces ($(( $(date +%s) - t0 )) s): metrics within $r of P=2 in one namespace"
+else fail "P=3 over 3 namespaces: exit $code, max rel diff $r"; tail -15 three.log; fi
+
+# 3. a data link cut mid-run: the watchdog ends the job and names the step
+t0=$(date +%s)
+XT_TEST_STEP_DELAY_MS=3 timeout -k 5 90 "$netns" --hosts 2 --name ${base}c run -- -np 2 \
+  "$bin" train c.ini --set run.dir=cut --set train.epochs=50 --set comm.timeout_s=5 >cut.log 2>&1 &
+job=$!
+for _ in $(seq 300); do [ -s cut/metrics.csv ] && [ "$(rows cut/metrics.csv)" -ge 1 ] && break; sleep 0.1; done
+sleep 0.3
+if ip -n ${base}c-sw link set h1 down; then
+  t1=$(date +%s.%N)
+  wait $job
+  code=$?
+  dt=$(awk -v a="$t1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+  msg=$(grep -o "watchdog: MPI_[A-Za-z]* did not complete within 5 s (epoch [0-9]*, step [0-9]*)" cut.log | head -1)
+  if [ "$code" -ne 0 ] && [ "$code" -ne 124 ] && [ -n "$msg" ] && awk -v d="$dt" 'BEGIN { exit !(d < 30) }'; then
+    pass "link h1 down mid-run: exit $code after $dt s with '$msg'"
+  else fail "link down: exit $code after $dt s, message '$msg'"; grep -v '^ ' cut.log | tail -15; fi
+else
+  fail "could not take the link down"; wait $job
+fi
+
+# 4. nothing left behind
+cleanup
+left=$(ip netns list | grep -c "^$base" || true)
+if [ "$left" -eq 0 ]; then pass "no namespace left behind"; else fail "$left namespaces left behind"; fi
+
+echo "$passes passed, $failures failed in $(( $(date +%s) - t_start )) s"
+[ "$failures" -eq 0 ]

@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# The Slurm batch scripts against a real Slurm 22.05 (slurmctld + slurmd + munged started here, one
+# node, generated config, everything in a temporary directory, stopped by PID on exit even when a
+# check fails):
+#  - scripts/slurm/xentrain-srun.sbatch (srun --mpi=pmix) and xentrain-mpirun.sbatch (mpirun in the
+#    allocation) each train a small config on 2 ranks: job COMPLETED, model.h5 and metrics.csv there,
+#    the start-up banner names the Slurm job;
+#  - a job signalled mid-run checkpoints (exit 75), requeues itself, resumes in its second attempt
+#    and ends with the uninterrupted job's model.h5 (h5diff) and metrics rows. srun script: SIGUSR1
+#    to the job steps (`scancel --signal=USR1 JOB`, what `--signal=USR1@N` does before the time limit);
+#    mpirun script: SIGUSR1 to the batch shell (`scancel --signal=USR1 --batch JOB`, what
+#    `--signal=B:USR1@N` does), which forwards it to mpirun.
+# Installs slurmctld slurmd slurm-client munge when missing. Needs root (exit 77 = skipped otherwise).
+# Usage: slurm.sh XENTRAIN SCRATCH_DIR SOURCE_DIR
+set -u
+bin=$1 tmp=$2 src=$3
+[ "$(id -u)" -eq 0 ] || { echo "skipped: needs root"; exit 77; }
+t_start=$(date +%s)
+rm -rf "$tmp" && mkdir -p "$tmp" && cd "$tmp" || exit 1
+failures=0 passes=0
+pass() { echo "ok   - $1"; passes=$((passes + 1)); }
+fail() { echo "FAIL - $1"; failures=$((failures + 1)); }
+core() { cut -d, -f1-6 "$1"; } # epoch..lr: the columns that do not depend on timing
+
+"$src/scripts/slurm/local-cluster.sh" install || { echo "FAIL - installing Slurm"; exit 1; }
+# short path: the munge socket path must fit in 108 bytes
+cluster=$(mktemp -d /tmp/xt-slurm.XXXXXX)
+export SLURM_CONF=$cluster/slurm.conf
+jobs=()
+cleanup() {
+  [ ${#jobs[@]} -gt 0 ] && scancel "${jobs[@]}" 2>/dev/null
+  for _ in $(seq 50); do [ -z "$(squeue -h 2>/dev/null)" ] && break; sleep 0.2; done
+  "$src/scripts/slurm/local-cluster.sh" stop "$cluster"
+  if [ "$failures" -ne 0 ]; then echo "--- slurmctld.log (tail)"; tail -15 "$cluster/log/slurmctld.log"; fi
+  rm -rf "$cluster"
+}
+trap cleanup EXIT
+t0=$(date +%s.%N)
+"$src/scripts/slurm/local-cluster.sh" start "$cluster" >/dev/null || { fail "starting the cluster"; exit 1; }
+pass "munged, slurmctld, slurmd up, node idle in $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s"
+
+export XENTRAIN=$bin
+"$bin" gen blobs --rows 6000 --features 20 --classes 4 --noise 4 --seed 3 --out d.h5 >/dev/null || exit 1
+cat > c.ini <<'INI'
+[data]
+train = d.h5:/train
+val = d.h5:/val
+normalize = standardize
+[model]
+type = mlp
+hidden = 32
+[optim]
+lr = 0.02
+momentum = 0.9
+[train]
+epochs = 4
+batch_size = 32
+progress = false
+INI
+
+submit() { # submit SCRIPT LOG ARGS...: prints the job id
+  local script=$1 log=$2; shift 2
+  local jid
+  jid=$(sbatch --parsable --ntasks=2 --time=5 -o "$log" "$src/scripts/slurm/$script" c.ini "$@") || return 1
+  jobs+=("$jid")
+  echo "$jid"
+}
+wait_job() { # wait_job JOBID SECONDS: until it has left the queue
+  local i
+  for i in $(seq $(($2 * 5))); do
+    [ -z "$(squeue -h -j "$1" 2>/dev/null)" ] && return 0
+    sleep 0.2
+  done
+  return 1
+}
+job_field() { scontrol show job "$1" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -1; }
+wait_rows() { # wait_rows FILE N: until metrics.csv has N epoch rows
+  local i
+  for i in $(seq 300); do
+    [ -s "$1" ] && [ "$(($(wc -l < "$1") - 1))" -ge "$2" ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+# 1. straight runs through both scripts
+for kind in srun mpirun; do
+  t0=$(date +%s)
+  jid=$(submit "xentrain-$kind.sbatch" "$kind.out" --set run.dir=$kind) || { fail "sbatch ($kind)"; continue; }
+  wait_job "$jid" 60 || fail "$kind job $jid still queued after 60 s"
+  state=$(job_field "$jid" JobState) code=$(job_field "$jid" ExitCode)
+  if [ "$state" = COMPLETED ] && [ "$code" = 0:0 ] && [ -s $kind/model.h5 ] &&
+     [ "$(wc -l < $kind/metrics.csv)" -eq 5 ] && grep -q "slurm    job $jid, nodes" $kind.out &&
+     grep -q "launch   P = 2 ranks" $kind.out; then
+    pass "xentrain-$kind.sbatch: job $jid COMPLETED in $(( $(date +%s) - t0 )) s, model.h5 and 4 metrics rows"
+  else
+    fail "xentrain-$kind.sbatch: job $jid $state exit $code"; tail -20 $kind.out
+  fi
+done
+if [ -s srun/metrics.csv ] && cmp -s <(core srun/metrics.csv) <(core mpirun/metrics.csv) &&
+   h5diff srun/model.h5 mpirun/model.h5 >/dev/null; then
+  pass "srun and mpirun launches give the same metrics rows and model.h5"
+else fail "srun and mpirun launches differ"; fi
+
+# 2. signalled mid-run: checkpoint, exit 75, requeue, resume, same result as the straight run
+for kind in srun mpirun; do
+  if [ $kind = srun ]; then how="scancel --signal=USR1"; else how="scancel --signal=USR1 --batch"; fi
+  t0=$(date +%s)
+  jid=$(XT_TEST_STEP_DELAY_MS=4 submit "xentrain-$kind.sbatch" "sig-$kind.out" --set run.dir=sig-$kind) ||
+    { fail "sbatch (signal, $kind)"; continue; }
+  wait_rows sig-$kind/metrics.csv 1 || fail "$kind: no epoch finished within 30 s"
+  $how "$jid"
+  t1=$(date +%s)
+  wait_job "$jid" 90 || fail "$kind job $jid still queued 90 s after the signal"
+  state=$(job_field "$jid" JobState) restarts=$(job_field "$jid" Restarts)
+  at=$(grep -o "writing a checkpoint at epoch [0-9]* step [0-9]*" sig-$kind.out | head -1)
+  if [ "$state" = COMPLETED ] && [ "$restarts" = 1 ] && [ -n "$at" ] &&
+     grep -q "exited with code 75" sig-$kind.out && grep -q "attempt 2" sig-$kind.out &&
+     grep -q "^resume: sig-$kind/checkpoint.h5" sig-$kind.out; then
+    pass "$kind: '$how' -> ${at#writing a }, exit 75, requeued, attempt 2 resumed and COMPLETED ($(( $(date +%s) - t1 )) s after the signal)"
+  else
+    fail "$kind signal: job $jid $state, restarts '$restarts', checkpoint '$at'"; grep -v '^ ' sig-$kind.out | tail -30
+  fi
+  if [ -s sig-$kind/model.h5 ] && h5diff srun/model.h5 sig-$kind/model.h5 >/dev/null &&
+     cmp -s <(core srun/metrics.csv) <(core sig-$kind/metrics.csv); then
+    pass "$kind: interrupted + requeued job == uninterrupted job (h5diff model.h5, metrics rows)"
+  else fail "$kind: the requeued job's result differs from the uninterrupted one"
+    diff <(core srun/metrics.csv) <(core sig-$kind/metrics.csv) | head -6
+  fi
+done
+
+echo "$passes passed, $failures failed in $(( $(date +%s) - t_start )) s"
+[ "$failures" -eq 0 ]
