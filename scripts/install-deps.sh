@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages xentrain needs, skipping those already present.
-# Idempotent; needs root (or sudo). Usage: scripts/install-deps.sh [--with-data] [--with-tools]
-#   --with-data   also Fashion-MNIST (dataset-fashion-mnist) and h5py for cross-checks
-#   --with-tools  also gnuplot and hdf5-tools (plots, h5dump/h5ls)
+# Idempotent; needs root (or sudo).
+# Usage: scripts/install-deps.sh [--with-data] [--with-tools] [--with-fuzz]
+#   --with-data   also Fashion-MNIST (dataset-fashion-mnist)
+#   --with-tools  also gnuplot, hdf5-tools (h5dump/h5ls/h5diff), time and valgrind
+#   --with-fuzz   also clang and its sanitizer runtimes (libFuzzer), for scripts/fuzz.sh
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config
@@ -13,8 +15,9 @@ pkgs=(build-essential cmake pkg-config
 for arg in "$@"; do
   case "$arg" in
     --with-data)  pkgs+=(dataset-fashion-mnist) ;;
-    --with-tools) pkgs+=(gnuplot-nox hdf5-tools time) ;;
-    *) echo "install-deps.sh: unknown option '$arg' (use --with-data, --with-tools)" >&2; exit 2 ;;
+    --with-tools) pkgs+=(gnuplot-nox hdf5-tools time valgrind) ;;
+    --with-fuzz)  pkgs+=(clang libclang-rt-14-dev) ;;
+    *) echo "install-deps.sh: unknown option '$arg' (use --with-data, --with-tools, --with-fuzz)" >&2; exit 2 ;;
   esac
 done
 

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
 #include <zlib.h>
 
 #include "error.h"
@@ -28,6 +29,7 @@
 
 #define CONVERT_LINE_MAX ((size_t)8 << 20)  /* longest text line accepted: 8 MiB */
 #define CONVERT_MAX_CLASSES 65536            /* more distinct labels: wrong column? */
+#define IDX_CHUNK ((size_t)16 << 20)             /* IDX read buffer growth step */
 #define FASHION_DIR "/usr/share/datasets/fashion-mnist/"
 
 static const char *const FASHION_NAMES[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress",
@@ -504,6 +506,26 @@ static Status labels_from_numbers(const char *path, const double *lab, size_t n,
     return XT_OK;
 }
 
+/* Whether s is well-formed UTF-8 (no overlongs, surrogates or code points > U+10FFFF). */
+static bool valid_utf8(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        unsigned c = *p;
+        size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+        if (len == 0) return false;
+        uint32_t cp = len == 1 ? c : len == 2 ? (c & 0x1F) : len == 3 ? (c & 0x0F) : (c & 0x07);
+        for (size_t i = 1; i < len; i++) {
+            if ((p[i] & 0xC0) != 0x80) return false;
+            cp = cp << 6 | (p[i] & 0x3F);
+        }
+        static const uint32_t min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
+        if (cp < min_cp[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+        p += len;
+    }
+    return true;
+}
+
 /* Text labels: numbers if every label is one, else words in sorted (strcmp) order. */
 static Status labels_from_text(const char *path, char *const *lab, size_t n, int32_t *y,
                                LabelMap *m)
@@ -522,6 +544,14 @@ static Status labels_from_text(const char *path, char *const *lab, size_t n, int
         return st;
     }
     free(num);
+    /* Word labels become the class_names attribute, stored as UTF-8 strings: refuse
+     * bytes that are not UTF-8 (h5py and h5dump could not read them back). */
+    for (size_t i = 0; i < n; i++)
+        if (!valid_utf8(lab[i])) {
+            log_error("%s: the label of data row %zu is not valid UTF-8 text (convert the "
+                      "file to UTF-8, e.g. with iconv)", path, i + 1);
+            return XT_ERR_USAGE;
+        }
     char **u = malloc((n ? n : 1) * sizeof *u);
     if (!u) {
         log_error("%s: out of memory for the labels", path);
@@ -594,6 +624,13 @@ cleanup:
     rowset_free(&va);
     rowset_free(&te);
     return st;
+}
+
+/* Physical memory of this machine in bytes, or 0 when unknown. */
+static double physical_memory_bytes(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    return pages > 0 && page > 0 ? (double)pages * (double)page : 0.0;
 }
 
 /* ---- growing buffers ------------------------------------------------------------ */
@@ -1101,9 +1138,11 @@ static int libsvm_main(int argc, char **argv)
             d = (size_t)(s.max_idx - base) + 1;
         }
     }
-    if (st == XT_OK && (double)s.n * (double)d * sizeof(float) > (double)SIZE_MAX / 4) {
-        log_error("%s: %zu rows x %zu features do not fit in memory as dense float32", o.input,
-                  s.n, d);
+    double dense = (double)s.n * (double)d * sizeof(float), phys = physical_memory_bytes();
+    if (st == XT_OK && (dense > (double)SIZE_MAX / 4 || (phys > 0.0 && dense > phys))) {
+        log_error("%s: %zu rows x %zu features do not fit in memory as dense float32 (%.3g "
+                  "bytes); the largest index is %" PRId64 " on line %zu: is it right? (or give "
+                  "--features D)", o.input, s.n, d, dense, s.max_idx, s.max_line);
         st = XT_ERR_USAGE;
     }
     if (st == XT_OK) {
@@ -1231,17 +1270,36 @@ static Status idx_read(const char *path, int ndims, IdxArray *a)
         goto cleanup;
     }
     size_t bytes = a->n * a->rows * a->cols;
-    a->data = malloc(bytes);
-    if (!a->data) {
-        log_error("%s: out of memory for %zu bytes", path, bytes);
-        st = XT_ERR_RUNTIME;
+    double phys = physical_memory_bytes();
+    if (phys > 0.0 && (double)bytes > phys) {
+        log_error("%s: the IDX header declares %zu %s of %zu x %zu bytes (%zu bytes), more than "
+                  "this machine's memory: a corrupt header?", path, a->n, what, a->rows, a->cols,
+                  bytes);
         goto cleanup;
     }
-    got = gz_read_all(gz, path, a->data, bytes);
-    if (got < 0) goto cleanup;
-    if ((size_t)got < bytes) {
+    /* Grow the buffer as data arrive: a header that claims far more than the file holds
+     * (truncated or corrupt) fails as "truncated" without allocating the claimed size. */
+    size_t cap = 0, filled = 0;
+    while (filled < bytes) {
+        if (filled == cap) {
+            size_t ncap = cap ? (cap > bytes / 2 ? bytes : cap * 2) : (bytes < IDX_CHUNK ? bytes : IDX_CHUNK);
+            uint8_t *q = realloc(a->data, ncap);
+            if (!q) {
+                log_error("%s: out of memory for %zu bytes", path, ncap);
+                st = XT_ERR_RUNTIME;
+                goto cleanup;
+            }
+            a->data = q;
+            cap = ncap;
+        }
+        got = gz_read_all(gz, path, a->data + filled, cap - filled);
+        if (got < 0) goto cleanup;
+        filled += (size_t)got;
+        if (filled < cap) break; /* end of file */
+    }
+    if (filled < bytes) {
         log_error("%s: truncated IDX file: the header declares %zu %s (%zu bytes of data) but "
-                  "only %lld bytes follow", path, a->n, what, bytes, got);
+                  "only %zu bytes follow", path, a->n, what, bytes, filled);
         goto cleanup;
     }
     unsigned char extra;

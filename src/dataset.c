@@ -202,10 +202,10 @@ static void human_bytes(double b, char *buf, size_t len)
 }
 
 static Status load_check_memory(const DatasetInfo *info, size_t lo, size_t hi, bool compact,
-                                const Comm *comm)
+                                double extra_per_row, const Comm *comm)
 {
     size_t rows = hi - lo;
-    double row_bytes = (double)info->d * (compact ? 1.0 : (double)sizeof(float)) +
+    double row_bytes = extra_per_row + (double)info->d * (compact ? 1.0 : (double)sizeof(float)) +
                        (info->target == TARGET_CLASS ? (double)sizeof(int32_t)
                                                      : (double)info->k_dense * sizeof(float));
     double need = (double)rows * row_bytes;
@@ -313,7 +313,7 @@ static Status load(Dataset *ds, const DatasetInfo *info, size_t lo, size_t hi, s
     ds->label_min = 0;
     ds->label_max = -1;
     H5File *f = NULL;
-    Status st = load_check_memory(info, lo, hi, compact, comm);
+    Status st = load_check_memory(info, lo, hi, compact, 0.0, comm);
     /* With a Comm the open and close are collective: agree before opening so no rank
      * waits in H5Fopen for one that gave up. */
     if (comm) st = comm_agree(comm, st);
@@ -334,6 +334,12 @@ Status dataset_load_compact(Dataset *ds, const DatasetInfo *info, size_t lo, siz
                             const Comm *comm)
 {
     return load(ds, info, lo, hi, k, info->x_u8, comm);
+}
+
+Status dataset_check_memory(const DatasetInfo *info, size_t lo, size_t hi, bool compact,
+                            size_t extra_per_row, const Comm *comm)
+{
+    return load_check_memory(info, lo, hi, compact && info->x_u8, (double)extra_per_row, comm);
 }
 
 void dataset_free(Dataset *ds)

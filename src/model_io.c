@@ -92,8 +92,8 @@ static void format_dims(char *buf, size_t len, int rank, const size_t *dims)
     if (used < len) snprintf(buf + used, len - used, ")");
 }
 
-/* Reads a float dataset that must have exactly the given rank and dims. */
-static Status read_exact(H5File *f, const char *p, int rank, const size_t *dims, float *out)
+/* Checks that a float dataset has exactly the given rank and dims. */
+static Status check_exact(H5File *f, const char *p, int rank, const size_t *dims)
 {
     H5ioInfo info;
     Status st = h5io_info(f, p, &info);
@@ -108,7 +108,14 @@ static Status read_exact(H5File *f, const char *p, int rank, const size_t *dims,
                   want, info.type_name, got);
         return XT_ERR_USAGE;
     }
-    return h5io_read_rows_float(f, p, 0, dims[0], out);
+    return XT_OK;
+}
+
+/* Reads a float dataset that must have exactly the given rank and dims. */
+static Status read_exact(H5File *f, const char *p, int rank, const size_t *dims, float *out)
+{
+    Status st = check_exact(f, p, rank, dims);
+    return st != XT_OK ? st : h5io_read_rows_float(f, p, 0, dims[0], out);
 }
 
 Status model_io_read_group(H5File *f, const char *g, ModelFile *mf)
@@ -177,8 +184,22 @@ Status model_io_read_group(H5File *f, const char *g, ModelFile *mf)
     }
     mf->normalize = (Normalize)norm;
     const ModelShape *s = &mf->shape;
+    /* The stored datasets must match layer_sizes BEFORE anything is allocated: the
+     * attributes alone may claim an enormous model (2^26 x 2^26 weights) that a small,
+     * damaged or hostile file does not hold. */
+    for (int l = 1; l <= s->n_layers && st == XT_OK; l++) {
+        size_t dw[2] = {s->sizes[l], s->sizes[l - 1]}, db[1] = {s->sizes[l]};
+        snprintf(p, sizeof p, "%s/layer%d/W", g, l);
+        st = check_exact(f, p, 2, dw);
+        snprintf(p, sizeof p, "%s/layer%d/b", g, l);
+        if (st == XT_OK) st = check_exact(f, p, 1, db);
+    }
+    if (st != XT_OK) return st;
     mf->params = malloc(s->n_params * sizeof *mf->params);
-    if (!mf->params) return XT_ERR_RUNTIME;
+    if (!mf->params) {
+        log_error("%s:%s: out of memory for %zu parameters", file, g, s->n_params);
+        return XT_ERR_RUNTIME;
+    }
     for (int l = 1; l <= s->n_layers && st == XT_OK; l++) {
         size_t dw[2] = {s->sizes[l], s->sizes[l - 1]}, db[1] = {s->sizes[l]};
         snprintf(p, sizeof p, "%s/layer%d/W", g, l);
@@ -190,7 +211,10 @@ Status model_io_read_group(H5File *f, const char *g, ModelFile *mf)
         size_t d[1] = {s->sizes[0]};
         mf->shift = malloc(d[0] * sizeof(float));
         mf->mul = malloc(d[0] * sizeof(float));
-        if (!mf->shift || !mf->mul) st = XT_ERR_RUNTIME;
+        if (!mf->shift || !mf->mul) {
+            log_error("%s:%s: out of memory for the normalisation (D = %zu)", file, g, d[0]);
+            st = XT_ERR_RUNTIME;
+        }
         snprintf(p, sizeof p, "%s/normalization/shift", g);
         if (st == XT_OK) st = read_exact(f, p, 1, d, mf->shift);
         snprintf(p, sizeof p, "%s/normalization/mul", g);

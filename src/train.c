@@ -222,6 +222,16 @@ static Status setup_data(Trainer *tr)
 
     tr->global_batch = c->train.batch_per_rank > 0 ? (size_t)c->train.batch_per_rank * (size_t)tr->P
                                                    : (size_t)c->train.batch_size;
+    /* The memory guard comes before the sampler's per-row permutation is allocated. */
+    size_t S = shard_count(ti->n, (size_t)c->data.virtual_shards);
+    if ((size_t)tr->P <= S) {
+        size_t s_lo, s_hi;
+        shard_rank_shards(S, tr->P, tr->r, &s_lo, &s_hi);
+        local = dataset_check_memory(ti, shard_row_begin(ti->n, S, s_lo),
+                                     shard_row_begin(ti->n, S, s_hi), c->data.compact,
+                                     sizeof(uint32_t), tr->comm);
+        if ((st = comm_agree(tr->comm, local)) != XT_OK) return st;
+    }
     char err[512];
     st = sampler_init(&tr->sampler, ti->n, (size_t)c->data.virtual_shards, tr->global_batch, tr->P,
                       tr->r, c->train.seed, c->train.shuffle, err, sizeof err);
