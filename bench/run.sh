@@ -56,7 +56,7 @@ xt_run() { # rep model P batch_args...
       printf "%s,%s,%s,%s,step_ms,%.5f\n", rep, w, m, P, ($8 + $9 + $10) / steps * 1e3 }' \
     "$dir/metrics.csv" >> "$raw"
   local su
-  su=$(sed -n 's/^start-up took \([0-9.]*\) s.*/\1/p' "$tmp/log")
+  su=$(sed -n 's/^start-up took \([0-9.]*\) s.*/\1/p' "$tmp/log")  # MPI init included
   echo "$rep,$label,$model,$np,startup_s,$su" >> "$raw"
 }
 

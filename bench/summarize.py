@@ -59,7 +59,7 @@ for model, label in (("mlp", "MLP 784-256-128-10"), ("softmax", "softmax 784-10"
         add("MLP gradient allreduce at P=2 (ms): in training vs raw MPI_Allreduce", ar,
             raw_ar * 1e3 if raw_ar else None, None, "", None, "ms")
         su, rd = g("xentrain_mlp", model, 2, "startup_s"), g("limits", model, 2, "read_s")
-        add("start-up at P=2 (s) vs 1 s + shard read time", su, None, 1.0 + rd if rd else None, "< 1 s + read",
+        add("start-up at P=2 (s, MPI init + data + broadcast) vs 1 s + shard read time", su, None, 1.0 + rd if rd else None, "< 1 s + read",
             None if su is None or rd is None else su < 1.0 + rd, "s")
 gb = g("limits", "mlp", 2, "gemm_gflops")
 add("single-thread sgemm at the MLP's shapes (GFLOP/s)", gb, None, None, "", None, "GFLOP/s")

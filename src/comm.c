@@ -29,6 +29,7 @@ struct Comm {
     MPI_Comm world;
     int rank, size;
     int local_size, node_count;
+    double init_seconds;
 };
 
 /* The watchdog is process-wide (one per rank); collectives consult it through g_watch,
@@ -109,13 +110,17 @@ Status comm_open(int *argc, char ***argv, Comm **out)
 {
     *out = NULL;
     int provided = 0;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     /* FUNNELED: the watchdog thread never calls MPI. */
     if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
         fprintf(stderr, "xentrain: error: MPI_Init failed\n");
         return XT_ERR_RUNTIME;
     }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
     Comm *c = calloc(1, sizeof *c);
     if (!c) abort_world(XT_ERR_RUNTIME);
+    c->init_seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     c->world = MPI_COMM_WORLD;
     MPI_Comm_rank(c->world, &c->rank);
     MPI_Comm_size(c->world, &c->size);
@@ -149,6 +154,7 @@ int comm_size(const Comm *c) { return c->size; }
 int comm_local_size(const Comm *c) { return c->local_size; }
 int comm_node_count(const Comm *c) { return c->node_count; }
 double comm_wtime(void) { return MPI_Wtime(); }
+double comm_init_seconds(const Comm *c) { return c->init_seconds; }
 const void *comm_native(const Comm *c) { return &c->world; }
 
 void comm_library_version(char *buf, size_t len)

@@ -30,6 +30,8 @@ int comm_node_count(const Comm *c);
 /* "Open MPI v4.1.4, ..." (first line of MPI_Get_library_version). Local. */
 void comm_library_version(char *buf, size_t len);
 double comm_wtime(void);
+/* Seconds MPI_Init took in this process (for start-up reports). Local. */
+double comm_init_seconds(const Comm *c);
 
 /* Collective: the worst status over all ranks (max of the codes). Every rank takes
  * the same path out of a failed collective step. */

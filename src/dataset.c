@@ -419,3 +419,14 @@ void dataset_gather_rows(float *out, const Dataset *ds, const uint32_t *rows, si
         }
     }
 }
+
+void dataset_prefetch_rows(const Dataset *ds, const uint32_t *rows, size_t m)
+{
+    const size_t d = ds->info.d;
+    const size_t bytes = ds->X8 ? d : d * sizeof(float);
+    for (size_t i = 0; i < m; i++) {
+        const char *p = ds->X8 ? (const char *)(ds->X8 + (size_t)rows[i] * d)
+                               : (const char *)(ds->X + (size_t)rows[i] * d);
+        for (size_t b = 0; b < bytes; b += 64) __builtin_prefetch(p + b, 0, 3);
+    }
+}

@@ -95,6 +95,10 @@ Status dataset_load_compact(Dataset *ds, const DatasetInfo *info, size_t lo, siz
 void dataset_gather_rows(float *out, const Dataset *ds, const uint32_t *rows, size_t m,
                          const float *shift, const float *mul);
 
+/* Asks the CPU to start loading these rows into cache (the next batch's, while the
+ * current one is being computed). Only a hint: no effect on results. Local. */
+void dataset_prefetch_rows(const Dataset *ds, const uint32_t *rows, size_t m);
+
 /* Frees the arrays; safe on a zeroed Dataset; idempotent. */
 void dataset_free(Dataset *ds);
 
