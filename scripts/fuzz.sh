@@ -7,6 +7,8 @@
 # usage: scripts/fuzz.sh [SECONDS_PER_HARNESS]     (default 20; CI uses 15)
 #        e.g. scripts/fuzz.sh 3600  for a long run
 # Environment: BUILD_DIR (build-fuzz), JOBS (2: harnesses run two at a time),
+#              FUZZ_SEED (libFuzzer's -seed; 0, the default, picks a random one; CI fixes it
+#              so that its bounded run explores the same inputs every time),
 #              CC (clang-14 or clang), FUZZ_HARNESSES (default: all six).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -88,7 +90,7 @@ run_one() {
   esac
   (cd "$out/$h" && timeout -k 10 $((secs + 60)) "$build/tests/$h" -max_total_time="$secs" \
      -close_fd_mask=3 -rss_limit_mb=4096 -malloc_limit_mb=2048 -max_len=65536 -timeout=20 \
-     -print_final_stats=1 "${extra[@]}" corpus "$seeds/$h" >"$out/$h.log" 2>&1)
+     -print_final_stats=1 -seed="${FUZZ_SEED:-0}" "${extra[@]}" corpus "$seeds/$h" >"$out/$h.log" 2>&1)
 }
 # where FILE's report starts: "hdf5" (first frame with a known module is in libhdf5),
 # "ours" (in src/ or tests/), or "none" (does not reproduce when replayed alone)
