@@ -13,20 +13,10 @@
 # Usage: checkpoint.sh XENTRAIN SCRATCH_DIR MPIEXEC
 set -u
 bin=$1 tmp=$2 mpiexec=$3
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../lib.sh"
 rm -rf "$tmp" && mkdir -p "$tmp" && cd "$tmp" || exit 1
-failures=0 passes=0
-pass() { echo "ok   - $1"; passes=$((passes + 1)); }
-fail() { echo "FAIL - $1"; failures=$((failures + 1)); }
 xt() { local np=$1; shift; timeout -k 5 120 "$mpiexec" -np "$np" --oversubscribe "$bin" "$@"; }
-# the metrics columns that must not depend on timing: epoch..lr
-core() { cut -d, -f1-6 "$1"; }
-maxrel() {
-  awk -F, 'NR == FNR { if (FNR > 1) { a[FNR] = $2; b[FNR] = $3 }; next }
-           FNR > 1 { for (c = 2; c <= 3; c++) { x = (c == 2 ? a[FNR] : b[FNR]); y = $c;
-                       d = x - y; if (d < 0) d = -d; s = (y < 0 ? -y : y); if (s < 1e-12) s = 1e-12;
-                       if (d / s > m) m = d / s } }
-           END { printf "%.3g\n", m + 0 }' "$1" "$2"
-}
+core() { metrics_core "$1"; }
 rank_pid() { # rank_pid RUN_DIR_MARKER RANK: pid of that rank of a running job
   local p
   for p in $(pgrep -f "$bin train"); do
@@ -70,7 +60,7 @@ for np in 3 1; do
   rm -rf p$np && mkdir p$np && cp split/metrics.csv p$np/ && cp -r split p2src$np
   xt 2 train c.ini --set run.dir=p$np --set train.epochs=3 >p${np}a.log 2>&1
   xt "$np" train c.ini --set run.dir=p$np >p${np}b.log 2>&1 || fail "resume at P=$np"
-  r=$(maxrel straight/metrics.csv p$np/metrics.csv)
+  r=$(metrics_maxrel straight/metrics.csv p$np/metrics.csv)
   if [ "$(wc -l < p$np/metrics.csv)" = "$(wc -l < straight/metrics.csv)" ] &&
      awk -v r="$r" 'BEGIN { exit !(r < 1e-5) }'; then
     pass "checkpoint from P=2 resumed at P=$np: losses within $r of the straight run"
@@ -149,5 +139,4 @@ if [ "$code" -ne 0 ] && [ "$code" -ne 124 ] && grep -q "watchdog: MPI_Allreduce 
   pass "watchdog: hang at step 20 became an error in $dt s"
 else fail "watchdog: exit $code after $dt s"; grep -i watchdog hang.log; fi
 
-echo "$passes passed, $failures failed"
-[ "$failures" -eq 0 ]
+finish

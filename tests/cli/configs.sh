@@ -8,10 +8,8 @@
 set -u
 bin=$1 tmp=$2 mpiexec=$3
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+. "$root/tests/lib.sh"
 rm -rf "$tmp" && mkdir -p "$tmp/data" && cd "$tmp" || exit 1
-failures=0 passes=0
-pass() { echo "ok   - $1"; passes=$((passes + 1)); }
-fail() { echo "FAIL - $1"; failures=$((failures + 1)); }
 xt() { local np=$1; shift; timeout -k 5 180 "$mpiexec" -np "$np" --oversubscribe "$bin" "$@"; }
 
 for cfg in "$root"/configs/*.ini; do
@@ -59,13 +57,10 @@ fi
 if [ -s data/overfit.h5 ]; then
   xt 3 train "$root/configs/overfit-early-stop.ini" --set run.dir=runs/dist --set eval.distributed=true \
     --set train.progress=false >dist.log 2>&1 || fail "eval.distributed run"
-  r=$(awk -F, 'NR == FNR { if (FNR > 1) a[FNR] = $3; next }
-               FNR > 1 { d = a[FNR] - $3; if (d < 0) d = -d; if (d / $3 > m) m = d / $3 }
-               END { printf "%.3g", m + 0 }' "$m" runs/dist/metrics.csv)
+  r=$(metrics_maxrel "$m" runs/dist/metrics.csv 3 3)
   if [ "$(wc -l < runs/dist/metrics.csv)" = "$(wc -l < "$m")" ] && awk -v r="$r" 'BEGIN { exit !(r < 1e-5) }'; then
     pass "eval.distributed at P=3: validation losses within $r of rank-0 validation at P=2"
   else fail "eval.distributed: max rel diff $r"; fi
 fi
 
-echo "$passes passed, $failures failed"
-[ "$failures" -eq 0 ]
+finish

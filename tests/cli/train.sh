@@ -10,21 +10,11 @@
 # Usage: train.sh XENTRAIN SCRATCH_DIR MPIEXEC
 set -u
 bin=$1 tmp=$2 mpiexec=$3
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../lib.sh"
 rm -rf "$tmp" && mkdir -p "$tmp" && cd "$tmp" || exit 1
-failures=0 passes=0
-pass() { echo "ok   - $1"; passes=$((passes + 1)); }
-fail() { echo "FAIL - $1"; failures=$((failures + 1)); }
 xt() { # xt NP ARGS... : runs xentrain on NP ranks with a hard time limit
   local np=$1; shift
   timeout -k 5 120 "$mpiexec" -np "$np" --oversubscribe "$bin" "$@"
-}
-# max relative difference of columns 2 and 3 between two metrics files (same rows)
-maxrel() {
-  awk -F, 'NR == FNR { if (FNR > 1) { a[FNR] = $2; b[FNR] = $3 }; next }
-           FNR > 1 { for (c = 2; c <= 3; c++) { x = (c == 2 ? a[FNR] : b[FNR]); y = $c;
-                       d = x - y; if (d < 0) d = -d; s = (y < 0 ? -y : y); if (s < 1e-12) s = 1e-12;
-                       if (d / s > m) m = d / s } }
-           END { printf "%.3g\n", m + 0 }' "$1" "$2"
 }
 
 "$bin" gen blobs --rows 1430 --features 8 --classes 3 --noise 2.0 --val-fraction 0.15 \
@@ -59,7 +49,7 @@ for np in 1 2 3 4; do
 done
 rows1=$(wc -l < inv1/metrics.csv)
 for np in 2 3 4; do
-  r=$(maxrel inv1/metrics.csv inv$np/metrics.csv)
+  r=$(metrics_maxrel inv1/metrics.csv inv$np/metrics.csv)
   rows=$(wc -l < inv$np/metrics.csv)
   if [ "$rows" = "$rows1" ] && awk -v r="$r" 'BEGIN { exit !(r < 1e-5) }'; then
     pass "P=$np vs P=1: $((rows - 1)) epochs, losses max rel diff $r"
@@ -160,5 +150,4 @@ code=$?
 if [ "$code" -eq 2 ] && grep -q "optim.lr" badkey.log; then pass "unknown key: exit 2 with a suggestion"
 else fail "unknown key: exit $code"; cat badkey.log; fi
 
-echo "$passes passed, $failures failed"
-[ "$failures" -eq 0 ]
+finish

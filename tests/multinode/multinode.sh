@@ -16,9 +16,7 @@ bin=$1 tmp=$2 src=$3 mpiexec=$4
 command -v ip >/dev/null || { echo "skipped: no ip (iproute2)"; exit 77; }
 t_start=$(date +%s)
 rm -rf "$tmp" && mkdir -p "$tmp" && cd "$tmp" || exit 1
-failures=0 passes=0
-pass() { echo "ok   - $1"; passes=$((passes + 1)); }
-fail() { echo "FAIL - $1"; failures=$((failures + 1)); }
+. "$src/tests/lib.sh"
 netns=$src/scripts/netns/netns-cluster.sh
 base=xm$(($$ % 100000))
 cleanup() {
@@ -26,12 +24,7 @@ cleanup() {
   for s in a b c; do "$netns" --hosts 3 --name "$base$s" down; done
 }
 trap cleanup EXIT
-maxrel() { # largest relative difference of train_loss, val_loss, val_accuracy over all rows
-  awk -F, 'NR == FNR { if (FNR > 1) for (c = 2; c <= 4; c++) a[FNR, c] = $c; next }
-           FNR > 1 { n++; for (c = 2; c <= 4; c++) { x = a[FNR, c]; y = $c; d = x - y; if (d < 0) d = -d;
-                       s = (y < 0 ? -y : y); if (s < 1e-12) s = 1e-12; if (d / s > m) m = d / s } }
-           END { if (n == 0) m = 1; printf "%.3g\n", m + 0 }' "$1" "$2"
-}
+maxrel() { metrics_maxrel "$1" "$2" 2 4; } # train_loss, val_loss, val_accuracy
 rows() { echo $(($(wc -l < "$1") - 1)); }
 within() { awk -v r="$1" 'BEGIN { exit !(r < 1e-5) }'; }
 

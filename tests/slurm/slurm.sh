@@ -17,10 +17,8 @@ bin=$1 tmp=$2 src=$3
 [ "$(id -u)" -eq 0 ] || { echo "skipped: needs root"; exit 77; }
 t_start=$(date +%s)
 rm -rf "$tmp" && mkdir -p "$tmp" && cd "$tmp" || exit 1
-failures=0 passes=0
-pass() { echo "ok   - $1"; passes=$((passes + 1)); }
-fail() { echo "FAIL - $1"; failures=$((failures + 1)); }
-core() { cut -d, -f1-6 "$1"; } # epoch..lr: the columns that do not depend on timing
+. "$src/tests/lib.sh"
+core() { metrics_core "$1"; }
 
 "$src/scripts/slurm/local-cluster.sh" install || { echo "FAIL - installing Slurm"; exit 1; }
 # short path: the munge socket path must fit in 108 bytes

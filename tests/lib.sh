@@ -1,0 +1,21 @@
+# Shared helpers of the shell tests; source it. Each check prints "ok   - ..." or
+# "FAIL - ..." and the script ends with `finish`, which prints the "N passed, M failed" line
+# CTest's readers look for and returns non-zero when anything failed.
+passes=0 failures=0
+pass() { echo "ok   - $1"; passes=$((passes + 1)); }
+fail() { echo "FAIL - $1"; failures=$((failures + 1)); }
+finish() { echo "$passes passed, $failures failed${1:+ $1}"; [ "$failures" -eq 0 ]; }
+
+# metrics_core FILE: the metrics.csv columns that do not depend on timing (epoch..lr)
+metrics_core() { cut -d, -f1-6 "$1"; }
+
+# metrics_maxrel A B [FIRST LAST]: the largest relative difference between two metrics.csv
+# files over columns FIRST..LAST (default 2..3: train_loss, val_loss), row by row; 1 when B
+# has no data rows (so an empty run never passes for "equal").
+metrics_maxrel() {
+  awk -F, -v c0="${3:-2}" -v c1="${4:-3}" '
+    NR == FNR { if (FNR > 1) for (c = c0; c <= c1; c++) a[FNR, c] = $c; next }
+    FNR > 1 { n++; for (c = c0; c <= c1; c++) { d = a[FNR, c] - $c; if (d < 0) d = -d
+                s = ($c < 0 ? -$c : $c); if (s < 1e-12) s = 1e-12; if (d / s > m) m = d / s } }
+    END { if (n == 0) m = 1; printf "%.3g\n", m + 0 }' "$1" "$2"
+}
