@@ -16,7 +16,6 @@
 
 #include "config.h"
 
-static char g_dir[512];
 
 /* The keys DESIGN.md and issue 4 name: the table must hold every one. */
 static const char *const ALL_KEYS[] = {
@@ -33,37 +32,23 @@ static const char *const ALL_KEYS[] = {
     "early_stopping.restore_best", "checkpoint.every", "comm.timeout_s", "run.dir"};
 #define N_ALL_KEYS (sizeof ALL_KEYS / sizeof ALL_KEYS[0])
 
-static int group_setup(void **state)
-{
-    (void)state;
-    xt_test_tmpdir(g_dir, sizeof g_dir, NULL);
-    return g_dir[0] ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    xt_test_rmtree(g_dir, NULL);
-    return 0;
-}
-
 #define assert_has(text, sub)                                                               \
     do {                                                                                    \
         if (!strstr((text), (sub))) fail_msg("expected '%s' in: %s", (sub), (text));        \
     } while (0)
 
-/* Writes content to g_dir/name; returns the path in a static buffer per call site. */
+/* Writes content to xt_test_dir/name; returns the path in a static buffer per call site. */
 static void write_file(const char *name, const char *content, size_t n, char *path,
                        size_t len)
 {
-    snprintf(path, len, "%s/%s", g_dir, name);
+    snprintf(path, len, "%s/%s", xt_test_dir, name);
     FILE *f = fopen(path, "wb");
     assert_non_null(f);
     assert_int_equal(fwrite(content, 1, n, f), n);
     assert_int_equal(fclose(f), 0);
 }
 
-/* Loads `text` as g_dir/name with overrides; returns the status, err filled. */
+/* Loads `text` as xt_test_dir/name with overrides; returns the status, err filled. */
 static Status load_text(Config *cfg, const char *name, const char *text,
                         const char *const *ov, size_t n_ov, char *err, size_t errlen,
                         char *path, size_t pathlen)
@@ -565,12 +550,12 @@ static void test_config_file_errors(void **state)
     assert_non_null(c);
     char err[512] = "", path[600];
 
-    snprintf(path, sizeof path, "%s/missing.ini", g_dir);
+    snprintf(path, sizeof path, "%s/missing.ini", xt_test_dir);
     assert_int_equal(config_load(c, path, NULL, 0, err, sizeof err), XT_ERR_USAGE);
     assert_has(err, "missing.ini");
     assert_has(err, "No such file or directory");
 
-    assert_int_equal(config_load(c, g_dir, NULL, 0, err, sizeof err), XT_ERR_USAGE);
+    assert_int_equal(config_load(c, xt_test_dir, NULL, 0, err, sizeof err), XT_ERR_USAGE);
     assert_has(err, "is a directory");
 
     assert_int_equal(config_load(c, "/dev/null", NULL, 0, err, sizeof err), XT_ERR_USAGE);
@@ -884,5 +869,5 @@ int main(void)
         cmocka_unit_test(test_config_round_trip),
         cmocka_unit_test(test_config_reference),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, xt_test_group_setup, xt_test_group_teardown);
 }

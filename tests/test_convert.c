@@ -20,12 +20,11 @@
 #include "log.h"
 #include "xt_test.h"
 
-static char g_dir[512];
 static char g_err[8192];
 
 static void path_in(char *buf, size_t len, const char *name)
 {
-    snprintf(buf, len, "%s/%s", g_dir, name);
+    snprintf(buf, len, "%s/%s", xt_test_dir, name);
 }
 
 /* Runs `xentrain convert ARGS` (ARGS split on spaces; "@" stands for the temp dir),
@@ -38,7 +37,7 @@ static int run(const char *args)
     char expanded[4096] = "";
     size_t used = 0;
     for (const char *p = args; *p && used + 600 < sizeof expanded; p++) {
-        if (*p == '@') used += (size_t)snprintf(expanded + used, sizeof expanded - used, "%s", g_dir);
+        if (*p == '@') used += (size_t)snprintf(expanded + used, sizeof expanded - used, "%s", xt_test_dir);
         else expanded[used++] = *p;
         expanded[used] = '\0';
     }
@@ -485,17 +484,8 @@ static void test_convert_libsvm_errors(void **state)
 
 static int setup(void **state)
 {
-    (void)state;
     log_set_quiet(true);
-    xt_test_tmpdir(g_dir, sizeof g_dir, NULL);
-    return g_dir[0] ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    xt_test_rmtree(g_dir, NULL);
-    return 0;
+    return xt_test_group_setup(state);
 }
 
 int main(void)
@@ -509,5 +499,5 @@ int main(void)
         cmocka_unit_test(test_convert_libsvm_roundtrip),
         cmocka_unit_test(test_convert_libsvm_errors),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, xt_test_group_teardown);
 }

@@ -18,11 +18,10 @@
 #include "h5io.h"
 #include "xt_test.h"
 
-static char g_dir[512];
 
 static void path_in(char *buf, size_t len, const char *name)
 {
-    snprintf(buf, len, "%s/%s", g_dir, name);
+    snprintf(buf, len, "%s/%s", xt_test_dir, name);
 }
 
 static H5File *fixture(const char *name)
@@ -461,19 +460,6 @@ static void test_dataset_statistics(void **state)
     assert_memory_equal(X, want, sizeof want);
 }
 
-static int setup(void **state)
-{
-    (void)state;
-    xt_test_tmpdir(g_dir, sizeof g_dir, NULL);
-    return g_dir[0] ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    xt_test_rmtree(g_dir, NULL);
-    return 0;
-}
 
 /* A uint8 X loaded compact stays uint8, and gathering rows with an affine map gives
  * exactly the floats that the float path (load, then dataset_apply_affine) holds. */
@@ -536,5 +522,5 @@ int main(void)
         cmocka_unit_test(test_dataset_statistics),
         cmocka_unit_test(test_dataset_compact_gather),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, xt_test_group_setup, xt_test_group_teardown);
 }

@@ -18,11 +18,10 @@
 #include "log.h"
 #include "xt_test.h"
 
-static char g_dir[512];
 
 static void path_in(char *buf, size_t len, const char *name)
 {
-    snprintf(buf, len, "%s/%s", g_dir, name);
+    snprintf(buf, len, "%s/%s", xt_test_dir, name);
 }
 
 static long file_size(const char *path)
@@ -405,7 +404,7 @@ static void test_h5io_open_failures(void **state)
     Status a = h5io_open_read(missing, NULL, &f);
     Status b = h5io_open_read(garbage, NULL, &f);
     Status c = h5io_open_read(trunc, NULL, &f);
-    Status d = h5io_open_read(g_dir, NULL, &f);
+    Status d = h5io_open_read(xt_test_dir, NULL, &f);
     xt_test_capture_end(err, sizeof err);
     assert_null(f);
     assert_int_equal(a, XT_ERR_USAGE);
@@ -457,19 +456,6 @@ static void test_h5io_unsupported_types(void **state)
     assert_int_equal(h5io_close(&f), XT_OK);
 }
 
-static int setup(void **state)
-{
-    (void)state;
-    xt_test_tmpdir(g_dir, sizeof g_dir, NULL);
-    return g_dir[0] ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    xt_test_rmtree(g_dir, NULL);
-    return 0;
-}
 
 int main(void)
 {
@@ -484,5 +470,5 @@ int main(void)
         cmocka_unit_test(test_h5io_open_failures),
         cmocka_unit_test(test_h5io_unsupported_types),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, xt_test_group_setup, xt_test_group_teardown);
 }

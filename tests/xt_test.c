@@ -40,6 +40,22 @@ void xt_test_rmtree(const char *dir, const Comm *comm)
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
 }
 
+char xt_test_dir[512];
+
+int xt_test_group_setup(void **state)
+{
+    (void)state;
+    xt_test_tmpdir(xt_test_dir, sizeof xt_test_dir, NULL);
+    return xt_test_dir[0] ? 0 : -1;
+}
+
+int xt_test_group_teardown(void **state)
+{
+    (void)state;
+    xt_test_rmtree(xt_test_dir, NULL);
+    return 0;
+}
+
 bool xt_test_all_true(const Comm *comm, bool cond)
 {
     Status s = comm_agree(comm, cond ? XT_OK : XT_ERR_RUNTIME);

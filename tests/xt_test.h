@@ -15,6 +15,12 @@ void xt_test_tmpdir(char *buf, size_t len, const Comm *comm);
 /* Removes a directory tree made by xt_test_tmpdir (rank 0 only when comm != NULL). */
 void xt_test_rmtree(const char *dir, const Comm *comm);
 
+/* cmocka group fixtures for serial tests that write files: a fresh temporary directory
+ * in xt_test_dir before the group, removed after it. */
+extern char xt_test_dir[512];
+int xt_test_group_setup(void **state);
+int xt_test_group_teardown(void **state);
+
 /* MPI test runner: comm_open, CMOCKA_TEST_ABORT=1 when P > 1 (a failed assertion
  * ends the job instead of leaving ranks in a collective), run, comm_close. Every
  * rank runs every test; output of ranks other than 0 is silenced. */
