@@ -4,139 +4,259 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fault.h"
 #include "h5io.h"
 #include "log.h"
 
 #define CONFIG_TEXT_MAX (1 << 20)
+#define STATE_GROUP "/state"
+#define OPTIMIZER_GROUP "/optimizer"
+#define EARLY_STOP_GROUP "/early_stopping"
+#define KIND_ATTR "kind"
+#define OBJ_PATH_MAX 256
 
-static Status fault_injected(const char *path)
+/* ---- named state ------------------------------------------------------------------ */
+
+static Status save_list(H5File *f, const char *group, const StateList *l)
 {
-    /* Test-only: XT_FAULT_CHECKPOINT=fail makes the write fail half-way, as a full
-     * disk would, after the temporary file has been partly written. */
-    const char *f = getenv("XT_FAULT_CHECKPOINT");
-    if (f && !strcmp(f, "fail")) {
-        log_error("writing %s failed (injected fault XT_FAULT_CHECKPOINT=fail)", path);
-        return XT_ERR_RUNTIME;
+    char p[OBJ_PATH_MAX];
+    Status st = h5io_create_group(f, group);
+    if (st == XT_OK) st = h5io_attr_write_str(f, group, KIND_ATTR, l->kind);
+    for (size_t i = 0; i < l->n_arrays && st == XT_OK; i++) {
+        size_t d[1] = {l->arrays[i].n};
+        snprintf(p, sizeof p, "%s/%s", group, l->arrays[i].name);
+        st = h5io_write(f, p, H5IO_F32, 1, d, l->arrays[i].data, 0);
+    }
+    for (size_t i = 0; i < l->n_scalars && st == XT_OK; i++) {
+        const StateScalar *s = &l->scalars[i];
+        st = s->type == STATE_F64 ? h5io_attr_write_f64(f, group, s->name, *(double *)s->value)
+                                  : h5io_attr_write_i64(f, group, s->name, *(int64_t *)s->value);
+    }
+    return st;
+}
+
+/* Refuses state of another kind; version 1 files knew only SGD and had no kind. */
+static Status check_kind(H5File *f, const char *group, const StateList *l, int64_t version)
+{
+    char kind[64] = "sgd";
+    if (version >= 2) {
+        if (!h5io_exists(f, group) || !h5io_attr_exists(f, group, KIND_ATTR)) {
+            log_error("%s: no %s state (group %s with a kind attribute)", h5io_path(f), l->kind,
+                      group);
+            return XT_ERR_USAGE;
+        }
+        Status st = h5io_attr_read_str(f, group, KIND_ATTR, kind, sizeof kind);
+        if (st != XT_OK) return st;
+    } else if (strcmp(group, OPTIMIZER_GROUP) != 0) {
+        return XT_OK;
+    }
+    if (strcmp(kind, l->kind) != 0) {
+        log_error("%s: the checkpoint holds %s state '%s', this run uses '%s' (use another "
+                  "run.dir, or train.resume = never to start over)", h5io_path(f),
+                  strcmp(group, OPTIMIZER_GROUP) ? "module" : "optimiser", kind, l->kind);
+        return XT_ERR_USAGE;
     }
     return XT_OK;
 }
 
+static bool listed(const StateList *l, const char *name)
+{
+    for (size_t i = 0; i < l->n_arrays; i++)
+        if (!strcmp(l->arrays[i].name, name)) return true;
+    return false;
+}
+
+/* The arrays: every listed one present with its size, nothing else in the group. */
+static Status restore_arrays(H5File *f, const char *group, StateList *l)
+{
+    char p[OBJ_PATH_MAX];
+    for (size_t i = 0; i < l->n_arrays; i++) {
+        StateArray *a = &l->arrays[i];
+        H5ioInfo info;
+        snprintf(p, sizeof p, "%s/%s", group, a->name);
+        if (!h5io_exists(f, p)) {
+            log_error("%s: no %s (the %s state of this run has it)", h5io_path(f), p, l->kind);
+            return XT_ERR_USAGE;
+        }
+        Status st = h5io_info(f, p, &info);
+        if (st != XT_OK) return st;
+        if (info.rank != 1 || info.dims[0] != a->n) {
+            log_error("%s:%s: expected (%zu) values, got rank %d with %zu", h5io_path(f), p,
+                      a->n, info.rank, info.dims[0]);
+            return XT_ERR_USAGE;
+        }
+        if ((st = h5io_read_rows_float(f, p, 0, a->n, a->data)) != XT_OK) return st;
+    }
+    char **names = NULL;
+    size_t n = 0;
+    Status st = h5io_exists(f, group) ? h5io_list(f, group, &names, &n) : XT_OK;
+    for (size_t i = 0; i < n && st == XT_OK; i++)
+        if (!listed(l, names[i])) {
+            log_error("%s: %s/%s is not part of this run's %s state (another optimiser setting "
+                      "wrote it?)", h5io_path(f), group, names[i], l->kind);
+            st = XT_ERR_USAGE;
+        }
+    h5io_strs_free(names, n);
+    return st;
+}
+
+/* The scalars, from the group's attributes; version 1 kept early stopping's as
+ * /state attributes es_<name>. */
+static Status restore_scalars(H5File *f, const char *group, StateList *l, int64_t version)
+{
+    bool v1_es = version < 2 && !strcmp(group, EARLY_STOP_GROUP);
+    const char *owner = v1_es ? STATE_GROUP : group;
+    for (size_t i = 0; i < l->n_scalars; i++) {
+        StateScalar *s = &l->scalars[i];
+        char name[64];
+        snprintf(name, sizeof name, "%s%s", v1_es ? "es_" : "", s->name);
+        if (!h5io_attr_exists(f, owner, name)) {
+            log_error("%s:%s: no attribute %s (the %s state of this run has it)", h5io_path(f),
+                      owner, name, l->kind);
+            return XT_ERR_USAGE;
+        }
+        Status st = s->type == STATE_F64 ? h5io_attr_read_f64(f, owner, name, s->value)
+                                         : h5io_attr_read_i64(f, owner, name, s->value);
+        if (st != XT_OK) return st;
+    }
+    return XT_OK;
+}
+
+static Status restore_list(H5File *f, const char *group, StateList *l, int64_t version)
+{
+    Status st = check_kind(f, group, l, version);
+    if (st == XT_OK) st = restore_arrays(f, group, l);
+    if (st == XT_OK) st = restore_scalars(f, group, l, version);
+    return st;
+}
+
+/* ---- the file ---------------------------------------------------------------------- */
+
+typedef struct {
+    const char *name;
+    int64_t *i64;
+    double *f64;
+} PositionAttr;
+
+/* The /state attributes of the run's position, in file order. */
+static size_t position_attrs(CheckpointState *s, int64_t *step, int64_t *seed,
+                             PositionAttr out[10])
+{
+    PositionAttr a[] = {{"epoch", &s->epoch, NULL},
+                        {"step_in_epoch", &s->step_in_epoch, NULL},
+                        {"step", step, NULL},
+                        {"loss_sum", NULL, &s->loss_sum},
+                        {"weight_sum", NULL, &s->weight_sum},
+                        {"rows_seen", NULL, &s->rows_seen},
+                        {"finished", &s->finished, NULL},
+                        {"final_action", &s->final_action, NULL},
+                        {"ranks", &s->ranks, NULL},
+                        {"seed", seed, NULL}};
+    memcpy(out, a, sizeof a);
+    return sizeof a / sizeof a[0];
+}
+
 Status checkpoint_save(const char *path, const Checkpoint *ck)
 {
-    const CheckpointState *s = &ck->state;
+    CheckpointState s = ck->state;
+    int64_t step = (int64_t)s.step, seed = (int64_t)s.seed;
+    PositionAttr attrs[10];
+    size_t na = position_attrs(&s, &step, &seed, attrs);
     H5File *f = NULL;
     Status st = h5io_create_atomic(path, &f);
     if (st == XT_OK) st = model_io_write_group(f, "/model", &ck->model);
-    if (st == XT_OK) st = fault_injected(path);
-    if (st == XT_OK && ck->best.params) st = model_io_write_group(f, "/best", &ck->best);
-    if (st == XT_OK && ck->velocity) {
-        size_t d[1] = {ck->model.shape.n_params};
-        st = h5io_create_group(f, "/optimizer");
-        if (st == XT_OK) st = h5io_write(f, "/optimizer/velocity", H5IO_F32, 1, d, ck->velocity, 0);
+    if (st == XT_OK && fault_checkpoint_fails()) {
+        log_error("writing %s failed (injected fault XT_FAULT_CHECKPOINT=fail)", path);
+        st = XT_ERR_RUNTIME;
     }
-    const char *g = "/state";
+    if (st == XT_OK && ck->best.params) st = model_io_write_group(f, "/best", &ck->best);
+    if (st == XT_OK && ck->optimizer) st = save_list(f, OPTIMIZER_GROUP, ck->optimizer);
+    if (st == XT_OK && ck->early_stop) st = save_list(f, EARLY_STOP_GROUP, ck->early_stop);
+    const char *g = STATE_GROUP;
     if (st == XT_OK) st = h5io_create_group(f, g);
     if (st == XT_OK) st = h5io_attr_write_str(f, g, "format", "xentrain-checkpoint");
     if (st == XT_OK) st = h5io_attr_write_i64(f, g, "format_version", CHECKPOINT_FORMAT_VERSION);
-    if (st == XT_OK) st = h5io_attr_write_i64(f, g, "epoch", s->epoch);
-    if (st == XT_OK) st = h5io_attr_write_i64(f, g, "step_in_epoch", s->step_in_epoch);
-    if (st == XT_OK) st = h5io_attr_write_i64(f, g, "step", (int64_t)s->step);
-    if (st == XT_OK) st = h5io_attr_write_f64(f, g, "loss_sum", s->loss_sum);
-    if (st == XT_OK) st = h5io_attr_write_f64(f, g, "weight_sum", s->weight_sum);
-    if (st == XT_OK) st = h5io_attr_write_f64(f, g, "rows_seen", s->rows_seen);
-    if (st == XT_OK) st = h5io_attr_write_f64(f, g, "es_best", s->es_best);
-    if (st == XT_OK) st = h5io_attr_write_i64(f, g, "es_best_epoch", s->es_best_epoch);
-    if (st == XT_OK) st = h5io_attr_write_i64(f, g, "es_bad_epochs", s->es_bad_epochs);
-    if (st == XT_OK) st = h5io_attr_write_i64(f, g, "finished", s->finished);
-    if (st == XT_OK) st = h5io_attr_write_i64(f, g, "final_action", s->final_action);
-    if (st == XT_OK) st = h5io_attr_write_i64(f, g, "ranks", s->ranks);
-    if (st == XT_OK) st = h5io_attr_write_i64(f, g, "seed", (int64_t)s->seed);
-    if (st == XT_OK) st = h5io_attr_write_str(f, g, "config", ck->config_text ? ck->config_text : "");
+    for (size_t i = 0; i < na && st == XT_OK; i++)
+        st = attrs[i].i64 ? h5io_attr_write_i64(f, g, attrs[i].name, *attrs[i].i64)
+                          : h5io_attr_write_f64(f, g, attrs[i].name, *attrs[i].f64);
+    if (st == XT_OK)
+        st = h5io_attr_write_str(f, g, "config", ck->config_text ? ck->config_text : "");
     if (st == XT_OK) return h5io_commit(&f);
     h5io_close(&f); /* discards the temporary file; the old checkpoint stays */
     log_error("checkpoint not written; %s keeps the previous checkpoint (if any)", path);
     return st;
 }
 
-Status checkpoint_load(const char *path, Checkpoint *ck)
+/* Opens a checkpoint and checks its format and version. */
+static Status open_checked(const char *path, H5File **f, int64_t *version)
 {
-    *ck = (Checkpoint){0};
-    CheckpointState *s = &ck->state;
-    H5File *f = NULL;
-    Status st = h5io_open_read(path, NULL, &f);
-    if (st != XT_OK) return st;
-    const char *g = "/state";
     char fmt[64] = "";
-    int64_t ver = 0, step = 0, seed = 0;
-    if (!h5io_exists(f, g) || !h5io_attr_exists(f, g, "format") ||
-        h5io_attr_read_str(f, g, "format", fmt, sizeof fmt) != XT_OK ||
+    Status st = h5io_open_read(path, NULL, f);
+    if (st != XT_OK) return st;
+    if (!h5io_exists(*f, STATE_GROUP) || !h5io_attr_exists(*f, STATE_GROUP, "format") ||
+        h5io_attr_read_str(*f, STATE_GROUP, "format", fmt, sizeof fmt) != XT_OK ||
         strcmp(fmt, "xentrain-checkpoint") != 0) {
-        log_error("%s: not an xentrain checkpoint (no /state group with format "
-                  "\"xentrain-checkpoint\")", path);
-        st = XT_ERR_USAGE;
-        goto cleanup;
+        log_error("%s: not an xentrain checkpoint (no %s group with format "
+                  "\"xentrain-checkpoint\")", path, STATE_GROUP);
+        return XT_ERR_USAGE;
     }
-    if ((st = h5io_attr_read_i64(f, g, "format_version", &ver)) != XT_OK) goto cleanup;
-    if (ver < 1 || ver > CHECKPOINT_FORMAT_VERSION) {
-        log_error("%s: checkpoint format version %lld; this xentrain %s reads version %d%s", path,
-                  (long long)ver, XT_VERSION, CHECKPOINT_FORMAT_VERSION,
-                  ver > CHECKPOINT_FORMAT_VERSION ? " (upgrade xentrain)" : "");
-        st = XT_ERR_USAGE;
-        goto cleanup;
+    if ((st = h5io_attr_read_i64(*f, STATE_GROUP, "format_version", version)) != XT_OK) return st;
+    if (*version < 1 || *version > CHECKPOINT_FORMAT_VERSION) {
+        log_error("%s: checkpoint format version %lld; this xentrain %s reads versions 1 to %d%s",
+                  path, (long long)*version, XT_VERSION, CHECKPOINT_FORMAT_VERSION,
+                  *version > CHECKPOINT_FORMAT_VERSION ? " (upgrade xentrain)" : "");
+        return XT_ERR_USAGE;
     }
-    struct {
-        const char *name;
-        int64_t *v;
-    } ints[] = {{"epoch", &s->epoch},           {"step_in_epoch", &s->step_in_epoch},
-                {"step", &step},                {"es_best_epoch", &s->es_best_epoch},
-                {"es_bad_epochs", &s->es_bad_epochs}, {"finished", &s->finished},
-                {"final_action", &s->final_action},   {"ranks", &s->ranks},
-                {"seed", &seed}};
-    for (size_t i = 0; i < sizeof ints / sizeof *ints && st == XT_OK; i++)
-        st = h5io_attr_read_i64(f, g, ints[i].name, ints[i].v);
-    struct {
-        const char *name;
-        double *v;
-    } dbls[] = {{"loss_sum", &s->loss_sum}, {"weight_sum", &s->weight_sum},
-                {"rows_seen", &s->rows_seen}, {"es_best", &s->es_best}};
-    for (size_t i = 0; i < sizeof dbls / sizeof *dbls && st == XT_OK; i++)
-        st = h5io_attr_read_f64(f, g, dbls[i].name, dbls[i].v);
-    if (st != XT_OK) goto cleanup;
+    return XT_OK;
+}
+
+static Status read_position(H5File *f, const char *path, CheckpointState *s)
+{
+    int64_t step = 0, seed = 0;
+    PositionAttr attrs[10];
+    size_t na = position_attrs(s, &step, &seed, attrs);
+    Status st = XT_OK;
+    for (size_t i = 0; i < na && st == XT_OK; i++)
+        st = attrs[i].i64 ? h5io_attr_read_i64(f, STATE_GROUP, attrs[i].name, attrs[i].i64)
+                          : h5io_attr_read_f64(f, STATE_GROUP, attrs[i].name, attrs[i].f64);
+    if (st != XT_OK) return st;
     s->step = (uint64_t)step;
     s->seed = (uint64_t)seed;
     if (s->epoch < 1 || s->step_in_epoch < 0) {
         log_error("%s: invalid state (epoch %lld, step_in_epoch %lld)", path, (long long)s->epoch,
                   (long long)s->step_in_epoch);
-        st = XT_ERR_USAGE;
-        goto cleanup;
+        return XT_ERR_USAGE;
     }
-    ck->config_text = malloc(CONFIG_TEXT_MAX);
-    if (!ck->config_text) {
-        st = XT_ERR_RUNTIME;
-        goto cleanup;
+    return XT_OK;
+}
+
+Status checkpoint_load(const char *path, Checkpoint *ck)
+{
+    *ck = (Checkpoint){0};
+    H5File *f = NULL;
+    Status st = open_checked(path, &f, &ck->format_version);
+    if (st == XT_OK) st = read_position(f, path, &ck->state);
+    if (st == XT_OK) {
+        ck->config_text = malloc(CONFIG_TEXT_MAX);
+        st = ck->config_text ? h5io_attr_read_str(f, STATE_GROUP, "config", ck->config_text,
+                                                  CONFIG_TEXT_MAX)
+                             : XT_ERR_RUNTIME;
     }
-    if ((st = h5io_attr_read_str(f, g, "config", ck->config_text, CONFIG_TEXT_MAX)) != XT_OK)
-        goto cleanup;
-    if ((st = model_io_read_group(f, "/model", &ck->model)) != XT_OK) goto cleanup;
-    if (h5io_exists(f, "/best") && (st = model_io_read_group(f, "/best", &ck->best)) != XT_OK)
-        goto cleanup;
-    if (h5io_exists(f, "/optimizer/velocity")) {
-        H5ioInfo info;
-        size_t n = ck->model.shape.n_params;
-        if ((st = h5io_info(f, "/optimizer/velocity", &info)) != XT_OK) goto cleanup;
-        if (info.rank != 1 || info.dims[0] != n) {
-            log_error("%s:/optimizer/velocity: expected (%zu) values, got rank %d with %zu", path, n,
-                      info.rank, info.dims[0]);
-            st = XT_ERR_USAGE;
-            goto cleanup;
-        }
-        ck->velocity = malloc(n * sizeof *ck->velocity);
-        if (!ck->velocity) st = XT_ERR_RUNTIME;
-        else st = h5io_read_rows_float(f, "/optimizer/velocity", 0, n, ck->velocity);
-    }
-cleanup:
+    if (st == XT_OK) st = model_io_read_group(f, "/model", &ck->model);
+    if (st == XT_OK && h5io_exists(f, "/best")) st = model_io_read_group(f, "/best", &ck->best);
     h5io_close(&f);
     if (st != XT_OK) checkpoint_free(ck);
+    return st;
+}
+
+Status checkpoint_restore(const char *path, StateList *optimizer, StateList *early_stop)
+{
+    H5File *f = NULL;
+    int64_t version = 0;
+    Status st = open_checked(path, &f, &version);
+    if (st == XT_OK && optimizer) st = restore_list(f, OPTIMIZER_GROUP, optimizer, version);
+    if (st == XT_OK && early_stop) st = restore_list(f, EARLY_STOP_GROUP, early_stop, version);
+    h5io_close(&f);
     return st;
 }
 
@@ -144,71 +264,6 @@ void checkpoint_free(Checkpoint *ck)
 {
     model_io_free(&ck->model);
     model_io_free(&ck->best);
-    free(ck->velocity);
     free(ck->config_text);
     *ck = (Checkpoint){0};
-}
-
-/* The value of section.key in resolved INI text, into out ("" when absent). */
-static void ini_lookup(const char *text, const char *section, const char *key, char *out,
-                       size_t len)
-{
-    out[0] = '\0';
-    char cur[64] = "";
-    const char *p = text;
-    while (*p) {
-        const char *e = strchr(p, '\n');
-        size_t n = e ? (size_t)(e - p) : strlen(p);
-        char line[2048];
-        if (n >= sizeof line) n = sizeof line - 1;
-        memcpy(line, p, n);
-        line[n] = '\0';
-        p = e ? e + 1 : p + n;
-        if (line[0] == '[') {
-            sscanf(line, "[%63[^]]", cur);
-            continue;
-        }
-        if (strcmp(cur, section) != 0 || line[0] == ';' || line[0] == '#') continue;
-        char k[128];
-        int off = 0;
-        if (sscanf(line, " %127[^= ] = %n", k, &off) == 1 && off > 0 && !strcmp(k, key)) {
-            size_t used = (size_t)snprintf(out, len, "%s", line + off);
-            /* long lists continue on indented lines */
-            while (*p == ' ' || *p == '\t') {
-                const char *e2 = strchr(p, '\n');
-                size_t n2 = e2 ? (size_t)(e2 - p) : strlen(p);
-                while (n2 > 0 && (*p == ' ' || *p == '\t')) {
-                    p++;
-                    n2--;
-                }
-                if (used < len) used += (size_t)snprintf(out + used, len - used, "%.*s", (int)n2, p);
-                p = e2 ? e2 + 1 : p + n2;
-            }
-            return;
-        }
-    }
-}
-
-size_t checkpoint_config_diff(const char *saved, const char *current, char *diff, size_t len)
-{
-    static const char *const keys[][2] = {
-        {"data", "train"},          {"data", "normalize"},     {"data", "virtual_shards"},
-        {"model", "type"},          {"model", "hidden"},       {"model", "activation"},
-        {"model", "head"},          {"model", "classes"},      {"loss", "label_smoothing"},
-        {"loss", "class_weights"},  {"loss", "pos_weight"},    {"loss", "ignore_index"},
-        {"train", "batch_size"},    {"train", "batch_per_rank"}, {"train", "seed"},
-        {"train", "shuffle"},       {"optim", "momentum"}};
-    size_t n = 0, used = 0;
-    if (len) diff[0] = '\0';
-    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
-        char a[1024], b[1024];
-        ini_lookup(saved, keys[i][0], keys[i][1], a, sizeof a);
-        ini_lookup(current, keys[i][0], keys[i][1], b, sizeof b);
-        if (!strcmp(a, b)) continue;
-        n++;
-        if (used < len)
-            used += (size_t)snprintf(diff + used, len - used, "%s%s.%s: '%s' -> '%s'",
-                                     n > 1 ? "; " : "", keys[i][0], keys[i][1], a, b);
-    }
-    return n;
 }

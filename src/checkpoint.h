@@ -1,17 +1,27 @@
 /* checkpoint: checkpoint.h5, everything needed to continue a run exactly.
  *
- * Layout (HDF5; readable with h5py):
+ * Layout (HDF5; readable with h5py), format version 2:
  *   /model              the current parameters and normalisation (model_io layout)
- *   /best               the best epoch's parameters (model_io layout), when one exists
- *   /optimizer/velocity float32 (n_params) momentum buffer, when momentum > 0
+ *   /best               the parameters model.h5 holds, when an epoch has been kept
+ *   /optimizer          the optimiser's named state (optim_state): attribute kind
+ *                       ("sgd"), one float32 dataset per array ("velocity"), one
+ *                       attribute per scalar
+ *   /early_stopping     early stopping's named state (early_stop_state): attribute kind,
+ *                       attributes best, best_epoch, bad_epochs
  *   /state              attributes: format = "xentrain-checkpoint", format_version,
  *                       epoch, step_in_epoch (the next step to run in that epoch),
  *                       step (optimiser steps so far: the schedule position),
  *                       loss_sum, weight_sum, rows_seen (the epoch in progress),
- *                       es_best, es_best_epoch, es_bad_epochs (early stopping),
  *                       finished (0/1), final_action, ranks (P when written),
  *                       seed (the sampler is a pure function of seed, epoch and shard:
  *                       no other RNG state exists), config (the resolved INI text)
+ * Version 1 files (before named state) still load: their momentum buffer is
+ * /optimizer/velocity and their early-stopping state the /state attributes es_best,
+ * es_best_epoch, es_bad_epochs.
+ *
+ * This module never interprets module state: it stores what a StateList lists and
+ * restores it by name, refusing a file whose state belongs to another kind (an Adam
+ * checkpoint for an SGD run), lacks a listed item, or holds one the run does not list.
  * Written by rank 0 to a temporary name, flushed, fsync'ed, renamed, directory
  * fsync'ed: a failure at any point leaves the previous checkpoint intact.
  * Local (rank 0 writes; every rank may read).
@@ -25,16 +35,16 @@
 
 #include "error.h"
 #include "model_io.h"
+#include "state.h"
 
-#define CHECKPOINT_FORMAT_VERSION 1
+#define CHECKPOINT_FORMAT_VERSION 2
 
+/* Where the run stands. */
 typedef struct {
     int64_t epoch;          /* the epoch to continue (1-based) */
     int64_t step_in_epoch;  /* the next step of that epoch to run */
     uint64_t step;          /* optimiser steps taken */
     double loss_sum, weight_sum, rows_seen; /* accumulators of `epoch` so far */
-    double es_best;
-    int64_t es_best_epoch, es_bad_epochs;
     int64_t finished;       /* 1 when the run ended (max epochs or early stop) */
     int64_t final_action;   /* EsAction that ended it */
     int64_t ranks;
@@ -44,21 +54,21 @@ typedef struct {
 typedef struct {
     CheckpointState state;
     ModelFile model;        /* current parameters (+ normalisation) */
-    ModelFile best;         /* best parameters; best.params == NULL when none */
-    float *velocity;        /* (n_params) or NULL */
+    ModelFile best;         /* kept parameters; best.params == NULL when none */
     char *config_text;      /* resolved INI */
+    /* save: the module state to store (borrowed); load leaves them NULL */
+    const StateList *optimizer, *early_stop;
+    int64_t format_version; /* load: the file's version */
 } Checkpoint;
 
 /* Writes atomically. Borrowed pointers only. Local (rank 0). */
 Status checkpoint_save(const char *path, const Checkpoint *ck);
-/* Reads and validates; allocates the arrays and text (checkpoint_free). Local. */
+/* Reads the position, the models and the config text (not the module state: see
+ * checkpoint_restore); allocates (checkpoint_free). Local. */
 Status checkpoint_load(const char *path, Checkpoint *ck);
+/* Restores the listed module state, by name, straight into the lists' buffers. Errors
+ * name the file, the item and the two kinds or sizes. Local. */
+Status checkpoint_restore(const char *path, StateList *optimizer, StateList *early_stop);
 void checkpoint_free(Checkpoint *ck);
-
-/* Compares the keys that must not change across a resume (data, model shape, loss,
- * batch, seed, shuffling, virtual shards, momentum) between two resolved INI texts.
- * Writes "key: 'old' -> 'new'" entries for every difference into diff; returns how
- * many differ. */
-size_t checkpoint_config_diff(const char *saved, const char *current, char *diff, size_t len);
 
 #endif

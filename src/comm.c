@@ -13,10 +13,22 @@
 
 #include "log.h"
 
+/* Seconds on a monotonic clock. Both threads use it: the watchdog never calls MPI
+ * (the library is initialised MPI_THREAD_FUNNELED). */
+static double mono_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* How often the watchdog looks. */
+#define WATCHDOG_PERIOD_NS 500000000L
+
 /* What the watchdog thread reads; the main thread writes it around collectives. */
 typedef struct {
     _Atomic(const char *) op;   /* the collective in progress, or NULL */
-    _Atomic double since;       /* when it started (MPI_Wtime) */
+    _Atomic double since;       /* when it started (mono_seconds) */
     _Atomic int64_t epoch;
     _Atomic uint64_t step;
     double timeout_s;
@@ -40,7 +52,7 @@ static Watch *g_watch;
 static inline void watch_begin(const char *op)
 {
     if (!g_watch) return;
-    atomic_store(&g_watch->since, MPI_Wtime());
+    atomic_store(&g_watch->since, mono_seconds());
     atomic_store(&g_watch->op, op);
 }
 
@@ -52,12 +64,12 @@ static inline void watch_end(void)
 static void *watchdog_main(void *arg)
 {
     Watch *w = arg;
-    const struct timespec half = {0, 500000000L};
+    const struct timespec half = {0, WATCHDOG_PERIOD_NS};
     for (;;) {
         nanosleep(&half, NULL);
         const char *op = atomic_load(&w->op);
         if (!op) continue;
-        double waited = MPI_Wtime() - atomic_load(&w->since);
+        double waited = mono_seconds() - atomic_load(&w->since);
         if (waited <= w->timeout_s || atomic_load(&w->op) != op) continue;
         fprintf(stderr,
                 "xentrain: [rank %d] watchdog: %s did not complete within %.0f s (epoch %lld, "

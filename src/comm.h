@@ -5,6 +5,18 @@
  * must be reached by all ranks in the same order; none of them allocates.
  * Buffers longer than INT_MAX elements are sent in chunks (Open MPI 4.1 has no
  * large-count calls).
+ *
+ * Contracts the trainer relies on:
+ *   - every collective leaves the SAME bits on every rank (MPI guarantees it for
+ *     allreduce and bcast results), so ranks that compute from them stay replicas and
+ *     take the same branches;
+ *   - integer-valued floats below 2^24 (the flag slots of the step's allreduce: counts of
+ *     ranks) sum exactly whatever the reduction order, so "any rank flagged" is read
+ *     identically everywhere;
+ *   - the sum of floats itself depends on the reduction order the MPI library picks
+ *     (and on P): results are reproducible at fixed P and launcher, not across them;
+ *   - the watchdog thread never calls MPI: it reads a monotonic clock and the position
+ *     the main thread publishes.
  */
 #ifndef XT_COMM_H
 #define XT_COMM_H

@@ -31,6 +31,8 @@
 
 #include <ini.h>
 
+#include "strutil.h"
+
 #if defined(__GNUC__)
 #define XT_PRINTF_LIKE(a, b) __attribute__((format(printf, a, b)))
 #else
@@ -46,7 +48,14 @@ typedef enum { KT_STRING, KT_INT, KT_UINT, KT_DOUBLE, KT_BOOL, KT_ENUM, KT_LIST 
 /* How one end of a double range is checked. */
 typedef enum { BOUND_NONE = 0, BOUND_INCL, BOUND_EXCL } Bound;
 
+/* Key flags. KEY_TRAJ: the key shapes the training trajectory (data, model,
+ * loss, batches, seed, momentum), so a resumed run must use the checkpoint's value.
+ * KEY_RUN: the key says where the run lives and how it is found or shown (run.dir,
+ * train.resume, train.progress), not what it computes. */
+enum { KEY_TRAJ = 1, KEY_RUN = 2 };
+
 typedef struct {
+    unsigned flags;
     const char *section, *name;
     KeyType type;
     KeyType elem;               /* KT_LIST: KT_INT or KT_DOUBLE elements */
@@ -90,131 +99,138 @@ static const char *const MODE_NAMES[] = {"auto", "min", "max", NULL};
 #define FIELD(f) offsetof(Config, f)
 #define FSIZE(f) sizeof(((Config *)0)->f)
 
-#define K_STR(s, k, f, d, allow, h)                                                        \
-    { .section = s, .name = k, .type = KT_STRING, .offset = FIELD(f), .size = FSIZE(f),     \
-      .def = d, .allowed = allow, .help = h }
-#define K_INT(s, k, f, d, mn, mx, h)                                                       \
-    { .section = s, .name = k, .type = KT_INT, .offset = FIELD(f), .def = d, .imin = mn,    \
-      .imax = mx, .help = h }
-#define K_UINT(s, k, f, d, h)                                                              \
-    { .section = s, .name = k, .type = KT_UINT, .offset = FIELD(f), .def = d, .help = h }
-#define K_DBL(s, k, f, d, lok, mn, hik, mx, h)                                             \
-    { .section = s, .name = k, .type = KT_DOUBLE, .offset = FIELD(f), .def = d,            \
-      .lo = lok, .dmin = mn, .hi = hik, .dmax = mx, .help = h }
-#define K_BOOL(s, k, f, d, h)                                                              \
-    { .section = s, .name = k, .type = KT_BOOL, .offset = FIELD(f), .def = d, .help = h }
-#define K_ENUM(s, k, f, d, names, h)                                                       \
-    { .section = s, .name = k, .type = KT_ENUM, .offset = FIELD(f), .def = d,              \
-      .choices = names, .help = h }
-#define K_ILIST(s, k, f, n, d, mn, mx, h)                                                  \
-    { .section = s, .name = k, .type = KT_LIST, .elem = KT_INT, .offset = FIELD(f),        \
-      .size = FSIZE(f) / sizeof(int64_t), .count_offset = FIELD(n), .def = d, .imin = mn,  \
-      .imax = mx, .help = h }
-#define K_DLIST(s, k, f, n, d, lok, mn, hik, mx, h)                                        \
-    { .section = s, .name = k, .type = KT_LIST, .elem = KT_DOUBLE, .offset = FIELD(f),     \
-      .size = FSIZE(f) / sizeof(double), .count_offset = FIELD(n), .def = d, .lo = lok,    \
-      .dmin = mn, .hi = hik, .dmax = mx, .help = h }
+/* Every macro takes the key flags first, then section, name, field, default, ... */
+#define K_STR(fl, s, k, f, d, allow, h)                                                    \
+    { .flags = fl, .section = s, .name = k, .type = KT_STRING, .offset = FIELD(f),        \
+      .size = FSIZE(f), .def = d, .allowed = allow, .help = h }
+#define K_INT(fl, s, k, f, d, mn, mx, h)                                                   \
+    { .flags = fl, .section = s, .name = k, .type = KT_INT, .offset = FIELD(f), .def = d, \
+      .imin = mn, .imax = mx, .help = h }
+#define K_UINT(fl, s, k, f, d, h)                                                          \
+    { .flags = fl, .section = s, .name = k, .type = KT_UINT, .offset = FIELD(f),          \
+      .def = d, .help = h }
+#define K_DBL(fl, s, k, f, d, lok, mn, hik, mx, h)                                         \
+    { .flags = fl, .section = s, .name = k, .type = KT_DOUBLE, .offset = FIELD(f),        \
+      .def = d, .lo = lok, .dmin = mn, .hi = hik, .dmax = mx, .help = h }
+#define K_BOOL(fl, s, k, f, d, h)                                                          \
+    { .flags = fl, .section = s, .name = k, .type = KT_BOOL, .offset = FIELD(f),          \
+      .def = d, .help = h }
+#define K_ENUM(fl, s, k, f, d, names, h)                                                   \
+    { .flags = fl, .section = s, .name = k, .type = KT_ENUM, .offset = FIELD(f),          \
+      .def = d, .choices = names, .help = h }
+#define K_ILIST(fl, s, k, f, n, d, mn, mx, h)                                              \
+    { .flags = fl, .section = s, .name = k, .type = KT_LIST, .elem = KT_INT,              \
+      .offset = FIELD(f), .size = FSIZE(f) / sizeof(int64_t), .count_offset = FIELD(n),   \
+      .def = d, .imin = mn, .imax = mx, .help = h }
+#define K_DLIST(fl, s, k, f, n, d, lok, mn, hik, mx, h)                                    \
+    { .flags = fl, .section = s, .name = k, .type = KT_LIST, .elem = KT_DOUBLE,           \
+      .offset = FIELD(f), .size = FSIZE(f) / sizeof(double), .count_offset = FIELD(n),    \
+      .def = d, .lo = lok, .dmin = mn, .hi = hik, .dmax = mx, .help = h }
 
 static const Key KEYS[] = {
     /* [data] */
-    K_STR("data", "train", data.train, "", "file.h5:/group, or empty",
+    K_STR(KEY_TRAJ, "data", "train", data.train, "", "file.h5:/group, or empty",
           "training split (file.h5 alone means file.h5:/train)"),
-    K_STR("data", "val", data.val, "", "file.h5:/group, or empty",
+    K_STR(0, "data", "val", data.val, "", "file.h5:/group, or empty",
           "validation split; empty = no validation (needed by early stopping)"),
-    K_STR("data", "test", data.test, "", "file.h5:/group, or empty",
+    K_STR(0, "data", "test", data.test, "", "file.h5:/group, or empty",
           "test split, evaluated after training; empty = none"),
-    K_ENUM("data", "normalize", data.normalize, "scale", NORMALIZE_NAMES,
+    K_ENUM(KEY_TRAJ, "data", "normalize", data.normalize, "scale", NORMALIZE_NAMES,
            "input normalisation fitted on the training split"),
-    K_INT("data", "virtual_shards", data.virtual_shards, "64", 1, 1048576,
+    K_INT(KEY_TRAJ, "data", "virtual_shards", data.virtual_shards, "64", 1, 1048576,
           "S virtual shards of the training rows: same trajectory on any P <= S ranks"),
-    K_BOOL("data", "compact", data.compact, "true",
+    K_BOOL(0, "data", "allow_same_split", data.allow_same_split, "false",
+           "let data.val or data.test be the training split itself (warned); refused when "
+           "false"),
+    K_BOOL(0, "data", "compact", data.compact, "true",
            "keep uint8 features as uint8 in memory (4x smaller), converted per batch; "
            "false: float32 at load"),
     /* [model] */
-    K_ENUM("model", "type", model.type, "softmax", MODEL_NAMES,
+    K_ENUM(KEY_TRAJ, "model", "type", model.type, "softmax", MODEL_NAMES,
            "logistic (binary), softmax (multi-class), multilabel (sigmoids) or mlp"),
-    K_ILIST("model", "hidden", model.hidden, model.n_hidden, "", 1, 65536,
+    K_ILIST(KEY_TRAJ, "model", "hidden", model.hidden, model.n_hidden, "", 1, 65536,
             "hidden layer sizes, e.g. 256,128 (mlp only; required for mlp)"),
-    K_ENUM("model", "activation", model.activation, "relu", ACTIVATION_NAMES,
+    K_ENUM(KEY_TRAJ, "model", "activation", model.activation, "relu", ACTIVATION_NAMES,
            "hidden-layer activation (mlp)"),
-    K_ENUM("model", "head", model.head, "softmax", HEAD_NAMES,
+    K_ENUM(KEY_TRAJ, "model", "head", model.head, "softmax", HEAD_NAMES,
            "mlp output: softmax (one class per row) or sigmoid (multi-label)"),
-    K_ENUM("model", "init", model.init, "xavier", INIT_NAMES,
+    K_ENUM(0, "model", "init", model.init, "xavier", INIT_NAMES,
            "weight initialisation (zeros is refused for mlp)"),
-    K_INT("model", "classes", model.classes, "0", 0, XT_MAX_CLASSES,
+    K_INT(KEY_TRAJ, "model", "classes", model.classes, "0", 0, XT_MAX_CLASSES,
           "K classes or labels; 0 = infer from the training data"),
     /* [loss] */
-    K_DBL("loss", "label_smoothing", loss.label_smoothing, "0", BOUND_INCL, 0.0, BOUND_EXCL,
-          1.0, "e: targets become (1 - e) * onehot + e / K"),
-    K_DLIST("loss", "class_weights", loss.class_weights, loss.n_class_weights, "", BOUND_INCL,
-            0.0, BOUND_NONE, 0.0, "per-class loss weights, one per class; empty = all 1"),
-    K_DBL("loss", "pos_weight", loss.pos_weight, "1", BOUND_EXCL, 0.0, BOUND_NONE, 0.0,
+    K_DBL(KEY_TRAJ, "loss", "label_smoothing", loss.label_smoothing, "0", BOUND_INCL, 0.0,
+          BOUND_EXCL, 1.0, "e: targets become (1 - e) * onehot + e / K"),
+    K_DLIST(KEY_TRAJ, "loss", "class_weights", loss.class_weights, loss.n_class_weights, "",
+            BOUND_INCL, 0.0, BOUND_NONE, 0.0,
+            "per-class loss weights, one per class; empty = all 1"),
+    K_DBL(KEY_TRAJ, "loss", "pos_weight", loss.pos_weight, "1", BOUND_EXCL, 0.0, BOUND_NONE, 0.0,
           "weight of positive targets in sigmoid losses (logistic, multi-label)"),
-    K_INT("loss", "ignore_index", loss.ignore_index, "-1", -1, XT_MAX_CLASSES - 1,
+    K_INT(KEY_TRAJ, "loss", "ignore_index", loss.ignore_index, "-1", -1, XT_MAX_CLASSES - 1,
           "class id whose rows are left out of loss and gradient; -1 = none"),
     /* [optim] */
-    K_DBL("optim", "lr", optim.lr, "0.1", BOUND_EXCL, 0.0, BOUND_INCL, 1e3,
+    K_DBL(0, "optim", "lr", optim.lr, "0.1", BOUND_EXCL, 0.0, BOUND_INCL, 1e3,
           "base learning rate"),
-    K_DBL("optim", "momentum", optim.momentum, "0", BOUND_INCL, 0.0, BOUND_EXCL, 1.0,
+    K_DBL(KEY_TRAJ, "optim", "momentum", optim.momentum, "0", BOUND_INCL, 0.0, BOUND_EXCL, 1.0,
           "momentum coefficient; 0 = plain SGD"),
-    K_BOOL("optim", "nesterov", optim.nesterov, "false",
+    K_BOOL(0, "optim", "nesterov", optim.nesterov, "false",
            "Nesterov momentum (needs momentum > 0)"),
-    K_DBL("optim", "weight_decay", optim.weight_decay, "0", BOUND_INCL, 0.0, BOUND_NONE, 0.0,
+    K_DBL(0, "optim", "weight_decay", optim.weight_decay, "0", BOUND_INCL, 0.0, BOUND_NONE, 0.0,
           "L2 weight decay coefficient"),
-    K_DBL("optim", "clip_norm", optim.clip_norm, "0", BOUND_INCL, 0.0, BOUND_NONE, 0.0,
+    K_DBL(0, "optim", "clip_norm", optim.clip_norm, "0", BOUND_INCL, 0.0, BOUND_NONE, 0.0,
           "clip the global gradient L2 norm to this value; 0 = off"),
-    K_ENUM("optim", "schedule", optim.schedule, "constant", SCHEDULE_NAMES,
+    K_ENUM(0, "optim", "schedule", optim.schedule, "constant", SCHEDULE_NAMES,
            "learning-rate schedule after warm-up"),
-    K_INT("optim", "step_size", optim.step_size, "10", 1, XT_EPOCHS_MAX,
+    K_INT(0, "optim", "step_size", optim.step_size, "10", 1, XT_EPOCHS_MAX,
           "epochs between decays (schedule = step)"),
-    K_DBL("optim", "gamma", optim.gamma, "0.1", BOUND_EXCL, 0.0, BOUND_INCL, 1.0,
+    K_DBL(0, "optim", "gamma", optim.gamma, "0.1", BOUND_EXCL, 0.0, BOUND_INCL, 1.0,
           "decay factor (schedule = step)"),
-    K_DBL("optim", "warmup_epochs", optim.warmup_epochs, "0", BOUND_INCL, 0.0, BOUND_INCL,
+    K_DBL(0, "optim", "warmup_epochs", optim.warmup_epochs, "0", BOUND_INCL, 0.0, BOUND_INCL,
           1e6, "linear warm-up of the learning rate over this many epochs; 0 = off"),
-    K_ENUM("optim", "lr_scaling", optim.lr_scaling, "none", LR_SCALING_NAMES,
+    K_ENUM(0, "optim", "lr_scaling", optim.lr_scaling, "none", LR_SCALING_NAMES,
            "linear: lr *= P, for users who grow the batch with P"),
     /* [train] */
-    K_INT("train", "epochs", train.epochs, "10", 1, XT_EPOCHS_MAX, "maximum number of epochs"),
-    K_INT("train", "batch_size", train.batch_size, "128", 0, XT_INT31_MAX,
+    K_INT(0, "train", "epochs", train.epochs, "10", 1, XT_EPOCHS_MAX, "maximum number of epochs"),
+    K_INT(KEY_TRAJ, "train", "batch_size", train.batch_size, "128", 0, XT_INT31_MAX,
           "global batch size over all ranks; 0 = full batch"),
-    K_INT("train", "batch_per_rank", train.batch_per_rank, "0", 0, XT_INT31_MAX,
+    K_INT(KEY_TRAJ, "train", "batch_per_rank", train.batch_per_rank, "0", 0, XT_INT31_MAX,
           "if > 0: global batch = P * this, overriding batch_size (weak scaling)"),
-    K_UINT("train", "seed", train.seed, "42", "seed of initialisation and shuffling"),
-    K_BOOL("train", "shuffle", train.shuffle, "true", "reshuffle the rows every epoch"),
-    K_INT("train", "check_every", train.check_every, "100", 0, INT64_MAX,
+    K_UINT(KEY_TRAJ, "train", "seed", train.seed, "42", "seed of initialisation and shuffling"),
+    K_BOOL(KEY_TRAJ, "train", "shuffle", train.shuffle, "true", "reshuffle the rows every epoch"),
+    K_INT(0, "train", "check_every", train.check_every, "100", 0, INT64_MAX,
           "steps between replica checksums across ranks; 0 = never"),
-    K_STR("train", "resume", train.resume, "auto", "auto, never, or a checkpoint path",
+    K_STR(KEY_RUN, "train", "resume", train.resume, "auto", "auto, never, or a checkpoint path",
           "auto: continue from run.dir/checkpoint.h5 if present; never; or a path"),
-    K_BOOL("train", "progress", train.progress, "true",
+    K_BOOL(KEY_RUN, "train", "progress", train.progress, "true",
            "progress line within epochs (when stdout is a terminal)"),
     /* [eval] */
-    K_BOOL("eval", "distributed", eval.distributed, "false",
+    K_BOOL(0, "eval", "distributed", eval.distributed, "false",
            "validate on all ranks (sharded) instead of rank 0 alone"),
-    K_INT("eval", "batch_size", eval.batch_size, "1024", 1, XT_INT31_MAX,
+    K_INT(0, "eval", "batch_size", eval.batch_size, "1024", 1, XT_INT31_MAX,
           "rows per forward pass during evaluation"),
     /* [early_stopping] */
-    K_BOOL("early_stopping", "enabled", early_stopping.enabled, "false",
+    K_BOOL(0, "early_stopping", "enabled", early_stopping.enabled, "false",
            "stop when the monitored value stops improving"),
-    K_ENUM("early_stopping", "monitor", early_stopping.monitor, "val_loss", MONITOR_NAMES,
+    K_ENUM(0, "early_stopping", "monitor", early_stopping.monitor, "val_loss", MONITOR_NAMES,
            "validation metric to watch"),
-    K_ENUM("early_stopping", "mode", early_stopping.mode, "auto", MODE_NAMES,
+    K_ENUM(0, "early_stopping", "mode", early_stopping.mode, "auto", MODE_NAMES,
            "whether lower or higher is better; auto: min for loss, max for accuracy"),
-    K_INT("early_stopping", "patience", early_stopping.patience, "5", 1, XT_EPOCHS_MAX,
+    K_INT(0, "early_stopping", "patience", early_stopping.patience, "5", 1, XT_EPOCHS_MAX,
           "monitored epochs without improvement before stopping"),
-    K_DBL("early_stopping", "min_delta", early_stopping.min_delta, "0", BOUND_INCL, 0.0,
+    K_DBL(0, "early_stopping", "min_delta", early_stopping.min_delta, "0", BOUND_INCL, 0.0,
           BOUND_NONE, 0.0, "smallest change that counts as an improvement"),
-    K_INT("early_stopping", "start_epoch", early_stopping.start_epoch, "1", 1, XT_EPOCHS_MAX,
+    K_INT(0, "early_stopping", "start_epoch", early_stopping.start_epoch, "1", 1, XT_EPOCHS_MAX,
           "first monitored epoch (earlier epochs never count)"),
-    K_BOOL("early_stopping", "restore_best", early_stopping.restore_best, "true",
+    K_BOOL(0, "early_stopping", "restore_best", early_stopping.restore_best, "true",
            "model.h5 holds the best epoch's weights (else the last epoch's)"),
     /* [checkpoint] */
-    K_INT("checkpoint", "every", checkpoint.every, "1", 0, XT_EPOCHS_MAX,
+    K_INT(0, "checkpoint", "every", checkpoint.every, "1", 0, XT_EPOCHS_MAX,
           "epochs between checkpoints; 0 = never"),
     /* [comm] */
-    K_DBL("comm", "timeout_s", comm.timeout_s, "600", BOUND_EXCL, 0.0, BOUND_NONE, 0.0,
+    K_DBL(0, "comm", "timeout_s", comm.timeout_s, "600", BOUND_EXCL, 0.0, BOUND_NONE, 0.0,
           "seconds a collective may wait before the job is aborted"),
     /* [run] */
-    K_STR("run", "dir", run.dir, "", "a directory path, or empty",
+    K_STR(KEY_RUN, "run", "dir", run.dir, "", "a directory path, or empty",
           "output directory; empty = runs/<config file name without extension>"),
 };
 
@@ -242,14 +258,6 @@ static int load_int(const Config *cfg, size_t off)
 }
 
 static void store_int(Config *cfg, size_t off, int v) { memcpy(field_at(cfg, off), &v, sizeof v); }
-
-/* ASCII case-insensitive equality. */
-static bool ieq(const char *a, const char *b)
-{
-    for (; *a && *b; a++, b++)
-        if (tolower((unsigned char)*a) != tolower((unsigned char)*b)) return false;
-    return *a == *b;
-}
 
 /* Copies s[0..n) without surrounding whitespace into out (truncating to outlen - 1). */
 static void trim_copy(const char *s, size_t n, char *out, size_t outlen)
@@ -402,62 +410,32 @@ static void allowed_text(const Key *k, char *buf, size_t len)
 /* Parsing one value                                                           */
 /* ------------------------------------------------------------------------- */
 
-/* Each returns NULL on success or a short reason. s has no surrounding blanks. */
-static const char *parse_i64(const char *s, int64_t *out)
-{
-    if (!*s) return "empty value";
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (end == s || *end) return "not an integer";
-    if (errno == ERANGE) return "out of range";
-    *out = (int64_t)v;
-    return NULL;
-}
+/* One parsed scalar value, and its size in the Config. */
+typedef union {
+    int64_t i;
+    uint64_t u;
+    double d;
+    bool b;
+} Scalar;
+_Static_assert(sizeof(int64_t) == sizeof(double), "8-byte scalars");
 
-static const char *parse_u64(const char *s, uint64_t *out)
+/* Parses text as a value of type t (a key's own type, or its list element type) and
+ * checks the key's range. Returns NULL or the reason. */
+static const char *parse_scalar(const Key *k, KeyType t, const char *text, Scalar *v,
+                                size_t *size)
 {
-    if (!*s) return "empty value";
-    if (*s == '-') return "not an unsigned integer";
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (end == s || *end) return "not an unsigned integer";
-    if (errno == ERANGE) return "out of range";
-    *out = (uint64_t)v;
-    return NULL;
-}
-
-static const char *parse_f64(const char *s, double *out)
-{
-    if (!*s) return "empty value";
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (end == s || *end) return "not a number";
-    if (isnan(v) || (isinf(v) && errno != ERANGE)) return "not a finite number";
-    if (errno == ERANGE && isinf(v)) return "out of range (overflow)";
-    /* An underflow reads as 0 or a subnormal: kept, the range check decides. */
-    *out = v;
-    return NULL;
-}
-
-static const char *parse_bool(const char *s, bool *out)
-{
-    static const char *const yes[] = {"true", "yes", "on", "1"};
-    static const char *const no[] = {"false", "no", "off", "0"};
-    if (!*s) return "empty value";
-    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
-        if (ieq(s, yes[i])) {
-            *out = true;
-            return NULL;
-        }
-        if (ieq(s, no[i])) {
-            *out = false;
-            return NULL;
-        }
+    const char *bad = NULL;
+    switch (t) {
+    case KT_INT: bad = strutil_parse_i64(text, &v->i); break;
+    case KT_UINT: bad = strutil_parse_u64(text, &v->u); break;
+    case KT_DOUBLE: bad = strutil_parse_f64(text, &v->d); break;
+    case KT_BOOL: bad = strutil_parse_bool(text, &v->b); break;
+    default: XT_ASSERT(!"not a scalar key type");
     }
-    return "not a boolean";
+    *size = t == KT_BOOL ? sizeof v->b : sizeof v->i; /* int64, uint64 and double: 8 */
+    if (!bad && t == KT_INT && !int_in_range(k, v->i)) bad = "out of range";
+    if (!bad && t == KT_DOUBLE && !double_in_range(k, v->d)) bad = "out of range";
+    return bad;
 }
 
 /* Parses a comma-separated list into the key's array. The first pass checks every
@@ -491,25 +469,14 @@ static const char *set_list(Config *cfg, const Key *k, const char *value, bool a
                 snprintf(why, whylen, "more than %zu values", k->size);
                 return why;
             }
-            if (k->elem == KT_INT) {
-                int64_t v = 0;
-                const char *bad = parse_i64(el, &v);
-                if (!bad && !int_in_range(k, v)) bad = "out of range";
-                if (bad) {
-                    snprintf(why, whylen, "element %zu (%s): %s", idx, el, bad);
-                    return why;
-                }
-                if (pass) ((int64_t *)field_at(cfg, k->offset))[n] = v;
-            } else {
-                double v = 0.0;
-                const char *bad = parse_f64(el, &v);
-                if (!bad && !double_in_range(k, v)) bad = "out of range";
-                if (bad) {
-                    snprintf(why, whylen, "element %zu (%s): %s", idx, el, bad);
-                    return why;
-                }
-                if (pass) ((double *)field_at(cfg, k->offset))[n] = v;
+            Scalar v;
+            size_t vsize = 0;
+            const char *bad = parse_scalar(k, k->elem, el, &v, &vsize);
+            if (bad) {
+                snprintf(why, whylen, "element %zu (%s): %s", idx, el, bad);
+                return why;
             }
+            if (pass) memcpy((char *)field_at(cfg, k->offset) + n * vsize, &v, vsize);
             n++;
             if (!comma) break;
             p = comma + 1;
@@ -536,40 +503,21 @@ static const char *set_value(Config *cfg, const Key *k, const char *value, bool 
         memcpy(field_at(cfg, k->offset), value, n + 1);
         return NULL;
     }
-    case KT_INT: {
-        int64_t v = 0;
-        const char *bad = parse_i64(value, &v);
-        if (bad) return bad;
-        if (!int_in_range(k, v)) return "out of range";
-        memcpy(field_at(cfg, k->offset), &v, sizeof v);
-        return NULL;
-    }
-    case KT_UINT: {
-        uint64_t v = 0;
-        const char *bad = parse_u64(value, &v);
-        if (bad) return bad;
-        memcpy(field_at(cfg, k->offset), &v, sizeof v);
-        return NULL;
-    }
-    case KT_DOUBLE: {
-        double v = 0.0;
-        const char *bad = parse_f64(value, &v);
-        if (bad) return bad;
-        if (!double_in_range(k, v)) return "out of range";
-        memcpy(field_at(cfg, k->offset), &v, sizeof v);
-        return NULL;
-    }
+    case KT_INT:
+    case KT_UINT:
+    case KT_DOUBLE:
     case KT_BOOL: {
-        bool v = false;
-        const char *bad = parse_bool(value, &v);
+        Scalar v;
+        size_t vsize = 0;
+        const char *bad = parse_scalar(k, k->type, value, &v, &vsize);
         if (bad) return bad;
-        memcpy(field_at(cfg, k->offset), &v, sizeof v);
+        memcpy(field_at(cfg, k->offset), &v, vsize);
         return NULL;
     }
     case KT_ENUM:
         if (!*value) return "empty value";
         for (size_t i = 0; k->choices[i]; i++) {
-            if (ieq(value, k->choices[i])) {
+            if (strutil_ieq(value, k->choices[i])) {
                 store_int(cfg, k->offset, (int)i);
                 return NULL;
             }
@@ -682,29 +630,7 @@ static bool section_known(const char *section)
     return false;
 }
 
-#define LEV_MAX 64
-
-/* Case-insensitive edit distance (insert, delete, substitute); strings longer than
- * LEV_MAX count as far from everything. */
-static size_t levenshtein(const char *a, const char *b)
-{
-    size_t na = strlen(a), nb = strlen(b);
-    if (na > LEV_MAX || nb > LEV_MAX) return SIZE_MAX;
-    size_t prev[LEV_MAX + 1], cur[LEV_MAX + 1];
-    for (size_t j = 0; j <= nb; j++) prev[j] = j;
-    for (size_t i = 1; i <= na; i++) {
-        cur[0] = i;
-        for (size_t j = 1; j <= nb; j++) {
-            size_t sub = prev[j - 1] +
-                         (tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]));
-            size_t del = prev[j] + 1, ins = cur[j - 1] + 1;
-            size_t best = sub < del ? sub : del;
-            cur[j] = best < ins ? best : ins;
-        }
-        memcpy(prev, cur, (nb + 1) * sizeof prev[0]);
-    }
-    return prev[nb];
-}
+#define LEV_MAX STRUTIL_EDIT_MAX
 
 /* True when name is a word-aligned abbreviation or extension of key: the initials of
  * its '_'-separated words ("learning_rate" -> "lr"), or key plus or minus a leading or
@@ -739,7 +665,7 @@ static bool word_match(const char *name, const char *key)
 static const Key *suggest_key(const char *section, const char *name)
 {
     for (size_t i = 0; i < N_KEYS; i++)
-        if (ieq(KEYS[i].name, name) && !ieq(KEYS[i].section, section)) return &KEYS[i];
+        if (strutil_ieq(KEYS[i].name, name) && !strutil_ieq(KEYS[i].section, section)) return &KEYS[i];
 
     char full[2 * LEV_MAX + 2];
     snprintf(full, sizeof full, "%s.%s", section, name);
@@ -748,7 +674,7 @@ static const Key *suggest_key(const char *section, const char *name)
     for (size_t i = 0; i < N_KEYS; i++) {
         char cand[2 * LEV_MAX + 2];
         snprintf(cand, sizeof cand, "%s.%s", KEYS[i].section, KEYS[i].name);
-        size_t d = levenshtein(full, cand);
+        size_t d = strutil_edit_distance(full, cand);
         if (d < best_d) {
             best_d = d;
             best = &KEYS[i];
@@ -967,6 +893,8 @@ typedef struct {
                              prev_name, which an indented line continues */
     int line_of[N_KEYS];  /* line that set each key in the file, 0 = none */
     size_t set_of[N_KEYS];/* 1 + index of the --set that last set it, 0 = none */
+    const char *text;     /* parsing text in memory (config_load_text), not a file */
+    bool lenient;         /* unknown keys are skipped (text saved by another version) */
     bool failed;
     int err_line;
     char *err;
@@ -1039,6 +967,7 @@ static int ini_on_pair(void *user, const char *raw_section, const char *name, co
     trim_copy(raw_section, strlen(raw_section), section, sizeof section);
     echo_value(value, shown, sizeof shown);
     const Key *k = find_key(section, name);
+    if (!k && ctx->lenient) return 1;
     if (!k) {
         char text[512];
         unknown_key_text(section, name, text, sizeof text);
@@ -1091,6 +1020,8 @@ static void read_line_at(const char *path, int want, char *buf, size_t len)
     fclose(fp);
 }
 
+static Status parse_stream(LoadCtx *ctx);
+
 static Status parse_file(LoadCtx *ctx)
 {
     const char *path = ctx->path;
@@ -1115,6 +1046,13 @@ static Status parse_file(LoadCtx *ctx)
                 strerror(errno));
         return XT_ERR_USAGE;
     }
+    return parse_stream(ctx);
+}
+
+/* Parses ctx->fp (closed here) with libinih through the counting line reader. */
+static Status parse_stream(LoadCtx *ctx)
+{
+    const char *path = ctx->path;
     int rc = ini_parse_stream(ini_read_line, ctx, ini_on_pair, ctx);
     fclose(ctx->fp);
     ctx->fp = NULL;
@@ -1124,8 +1062,8 @@ static Status parse_file(LoadCtx *ctx)
     }
     if (rc > 0 && (!ctx->failed || rc < ctx->err_line)) {
         /* libinih found a line that is neither a pair, a section nor a comment */
-        char text[ECHO_MAX + 8], line[256];
-        read_line_at(path, rc, line, sizeof line);
+        char text[ECHO_MAX + 8], line[256] = "";
+        if (!ctx->text) read_line_at(path, rc, line, sizeof line);
         echo_value(line, text, sizeof text);
         set_err(ctx->err, ctx->errlen,
                 "%s:%d: syntax error in '%s': expected 'key = value', '[section]' or a "
@@ -1150,6 +1088,30 @@ static bool derive_run_dir(Config *cfg, const char *path)
     }
     int w = snprintf(cfg->run.dir, sizeof cfg->run.dir, "runs/%.*s", (int)n, base);
     return w > 0 && (size_t)w < sizeof cfg->run.dir;
+}
+
+/* Runs the cross-key rules; a failure names where the blamed key was set (the --set,
+ * the file and line, or its default). */
+static Status report_rules(const LoadCtx *ctx, const char *const *overrides)
+{
+    char why[320], val[ECHO_MAX + 8], shown[ECHO_MAX + 8];
+    const Config *cfg = ctx->cfg;
+    const char *path = ctx->path;
+    const Key *k = check_rules(cfg, why, sizeof why);
+    if (!k) return XT_OK;
+    size_t idx = (size_t)(k - KEYS);
+    value_echo(cfg, k, val, sizeof val);
+    if (ctx->set_of[idx]) {
+        echo_value(overrides[ctx->set_of[idx] - 1], shown, sizeof shown);
+        set_err(ctx->err, ctx->errlen, "--set %s: %s", shown, why);
+    } else if (ctx->line_of[idx]) {
+        set_err(ctx->err, ctx->errlen, "%s:%d: %s.%s = %s: %s", path, ctx->line_of[idx],
+                k->section, k->name, val, why);
+    } else {
+        set_err(ctx->err, ctx->errlen, "%s%s%s.%s = %s (default): %s", path ? path : "",
+                path ? ": " : "", k->section, k->name, val, why);
+    }
+    return XT_ERR_USAGE;
 }
 
 Status config_load(Config *cfg, const char *path, const char *const *overrides,
@@ -1194,27 +1156,100 @@ Status config_load(Config *cfg, const char *path, const char *const *overrides,
         goto cleanup;
     }
 
-    char why[320], val[ECHO_MAX + 8], shown[ECHO_MAX + 8];
-    const Key *k = check_rules(cfg, why, sizeof why);
-    if (k) {
-        size_t idx = (size_t)(k - KEYS);
-        value_echo(cfg, k, val, sizeof val);
-        if (ctx->set_of[idx]) {
-            echo_value(overrides[ctx->set_of[idx] - 1], shown, sizeof shown);
-            set_err(err, errlen, "--set %s: %s", shown, why);
-        } else if (ctx->line_of[idx]) {
-            set_err(err, errlen, "%s:%d: %s.%s = %s: %s", path, ctx->line_of[idx], k->section,
-                    k->name, val, why);
-        } else {
-            set_err(err, errlen, "%s%s%s.%s = %s (default): %s", path ? path : "",
-                    path ? ": " : "", k->section, k->name, val, why);
-        }
-        st = XT_ERR_USAGE;
-    }
+    st = report_rules(ctx, overrides);
 
 cleanup:
     free(ctx);
     return st;
+}
+
+Status config_load_text(Config *cfg, const char *text, const char *label, char *err,
+                        size_t errlen)
+{
+    XT_ASSERT(cfg != NULL && text != NULL && label != NULL);
+    if (err && errlen) err[0] = '\0';
+    config_defaults(cfg);
+    if (!text[0]) return XT_OK;
+    LoadCtx *ctx = calloc(1, sizeof *ctx);
+    if (!ctx) {
+        set_err(err, errlen, "out of memory");
+        return XT_ERR_RUNTIME;
+    }
+    *ctx = (LoadCtx){.cfg = cfg, .path = label, .text = text, .lenient = true, .err = err,
+                     .errlen = errlen};
+    ctx->fp = fmemopen((void *)text, strlen(text), "r");
+    Status st = XT_ERR_RUNTIME;
+    if (!ctx->fp) set_err(err, errlen, "%s: cannot read the text: %s", label, strerror(errno));
+    else st = parse_stream(ctx);
+    free(ctx);
+    return st;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Comparing and describing                                                    */
+/* ------------------------------------------------------------------------- */
+
+static bool key_selected(const Key *k, ConfigKeys which)
+{
+    bool traj = (k->flags & KEY_TRAJ) != 0;
+    return which == CONFIG_KEYS_TRAJECTORY ? traj : !traj && !(k->flags & KEY_RUN);
+}
+
+/* Whether a key has the same effective value in a and b (lists element by element; a
+ * message's echo is cut short, so it cannot decide). */
+static bool values_equal(const Config *a, const Config *b, const Key *k)
+{
+    if (k->type == KT_LIST) {
+        int n = load_int(a, k->count_offset);
+        if (n != load_int(b, k->count_offset)) return false;
+        size_t elem = k->elem == KT_INT ? sizeof(int64_t) : sizeof(double);
+        return memcmp(cfield_at(a, k->offset), cfield_at(b, k->offset), (size_t)n * elem) == 0;
+    }
+    char va[XT_PATH_MAX + 8], vb[XT_PATH_MAX + 8];
+    Sink sa = {va, sizeof va, 0, 0}, sb = {vb, sizeof vb, 0, 0};
+    va[0] = vb[0] = '\0';
+    format_value(a, k, &sa, 0);
+    format_value(b, k, &sb, 0);
+    return strcmp(va, vb) == 0;
+}
+
+size_t config_diff(const Config *a, const Config *b, ConfigKeys which, char *buf, size_t len)
+{
+    XT_ASSERT(a != NULL && b != NULL && (buf != NULL || len == 0));
+    Sink out = {buf, len, 0, 0};
+    if (len > 0) buf[0] = '\0';
+    size_t n = 0;
+    for (size_t i = 0; i < N_KEYS; i++) {
+        const Key *k = &KEYS[i];
+        if (!key_selected(k, which)) continue;
+        if (values_equal(a, b, k)) continue;
+        char va[ECHO_MAX + 8], vb[ECHO_MAX + 8];
+        value_echo(a, k, va, sizeof va);
+        value_echo(b, k, vb, sizeof vb);
+        sink_printf(&out, "%s%s.%s: '%s' -> '%s'", n ? "; " : "", k->section, k->name, va, vb);
+        n++;
+    }
+    return n;
+}
+
+size_t config_settings_text(const Config *cfg, char *buf, size_t len)
+{
+    XT_ASSERT(cfg != NULL && (buf != NULL || len == 0));
+    Sink s = {buf, len, 0, 0};
+    if (len > 0) buf[0] = '\0';
+    const char *section = NULL;
+    for (size_t i = 0; i < N_KEYS; i++) {
+        const Key *k = &KEYS[i];
+        if (!section || strcmp(section, k->section) != 0) {
+            if (section) sink_newline(&s);
+            section = k->section;
+            sink_printf(&s, "[%s]", section);
+        }
+        sink_printf(&s, " %s=", k->name);
+        format_value(cfg, k, &s, 0);
+    }
+    if (section) sink_newline(&s);
+    return s.pos;
 }
 
 /* ------------------------------------------------------------------------- */
@@ -1337,6 +1372,4 @@ const char *config_model_type_name(ModelType t) { return choice_name(MODEL_NAMES
 const char *config_activation_name(Activation a) { return choice_name(ACTIVATION_NAMES, (int)a); }
 const char *config_normalize_name(Normalize n) { return choice_name(NORMALIZE_NAMES, (int)n); }
 const char *config_head_name(Head h) { return choice_name(HEAD_NAMES, (int)h); }
-const char *config_init_name(Init i) { return choice_name(INIT_NAMES, (int)i); }
-const char *config_schedule_name(Schedule s) { return choice_name(SCHEDULE_NAMES, (int)s); }
 const char *config_monitor_name(Monitor m) { return choice_name(MONITOR_NAMES, (int)m); }

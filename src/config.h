@@ -57,6 +57,7 @@ typedef struct {
         Normalize normalize;
         int64_t virtual_shards; /* S: rank-count invariance holds for P <= S */
         bool compact;           /* keep uint8 X as uint8 in memory */
+        bool allow_same_split;  /* val/test may be the training split (warned) */
     } data;
     struct {
         ModelType type;
@@ -132,6 +133,13 @@ void config_defaults(Config *cfg);
  * Local (every rank calls it identically). */
 Status config_load(Config *cfg, const char *path, const char *const *overrides,
                    size_t n_overrides, char *err, size_t errlen);
+/* Parses INI text in memory (a checkpoint's resolved config) over the defaults. Keys
+ * this version does not know are skipped (the text may come from another version); the
+ * cross-key rules are not applied (the text was valid when written). label names the
+ * text in messages. Local. */
+Status config_load_text(Config *cfg, const char *text, const char *label, char *err,
+                        size_t errlen);
+
 /* Applies one "section.key=value" (blanks around key and value are ignored). Same
  * error rules; checks the key's own type and range only, not the cross-key rules
  * (call config_validate). On failure cfg is unchanged. Local. */
@@ -149,6 +157,20 @@ Status config_validate(const Config *cfg, char *err, size_t errlen);
  * directory and checkpoints. Returns bytes written (excluding NUL) or needed. Local. */
 size_t config_to_ini(const Config *cfg, char *buf, size_t len);
 
+/* Which keys config_diff compares: those that shape the training trajectory (and must
+ * match when a run resumes), or the other settings (lr, epochs, early stopping, ...),
+ * leaving out where the run lives (run.dir, train.resume, train.progress). */
+typedef enum { CONFIG_KEYS_TRAJECTORY, CONFIG_KEYS_SETTINGS } ConfigKeys;
+
+/* Writes "section.key: 'a' -> 'b'" for every selected key whose values differ,
+ * separated by "; ", into buf (truncated to len); returns how many differ. Local. */
+size_t config_diff(const Config *a, const Config *b, ConfigKeys which, char *buf, size_t len);
+
+/* The effective settings, one line per section: "[optim] lr=0.05 momentum=0.9 ...",
+ * each line ending in '\n' (for the start-up banner). Returns bytes written (excluding
+ * NUL) or needed, as config_to_ini. Local. */
+size_t config_settings_text(const Config *cfg, char *buf, size_t len);
+
 /* Prints the key reference to stdout: format "text" (for --help-config) or "md"
  * (README table: key | default | allowed | meaning); another format prints text. */
 void config_print_reference(const char *format);
@@ -162,8 +184,6 @@ const char *config_model_type_name(ModelType t);
 const char *config_activation_name(Activation a);
 const char *config_normalize_name(Normalize n);
 const char *config_head_name(Head h);
-const char *config_init_name(Init i);
-const char *config_schedule_name(Schedule s);
 const char *config_monitor_name(Monitor m);
 
 #endif

@@ -12,9 +12,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "h5io.h"
+#include "fsutil.h"
 #include "log.h"
+#include "strutil.h"
 
 /* Rows per read block: about this many bytes of float32 output per H5Dread. */
 #define DATASET_BLOCK_BYTES ((size_t)16 << 20)
@@ -50,6 +53,25 @@ Status dataset_parse_spec(const char *spec, char *file, size_t file_len, char *g
     memcpy(group, g, glen);
     group[glen] = '\0';
     return XT_OK;
+}
+
+bool dataset_same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    if (stat(a, &sa) != 0 || stat(b, &sb) != 0) return strcmp(a, b) == 0;
+    return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+/* "f.h5:test" names no file, but "f.h5" exists: the slash is missing. */
+static bool missing_slash(const char *file, char *hint, size_t len)
+{
+    const char *colon = strrchr(file, ':');
+    if (!colon || colon == file || fsutil_exists(file)) return false;
+    char prefix[XT_PATH_MAX];
+    snprintf(prefix, sizeof prefix, "%.*s", (int)(colon - file), file);
+    if (!fsutil_exists(prefix)) return false;
+    snprintf(hint, len, "%s:/%s", prefix, colon + 1);
+    return true;
 }
 
 /* ---- probe ---------------------------------------------------------------------- */
@@ -157,8 +179,14 @@ Status dataset_probe(const char *spec, const Comm *comm, DatasetInfo *info)
     H5File *f = NULL;
     Status st = dataset_parse_spec(spec, info->file, sizeof info->file, info->group,
                                    sizeof info->group, err, sizeof err);
+    char hint[XT_PATH_MAX + 8];
+    info->group_given = spec && strstr(spec, ":/") != NULL;
     if (st != XT_OK) {
         probe_fail(comm, "%s", err);
+    } else if (missing_slash(info->file, hint, sizeof hint)) {
+        probe_fail(comm, "'%s': no such file; did you mean %s? (a split is FILE.h5:/GROUP)",
+                   spec, hint);
+        st = XT_ERR_USAGE;
     } else {
         /* Collective with a Comm: same spec on every rank, so all ranks get here. */
         st = h5io_open_read(info->file, comm, &f);
@@ -189,18 +217,6 @@ static double mem_available_bytes(void)
     return kb * 1024.0;
 }
 
-/* "1.5 GiB" */
-static void human_bytes(double b, char *buf, size_t len)
-{
-    const char *unit[5] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    int u = 0;
-    while (b >= 1024.0 && u < 4) {
-        b /= 1024.0;
-        u++;
-    }
-    snprintf(buf, len, "%.1f %s", b, unit[u]);
-}
-
 static Status load_check_memory(const DatasetInfo *info, size_t lo, size_t hi, bool compact,
                                 double extra_per_row, const Comm *comm)
 {
@@ -216,8 +232,8 @@ static Status load_check_memory(const DatasetInfo *info, size_t lo, size_t hi, b
     bool fits = (avail <= 0.0 || need <= per_rank) && need < (double)SIZE_MAX / 2;
     if (fits) return XT_OK;
     char hneed[32], havail[32];
-    human_bytes(need, hneed, sizeof hneed);
-    human_bytes(per_rank, havail, sizeof havail);
+    strutil_human_bytes(need, hneed, sizeof hneed);
+    strutil_human_bytes(per_rank, havail, sizeof havail);
     log_error("%s:%s: rows [%zu, %zu) need about %s (%zu rows x %.0f bytes) but "
               "this node has %s available for each of its %d rank(s); use more ranks (or "
               "nodes) so each shard fits", info->file, info->group, lo, hi, hneed, rows,
@@ -342,6 +358,23 @@ Status dataset_check_memory(const DatasetInfo *info, size_t lo, size_t hi, bool 
     return load_check_memory(info, lo, hi, compact && info->x_u8, (double)extra_per_row, comm);
 }
 
+Status dataset_check_distributions(const Dataset *ds)
+{
+    const DatasetInfo *in = &ds->info;
+    size_t rows = ds->hi - ds->lo, K = in->k_dense;
+    for (size_t i = 0; in->target == TARGET_DENSE && i < rows; i++) {
+        double sum = 0.0;
+        for (size_t k = 0; k < K; k++) sum += (double)ds->t[i * K + k];
+        if (fabs(sum - 1.0) <= DATASET_SUM_TOLERANCE) continue;
+        log_error("%s:%s/y: row %zu sums to %g, not 1: a softmax head needs probability rows "
+                  "(soft targets). Rows with several 1s are multi-label targets: use "
+                  "model.type = multilabel, or mlp with model.head = sigmoid", in->file,
+                  in->group, ds->lo + i, sum);
+        return XT_ERR_USAGE;
+    }
+    return XT_OK;
+}
+
 void dataset_free(Dataset *ds)
 {
     if (!ds) return;
@@ -361,31 +394,7 @@ void dataset_free(Dataset *ds)
     ds->label_max = -1;
 }
 
-/* ---- statistics and scaling ------------------------------------------------------ */
-
-void dataset_feature_sums(const Dataset *ds, double *sum, double *sumsq)
-{
-    size_t d = ds->info.d, rows = ds->hi - ds->lo;
-    for (size_t j = 0; j < d; j++) sum[j] = sumsq[j] = 0.0;
-    for (size_t i = 0; i < rows; i++) {
-        for (size_t j = 0; j < d; j++) {
-            double v = ds->X8 ? (double)ds->X8[i * d + j] : (double)ds->X[i * d + j];
-            sum[j] += v;
-            sumsq[j] += v * v;
-        }
-    }
-}
-
-double dataset_max_abs(const Dataset *ds)
-{
-    size_t n = (ds->hi - ds->lo) * ds->info.d;
-    double m = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        double a = ds->X8 ? (double)ds->X8[i] : fabs((double)ds->X[i]);
-        if (a > m) m = a;
-    }
-    return m;
-}
+/* ---- normalisation and rows out ------------------------------------------------- */
 
 void dataset_apply_affine(Dataset *ds, const float *shift, const float *mul)
 {
@@ -397,27 +406,36 @@ void dataset_apply_affine(Dataset *ds, const float *shift, const float *mul)
     }
 }
 
+/* out (d) = local row `row`, as float, normalised when sh != NULL. */
+static inline void row_out(float *restrict o, const Dataset *ds, size_t row,
+                           const float *restrict sh, const float *restrict mu)
+{
+    const size_t d = ds->info.d;
+    if (ds->X8) {
+        const uint8_t *restrict x = ds->X8 + row * d;
+        if (sh)
+            for (size_t j = 0; j < d; j++) o[j] = ((float)x[j] - sh[j]) * mu[j];
+        else
+            for (size_t j = 0; j < d; j++) o[j] = (float)x[j];
+    } else {
+        const float *restrict x = ds->X + row * d;
+        if (sh)
+            for (size_t j = 0; j < d; j++) o[j] = (x[j] - sh[j]) * mu[j];
+        else
+            memcpy(o, x, d * sizeof *o);
+    }
+}
+
 void dataset_gather_rows(float *out, const Dataset *ds, const uint32_t *rows, size_t m,
                          const float *shift, const float *mul)
 {
-    const size_t d = ds->info.d;
-    const float *restrict sh = shift, *restrict mu = mul;
-    for (size_t i = 0; i < m; i++) {
-        float *restrict o = out + i * d;
-        if (ds->X8) {
-            const uint8_t *restrict x = ds->X8 + (size_t)rows[i] * d;
-            if (sh)
-                for (size_t j = 0; j < d; j++) o[j] = ((float)x[j] - sh[j]) * mu[j];
-            else
-                for (size_t j = 0; j < d; j++) o[j] = (float)x[j];
-        } else {
-            const float *restrict x = ds->X + (size_t)rows[i] * d;
-            if (sh)
-                for (size_t j = 0; j < d; j++) o[j] = (x[j] - sh[j]) * mu[j];
-            else
-                memcpy(o, x, d * sizeof *o);
-        }
-    }
+    for (size_t i = 0; i < m; i++) row_out(out + i * ds->info.d, ds, rows[i], shift, mul);
+}
+
+void dataset_read_rows(float *out, const Dataset *ds, size_t lo, size_t m, const float *shift,
+                       const float *mul)
+{
+    for (size_t i = 0; i < m; i++) row_out(out + i * ds->info.d, ds, lo + i, shift, mul);
 }
 
 void dataset_prefetch_rows(const Dataset *ds, const uint32_t *rows, size_t m)
@@ -429,4 +447,47 @@ void dataset_prefetch_rows(const Dataset *ds, const uint32_t *rows, size_t m)
                                : (const char *)(ds->X + (size_t)rows[i] * d);
         for (size_t b = 0; b < bytes; b += 64) __builtin_prefetch(p + b, 0, 3);
     }
+}
+
+/* ---- writing ---------------------------------------------------------------------- */
+
+/* Copies the selected rows of an array of `width` bytes per row into a new buffer. */
+static void *select_rows(const void *src, size_t width, const size_t *rows, size_t n)
+{
+    char *out = malloc(n * width);
+    for (size_t i = 0; out && i < n; i++)
+        memcpy(out + i * width, (const char *)src + rows[i] * width, width);
+    return out;
+}
+
+Status dataset_write_split(H5File *f, const char *group, const DatasetRows *r, int gzip_level)
+{
+    if (r->n == 0) return XT_OK;
+    XT_ASSERT((r->y != NULL) != (r->t != NULL));
+    size_t xw = r->d * (r->x_u8 ? 1 : sizeof(float));
+    size_t yw = r->t ? r->k * sizeof(float) : sizeof(int32_t);
+    const void *X = r->X, *Y = r->t ? (const void *)r->t : (const void *)r->y;
+    void *xsel = NULL, *ysel = NULL;
+    Status st = XT_OK;
+    if (r->rows) {
+        X = xsel = select_rows(r->X, xw, r->rows, r->n);
+        Y = ysel = select_rows(Y, yw, r->rows, r->n);
+        if (!xsel || !ysel) {
+            log_error("%s:%s: out of memory writing %zu rows", h5io_path(f), group, r->n);
+            st = XT_ERR_RUNTIME;
+        }
+    }
+    char xp[300], yp[300];
+    join(xp, sizeof xp, group, "X");
+    join(yp, sizeof yp, group, "y");
+    size_t xd[2] = {r->n, r->d}, yd[2] = {r->n, r->k};
+    if (st == XT_OK) st = h5io_create_group(f, group);
+    if (st == XT_OK) st = h5io_write(f, xp, r->x_u8 ? H5IO_U8 : H5IO_F32, 2, xd, X, gzip_level);
+    if (st == XT_OK)
+        st = r->t ? h5io_write(f, yp, H5IO_F32, 2, yd, Y, gzip_level)
+                  : h5io_write(f, yp, H5IO_I32, 1, yd, Y, gzip_level);
+    if (st == XT_OK && r->scale > 0.0) st = h5io_attr_write_f64(f, xp, "scale", r->scale);
+    free(xsel);
+    free(ysel);
+    return st;
 }

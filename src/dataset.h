@@ -25,12 +25,13 @@
 #include "comm.h"
 #include "config.h"
 #include "error.h"
-
-typedef enum { TARGET_CLASS, TARGET_DENSE } TargetKind;
+#include "h5io.h"
+#include "loss.h"
 
 typedef struct {
     char file[XT_PATH_MAX];   /* path of the HDF5 file */
     char group[256];          /* "/train" */
+    bool group_given;         /* the spec named the group (else "/train" was assumed) */
     size_t n;                 /* N rows */
     size_t d;                 /* D features */
     TargetKind target;        /* y is (N,) class ids or (N, K) dense */
@@ -58,6 +59,10 @@ typedef struct {
 Status dataset_parse_spec(const char *spec, char *file, size_t file_len, char *group,
                           size_t group_len, char *err, size_t errlen);
 
+/* Whether two paths name the same file (same device and inode; the same string when
+ * either cannot be stat'ed). Local. */
+bool dataset_same_file(const char *a, const char *b);
+
 /* Opens the split and checks its layout (X 2-D, y (N,) integer or (N,K) float with the
  * same N, supported types, N > 0, D > 0). Collective over comm when comm != NULL (all
  * ranks open the file; the result is agreed so every rank returns the same status);
@@ -77,6 +82,13 @@ Status dataset_probe(const char *spec, const Comm *comm, DatasetInfo *info);
 Status dataset_load(Dataset *ds, const DatasetInfo *info, size_t lo, size_t hi, size_t k,
                     const Comm *comm);
 
+/* For probability targets (LOSS_SOFTMAX_PROBS): every held row of y must sum to 1
+ * (within DATASET_SUM_TOLERANCE). A multi-hot or all-zero row is refused, naming the
+ * global row, its sum and the fix (a sigmoid head). Local (logs on this rank); a no-op
+ * for class ids. */
+#define DATASET_SUM_TOLERANCE 1e-3
+Status dataset_check_distributions(const Dataset *ds);
+
 /* The memory guard of dataset_load on its own, for callers that allocate per-row state
  * before loading (the sampler): fails, with the estimate and the hint to use more ranks,
  * when rows [lo, hi) plus extra_per_row bytes each do not fit in this rank's share of the
@@ -95,6 +107,10 @@ Status dataset_load_compact(Dataset *ds, const DatasetInfo *info, size_t lo, siz
 void dataset_gather_rows(float *out, const Dataset *ds, const uint32_t *rows, size_t m,
                          const float *shift, const float *mul);
 
+/* out (m, D) = local rows [lo, lo + m), as dataset_gather_rows does. Local. */
+void dataset_read_rows(float *out, const Dataset *ds, size_t lo, size_t m, const float *shift,
+                       const float *mul);
+
 /* Asks the CPU to start loading these rows into cache (the next batch's, while the
  * current one is being computed). Only a hint: no effect on results. Local. */
 void dataset_prefetch_rows(const Dataset *ds, const uint32_t *rows, size_t m);
@@ -102,11 +118,26 @@ void dataset_prefetch_rows(const Dataset *ds, const uint32_t *rows, size_t m);
 /* Frees the arrays; safe on a zeroed Dataset; idempotent. */
 void dataset_free(Dataset *ds);
 
-/* Per-feature sums over the rows held: sum[D], sumsq[D] (double). Local. */
-void dataset_feature_sums(const Dataset *ds, double *sum, double *sumsq);
-/* Max |x| over the rows held. Local. */
-double dataset_max_abs(const Dataset *ds);
 /* X[i][j] = (X[i][j] - shift[j]) * mul[j] over the rows held (not for X8). Local. */
 void dataset_apply_affine(Dataset *ds, const float *shift, const float *mul);
+
+/* ---- writing: the same layout, for convert and gen --------------------------------- */
+
+/* Rows of in-memory arrays to write as one split. */
+typedef struct {
+    const void *X;       /* (rows, D): uint8 when x_u8, else float32 */
+    bool x_u8;
+    size_t d;
+    const int32_t *y;    /* class ids, or NULL when t is given */
+    const float *t;      /* (rows, k) dense targets, or NULL */
+    size_t k;
+    const size_t *rows;  /* which rows, in order; NULL: the first n */
+    size_t n;
+    double scale;        /* X's scale attribute; 0 = none */
+} DatasetRows;
+
+/* Writes GROUP/X and GROUP/y (and X's scale) into f, the layout dataset_probe reads;
+ * writes nothing for n == 0. gzip_level as h5io_write. Local. */
+Status dataset_write_split(H5File *f, const char *group, const DatasetRows *r, int gzip_level);
 
 #endif

@@ -16,6 +16,7 @@ void early_stop_init(EarlyStop *es, const Config *cfg)
 {
     XT_ASSERT(es != NULL && cfg != NULL);
     es->enabled = cfg->early_stopping.enabled;
+    es->has_val = cfg->data.val[0] != '\0';
     es->monitor = cfg->early_stopping.monitor;
     es->mode = cfg->early_stopping.mode;
     if (es->mode == MODE_AUTO) es->mode = es->monitor == MONITOR_VAL_ACCURACY ? MODE_MAX : MODE_MIN;
@@ -45,7 +46,17 @@ EsDecision early_stop_update(EarlyStop *es, int64_t epoch, double train_loss, do
     double value = es->monitor == MONITOR_VAL_ACCURACY ? val_accuracy : val_loss;
     EsDecision d = {.action = ES_CONTINUE, .epoch = (int32_t)epoch};
 
-    if (!isfinite(train_loss) || !isfinite(value)) {
+    if (!es->has_val) {
+        /* nothing to monitor: the latest finite epoch is the result */
+        if (!isfinite(train_loss)) {
+            d.action = ES_STOP_DIVERGED;
+        } else {
+            es->best = train_loss;
+            es->best_epoch = epoch;
+            d.improved = 1;
+            if (epoch >= es->max_epochs) d.action = ES_STOP_MAX_EPOCHS;
+        }
+    } else if (!isfinite(train_loss) || !isfinite(value)) {
         d.action = ES_STOP_DIVERGED;
     } else if (epoch >= es->start_epoch) {
         if (improves(es, value)) {
@@ -66,6 +77,14 @@ EsDecision early_stop_update(EarlyStop *es, int64_t epoch, double train_loss, do
     d.best_epoch = (int32_t)es->best_epoch;
     d.best_value = es->best;
     return d;
+}
+
+void early_stop_state(EarlyStop *es, StateList *out)
+{
+    state_init(out, "early_stopping");
+    state_add_f64(out, "best", &es->best);
+    state_add_i64(out, "best_epoch", &es->best_epoch);
+    state_add_i64(out, "bad_epochs", &es->bad_epochs);
 }
 
 const char *early_stop_action_name(EsAction a)

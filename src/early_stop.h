@@ -6,6 +6,9 @@
  *
  * Rules (epochs are numbered from 1):
  *   - a non-finite train loss or monitored value gives STOP_DIVERGED at once;
+ *   - without a validation split (data.val empty) nothing is monitored: every finite
+ *     epoch becomes the best (the last epoch is the run's result), and the run ends at
+ *     max_epochs;
  *   - epochs before start_epoch are not monitored (no best, no patience used);
  *   - an epoch improves when, for mode min, value < best - min_delta (for mode max,
  *     value > best + min_delta); the first monitored epoch always improves;
@@ -21,6 +24,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "state.h"
 
 typedef enum {
     ES_CONTINUE = 0,
@@ -42,6 +46,7 @@ typedef struct {
 
 typedef struct {
     bool enabled;
+    bool has_val;       /* a validation split exists (data.val) */
     Monitor monitor;
     MonitorMode mode;   /* resolved: MODE_MIN or MODE_MAX */
     int64_t patience, start_epoch, max_epochs;
@@ -52,8 +57,12 @@ typedef struct {
     int64_t bad_epochs; /* consecutive monitored epochs without improvement */
 } EarlyStop;
 
-/* From cfg->early_stopping and cfg->train.epochs. Local. */
+/* From cfg->early_stopping, cfg->train.epochs and cfg->data.val. Local. */
 void early_stop_init(EarlyStop *es, const Config *cfg);
+
+/* The state a checkpoint must carry (kind "early_stopping": best, best_epoch,
+ * bad_epochs), as views of es's fields. Local. */
+void early_stop_state(EarlyStop *es, StateList *out);
 
 /* Feeds the metrics of `epoch`; returns the decision. Local (rank 0). */
 EsDecision early_stop_update(EarlyStop *es, int64_t epoch, double train_loss, double val_loss,

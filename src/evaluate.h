@@ -1,11 +1,14 @@
-/* evaluate: loss, accuracy, confusion matrix and per-label F1 of a model on rows in
- * memory; and the `xentrain eval` and `xentrain predict` subcommands.
+/* evaluate: loss, accuracy, confusion matrix and per-label F1 of a model on the rows of
+ * a RowSource; the `xentrain eval` subcommand and evaluate_run, which the trainer calls
+ * for the test split. (`xentrain predict` is predict.c.)
  *
- * The reported loss is the plain cross-entropy of the model's head (no class weights,
- * no label smoothing; rows whose label equals loss.ignore_index are skipped), averaged
- * over rows, so validation curves compare across loss options.
- * Accuracy: argmax (softmax), z > 0 (logistic), and for multi-label the fraction of
- * per-label decisions (z > 0 versus y >= 0.5) that are right.
+ * The reported loss is the plain cross-entropy of the loss kind (loss.h; no class
+ * weights, no label smoothing, no pos_weight; rows whose label equals
+ * loss.ignore_index are skipped) with PyTorch's mean, so validation curves compare
+ * across loss options. Accuracy: argmax against the class id (softmax; against the
+ * argmax of the target row for probability targets), z > 0 (logistic), and for
+ * multi-label the fraction of per-output decisions (z > 0 versus y >= 0.5) that are
+ * right.
  * All counters live in one flat double buffer so ranks sum them with one allreduce.
  */
 #ifndef XT_EVALUATE_H
@@ -16,27 +19,38 @@
 #include <stdint.h>
 
 #include "comm.h"
+#include "dataset.h"
 #include "error.h"
 #include "model.h"
+#include "model_io.h"
+#include "rowsource.h"
+
+/* Counters before the confusion matrix or the per-label counts in the flat buffer. */
+#define EVAL_SCALARS 5
 
 typedef struct {
+    LossKind kind;       /* model_loss_kind of the model and the split's targets */
     size_t K;            /* classes (confusion matrix K x K) or labels (multi-label) */
     bool multilabel;
     double *buf;         /* one flat buffer: everything below points into it */
     size_t len;
-    double *loss_sum, *rows, *correct, *decisions;
+    double *loss_sum, *loss_weight; /* the loss's sum and its mean's denominator */
+    double *rows, *correct, *decisions;
     double *confusion;   /* (K, K): [true][predicted] counts (not multi-label) */
     double *tp, *fp, *fn; /* (K) per-label counts (multi-label) */
+    RowBatch batch;      /* rows read from the source, max_rows of them */
+    size_t max_rows;
 } EvalStats;
 
-Status eval_stats_init(EvalStats *st, const ModelShape *s);
+/* Counters for a model of shape s, and a row buffer for up to max_rows rows (the
+ * model's max_batch: evaluation reads that many rows per forward pass). */
+Status eval_stats_init(EvalStats *st, const ModelShape *s, LossKind kind, size_t max_rows);
 void eval_stats_reset(EvalStats *st);
 void eval_stats_free(EvalStats *st);
 
-/* Accumulates n rows (X (n, D); y class ids or t (n, K) dense targets) using the
- * model's buffers in chunks of m->max_batch rows. Local. */
-void eval_accumulate(EvalStats *st, Model *m, const float *X, const int32_t *y,
-                     const float *t, size_t n, int32_t ignore_index);
+/* Accumulates every row of src, m->max_batch rows per forward pass (at most
+ * st->max_rows). Local. */
+void eval_accumulate(EvalStats *st, Model *m, const RowSource *src, int32_t ignore_index);
 /* Collective: sums the counters over ranks (in place). */
 void eval_stats_allreduce(EvalStats *st, const Comm *comm);
 
@@ -44,9 +58,19 @@ double eval_loss(const EvalStats *st);
 double eval_accuracy(const EvalStats *st);
 double eval_macro_f1(const EvalStats *st); /* multi-label: mean per-label F1 */
 
-/* `xentrain eval` / `xentrain predict`: argv[0] is the subcommand. Collective over
- * comm (every rank evaluates its balanced share of the rows). Return exit codes. */
+/* Loads a model file on every rank and this rank's balanced share of a split (rows
+ * [r N / P, (r+1) N / P)), checks that they fit together (*kind: model_loss_kind) and
+ * applies the model's normalisation; rows go through m in passes of at most `batch`
+ * rows. Collective (agreed). Used by eval and predict. */
+Status eval_load(const Comm *comm, const char *model_path, const char *spec, size_t batch,
+                 ModelFile *mf, Dataset *ds, RowSource *src, Model *m, LossKind *kind);
+
+/* Evaluates model_path on the split `spec` and prints the report (rank 0); writes it as
+ * JSON to json_path too when not NULL. Collective. Returns an exit code. */
+int evaluate_run(const Comm *comm, const char *model_path, const char *spec,
+                 const char *json_path, size_t batch);
+
+/* `xentrain eval`: argv[0] is "eval". Collective over comm. Returns an exit code. */
 int evaluate_main(const Comm *comm, int argc, char **argv);
-int predict_main(const Comm *comm, int argc, char **argv);
 
 #endif

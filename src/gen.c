@@ -12,8 +12,10 @@
 #include <string.h>
 
 #include "error.h"
+#include "dataset.h"
 #include "h5io.h"
 #include "log.h"
+#include "opts.h"
 #include "rng.h"
 
 #define GEN_PI 3.14159265358979323846
@@ -30,146 +32,25 @@ typedef struct {
     const char *out;
 } GenOptions;
 
-static void gen_usage(FILE *f)
-{
-    fprintf(f,
-            "usage: xentrain gen {blobs|xor|spirals|multilabel} [options] --out F.h5\n"
-            "\n"
-            "Writes a seeded synthetic data set with /train, /val and /test splits\n"
-            "(X float32 (N, D); y int32 class ids, or float32 (N, K) 0/1 for multilabel).\n"
-            "The same options and seed give the same file, bit for bit.\n"
-            "\n"
-            "  blobs       K Gaussian clusters (close to linearly separable)\n"
-            "  xor         2 classes by the sign of x0*x1: needs a hidden layer (D >= 2)\n"
-            "  spirals     K interleaved spirals in (x0, x1): needs a hidden layer (D >= 2)\n"
-            "  multilabel  K labels per row, each from its own random linear rule\n"
-            "\n"
-            "options (default):\n"
-            "  --rows N            rows over all splits (1000)\n"
-            "  --features D        features (2; extra features beyond 2 are noise for\n"
-            "                      xor and spirals)\n"
-            "  --classes K         classes (blobs 3, xor 2 (fixed), spirals 3,\n"
-            "                      multilabel 4 labels)\n"
-            "  --seed S            PRNG seed, any 64-bit value (1)\n"
-            "  --val-fraction f    fraction of rows in /val (0.1; 0 = no /val group)\n"
-            "  --test-fraction f   fraction of rows in /test (0.1; 0 = no /test group)\n"
-            "  --noise x           noise std (blobs 1.0, others 0.1)\n"
-            "  --gzip L            deflate level 1..9 for chunked storage (0: contiguous)\n"
-            "  --out F.h5          output file (written to F.h5.tmp, then renamed)\n");
-}
+static const char *const GEN_NAMES[] = {"blobs", "xor", "spirals", "multilabel"};
+#define GEN_KINDS (sizeof GEN_NAMES / sizeof GEN_NAMES[0])
+#define GEN_MAX_ROWS ((double)((size_t)1 << 40))
+#define GEN_MAX_FEATURES ((double)((size_t)1 << 20))
+#define GEN_MAX_CLASSES 100000.0
 
-/* ---- option parsing ------------------------------------------------------------ */
+static const char GEN_ABOUT[] =
+    "Writes a seeded synthetic data set with /train, /val and /test splits\n"
+    "(X float32 (N, D); y int32 class ids, or float32 (N, K) 0/1 for multilabel).\n"
+    "The same options and seed give the same file, bit for bit.\n"
+    "\n"
+    "  blobs       K Gaussian clusters (close to linearly separable)\n"
+    "  xor         2 classes by the sign of x0*x1: needs a hidden layer (D >= 2)\n"
+    "  spirals     K interleaved spirals in (x0, x1): needs a hidden layer (D >= 2)\n"
+    "  multilabel  K labels per row, each from its own random linear rule";
 
-static Status parse_size(const char *opt, const char *s, size_t *out)
+/* The rules between options. */
+static Status gen_check(const GenOptions *o, bool k_given)
 {
-    char *end = NULL;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (!s[0] || *end || errno || s[0] == '-') {
-        log_error("gen: %s '%s': expected a non-negative integer", opt, s);
-        return XT_ERR_USAGE;
-    }
-    *out = (size_t)v;
-    return XT_OK;
-}
-
-static Status parse_double(const char *opt, const char *s, double lo, double hi, double *out)
-{
-    char *end = NULL;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (!s[0] || *end || errno || !(v >= lo && v <= hi)) {
-        log_error("gen: %s '%s': expected a number in [%g, %g]", opt, s, lo, hi);
-        return XT_ERR_USAGE;
-    }
-    *out = v;
-    return XT_OK;
-}
-
-static Status gen_parse(int argc, char **argv, GenOptions *o, bool *help)
-{
-    *help = false;
-    memset(o, 0, sizeof *o);
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        *help = argc >= 2;
-        if (!*help) {
-            gen_usage(stderr);
-            return XT_ERR_USAGE;
-        }
-        return XT_OK;
-    }
-    const char *kinds[] = {"blobs", "xor", "spirals", "multilabel"};
-    size_t kind = 4;
-    for (size_t i = 0; i < 4; i++)
-        if (!strcmp(argv[1], kinds[i])) kind = i;
-    if (kind == 4) {
-        log_error("gen: unknown generator '%s' (expected blobs, xor, spirals or multilabel)",
-                  argv[1]);
-        return XT_ERR_USAGE;
-    }
-    o->kind = (GenKind)kind;
-    o->name = kinds[kind];
-    o->rows = 1000;
-    o->d = 2;
-    o->k = o->kind == GEN_BLOBS ? 3 : o->kind == GEN_XOR ? 2 : o->kind == GEN_SPIRALS ? 3 : 4;
-    o->seed = 1;
-    o->val_fraction = 0.1;
-    o->test_fraction = 0.1;
-    o->noise = o->kind == GEN_BLOBS ? 1.0 : 0.1;
-    bool k_given = false;
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            *help = true;
-            return XT_OK;
-        }
-        if (strncmp(a, "--", 2) != 0 || i + 1 >= argc) {
-            log_error("gen: %s: %s (see xentrain gen --help)", a,
-                      strncmp(a, "--", 2) ? "unexpected argument" : "missing value");
-            return XT_ERR_USAGE;
-        }
-        const char *v = argv[++i];
-        Status st = XT_OK;
-        size_t gz = 0;
-        if (!strcmp(a, "--rows")) st = parse_size(a, v, &o->rows);
-        else if (!strcmp(a, "--features")) st = parse_size(a, v, &o->d);
-        else if (!strcmp(a, "--classes")) {
-            st = parse_size(a, v, &o->k);
-            k_given = true;
-        } else if (!strcmp(a, "--seed")) {
-            char *end = NULL;
-            errno = 0;
-            o->seed = strtoull(v, &end, 0);
-            if (!v[0] || *end || errno || v[0] == '-') {
-                log_error("gen: --seed '%s': expected a non-negative 64-bit integer", v);
-                st = XT_ERR_USAGE;
-            }
-        } else if (!strcmp(a, "--val-fraction")) st = parse_double(a, v, 0.0, 1.0, &o->val_fraction);
-        else if (!strcmp(a, "--test-fraction")) st = parse_double(a, v, 0.0, 1.0, &o->test_fraction);
-        else if (!strcmp(a, "--noise")) st = parse_double(a, v, 0.0, 1e6, &o->noise);
-        else if (!strcmp(a, "--gzip")) {
-            st = parse_size(a, v, &gz);
-            if (st == XT_OK && gz > 9) {
-                log_error("gen: --gzip %zu: expected a level in 0..9", gz);
-                st = XT_ERR_USAGE;
-            }
-            o->gzip = (int)gz;
-        } else if (!strcmp(a, "--out")) o->out = v;
-        else {
-            log_error("gen: unknown option %s (see xentrain gen --help)", a);
-            st = XT_ERR_USAGE;
-        }
-        if (st != XT_OK) return st;
-    }
-    if (!o->out || !o->out[0]) {
-        log_error("gen: --out F.h5 is required");
-        return XT_ERR_USAGE;
-    }
-    if (o->rows == 0 || o->d == 0 || o->rows > ((size_t)1 << 40) || o->d > ((size_t)1 << 20)) {
-        log_error("gen: --rows %zu --features %zu: expected 1..2^40 rows and 1..2^20 features",
-                  o->rows, o->d);
-        return XT_ERR_USAGE;
-    }
     if (o->kind == GEN_XOR && k_given && o->k != 2) {
         log_error("gen: xor has exactly 2 classes, got --classes %zu", o->k);
         return XT_ERR_USAGE;
@@ -178,9 +59,8 @@ static Status gen_parse(int argc, char **argv, GenOptions *o, bool *help)
         log_error("gen: %s needs --features >= 2, got %zu", o->name, o->d);
         return XT_ERR_USAGE;
     }
-    size_t kmin = o->kind == GEN_MULTILABEL ? 1 : 2;
-    if (o->k < kmin || o->k > 100000) {
-        log_error("gen: --classes %zu: expected %zu..100000", o->k, kmin);
+    if (o->kind != GEN_MULTILABEL && o->k < 2) {
+        log_error("gen: --classes %zu: %s needs at least 2 classes", o->k, o->name);
         return XT_ERR_USAGE;
     }
     if (o->val_fraction + o->test_fraction >= 1.0) {
@@ -189,6 +69,56 @@ static Status gen_parse(int argc, char **argv, GenOptions *o, bool *help)
         return XT_ERR_USAGE;
     }
     return XT_OK;
+}
+
+/* Parses "gen KIND [options]" (argv[0] = "gen"). */
+static Status gen_parse(int argc, char **argv, GenOptions *o, bool *help)
+{
+    *o = (GenOptions){.rows = 1000, .d = 2, .seed = 1, .val_fraction = 0.1,
+                      .test_fraction = 0.1, .noise = -1.0};
+    size_t gzip = 0;
+    bool k_given = false;
+    const char *kind = NULL;
+    size_t n_pos = 0;
+    const OptSpec opts[] = {
+        {.name = "rows", OPT_SIZE, &o->rows, "N", "rows over all splits (1000)", 1, GEN_MAX_ROWS},
+        {.name = "features", OPT_SIZE, &o->d, "D",
+         "features (2; beyond 2 they are noise for xor and spirals)", 1, GEN_MAX_FEATURES},
+        {.name = "classes", OPT_SIZE, &o->k, "K",
+         "classes (blobs 3, xor 2 (fixed), spirals 3, multilabel 4 labels)", 1,
+         GEN_MAX_CLASSES, .given = &k_given},
+        {.name = "seed", OPT_U64, &o->seed, "S", "PRNG seed, any 64-bit value (1)"},
+        {.name = "val-fraction", OPT_DOUBLE, &o->val_fraction, "f",
+         "fraction of rows in /val (0.1; 0 = no /val group)", 0.0, 1.0},
+        {.name = "test-fraction", OPT_DOUBLE, &o->test_fraction, "f",
+         "fraction of rows in /test (0.1; 0 = no /test group)", 0.0, 1.0},
+        {.name = "noise", OPT_DOUBLE, &o->noise, "x", "noise std (blobs 1.0, others 0.1)", 0.0, 1e6},
+        {.name = "gzip", OPT_SIZE, &gzip, "L", "deflate level 1..9 for chunked storage (0: contiguous)",
+         0, 9},
+        {.name = "out", OPT_STRING, &o->out, "F.h5", "output file (written to F.h5.tmp, then renamed)",
+         .required = true},
+    };
+    OptTable t = {.cmd = "gen", .synopsis = "{blobs|xor|spirals|multilabel} [options] --out F.h5",
+                  .about = GEN_ABOUT, .opts = opts, .n_opts = sizeof opts / sizeof opts[0],
+                  .positional = "KIND", .pos = &kind, .pos_cap = 1, .n_pos = &n_pos};
+    Status st = opts_parse(&t, argc, argv, help);
+    if (*help) opts_print_help(&t, stdout);
+    if (st != XT_OK || *help) return st;
+    size_t which = GEN_KINDS;
+    for (size_t i = 0; kind && i < GEN_KINDS; i++)
+        if (!strcmp(kind, GEN_NAMES[i])) which = i;
+    if (which == GEN_KINDS) {
+        log_error("gen: %s '%s' (expected blobs, xor, spirals or multilabel)",
+                  kind ? "unknown generator" : "missing generator", kind ? kind : "");
+        return XT_ERR_USAGE;
+    }
+    o->kind = (GenKind)which;
+    o->name = GEN_NAMES[which];
+    o->gzip = (int)gzip;
+    static const size_t default_k[] = {3, 2, 3, 4}; /* in GEN_NAMES order */
+    if (!k_given) o->k = default_k[which];
+    if (o->noise < 0.0) o->noise = o->kind == GEN_BLOBS ? 1.0 : 0.1;
+    return gen_check(o, k_given);
 }
 
 /* ---- generators ----------------------------------------------------------------- */
@@ -251,22 +181,14 @@ static void gen_fill(const GenOptions *o, float *X, int32_t *y, float *t, double
     }
 }
 
+/* Writes rows [row0, row0 + n) of the generated arrays as one split. */
 static Status gen_write_split(H5File *f, const GenOptions *o, const char *group,
                               const float *X, const int32_t *y, const float *t, size_t row0,
                               size_t n)
 {
-    if (n == 0) return XT_OK;
-    char xp[64], yp[64];
-    snprintf(xp, sizeof xp, "%s/X", group);
-    snprintf(yp, sizeof yp, "%s/y", group);
-    size_t xd[2] = {n, o->d}, yd[2] = {n, o->k};
-    Status st = h5io_create_group(f, group);
-    if (st == XT_OK) st = h5io_write(f, xp, H5IO_F32, 2, xd, X + row0 * o->d, o->gzip);
-    if (st == XT_OK) {
-        if (t) st = h5io_write(f, yp, H5IO_F32, 2, yd, t + row0 * o->k, o->gzip);
-        else st = h5io_write(f, yp, H5IO_I32, 1, yd, y + row0, o->gzip);
-    }
-    return st;
+    DatasetRows r = {.X = X + row0 * o->d, .d = o->d, .y = y ? y + row0 : NULL,
+                     .t = t ? t + row0 * o->k : NULL, .k = o->k, .n = n};
+    return dataset_write_split(f, group, &r, o->gzip);
 }
 
 int gen_main(int argc, char **argv)
@@ -274,11 +196,7 @@ int gen_main(int argc, char **argv)
     GenOptions o;
     bool help = false;
     Status st = gen_parse(argc, argv, &o, &help);
-    if (help) {
-        gen_usage(stdout);
-        return 0;
-    }
-    if (st != XT_OK) return (int)st;
+    if (help || st != XT_OK) return (int)st;
 
     size_t n = o.rows, d = o.d, k = o.k;
     size_t n_val = (size_t)llround(o.val_fraction * (double)n);

@@ -373,6 +373,55 @@ cleanup:
     return st;
 }
 
+typedef struct {
+    char **names;
+    size_t n, cap;
+    bool failed;
+} NameList;
+
+static herr_t collect_name(hid_t group, const char *name, const H5L_info_t *info, void *data)
+{
+    (void)group;
+    (void)info;
+    NameList *l = data;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 8;
+        char **p = realloc(l->names, cap * sizeof *p);
+        if (!p) {
+            l->failed = true;
+            return -1;
+        }
+        l->names = p;
+        l->cap = cap;
+    }
+    l->names[l->n] = strdup(name);
+    if (!l->names[l->n]) {
+        l->failed = true;
+        return -1;
+    }
+    l->n++;
+    return 0;
+}
+
+Status h5io_list(H5File *f, const char *group, char ***names, size_t *n)
+{
+    *names = NULL;
+    *n = 0;
+    NameList l = {0};
+    hid_t g = H5Gopen2(f->fid, group, H5P_DEFAULT);
+    Status st = XT_OK;
+    if (g < 0 || H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, NULL, collect_name, &l) < 0) {
+        META_FAIL(f, group, "cannot list the group%s", l.failed ? " (out of memory)" : "");
+        h5io_strs_free(l.names, l.n);
+        st = XT_ERR_USAGE;
+    } else {
+        *names = l.names;
+        *n = l.n;
+    }
+    close_id(&g, H5Gclose);
+    return st;
+}
+
 /* Class and readable name of an HDF5 type. */
 static void type_describe(hid_t t, H5ioClass *cls, char *name, size_t len)
 {
@@ -548,11 +597,6 @@ Status h5io_read_rows_float(H5File *f, const char *dset, size_t row0, size_t nro
     return read_rows(f, dset, row0, nrows, H5T_NATIVE_FLOAT, false, "float32", out);
 }
 
-Status h5io_read_rows_double(H5File *f, const char *dset, size_t row0, size_t nrows, double *out)
-{
-    return read_rows(f, dset, row0, nrows, H5T_NATIVE_DOUBLE, false, "float64", out);
-}
-
 Status h5io_read_rows_i32(H5File *f, const char *dset, size_t row0, size_t nrows, int32_t *out)
 {
     return read_rows(f, dset, row0, nrows, H5T_NATIVE_INT32, true, "int32", out);
@@ -666,50 +710,6 @@ Status h5io_write(H5File *f, const char *dset, H5ioType type, int rank, const si
         st = XT_ERR_RUNTIME;
     }
     close_dset(&d);
-    return st;
-}
-
-static hid_t vlen_str_type(void);
-
-Status h5io_write_unsupported(H5File *f, const char *dset, const char *kind, size_t n)
-{
-    Status st = XT_ERR_RUNTIME;
-    hid_t t = H5I_INVALID_HID, space = H5I_INVALID_HID, d = H5I_INVALID_HID;
-    hsize_t dims[1] = {n};
-    void *buf = NULL;
-    if (!strcmp(kind, "string")) {
-        t = vlen_str_type();
-        const char **v = calloc(n ? n : 1, sizeof *v);
-        for (size_t i = 0; v && i < n; i++) v[i] = "text";
-        buf = v;
-    } else if (!strcmp(kind, "compound")) {
-        typedef struct { int32_t a; float b; } Pair;
-        t = H5Tcreate(H5T_COMPOUND, sizeof(Pair));
-        if (t >= 0 && (H5Tinsert(t, "a", offsetof(Pair, a), H5T_NATIVE_INT32) < 0 ||
-                       H5Tinsert(t, "b", offsetof(Pair, b), H5T_NATIVE_FLOAT) < 0))
-            close_type(&t);
-        buf = calloc(n ? n : 1, sizeof(Pair));
-    } else if (!strcmp(kind, "enum")) {
-        int8_t no = 0, yes = 1;
-        t = H5Tenum_create(H5T_NATIVE_INT8);
-        if (t >= 0 && (H5Tenum_insert(t, "FALSE", &no) < 0 || H5Tenum_insert(t, "TRUE", &yes) < 0))
-            close_type(&t);
-        buf = calloc(n ? n : 1, 1);
-    }
-    XT_ASSERT(t >= 0 && buf);
-    space = H5Screate_simple(1, dims, NULL);
-    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
-    if (lcpl >= 0 && H5Pset_create_intermediate_group(lcpl, 1) >= 0 && space >= 0)
-        d = H5Dcreate2(f->fid, dset, t, space, lcpl, H5P_DEFAULT, H5P_DEFAULT);
-    close_plist(&lcpl);
-    if (d < 0 || (n > 0 && H5Dwrite(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0))
-        LOCAL_FAIL(f, dset, "cannot write the %s fixture", kind);
-    else
-        st = XT_OK;
-    free(buf);
-    close_dset(&d);
-    close_space(&space);
-    close_type(&t);
     return st;
 }
 
@@ -836,16 +836,21 @@ static hid_t attr_open(H5File *f, const char *obj, const char *name, H5T_class_t
     return a;
 }
 
-static Status attr_read_scalar(H5File *f, const char *obj, const char *name, hid_t mtype,
-                               bool allow_float, void *v)
+/* Reads a numeric attribute into v (cap values of mtype): exactly one value when
+ * scalar, else up to cap (*n gets the count, which may exceed cap: then fail). Integer
+ * attributes only, unless allow_float. */
+static Status attr_read_numbers(H5File *f, const char *obj, const char *name, hid_t mtype,
+                                bool allow_float, bool scalar, void *v, size_t cap, size_t *n)
 {
     H5T_class_t cls;
     size_t np = 0;
     hid_t t = H5I_INVALID_HID;
     hid_t a = attr_open(f, obj, name, &cls, &np, &t);
     Status st = XT_ERR_USAGE;
+    *n = np;
     if (a < 0) goto cleanup;
-    if (np != 1 || !(cls == H5T_INTEGER || (allow_float && cls == H5T_FLOAT))) {
+    bool class_ok = cls == H5T_INTEGER || (allow_float && cls == H5T_FLOAT);
+    if (scalar && (np != 1 || !class_ok)) {
         H5ioClass c;
         char tn[32];
         type_describe(t, &c, tn, sizeof tn);
@@ -853,7 +858,16 @@ static Status attr_read_scalar(H5File *f, const char *obj, const char *name, hid
                 name, allow_float ? "number" : "integer", np, tn);
         goto cleanup;
     }
-    if (H5Aread(a, mtype, v) < 0) {
+    if (!class_ok) {
+        h5_fail(f, NULL, obj, false, true, "attribute %s: expected integers", name);
+        goto cleanup;
+    }
+    if (np > cap) {
+        h5_fail(f, NULL, obj, false, true, "attribute %s: %zu values, more than the %zu expected",
+                name, np, cap);
+        goto cleanup;
+    }
+    if (np > 0 && H5Aread(a, mtype, v) < 0) {
         META_FAIL(f, obj, "attribute %s: cannot read it", name);
         goto cleanup;
     }
@@ -866,42 +880,20 @@ cleanup:
 
 Status h5io_attr_read_i64(H5File *f, const char *obj, const char *name, int64_t *v)
 {
-    return attr_read_scalar(f, obj, name, H5T_NATIVE_INT64, false, v);
+    size_t n;
+    return attr_read_numbers(f, obj, name, H5T_NATIVE_INT64, false, true, v, 1, &n);
 }
 
 Status h5io_attr_read_f64(H5File *f, const char *obj, const char *name, double *v)
 {
-    return attr_read_scalar(f, obj, name, H5T_NATIVE_DOUBLE, true, v);
+    size_t n;
+    return attr_read_numbers(f, obj, name, H5T_NATIVE_DOUBLE, true, true, v, 1, &n);
 }
 
 Status h5io_attr_read_i64s(H5File *f, const char *obj, const char *name, int64_t *v, size_t cap,
                            size_t *n)
 {
-    H5T_class_t cls;
-    size_t np = 0;
-    hid_t t = H5I_INVALID_HID;
-    hid_t a = attr_open(f, obj, name, &cls, &np, &t);
-    Status st = XT_ERR_USAGE;
-    *n = np;
-    if (a < 0) goto cleanup;
-    if (cls != H5T_INTEGER) {
-        h5_fail(f, NULL, obj, false, true, "attribute %s: expected integers", name);
-        goto cleanup;
-    }
-    if (np > cap) {
-        h5_fail(f, NULL, obj, false, true, "attribute %s: %zu values, more than the %zu expected",
-                name, np, cap);
-        goto cleanup;
-    }
-    if (np > 0 && H5Aread(a, H5T_NATIVE_INT64, v) < 0) {
-        META_FAIL(f, obj, "attribute %s: cannot read it", name);
-        goto cleanup;
-    }
-    st = XT_OK;
-cleanup:
-    close_type(&t);
-    close_attr(&a);
-    return st;
+    return attr_read_numbers(f, obj, name, H5T_NATIVE_INT64, false, false, v, cap, n);
 }
 
 void h5io_strs_free(char **v, size_t n)

@@ -65,6 +65,9 @@ const char *h5io_path(const H5File *f);
 bool h5io_exists(H5File *f, const char *obj);   /* group or dataset, any depth */
 Status h5io_create_group(H5File *f, const char *group); /* creates parents too */
 Status h5io_info(H5File *f, const char *dset, H5ioInfo *info);
+/* The names of a group's members (datasets and groups), in name order, as a malloc'd
+ * array of malloc'd strings (free with h5io_strs_free). Local. */
+Status h5io_list(H5File *f, const char *group, char ***names, size_t *n);
 
 /* Read rows [row0, row0+nrows) of a 1-D or 2-D dataset (all columns), converting to
  * the memory type. Uses a hyperslab: only those rows are read. Independent I/O when the
@@ -72,7 +75,6 @@ Status h5io_info(H5File *f, const char *dset, H5ioInfo *info);
  * values that do not convert exactly (instead of HDF5's clamping); float destinations
  * follow IEEE rules (float64 beyond float32's range becomes +-Inf). */
 Status h5io_read_rows_float(H5File *f, const char *dset, size_t row0, size_t nrows, float *out);
-Status h5io_read_rows_double(H5File *f, const char *dset, size_t row0, size_t nrows, double *out);
 Status h5io_read_rows_i32(H5File *f, const char *dset, size_t row0, size_t nrows, int32_t *out);
 Status h5io_read_rows_u8(H5File *f, const char *dset, size_t row0, size_t nrows, uint8_t *out);
 
@@ -85,11 +87,6 @@ Status h5io_write(H5File *f, const char *dset, H5ioType type, int rank, const si
  * as 0, and a chunked (gzip_level > 0) dataset takes no space until written. Local. */
 Status h5io_create_dataset(H5File *f, const char *dset, H5ioType type, int rank,
                            const size_t *dims, int gzip_level);
-
-/* For tests of the readers' error paths, not used by the program: writes a 1-D dataset
- * of n elements of a type xentrain cannot read as data: kind "string" (variable-length
- * UTF-8), "compound" ({int32 a; float32 b}) or "enum". Local. */
-Status h5io_write_unsupported(H5File *f, const char *dset, const char *kind, size_t n);
 
 /* Attributes on a group or dataset (obj = path). Strings are variable-length UTF-8. */
 Status h5io_attr_write_i64(H5File *f, const char *obj, const char *name, int64_t v);

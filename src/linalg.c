@@ -41,13 +41,5 @@ void linalg_ref_gemm(float *C, const float *A, const float *B, size_t M, size_t 
     }
 }
 
-double linalg_sumsq(const float *x, size_t n)
-{
-    double s = 0.0;
-    for (size_t i = 0; i < n; i++) s += (double)x[i] * (double)x[i];
-    return s;
-}
-
 int linalg_blas_threads(void) { return openblas_get_num_threads(); }
 void linalg_set_blas_threads(int n) { openblas_set_num_threads(n); }
-const char *linalg_blas_config(void) { return openblas_get_config(); }

@@ -16,13 +16,9 @@ void linalg_gemm(float *C, const float *A, const float *B, size_t M, size_t N, s
 void linalg_ref_gemm(float *C, const float *A, const float *B, size_t M, size_t N, size_t K,
                      bool ta, bool tb, float alpha, float beta);
 
-/* Sum of squares in double (for norms and checksums). */
-double linalg_sumsq(const float *x, size_t n);
-
 /* Threads OpenBLAS uses in this process (openblas_get_num_threads). */
 int linalg_blas_threads(void);
 /* Sets them (openblas_set_num_threads). */
 void linalg_set_blas_threads(int n);
-const char *linalg_blas_config(void);
 
 #endif

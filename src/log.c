@@ -25,23 +25,19 @@ static void vprint(FILE *f, const char *prefix, const char *fmt, va_list ap)
     fflush(f);
 }
 
-void log_info(const char *fmt, ...)
-{
-    if (g_rank != 0 || g_quiet) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vprint(stdout, NULL, fmt, ap);
-    va_end(ap);
-}
+/* Rank 0 only (and not silenced, for stdout): prints with the prefix. */
+#define PRINT_ON_RANK0(f, prefix)                                                          \
+    do {                                                                                   \
+        if (g_rank != 0 || ((f) == stdout && g_quiet)) return;                             \
+        va_list ap;                                                                        \
+        va_start(ap, fmt);                                                                 \
+        vprint(f, prefix, fmt, ap);                                                        \
+        va_end(ap);                                                                        \
+    } while (0)
 
-void log_warn(const char *fmt, ...)
-{
-    if (g_rank != 0) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vprint(stderr, "xentrain: warning: ", fmt, ap);
-    va_end(ap);
-}
+void log_info(const char *fmt, ...) { PRINT_ON_RANK0(stdout, NULL); }
+void log_warn(const char *fmt, ...) { PRINT_ON_RANK0(stderr, "xentrain: warning: "); }
+void log_error0(const char *fmt, ...) { PRINT_ON_RANK0(stderr, "xentrain: error: "); }
 
 void log_error(const char *fmt, ...)
 {
@@ -53,14 +49,5 @@ void log_error(const char *fmt, ...)
     va_list ap;
     va_start(ap, fmt);
     vprint(stderr, prefix, fmt, ap);
-    va_end(ap);
-}
-
-void log_error0(const char *fmt, ...)
-{
-    if (g_rank != 0) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vprint(stderr, "xentrain: error: ", fmt, ap);
     va_end(ap);
 }

@@ -1,6 +1,8 @@
 #include "loss.h"
 
 #include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
 
 #include "error.h"
 
@@ -41,12 +43,34 @@ static double row_softmax(double *p, const float *z, size_t K)
  * only for small K, otherwise in two passes without a buffer. */
 #define LOSS_STACK_K 256
 
+/* Row i of loss 1 with class weights c (W = sum c) and smoothing e:
+ *   l = S lse - sum_k T_k z_k, grad_k = S p_k - T_k, with
+ *   T_k = (1 - e) c_y [k == y] + (e / K) c_k and S = sum_k T_k = (1 - e) c_y + (e / K) W. */
+static double weighted_softmax_row(float *gi, const float *zi, int32_t yi, size_t K, double e,
+                                   const float *c, double W)
+{
+    double m = (double)zi[0];
+    for (size_t k = 1; k < K; k++) m = fmax(m, (double)zi[k]);
+    double s = 0.0;
+    for (size_t k = 0; k < K; k++) s += exp((double)zi[k] - m);
+    double lse = m + log(s), off = e / (double)K, cy = (double)c[yi];
+    double S = (1.0 - e) * cy + off * W, Tz = 0.0;
+    for (size_t k = 0; k < K; k++) {
+        double T = off * (double)c[k] + ((size_t)yi == k ? (1.0 - e) * cy : 0.0);
+        Tz += T * (double)zi[k];
+        if (gi) gi[k] = (float)(S * exp((double)zi[k] - lse) - T);
+    }
+    return S * lse - Tz;
+}
+
 void loss_softmax_xent(float *grad, float *row_loss, LossTotals *totals, const float *z,
                        const int32_t *y, size_t B, size_t K, const LossOptions *opt)
 {
     XT_ASSERT(K >= 1);
     const double e = (double)opt->label_smoothing;
     const double off = e / (double)K;
+    double W = 0.0;
+    for (size_t k = 0; opt->class_weight && k < K; k++) W += (double)opt->class_weight[k];
     double p[LOSS_STACK_K];
     for (size_t i = 0; i < B; i++) {
         const float *zi = z + i * K;
@@ -59,9 +83,16 @@ void loss_softmax_xent(float *grad, float *row_loss, LossTotals *totals, const f
             continue;
         }
         XT_ASSERT(yi >= 0 && (size_t)yi < K);
+        if (opt->class_weight && e != 0.0) {
+            double l = weighted_softmax_row(gi, zi, yi, K, e, opt->class_weight, W);
+            if (row_loss) row_loss[i] = (float)l;
+            totals->sum += l;
+            totals->weight += (double)opt->class_weight[yi];
+            continue;
+        }
+        /* one weight per row: l = w (lse - sum_k t_k z_k), t = (1-e) onehot + e/K */
         double w = opt->class_weight ? (double)opt->class_weight[yi] : 1.0;
         double lse;
-        /* l = lse - sum_k t_k z_k, with t = (1-e) onehot + e/K (sum t = 1). */
         double tz = (1.0 - e) * (double)zi[yi];
         if (e != 0.0) {
             double zs = 0.0;
@@ -159,7 +190,7 @@ void loss_binary_xent(float *grad, float *row_loss, LossTotals *totals, const fl
         if (grad) grad[i] = (float)(w * dz);
         if (row_loss) row_loss[i] = (float)(w * l);
         totals->sum += w * l;
-        totals->weight += w;
+        totals->weight += 1.0; /* PyTorch's mean is over the rows, whatever their weights */
     }
 }
 
@@ -180,8 +211,61 @@ void loss_sigmoid_xent(float *grad, float *row_loss, LossTotals *totals, const f
         }
         if (row_loss) row_loss[i] = (float)l;
         totals->sum += l;
-        totals->weight += 1.0;
+        totals->weight += (double)K; /* PyTorch's mean is over all B K outputs */
     }
+}
+
+void loss_compute(LossKind kind, float *grad, float *row_loss, LossTotals *totals,
+                  const float *z, LossTargets tg, size_t B, size_t K, const LossOptions *opt)
+{
+    switch (kind) {
+    case LOSS_BINARY: loss_binary_xent(grad, row_loss, totals, z, tg.y, B, opt); return;
+    case LOSS_SOFTMAX: loss_softmax_xent(grad, row_loss, totals, z, tg.y, B, K, opt); return;
+    case LOSS_SOFTMAX_PROBS:
+        loss_softmax_xent_soft(grad, row_loss, totals, z, tg.t, B, K, opt);
+        return;
+    case LOSS_MULTILABEL: loss_sigmoid_xent(grad, row_loss, totals, z, tg.t, B, K, opt); return;
+    }
+    XT_ASSERT(!"unknown loss kind");
+}
+
+const char *loss_kind_name(LossKind kind)
+{
+    switch (kind) {
+    case LOSS_BINARY: return "binary (sigmoid, class ids 0/1)";
+    case LOSS_SOFTMAX: return "softmax (class ids)";
+    case LOSS_SOFTMAX_PROBS: return "softmax (probability targets)";
+    case LOSS_MULTILABEL: return "multi-label (one sigmoid per output)";
+    }
+    return "?";
+}
+
+Status loss_check_options(LossKind kind, const LossOptions *opt, size_t n_weights, size_t K,
+                          char *err, size_t errlen)
+{
+    bool ids = kind == LOSS_BINARY || kind == LOSS_SOFTMAX;
+    bool sigmoid = kind == LOSS_BINARY || kind == LOSS_MULTILABEL;
+    size_t want = kind == LOSS_BINARY ? 2 : K;
+    if (opt->ignore_index != LOSS_NO_IGNORE && !ids) {
+        snprintf(err, errlen, "loss.ignore_index = %d: the %s loss has no class ids to ignore "
+                 "(PyTorch refuses it too); set loss.ignore_index = -1",
+                 (int)opt->ignore_index, loss_kind_name(kind));
+        return XT_ERR_USAGE;
+    }
+    if (opt->pos_weight != 1.0f && !sigmoid) {
+        snprintf(err, errlen, "loss.pos_weight = %g: the %s loss has no positive class "
+                 "(pos_weight weights sigmoid outputs: logistic, multilabel, mlp with head = "
+                 "sigmoid); for class imbalance use loss.class_weights",
+                 (double)opt->pos_weight, loss_kind_name(kind));
+        return XT_ERR_USAGE;
+    }
+    if (n_weights > 0 && n_weights != want) {
+        snprintf(err, errlen, "loss.class_weights has %zu values but the %s loss needs %zu "
+                 "(one per %s)", n_weights, loss_kind_name(kind), want,
+                 kind == LOSS_MULTILABEL ? "output" : "class");
+        return XT_ERR_USAGE;
+    }
+    return XT_OK;
 }
 
 double loss_reduce(const LossTotals *t, LossReduction r)

@@ -8,33 +8,46 @@
  * Per-row arithmetic is in double; inputs, gradients and per-row outputs are float.
  *
  * What each function returns (the contract a distributed caller relies on):
- *   totals->sum    += sum over rows of  w_i * l_i        (a SUM, never a mean)
- *   totals->weight += sum over rows of  w_i              (the row-weight total)
- *   grad[i]         = d(w_i * l_i) / d z_i               (gradient of the SUM), or NULL
- *   row_loss[i]     = w_i * l_i                           (reduction "none"), or NULL
+ *   totals->sum    += sum over rows of  l_i               (a SUM, never a mean)
+ *   totals->weight += sum over rows of  d_i               (the mean's denominator)
+ *   grad[i]         = d l_i / d z_i                       (gradient of the SUM), or NULL
+ *   row_loss[i]     = l_i                                  (reduction "none"), or NULL
  * so ranks can allreduce sum, weight and gradients and divide once (loss_reduce,
- * loss_grad_scale). Totals are accumulated into (+=), so one LossTotals can span
- * several calls; zero it first.
+ * loss_grad_scale): the mean is sum / weight, PyTorch's reduction="mean". Totals are
+ * accumulated into (+=), so one LossTotals can span several calls; zero it first.
  *
- * Definitions (l_i = row loss, w_i = row weight, e = label smoothing):
- * 1. Softmax, class-id targets y_i in [0, K):
- *      t_i = (1 - e) onehot(y_i) + e / K,  l_i = -sum_k t_ik log p_ik,
- *      w_i = class_weight[y_i] (1 without weights), w_i = 0 and l_i = 0 when
- *      y_i == ignore_index; grad_i = w_i (p_i - t_i).
- *    The weighted mean is sum w_i l_i / sum w_i over the non-ignored rows (not / B).
- * 2. Softmax, probability (soft) targets t_i (rows sum to 1):
- *      t'_i = (1 - e) t_i + e / K,  l_i = -sum_k c_k t'_ik log p_ik  (c = class_weight),
- *      w_i = 1 (the mean divides by B); grad_ik = p_ik sum_j c_j t'_ij - c_k t'_ik,
- *      which is p_i - t'_i without class weights.
- * 3. Sigmoid, binary, class ids y_i in {0, 1}, one logit per row (K = 1):
- *      y' = (1 - e) y + e / 2,  l_i = pw y' softplus(-z) + (1 - y') softplus(z),
- *      w_i = class_weight[y_i] ({w_0, w_1}) or 1, 0 when ignored (as in 1);
- *      grad_i = w_i ((pw y' + 1 - y') s(z) - pw y'), i.e. s(z) - y without options.
- * 4. Sigmoid, multi-label, targets y (B, K) in [0, 1]: the SUM over the K outputs of
- *    per-output binary cross-entropy (each output a two-outcome distribution),
+ * Definitions: these are PyTorch's (torch.nn.functional in 1.13), option for option and
+ * in every combination, so that users can check us against it; where PyTorch has no such
+ * option the extension is stated. l_i = row loss, d_i = the row's share of the mean's
+ * denominator, e = label smoothing, c = class weights (all ones without weights):
+ * 1. Softmax, class ids y_i in [0, K)  ==  F.cross_entropy(z, y, weight=c,
+ *    ignore_index, label_smoothing=e):
+ *      l_i = (1 - e) c[y_i] (-log p_{i,y_i}) + (e / K) sum_k c_k (-log p_ik),
+ *      d_i = c[y_i]; rows with y_i == ignore_index count nothing (l_i = d_i = 0);
+ *      grad_ik = (1 - e) c[y_i] (p_ik - [k == y_i]) + (e / K) (p_ik sum_j c_j - c_k),
+ *      i.e. p_i - ((1 - e) onehot(y_i) + e / K) without weights.
+ *    The smoothing term is weighted class by class; the mean divides by the weight of
+ *    the non-ignored rows' classes.
+ * 2. Softmax, probability (soft) targets t_i (rows sum to 1)  ==  F.cross_entropy(z, t,
+ *    weight=c, label_smoothing=e): t'_i = (1 - e) t_i + e / K,
+ *      l_i = -sum_k c_k t'_ik log p_ik, d_i = 1 (the mean divides by B);
+ *      grad_ik = p_ik sum_j c_j t'_ij - c_k t'_ik (p_i - t'_i without weights).
+ *    ignore_index does not apply (PyTorch refuses it for probability targets).
+ * 3. Sigmoid, binary class ids y_i in {0, 1}, one logit per row  ==
+ *    F.binary_cross_entropy_with_logits(z, y', weight=c[y], pos_weight=pw) on the rows
+ *    whose label is not ignore_index, with y' = (1 - e) y + e / 2 (PyTorch has neither
+ *    label smoothing nor ignore_index for this loss: smoothing makes the target
+ *    y', ignored rows are left out):
+ *      l_i = c[y_i] (pw y' softplus(-z) + (1 - y') softplus(z)), d_i = 1 (the mean is
+ *      over the rows, not over the weights, as PyTorch's);
+ *      grad_i = c[y_i] ((pw y' + 1 - y') s(z) - pw y'), i.e. s(z) - y without options.
+ * 4. Sigmoid, multi-label, targets y (B, K) in [0, 1]  ==
+ *    F.binary_cross_entropy_with_logits(z, y', weight=c (per output), pos_weight=pw):
+ *    every one of the B K outputs is a two-outcome distribution,
  *      l_i = sum_k c_k [pw y'_ik softplus(-z_ik) + (1 - y'_ik) softplus(z_ik)],
- *      w_i = 1; grad_ik = c_k ((pw y' + 1 - y') s(z_ik) - pw y').
- *    pw is LossOptions.pos_weight (1 = plain cross-entropy).
+ *      d_i = K (the mean is over all B K outputs, as PyTorch's);
+ *      grad_ik = c_k ((pw y' + 1 - y') s(z_ik) - pw y').
+ *    pw is LossOptions.pos_weight (1 = plain cross-entropy), the same for every output.
  * 5. From probabilities, as textbooks write it (for teaching and debugging; the trainer
  *    always uses logits): probabilities are clamped to [eps, 1 - eps] first.
  *      loss_xent_prob = -sum_k t_k ln y_k;  loss_bce_prob = -[y ln a + (1-y) ln(1-a)];
@@ -47,7 +60,27 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "error.h"
+
 #define LOSS_NO_IGNORE INT32_MIN
+
+/* How a split stores its targets: (N,) integer class ids, or (N, K) floats. */
+typedef enum { TARGET_CLASS, TARGET_DENSE } TargetKind;
+
+/* Which of the four losses: what a model's head makes of a kind of target (the choice is
+ * model_loss_kind's). */
+typedef enum {
+    LOSS_BINARY,        /* 3.: one logit, class ids 0/1 */
+    LOSS_SOFTMAX,       /* 1.: K logits, class ids */
+    LOSS_SOFTMAX_PROBS, /* 2.: K logits, (N, K) probability rows */
+    LOSS_MULTILABEL     /* 4.: K logits, (N, K) targets in [0, 1] */
+} LossKind;
+
+/* The targets of B rows: y (B) class ids for BINARY and SOFTMAX, t (B, K) otherwise. */
+typedef struct {
+    const int32_t *y;
+    const float *t;
+} LossTargets;
 
 typedef enum { LOSS_REDUCE_NONE, LOSS_REDUCE_SUM, LOSS_REDUCE_MEAN } LossReduction;
 
@@ -59,8 +92,8 @@ typedef struct {
 } LossOptions;
 
 typedef struct {
-    double sum;    /* sum of w_i l_i */
-    double weight; /* sum of w_i */
+    double sum;    /* sum of l_i */
+    double weight; /* sum of d_i: the mean's denominator */
 } LossTotals;
 
 /* Options with no weights, no ignored label, no smoothing, pos_weight 1. */
@@ -78,6 +111,19 @@ void loss_binary_xent(float *grad, float *row_loss, LossTotals *totals, const fl
 /* 4. z (B,K), y (B,K) in [0,1]. */
 void loss_sigmoid_xent(float *grad, float *row_loss, LossTotals *totals, const float *z,
                        const float *y, size_t B, size_t K, const LossOptions *opt);
+
+/* The one dispatch: the loss `kind` of B rows with K outputs each (K = 1 for BINARY). */
+void loss_compute(LossKind kind, float *grad, float *row_loss, LossTotals *totals,
+                  const float *z, LossTargets targets, size_t B, size_t K,
+                  const LossOptions *opt);
+
+/* Whether the options apply to the loss: ignore_index needs class ids (1, 3),
+ * pos_weight a sigmoid (3, 4), class weights one per class or output (n_weights of
+ * them for K classes; 2 for BINARY). On failure writes "loss.key: reason, fix" into
+ * err and returns XT_ERR_USAGE. Local. */
+Status loss_check_options(LossKind kind, const LossOptions *opt, size_t n_weights, size_t K,
+                          char *err, size_t errlen);
+const char *loss_kind_name(LossKind kind);
 
 /* The reduced loss: sum (SUM), sum / weight (MEAN; 0 when weight == 0), or NAN for
  * NONE (use row_loss). */

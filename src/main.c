@@ -8,6 +8,7 @@
 #include "error.h"
 #include "evaluate.h"
 #include "gen.h"
+#include "predict.h"
 #include "log.h"
 #include "train.h"
 

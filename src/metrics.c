@@ -4,7 +4,11 @@
 #include <math.h>
 #include <string.h>
 
+#include "fsutil.h"
 #include "log.h"
+
+/* Longest metrics.csv line kept when a resumed run rewrites the file. */
+#define METRICS_LINE_MAX 4096
 
 static const char *HEADER = "epoch,train_loss,val_loss,val_accuracy,step,lr,samples_per_s,"
                             "compute_s,allreduce_s,io_s,val_s,epoch_s,val_f1,"
@@ -25,6 +29,30 @@ Status metrics_open(Metrics *m, const char *path, bool append)
         return XT_ERR_RUNTIME;
     }
     return XT_OK;
+}
+
+Status metrics_open_resume(Metrics *m, const char *path, int64_t epoch)
+{
+    FILE *in = fopen(path, "r");
+    if (in) {
+        char tmp[XT_PATH_MAX + 48], line[METRICS_LINE_MAX];
+        fsutil_temp_name(tmp, sizeof tmp, path);
+        FILE *out = fopen(tmp, "w");
+        bool ok = out != NULL, first = true;
+        while (ok && fgets(line, sizeof line, in)) {
+            long long e = 0;
+            if (first || (sscanf(line, "%lld,", &e) == 1 && e < epoch)) ok = fputs(line, out) >= 0;
+            first = false;
+        }
+        fclose(in);
+        if (out) ok = (fclose(out) == 0) && ok;
+        if (!ok || fsutil_commit(tmp, path) != XT_OK) {
+            log_error("cannot rewrite %s for the resumed run", path);
+            remove(tmp);
+            return XT_ERR_RUNTIME;
+        }
+    }
+    return metrics_open(m, path, true);
 }
 
 static void opt_num(FILE *f, bool have, double v)

@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "config.h"
 #include "error.h"
 
 typedef struct {
@@ -35,6 +36,10 @@ typedef struct {
 /* Creates (truncates) path and writes the header; append = true keeps existing rows
  * (resume) and writes the header only to an empty file. */
 Status metrics_open(Metrics *m, const char *path, bool append);
+/* For a resumed run: keeps the header and the rows of epochs before `epoch` (a killed
+ * run may have written rows its checkpoint does not cover), rewriting the file
+ * atomically, then opens it for appending. */
+Status metrics_open_resume(Metrics *m, const char *path, int64_t epoch);
 Status metrics_write(Metrics *m, const MetricsRow *row);
 void metrics_close(Metrics *m);
 /* The console line for one epoch. */

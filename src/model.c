@@ -71,6 +71,33 @@ Status model_shape_init(ModelShape *s, ModelType type, Activation act, Head head
     return XT_OK;
 }
 
+Status model_loss_kind(ModelType type, Head head, TargetKind target, LossKind *kind, char *err,
+                       size_t errlen)
+{
+    bool sigmoid_outputs = type == MODEL_MULTILABEL || (type == MODEL_MLP && head == HEAD_SIGMOID);
+    bool dense = target == TARGET_DENSE;
+    if (type == MODEL_LOGISTIC) {
+        *kind = LOSS_BINARY;
+        if (!dense) return XT_OK;
+        snprintf(err, errlen, "model.type = logistic takes (N,) class ids 0/1, but y holds (N,K) "
+                 "floats: use model.type = softmax for probability rows, multilabel for "
+                 "multi-hot rows");
+        return XT_ERR_USAGE;
+    }
+    if (sigmoid_outputs) {
+        *kind = LOSS_MULTILABEL;
+        if (dense) return XT_OK;
+        snprintf(err, errlen, "model.type = %s%s takes (N,K) targets in [0, 1] (one column per "
+                 "label), but y holds class ids: use model.type = softmax (or logistic for two "
+                 "classes)%s", config_model_type_name(type),
+                 type == MODEL_MLP ? " with model.head = sigmoid" : "",
+                 type == MODEL_MLP ? ", or model.head = softmax" : "");
+        return XT_ERR_USAGE;
+    }
+    *kind = dense ? LOSS_SOFTMAX_PROBS : LOSS_SOFTMAX;
+    return XT_OK;
+}
+
 size_t model_outputs(const ModelShape *s) { return s->sizes[s->n_layers]; }
 
 void model_shape_describe(const ModelShape *s, char *buf, size_t len)

@@ -26,6 +26,7 @@
 
 #include "config.h"
 #include "error.h"
+#include "loss.h"
 #include "rng.h"
 
 #define MODEL_MAX_LAYERS (XT_MAX_HIDDEN + 1)
@@ -46,6 +47,18 @@ typedef struct {
 Status model_shape_init(ModelShape *s, ModelType type, Activation act, Head head, size_t D,
                         const int64_t *hidden, int n_hidden, size_t classes, char *err,
                         size_t errlen);
+/* The one place that decides which targets a model takes, and so which loss it trains
+ * and is evaluated with (training, validation, eval and predict all ask here):
+ *   logistic                       + class ids 0/1        -> LOSS_BINARY
+ *   softmax, mlp with softmax head + class ids            -> LOSS_SOFTMAX
+ *   softmax, mlp with softmax head + (N, K) floats        -> LOSS_SOFTMAX_PROBS: every
+ *        row must be a distribution (dataset_check_distributions); multi-hot rows are
+ *        refused there with the hint to use a sigmoid head
+ *   multilabel, mlp with sigmoid head + (N, K) floats     -> LOSS_MULTILABEL
+ * Any other pair is refused: XT_ERR_USAGE with the combination and the fix in err. */
+Status model_loss_kind(ModelType type, Head head, TargetKind target, LossKind *kind, char *err,
+                       size_t errlen);
+
 /* Outputs per row (K, or 1 for logistic). */
 size_t model_outputs(const ModelShape *s);
 /* "784-256-128-10 mlp relu softmax" */

@@ -7,11 +7,8 @@
 #include "h5io.h"
 #include "log.h"
 
-static const char *head_name(Head h) { return h == HEAD_SOFTMAX ? "softmax" : "sigmoid"; }
-static const char *norm_name(Normalize n)
-{
-    return n == NORM_NONE ? "none" : n == NORM_SCALE ? "scale" : "standardize";
-}
+/* The widest layer a model file may claim (a hostile file claims more). */
+#define MODEL_IO_MAX_WIDTH (INT64_C(1) << 26)
 
 Status model_io_write_group(H5File *f, const char *g, const ModelFile *mf)
 {
@@ -24,13 +21,13 @@ Status model_io_write_group(H5File *f, const char *g, const ModelFile *mf)
     if (st == XT_OK) st = h5io_attr_write_i64(f, g, "format_version", MODEL_FORMAT_VERSION);
     if (st == XT_OK) st = h5io_attr_write_str(f, g, "model_type", config_model_type_name(s->type));
     if (st == XT_OK) st = h5io_attr_write_str(f, g, "activation", config_activation_name(s->act));
-    if (st == XT_OK) st = h5io_attr_write_str(f, g, "head", head_name(s->head));
+    if (st == XT_OK) st = h5io_attr_write_str(f, g, "head", config_head_name(s->head));
     if (st == XT_OK)
         st = h5io_attr_write_i64s(f, g, "layer_sizes", sizes, (size_t)s->n_layers + 1);
     if (st == XT_OK)
         st = h5io_attr_write_i64(f, g, "classes",
                                  (int64_t)(s->type == MODEL_LOGISTIC ? 2 : model_outputs(s)));
-    if (st == XT_OK) st = h5io_attr_write_str(f, g, "normalize", norm_name(mf->normalize));
+    if (st == XT_OK) st = h5io_attr_write_str(f, g, "normalize", config_normalize_name(mf->normalize));
     if (st == XT_OK) st = h5io_attr_write_i64(f, g, "epoch", mf->epoch);
     if (st == XT_OK) st = h5io_attr_write_f64(f, g, "val_loss", mf->val_loss);
     if (st == XT_OK) st = h5io_attr_write_f64(f, g, "val_accuracy", mf->val_accuracy);
@@ -70,19 +67,26 @@ Status model_io_save(const char *path, const ModelFile *mf)
     return st;
 }
 
-static bool parse_named(const char *s, const char *(*name)(int), int n, int *out)
-{
-    for (int i = 0; i < n; i++)
-        if (!strcmp(s, name(i))) {
-            *out = i;
-            return true;
-        }
-    return false;
-}
 static const char *type_name_i(int i) { return config_model_type_name((ModelType)i); }
 static const char *act_name_i(int i) { return config_activation_name((Activation)i); }
-static const char *head_name_i(int i) { return head_name((Head)i); }
-static const char *norm_name_i(int i) { return norm_name((Normalize)i); }
+static const char *head_name_i(int i) { return config_head_name((Head)i); }
+static const char *norm_name_i(int i) { return config_normalize_name((Normalize)i); }
+
+/* A string attribute that must name one of n choices (name(i), i < n): *out = i. */
+static Status read_choice(H5File *f, const char *g, const char *attr, const char *(*name)(int),
+                          int n, int *out)
+{
+    char buf[128];
+    Status st = h5io_attr_read_str(f, g, attr, buf, sizeof buf);
+    if (st != XT_OK) return st;
+    for (int i = 0; i < n; i++)
+        if (!strcmp(buf, name(i))) {
+            *out = i;
+            return XT_OK;
+        }
+    log_error("%s:%s: unknown %s '%s'", h5io_path(f), g, attr, buf);
+    return XT_ERR_USAGE;
+}
 
 static void format_dims(char *buf, size_t len, int rank, const size_t *dims)
 {
@@ -118,11 +122,10 @@ static Status read_exact(H5File *f, const char *p, int rank, const size_t *dims,
     return st != XT_OK ? st : h5io_read_rows_float(f, p, 0, dims[0], out);
 }
 
-Status model_io_read_group(H5File *f, const char *g, ModelFile *mf)
+/* Version, model type, activation, head, normalisation and layer sizes: the shape. */
+static Status read_header(H5File *f, const char *g, ModelFile *mf)
 {
-    *mf = (ModelFile){0};
     const char *file = h5io_path(f);
-    char buf[128], p[512];
     int64_t ver = 0;
     if (!h5io_exists(f, g) || !h5io_attr_exists(f, g, "format_version")) {
         log_error("%s: not an xentrain model file (no %s group with a format_version)", file, g);
@@ -137,33 +140,20 @@ Status model_io_read_group(H5File *f, const char *g, ModelFile *mf)
         return XT_ERR_USAGE;
     }
     int type = 0, act = 0, head = 0, norm = 0;
-    if ((st = h5io_attr_read_str(f, g, "model_type", buf, sizeof buf)) != XT_OK) return st;
-    if (!parse_named(buf, type_name_i, 4, &type)) {
-        log_error("%s:%s: unknown model_type '%s'", file, g, buf);
-        return XT_ERR_USAGE;
-    }
-    if ((st = h5io_attr_read_str(f, g, "activation", buf, sizeof buf)) != XT_OK) return st;
-    if (!parse_named(buf, act_name_i, 3, &act)) {
-        log_error("%s:%s: unknown activation '%s'", file, g, buf);
-        return XT_ERR_USAGE;
-    }
-    if ((st = h5io_attr_read_str(f, g, "head", buf, sizeof buf)) != XT_OK) return st;
-    if (!parse_named(buf, head_name_i, 2, &head)) {
-        log_error("%s:%s: unknown head '%s'", file, g, buf);
-        return XT_ERR_USAGE;
-    }
-    if ((st = h5io_attr_read_str(f, g, "normalize", buf, sizeof buf)) != XT_OK) return st;
-    if (!parse_named(buf, norm_name_i, 3, &norm)) {
-        log_error("%s:%s: unknown normalize '%s'", file, g, buf);
-        return XT_ERR_USAGE;
-    }
+    if ((st = read_choice(f, g, "model_type", type_name_i, 4, &type)) != XT_OK ||
+        (st = read_choice(f, g, "activation", act_name_i, 3, &act)) != XT_OK ||
+        (st = read_choice(f, g, "head", head_name_i, 2, &head)) != XT_OK ||
+        (st = read_choice(f, g, "normalize", norm_name_i, 3, &norm)) != XT_OK)
+        return st;
+    mf->normalize = (Normalize)norm;
     int64_t sizes[MODEL_MAX_LAYERS + 1], classes = 0;
     size_t ns = 0;
     if ((st = h5io_attr_read_i64s(f, g, "layer_sizes", sizes, MODEL_MAX_LAYERS + 1, &ns)) != XT_OK)
         return st;
     if ((st = h5io_attr_read_i64(f, g, "classes", &classes)) != XT_OK) return st;
     bool sizes_ok = ns >= 2;
-    for (size_t i = 0; i < ns && sizes_ok; i++) sizes_ok = sizes[i] >= 1 && sizes[i] <= (1 << 26);
+    for (size_t i = 0; i < ns && sizes_ok; i++)
+        sizes_ok = sizes[i] >= 1 && sizes[i] <= MODEL_IO_MAX_WIDTH;
     if (!sizes_ok || classes < 1 || classes > XT_MAX_CLASSES) {
         log_error("%s:%s: invalid layer_sizes or classes attribute", file, g);
         return XT_ERR_USAGE;
@@ -178,55 +168,74 @@ Status model_io_read_group(H5File *f, const char *g, ModelFile *mf)
                  config_model_type_name((ModelType)type));
         st = XT_ERR_USAGE;
     }
-    if (st != XT_OK) {
-        log_error("%s:%s: %s", file, g, err);
-        return st;
-    }
-    mf->normalize = (Normalize)norm;
-    const ModelShape *s = &mf->shape;
-    /* The stored datasets must match layer_sizes BEFORE anything is allocated: the
-     * attributes alone may claim an enormous model (2^26 x 2^26 weights) that a small,
-     * damaged or hostile file does not hold. */
+    if (st != XT_OK) log_error("%s:%s: %s", file, g, err);
+    return st;
+}
+
+/* Checks (check_only) or reads every layer's W and b. */
+static Status layers(H5File *f, const char *g, const ModelShape *s, float *params,
+                     bool check_only)
+{
+    char p[512];
+    Status st = XT_OK;
     for (int l = 1; l <= s->n_layers && st == XT_OK; l++) {
         size_t dw[2] = {s->sizes[l], s->sizes[l - 1]}, db[1] = {s->sizes[l]};
         snprintf(p, sizeof p, "%s/layer%d/W", g, l);
-        st = check_exact(f, p, 2, dw);
+        st = check_only ? check_exact(f, p, 2, dw) : read_exact(f, p, 2, dw, params + s->w_off[l - 1]);
         snprintf(p, sizeof p, "%s/layer%d/b", g, l);
-        if (st == XT_OK) st = check_exact(f, p, 1, db);
+        if (st == XT_OK)
+            st = check_only ? check_exact(f, p, 1, db)
+                            : read_exact(f, p, 1, db, params + s->b_off[l - 1]);
     }
-    if (st != XT_OK) return st;
-    mf->params = malloc(s->n_params * sizeof *mf->params);
-    if (!mf->params) {
-        log_error("%s:%s: out of memory for %zu parameters", file, g, s->n_params);
-        return XT_ERR_RUNTIME;
-    }
-    for (int l = 1; l <= s->n_layers && st == XT_OK; l++) {
-        size_t dw[2] = {s->sizes[l], s->sizes[l - 1]}, db[1] = {s->sizes[l]};
-        snprintf(p, sizeof p, "%s/layer%d/W", g, l);
-        st = read_exact(f, p, 2, dw, mf->params + s->w_off[l - 1]);
-        snprintf(p, sizeof p, "%s/layer%d/b", g, l);
-        if (st == XT_OK) st = read_exact(f, p, 1, db, mf->params + s->b_off[l - 1]);
-    }
-    if (st == XT_OK && mf->normalize != NORM_NONE) {
-        size_t d[1] = {s->sizes[0]};
+    return st;
+}
+
+/* The normalisation, epoch, validation figures and class names. */
+static Status read_extras(H5File *f, const char *g, ModelFile *mf)
+{
+    Status st = XT_OK;
+    if (mf->normalize != NORM_NONE) {
+        char p[512];
+        size_t d[1] = {mf->shape.sizes[0]};
         mf->shift = malloc(d[0] * sizeof(float));
         mf->mul = malloc(d[0] * sizeof(float));
         if (!mf->shift || !mf->mul) {
-            log_error("%s:%s: out of memory for the normalisation (D = %zu)", file, g, d[0]);
-            st = XT_ERR_RUNTIME;
+            log_error("%s:%s: out of memory for the normalisation (D = %zu)", h5io_path(f), g,
+                      d[0]);
+            return XT_ERR_RUNTIME;
         }
         snprintf(p, sizeof p, "%s/normalization/shift", g);
-        if (st == XT_OK) st = read_exact(f, p, 1, d, mf->shift);
+        st = read_exact(f, p, 1, d, mf->shift);
         snprintf(p, sizeof p, "%s/normalization/mul", g);
         if (st == XT_OK) st = read_exact(f, p, 1, d, mf->mul);
     }
-    if (st == XT_OK && h5io_attr_exists(f, g, "epoch")) st = h5io_attr_read_i64(f, g, "epoch", &mf->epoch);
+    if (st == XT_OK && h5io_attr_exists(f, g, "epoch"))
+        st = h5io_attr_read_i64(f, g, "epoch", &mf->epoch);
     if (st == XT_OK && h5io_attr_exists(f, g, "val_loss"))
         st = h5io_attr_read_f64(f, g, "val_loss", &mf->val_loss);
     if (st == XT_OK && h5io_attr_exists(f, g, "val_accuracy"))
         st = h5io_attr_read_f64(f, g, "val_accuracy", &mf->val_accuracy);
     if (st == XT_OK && h5io_attr_exists(f, g, "class_names"))
         st = h5io_attr_read_strs(f, g, "class_names", &mf->class_names, &mf->n_class_names);
+    return st;
+}
+
+Status model_io_read_group(H5File *f, const char *g, ModelFile *mf)
+{
+    *mf = (ModelFile){0};
+    Status st = read_header(f, g, mf);
+    /* The stored datasets must match layer_sizes BEFORE anything is allocated: the
+     * attributes alone may claim an enormous model (2^26 x 2^26 weights) that a small,
+     * damaged or hostile file does not hold. */
+    if (st == XT_OK) st = layers(f, g, &mf->shape, NULL, true);
+    if (st != XT_OK) return st;
+    mf->params = malloc(mf->shape.n_params * sizeof *mf->params);
+    if (!mf->params) {
+        log_error("%s:%s: out of memory for %zu parameters", h5io_path(f), g, mf->shape.n_params);
+        return XT_ERR_RUNTIME;
+    }
+    st = layers(f, g, &mf->shape, mf->params, false);
+    if (st == XT_OK) st = read_extras(f, g, mf);
     if (st != XT_OK) model_io_free(mf);
     return st;
 }

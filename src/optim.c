@@ -3,7 +3,6 @@
 #include <math.h>
 #include <stdlib.h>
 
-
 Status optim_init(Optim *o, const OptimSettings *set, size_t n)
 {
     *o = (Optim){.set = *set, .n = n};
@@ -18,6 +17,12 @@ void optim_free(Optim *o)
 {
     free(o->velocity);
     o->velocity = NULL;
+}
+
+void optim_state(Optim *o, StateList *out)
+{
+    state_init(out, "sgd");
+    if (o->velocity) state_add_array(out, "velocity", o->velocity, o->n);
 }
 
 double optim_lr(const OptimSettings *set, uint64_t t)

@@ -22,6 +22,7 @@
 
 #include "config.h"
 #include "error.h"
+#include "state.h"
 
 typedef struct {
     double lr;            /* base learning rate (after any linear scaling) */
@@ -43,6 +44,10 @@ typedef struct {
 
 Status optim_init(Optim *o, const OptimSettings *set, size_t n);
 void optim_free(Optim *o);
+
+/* The state a checkpoint must carry (kind "sgd": the momentum buffer "velocity" when
+ * momentum > 0), as views of o's buffers. Local. */
+void optim_state(Optim *o, StateList *out);
 
 /* The learning rate for global step t. */
 double optim_lr(const OptimSettings *set, uint64_t t);

@@ -246,11 +246,11 @@ static void test_convert_idx_errors(void **state)
         {"idx --images @/e-img --labels @/e-lab --val-fraction 0.1 --val-tail 3 --out @/keep.h5",
          "give --val-fraction or --val-tail, not both", 2},
         {"idx --images @/e-img --labels @/e-lab --val-fraction 1.5 --out @/keep.h5",
-         "--val-fraction '1.5': expected a fraction in [0, 1)", 2},
+         "--val-fraction '1.5': out of range (allowed: 0 <= f < 1)", 2},
         {"idx --images @/e-img --labels @/e-lab --val-tail 10 --out @/keep.h5",
          "10 rows leave no training rows", 2},
         {"idx --images @/e-img --labels @/e-lab", "--out F.h5 is required", 2},
-        {"idx --images @/e-img --labels @/e-lab --bogus 1 --out @/x.h5", "unknown option --bogus", 2},
+        {"idx --images @/e-img --labels @/e-lab --bogus 1 --out @/x.h5", "unknown option '--bogus'", 2},
         {"idx --images @/e-img --labels @/e-lab --out @/no/such/dir/x.h5", "cannot create", 1},
         {"tsv --out @/x.h5", "unknown format 'tsv'", 2},
     };
@@ -468,7 +468,7 @@ static void test_convert_libsvm_errors(void **state)
         {"libsvm --input @/e6.svm --out @/x.h5", "e6.svm:2: '5': expected INDEX:VALUE"},
         {"libsvm --input @/e7.svm --out @/x.h5", "e7.svm:1: '1,2': multi-label LIBSVM lines are not supported"},
         {"libsvm --input @/e8.svm --out @/x.h5", "e8.svm:2: '-2:1': the index is not an integer >= 0"},
-        {"libsvm --input @/e1.svm --features 0 --out @/x.h5", "--features 0: expected D >= 1"},
+        {"libsvm --input @/e1.svm --features 0 --out @/x.h5", "--features '0': out of range (allowed: D >= 1)"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int rc = run(cases[i].args);

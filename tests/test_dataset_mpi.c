@@ -17,6 +17,7 @@
 
 #include "comm.h"
 #include "dataset.h"
+#include "rowsource.h"
 #include "h5io.h"
 #include "xt_test.h"
 
@@ -99,7 +100,9 @@ static void check_shards(const char *group, size_t n_expect)
 
     /* standardize: allreduced shard sums == serial sums (up to summation order) */
     double *sum = calloc(2 * d, sizeof(double)), *sumsq = sum + d;
-    dataset_feature_sums(&ds, sum, sumsq);
+    RowSource src;
+    rowsource_init(&src, &ds);
+    assert_int_equal(rowsource_feature_sums(&src, sum, sumsq), XT_OK);
     comm_allreduce_sum_double(g_comm, sum, 2 * d);
 
     bool ok = true;
@@ -117,7 +120,9 @@ static void check_shards(const char *group, size_t n_expect)
         }
         ok = ok && next == n; /* every row once */
         double *fs = calloc(2 * d, sizeof(double));
-        dataset_feature_sums(&full, fs, fs + d);
+        RowSource fsrc;
+        rowsource_init(&fsrc, &full);
+        ok = ok && rowsource_feature_sums(&fsrc, fs, fs + d) == XT_OK;
         size_t where = 0;
         double e = xt_max_rel_err(sum, fs, 2 * d, 1e-9, &where);
         if (e > 1e-12) {

@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "config.h"
@@ -16,6 +17,7 @@ static void make_cfg(Config *cfg, Monitor monitor, MonitorMode mode, int64_t pat
                      double min_delta, int64_t start_epoch, int64_t epochs, bool enabled)
 {
     config_defaults(cfg);
+    snprintf(cfg->data.val, sizeof cfg->data.val, "data.h5:/val");
     cfg->early_stopping.enabled = enabled;
     cfg->early_stopping.monitor = monitor;
     cfg->early_stopping.mode = mode;
@@ -331,6 +333,51 @@ static void test_early_stop_disabled_tracks_best(void **state)
     assert_int_equal(es.bad_epochs, 6);
 }
 
+/* Without a validation split nothing is monitored: every finite epoch is the new best
+ * (the last one is the result), no early stop, a NaN train loss diverges. */
+static void test_early_stop_without_val(void **state)
+{
+    (void)state;
+    Config cfg;
+    EarlyStop es;
+    make_cfg(&cfg, MONITOR_VAL_LOSS, MODE_AUTO, 1, 0.0, 1, 3, false);
+    cfg.data.val[0] = '\0';
+    early_stop_init(&es, &cfg);
+    const double train[3] = {0.5, 0.7, 0.6}; /* a worse epoch still becomes the result */
+    for (int e = 1; e <= 3; e++) {
+        EsDecision d = early_stop_update(&es, e, train[e - 1], NAN, NAN);
+        assert_int_equal(d.improved, 1);
+        assert_int_equal(d.best_epoch, e);
+        assert_true(d.best_value == train[e - 1]);
+        assert_int_equal(d.action, e == 3 ? ES_STOP_MAX_EPOCHS : ES_CONTINUE);
+    }
+    early_stop_init(&es, &cfg);
+    EsDecision d = early_stop_update(&es, 1, NAN, NAN, NAN);
+    assert_int_equal(d.action, ES_STOP_DIVERGED);
+    assert_int_equal(d.improved, 0);
+}
+
+/* The named state a checkpoint carries points into the struct itself. */
+static void test_early_stop_state_by_name(void **state)
+{
+    (void)state;
+    Config cfg;
+    EarlyStop es;
+    StateList l;
+    make_cfg(&cfg, MONITOR_VAL_LOSS, MODE_AUTO, 2, 0.0, 1, 10, true);
+    early_stop_init(&es, &cfg);
+    early_stop_state(&es, &l);
+    assert_string_equal(l.kind, "early_stopping");
+    assert_int_equal(l.n_arrays, 0);
+    assert_int_equal(l.n_scalars, 3);
+    assert_string_equal(l.scalars[0].name, "best");
+    assert_ptr_equal(l.scalars[0].value, &es.best);
+    assert_string_equal(l.scalars[1].name, "best_epoch");
+    assert_ptr_equal(l.scalars[1].value, &es.best_epoch);
+    assert_string_equal(l.scalars[2].name, "bad_epochs");
+    assert_ptr_equal(l.scalars[2].value, &es.bad_epochs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -343,6 +390,8 @@ int main(void)
         cmocka_unit_test(test_early_stop_max_epochs),
         cmocka_unit_test(test_early_stop_diverged),
         cmocka_unit_test(test_early_stop_disabled_tracks_best),
+        cmocka_unit_test(test_early_stop_without_val),
+        cmocka_unit_test(test_early_stop_state_by_name),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -354,7 +354,8 @@ static void test_loss_label_smoothing_by_hand(void **state)
     assert_true(fabs(tb.sum - (-(ys * log(s) + (1 - ys) * log(1 - s)))) < 1e-12);
 }
 
-/* Multi-label is the sum over outputs of binary cross-entropy; logistic agrees. */
+/* Multi-label is the sum over outputs of binary cross-entropy (and its mean is over the
+ * K outputs of each row, as PyTorch's); logistic agrees. */
 static void test_loss_multilabel_is_sum_of_binary(void **state)
 {
     (void)state;
@@ -374,7 +375,7 @@ static void test_loss_multilabel_is_sum_of_binary(void **state)
         double tb = -(2.0 * y[k] * log(a) + (1 - y[k]) * log(1 - a));
         assert_true(fabs(tk.sum - tb) < 1e-12);
     }
-    assert_true(fabs(tm.sum - want) < 1e-12 && tm.weight == 1.0);
+    assert_true(fabs(tm.sum - want) < 1e-12 && tm.weight == 3.0);
 }
 
 int main(void)

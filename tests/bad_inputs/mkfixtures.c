@@ -16,6 +16,7 @@
 
 #include "h5io.h"
 #include "log.h"
+#include "xt_h5fixture.h"
 
 #define N_ROWS 40
 #define N_FEAT 3
@@ -98,18 +99,24 @@ static void data_files(void)
     }
 
     /* X of strings, y compound, y enum */
-    f = create("d_xstring.h5");
-    check(h5io_write_unsupported(f, "/train/X", "string", N_ROWS), "string X");
-    check(h5io_write(f, "/train/y", H5IO_I32, 1, yd, y, 0), "y");
-    close_file(&f, "d_xstring.h5");
-    f = create("d_ycompound.h5");
-    check(h5io_write(f, "/train/X", H5IO_F32, 2, xd, X, 0), "X");
-    check(h5io_write_unsupported(f, "/train/y", "compound", N_ROWS), "compound y");
-    close_file(&f, "d_ycompound.h5");
-    f = create("d_yenum.h5");
-    check(h5io_write(f, "/train/X", H5IO_F32, 2, xd, X, 0), "X");
-    check(h5io_write_unsupported(f, "/train/y", "enum", N_ROWS), "enum y");
-    close_file(&f, "d_yenum.h5");
+    {
+        char p[1024];
+        f = create("d_xstring.h5");
+        check(h5io_write(f, "/train/y", H5IO_I32, 1, yd, y, 0), "y");
+        close_file(&f, "d_xstring.h5");
+        path_of(p, sizeof p, "d_xstring.h5");
+        check(xt_h5_write_unsupported(p, "/train/X", "string", N_ROWS), "string X");
+        f = create("d_ycompound.h5");
+        check(h5io_write(f, "/train/X", H5IO_F32, 2, xd, X, 0), "X");
+        close_file(&f, "d_ycompound.h5");
+        path_of(p, sizeof p, "d_ycompound.h5");
+        check(xt_h5_write_unsupported(p, "/train/y", "compound", N_ROWS), "compound y");
+        f = create("d_yenum.h5");
+        check(h5io_write(f, "/train/X", H5IO_F32, 2, xd, X, 0), "X");
+        close_file(&f, "d_yenum.h5");
+        path_of(p, sizeof p, "d_yenum.h5");
+        check(xt_h5_write_unsupported(p, "/train/y", "enum", N_ROWS), "enum y");
+    }
 
     /* y as (N,) floats: neither class ids nor (N, K) targets */
     {

@@ -168,10 +168,10 @@ bad enum_unknown             2 "model.type=svm: not one of the choices" "${T[@]}
 bad bool_unknown             2 "train.shuffle=maybe: not a boolean" "${T[@]}" --set train.shuffle=maybe
 bad list_empty_element       2 "model.hidden=16,,8: element 2 is empty" "${T[@]}" --set model.type=mlp --set model.hidden=16,,8
 bad value_overlong           2 "run.dir=a+\.\.\.: too long: 5000 characters" "${T[@]}" --set "run.dir=$(head -c 5000 /dev/zero | tr '\0' a)"
-bad eval_missing_model       2 "eval needs --model and --data" eval --data d_good.h5
-bad eval_unknown_option      2 "unknown or incomplete option '--colour'" eval --model run/model.h5 --data d_good.h5 --colour
-bad predict_missing_out      2 "predict needs --model and --data and --out" predict --model run/model.h5 --data d_good.h5:/val
-bad gen_rows_garbage         2 "--rows '10x': expected a non-negative integer" gen blobs --rows 10x --out g.h5
+bad eval_missing_model       2 "eval: --model M.h5 is required" eval --data d_good.h5
+bad eval_unknown_option      2 "unknown option '--colour'" eval --model run/model.h5 --data d_good.h5 --colour
+bad predict_missing_out      2 "predict: --out P.h5 is required" predict --model run/model.h5 --data d_good.h5:/val
+bad gen_rows_garbage         2 "--rows '10x': not an unsigned integer" gen blobs --rows 10x --out g.h5
 
 # ---- config files ----------------------------------------------------------------------
 bad config_is_directory      2 "config file 'cfgdir' is a directory" train cfgdir
@@ -232,7 +232,7 @@ bad model_other_type         2 "/val/y: label 2 at row [0-9]+ is outside \[0, 2\
 bad predict_newer_model      2 "model format version 99" predict --model m_newer.h5 --data d_good.h5:/val --out pred.h5
 
 # ---- checkpoint files ----------------------------------------------------------------------
-bad ckpt_newer_version       2 "c_newer.h5: checkpoint format version 99; this xentrain .* reads version 1" "${T[@]}" --set train.resume=c_newer.h5
+bad ckpt_newer_version       2 "c_newer.h5: checkpoint format version 99; this xentrain .* reads versions 1 to 2" "${T[@]}" --set train.resume=c_newer.h5
 bad ckpt_wrong_format        2 "c_wrongformat.h5: not an xentrain checkpoint" "${T[@]}" --set train.resume=c_wrongformat.h5
 bad ckpt_is_a_model          2 "run/model.h5: not an xentrain checkpoint" "${T[@]}" --set train.resume=run/model.h5
 bad ckpt_truncated           2 "c_truncated.h5" "${T[@]}" --set train.resume=c_truncated.h5

@@ -9,6 +9,7 @@ set -u
 
 XT=${1:?usage: data_errors.sh XENTRAIN SCRATCH_DIR MPIEXEC}
 DIR=${2:?scratch dir}
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 MPIEXEC=${3:-mpiexec}
 FASHION=/usr/share/datasets/fashion-mnist
 
@@ -54,10 +55,10 @@ expect() {
 
 # ---- gen ---------------------------------------------------------------------------
 check "gen --help" 0 "usage: xentrain gen" "$XT" gen --help
-check "gen without a kind" 2 "usage: xentrain gen" "$XT" gen
+check "gen without a kind" 2 "missing generator" "$XT" gen --out "$DIR/x.h5"
 check "gen unknown kind" 2 "unknown generator 'moons'" "$XT" gen moons --out "$DIR/x.h5"
 check "gen without --out" 2 "--out F.h5 is required" "$XT" gen blobs
-check "gen bad --rows" 2 "--rows 'ten': expected a non-negative integer" \
+check "gen bad --rows" 2 "--rows 'ten': not an unsigned integer" \
     "$XT" gen blobs --rows ten --out "$DIR/x.h5"
 check "gen xor with 3 classes" 2 "xor has exactly 2 classes, got --classes 3" \
     "$XT" gen xor --classes 3 --out "$DIR/x.h5"
@@ -65,7 +66,7 @@ check "gen spirals in 1-D" 2 "spirals needs --features >= 2, got 1" \
     "$XT" gen spirals --features 1 --out "$DIR/x.h5"
 check "gen fractions leave no train rows" 2 "leave no training rows" \
     "$XT" gen blobs --val-fraction 0.6 --test-fraction 0.5 --out "$DIR/x.h5"
-check "gen unknown option" 2 "unknown option --colour" "$XT" gen blobs --colour red --out "$DIR/x.h5"
+check "gen unknown option" 2 "unknown option '--colour'" "$XT" gen blobs --colour red --out "$DIR/x.h5"
 check "gen into a missing directory" 1 "cannot create" \
     "$XT" gen blobs --out "$DIR/no/such/dir/x.h5"
 expect "gen failures left no file" test ! -e "$DIR/x.h5" -a ! -e "$DIR/x.h5.tmp"
@@ -91,7 +92,7 @@ printf '\0\0\10\1\0\0\0\5\1\2' >"$DIR/short.idx"
 printf '\0\0\10\3\0\0\0\5\0\0\0\1\0\0\0\1\1\2\3\4\5' >"$DIR/five.idx"
 
 check "convert --help" 0 "usage: xentrain convert" "$XT" convert --help
-check "convert idx --help" 0 "--fashion-mnist" "$XT" convert idx --help
+check "convert idx --help" 0 "--class-names" "$XT" convert idx --help
 check "convert csv --help" 0 "--label-column" "$XT" convert csv --help
 check "convert libsvm --help" 0 "--zero-based" "$XT" convert libsvm --help
 check "convert unknown format" 2 "unknown format 'xls'" "$XT" convert xls --out "$DIR/x.h5"
@@ -107,7 +108,7 @@ check "idx: bad magic" 2 "magic.idx: bad IDX magic 0x00000802 for images" \
     "$XT" convert idx --images "$DIR/magic.idx" --labels "$DIR/short.idx" --out "$DIR/x.h5"
 check "idx: truncated labels" 2 "short.idx: truncated IDX file: the header declares 5 labels" \
     "$XT" convert idx --images "$DIR/five.idx" --labels "$DIR/short.idx" --out "$DIR/x.h5"
-check "idx: missing --labels" 2 "--labels F are required" \
+check "idx: missing --labels" 2 "--labels F is required" \
     "$XT" convert idx --images "$DIR/magic.idx" --out "$DIR/x.h5"
 expect "convert failures left no file" test ! -e "$DIR/x.h5" -a ! -e "$DIR/x.h5.tmp"
 
@@ -130,9 +131,9 @@ fi
 
 # ---- the real Fashion-MNIST files ---------------------------------------------------
 if [ -r "$FASHION/train-images-idx3-ubyte.gz" ]; then
-    check "convert idx --fashion-mnist" 0 \
+    check "prepare-fashion-mnist.sh" 0 \
         "wrote .*/train 54000, /val 6000, /test 10000 rows; D = 784 \(28 x 28 uint8, scale 1/255\), K = 10" \
-        "$XT" convert idx --fashion-mnist --out "$DIR/fashion.h5"
+        "$ROOT/scripts/prepare-fashion-mnist.sh" "$XT" "$DIR/fashion.h5"
     check "convert idx with explicit files, held-out tail" 0 \
         "/train 50000, /val 10000, /test 10000 rows" \
         "$XT" convert idx --images "$FASHION/train-images-idx3-ubyte.gz" \

@@ -1,0 +1,59 @@
+/* fault: see fault.h. Compiled into the test build only. */
+#include "fault.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define FAULT_MAX_DELAY_MS 10000
+
+typedef struct {
+    bool read;
+    int hang_rank, corrupt_rank;
+    unsigned long long hang_step, corrupt_step;
+    long delay_ms;
+    bool checkpoint_fails;
+} FaultPlan;
+
+static FaultPlan g_plan = {.hang_rank = -1, .corrupt_rank = -1};
+
+static void rank_step(const char *var, int *rank, unsigned long long *step)
+{
+    const char *v = getenv(var);
+    if (!v || sscanf(v, "%d:%llu", rank, step) != 2) *rank = -1;
+}
+
+static const FaultPlan *plan(void)
+{
+    if (g_plan.read) return &g_plan;
+    rank_step("XT_FAULT_HANG", &g_plan.hang_rank, &g_plan.hang_step);
+    rank_step("XT_FAULT_CORRUPT_PARAMS", &g_plan.corrupt_rank, &g_plan.corrupt_step);
+    const char *d = getenv("XT_TEST_STEP_DELAY_MS");
+    long ms = d ? strtol(d, NULL, 10) : 0;
+    g_plan.delay_ms = ms > 0 && ms < FAULT_MAX_DELAY_MS ? ms : 0;
+    const char *c = getenv("XT_FAULT_CHECKPOINT");
+    g_plan.checkpoint_fails = c && !strcmp(c, "fail");
+    g_plan.read = true;
+    return &g_plan;
+}
+
+void fault_before_reduce(int rank, uint64_t step)
+{
+    const FaultPlan *p = plan();
+    if (p->delay_ms) {
+        struct timespec ts = {p->delay_ms / 1000, (p->delay_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    if (rank == p->hang_rank && step == p->hang_step)
+        for (;;) sleep(1000);
+}
+
+void fault_after_update(int rank, uint64_t step, float *params)
+{
+    const FaultPlan *p = plan();
+    if (rank == p->corrupt_rank && step == p->corrupt_step) params[0] += 1e-3f;
+}
+
+bool fault_checkpoint_fails(void) { return plan()->checkpoint_fails; }

@@ -1,0 +1,168 @@
+#include "predict.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dataset.h"
+#include "evaluate.h"
+#include "h5io.h"
+#include "log.h"
+#include "loss.h"
+#include "model.h"
+#include "model_io.h"
+#include "opts.h"
+#include "rowsource.h"
+
+#define PREDICT_DEFAULT_BATCH 1024
+#define PREDICT_MAX_BATCH 2147483647.0
+
+typedef struct {
+    const char *model, *data, *out;
+    size_t batch;
+} PredictArgs;
+
+/* Probabilities (n, K) and predictions (n, pk) of this rank's rows. */
+typedef struct {
+    float *prob;
+    int32_t *pred;
+    size_t n, K, pk;
+} Predictions;
+
+/* One row's head: softmax probabilities and the argmax, or sigmoid probabilities and
+ * z > 0 decisions (one for logistic, K for multi-label). */
+static void predict_row(const ModelShape *sh, const float *z, float *p, int32_t *pred, bool ml)
+{
+    const size_t K = model_outputs(sh);
+    if (sh->head == HEAD_SOFTMAX) {
+        size_t best = 0;
+        for (size_t k = 1; k < K; k++)
+            if (z[k] > z[best]) best = k;
+        double mx = z[best], sum = 0.0;
+        for (size_t k = 0; k < K; k++) sum += exp((double)z[k] - mx);
+        for (size_t k = 0; k < K; k++) p[k] = (float)(exp((double)z[k] - mx) / sum);
+        pred[0] = (int32_t)best;
+        return;
+    }
+    for (size_t k = 0; k < K; k++) {
+        p[k] = (float)loss_sigmoid((double)z[k]);
+        pred[ml ? k : 0] = z[k] > 0.0f;
+    }
+}
+
+static void predict_rows(Model *m, const RowSource *src, RowBatch *batch, Predictions *pr,
+                         bool ml)
+{
+    const ModelShape *sh = &m->shape;
+    for (size_t r0 = 0; r0 < pr->n; r0 += m->max_batch) {
+        size_t b = pr->n - r0 < m->max_batch ? pr->n - r0 : m->max_batch;
+        rowsource_read(src, r0, b, batch);
+        const float *z = model_forward(m, batch->X, b);
+        for (size_t i = 0; i < b; i++)
+            predict_row(sh, z + i * pr->K, pr->prob + (r0 + i) * pr->K,
+                        pr->pred + (r0 + i) * pr->pk, ml);
+    }
+}
+
+/* Rank 0 gathers every rank's rows (in rank order = row order) and writes OUT. */
+static Status gather_and_write(const Comm *comm, const PredictArgs *a, const Predictions *pr,
+                               size_t N, bool ml)
+{
+    int P = comm_size(comm), r = comm_rank(comm);
+    float *all_prob = NULL;
+    int32_t *all_pred = NULL;
+    size_t *counts = NULL;
+    Status local = XT_OK;
+    if (r == 0) {
+        all_prob = malloc((N * pr->K + 1) * sizeof *all_prob);
+        all_pred = malloc((N * pr->pk + 1) * sizeof *all_pred);
+        counts = malloc((size_t)P * sizeof *counts);
+        if (!all_prob || !all_pred || !counts) {
+            log_error("out of memory for %zu predictions", N);
+            local = XT_ERR_RUNTIME;
+        }
+    }
+    Status st = comm_agree(comm, local);
+    if (st == XT_OK) {
+        for (int q = 0; q < P && r == 0; q++)
+            counts[q] = ((size_t)(q + 1) * N / (size_t)P - (size_t)q * N / (size_t)P);
+        for (int q = 0; q < P && r == 0; q++) counts[q] *= pr->K * sizeof(float);
+        comm_gatherv(comm, pr->prob, pr->n * pr->K * sizeof(float), all_prob, counts);
+        for (int q = 0; q < P && r == 0; q++)
+            counts[q] = counts[q] / (pr->K * sizeof(float)) * pr->pk * sizeof(int32_t);
+        comm_gatherv(comm, pr->pred, pr->n * pr->pk * sizeof(int32_t), all_pred, counts);
+    }
+    if (st == XT_OK && r == 0) {
+        H5File *f = NULL;
+        size_t dp[2] = {N, pr->K}, dq[2] = {N, pr->pk};
+        local = h5io_create_atomic(a->out, &f);
+        if (local == XT_OK) local = h5io_write(f, "/probabilities", H5IO_F32, 2, dp, all_prob, 0);
+        if (local == XT_OK)
+            local = h5io_write(f, "/predicted", H5IO_I32, ml ? 2 : 1, dq, all_pred, 0);
+        if (local == XT_OK) local = h5io_attr_write_str(f, "/", "model", a->model);
+        if (local == XT_OK) local = h5io_attr_write_str(f, "/", "data", a->data);
+        if (local == XT_OK) local = h5io_commit(&f);
+        h5io_close(&f);
+        if (local == XT_OK) log_info("wrote %zu predictions to %s", N, a->out);
+    }
+    if (st == XT_OK) st = comm_agree(comm, local);
+    free(all_prob);
+    free(all_pred);
+    free(counts);
+    return st;
+}
+
+static Status predict_parse(int argc, char **argv, PredictArgs *a, bool *help)
+{
+    *a = (PredictArgs){.batch = PREDICT_DEFAULT_BATCH};
+    const OptSpec opts[] = {
+        {.name = "model", OPT_STRING, &a->model, "M.h5", "the model file (model.h5 of a run)",
+         .required = true},
+        {.name = "data", OPT_STRING, &a->data, "F.h5:/GROUP", "the rows to predict", .required = true},
+        {.name = "out", OPT_STRING, &a->out, "P.h5", "output file", .required = true},
+        {.name = "batch-size", OPT_SIZE, &a->batch, "N", "rows per forward pass (1024)", 1,
+         PREDICT_MAX_BATCH},
+    };
+    OptTable t = {.cmd = "predict", .synopsis = "--model M.h5 --data F.h5[:/group] --out P.h5",
+                  .about = "Writes /probabilities (N,K) float32 and /predicted (class ids, or\n"
+                           "(N,K) 0/1 for multi-label) to P.h5.",
+                  .opts = opts, .n_opts = sizeof opts / sizeof opts[0]};
+    Status st = opts_parse(&t, argc, argv, help);
+    if (*help && log_rank() == 0) opts_print_help(&t, stdout);
+    return st;
+}
+
+int predict_main(const Comm *comm, int argc, char **argv)
+{
+    PredictArgs a;
+    bool help = false;
+    Status s = predict_parse(argc, argv, &a, &help);
+    if (help || s != XT_OK) return (int)s;
+    ModelFile mf = {0};
+    Dataset ds = {0};
+    RowSource src;
+    Model m = {0};
+    RowBatch batch = {0};
+    Predictions pr = {0};
+    LossKind kind;
+    s = eval_load(comm, a.model, a.data, a.batch, &mf, &ds, &src, &m, &kind);
+    if (s != XT_OK) goto cleanup;
+    const ModelShape *sh = &mf.shape;
+    bool ml = sh->head == HEAD_SIGMOID && sh->type != MODEL_LOGISTIC;
+    pr = (Predictions){.n = src.n, .K = model_outputs(sh), .pk = ml ? model_outputs(sh) : 1};
+    pr.prob = malloc((pr.n * pr.K + 1) * sizeof *pr.prob);
+    pr.pred = malloc((pr.n * pr.pk + 1) * sizeof *pr.pred);
+    batch.X = malloc(m.max_batch * sh->sizes[0] * sizeof *batch.X);
+    s = comm_agree(comm, pr.prob && pr.pred && batch.X ? XT_OK : XT_ERR_RUNTIME);
+    if (s != XT_OK) goto cleanup;
+    predict_rows(&m, &src, &batch, &pr, ml);
+    s = gather_and_write(comm, &a, &pr, ds.info.n, ml);
+cleanup:
+    free(pr.prob);
+    free(pr.pred);
+    free(batch.X);
+    model_free(&m);
+    dataset_free(&ds);
+    model_io_free(&mf);
+    return (int)s;
+}

@@ -1,0 +1,206 @@
+/* train_resume: checkpoints of `xentrain train` (see trainer.h): whether to resume, the
+ * checks that a checkpoint belongs to this run, restoring it, and writing it. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "checkpoint.h"
+#include "fsutil.h"
+#include "log.h"
+#include "trainer.h"
+
+#define DIFF_TEXT_MAX 2048
+
+ModelFile trainer_model_file(const Trainer *tr, const float *params, int64_t epoch, double vl,
+                             double va)
+{
+    ModelFile mf = {.shape = tr->model.shape,
+                    .params = (float *)params,
+                    .normalize = tr->cfg.data.normalize,
+                    .shift = tr->shift,
+                    .mul = tr->mul,
+                    .class_names = tr->train.class_names,
+                    .n_class_names = tr->train.n_class_names,
+                    .epoch = epoch,
+                    .val_loss = vl,
+                    .val_accuracy = va};
+    return mf;
+}
+
+Status trainer_write_checkpoint(Trainer *tr, int64_t epoch, size_t step_in_epoch,
+                                double loss_sum, double weight_sum, double rows, bool finished,
+                                int32_t action)
+{
+    StateList opt, es;
+    optim_state(&tr->optim, &opt);
+    early_stop_state(&tr->es, &es);
+    Checkpoint ck = {.state = {.epoch = epoch,
+                               .step_in_epoch = (int64_t)step_in_epoch,
+                               .step = tr->step,
+                               .loss_sum = loss_sum,
+                               .weight_sum = weight_sum,
+                               .rows_seen = rows,
+                               .finished = finished,
+                               .final_action = action,
+                               .ranks = tr->P,
+                               .seed = tr->cfg.train.seed},
+                     .config_text = tr->cfg_text,
+                     .optimizer = &opt,
+                     .early_stop = &es};
+    ck.model = trainer_model_file(tr, tr->model.params, epoch - (step_in_epoch == 0), NAN, NAN);
+    if (tr->has_best) ck.best = trainer_model_file(tr, tr->best, tr->es.best_epoch, NAN, NAN);
+    return checkpoint_save(tr->ckpt_path, &ck);
+}
+
+/* Rank 0 writes the resolved config.ini, once every check has passed (a refused resume
+ * must not replace the earlier run's file). Collective. */
+static Status write_resolved_config(Trainer *tr)
+{
+    Status st = XT_OK;
+    if (tr->r == 0) {
+        char path[TRAINER_PATH_MAX], tmp[TRAINER_PATH_MAX + 32];
+        fsutil_join(path, sizeof path, tr->cfg.run.dir, "config.ini");
+        fsutil_temp_name(tmp, sizeof tmp, path);
+        FILE *f = fopen(tmp, "w");
+        bool ok = f && fputs(tr->cfg_text, f) >= 0;
+        if (f) ok = (fclose(f) == 0) && ok;
+        st = ok ? fsutil_commit(tmp, path) : XT_ERR_RUNTIME;
+        if (!ok) {
+            log_error("cannot write %s", tmp);
+            remove(tmp);
+        }
+    }
+    return comm_agree(tr->comm, st);
+}
+
+/* Which checkpoint, if any: rank 0 looks, everyone follows. *use: 1 resume from path,
+ * 0 start fresh. Collective. */
+static Status choose_checkpoint(Trainer *tr, char *path, size_t len, int32_t *use)
+{
+    const Config *c = &tr->cfg;
+    *use = 0;
+    if (tr->r == 0) {
+        if (!strcmp(c->train.resume, "auto")) {
+            *use = fsutil_exists(tr->ckpt_path);
+            snprintf(path, len, "%s", tr->ckpt_path);
+        } else if (strcmp(c->train.resume, "never") != 0) {
+            snprintf(path, len, "%s", c->train.resume);
+            *use = fsutil_exists(path) ? 1 : -1;
+        }
+    }
+    comm_bcast(tr->comm, use, sizeof *use, 0);
+    comm_bcast(tr->comm, path, len, 0);
+    if (*use < 0) {
+        log_error0("train.resume = %s: no such checkpoint (use auto or never to start without one)",
+                   c->train.resume);
+        return XT_ERR_USAGE;
+    }
+    return XT_OK;
+}
+
+/* The checkpoint must come from a run with the same trajectory keys and model. Local
+ * (every rank reaches the same verdict from the same file). */
+static Status check_compatible(const Trainer *tr, const char *path, const Checkpoint *ck)
+{
+    Config saved;
+    char err[512], diff[DIFF_TEXT_MAX];
+    if (config_load_text(&saved, ck->config_text, path, err, sizeof err) != XT_OK) {
+        log_error0("%s: the stored configuration cannot be read: %s", path, err);
+        return XT_ERR_USAGE;
+    }
+    if (config_diff(&saved, &tr->cfg, CONFIG_KEYS_TRAJECTORY, diff, sizeof diff) > 0) {
+        log_error0("%s was written by a run with other settings (%s); use another run.dir, or "
+                   "train.resume = never to start over", path, diff);
+        return XT_ERR_USAGE;
+    }
+    if (ck->model.shape.n_params != tr->model.shape.n_params ||
+        ck->model.shape.sizes[0] != tr->model.shape.sizes[0]) {
+        log_error0("%s holds a model with %zu parameters (D = %zu); this run builds %zu (D = %zu)",
+                   path, ck->model.shape.n_params, ck->model.shape.sizes[0],
+                   tr->model.shape.n_params, tr->model.shape.sizes[0]);
+        return XT_ERR_USAGE;
+    }
+    if ((size_t)ck->state.step_in_epoch > tr->sampler.T) {
+        log_error0("%s: step %lld of epoch %lld is past the %zu steps of an epoch", path,
+                   (long long)ck->state.step_in_epoch, (long long)ck->state.epoch, tr->sampler.T);
+        return XT_ERR_USAGE;
+    }
+    return XT_OK;
+}
+
+/* Parameters, the kept epoch, optimiser and early-stopping state, and the position. */
+static Status restore(Trainer *tr, const char *path, const Checkpoint *ck)
+{
+    StateList opt, es;
+    optim_state(&tr->optim, &opt);
+    early_stop_state(&tr->es, &es);
+    Status st = checkpoint_restore(path, &opt, &es);
+    if (st != XT_OK) return st;
+    size_t n = tr->model.shape.n_params;
+    memcpy(tr->model.params, ck->model.params, n * sizeof(float));
+    if (tr->r == 0 && ck->best.params) {
+        memcpy(tr->best, ck->best.params, n * sizeof(float));
+        tr->has_best = true;
+    }
+    const CheckpointState *cs = &ck->state;
+    tr->step = cs->step;
+    tr->start_epoch = cs->epoch;
+    tr->start_step = (size_t)cs->step_in_epoch;
+    tr->start_loss_sum = cs->loss_sum;
+    tr->start_weight_sum = cs->weight_sum;
+    tr->start_rows = cs->rows_seen;
+    return XT_OK;
+}
+
+/* What the log says about the resumed position. */
+static void report_resume(Trainer *tr, const char *path, const Checkpoint *ck)
+{
+    const CheckpointState *cs = &ck->state;
+    if ((cs->finished && cs->final_action == ES_STOP_EARLY) ||
+        tr->start_epoch > tr->cfg.train.epochs) {
+        tr->nothing_to_do = true;
+        log_info("resume: %s records a finished run (%s at epoch %lld); nothing to do "
+                 "(raise train.epochs to continue, or train.resume = never to start over)",
+                 path, early_stop_action_name((EsAction)cs->final_action),
+                 (long long)cs->epoch - 1);
+    } else {
+        log_info("resume: %s, epoch %lld step %zu (optimiser step %llu), written by %lld rank(s), "
+                 "continuing on %d", path, (long long)cs->epoch, tr->start_step,
+                 (unsigned long long)cs->step, (long long)cs->ranks, tr->P);
+    }
+}
+
+static Status resume_from(Trainer *tr, const char *path)
+{
+    Checkpoint ck;
+    Status st = comm_agree(tr->comm, checkpoint_load(path, &ck));
+    if (st != XT_OK) return st;
+    st = comm_agree(tr->comm, check_compatible(tr, path, &ck));
+    if (st == XT_OK) st = comm_agree(tr->comm, restore(tr, path, &ck));
+    if (st == XT_OK) report_resume(tr, path, &ck);
+    checkpoint_free(&ck);
+    if (st != XT_OK) return st;
+    Status local = tr->r == 0 ? metrics_open_resume(&tr->metrics, tr->metrics_path,
+                                                    tr->start_epoch)
+                              : XT_OK;
+    return comm_agree(tr->comm, local);
+}
+
+Status trainer_resume(Trainer *tr)
+{
+    size_t need = config_to_ini(&tr->cfg, NULL, 0) + 1;
+    tr->cfg_text = malloc(need);
+    if (comm_agree(tr->comm, tr->cfg_text ? XT_OK : XT_ERR_RUNTIME) != XT_OK) return XT_ERR_RUNTIME;
+    config_to_ini(&tr->cfg, tr->cfg_text, need);
+    tr->start_epoch = 1;
+    char path[TRAINER_PATH_MAX] = "";
+    int32_t use = 0;
+    Status st = choose_checkpoint(tr, path, sizeof path, &use);
+    if (st == XT_OK && use) st = resume_from(tr, path);
+    else if (st == XT_OK)
+        st = comm_agree(tr->comm,
+                        tr->r == 0 ? metrics_open(&tr->metrics, tr->metrics_path, false) : XT_OK);
+    if (st == XT_OK && !tr->nothing_to_do) st = write_resolved_config(tr);
+    return st;
+}

@@ -1,0 +1,472 @@
+/* train_setup: everything before the first step of `xentrain train` (see trainer.h):
+ * command line and config, run directory, data (probe, shard, load, classes,
+ * normalisation, validation rows), model, loss options, optimiser, the banner. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fsutil.h"
+#include "linalg.h"
+#include "log.h"
+#include "opts.h"
+#include "rng.h"
+#include "trainer.h"
+
+#define MAX_OVERRIDES 256
+/* Seed-stream tag of parameter initialisation (its own stream of train.seed). */
+#define INIT_STREAM 0x1217
+/* A feature whose standard deviation is below this (relative to its mean) is constant:
+ * it is centred but not scaled. */
+#define CONSTANT_FEATURE_SD 1e-12
+
+/* ---- command line, config, run directory ------------------------------------------ */
+
+static Status setup_config(Trainer *tr, int argc, char **argv, bool *help)
+{
+    const char *path = NULL, *over[MAX_OVERRIDES];
+    size_t n_pos = 0, n_over = 0;
+    const OptSpec opts[] = {
+        {.name = "set", OPT_LIST, over, "section.key=value",
+         "override a config key (repeatable; after the file,\nin order)",
+         .cap = MAX_OVERRIDES, .count = &n_over},
+    };
+    OptTable t = {.cmd = "train", .synopsis = "CONFIG.ini [--set section.key=value]...",
+                  .about = "Trains the model described by CONFIG.ini (see `xentrain --help-config` "
+                           "for every\nkey and its default) with synchronous data-parallel SGD. "
+                           "Writes config.ini,\nmetrics.csv and model.h5 to run.dir. Run it under "
+                           "mpirun or srun:\n  mpirun -np P xentrain train CONFIG.ini",
+                  .opts = opts, .n_opts = 1, .positional = "CONFIG.ini", .pos = &path,
+                  .pos_cap = 1, .n_pos = &n_pos};
+    Status st = opts_parse(&t, argc, argv, help);
+    if (*help) {
+        if (tr->r == 0) opts_print_help(&t, stdout);
+        return XT_OK;
+    }
+    if (st == XT_OK && !path) {
+        log_error0("train: missing CONFIG.ini (usage: xentrain train CONFIG.ini [--set k=v]...)");
+        st = XT_ERR_USAGE;
+    }
+    if (st == XT_OK) {
+        char err[1024];
+        st = config_load(&tr->cfg, path, over, n_over, err, sizeof err);
+        if (st != XT_OK) log_error0("%s", err);
+    }
+    return comm_agree(tr->comm, st);
+}
+
+/* Rank 0 creates the run directory (nothing in it is written before every check passed). */
+static Status setup_run_dir(Trainer *tr)
+{
+    const char *dir = tr->cfg.run.dir;
+    Status st = XT_OK;
+    if (fsutil_join(tr->model_path, sizeof tr->model_path, dir, "model.h5") != XT_OK ||
+        fsutil_join(tr->metrics_path, sizeof tr->metrics_path, dir, "metrics.csv") != XT_OK ||
+        fsutil_join(tr->ckpt_path, sizeof tr->ckpt_path, dir, "checkpoint.h5") != XT_OK)
+        st = XT_ERR_USAGE;
+    if (tr->r == 0 && st == XT_OK) {
+        st = fsutil_mkdirs(dir);
+        if (st == XT_OK) st = fsutil_check_writable_dir(dir);
+    }
+    return comm_agree(tr->comm, st);
+}
+
+/* ---- data --------------------------------------------------------------------------- */
+
+/* data.val and data.test must not be the training rows: a spec without a group names
+ * /train, which in the training file is the training split itself. Local (every rank
+ * reaches the same verdict). */
+static Status check_split_roles(const Trainer *tr)
+{
+    const Config *c = &tr->cfg;
+    const DatasetInfo *roles[2] = {&tr->vinfo, &tr->test_info};
+    const char *keys[2] = {"data.val", "data.test"}, *specs[2] = {c->data.val, c->data.test};
+    const char *groups[2] = {"/val", "/test"};
+    for (int i = 0; i < 2; i++) {
+        const DatasetInfo *in = roles[i];
+        if (!specs[i][0] || !dataset_same_file(in->file, tr->tinfo.file)) continue;
+        if (!in->group_given) {
+            log_error0("%s = %s names the training file without a group, so it would mean %s:%s, "
+                       "the training split; name the split, e.g. %s = %s:%s", keys[i], specs[i],
+                       in->file, in->group, keys[i], in->file, groups[i]);
+            return XT_ERR_USAGE;
+        }
+        if (strcmp(in->group, tr->tinfo.group) != 0) continue;
+        if (!c->data.allow_same_split) {
+            log_error0("%s = %s is the training split itself: its figures would say nothing about "
+                       "unseen data; name another split, or set data.allow_same_split = true",
+                       keys[i], specs[i]);
+            return XT_ERR_USAGE;
+        }
+        log_warn("%s = %s is the training split itself (data.allow_same_split = true): its "
+                 "figures measure fit, not generalisation", keys[i], specs[i]);
+    }
+    return XT_OK;
+}
+
+/* Probes the splits and checks that their targets fit the model. Collective. */
+static Status probe_splits(Trainer *tr)
+{
+    const Config *c = &tr->cfg;
+    if (!c->data.train[0]) {
+        log_error0("data.train is not set: name the training split (file.h5:/train)");
+        return XT_ERR_USAGE;
+    }
+    Status st = dataset_probe(c->data.train, tr->comm, &tr->tinfo);
+    if (st != XT_OK) return st;
+    tr->has_val = c->data.val[0] != '\0';
+    if (tr->has_val && (st = dataset_probe(c->data.val, tr->comm, &tr->vinfo)) != XT_OK) return st;
+    if (c->data.test[0] && (st = dataset_probe(c->data.test, tr->comm, &tr->test_info)) != XT_OK)
+        return st;
+    const DatasetInfo *ti = &tr->tinfo;
+    tr->dense = ti->target == TARGET_DENSE;
+    Status local = XT_OK;
+    char err[512];
+    if (model_loss_kind(c->model.type, c->model.head, ti->target, &tr->loss_kind, err,
+                        sizeof err) != XT_OK) {
+        log_error0("%s: %s", c->data.train, err);
+        local = XT_ERR_USAGE;
+    } else if (tr->dense && c->model.classes > 0 && (size_t)c->model.classes != ti->k_dense) {
+        log_error0("model.classes = %lld but %s has y with K = %zu columns",
+                   (long long)c->model.classes, c->data.train, ti->k_dense);
+        local = XT_ERR_USAGE;
+    } else if (tr->test_info.n > 0 && tr->test_info.d != ti->d) {
+        log_error0("%s has X with %zu features, %s %zu", c->data.test, tr->test_info.d,
+                   c->data.train, ti->d);
+        local = XT_ERR_USAGE;
+    } else {
+        local = check_split_roles(tr);
+    }
+    if (tr->has_val && local == XT_OK) {
+        const DatasetInfo *vi = &tr->vinfo;
+        if (vi->d != ti->d || vi->target != ti->target || vi->k_dense != ti->k_dense) {
+            log_error0("%s and %s differ: X has %zu vs %zu features, y is %s vs %s", c->data.train,
+                       c->data.val, ti->d, vi->d, ti->target == TARGET_DENSE ? "(N,K)" : "(N,)",
+                       vi->target == TARGET_DENSE ? "(N,K)" : "(N,)");
+            local = XT_ERR_USAGE;
+        }
+    }
+    return comm_agree(tr->comm, local);
+}
+
+/* Decides who holds which rows and loads this rank's training rows. Collective. */
+static Status load_shard(Trainer *tr)
+{
+    const Config *c = &tr->cfg;
+    const DatasetInfo *ti = &tr->tinfo;
+    tr->global_batch = c->train.batch_per_rank > 0 ? (size_t)c->train.batch_per_rank * (size_t)tr->P
+                                                   : (size_t)c->train.batch_size;
+    /* The memory guard comes before the sampler's per-row permutation is allocated. */
+    size_t S = shard_count(ti->n, (size_t)c->data.virtual_shards);
+    Status st;
+    if ((size_t)tr->P <= S) {
+        size_t s_lo, s_hi;
+        shard_rank_shards(S, tr->P, tr->r, &s_lo, &s_hi);
+        Status local = dataset_check_memory(ti, shard_row_begin(ti->n, S, s_lo),
+                                            shard_row_begin(ti->n, S, s_hi), c->data.compact,
+                                            sizeof(uint32_t), tr->comm);
+        if ((st = comm_agree(tr->comm, local)) != XT_OK) return st;
+    }
+    char err[512];
+    st = sampler_init(&tr->sampler, ti->n, (size_t)c->data.virtual_shards, tr->global_batch, tr->P,
+                      tr->r, c->train.seed, c->train.shuffle, err, sizeof err);
+    if (st != XT_OK) log_error0("%s: %s", c->data.train, err);
+    if ((st = comm_agree(tr->comm, st)) != XT_OK) return st;
+    size_t kcheck = tr->dense ? 0 : (size_t)c->model.classes;
+    /* uint8 pixels stay uint8 in memory (4x smaller; converted as batches are gathered) */
+    st = (c->data.compact ? dataset_load_compact : dataset_load)(
+        &tr->train, ti, tr->sampler.row_lo, tr->sampler.row_hi, kcheck, tr->comm);
+    if (st == XT_OK && tr->loss_kind == LOSS_SOFTMAX_PROBS)
+        st = dataset_check_distributions(&tr->train);
+    if ((st = comm_agree(tr->comm, st)) != XT_OK) return st;
+    rowsource_init(&tr->train_rows, &tr->train);
+    return XT_OK;
+}
+
+/* K: configured, the target width, or 1 + the largest label over all ranks. Collective. */
+static Status decide_classes(Trainer *tr)
+{
+    const Config *c = &tr->cfg;
+    if (tr->dense) {
+        tr->K = tr->tinfo.k_dense;
+        return XT_OK;
+    }
+    bool any = tr->train.hi > tr->train.lo;
+    int64_t mm[2] = {any ? tr->train.label_max : -1, any ? -(int64_t)tr->train.label_min : INT32_MIN};
+    comm_allreduce_max_i64(tr->comm, mm, 2);
+    if (-mm[1] < 0) {
+        log_error0("%s/y: class ids must be >= 0, the smallest is %lld", c->data.train,
+                   (long long)-mm[1]);
+        return XT_ERR_USAGE;
+    }
+    tr->K = c->model.classes > 0 ? (size_t)c->model.classes : (size_t)mm[0] + 1;
+    if (tr->K < 2) tr->K = 2;
+    if (tr->K > XT_MAX_CLASSES) {
+        log_error0("%s/y: largest class id %lld gives %zu classes (limit %d)", c->data.train,
+                   (long long)mm[0], tr->K, XT_MAX_CLASSES);
+        return XT_ERR_USAGE;
+    }
+    return XT_OK;
+}
+
+/* shift = mean, mul = 1 / sd over the WHOLE training set (sums allreduced). */
+static Status fit_standardize(Trainer *tr)
+{
+    const size_t D = tr->tinfo.d;
+    double *sums = calloc(2 * D, sizeof *sums);
+    Status st = comm_agree(tr->comm, sums ? XT_OK : XT_ERR_RUNTIME);
+    if (st == XT_OK)
+        st = comm_agree(tr->comm, rowsource_feature_sums(&tr->train_rows, sums, sums + D));
+    if (st == XT_OK) {
+        comm_allreduce_sum_double(tr->comm, sums, 2 * D);
+        double n = (double)tr->tinfo.n;
+        for (size_t j = 0; j < D; j++) {
+            double mean = sums[j] / n;
+            double var = fmax(sums[D + j] / n - mean * mean, 0.0);
+            double sd = sqrt(var);
+            tr->shift[j] = (float)mean;
+            tr->mul[j] = sd > CONSTANT_FEATURE_SD * fmax(1.0, fabs(mean)) ? (float)(1.0 / sd) : 1.0f;
+        }
+    }
+    free(sums);
+    return st;
+}
+
+/* The normalisation statistics, then rows come out normalised. Collective. */
+static Status fit_normalization(Trainer *tr)
+{
+    const Config *c = &tr->cfg;
+    const size_t D = tr->tinfo.d;
+    if (c->data.normalize == NORM_NONE) return XT_OK;
+    tr->shift = calloc(D, sizeof *tr->shift);
+    tr->mul = malloc(D * sizeof *tr->mul);
+    Status st = comm_agree(tr->comm, tr->shift && tr->mul ? XT_OK : XT_ERR_RUNTIME);
+    if (st != XT_OK) return st;
+    if (c->data.normalize == NORM_SCALE) {
+        double s = tr->tinfo.x_scale;
+        if (!(s > 0.0)) {
+            double mx = 0.0;
+            st = comm_agree(tr->comm, rowsource_max_abs(&tr->train_rows, &mx));
+            if (st != XT_OK) return st;
+            comm_allreduce_max_double(tr->comm, &mx, 1);
+            s = mx > 0.0 ? 1.0 / mx : 1.0;
+        }
+        for (size_t j = 0; j < D; j++) tr->mul[j] = (float)s;
+    } else if ((st = fit_standardize(tr)) != XT_OK) {
+        return st;
+    }
+    rowsource_set_normalization(&tr->train_rows, tr->shift, tr->mul);
+    return XT_OK;
+}
+
+/* Validation rows: rank 0 holds them all, or each rank its share (distributed). */
+static Status load_val(Trainer *tr)
+{
+    if (!tr->has_val) return XT_OK;
+    size_t n = tr->vinfo.n, lo = 0, hi = tr->r == 0 ? n : 0;
+    if (tr->cfg.eval.distributed) {
+        lo = (size_t)tr->r * n / (size_t)tr->P;
+        hi = (size_t)(tr->r + 1) * n / (size_t)tr->P;
+    }
+    Status local = dataset_load(&tr->val, &tr->vinfo, lo, hi, tr->dense ? 0 : tr->K, tr->comm);
+    if (local == XT_OK && tr->loss_kind == LOSS_SOFTMAX_PROBS)
+        local = dataset_check_distributions(&tr->val);
+    if (local == XT_OK) {
+        rowsource_init(&tr->val_rows, &tr->val);
+        rowsource_set_normalization(&tr->val_rows, tr->shift, tr->mul);
+    }
+    return comm_agree(tr->comm, local);
+}
+
+static Status setup_data(Trainer *tr)
+{
+    Status st = probe_splits(tr);
+    if (st == XT_OK) st = load_shard(tr);
+    if (st == XT_OK) st = decide_classes(tr);
+    if (st == XT_OK) st = fit_normalization(tr);
+    if (st == XT_OK) st = load_val(tr);
+    return st;
+}
+
+/* ---- model, loss, optimiser ----------------------------------------------------------- */
+
+/* The step's buffers, for the largest local batch. Local. */
+static Status alloc_step_buffers(Trainer *tr)
+{
+    const ModelShape *s = &tr->model.shape;
+    size_t cap = tr->sampler.max_local > 0 ? tr->sampler.max_local : 1;
+    const size_t D = s->sizes[0], KO = model_outputs(s);
+    tr->batch.X = malloc(cap * D * sizeof *tr->batch.X);
+    tr->dz = malloc(cap * KO * sizeof *tr->dz);
+    tr->rows = malloc(cap * sizeof *tr->rows);
+    tr->next_rows = malloc(cap * sizeof *tr->next_rows);
+    tr->next_t = SIZE_MAX;
+    if (tr->dense) tr->batch.t = malloc(cap * tr->K * sizeof *tr->batch.t);
+    else tr->batch.y = malloc(cap * sizeof *tr->batch.y);
+    if (tr->r == 0) tr->best = malloc(s->n_params * sizeof *tr->best);
+    if (!tr->batch.X || !tr->dz || !tr->rows || !tr->next_rows ||
+        !(tr->batch.t || tr->batch.y) || (tr->r == 0 && !tr->best)) {
+        log_error("out of memory for the batch buffers (%zu rows x %zu features)", cap, D);
+        return XT_ERR_RUNTIME;
+    }
+    return XT_OK;
+}
+
+/* Loss options from [loss]; class weights need K. Local. */
+static Status setup_loss(Trainer *tr)
+{
+    const Config *c = &tr->cfg;
+    tr->lopt = loss_options_default();
+    tr->lopt.label_smoothing = (float)c->loss.label_smoothing;
+    tr->lopt.pos_weight = (float)c->loss.pos_weight;
+    if (c->loss.ignore_index >= 0) tr->lopt.ignore_index = (int32_t)c->loss.ignore_index;
+    char err[512];
+    if (loss_check_options(tr->loss_kind, &tr->lopt, (size_t)c->loss.n_class_weights, tr->K, err,
+                           sizeof err) != XT_OK) {
+        log_error0("%s: %s", c->data.train, err);
+        return XT_ERR_USAGE;
+    }
+    if (c->loss.n_class_weights == 0) return XT_OK;
+    tr->class_w = malloc(tr->K * sizeof *tr->class_w);
+    if (!tr->class_w) return XT_ERR_RUNTIME;
+    for (size_t k = 0; k < tr->K; k++) tr->class_w[k] = (float)c->loss.class_weights[k];
+    tr->lopt.class_weight = tr->class_w;
+    return XT_OK;
+}
+
+static Status setup_optim(Trainer *tr)
+{
+    const Config *c = &tr->cfg;
+    tr->oset = (OptimSettings){.lr = c->optim.lr,
+                               .momentum = c->optim.momentum,
+                               .weight_decay = c->optim.weight_decay,
+                               .clip_norm = c->optim.clip_norm,
+                               .nesterov = c->optim.nesterov,
+                               .schedule = c->optim.schedule,
+                               .step_size = c->optim.step_size,
+                               .gamma = c->optim.gamma,
+                               .warmup_epochs = c->optim.warmup_epochs,
+                               .epochs = c->train.epochs,
+                               .steps_per_epoch = tr->sampler.T};
+    if (c->optim.lr_scaling == LR_SCALE_LINEAR) tr->oset.lr *= (double)tr->P;
+    return optim_init(&tr->optim, &tr->oset, tr->model.shape.n_params);
+}
+
+static Status setup_model(Trainer *tr)
+{
+    const Config *c = &tr->cfg;
+    ModelShape shape;
+    char err[512];
+    Status st = model_shape_init(&shape, c->model.type, c->model.activation, c->model.head,
+                                 tr->tinfo.d, c->model.hidden, c->model.n_hidden, tr->K, err,
+                                 sizeof err);
+    if (st != XT_OK) {
+        log_error0("model: %s", err);
+        return st;
+    }
+    size_t cap = tr->sampler.max_local > 0 ? tr->sampler.max_local : 1;
+    size_t eval_cap = (size_t)c->eval.batch_size;
+    size_t mb = cap > eval_cap ? cap : eval_cap;
+    Status local = model_init(&tr->model, &shape, mb, N_SLOTS);
+    if (local == XT_OK) local = alloc_step_buffers(tr);
+    if (local == XT_OK) local = setup_loss(tr);
+    if (local == XT_OK && tr->has_val)
+        local = eval_stats_init(&tr->vstats, &shape, tr->loss_kind, mb);
+    if (local == XT_OK) local = setup_optim(tr);
+    if ((st = comm_agree(tr->comm, local)) != XT_OK) return st;
+    /* Rank 0 initialises, everyone receives the same bits. */
+    if (tr->r == 0) {
+        Rng rng;
+        rng_seed_tuple(&rng, c->train.seed, INIT_STREAM, 0);
+        model_init_params(&tr->model, c->model.init, &rng);
+    }
+    comm_bcast(tr->comm, tr->model.params, shape.n_params * sizeof(float), 0);
+    early_stop_init(&tr->es, c);
+    return XT_OK;
+}
+
+/* ---- the banner ----------------------------------------------------------------------- */
+
+static void print_settings(const Config *c)
+{
+    size_t need = config_settings_text(c, NULL, 0) + 1;
+    char *text = malloc(need);
+    if (!text) return;
+    config_settings_text(c, text, need);
+    for (char *save = NULL, *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
+        log_info("         %s", l);
+    free(text);
+}
+
+static void banner(const Trainer *tr)
+{
+    if (tr->r != 0) return;
+    const Config *c = &tr->cfg;
+    char mpi[256], desc[256];
+    comm_library_version(mpi, sizeof mpi);
+    model_shape_describe(&tr->model.shape, desc, sizeof desc);
+    log_info("xentrain %s train %s", XT_VERSION, c->source);
+    log_info("launch   P = %d ranks on %d node(s), %d per node; BLAS threads per rank: %d; %s",
+             tr->P, comm_node_count(tr->comm), comm_local_size(tr->comm), linalg_blas_threads(),
+             mpi);
+    const char *job = getenv("SLURM_JOB_ID");
+    if (job)
+        log_info("slurm    job %s, nodes %s, tasks per node %s", job,
+                 getenv("SLURM_JOB_NODELIST") ? getenv("SLURM_JOB_NODELIST") : "?",
+                 getenv("SLURM_TASKS_PER_NODE") ? getenv("SLURM_TASKS_PER_NODE") : "?");
+    log_info("data     train %s: N = %zu, D = %zu (%s), %s; rank 0 holds rows [%zu, %zu)",
+             c->data.train, tr->tinfo.n, tr->tinfo.d, tr->tinfo.x_type,
+             tr->dense ? "dense (N,K) targets" : "class ids", tr->sampler.row_lo,
+             tr->sampler.row_hi);
+    log_info("loss     %s", loss_kind_name(tr->loss_kind));
+    if (tr->has_val)
+        log_info("         val   %s: N = %zu (%s)", c->data.val, tr->vinfo.n,
+                 c->eval.distributed ? "sharded over ranks" : "rank 0");
+    log_info("model    %s, K = %zu", desc, tr->K);
+    log_info("batch    global %zu rows (%zu steps/epoch, %zu virtual shards), lr %g%s",
+             tr->global_batch ? tr->global_batch : tr->tinfo.n, tr->sampler.T, tr->sampler.S,
+             tr->oset.lr, c->optim.lr_scaling == LR_SCALE_LINEAR ? " (scaled by P)" : "");
+    log_info("run      %s", c->run.dir);
+    log_info("settings (every key: xentrain --help-config)");
+    print_settings(c);
+}
+
+/* ---- all of it ------------------------------------------------------------------------ */
+
+Status trainer_setup(Trainer *tr, int argc, char **argv, bool *help)
+{
+    Status st = setup_config(tr, argc, argv, help);
+    if (*help) return XT_OK;
+    if (st == XT_OK) comm_watchdog_start(tr->comm, tr->cfg.comm.timeout_s);
+    if (st == XT_OK) st = setup_run_dir(tr);
+    if (st == XT_OK) st = setup_data(tr);
+    if (st == XT_OK) st = setup_model(tr);
+    if (st == XT_OK && tr->cfg.early_stopping.enabled && !tr->has_val) {
+        log_error0("early_stopping.enabled = true needs a validation split (data.val)");
+        st = XT_ERR_USAGE;
+    }
+    if (st == XT_OK) banner(tr);
+    return st;
+}
+
+void trainer_free(Trainer *tr)
+{
+    dataset_free(&tr->train);
+    dataset_free(&tr->val);
+    sampler_free(&tr->sampler);
+    model_free(&tr->model);
+    optim_free(&tr->optim);
+    eval_stats_free(&tr->vstats);
+    metrics_close(&tr->metrics);
+    free(tr->shift);
+    free(tr->mul);
+    free(tr->class_w);
+    free(tr->batch.X);
+    free(tr->batch.t);
+    free(tr->batch.y);
+    free(tr->dz);
+    free(tr->rows);
+    free(tr->next_rows);
+    free(tr->best);
+    free(tr->cfg_text);
+}

@@ -1,0 +1,94 @@
+/* trainer: the state of one `xentrain train` run, shared by the files of the train
+ * module only (train.c: the loop; train_setup.c: set-up; train_resume.c: checkpoints
+ * and resume). Nothing outside them includes this header.
+ *
+ * Every set-up step that all ranks run ends in one agreement (comm_agree), so a rank
+ * that fails takes every rank down the same path out.
+ */
+#ifndef XT_TRAINER_H
+#define XT_TRAINER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "comm.h"
+#include "config.h"
+#include "dataset.h"
+#include "early_stop.h"
+#include "evaluate.h"
+#include "loss.h"
+#include "metrics.h"
+#include "model.h"
+#include "model_io.h"
+#include "optim.h"
+#include "rowsource.h"
+#include "shard.h"
+
+/* Trailing slots of the gradient buffer that ride in the same allreduce. The flags are
+ * counts of ranks (exact small integers in float), so every rank reads the same value. */
+enum { SLOT_LOSS = 0, SLOT_WEIGHT = 1, SLOT_NONFINITE = 2, SLOT_SIGNAL = 3, N_SLOTS = 4 };
+
+#define TRAINER_PATH_MAX (XT_PATH_MAX + 16)
+
+typedef struct {
+    const Comm *comm;
+    int P, r;
+    Config cfg;
+    char *cfg_text;    /* the resolved INI text, stored in checkpoints */
+    char model_path[TRAINER_PATH_MAX], metrics_path[TRAINER_PATH_MAX];
+    char ckpt_path[TRAINER_PATH_MAX];
+    /* data */
+    DatasetInfo tinfo, vinfo, test_info; /* test_info.n == 0: no test split */
+    Dataset train, val;
+    RowSource train_rows, val_rows;
+    bool has_val;
+    bool dense;        /* targets are (N, K) floats */
+    LossKind loss_kind; /* model_loss_kind of the model and the training targets */
+    size_t K;          /* classes (or labels) */
+    Sampler sampler;
+    size_t global_batch;
+    float *shift, *mul; /* (D) normalisation, or NULL */
+    /* model, loss, optimiser */
+    Model model;
+    LossOptions lopt;
+    float *class_w;
+    Optim optim;
+    OptimSettings oset;
+    /* the step's buffers */
+    RowBatch batch;    /* this rank's rows of the step */
+    float *dz;         /* dL/dlogits */
+    uint32_t *rows, *next_rows; /* this step's and the next step's local rows */
+    size_t next_t, next_m;        /* next_rows holds step next_t (SIZE_MAX: none) */
+    /* the epoch's end */
+    EvalStats vstats;
+    EarlyStop es;
+    Metrics metrics;
+    float *best;       /* rank 0: the parameters model.h5 holds */
+    bool has_best;
+    uint64_t step;     /* optimiser steps taken */
+    /* where the loop starts (a fresh run: epoch 1, step 0; a resumed one: the checkpoint's) */
+    int64_t start_epoch;
+    size_t start_step;
+    double start_loss_sum, start_weight_sum, start_rows;
+    bool nothing_to_do; /* resumed a run that had already finished */
+} Trainer;
+
+/* train_setup.c: parse the command line and config, create the run directory, load the
+ * data and build the model; print the banner. Collective. */
+Status trainer_setup(Trainer *tr, int argc, char **argv, bool *help);
+void trainer_free(Trainer *tr);
+
+/* train_resume.c. Decides whether to resume (train.resume), restores the run, opens
+ * metrics.csv, and writes config.ini when the run goes ahead. Collective. */
+Status trainer_resume(Trainer *tr);
+/* Rank 0: checkpoint.h5 for the position (epoch, step_in_epoch) and the epoch's
+ * accumulators so far. */
+Status trainer_write_checkpoint(Trainer *tr, int64_t epoch, size_t step_in_epoch,
+                                double loss_sum, double weight_sum, double rows, bool finished,
+                                int32_t action);
+/* A model file of these parameters (a view: nothing is copied). */
+ModelFile trainer_model_file(const Trainer *tr, const float *params, int64_t epoch, double vl,
+                             double va);
+
+#endif
