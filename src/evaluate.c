@@ -168,6 +168,16 @@ static Status check_fit(const ModelFile *mf, const DatasetInfo *info, const char
         log_error0("%s with the model %s: %s", spec, model_path, err);
         return XT_ERR_USAGE;
     }
+    char tfile[XT_PATH_MAX], tgroup[256];
+    if (!info->group_given && mf->train_split[0] &&
+        dataset_parse_spec(mf->train_split, tfile, sizeof tfile, tgroup, sizeof tgroup, err,
+                           sizeof err) == XT_OK &&
+        dataset_same_file(tfile, info->file)) {
+        log_error0("--data %s names the file the model was trained on without a group, so it "
+                   "would mean %s:%s (the model's training split is %s); name the split, e.g. "
+                   "%s:/test", spec, info->file, info->group, mf->train_split, info->file);
+        return XT_ERR_USAGE;
+    }
     if (info->target == TARGET_DENSE && info->k_dense != model_outputs(s)) {
         log_error0("%s: y has K = %zu columns but the model %s has %zu outputs", spec,
                    info->k_dense, model_path, model_outputs(s));

@@ -28,6 +28,7 @@ typedef struct {
     size_t rows, d, k;
     uint64_t seed;
     double val_fraction, test_fraction, noise;
+    bool soft;  /* blobs: (N, K) class probabilities instead of class ids */
     int gzip;
     const char *out;
 } GenOptions;
@@ -37,6 +38,7 @@ static const char *const GEN_NAMES[] = {"blobs", "xor", "spirals", "multilabel"}
 #define GEN_MAX_ROWS ((double)((size_t)1 << 40))
 #define GEN_MAX_FEATURES ((double)((size_t)1 << 20))
 #define GEN_MAX_CLASSES 100000.0
+#define GEN_SOFT_MAX_K 256
 
 static const char GEN_ABOUT[] =
     "Writes a seeded synthetic data set with /train, /val and /test splits\n"
@@ -61,6 +63,10 @@ static Status gen_check(const GenOptions *o, bool k_given)
     }
     if (o->kind != GEN_MULTILABEL && o->k < 2) {
         log_error("gen: --classes %zu: %s needs at least 2 classes", o->k, o->name);
+        return XT_ERR_USAGE;
+    }
+    if (o->soft && (o->kind != GEN_BLOBS || o->k > GEN_SOFT_MAX_K)) {
+        log_error("gen: --soft applies to blobs with at most %d classes", GEN_SOFT_MAX_K);
         return XT_ERR_USAGE;
     }
     if (o->val_fraction + o->test_fraction >= 1.0) {
@@ -92,11 +98,15 @@ static Status gen_parse(int argc, char **argv, GenOptions *o, bool *help)
          "fraction of rows in /val (0.1; 0 = no /val group)", 0.0, 1.0},
         {.name = "test-fraction", OPT_DOUBLE, &o->test_fraction, "f",
          "fraction of rows in /test (0.1; 0 = no /test group)", 0.0, 1.0},
-        {.name = "noise", OPT_DOUBLE, &o->noise, "x", "noise std (blobs 1.0, others 0.1)", 0.0, 1e6},
-        {.name = "gzip", OPT_SIZE, &gzip, "L", "deflate level 1..9 for chunked storage (0: contiguous)",
-         0, 9},
-        {.name = "out", OPT_STRING, &o->out, "F.h5", "output file (written to F.h5.tmp, then renamed)",
-         .required = true},
+        {.name = "noise", OPT_DOUBLE, &o->noise, "x", "noise std (blobs 1.0, others 0.1)", 0.0,
+         1e6},
+        {.name = "soft", OPT_FLAG, &o->soft, NULL,
+         "blobs: y holds (N,K) class probabilities (soft targets:\nthe posterior given x) "
+         "instead of class ids"},
+        {.name = "gzip", OPT_SIZE, &gzip, "L",
+         "deflate level 1..9 for chunked storage (0: contiguous)", 0, 9},
+        {.name = "out", OPT_STRING, &o->out, "F.h5",
+         "output file (written to F.h5.tmp, then renamed)", .required = true},
     };
     OptTable t = {.cmd = "gen", .synopsis = "{blobs|xor|spirals|multilabel} [options] --out F.h5",
                   .about = GEN_ABOUT, .opts = opts, .n_opts = sizeof opts / sizeof opts[0],
@@ -123,6 +133,26 @@ static Status gen_parse(int argc, char **argv, GenOptions *o, bool *help)
 
 /* ---- generators ----------------------------------------------------------------- */
 
+/* Soft targets of a blob row: the posterior class probabilities given x (equal priors,
+ * isotropic Gaussians of std noise around the centres par), p_k ~ exp(-|x - c_k|^2 /
+ * (2 noise^2)). Consumes no random numbers: X is the same as without --soft. */
+static void posterior(float *p, const float *x, const double *par, size_t d, size_t k,
+                      double noise)
+{
+    double logit[GEN_SOFT_MAX_K], mx = -INFINITY, sum = 0.0;
+    for (size_t c = 0; c < k; c++) {
+        double dist = 0.0;
+        for (size_t j = 0; j < d; j++) {
+            double dx = (double)x[j] - par[c * d + j];
+            dist += dx * dx;
+        }
+        logit[c] = -dist / (2.0 * noise * noise);
+        mx = fmax(mx, logit[c]);
+    }
+    for (size_t c = 0; c < k; c++) sum += exp(logit[c] - mx);
+    for (size_t c = 0; c < k; c++) p[c] = (float)(exp(logit[c] - mx) / sum);
+}
+
 /* Fills X (n, d) and either y (n) or t (n, k). Parameters (centres, rules) come first
  * from the stream, then the rows in order. */
 static void gen_fill(const GenOptions *o, float *X, int32_t *y, float *t, double *par)
@@ -146,7 +176,8 @@ static void gen_fill(const GenOptions *o, float *X, int32_t *y, float *t, double
         case GEN_BLOBS: {
             size_t c = (size_t)rng_below(&r, k);
             for (size_t j = 0; j < d; j++) x[j] = (float)(par[c * d + j] + noise * rng_normal(&r));
-            y[i] = (int32_t)c;
+            if (t) posterior(t + i * k, x, par, d, k, noise);
+            else y[i] = (int32_t)c;
             break;
         }
         case GEN_XOR: {
@@ -207,7 +238,7 @@ int gen_main(int argc, char **argv)
         return XT_ERR_USAGE;
     }
     size_t n_train = n - n_val - n_test;
-    bool dense = o.kind == GEN_MULTILABEL;
+    bool dense = o.kind == GEN_MULTILABEL || o.soft;
     float *X = malloc(n * d * sizeof *X);
     int32_t *y = dense ? NULL : malloc(n * sizeof *y);
     float *t = dense ? malloc(n * k * sizeof *t) : NULL;
@@ -231,7 +262,8 @@ int gen_main(int argc, char **argv)
     if (st == XT_OK) st = h5io_commit(&f);
     if (st == XT_OK)
         log_info("gen %s: wrote %s: /train %zu, /val %zu, /test %zu rows; D = %zu, %s = %zu",
-                 o.name, o.out, n_train, n_val, n_test, d, dense ? "labels" : "classes", k);
+                 o.name, o.out, n_train, n_val, n_test, d,
+                 o.soft ? "soft classes" : dense ? "labels" : "classes", k);
 cleanup:
     if (st != XT_OK) st = XT_ERR_RUNTIME; /* input was validated: what is left is I/O */
     h5io_close(&f);

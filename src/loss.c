@@ -252,11 +252,11 @@ Status loss_check_options(LossKind kind, const LossOptions *opt, size_t n_weight
                  (int)opt->ignore_index, loss_kind_name(kind));
         return XT_ERR_USAGE;
     }
-    if (opt->pos_weight != 1.0f && !sigmoid) {
+    if (opt->pos_weight != 1.0 && !sigmoid) {
         snprintf(err, errlen, "loss.pos_weight = %g: the %s loss has no positive class "
                  "(pos_weight weights sigmoid outputs: logistic, multilabel, mlp with head = "
                  "sigmoid); for class imbalance use loss.class_weights",
-                 (double)opt->pos_weight, loss_kind_name(kind));
+                 opt->pos_weight, loss_kind_name(kind));
         return XT_ERR_USAGE;
     }
     if (n_weights > 0 && n_weights != want) {

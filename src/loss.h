@@ -87,8 +87,8 @@ typedef enum { LOSS_REDUCE_NONE, LOSS_REDUCE_SUM, LOSS_REDUCE_MEAN } LossReducti
 typedef struct {
     const float *class_weight; /* see the definitions above; NULL = all ones */
     int32_t ignore_index;      /* LOSS_NO_IGNORE = none */
-    float label_smoothing;     /* e in [0, 1) */
-    float pos_weight;          /* pw > 0; 1 = none */
+    double label_smoothing;    /* e in [0, 1) */
+    double pos_weight;         /* pw > 0; 1 = none */
 } LossOptions;
 
 typedef struct {

@@ -12,7 +12,7 @@
 
 static const char *HEADER = "epoch,train_loss,val_loss,val_accuracy,step,lr,samples_per_s,"
                             "compute_s,allreduce_s,io_s,val_s,epoch_s,val_f1,"
-                            "forward_s,loss_s,backward_s,optim_s";
+                            "forward_s,loss_s,backward_s,optim_s,best";
 
 Status metrics_open(Metrics *m, const char *path, bool append)
 {
@@ -41,7 +41,8 @@ Status metrics_open_resume(Metrics *m, const char *path, int64_t epoch)
         bool ok = out != NULL, first = true;
         while (ok && fgets(line, sizeof line, in)) {
             long long e = 0;
-            if (first || (sscanf(line, "%lld,", &e) == 1 && e < epoch)) ok = fputs(line, out) >= 0;
+            if (first) ok = fprintf(out, "%s\n", HEADER) >= 0;
+            else if (sscanf(line, "%lld,", &e) == 1 && e < epoch) ok = fputs(line, out) >= 0;
             first = false;
         }
         fclose(in);
@@ -70,7 +71,8 @@ Status metrics_write(Metrics *m, const MetricsRow *r)
     fprintf(m->f, ",%lld,%.9g,%.1f,%.4f,%.4f,%.4f,%.4f,%.4f", (long long)r->step, r->lr,
             r->samples_per_s, r->compute_s, r->allreduce_s, r->io_s, r->val_s, r->epoch_s);
     opt_num(m->f, r->has_val && !isnan(r->val_f1), r->val_f1);
-    fprintf(m->f, ",%.4f,%.4f,%.4f,%.4f\n", r->forward_s, r->loss_s, r->backward_s, r->optim_s);
+    fprintf(m->f, ",%.4f,%.4f,%.4f,%.4f,%d\n", r->forward_s, r->loss_s, r->backward_s,
+            r->optim_s, r->best ? 1 : 0);
     if (fflush(m->f) != 0 || ferror(m->f)) {
         log_error("cannot write %s: %s", m->path, strerror(errno));
         return XT_ERR_RUNTIME;

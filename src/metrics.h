@@ -2,7 +2,11 @@
  *
  * Columns (the first four are fixed by DESIGN.md §4):
  *   epoch,train_loss,val_loss,val_accuracy,step,lr,samples_per_s,
- *   compute_s,allreduce_s,io_s,val_s,epoch_s,val_f1,forward_s,loss_s,backward_s,optim_s
+ *   compute_s,allreduce_s,io_s,val_s,epoch_s,val_f1,forward_s,loss_s,backward_s,optim_s,
+ *   best
+ * best is 1 on the epoch that became the best so far (the log's `*`): the monitored
+ * validation metric improved, or, without validation, every epoch. The last row with 1
+ * is the run's best epoch; model.h5's own epoch attribute says which epoch it holds.
  * (compute_s = forward_s + loss_s + backward_s + optim_s; io_s = gathering batch rows).
  * Times are this rank's (rank 0's) wall-clock seconds within the epoch.
  * val_* are empty when there is no validation split; val_f1 is the macro F1 for
@@ -26,6 +30,7 @@ typedef struct {
     double samples_per_s;
     double compute_s, allreduce_s, io_s, val_s, epoch_s;
     double forward_s, loss_s, backward_s, optim_s;
+    bool best;
 } MetricsRow;
 
 typedef struct {
@@ -36,9 +41,9 @@ typedef struct {
 /* Creates (truncates) path and writes the header; append = true keeps existing rows
  * (resume) and writes the header only to an empty file. */
 Status metrics_open(Metrics *m, const char *path, bool append);
-/* For a resumed run: keeps the header and the rows of epochs before `epoch` (a killed
- * run may have written rows its checkpoint does not cover), rewriting the file
- * atomically, then opens it for appending. */
+/* For a resumed run: keeps the rows of epochs before `epoch` (a killed run may have
+ * written rows its checkpoint does not cover) under the current header, rewriting the
+ * file atomically, then opens it for appending. */
 Status metrics_open_resume(Metrics *m, const char *path, int64_t epoch);
 Status metrics_write(Metrics *m, const MetricsRow *row);
 void metrics_close(Metrics *m);

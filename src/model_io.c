@@ -32,6 +32,8 @@ Status model_io_write_group(H5File *f, const char *g, const ModelFile *mf)
     if (st == XT_OK) st = h5io_attr_write_f64(f, g, "val_loss", mf->val_loss);
     if (st == XT_OK) st = h5io_attr_write_f64(f, g, "val_accuracy", mf->val_accuracy);
     if (st == XT_OK) st = h5io_attr_write_str(f, g, "xentrain_version", XT_VERSION);
+    if (st == XT_OK && mf->train_split[0])
+        st = h5io_attr_write_str(f, g, "train_split", mf->train_split);
     if (st == XT_OK && mf->class_names && mf->n_class_names > 0)
         st = h5io_attr_write_strs(f, g, "class_names", (const char *const *)mf->class_names,
                                   mf->n_class_names);
@@ -217,6 +219,8 @@ static Status read_extras(H5File *f, const char *g, ModelFile *mf)
         st = h5io_attr_read_f64(f, g, "val_accuracy", &mf->val_accuracy);
     if (st == XT_OK && h5io_attr_exists(f, g, "class_names"))
         st = h5io_attr_read_strs(f, g, "class_names", &mf->class_names, &mf->n_class_names);
+    if (st == XT_OK && h5io_attr_exists(f, g, "train_split"))
+        st = h5io_attr_read_str(f, g, "train_split", mf->train_split, sizeof mf->train_split);
     return st;
 }
 
@@ -246,6 +250,15 @@ Status model_io_load(const char *path, ModelFile *mf)
     H5File *f = NULL;
     Status st = h5io_open_read(path, NULL, &f);
     if (st == XT_OK) st = model_io_read_group(f, "/model", mf);
+    h5io_close(&f);
+    return st;
+}
+
+Status model_io_read_epoch(const char *path, int64_t *epoch)
+{
+    H5File *f = NULL;
+    Status st = h5io_open_read(path, NULL, &f);
+    if (st == XT_OK) st = h5io_attr_read_i64(f, "/model", "epoch", epoch);
     h5io_close(&f);
     return st;
 }

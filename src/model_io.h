@@ -4,7 +4,8 @@
  *   /model                      attributes: format = "xentrain-model", format_version,
  *                               model_type, activation, head, layer_sizes (int64[L+1]),
  *                               classes, normalize, epoch, val_loss, val_accuracy,
- *                               xentrain_version, class_names (optional, string[K])
+ *                               xentrain_version, class_names (optional, string[K]),
+ *                               train_split (optional: FILE.h5:/GROUP it was trained on)
  *   /model/layer<l>/W  float32 (sizes[l], sizes[l-1])   (out, in), as torch.nn.Linear
  *   /model/layer<l>/b  float32 (sizes[l])
  *   /model/normalization/shift, /mul  float32 (D): x' = (x - shift) * mul, when
@@ -32,6 +33,7 @@ typedef struct {
     size_t n_class_names;
     int64_t epoch;            /* the epoch these parameters are from */
     double val_loss, val_accuracy;
+    char train_split[XT_PATH_MAX + 260]; /* "" when unknown */
 } ModelFile;
 
 /* Writes mf to path atomically. Local (rank 0). */
@@ -39,6 +41,9 @@ Status model_io_save(const char *path, const ModelFile *mf);
 /* Reads and validates (format, version, type, shapes). Errors name the file and the
  * object at fault. Local. */
 Status model_io_load(const char *path, ModelFile *mf);
+/* Only the epoch attribute of path's /model (what the run's closing line and plots
+ * report: the file's own claim). Local. */
+Status model_io_read_epoch(const char *path, int64_t *epoch);
 /* Frees what model_io_load allocated; safe on a zeroed struct. */
 void model_io_free(ModelFile *mf);
 

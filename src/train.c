@@ -231,6 +231,12 @@ static void record_epoch(Trainer *tr, const EpochRun *er, double train_loss, dou
     if (dec->improved) {
         memcpy(tr->best, tr->model.params, n * sizeof *tr->best);
         tr->has_best = true;
+        tr->best_vl = vl;
+        tr->best_va = va;
+    }
+    tr->last_vl = vl;
+    tr->last_va = va;
+    if (!er->diverged && (dec->improved || !tr->model_keeps_best)) {
         ModelFile mf = trainer_model_file(tr, tr->model.params, er->epoch, vl, va);
         if (model_io_save(tr->model_path, &mf) != XT_OK) dec->action = ES_STOP_ERROR;
     }
@@ -242,7 +248,8 @@ static void record_epoch(Trainer *tr, const EpochRun *er, double train_loss, dou
                       .compute_s = er->forward + er->loss + er->backward + er->optim,
                       .allreduce_s = er->allreduce, .io_s = er->io, .val_s = er->val,
                       .epoch_s = now - er->t_start, .forward_s = er->forward, .loss_s = er->loss,
-                      .backward_s = er->backward, .optim_s = er->optim};
+                      .backward_s = er->backward, .optim_s = er->optim,
+                      .best = dec->improved != 0};
     if (!er->diverged) {
         char line[256];
         metrics_format_line(&row, line, sizeof line);
@@ -313,45 +320,6 @@ static EsDecision train_loop(Trainer *tr)
 
 /* ---- the run ------------------------------------------------------------------------------ */
 
-/* The closing line for the decision; returns the exit code. */
-static int report_end(const Trainer *tr, const EsDecision *dec)
-{
-    const Config *c = &tr->cfg;
-    const char *mon = config_monitor_name(c->early_stopping.monitor);
-    switch ((EsAction)dec->action) {
-    case ES_STOP_EARLY:
-        log_info("early stop after epoch %d: %s has not improved for %lld epochs; best epoch %d "
-                 "(%s = %.6f)%s", dec->epoch, mon, (long long)c->early_stopping.patience,
-                 dec->best_epoch, mon, dec->best_value,
-                 c->early_stopping.restore_best ? ", restored" : "");
-        return 0;
-    case ES_STOP_MAX_EPOCHS: log_info("finished %d epochs", dec->epoch); return 0;
-    case ES_STOP_DIVERGED: return XT_ERR_DIVERGED;
-    case ES_STOP_ERROR:
-        log_error0("stopping: rank 0 could not write its outputs (see above)");
-        return XT_ERR_RUNTIME;
-    case ES_STOP_SIGNAL:
-        log_info("checkpointed %s after a signal; exit code %d asks the scheduler to requeue "
-                 "(train.resume = auto continues from it)", tr->ckpt_path, XT_ERR_REQUEUE);
-        return XT_ERR_REQUEUE;
-    case ES_CONTINUE: break;
-    }
-    return 0;
-}
-
-/* Without restore_best, model.h5 gets the final parameters. Collective. */
-static int save_final_model(Trainer *tr, const EsDecision *dec)
-{
-    const Config *c = &tr->cfg;
-    if ((c->early_stopping.enabled && c->early_stopping.restore_best) || !tr->has_val) return 0;
-    Status s = XT_OK;
-    if (tr->r == 0) {
-        ModelFile mf = trainer_model_file(tr, tr->model.params, dec->epoch, NAN, NAN);
-        s = model_io_save(tr->model_path, &mf);
-    }
-    return comm_agree(tr->comm, s) != XT_OK ? XT_ERR_RUNTIME : 0;
-}
-
 int train_main(const Comm *comm, int argc, char **argv)
 {
     Trainer *tr = calloc(1, sizeof *tr);
@@ -379,9 +347,8 @@ int train_main(const Comm *comm, int argc, char **argv)
              comm_init_seconds(comm), comm_wtime() - t_start,
              tr->start_epoch > 1 || tr->start_step > 0 ? ", resume" : "");
     EsDecision dec = train_loop(tr);
-    int code = report_end(tr, &dec);
-    if (code == 0) code = save_final_model(tr, &dec);
-    if (tr->r == 0 && code == 0) log_info("wrote %s, %s", tr->model_path, tr->metrics_path);
+    int code = trainer_report_end(tr, &dec);
+    if (code == 0) code = trainer_finish_models(tr, &dec);
     char test_spec[XT_PATH_MAX], model_path[TRAINER_PATH_MAX];
     snprintf(test_spec, sizeof test_spec, "%s", tr->cfg.data.test);
     snprintf(model_path, sizeof model_path, "%s", tr->model_path);

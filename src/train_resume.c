@@ -12,22 +12,6 @@
 
 #define DIFF_TEXT_MAX 2048
 
-ModelFile trainer_model_file(const Trainer *tr, const float *params, int64_t epoch, double vl,
-                             double va)
-{
-    ModelFile mf = {.shape = tr->model.shape,
-                    .params = (float *)params,
-                    .normalize = tr->cfg.data.normalize,
-                    .shift = tr->shift,
-                    .mul = tr->mul,
-                    .class_names = tr->train.class_names,
-                    .n_class_names = tr->train.n_class_names,
-                    .epoch = epoch,
-                    .val_loss = vl,
-                    .val_accuracy = va};
-    return mf;
-}
-
 Status trainer_write_checkpoint(Trainer *tr, int64_t epoch, size_t step_in_epoch,
                                 double loss_sum, double weight_sum, double rows, bool finished,
                                 int32_t action)
@@ -49,7 +33,8 @@ Status trainer_write_checkpoint(Trainer *tr, int64_t epoch, size_t step_in_epoch
                      .optimizer = &opt,
                      .early_stop = &es};
     ck.model = trainer_model_file(tr, tr->model.params, epoch - (step_in_epoch == 0), NAN, NAN);
-    if (tr->has_best) ck.best = trainer_model_file(tr, tr->best, tr->es.best_epoch, NAN, NAN);
+    if (tr->has_best)
+        ck.best = trainer_model_file(tr, tr->best, tr->es.best_epoch, tr->best_vl, tr->best_va);
     return checkpoint_save(tr->ckpt_path, &ck);
 }
 
@@ -142,6 +127,8 @@ static Status restore(Trainer *tr, const char *path, const Checkpoint *ck)
     if (tr->r == 0 && ck->best.params) {
         memcpy(tr->best, ck->best.params, n * sizeof(float));
         tr->has_best = true;
+        tr->best_vl = ck->best.val_loss;
+        tr->best_va = ck->best.val_accuracy;
     }
     const CheckpointState *cs = &ck->state;
     tr->step = cs->step;

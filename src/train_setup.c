@@ -62,7 +62,8 @@ static Status setup_run_dir(Trainer *tr)
     Status st = XT_OK;
     if (fsutil_join(tr->model_path, sizeof tr->model_path, dir, "model.h5") != XT_OK ||
         fsutil_join(tr->metrics_path, sizeof tr->metrics_path, dir, "metrics.csv") != XT_OK ||
-        fsutil_join(tr->ckpt_path, sizeof tr->ckpt_path, dir, "checkpoint.h5") != XT_OK)
+        fsutil_join(tr->ckpt_path, sizeof tr->ckpt_path, dir, "checkpoint.h5") != XT_OK ||
+        fsutil_join(tr->last_path, sizeof tr->last_path, dir, "model-last.h5") != XT_OK)
         st = XT_ERR_USAGE;
     if (tr->r == 0 && st == XT_OK) {
         st = fsutil_mkdirs(dir);
@@ -317,8 +318,8 @@ static Status setup_loss(Trainer *tr)
 {
     const Config *c = &tr->cfg;
     tr->lopt = loss_options_default();
-    tr->lopt.label_smoothing = (float)c->loss.label_smoothing;
-    tr->lopt.pos_weight = (float)c->loss.pos_weight;
+    tr->lopt.label_smoothing = c->loss.label_smoothing;
+    tr->lopt.pos_weight = c->loss.pos_weight;
     if (c->loss.ignore_index >= 0) tr->lopt.ignore_index = (int32_t)c->loss.ignore_index;
     char err[512];
     if (loss_check_options(tr->loss_kind, &tr->lopt, (size_t)c->loss.n_class_weights, tr->K, err,
@@ -382,6 +383,10 @@ static Status setup_model(Trainer *tr)
     }
     comm_bcast(tr->comm, tr->model.params, shape.n_params * sizeof(float), 0);
     early_stop_init(&tr->es, c);
+    /* With a validation split model.h5 is the monitored best (model-last.h5 the last
+     * epoch when it differs), unless early_stopping.restore_best = false; without one,
+     * the last epoch. */
+    tr->model_keeps_best = tr->has_val && c->early_stopping.restore_best;
     return XT_OK;
 }
 

@@ -64,8 +64,12 @@ typedef struct {
     EvalStats vstats;
     EarlyStop es;
     Metrics metrics;
-    float *best;       /* rank 0: the parameters model.h5 holds */
+    float *best;       /* rank 0: the best epoch's parameters (checkpoint /best) */
     bool has_best;
+    bool model_keeps_best; /* model.h5 holds the best epoch (else the latest) */
+    char last_path[TRAINER_PATH_MAX]; /* model-last.h5 */
+    double last_vl, last_va; /* the latest epoch's validation figures */
+    double best_vl, best_va; /* the best epoch's */
     uint64_t step;     /* optimiser steps taken */
     /* where the loop starts (a fresh run: epoch 1, step 0; a resumed one: the checkpoint's) */
     int64_t start_epoch;
@@ -87,8 +91,14 @@ Status trainer_resume(Trainer *tr);
 Status trainer_write_checkpoint(Trainer *tr, int64_t epoch, size_t step_in_epoch,
                                 double loss_sum, double weight_sum, double rows, bool finished,
                                 int32_t action);
-/* A model file of these parameters (a view: nothing is copied). */
+/* train_outputs.c. A model file of these parameters (a view: nothing is copied). */
 ModelFile trainer_model_file(const Trainer *tr, const float *params, int64_t epoch, double vl,
                              double va);
+/* The closing line for the final decision; returns the exit code. Rank 0 prints. */
+int trainer_report_end(const Trainer *tr, const EsDecision *dec);
+/* At the end of a finished run: model-last.h5 when model.h5 holds an earlier epoch (no
+ * stale one otherwise), and the line naming the epoch model.h5 says it holds.
+ * Collective (agreed); returns an exit code. */
+int trainer_finish_models(Trainer *tr, const EsDecision *dec);
 
 #endif

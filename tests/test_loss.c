@@ -7,6 +7,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "loss.h"
@@ -220,7 +221,7 @@ static void test_loss_finite_differences(void **state)
     LossOptions ignore = plain;
     ignore.ignore_index = 3;
     LossOptions all = weighted;
-    all.label_smoothing = 0.2f;
+    all.label_smoothing = 0.2;
     all.ignore_index = 1;
     all.pos_weight = 2.5f;
     LossOptions pos = plain;
@@ -327,11 +328,11 @@ static void test_loss_label_smoothing_by_hand(void **state)
     float z[4] = {1.0f, 2.0f, 0.5f, -1.0f};
     int32_t y = 2;
     LossOptions o = loss_options_default();
-    o.label_smoothing = 0.2f;
+    o.label_smoothing = 0.2;
     float g[4], rl;
     LossTotals t = {0};
     loss_softmax_xent(g, &rl, &t, z, &y, 1, 4, &o);
-    double e = 0.2f; /* the float value used */
+    double e = 0.2;
     double lse = log(exp(1.0) + exp(2.0) + exp(0.5) + exp(-1.0));
     double tk[4] = {e / 4, e / 4, 1 - e + e / 4, e / 4};
     double want = 0.0;
@@ -360,7 +361,7 @@ static void test_loss_multilabel_is_sum_of_binary(void **state)
 {
     (void)state;
     LossOptions o = loss_options_default();
-    o.pos_weight = 2.0f;
+    o.pos_weight = 2.0;
     float z[3] = {0.7f, -1.2f, 2.5f}, y[3] = {1.0f, 0.0f, 1.0f};
     LossTotals tm = {0};
     loss_sigmoid_xent(NULL, NULL, &tm, z, y, 1, 3, &o);
@@ -378,6 +379,98 @@ static void test_loss_multilabel_is_sum_of_binary(void **state)
     assert_true(fabs(tm.sum - want) < 1e-12 && tm.weight == 3.0);
 }
 
+/* ---- PyTorch: tests/ref/torch_losses.txt, made by tests/ref/torch_losses.py ---- */
+
+#define REF_MAX 64
+
+/* Reads "tag v v v ..." into v (at most cap values); returns how many. */
+static size_t read_values(FILE *f, const char *tag, double *v, size_t cap)
+{
+    char word[32];
+    assert_int_equal(fscanf(f, "%31s", word), 1);
+    assert_string_equal(word, tag);
+    size_t n = 0;
+    int c;
+    while ((c = fgetc(f)) != '\n' && c != EOF) {
+        ungetc(c, f);
+        assert_true(n < cap);
+        assert_int_equal(fscanf(f, "%lf", &v[n]), 1);
+        n++;
+    }
+    return n;
+}
+
+static LossKind ref_kind(const char *name)
+{
+    if (!strcmp(name, "softmax")) return LOSS_SOFTMAX;
+    if (!strcmp(name, "probs")) return LOSS_SOFTMAX_PROBS;
+    if (!strcmp(name, "binary")) return LOSS_BINARY;
+    assert_string_equal(name, "multilabel");
+    return LOSS_MULTILABEL;
+}
+
+/* Every case: the sum, the mean (sum / weight) and the gradient of the sum equal
+ * PyTorch's float64 values within 1e-6 relative. */
+static void test_loss_matches_pytorch(void **state)
+{
+    (void)state;
+    FILE *f = fopen(XT_TESTS_DIR "/ref/torch_losses.txt", "r");
+    assert_non_null(f);
+    char line[256], name[64], kind[32];
+    assert_non_null(fgets(line, sizeof line, f)); /* the header comment */
+    size_t cases = 0;
+    double worst = 0.0;
+    char worst_case[128] = "";
+    while (fscanf(f, " case %63s %31s", name, kind) == 2) {
+        size_t B, K, nw;
+        double e, pw, w[REF_MAX], z[REF_MAX], tgt[REF_MAX], sum, mean, grad[REF_MAX];
+        int ignore;
+        assert_int_equal(fscanf(f, "%zu %zu %lf %d %lf %zu", &B, &K, &e, &ignore, &pw, &nw), 6);
+        for (size_t i = 0; i < nw; i++) assert_int_equal(fscanf(f, "%lf", &w[i]), 1);
+        assert_int_equal(read_values(f, "z", z, REF_MAX), B * K);
+        LossKind lk = ref_kind(kind);
+        bool ids = lk == LOSS_SOFTMAX || lk == LOSS_BINARY;
+        assert_int_equal(read_values(f, ids ? "y" : "t", tgt, REF_MAX), ids ? B : B * K);
+        read_values(f, "sum", &sum, 1);
+        read_values(f, "mean", &mean, 1);
+        assert_int_equal(read_values(f, "grad", grad, REF_MAX), B * K);
+        float zf[REF_MAX], tf[REF_MAX], wf[REF_MAX], g[REF_MAX];
+        int32_t y[REF_MAX];
+        for (size_t i = 0; i < B * K; i++) zf[i] = (float)z[i];
+        for (size_t i = 0; i < (ids ? B : B * K); i++) {
+            tf[i] = (float)tgt[i];
+            y[i] = (int32_t)tgt[i];
+        }
+        for (size_t i = 0; i < nw; i++) wf[i] = (float)w[i];
+        LossOptions o = loss_options_default();
+        o.label_smoothing = e;
+        o.pos_weight = pw;
+        if (ignore >= 0) o.ignore_index = ignore;
+        if (nw) o.class_weight = wf;
+        LossTotals t = {0};
+        loss_compute(lk, g, NULL, &t, zf, (LossTargets){.y = y, .t = tf}, B, K, &o);
+        double errs[3] = {fabs(t.sum - sum) / fmax(fabs(sum), 1e-12),
+                          fabs(loss_reduce(&t, LOSS_REDUCE_MEAN) - mean) / fmax(fabs(mean), 1e-12),
+                          0.0};
+        for (size_t i = 0; i < B * K; i++)
+            errs[2] = fmax(errs[2], fabs(g[i] - grad[i]) / fmax(fabs(grad[i]), 1e-3));
+        for (int j = 0; j < 3; j++)
+            if (errs[j] > worst) {
+                worst = errs[j];
+                snprintf(worst_case, sizeof worst_case, "%s (%s)", name,
+                         j == 0 ? "sum" : j == 1 ? "mean" : "gradient");
+            }
+        if (errs[0] > 1e-6 || errs[1] > 1e-6 || errs[2] > 1e-6)
+            fail_msg("%s: sum %.3g, mean %.3g, gradient %.3g relative off PyTorch", name, errs[0],
+                     errs[1], errs[2]);
+        cases++;
+    }
+    fclose(f);
+    printf("PyTorch reference: %zu cases, worst relative difference %.3g in %s\n", cases, worst,
+           worst_case);
+    assert_int_equal(cases, 36);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -390,6 +483,7 @@ int main(void)
         cmocka_unit_test(test_loss_weights_ignore_by_hand),
         cmocka_unit_test(test_loss_label_smoothing_by_hand),
         cmocka_unit_test(test_loss_multilabel_is_sum_of_binary),
+        cmocka_unit_test(test_loss_matches_pytorch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -87,6 +87,40 @@ if cmp -s <(core straight/metrics.csv) <(core sig/metrics.csv) && h5diff straigh
   pass "resumed after the signal ($(grep -o 'epoch [0-9]* step [0-9]*' sig2.log | head -1)): identical to the straight run"
 else fail "resume after the signal differs"; diff <(core straight/metrics.csv) <(core sig/metrics.csv) | head -5; fi
 
+# 3b. Ctrl-C and SIGTERM to the LAUNCHER: under scripts/xt-mpirun the job checkpoints and
+# exits 75, and resuming gives the straight run; a bare mpirun forwards the signal but ends
+# the job itself (its exit code is 1, see the README)
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+for sig in INT TERM; do
+  XT_MPIRUN=$mpiexec XT_TEST_STEP_DELAY_MS=3 timeout -k 5 120 "$root/scripts/xt-mpirun" -np 2 \
+    "$bin" train c.ini --set run.dir=launch$sig --set train.epochs=6 >launch$sig.log 2>&1 &
+  job=$!
+  for i in $(seq 1 300); do [ -s launch$sig/metrics.csv ] && [ "$(wc -l < launch$sig/metrics.csv)" -ge 2 ] && break; sleep 0.1; done
+  sleep 0.4
+  kill -$sig $job
+  wait $job
+  code=$?
+  if [ "$code" -eq 75 ] && [ -s launch$sig/checkpoint.h5 ] && grep -q "signal received" launch$sig.log; then
+    pass "SIG$sig to scripts/xt-mpirun: checkpoint written, exit 75"
+  else fail "SIG$sig to xt-mpirun: exit $code"; tail -5 launch$sig.log; fi
+  xt 2 train c.ini --set run.dir=launch$sig >launch${sig}2.log 2>&1 || fail "resume after SIG$sig"
+  if cmp -s <(core straight/metrics.csv) <(core launch$sig/metrics.csv) &&
+     h5diff straight/model.h5 launch$sig/model.h5 >/dev/null; then
+    pass "resumed after SIG$sig to the launcher: identical to the straight run"
+  else fail "resume after SIG$sig to the launcher differs"; fi
+done
+XT_TEST_STEP_DELAY_MS=3 xt 2 train c.ini --set run.dir=bare --set train.epochs=6 >bare.log 2>&1 &
+job=$!
+for i in $(seq 1 300); do [ -s bare/metrics.csv ] && [ "$(wc -l < bare/metrics.csv)" -ge 2 ] && break; sleep 0.1; done
+sleep 0.4
+mpid=$(pgrep -f -n "$(basename "$mpiexec") -np 2 --oversubscribe $bin train c.ini --set run.dir=bare")
+[ -n "$mpid" ] && kill -INT "$mpid"
+wait $job
+code=$?
+if [ -n "$mpid" ] && [ "$code" -ne 0 ] && [ "$code" -ne 75 ]; then
+  pass "Ctrl-C to a bare mpirun: it ends the job itself (exit $code, not 75; checkpoint $( [ -s bare/checkpoint.h5 ] && echo written || echo missing))"
+else fail "Ctrl-C to a bare mpirun: exit $code, pid '$mpid'"; fi
+
 # 4. SIGKILL one rank mid-run: the job ends fast, the checkpoint survives, resume completes
 XT_TEST_STEP_DELAY_MS=3 xt 2 train c.ini --set run.dir=kill --set train.epochs=6 >kill.log 2>&1 &
 job=$!
