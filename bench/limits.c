@@ -113,7 +113,7 @@ int main(int argc, char **argv)
     /* 3. Reading this rank's share of the training split (page cache as it is). */
     DatasetInfo info;
     Dataset ds = {0};
-    if (dataset_probe(spec, comm, &info) == XT_OK) {
+    if (dataset_probe(spec, comm, true, &info) == XT_OK) {
         size_t lo = (size_t)r * info.n / (size_t)P, hi = (size_t)(r + 1) * info.n / (size_t)P;
         comm_barrier(comm);
         double t0 = comm_wtime();

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages xentrain needs, skipping those already present.
 # Idempotent; needs root (or sudo).
-# Usage: scripts/install-deps.sh [--with-data] [--with-tools] [--with-fuzz]
+# Usage: scripts/install-deps.sh [--with-data] [--with-tools] [--with-tests] [--with-fuzz]
 #   --with-data   also Fashion-MNIST (dataset-fashion-mnist)
 #   --with-tools  also gnuplot, hdf5-tools (h5dump/h5ls/h5diff), time and valgrind
+#   --with-tests  also what the tests compare against or need: PyTorch, scikit-learn and
+#                 h5py (reference losses, accuracy on scikit-learn's data sets), iproute2
+#                 (network namespaces), procps (pgrep)
 #   --with-fuzz   also clang and its sanitizer runtimes (libFuzzer), for scripts/fuzz.sh
 set -euo pipefail
 
@@ -16,8 +19,9 @@ for arg in "$@"; do
   case "$arg" in
     --with-data)  pkgs+=(dataset-fashion-mnist) ;;
     --with-tools) pkgs+=(gnuplot-nox hdf5-tools time valgrind) ;;
+    --with-tests) pkgs+=(python3-torch python3-sklearn python3-h5py python3-numpy iproute2 procps) ;;
     --with-fuzz)  pkgs+=(clang libclang-rt-14-dev) ;;
-    *) echo "install-deps.sh: unknown option '$arg' (use --with-data, --with-tools, --with-fuzz)" >&2; exit 2 ;;
+    *) echo "install-deps.sh: unknown option '$arg' (use --with-data, --with-tools, --with-tests, --with-fuzz)" >&2; exit 2 ;;
   esac
 done
 

@@ -5,7 +5,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
-scripts/install-deps.sh --with-data --with-tools
+scripts/install-deps.sh --with-data --with-tools --with-tests
 build=${BUILD_DIR:-"$root/build"}
 scripts/build.sh "$build"
 cd "$build"

@@ -166,7 +166,7 @@ Status checkpoint_save(const char *path, const Checkpoint *ck)
     Status st = h5io_create_atomic(path, &f);
     if (st == XT_OK) st = model_io_write_group(f, "/model", &ck->model);
     if (st == XT_OK && fault_checkpoint_fails()) {
-        log_error("writing %s failed (injected fault XT_FAULT_CHECKPOINT=fail)", path);
+        log_error("writing %s failed (injected fault: a test hook)", path);
         st = XT_ERR_RUNTIME;
     }
     if (st == XT_OK && ck->best.params) st = model_io_write_group(f, "/best", &ck->best);
@@ -179,6 +179,8 @@ Status checkpoint_save(const char *path, const Checkpoint *ck)
     for (size_t i = 0; i < na && st == XT_OK; i++)
         st = attrs[i].i64 ? h5io_attr_write_i64(f, g, attrs[i].name, *attrs[i].i64)
                           : h5io_attr_write_f64(f, g, attrs[i].name, *attrs[i].f64);
+    if (st == XT_OK) st = h5io_attr_write_f64(f, g, "correct_seen", s.correct_seen);
+    if (st == XT_OK) st = h5io_attr_write_f64(f, g, "decisions_seen", s.decisions_seen);
     if (st == XT_OK)
         st = h5io_attr_write_str(f, g, "config", ck->config_text ? ck->config_text : "");
     if (st == XT_OK) return h5io_commit(&f);
@@ -219,6 +221,12 @@ static Status read_position(H5File *f, const char *path, CheckpointState *s)
     for (size_t i = 0; i < na && st == XT_OK; i++)
         st = attrs[i].i64 ? h5io_attr_read_i64(f, STATE_GROUP, attrs[i].name, attrs[i].i64)
                           : h5io_attr_read_f64(f, STATE_GROUP, attrs[i].name, attrs[i].f64);
+    if (st != XT_OK) return st;
+    /* added after version 2's first release: optional */
+    if (h5io_attr_exists(f, STATE_GROUP, "correct_seen"))
+        st = h5io_attr_read_f64(f, STATE_GROUP, "correct_seen", &s->correct_seen);
+    if (st == XT_OK && h5io_attr_exists(f, STATE_GROUP, "decisions_seen"))
+        st = h5io_attr_read_f64(f, STATE_GROUP, "decisions_seen", &s->decisions_seen);
     if (st != XT_OK) return st;
     s->step = (uint64_t)step;
     s->seed = (uint64_t)seed;

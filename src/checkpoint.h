@@ -11,7 +11,8 @@
  *   /state              attributes: format = "xentrain-checkpoint", format_version,
  *                       epoch, step_in_epoch (the next step to run in that epoch),
  *                       step (optimiser steps so far: the schedule position),
- *                       loss_sum, weight_sum, rows_seen (the epoch in progress),
+ *                       loss_sum, weight_sum, rows_seen, correct_seen, decisions_seen
+ *                       (the epoch in progress),
  *                       finished (0/1), final_action, ranks (P when written),
  *                       seed (the sampler is a pure function of seed, epoch and shard:
  *                       no other RNG state exists), config (the resolved INI text)
@@ -45,6 +46,8 @@ typedef struct {
     int64_t step_in_epoch;  /* the next step of that epoch to run */
     uint64_t step;          /* optimiser steps taken */
     double loss_sum, weight_sum, rows_seen; /* accumulators of `epoch` so far */
+    double correct_seen, decisions_seen;    /* its training-accuracy counts (0 in files
+                                               written before they existed) */
     int64_t finished;       /* 1 when the run ended (max epochs or early stop) */
     int64_t final_action;   /* EsAction that ended it */
     int64_t ranks;

@@ -179,6 +179,15 @@ void comm_library_version(char *buf, size_t len)
     snprintf(buf, len, "%s", v);
 }
 
+#ifndef XT_MPI_BUILD
+#define XT_MPI_BUILD "unknown"
+#endif
+
+void comm_build_info(char *buf, size_t len)
+{
+    snprintf(buf, len, "%s (MPI %d.%d headers)", XT_MPI_BUILD, MPI_VERSION, MPI_SUBVERSION);
+}
+
 Status comm_agree(const Comm *c, Status local)
 {
     int mine = (int)local, worst = 0;

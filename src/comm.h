@@ -39,8 +39,12 @@ int comm_size(const Comm *c);
 /* Ranks sharing this rank's node (MPI_COMM_TYPE_SHARED) and the number of nodes. */
 int comm_local_size(const Comm *c);
 int comm_node_count(const Comm *c);
-/* "Open MPI v4.1.4, ..." (first line of MPI_Get_library_version). Local. */
+/* "Open MPI v4.1.4, ..." (first line of MPI_Get_library_version: the library this process
+ * runs with). Local; may be called before comm_open. */
 void comm_library_version(char *buf, size_t len);
+/* The MPI flavour the build chose (CMake XT_MPI: openmpi, mpich or system) and the MPI
+ * standard version of its headers. Local. */
+void comm_build_info(char *buf, size_t len);
 double comm_wtime(void);
 /* Seconds MPI_Init took in this process (for start-up reports). Local. */
 double comm_init_seconds(const Comm *c);

@@ -41,7 +41,9 @@
 #define XT_MAX_HIDDEN 8
 #define XT_MAX_CLASSES 4096
 
-typedef enum { NORM_NONE, NORM_SCALE, NORM_STANDARDIZE } Normalize;
+/* NORM_AUTO (the default) resolves at start-up: NORM_SCALE when X has a scale
+ * attribute (converted images), else NORM_STANDARDIZE. Model files store the result. */
+typedef enum { NORM_NONE, NORM_SCALE, NORM_STANDARDIZE, NORM_AUTO } Normalize;
 typedef enum { MODEL_LOGISTIC, MODEL_SOFTMAX, MODEL_MULTILABEL, MODEL_MLP } ModelType;
 typedef enum { ACT_RELU, ACT_TANH, ACT_SIGMOID } Activation;
 typedef enum { HEAD_SOFTMAX, HEAD_SIGMOID } Head;

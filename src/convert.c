@@ -43,6 +43,9 @@ static size_t out_opts(OutOptions *o, OptSpec *specs)
         {.name = "test-fraction", OPT_DOUBLE, &o->test_fraction, "f",
          "seeded random fraction of rows for /test (0)", 0.0, 1.0, .hi_open = true},
         {.name = "seed", OPT_U64, &o->seed, "s", "seed of the random split (1)"},
+        {.name = "stratify", OPT_FLAG, &o->stratify, NULL,
+         "take the val and test fractions class by class\n(the splits keep the class "
+         "proportions)"},
         {.name = "gzip", OPT_SIZE, &o->gzip, "L",
          "deflate level 1..9 for chunked storage (0: contiguous)", 0, 9},
         {.name = "out", OPT_STRING, &o->out, "F.h5", "output (written to F.h5.tmp, then renamed)",
@@ -76,59 +79,87 @@ static int cmp_size(const void *a, const void *b)
 
 /* Splits rows [0, n) into train, val and test: val is the tail (val_tail) or a seeded
  * random fraction; test a seeded random fraction. Each set keeps the file order. */
-Status convert_split_rows(size_t n, const OutOptions *o, RowSet *train, RowSet *val,
-                         RowSet *test)
+/* Random (or tail) split of rows [0, n) into train, val and test, as counts say. */
+static void split_random(size_t n, size_t n_val, size_t n_test, const OutOptions *o,
+                         uint32_t *perm, RowSet *train, RowSet *val, RowSet *test)
 {
-    size_t n_val = o->val_tail_set ? o->val_tail
-                                   : (size_t)llround(o->val_fraction * (double)n);
-    size_t n_test = (size_t)llround(o->test_fraction * (double)n);
-    if (n_val + n_test >= n) {
-        log_error("convert: %zu rows leave no training rows after %zu val and %zu test rows", n,
-                  n_val, n_test);
-        return XT_ERR_USAGE;
-    }
-    if (n > UINT32_MAX) {
-        log_error("convert: %zu rows: more than 2^32 rows are not supported", n);
-        return XT_ERR_USAGE;
-    }
-    uint32_t *perm = malloc(n * sizeof *perm);
-    train->idx = malloc((n - n_val - n_test) * sizeof(size_t));
-    val->idx = malloc((n_val ? n_val : 1) * sizeof(size_t));
-    test->idx = malloc((n_test ? n_test : 1) * sizeof(size_t));
-    if (!perm || !train->idx || !val->idx || !test->idx) {
-        free(perm);
-        log_error("convert: out of memory splitting %zu rows", n);
-        return XT_ERR_RUNTIME;
-    }
     for (size_t i = 0; i < n; i++) perm[i] = (uint32_t)i;
+    Rng r;
+    rng_seed(&r, o->seed);
     if (o->val_tail_set) {
-        /* The tail is val; test (if any) is drawn from the rest. */
-        Rng r;
-        rng_seed(&r, o->seed);
-        rng_shuffle_u32(&r, perm, n - n_val);
+        rng_shuffle_u32(&r, perm, n - n_val); /* the tail is val; test comes from the rest */
     } else {
-        Rng r;
-        rng_seed(&r, o->seed);
         rng_shuffle_u32(&r, perm, n);
-        /* Put the val rows at the end, like the tail case. */
-        for (size_t i = 0; i < n_val; i++) {
+        for (size_t i = 0; i < n_val; i++) { /* val rows at the end, as in the tail case */
             uint32_t t = perm[i];
             perm[i] = perm[n - n_val + i];
             perm[n - n_val + i] = t;
         }
     }
     size_t n_train = n - n_val - n_test;
-    for (size_t i = 0; i < n_test; i++) test->idx[i] = perm[i];
-    for (size_t i = 0; i < n_train; i++) train->idx[i] = perm[n_test + i];
-    for (size_t i = 0; i < n_val; i++) val->idx[i] = perm[n - n_val + i];
+    for (size_t i = 0; i < n_test; i++) test->idx[test->n++] = perm[i];
+    for (size_t i = 0; i < n_train; i++) train->idx[train->n++] = perm[n_test + i];
+    for (size_t i = 0; i < n_val; i++) val->idx[val->n++] = perm[n - n_val + i];
+}
+
+/* Stratified: within each class, the seeded fractions of its rows (rounded) go to test
+ * and val, the rest to train, so every split keeps the class proportions. */
+static void split_stratified(size_t n, const int32_t *y, const OutOptions *o, uint32_t *perm,
+                             RowSet *train, RowSet *val, RowSet *test)
+{
+    int32_t kmax = 0;
+    for (size_t i = 0; i < n; i++)
+        if (y[i] > kmax) kmax = y[i];
+    for (int32_t c = 0; c <= kmax; c++) {
+        size_t m = 0;
+        for (size_t i = 0; i < n; i++)
+            if (y[i] == c) perm[m++] = (uint32_t)i;
+        Rng r;
+        rng_seed_tuple(&r, o->seed, (uint64_t)c, 0x57);
+        rng_shuffle_u32(&r, perm, m);
+        size_t nt = (size_t)llround(o->test_fraction * (double)m);
+        size_t nv = (size_t)llround(o->val_fraction * (double)m);
+        if (nt + nv > m) nv = m - nt;
+        for (size_t i = 0; i < m; i++) {
+            RowSet *to = i < nt ? test : i < nt + nv ? val : train;
+            to->idx[to->n++] = perm[i];
+        }
+    }
+}
+
+Status convert_split_rows(size_t n, const int32_t *y, const OutOptions *o, RowSet *train,
+                          RowSet *val, RowSet *test)
+{
+    size_t pool = n - o->fixed_test; /* rows that train (and val) come from */
+    size_t n_val = o->val_tail_set ? o->val_tail : (size_t)llround(o->val_fraction * (double)pool);
+    size_t n_test = (size_t)llround(o->test_fraction * (double)pool);
+    if (n_val + n_test >= pool) {
+        log_error("convert: %zu rows leave no training rows after %zu val and %zu test rows",
+                  pool, n_val, n_test);
+        return XT_ERR_USAGE;
+    }
+    if (n > UINT32_MAX) {
+        log_error("convert: %zu rows: more than 2^32 rows are not supported", n);
+        return XT_ERR_USAGE;
+    }
+    uint32_t *perm = malloc((n ? n : 1) * sizeof *perm);
+    train->idx = malloc((n ? n : 1) * sizeof(size_t));
+    val->idx = malloc((n ? n : 1) * sizeof(size_t));
+    test->idx = malloc((n ? n : 1) * sizeof(size_t));
+    train->n = val->n = test->n = 0;
+    if (!perm || !train->idx || !val->idx || !test->idx) {
+        free(perm);
+        log_error("convert: out of memory splitting %zu rows", n);
+        return XT_ERR_RUNTIME;
+    }
+    if (o->stratify && y && !o->val_tail_set) split_stratified(pool, y, o, perm, train, val, test);
+    else split_random(pool, n_val, n_test, o, perm, train, val, test);
+    for (size_t i = pool; i < n; i++) test->idx[test->n++] = i;
     free(perm);
-    train->n = n_train;
-    val->n = n_val;
-    test->n = n_test;
     qsort(train->idx, train->n, sizeof(size_t), cmp_size);
     qsort(val->idx, val->n, sizeof(size_t), cmp_size);
     qsort(test->idx, test->n, sizeof(size_t), cmp_size);
-    return XT_OK;
+    return train->n > 0 ? XT_OK : XT_ERR_USAGE;
 }
 
 void convert_rowset_free(RowSet *s)
@@ -374,10 +405,17 @@ Status convert_labels_from_numbers(const char *path, const double *lab, size_t n
 {
     memset(m, 0, sizeof *m);
     bool ids = keep_ids;
-    double max = -1.0;
+    double max = -1.0, min = INFINITY;
     for (size_t i = 0; i < n && ids; i++) {
         ids = lab[i] >= 0.0 && lab[i] < 2147483647.0 && lab[i] == floor(lab[i]);
         if (lab[i] > max) max = lab[i];
+        if (lab[i] < min) min = lab[i];
+    }
+    if (ids && min > 0.0) {
+        /* 1..K (or any ids without a 0) would make class 0 a class nobody has */
+        log_info("%s: the labels start at %g, not 0: mapped to class ids 0..K-1 in sorted "
+                 "order (the originals are kept as label_values)", path, min);
+        ids = false;
     }
     if (ids) {
         if (max + 1.0 > CONVERT_MAX_CLASSES) {
@@ -457,10 +495,13 @@ Status convert_labels_from_text(const char *path, char *const *lab, size_t n, in
 Status convert_write(const char *cmd, const ConvertTable *t, const LabelMap *m,
                      const OutOptions *o)
 {
+    if (m->k > 2 && 2 * m->k > t->n)
+        log_warn("convert %s: %zu classes for %zu rows: is the label column right (a feature "
+                 "or a regression target, not a class)? See --label-column", cmd, m->k, t->n);
     RowSet sets[3] = {{0}};
     const char *groups[3] = {"/train", "/val", "/test"};
     H5File *f = NULL;
-    Status st = convert_split_rows(t->n, o, &sets[0], &sets[1], &sets[2]);
+    Status st = convert_split_rows(t->n, t->y, o, &sets[0], &sets[1], &sets[2]);
     if (st != XT_OK) goto cleanup;
     st = h5io_create_atomic(o->out, &f);
     for (int g = 0; g < 3 && st == XT_OK; g++) {
@@ -475,6 +516,9 @@ Status convert_write(const char *cmd, const ConvertTable *t, const LabelMap *m,
                                       (const char *const *)m->values, m->k);
     if (st == XT_OK && m->names)
         st = h5io_attr_write_strs(f, "/", "class_names", (const char *const *)m->values, m->k);
+    if (st == XT_OK && t->feature_names)
+        st = h5io_attr_write_strs(f, "/", "feature_names", (const char *const *)t->feature_names,
+                                  t->d);
     char src[64];
     snprintf(src, sizeof src, "xentrain convert %s", cmd);
     if (st == XT_OK) st = h5io_attr_write_str(f, "/", "created_by", src);
@@ -517,7 +561,7 @@ static int run_reader(const ConvertReader *r, int argc, char **argv)
 {
     OutOptions out;
     out_defaults(&out);
-    OptSpec specs[CONVERT_READER_OPTS + 8];
+    OptSpec specs[CONVERT_READER_OPTS + 10];
     size_t n = 0;
     if (r->text_input)
         specs[n++] = (OptSpec){.name = "input", OPT_STRING, &out.input, "F",
@@ -547,6 +591,7 @@ static int run_reader(const ConvertReader *r, int argc, char **argv)
     if (st == XT_OK) st = convert_write(r->name, &table, &m, &out);
     free((void *)table.X);
     free((void *)table.y);
+    if (table.feature_names) h5io_strs_free(table.feature_names, table.d);
     convert_labelmap_free(&m);
     return (int)st;
 }

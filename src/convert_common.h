@@ -37,15 +37,20 @@ typedef struct {
     double test_fraction; /* random fraction for /test (csv, libsvm) */
     uint64_t seed;
     size_t gzip;
+    bool stratify;        /* val and test fractions taken class by class */
+    size_t fixed_test;    /* > 0: the table's last fixed_test rows are /test (a reader
+                             read them from a separate file) */
 } OutOptions;
 
 
-/* Rows of one table: X (n, d) as uint8 or float32, y (n) class ids. */
+/* Rows of one table: X (n, d) as uint8 or float32, y (n) class ids; the column names
+ * when the input had a header (feature_names, d of them, or NULL). */
 typedef struct {
     const void *X;
     bool x_u8;
     size_t n, d;
     const int32_t *y;
+    char **feature_names;
 } ConvertTable;
 
 /* The rows of one split, ascending. */
@@ -55,9 +60,11 @@ typedef struct {
 } RowSet;
 
 /* Splits rows [0, n) into train, val and test: val is the tail (val_tail) or a seeded
- * random fraction; test a seeded random fraction. Each set keeps the file order. */
-Status convert_split_rows(size_t n, const OutOptions *o, RowSet *train, RowSet *val,
-                          RowSet *test);
+ * random fraction; test a seeded random fraction, or the last fixed_test rows. With
+ * stratify (and y) the fractions are taken within each class. Each set keeps the file
+ * order. */
+Status convert_split_rows(size_t n, const int32_t *y, const OutOptions *o, RowSet *train,
+                          RowSet *val, RowSet *test);
 void convert_rowset_free(RowSet *s);
 
 /* Label remapping: the distinct labels in class order, as text. */
@@ -94,7 +101,7 @@ typedef struct {
     /* Either read: the input into a table (X and y malloc'd, owned by the table) and its
      * label map, which convert.c writes (convert_write) and frees; or run: read and
      * write on its own (idx: uint8 pixels, a separate test set). */
-    Status (*read)(const OutOptions *out, ConvertTable *t, LabelMap *m);
+    Status (*read)(OutOptions *out, ConvertTable *t, LabelMap *m);
     Status (*run)(const OutOptions *out);
 } ConvertReader;
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "convert_common.h"
+#include "h5io.h"
 #include "log.h"
 
 typedef struct {
@@ -13,6 +14,8 @@ typedef struct {
     int header; /* -1 detect, 0 no, 1 yes */
     const char *delimiter;
     char delim;
+    size_t skip_rows;    /* lines before the data (and the header) */
+    const char *test_input; /* a second file with the same columns: it becomes /test */
 } CsvOptions;
 
 static CsvOptions g_csv;
@@ -33,6 +36,12 @@ static size_t csv_options(OptSpec *specs, OutOptions *out)
         {.name = "no-header", OPT_SET, &o->header, NULL, "line 1 is data", .ival = 0},
         {.name = "delimiter", OPT_STRING, &o->delimiter, "C",
          "field separator, one character or 'tab' (,)"},
+        {.name = "skip-rows", OPT_SIZE, &o->skip_rows, "N",
+         "ignore the first N lines (scikit-learn's CSVs start\nwith a line of counts and "
+         "names: --skip-rows 1)", 0, 1e12},
+        {.name = "test-input", OPT_STRING, &o->test_input, "F",
+         "a second file with the same columns: all its rows\nbecome /test (then no "
+         "--test-fraction)"},
     };
     memcpy(specs, mine, sizeof mine);
     return sizeof mine / sizeof mine[0];
@@ -40,7 +49,10 @@ static size_t csv_options(OptSpec *specs, OutOptions *out)
 
 static Status csv_check(OutOptions *out)
 {
-    (void)out;
+    if (g_csv.test_input && out->test_fraction > 0.0) {
+        log_error("convert csv: give --test-input or --test-fraction, not both");
+        return XT_ERR_USAGE;
+    }
     const char *d = g_csv.delimiter;
     if (!strcmp(d, "tab") || !strcmp(d, "\\t")) g_csv.delim = '\t';
     else if (strlen(d) == 1 && d[0] != '"' && d[0] != '\n') g_csv.delim = d[0];
@@ -140,7 +152,25 @@ typedef struct {
     size_t xcap, n;
     char **labs;
     size_t lcap;
+    char **names;  /* the header's feature names, or NULL */
 } CsvRead;
+
+/* The header's feature names (all columns but the label), for feature_names. */
+static Status keep_names(const CsvOptions *o, CsvRead *r, size_t lineno)
+{
+    r->names = calloc(r->d, sizeof *r->names);
+    for (size_t j = 0, c = 0; r->names && j < r->nf; j++) {
+        if (j == r->col) continue;
+        r->names[c] = strdup(convert_trim(r->fields[j]));
+        if (!r->names[c++]) {
+            h5io_strs_free(r->names, r->d);
+            r->names = NULL;
+        }
+    }
+    if (r->names) return XT_OK;
+    log_error("%s:%zu: out of memory for the column names", o->input, lineno);
+    return XT_ERR_RUNTIME;
+}
 
 /* The first non-blank line: column count, header or not, the label column. Returns
  * XT_OK with *is_header set when the line is a header to skip. */
@@ -170,15 +200,20 @@ static Status csv_first_line(const CsvOptions *o, CsvRead *r, size_t lineno, boo
     }
     r->d = r->ncol - 1;
     *is_header = header == 1;
-    return csv_label_index(o, r->fields, r->nf, header == 1, &r->col);
+    Status st = csv_label_index(o, r->fields, r->nf, header == 1, &r->col);
+    if (st == XT_OK && header == 1) st = keep_names(o, r, lineno);
+    return st;
 }
 
 /* One data line's fields into X and the label list. */
 static Status csv_data_line(const CsvOptions *o, CsvRead *r, size_t lineno)
 {
     if (r->nf != r->ncol) {
-        log_error("%s:%zu: %zu fields, expected %zu (as on line %zu)", o->input, lineno, r->nf,
-                  r->ncol, r->first_line);
+        bool preamble = r->n == 0; /* the first data line disagrees with line 1 */
+        log_error("%s:%zu: %zu fields, expected %zu (as on line %zu)%s", o->input, lineno, r->nf,
+                  r->ncol, r->first_line,
+                  preamble ? "; if the first line is a preamble (scikit-learn's CSVs start with "
+                             "a line of counts and class names), skip it: --skip-rows 1" : "");
         return XT_ERR_USAGE;
     }
     if (!convert_grow((void **)&r->X, &r->xcap, (r->n + 1) * r->d, sizeof *r->X) ||
@@ -191,8 +226,10 @@ static Status csv_data_line(const CsvOptions *o, CsvRead *r, size_t lineno)
         if (j == r->col) continue;
         const char *w = convert_parse_float(r->fields[j], &x[c++]);
         if (w) {
-            log_error("%s:%zu: field %zu '%.40s': %s", o->input, lineno, j + 1,
-                      convert_trim(r->fields[j]), w);
+            log_error("%s:%zu: field %zu '%.40s': %s%s%zu%s", o->input, lineno, j + 1,
+                      convert_trim(r->fields[j]), w,
+                      r->n == 0 ? " (if this column holds the labels: --label-column " : "",
+                      j, r->n == 0 ? ")" : "");
             return XT_ERR_USAGE;
         }
     }
@@ -215,6 +252,7 @@ static Status csv_line(char *line, size_t lineno, void *ctx)
 {
     CsvRead *r = ctx;
     const CsvOptions *o = r->o;
+    if (lineno <= o->skip_rows) return XT_OK;
     const char *why = csv_split(line, o->delim, &r->fields, &r->nf, &r->fcap);
     if (why) {
         log_error("%s:%zu: %s", o->input, lineno, why);
@@ -233,18 +271,58 @@ static Status csv_read(const CsvOptions *o, CsvRead *r)
     return st == XT_OK ? convert_rows_read(o->input, r->n) : st;
 }
 
-static Status csv_table(const OutOptions *out, ConvertTable *t, LabelMap *m)
+static void csv_read_free(CsvRead *r)
+{
+    for (size_t i = 0; i < r->n; i++) free(r->labs[i]);
+    free(r->labs);
+    free(r->fields);
+    free(r->X);
+    h5io_strs_free(r->names, r->d);
+    memset(r, 0, sizeof *r);
+}
+
+/* Appends the test file's rows (same columns) to the main file's, so one label map
+ * covers both; out->fixed_test says they are /test. */
+static Status csv_append_test(const CsvOptions *o, CsvRead *r, OutOptions *out)
+{
+    CsvOptions to = *o;
+    to.input = o->test_input;
+    CsvRead t = {0};
+    Status st = csv_read(&to, &t);
+    if (st == XT_OK && t.d != r->d) {
+        log_error("%s: %zu features, but %s has %zu: the test file needs the same columns",
+                  to.input, t.d, o->input, r->d);
+        st = XT_ERR_USAGE;
+    }
+    if (st == XT_OK && (!convert_grow((void **)&r->X, &r->xcap, (r->n + t.n) * r->d, sizeof *r->X) ||
+                        !convert_grow((void **)&r->labs, &r->lcap, r->n + t.n, sizeof *r->labs))) {
+        log_error("%s: out of memory", to.input);
+        st = XT_ERR_RUNTIME;
+    }
+    if (st == XT_OK) {
+        memcpy(r->X + r->n * r->d, t.X, t.n * t.d * sizeof *t.X);
+        memcpy(r->labs + r->n, t.labs, t.n * sizeof *t.labs);
+        r->n += t.n;
+        out->fixed_test = t.n;
+        t.n = 0; /* the labels moved */
+    }
+    csv_read_free(&t);
+    return st;
+}
+
+static Status csv_table(OutOptions *out, ConvertTable *t, LabelMap *m)
 {
     CsvOptions o = g_csv;
     o.input = out->input;
     CsvRead r = {0};
     Status st = csv_read(&o, &r);
+    if (st == XT_OK && o.test_input) st = csv_append_test(&o, &r, out);
     int32_t *y = st == XT_OK ? malloc(r.n * sizeof *y) : NULL;
     if (st == XT_OK) st = y ? convert_labels_from_text(o.input, r.labs, r.n, y, m) : XT_ERR_RUNTIME;
-    *t = (ConvertTable){.X = r.X, .n = r.n, .d = r.d, .y = y};
-    for (size_t i = 0; i < r.n; i++) free(r.labs[i]);
-    free(r.labs);
-    free(r.fields);
+    *t = (ConvertTable){.X = r.X, .n = r.n, .d = r.d, .y = y, .feature_names = r.names};
+    r.X = NULL;
+    r.names = NULL;
+    csv_read_free(&r);
     return st;
 }
 

@@ -282,7 +282,7 @@ static Status idx_load(const IdxOptions *o, const OutOptions *out, IdxData *x)
                   x->n_names, x->k - 1, x->k);
         st = XT_ERR_USAGE;
     }
-    if (st == XT_OK) st = convert_split_rows(x->tr.n, out, &x->s_tr, &x->s_va, &x->s_te);
+    if (st == XT_OK) st = convert_split_rows(x->tr.n, x->ytr, out, &x->s_tr, &x->s_va, &x->s_te);
     return st;
 }
 

@@ -190,7 +190,7 @@ static Status svm_width(const SvmOptions *o, const Sparse *s, int base, size_t *
     return XT_OK;
 }
 
-static Status svm_table(const OutOptions *out, ConvertTable *t, LabelMap *m)
+static Status svm_table(OutOptions *out, ConvertTable *t, LabelMap *m)
 {
     SvmOptions o = g_svm;
     o.input = out->input;

@@ -37,7 +37,8 @@ Status dataset_parse_spec(const char *spec, char *file, size_t file_len, char *g
     for (const char *p = strstr(spec, ":/"); p; p = strstr(p + 1, ":/")) sep = p;
     size_t flen = sep ? (size_t)(sep - spec) : strlen(spec);
     const char *g = sep ? sep + 1 : "/train";
-    size_t glen = strlen(g);
+    const char *query = sep ? strchr(g, '?') : NULL; /* "?X=data&y=labels": names */
+    size_t glen = query ? (size_t)(query - g) : strlen(g);
     while (glen > 1 && g[glen - 1] == '/') glen--; /* "/val/" -> "/val" */
     if (flen == 0) {
         snprintf(err, errlen, "'%s': no file name before ':/' (expected FILE.h5:/GROUP)", spec);
@@ -52,6 +53,29 @@ Status dataset_parse_spec(const char *spec, char *file, size_t file_len, char *g
     file[flen] = '\0';
     memcpy(group, g, glen);
     group[glen] = '\0';
+    return XT_OK;
+}
+
+/* The dataset names of a spec's "?X=NAME&y=NAME" (default X and y). */
+static Status parse_names(const char *spec, DatasetInfo *info, char *err, size_t errlen)
+{
+    snprintf(info->x_name, sizeof info->x_name, "X");
+    snprintf(info->y_name, sizeof info->y_name, "y");
+    const char *sep = NULL;
+    for (const char *p = strstr(spec, ":/"); p; p = strstr(p + 1, ":/")) sep = p;
+    const char *q = sep ? strchr(sep, '?') : NULL;
+    while (q && *q) {
+        q++;
+        size_t len = strcspn(q, "&");
+        char *dst = !strncmp(q, "X=", 2) ? info->x_name : !strncmp(q, "y=", 2) ? info->y_name : NULL;
+        if (!dst || len <= 2 || len - 2 >= sizeof info->x_name || memchr(q + 2, '/', len - 2)) {
+            snprintf(err, errlen, "'%s': after '?' the spec takes X=NAME and y=NAME, joined by "
+                     "'&' (e.g. f.h5:/train?X=data&y=labels), got '%.*s'", spec, (int)len, q);
+            return XT_ERR_USAGE;
+        }
+        snprintf(dst, sizeof info->x_name, "%.*s", (int)(len - 2), q + 2);
+        q += len;
+    }
     return XT_OK;
 }
 
@@ -106,56 +130,109 @@ static void join(char *out, size_t len, const char *group, const char *name)
     snprintf(out, len, "%s%s%s", group, strcmp(group, "/") ? "/" : "", name);
 }
 
-static Status probe_layout(H5File *f, const char *file, const char *group, const Comm *comm,
-                           DatasetInfo *info)
+/* "(it holds: a, b, c)" for a message about a missing dataset. */
+static void members_text(H5File *f, const char *group, char *buf, size_t len)
 {
-    char xp[300], yp[300], xs[96], ys[96];
-    H5ioInfo xi, yi;
-    join(xp, sizeof xp, group, "X");
-    join(yp, sizeof yp, group, "y");
+    char **names = NULL;
+    size_t n = 0, used = 0;
+    buf[0] = '\0';
+    if (h5io_list(f, group, &names, &n) != XT_OK) return;
+    used = (size_t)snprintf(buf, len, "it holds:");
+    for (size_t i = 0; i < n && used < len; i++)
+        used += (size_t)snprintf(buf + used, len - used, "%s %s", i ? "," : "", names[i]);
+    if (n == 0 && used < len) snprintf(buf + used, len - used, " nothing");
+    h5io_strs_free(names, n);
+}
+
+/* X: 2-D (N, D) numbers. `n_y` is y's length when known (0 otherwise), for the hint that
+ * X is stored transposed. */
+static Status probe_x(H5File *f, const DatasetInfo *info, const char *xp, size_t n_y,
+                      const Comm *comm, H5ioInfo *xi)
+{
+    char xs[96];
+    if (h5io_info(f, xp, xi) != XT_OK) return XT_ERR_USAGE;
+    shape_str(xi, xs, sizeof xs);
+    if (xi->cls == H5IO_CLASS_OTHER) {
+        probe_fail(comm, "%s:%s: expected an integer or float type, got %s", info->file, xp, xs);
+        return XT_ERR_USAGE;
+    }
+    if (xi->rank != 2) {
+        probe_fail(comm, "%s:%s: expected 2-D features (N, D), got %s", info->file, xp, xs);
+        return XT_ERR_USAGE;
+    }
+    if (n_y > 0 && xi->dims[0] != n_y && xi->dims[1] == n_y) {
+        probe_fail(comm, "%s:%s: X looks transposed: it is %s but y has %zu rows; store X as "
+                   "(N, D), one row per sample (numpy: X.T)", info->file, xp, xs, n_y);
+        return XT_ERR_USAGE;
+    }
+    if (xi->dims[0] == 0) {
+        probe_fail(comm, "%s:%s: empty split: X is %s, expected N > 0 rows", info->file,
+                   info->group, xs);
+        return XT_ERR_USAGE;
+    }
+    if (xi->dims[1] == 0) {
+        probe_fail(comm, "%s:%s: expected D > 0 features, got %s", info->file, xp, xs);
+        return XT_ERR_USAGE;
+    }
+    return XT_OK;
+}
+
+/* y: (N,) or (N,1) class ids (integer, bool, or floats that are whole numbers: checked
+ * as rows are read), or (N, K >= 2) floats in [0, 1]. */
+static Status probe_y(H5File *f, DatasetInfo *info, const char *yp, size_t n, const Comm *comm)
+{
+    H5ioInfo yi;
+    char ys[96];
+    if (h5io_info(f, yp, &yi) != XT_OK) return XT_ERR_USAGE;
+    shape_str(&yi, ys, sizeof ys);
+    bool numeric = yi.cls != H5IO_CLASS_OTHER;
+    bool column = yi.rank == 1 || (yi.rank == 2 && yi.dims[1] == 1);
+    bool is_class = numeric && column && yi.dims[0] == n;
+    bool is_dense = yi.rank == 2 && yi.dims[0] == n && yi.dims[1] > 1 &&
+                    yi.cls == H5IO_CLASS_FLOAT;
+    if (!is_class && !is_dense) {
+        probe_fail(comm, "%s:%s: expected (N,) class ids (integer, bool or whole-number floats; "
+                   "(N, 1) also works) or (N, K) floats in [0, 1], with N = %zu as X, got %s",
+                   info->file, yp, n, ys);
+        return XT_ERR_USAGE;
+    }
+    info->has_y = true;
+    info->target = is_class ? TARGET_CLASS : TARGET_DENSE;
+    info->k_dense = is_dense ? yi.dims[1] : 0;
+    snprintf(info->y_type, sizeof info->y_type, "%s%s", ys,
+             is_class && yi.cls == H5IO_CLASS_FLOAT ? ": whole numbers read as class ids"
+             : is_class && !strcmp(yi.type_name, "bool") ? ": read as class ids 0/1"
+                                                         : "");
+    return XT_OK;
+}
+
+static Status probe_layout(H5File *f, const Comm *comm, bool need_y, DatasetInfo *info)
+{
+    char xp[340], yp[340], holds[256];
+    H5ioInfo xi;
+    const char *file = info->file, *group = info->group;
+    join(xp, sizeof xp, group, info->x_name);
+    join(yp, sizeof yp, group, info->y_name);
     if (!h5io_exists(f, group)) {
         probe_fail(comm, "%s: no group '%s' (a split is named FILE.h5:/GROUP, e.g. %s:/train)",
                    file, group, file);
         return XT_ERR_USAGE;
     }
-    if (!h5io_exists(f, xp) || !h5io_exists(f, yp)) {
-        probe_fail(comm, "%s:%s: no dataset '%s' (a split holds X (N, D) and y (N,) or (N, K))",
-                   file, group, h5io_exists(f, xp) ? "y" : "X");
+    bool has_y = h5io_exists(f, yp);
+    if (!h5io_exists(f, xp) || (need_y && !has_y)) {
+        members_text(f, group, holds, sizeof holds);
+        probe_fail(comm, "%s:%s: no dataset '%s' (%s). A split holds X (N, D) and y (N,) or "
+                   "(N, K); other names go in the spec: %s:%s?X=NAME&y=NAME", file, group,
+                   h5io_exists(f, xp) ? info->y_name : info->x_name, holds, file, group);
         return XT_ERR_USAGE;
     }
-    if (h5io_info(f, xp, &xi) != XT_OK || h5io_info(f, yp, &yi) != XT_OK) return XT_ERR_USAGE;
-    shape_str(&xi, xs, sizeof xs);
-    shape_str(&yi, ys, sizeof ys);
-    if (xi.cls == H5IO_CLASS_OTHER) {
-        probe_fail(comm, "%s:%s: expected an integer or float type, got %s", file, xp, xs);
-        return XT_ERR_USAGE;
-    }
-    if (xi.rank != 2) {
-        probe_fail(comm, "%s:%s: expected 2-D features (N, D), got %s", file, xp, xs);
-        return XT_ERR_USAGE;
-    }
-    size_t n = xi.dims[0], d = xi.dims[1];
-    if (n == 0) {
-        probe_fail(comm, "%s:%s: empty split: X is %s, expected N > 0 rows", file, group, xs);
-        return XT_ERR_USAGE;
-    }
-    if (d == 0) {
-        probe_fail(comm, "%s:%s: expected D > 0 features, got %s", file, xp, xs);
-        return XT_ERR_USAGE;
-    }
-    bool is_class = yi.rank == 1 && yi.dims[0] == n &&
-                    (yi.cls == H5IO_CLASS_INT || yi.cls == H5IO_CLASS_UINT);
-    bool is_dense = yi.rank == 2 && yi.dims[0] == n && yi.dims[1] > 0 &&
-                    yi.cls == H5IO_CLASS_FLOAT;
-    if (!is_class && !is_dense) {
-        probe_fail(comm, "%s:%s: expected (N,) integer class ids or (N,K) floats with N = %zu, "
-                   "got %s", file, yp, n, ys);
-        return XT_ERR_USAGE;
-    }
-    info->n = n;
-    info->d = d;
-    info->target = is_class ? TARGET_CLASS : TARGET_DENSE;
-    info->k_dense = is_dense ? yi.dims[1] : 0;
+    H5ioInfo yi = {0};
+    if (has_y && h5io_info(f, yp, &yi) != XT_OK) return XT_ERR_USAGE;
+    Status st = probe_x(f, info, xp, has_y ? yi.dims[0] : 0, comm, &xi);
+    if (st == XT_OK && has_y) st = probe_y(f, info, yp, xi.dims[0], comm);
+    if (st != XT_OK) return st;
+    info->n = xi.dims[0];
+    info->d = xi.dims[1];
     snprintf(info->x_type, sizeof info->x_type, "%s", xi.type_name);
     info->x_u8 = xi.cls == H5IO_CLASS_UINT && xi.type_size == 1;
     info->x_scale = 0.0;
@@ -172,13 +249,14 @@ static Status probe_layout(H5File *f, const char *file, const char *group, const
     return XT_OK;
 }
 
-Status dataset_probe(const char *spec, const Comm *comm, DatasetInfo *info)
+Status dataset_probe(const char *spec, const Comm *comm, bool need_y, DatasetInfo *info)
 {
     memset(info, 0, sizeof *info);
     char err[512];
     H5File *f = NULL;
     Status st = dataset_parse_spec(spec, info->file, sizeof info->file, info->group,
                                    sizeof info->group, err, sizeof err);
+    if (st == XT_OK) st = parse_names(spec, info, err, sizeof err);
     char hint[XT_PATH_MAX + 8];
     info->group_given = spec && strstr(spec, ":/") != NULL;
     if (st != XT_OK) {
@@ -191,7 +269,7 @@ Status dataset_probe(const char *spec, const Comm *comm, DatasetInfo *info)
         /* Collective with a Comm: same spec on every rank, so all ranks get here. */
         st = h5io_open_read(info->file, comm, &f);
     }
-    if (st == XT_OK) st = probe_layout(f, info->file, info->group, comm, info);
+    if (st == XT_OK) st = probe_layout(f, comm, need_y, info);
     if (f) st = xt_status_merge(st, h5io_close(&f));
     if (comm) st = comm_agree(comm, st);
     return st;
@@ -246,16 +324,20 @@ static Status load_rows(Dataset *ds, H5File *f, size_t k, bool compact)
     const DatasetInfo *in = &ds->info;
     size_t rows = ds->hi - ds->lo, d = in->d;
     size_t kd = in->k_dense;
-    char xp[300], yp[300];
-    join(xp, sizeof xp, in->group, "X");
-    join(yp, sizeof yp, in->group, "y");
+    char xp[340], yp[340];
+    join(xp, sizeof xp, in->group, in->x_name);
+    join(yp, sizeof yp, in->group, in->y_name);
 
     if (rows > 0) {
         if (compact) ds->X8 = malloc(rows * d);
         else ds->X = malloc(rows * d * sizeof *ds->X);
-        if (in->target == TARGET_CLASS) ds->y = malloc(rows * sizeof *ds->y);
-        else ds->t = malloc(rows * kd * sizeof *ds->t);
-        if (!(ds->X || ds->X8) || (!ds->y && !ds->t)) {
+        if (!in->has_y) { /* features only (predict) */
+        } else if (in->target == TARGET_CLASS) {
+            ds->y = malloc(rows * sizeof *ds->y);
+        } else {
+            ds->t = malloc(rows * kd * sizeof *ds->t);
+        }
+        if (!(ds->X || ds->X8) || (in->has_y && !ds->y && !ds->t)) {
             log_error("%s:%s: out of memory for rows [%zu, %zu) (%zu x %zu values)", in->file,
                       in->group, ds->lo, ds->hi, rows, d);
             return XT_ERR_RUNTIME;
@@ -285,7 +367,9 @@ static Status load_rows(Dataset *ds, H5File *f, size_t k, bool compact)
             return XT_ERR_USAGE;
         }
     }
-    if (in->target == TARGET_CLASS) {
+    if (!in->has_y) {
+        /* nothing to read */
+    } else if (in->target == TARGET_CLASS) {
         Status st = h5io_read_rows_i32(f, yp, ds->lo, rows, ds->y);
         if (st != XT_OK) return st;
         for (size_t i = 0; i < rows; i++) {
@@ -477,7 +561,7 @@ Status dataset_write_split(H5File *f, const char *group, const DatasetRows *r, i
             st = XT_ERR_RUNTIME;
         }
     }
-    char xp[300], yp[300];
+    char xp[340], yp[340];
     join(xp, sizeof xp, group, "X");
     join(yp, sizeof yp, group, "y");
     size_t xd[2] = {r->n, r->d}, yd[2] = {r->n, r->k};

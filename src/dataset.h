@@ -1,6 +1,7 @@
 /* dataset: one split of an HDF5 data file, as the rows this rank holds.
  *
- * A split is named "file.h5:/group" ("file.h5" alone means "/train"). The group holds
+ * A split is named "file.h5:/group" ("file.h5" alone means "/train"); datasets with other
+ * names than X and y are named after a '?': "file.h5:/group?X=data&y=labels". The group holds
  *   X  (N, D)  any integer or float type, converted to float32 on read;
  *   y  (N,)    integer class ids (converted to int32), or
  *      (N, K)  floats in [0, 1]: multi-label or soft targets.
@@ -32,6 +33,9 @@ typedef struct {
     char file[XT_PATH_MAX];   /* path of the HDF5 file */
     char group[256];          /* "/train" */
     bool group_given;         /* the spec named the group (else "/train" was assumed) */
+    char x_name[64], y_name[64]; /* the datasets' names in the group ("X", "y") */
+    bool has_y;               /* the split holds targets (predict reads splits without) */
+    char y_type[160];         /* y's shape and type, and how it is read, for banners */
     size_t n;                 /* N rows */
     size_t d;                 /* D features */
     TargetKind target;        /* y is (N,) class ids or (N, K) dense */
@@ -54,7 +58,8 @@ typedef struct {
     size_t n_class_names;
 } Dataset;
 
-/* Splits "file.h5:/group" into its parts (default group "/train"). Returns
+/* Splits "file.h5:/group[?X=NAME&y=NAME]" into file and group (default group "/train";
+ * the dataset names are dataset_probe's). Returns
  * XT_ERR_USAGE with a message in err for an empty or overlong spec. Local. */
 Status dataset_parse_spec(const char *spec, char *file, size_t file_len, char *group,
                           size_t group_len, char *err, size_t errlen);
@@ -67,7 +72,7 @@ bool dataset_same_file(const char *a, const char *b);
  * same N, supported types, N > 0, D > 0). Collective over comm when comm != NULL (all
  * ranks open the file; the result is agreed so every rank returns the same status);
  * Local when comm == NULL. Errors name the file, group, dataset and expected vs actual. */
-Status dataset_probe(const char *spec, const Comm *comm, DatasetInfo *info);
+Status dataset_probe(const char *spec, const Comm *comm, bool need_y, DatasetInfo *info);
 
 /* Reads rows [lo, hi) (hi <= N; lo == hi gives an empty, valid Dataset) into ds.
  * Checks that the memory needed fits (fails up front with the estimate and the hint to

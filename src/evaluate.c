@@ -59,14 +59,6 @@ void eval_stats_free(EvalStats *st)
     *st = (EvalStats){0};
 }
 
-static size_t argmax(const float *v, size_t K)
-{
-    size_t best = 0;
-    for (size_t k = 1; k < K; k++)
-        if (v[k] > v[best]) best = k;
-    return best;
-}
-
 /* One row of a one-label-per-row model: the true class (-1: ignored) and the prediction. */
 static void count_row(EvalStats *st, const float *z, size_t i, size_t K, int32_t ignore_index)
 {
@@ -77,10 +69,10 @@ static void count_row(EvalStats *st, const float *z, size_t i, size_t K, int32_t
         truth = y[i] == ignore_index ? -1 : y[i];
         pred = z[i] > 0.0f;
     } else {
-        truth = st->kind == LOSS_SOFTMAX_PROBS ? (long)argmax(st->batch.t + i * K, K)
+        truth = st->kind == LOSS_SOFTMAX_PROBS ? (long)loss_argmax(st->batch.t + i * K, K)
                 : y[i] == ignore_index       ? -1
                                              : y[i];
-        pred = argmax(z + i * K, K);
+        pred = loss_argmax(z + i * K, K);
     }
     if (truth < 0) return;
     *st->correct += pred == (size_t)truth;
@@ -140,13 +132,39 @@ double eval_accuracy(const EvalStats *st)
     return *st->decisions > 0 ? *st->correct / *st->decisions : NAN;
 }
 
+void eval_class_scores(const EvalStats *st, size_t k, EvalScores *out)
+{
+    double tp, fp, fn;
+    if (st->multilabel) {
+        tp = st->tp[k];
+        fp = st->fp[k];
+        fn = st->fn[k];
+    } else {
+        double predicted = 0.0, actual = 0.0;
+        for (size_t i = 0; i < st->K; i++) {
+            predicted += st->confusion[i * st->K + k];
+            actual += st->confusion[k * st->K + i];
+        }
+        tp = st->confusion[k * st->K + k];
+        fp = predicted - tp;
+        fn = actual - tp;
+    }
+    /* a class nobody predicted and nobody has scores 1 (nothing to miss) */
+    out->precision = tp + fp > 0 ? tp / (tp + fp) : (fn > 0 ? 0.0 : 1.0);
+    out->recall = tp + fn > 0 ? tp / (tp + fn) : (fp > 0 ? 0.0 : 1.0);
+    double den = 2 * tp + fp + fn;
+    out->f1 = den > 0 ? 2 * tp / den : 1.0;
+    out->support = tp + fn;
+}
+
 double eval_macro_f1(const EvalStats *st)
 {
-    if (!st->multilabel) return NAN;
+    if (!st->buf || st->K == 0) return NAN;
     double f = 0.0;
     for (size_t k = 0; k < st->K; k++) {
-        double den = 2 * st->tp[k] + st->fp[k] + st->fn[k];
-        f += den > 0 ? 2 * st->tp[k] / den : 1.0;
+        EvalScores sc;
+        eval_class_scores(st, k, &sc);
+        f += sc.f1;
     }
     return f / (double)st->K;
 }
@@ -164,7 +182,10 @@ static Status check_fit(const ModelFile *mf, const DatasetInfo *info, const char
                    info->d, model_path, s->sizes[0]);
         return XT_ERR_USAGE;
     }
-    if (model_loss_kind(s->type, s->head, info->target, kind, err, sizeof err) != XT_OK) {
+    TargetKind tk = info->has_y ? info->target : s->head == HEAD_SOFTMAX ? TARGET_CLASS
+                                 : s->type == MODEL_LOGISTIC        ? TARGET_CLASS
+                                                                    : TARGET_DENSE;
+    if (model_loss_kind(s->type, s->head, tk, kind, err, sizeof err) != XT_OK) {
         log_error0("%s with the model %s: %s", spec, model_path, err);
         return XT_ERR_USAGE;
     }
@@ -178,7 +199,7 @@ static Status check_fit(const ModelFile *mf, const DatasetInfo *info, const char
                    "%s:/test", spec, info->file, info->group, mf->train_split, info->file);
         return XT_ERR_USAGE;
     }
-    if (info->target == TARGET_DENSE && info->k_dense != model_outputs(s)) {
+    if (info->has_y && info->target == TARGET_DENSE && info->k_dense != model_outputs(s)) {
         log_error0("%s: y has K = %zu columns but the model %s has %zu outputs", spec,
                    info->k_dense, model_path, model_outputs(s));
         return XT_ERR_USAGE;
@@ -187,13 +208,15 @@ static Status check_fit(const ModelFile *mf, const DatasetInfo *info, const char
 }
 
 Status eval_load(const Comm *comm, const char *model_path, const char *spec, size_t batch,
-                 ModelFile *mf, Dataset *ds, RowSource *src, Model *m, LossKind *kind)
+                 bool targets, ModelFile *mf, Dataset *ds, RowSource *src, Model *m,
+                 LossKind *kind)
 {
     Status st = comm_agree(comm, model_io_load(model_path, mf));
     if (st != XT_OK) return st;
     DatasetInfo info;
-    st = dataset_probe(spec, comm, &info);
+    st = dataset_probe(spec, comm, targets, &info);
     if (st != XT_OK) return st;
+    if (!targets) info.has_y = false; /* predict: y is not read, whatever it holds */
     st = comm_agree(comm, check_fit(mf, &info, model_path, spec, kind));
     if (st != XT_OK) return st;
     const ModelShape *s = &mf->shape;
@@ -232,27 +255,55 @@ static void print_confusion(const EvalStats *st, const ModelFile *mf)
     }
 }
 
-static Status write_json(const char *path, const EvalStats *st, const char *model,
-                         const char *data)
+static void json_string(FILE *f, const char *v)
 {
-    char tmp[XT_PATH_MAX + 32];
-    fsutil_temp_name(tmp, sizeof tmp, path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        log_error("cannot write %s: %s", tmp, strerror(errno));
-        return XT_ERR_RUNTIME;
+    fputc('"', f);
+    for (const char *p = v; *p; p++) {
+        if (*p == '"' || *p == '\\') fputc('\\', f);
+        if ((unsigned char)*p < 0x20) fprintf(f, "\\u%04x", (unsigned char)*p);
+        else fputc(*p, f);
     }
-    fprintf(f, "{\n  \"model\": \"%s\",\n  \"data\": \"%s\",\n  \"rows\": %.0f,\n", model, data,
-            *st->rows);
-    fprintf(f, "  \"loss\": %.9g,\n  \"accuracy\": %.9g", eval_loss(st), eval_accuracy(st));
-    if (st->multilabel) {
-        fprintf(f, ",\n  \"macro_f1\": %.9g,\n  \"per_label_f1\": [", eval_macro_f1(st));
-        for (size_t k = 0; k < st->K; k++) {
-            double den = 2 * st->tp[k] + st->fp[k] + st->fn[k];
-            fprintf(f, "%s%.9g", k ? ", " : "", den > 0 ? 2 * st->tp[k] / den : 1.0);
-        }
-        fprintf(f, "]\n}\n");
-    } else {
+    fputc('"', f);
+}
+
+/* JSON number, or null for NaN/Inf (JSON has neither). */
+static void json_number(FILE *f, double v)
+{
+    if (isfinite(v)) fprintf(f, "%.9g", v);
+    else fputs("null", f);
+}
+
+static void json_report(FILE *f, const EvalStats *st, const ModelFile *mf, const char *model,
+                        const char *data, double auc)
+{
+    fputs("{\n  \"model\": ", f);
+    json_string(f, model);
+    fputs(",\n  \"data\": ", f);
+    json_string(f, data);
+    fprintf(f, ",\n  \"rows\": %.0f,\n  \"loss\": ", *st->rows);
+    json_number(f, eval_loss(st));
+    fputs(",\n  \"accuracy\": ", f);
+    json_number(f, eval_accuracy(st));
+    double mp = 0, mr = 0;
+    fprintf(f, ",\n  \"per_%s\": [", st->multilabel ? "label" : "class");
+    for (size_t k = 0; k < st->K; k++) {
+        EvalScores sc;
+        eval_class_scores(st, k, &sc);
+        mp += sc.precision / (double)st->K;
+        mr += sc.recall / (double)st->K;
+        fprintf(f, "%s\n    {\"index\": %zu, \"name\": ", k ? "," : "", k);
+        if (mf->class_names && k < mf->n_class_names) json_string(f, mf->class_names[k]);
+        else fputs("null", f);
+        fprintf(f, ", \"precision\": %.9g, \"recall\": %.9g, \"f1\": %.9g, \"support\": %.0f}",
+                sc.precision, sc.recall, sc.f1, sc.support);
+    }
+    fprintf(f, "\n  ],\n  \"macro_precision\": %.9g,\n  \"macro_recall\": %.9g,\n"
+               "  \"macro_f1\": %.9g", mp, mr, eval_macro_f1(st));
+    if (st->kind == LOSS_BINARY) {
+        fputs(",\n  \"roc_auc\": ", f);
+        json_number(f, auc);
+    }
+    if (!st->multilabel) {
         fprintf(f, ",\n  \"confusion\": [");
         for (size_t i = 0; i < st->K; i++) {
             fprintf(f, "%s\n    [", i ? "," : "");
@@ -260,14 +311,117 @@ static Status write_json(const char *path, const EvalStats *st, const char *mode
                 fprintf(f, "%s%.0f", k ? ", " : "", st->confusion[i * st->K + k]);
             fprintf(f, "]");
         }
-        fprintf(f, "\n  ]\n}\n");
+        fprintf(f, "\n  ]");
     }
-    if (fclose(f) != 0) {
+    fputs("\n}\n", f);
+}
+
+/* The report as JSON, to path or to stdout ("-"). Rank 0. */
+static Status write_json(const char *path, const EvalStats *st, const ModelFile *mf,
+                         const char *model, const char *data, double auc)
+{
+    if (!strcmp(path, "-")) {
+        json_report(stdout, st, mf, model, data, auc);
+        return fflush(stdout) == 0 ? XT_OK : XT_ERR_RUNTIME;
+    }
+    char tmp[XT_PATH_MAX + 32];
+    fsutil_temp_name(tmp, sizeof tmp, path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        log_error("cannot write %s: %s", tmp, strerror(errno));
+        return XT_ERR_RUNTIME;
+    }
+    json_report(f, st, mf, model, data, auc);
+    bool bad = ferror(f) != 0;
+    if (fclose(f) != 0 || bad) {
         log_error("cannot write %s: %s", tmp, strerror(errno));
         remove(tmp);
         return XT_ERR_RUNTIME;
     }
     return fsutil_commit(tmp, path);
+}
+
+/* Per class: precision, recall, F1, support; then the macro averages. Rank 0 prints. */
+static void print_scores(const EvalStats *st, const ModelFile *mf)
+{
+    log_info("%-16s %9s %9s %9s %9s", st->multilabel ? "label" : "class", "precision", "recall",
+             "f1", "support");
+    double mp = 0, mr = 0;
+    for (size_t k = 0; k < st->K; k++) {
+        EvalScores sc;
+        eval_class_scores(st, k, &sc);
+        mp += sc.precision / (double)st->K;
+        mr += sc.recall / (double)st->K;
+        const char *name = mf->class_names && k < mf->n_class_names ? mf->class_names[k] : "";
+        log_info("%3zu %-12.12s %9.4f %9.4f %9.4f %9.0f", k, name, sc.precision, sc.recall,
+                 sc.f1, sc.support);
+    }
+    log_info("%-16s %9.4f %9.4f %9.4f", "macro average", mp, mr, eval_macro_f1(st));
+}
+
+/* Ranks the scores (ties share their mean rank) and returns the ROC AUC: the chance that
+ * a positive row scores above a negative one (Mann-Whitney). NAN without both classes. */
+static int cmp_pair(const void *a, const void *b)
+{
+    float x = ((const float *)a)[0], y = ((const float *)b)[0];
+    return x < y ? -1 : x > y;
+}
+
+static double auc_of(float *pairs, size_t n)
+{
+    qsort(pairs, n, 2 * sizeof(float), cmp_pair);
+    double pos = 0.0, rank_sum = 0.0;
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        while (j < n && pairs[2 * j] == pairs[2 * i]) j++;
+        double mean_rank = 0.5 * (double)(i + 1 + j); /* ranks i+1 .. j */
+        for (size_t q = i; q < j; q++)
+            if (pairs[2 * q + 1] > 0.5f) {
+                pos += 1.0;
+                rank_sum += mean_rank;
+            }
+        i = j;
+    }
+    double neg = (double)n - pos;
+    return pos > 0 && neg > 0 ? (rank_sum - pos * (pos + 1) / 2) / (pos * neg) : NAN;
+}
+
+/* Binary models: the ROC AUC over every rank's rows (the scores go to rank 0).
+ * Collective; the value is rank 0's. */
+static Status binary_auc(const Comm *comm, Model *m, const RowSource *src, EvalStats *st,
+                         double *auc)
+{
+    *auc = NAN;
+    int P = comm_size(comm), r = comm_rank(comm);
+    size_t n = src->n, got = 0, total = 0;
+    float *pairs = malloc((n ? n : 1) * 2 * sizeof *pairs), *all = NULL;
+    size_t *counts = r == 0 ? malloc((size_t)P * sizeof *counts) : NULL;
+    Status st_ = comm_agree(comm, pairs && (r != 0 || counts) ? XT_OK : XT_ERR_RUNTIME);
+    for (size_t r0 = 0; st_ == XT_OK && r0 < n; r0 += m->max_batch) {
+        size_t b = n - r0 < m->max_batch ? n - r0 : m->max_batch;
+        rowsource_read(src, r0, b, &st->batch);
+        const float *z = model_forward(m, st->batch.X, b);
+        for (size_t i = 0; i < b; i++) {
+            pairs[2 * got] = z[i];
+            pairs[2 * got + 1] = (float)st->batch.y[i];
+            got++;
+        }
+    }
+    if (st_ == XT_OK) {
+        size_t mine = got * 2 * sizeof(float);
+        comm_gather(comm, &mine, counts, sizeof mine);
+        for (int q = 0; r == 0 && q < P; q++) total += counts[q];
+        if (r == 0) all = malloc(total ? total : 1);
+        st_ = comm_agree(comm, r != 0 || all ? XT_OK : XT_ERR_RUNTIME);
+    }
+    if (st_ == XT_OK) {
+        comm_gatherv(comm, pairs, got * 2 * sizeof(float), all, counts);
+        if (r == 0) *auc = auc_of(all, total / (2 * sizeof(float)));
+    }
+    free(pairs);
+    free(all);
+    free(counts);
+    return st_;
 }
 
 int evaluate_run(const Comm *comm, const char *model_path, const char *spec,
@@ -279,21 +433,30 @@ int evaluate_run(const Comm *comm, const char *model_path, const char *spec,
     Model m = {0};
     EvalStats st = {0};
     LossKind kind;
-    Status s = eval_load(comm, model_path, spec, batch, &mf, &ds, &src, &m, &kind);
+    double auc = NAN;
+    Status s = eval_load(comm, model_path, spec, batch, true, &mf, &ds, &src, &m, &kind);
     if (s == XT_OK) s = comm_agree(comm, eval_stats_init(&st, &mf.shape, kind, m.max_batch));
     if (s == XT_OK) {
         eval_accumulate(&st, &m, &src, LOSS_NO_IGNORE);
         eval_stats_allreduce(&st, comm);
+        if (kind == LOSS_BINARY) s = binary_auc(comm, &m, &src, &st, &auc);
+    }
+    if (s == XT_OK) {
         char desc[256];
         model_shape_describe(&mf.shape, desc, sizeof desc);
-        log_info("model    %s (%s, epoch %lld)", model_path, desc, (long long)mf.epoch);
-        log_info("data     %s (%.0f rows, %d ranks)", spec, *st.rows, comm_size(comm));
-        log_info("loss     %.6f", eval_loss(&st));
-        log_info("accuracy %.4f", eval_accuracy(&st));
-        if (st.multilabel) log_info("macro F1 %.4f", eval_macro_f1(&st));
-        else print_confusion(&st, &mf);
+        bool quiet = json_path && !strcmp(json_path, "-"); /* stdout is the JSON */
+        if (!quiet) {
+            log_info("model    %s (%s, epoch %lld)", model_path, desc, (long long)mf.epoch);
+            log_info("data     %s (%.0f rows, %d ranks)", spec, *st.rows, comm_size(comm));
+            log_info("loss     %.6f", eval_loss(&st));
+            log_info("accuracy %.4f", eval_accuracy(&st));
+            if (kind == LOSS_BINARY) log_info("ROC AUC  %.4f", auc);
+            if (!st.multilabel) print_confusion(&st, &mf);
+            print_scores(&st, &mf);
+        }
         Status w = XT_OK;
-        if (json_path && comm_rank(comm) == 0) w = write_json(json_path, &st, model_path, spec);
+        if (json_path && comm_rank(comm) == 0)
+            w = write_json(json_path, &st, &mf, model_path, spec, auc);
         s = comm_agree(comm, w);
     }
     eval_stats_free(&st);
@@ -315,12 +478,14 @@ int evaluate_main(const Comm *comm, int argc, char **argv)
     const OptSpec opts[] = {
         {.name = "model", OPT_STRING, &model, "M.h5", "the model file (model.h5 of a run)", .required = true},
         {.name = "data", OPT_STRING, &data, "F.h5:/GROUP", "the split to evaluate", .required = true},
-        {.name = "json", OPT_STRING, &json, "OUT.json", "also write the report as JSON"},
+        {.name = "json", OPT_STRING, &json, "OUT.json",
+         "also write the report as JSON (- : to stdout, alone)"},
         {.name = "batch-size", OPT_SIZE, &batch, "N", "rows per forward pass (1024)", 1, EVAL_MAX_BATCH},
     };
     OptTable t = {.cmd = "eval", .synopsis = "--model M.h5 --data F.h5[:/group] [options]",
-                  .about = "Prints loss, accuracy and the confusion matrix (multi-label: per-label\n"
-                           "F1) of a model on a split. Every rank evaluates a balanced share.",
+                  .about = "Prints loss, accuracy, the confusion matrix, precision, recall and F1\n"
+                           "per class and their macro averages (multi-label: per label), and ROC AUC\n"
+                           "for binary models. Every rank evaluates a balanced share of the rows.",
                   .opts = opts, .n_opts = sizeof opts / sizeof opts[0]};
     bool help = false;
     Status st = opts_parse(&t, argc, argv, &help);

@@ -56,14 +56,23 @@ void eval_stats_allreduce(EvalStats *st, const Comm *comm);
 
 double eval_loss(const EvalStats *st);
 double eval_accuracy(const EvalStats *st);
-double eval_macro_f1(const EvalStats *st); /* multi-label: mean per-label F1 */
+/* One class's (or label's) precision, recall, F1 and support (true rows). A class that
+ * is neither present nor predicted scores 1 (nothing was missed or wrongly claimed). */
+typedef struct {
+    double precision, recall, f1, support;
+} EvalScores;
+void eval_class_scores(const EvalStats *st, size_t k, EvalScores *out);
+/* The mean F1 over classes (or labels). */
+double eval_macro_f1(const EvalStats *st);
 
 /* Loads a model file on every rank and this rank's balanced share of a split (rows
  * [r N / P, (r+1) N / P)), checks that they fit together (*kind: model_loss_kind) and
  * applies the model's normalisation; rows go through m in passes of at most `batch`
- * rows. Collective (agreed). Used by eval and predict. */
+ * rows. targets = false (predict) reads X only: y may be absent, and is ignored when
+ * present. Collective (agreed). Used by eval and predict. */
 Status eval_load(const Comm *comm, const char *model_path, const char *spec, size_t batch,
-                 ModelFile *mf, Dataset *ds, RowSource *src, Model *m, LossKind *kind);
+                 bool targets, ModelFile *mf, Dataset *ds, RowSource *src, Model *m,
+                 LossKind *kind);
 
 /* Evaluates model_path on the split `spec` and prints the report (rank 0); writes it as
  * JSON to json_path too when not NULL. Collective. Returns an exit code. */

@@ -42,6 +42,20 @@ struct H5File {
     char tmp[H5IO_PATH_MAX + 8];
 };
 
+void h5io_describe(char *buf, size_t len)
+{
+    unsigned maj = 0, min = 0, rel = 0;
+    H5get_libversion(&maj, &min, &rel);
+    snprintf(buf, len, "HDF5 %u.%u.%u (built with %d.%d.%d, %s)", maj, min, rel, H5_VERS_MAJOR,
+             H5_VERS_MINOR, H5_VERS_RELEASE,
+#ifdef H5_HAVE_PARALLEL
+             "parallel"
+#else
+             "serial"
+#endif
+    );
+}
+
 /* ---- error plumbing ------------------------------------------------------------- */
 
 static void h5_init(void)
@@ -422,6 +436,29 @@ Status h5io_list(H5File *f, const char *group, char ***names, size_t *n)
     return st;
 }
 
+/* Whether t is h5py's and numpy's bool: an enum of an integer with exactly the members
+ * FALSE = 0 and TRUE = 1 (HDF5 converts it to numbers). */
+static bool is_bool_enum(hid_t t)
+{
+    if (H5Tget_class(t) != H5T_ENUM || H5Tget_nmembers(t) != 2) return false;
+    bool ok = true;
+    for (unsigned i = 0; i < 2 && ok; i++) {
+        char *m = H5Tget_member_name(t, i);
+        unsigned char raw[16] = {0}; /* the member's value in the base type's bytes */
+        size_t size = H5Tget_size(t), nonzero = 0, top = 0;
+        ok = m && size <= sizeof raw && H5Tget_member_value(t, i, raw) >= 0;
+        for (size_t b = 0; ok && b < size; b++) {
+            nonzero += raw[b] != 0;
+            if (raw[b] > top) top = raw[b];
+        }
+        /* 0 has no non-zero byte; 1 has one byte 1, whatever the byte order */
+        bool zero = nonzero == 0, one = nonzero == 1 && top == 1;
+        ok = ok && ((!strcmp(m, "FALSE") && zero) || (!strcmp(m, "TRUE") && one));
+        H5free_memory(m);
+    }
+    return ok;
+}
+
 /* Class and readable name of an HDF5 type. */
 static void type_describe(hid_t t, H5ioClass *cls, char *name, size_t len)
 {
@@ -444,7 +481,10 @@ static void type_describe(hid_t t, H5ioClass *cls, char *name, size_t len)
         break;
     case H5T_STRING: snprintf(name, len, "string"); break;
     case H5T_COMPOUND: snprintf(name, len, "compound"); break;
-    case H5T_ENUM: snprintf(name, len, "enum"); break;
+    case H5T_ENUM:
+        snprintf(name, len, "%s", is_bool_enum(t) ? "bool" : "enum");
+        if (is_bool_enum(t)) *cls = H5IO_CLASS_UINT;
+        break;
     case H5T_BITFIELD: snprintf(name, len, "bitfield"); break;
     case H5T_OPAQUE: snprintf(name, len, "opaque"); break;
     case H5T_REFERENCE: snprintf(name, len, "reference"); break;

@@ -47,6 +47,10 @@ typedef struct {
     char type_name[32];   /* e.g. "uint8", "float32", "string" for messages */
 } H5ioInfo;
 
+/* "HDF5 1.10.8 (built with 1.10.8, parallel)": the library this process runs with and
+ * the headers it was built with. Local. */
+void h5io_describe(char *buf, size_t len);
+
 /* Open for reading. Local when comm == NULL; Collective over comm otherwise (every
  * rank must call it; on failure each rank returns the error). */
 Status h5io_open_read(const char *path, const Comm *comm, H5File **out);

@@ -1,15 +1,34 @@
+/* linalg: see linalg.h. The only file that knows which BLAS the build uses: it speaks
+ * standard CBLAS (LP64: int dimensions) and finds the library's thread controls at run
+ * time through weak symbols, so OpenBLAS, BLIS and MKL all work unchanged. */
 #include "linalg.h"
 
 #include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #include <cblas.h>
 
 #include "error.h"
 
-static blasint to_blasint(size_t v)
+#ifndef XT_BLAS_BUILD
+#define XT_BLAS_BUILD "unknown"
+#endif
+
+/* Thread controls of the libraries we know; NULL when the linked BLAS has none. */
+extern void openblas_set_num_threads(int n) __attribute__((weak));
+extern int openblas_get_num_threads(void) __attribute__((weak));
+extern char *openblas_get_config(void) __attribute__((weak));
+extern void bli_thread_set_num_threads(int64_t n) __attribute__((weak));
+extern int64_t bli_thread_get_num_threads(void) __attribute__((weak));
+extern void MKL_Set_Num_Threads(int n) __attribute__((weak));
+extern int MKL_Get_Max_Threads(void) __attribute__((weak));
+
+static int to_blasint(size_t v)
 {
     XT_ASSERT(v <= (size_t)INT_MAX);
-    return (blasint)v;
+    return (int)v;
 }
 
 void linalg_gemm(float *C, const float *A, const float *B, size_t M, size_t N, size_t K,
@@ -41,5 +60,32 @@ void linalg_ref_gemm(float *C, const float *A, const float *B, size_t M, size_t 
     }
 }
 
-int linalg_blas_threads(void) { return openblas_get_num_threads(); }
-void linalg_set_blas_threads(int n) { openblas_set_num_threads(n); }
+int linalg_blas_threads(void)
+{
+    if (openblas_get_num_threads) return openblas_get_num_threads();
+    if (bli_thread_get_num_threads) return (int)bli_thread_get_num_threads();
+    if (MKL_Get_Max_Threads) return MKL_Get_Max_Threads();
+    return 1; /* a BLAS without threads (reference BLAS) */
+}
+
+void linalg_set_blas_threads(int n)
+{
+    if (openblas_set_num_threads) openblas_set_num_threads(n);
+    if (bli_thread_set_num_threads) bli_thread_set_num_threads(n);
+    if (MKL_Set_Num_Threads) MKL_Set_Num_Threads(n);
+}
+
+void linalg_describe(char *buf, size_t len)
+{
+    const char *config = openblas_get_config ? openblas_get_config() : NULL;
+    snprintf(buf, len, "%s%s%s", XT_BLAS_BUILD, config ? ": " : "", config ? config : "");
+}
+
+bool linalg_threads_from_env(void)
+{
+    static const char *const vars[] = {"OPENBLAS_NUM_THREADS", "BLIS_NUM_THREADS",
+                                       "MKL_NUM_THREADS", "OMP_NUM_THREADS"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+        if (getenv(vars[i])) return true;
+    return false;
+}

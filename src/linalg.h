@@ -1,6 +1,6 @@
 /* linalg: the dense kernels the models need. The only file that includes cblas.h.
  *
- * All matrices are row-major. Each fast path (OpenBLAS) has a naive reference beside
+ * All matrices are row-major. Each fast path (any CBLAS) has a naive reference beside
  * it (linalg_ref_*) that the tests compare against. Local; no allocation.
  */
 #ifndef XT_LINALG_H
@@ -16,9 +16,16 @@ void linalg_gemm(float *C, const float *A, const float *B, size_t M, size_t N, s
 void linalg_ref_gemm(float *C, const float *A, const float *B, size_t M, size_t N, size_t K,
                      bool ta, bool tb, float alpha, float beta);
 
-/* Threads OpenBLAS uses in this process (openblas_get_num_threads). */
+/* Threads the BLAS uses in this process (OpenBLAS, BLIS or MKL; 1 for a BLAS without
+ * threads). */
 int linalg_blas_threads(void);
-/* Sets them (openblas_set_num_threads). */
+/* Sets them, whichever of those libraries is linked. */
 void linalg_set_blas_threads(int n);
+/* Whether the user set a thread count for the BLAS in the environment
+ * (OPENBLAS_NUM_THREADS, BLIS_NUM_THREADS, MKL_NUM_THREADS or OMP_NUM_THREADS). */
+bool linalg_threads_from_env(void);
+/* "OpenBLAS (libopenblas.so): OpenBLAS 0.3.21 DYNAMIC_ARCH ..." : the vendor the build
+ * chose, the library, and what the library says of itself when it can. */
+void linalg_describe(char *buf, size_t len);
 
 #endif

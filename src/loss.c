@@ -229,6 +229,45 @@ void loss_compute(LossKind kind, float *grad, float *row_loss, LossTotals *total
     XT_ASSERT(!"unknown loss kind");
 }
 
+size_t loss_argmax(const float *v, size_t K)
+{
+    size_t best = 0;
+    for (size_t k = 1; k < K; k++)
+        if (v[k] > v[best]) best = k;
+    return best;
+}
+
+void loss_count_correct(LossKind kind, const float *z, LossTargets tg, size_t B, size_t K,
+                        int32_t ignore_index, double *correct, double *decisions)
+{
+    size_t right = 0, all = 0;
+    for (size_t i = 0; i < B; i++) {
+        switch (kind) {
+        case LOSS_BINARY:
+            if (tg.y[i] == ignore_index) continue;
+            right += (z[i] > 0.0f) == (tg.y[i] == 1);
+            all++;
+            break;
+        case LOSS_SOFTMAX:
+            if (tg.y[i] == ignore_index) continue;
+            right += loss_argmax(z + i * K, K) == (size_t)tg.y[i];
+            all++;
+            break;
+        case LOSS_SOFTMAX_PROBS:
+            right += loss_argmax(z + i * K, K) == loss_argmax(tg.t + i * K, K);
+            all++;
+            break;
+        case LOSS_MULTILABEL:
+            for (size_t k = 0; k < K; k++)
+                right += (z[i * K + k] > 0.0f) == (tg.t[i * K + k] >= 0.5f);
+            all += K;
+            break;
+        }
+    }
+    *correct += (double)right;
+    *decisions += (double)all;
+}
+
 const char *loss_kind_name(LossKind kind)
 {
     switch (kind) {

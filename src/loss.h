@@ -125,6 +125,15 @@ Status loss_check_options(LossKind kind, const LossOptions *opt, size_t n_weight
                           char *err, size_t errlen);
 const char *loss_kind_name(LossKind kind);
 
+/* Index of the largest of K values (the first on ties). */
+size_t loss_argmax(const float *v, size_t K);
+/* Adds the right decisions and all decisions of B rows to *correct and *decisions:
+ * z > 0 against y (BINARY), argmax z against y (SOFTMAX) or against argmax t
+ * (SOFTMAX_PROBS), and for MULTILABEL every output, z > 0 against t >= 0.5. Rows whose
+ * label is ignore_index do not count. */
+void loss_count_correct(LossKind kind, const float *z, LossTargets tg, size_t B, size_t K,
+                        int32_t ignore_index, double *correct, double *decisions);
+
 /* The reduced loss: sum (SUM), sum / weight (MEAN; 0 when weight == 0), or NAN for
  * NONE (use row_loss). */
 double loss_reduce(const LossTotals *t, LossReduction r);

@@ -8,6 +8,8 @@
 #include "error.h"
 #include "evaluate.h"
 #include "gen.h"
+#include "h5io.h"
+#include "linalg.h"
 #include "predict.h"
 #include "log.h"
 #include "train.h"
@@ -31,6 +33,18 @@ static void usage(FILE *f)
             XT_VERSION);
 }
 
+/* The version, and the libraries it was built with and runs with. */
+static void print_version(void)
+{
+    char mpi[256], build[128], hdf5[128], blas[512];
+    comm_library_version(mpi, sizeof mpi);
+    comm_build_info(build, sizeof build);
+    h5io_describe(hdf5, sizeof hdf5);
+    linalg_describe(blas, sizeof blas);
+    printf("xentrain %s\n  MPI:  %s; built for %s\n  HDF5: %s\n  BLAS: %s\n", XT_VERSION, mpi,
+           build, hdf5, blas);
+}
+
 /* Runs a serial subcommand on rank 0 and shares its exit code with every rank. */
 static int run_on_rank0(Comm *comm, int (*fn)(int, char **), int argc, char **argv)
 {
@@ -52,7 +66,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (!strcmp(cmd, "--version")) {
-        printf("xentrain %s\n", XT_VERSION);
+        print_version();
         return 0;
     }
     if (!strcmp(cmd, "--help-config") || !strcmp(cmd, "--help-config=text")) {

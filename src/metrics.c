@@ -12,7 +12,7 @@
 
 static const char *HEADER = "epoch,train_loss,val_loss,val_accuracy,step,lr,samples_per_s,"
                             "compute_s,allreduce_s,io_s,val_s,epoch_s,val_f1,"
-                            "forward_s,loss_s,backward_s,optim_s,best";
+                            "forward_s,loss_s,backward_s,optim_s,best,train_accuracy";
 
 Status metrics_open(Metrics *m, const char *path, bool append)
 {
@@ -71,8 +71,10 @@ Status metrics_write(Metrics *m, const MetricsRow *r)
     fprintf(m->f, ",%lld,%.9g,%.1f,%.4f,%.4f,%.4f,%.4f,%.4f", (long long)r->step, r->lr,
             r->samples_per_s, r->compute_s, r->allreduce_s, r->io_s, r->val_s, r->epoch_s);
     opt_num(m->f, r->has_val && !isnan(r->val_f1), r->val_f1);
-    fprintf(m->f, ",%.4f,%.4f,%.4f,%.4f,%d\n", r->forward_s, r->loss_s, r->backward_s,
-            r->optim_s, r->best ? 1 : 0);
+    fprintf(m->f, ",%.4f,%.4f,%.4f,%.4f,%d", r->forward_s, r->loss_s, r->backward_s, r->optim_s,
+            r->best ? 1 : 0);
+    opt_num(m->f, true, r->train_accuracy);
+    fputc('\n', m->f);
     if (fflush(m->f) != 0 || ferror(m->f)) {
         log_error("cannot write %s: %s", m->path, strerror(errno));
         return XT_ERR_RUNTIME;
@@ -88,7 +90,8 @@ void metrics_close(Metrics *m)
 
 const char *metrics_line_header(void)
 {
-    return "epoch  train_loss  val_loss  val_acc        lr  samples/s  compute  allred    io     val";
+    return "epoch  train_loss  train_acc  val_loss  val_acc        lr  samples/s  compute  "
+           "allred    io     val";
 }
 
 void metrics_format_line(const MetricsRow *r, char *buf, size_t len)
@@ -98,7 +101,7 @@ void metrics_format_line(const MetricsRow *r, char *buf, size_t len)
         snprintf(vl, sizeof vl, "%8.5f", r->val_loss);
         snprintf(va, sizeof va, "%7.4f", r->val_accuracy);
     }
-    snprintf(buf, len, "%5lld  %10.6f  %s  %s  %8.2e  %9.0f  %6.2fs %6.2fs %5.2fs %6.2fs",
-             (long long)r->epoch, r->train_loss, vl, va, r->lr, r->samples_per_s, r->compute_s,
-             r->allreduce_s, r->io_s, r->val_s);
+    snprintf(buf, len, "%5lld  %10.6f  %9.4f  %s  %s  %8.2e  %9.0f  %6.2fs %6.2fs %5.2fs %6.2fs",
+             (long long)r->epoch, r->train_loss, r->train_accuracy, vl, va, r->lr,
+             r->samples_per_s, r->compute_s, r->allreduce_s, r->io_s, r->val_s);
 }

@@ -3,7 +3,7 @@
  * Columns (the first four are fixed by DESIGN.md §4):
  *   epoch,train_loss,val_loss,val_accuracy,step,lr,samples_per_s,
  *   compute_s,allreduce_s,io_s,val_s,epoch_s,val_f1,forward_s,loss_s,backward_s,optim_s,
- *   best
+ *   best,train_accuracy
  * best is 1 on the epoch that became the best so far (the log's `*`): the monitored
  * validation metric improved, or, without validation, every epoch. The last row with 1
  * is the run's best epoch; model.h5's own epoch attribute says which epoch it holds.
@@ -31,6 +31,8 @@ typedef struct {
     double compute_s, allreduce_s, io_s, val_s, epoch_s;
     double forward_s, loss_s, backward_s, optim_s;
     bool best;
+    double train_accuracy;         /* right decisions / decisions over the epoch's steps, as
+                                      the parameters stood at each step (before its update) */
 } MetricsRow;
 
 typedef struct {

@@ -1,11 +1,15 @@
 #include "predict.h"
 
+#include <errno.h>
 #include <math.h>
+#include <stdio.h>
+#include <strings.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dataset.h"
 #include "evaluate.h"
+#include "fsutil.h"
 #include "h5io.h"
 #include "log.h"
 #include "loss.h"
@@ -22,7 +26,9 @@ typedef struct {
     size_t batch;
 } PredictArgs;
 
-/* Probabilities (n, K) and predictions (n, pk) of this rank's rows. */
+/* Probabilities (n, K) and predictions (n, pk) of this rank's rows. K is the number of
+ * classes (2 for logistic regression: P(0), P(1)) or labels; pk is 1 (a class id per
+ * row) or K (multi-label: a 0/1 decision per label). */
 typedef struct {
     float *prob;
     int32_t *pred;
@@ -44,9 +50,16 @@ static void predict_row(const ModelShape *sh, const float *z, float *p, int32_t 
         pred[0] = (int32_t)best;
         return;
     }
+    if (!ml) { /* logistic: one logit, two class probabilities */
+        double p1 = loss_sigmoid((double)z[0]);
+        p[0] = (float)(1.0 - p1);
+        p[1] = (float)p1;
+        pred[0] = z[0] > 0.0f;
+        return;
+    }
     for (size_t k = 0; k < K; k++) {
         p[k] = (float)loss_sigmoid((double)z[k]);
-        pred[ml ? k : 0] = z[k] > 0.0f;
+        pred[k] = z[k] > 0.0f;
     }
 }
 
@@ -58,15 +71,89 @@ static void predict_rows(Model *m, const RowSource *src, RowBatch *batch, Predic
         size_t b = pr->n - r0 < m->max_batch ? pr->n - r0 : m->max_batch;
         rowsource_read(src, r0, b, batch);
         const float *z = model_forward(m, batch->X, b);
+        const size_t KO = model_outputs(sh);
         for (size_t i = 0; i < b; i++)
-            predict_row(sh, z + i * pr->K, pr->prob + (r0 + i) * pr->K,
+            predict_row(sh, z + i * KO, pr->prob + (r0 + i) * pr->K,
                         pr->pred + (r0 + i) * pr->pk, ml);
     }
 }
 
+static bool is_csv(const char *path)
+{
+    size_t n = strlen(path);
+    return n >= 4 && !strcasecmp(path + n - 4, ".csv");
+}
+
+/* The name of class k, or NULL. */
+static const char *class_name(const ModelFile *mf, size_t k)
+{
+    return mf->class_names && k < mf->n_class_names ? mf->class_names[k] : NULL;
+}
+
+/* HDF5: /probabilities (N, K) float32, /predicted (N,) class ids or (N, K) 0/1, and the
+ * model's class_names as an attribute of the file. */
+static Status write_h5(const PredictArgs *a, const Predictions *all, const ModelFile *mf,
+                       bool ml)
+{
+    H5File *f = NULL;
+    size_t dp[2] = {all->n, all->K}, dq[2] = {all->n, all->pk};
+    Status st = h5io_create_atomic(a->out, &f);
+    if (st == XT_OK) st = h5io_write(f, "/probabilities", H5IO_F32, 2, dp, all->prob, 0);
+    if (st == XT_OK) st = h5io_write(f, "/predicted", H5IO_I32, ml ? 2 : 1, dq, all->pred, 0);
+    if (st == XT_OK) st = h5io_attr_write_str(f, "/", "model", a->model);
+    if (st == XT_OK) st = h5io_attr_write_str(f, "/", "data", a->data);
+    if (st == XT_OK && mf->class_names)
+        st = h5io_attr_write_strs(f, "/", "class_names", (const char *const *)mf->class_names,
+                                  mf->n_class_names);
+    if (st == XT_OK) st = h5io_commit(&f);
+    h5io_close(&f);
+    return st;
+}
+
+/* CSV, one row per input row: predicted (and predicted_name) then p_<class> columns;
+ * multi-label: one 0/1 column and one probability column per label. */
+static Status write_csv(const PredictArgs *a, const Predictions *all, const ModelFile *mf,
+                        bool ml)
+{
+    char tmp[XT_PATH_MAX + 48];
+    fsutil_temp_name(tmp, sizeof tmp, a->out);
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        log_error("cannot write %s: %s", tmp, strerror(errno));
+        return XT_ERR_RUNTIME;
+    }
+    bool names = !ml && mf->class_names;
+    for (size_t k = 0; ml && k < all->K; k++)
+        fprintf(f, "%spredicted_%zu", k ? "," : "", k);
+    if (!ml) fprintf(f, "predicted%s", names ? ",predicted_name" : "");
+    for (size_t k = 0; k < all->K; k++) {
+        const char *cn = class_name(mf, k);
+        if (cn) fprintf(f, ",p_%s", cn);
+        else fprintf(f, ",p_%zu", k);
+    }
+    fputc('\n', f);
+    for (size_t i = 0; i < all->n; i++) {
+        for (size_t k = 0; k < all->pk; k++)
+            fprintf(f, "%s%d", k ? "," : "", (int)all->pred[i * all->pk + k]);
+        if (names) {
+            const char *cn = class_name(mf, (size_t)all->pred[i]);
+            fprintf(f, ",%s", cn ? cn : "");
+        }
+        for (size_t k = 0; k < all->K; k++) fprintf(f, ",%.9g", (double)all->prob[i * all->K + k]);
+        fputc('\n', f);
+    }
+    bool bad = ferror(f) != 0;
+    if (fclose(f) != 0 || bad) {
+        log_error("cannot write %s: %s", tmp, strerror(errno));
+        remove(tmp);
+        return XT_ERR_RUNTIME;
+    }
+    return fsutil_commit(tmp, a->out);
+}
+
 /* Rank 0 gathers every rank's rows (in rank order = row order) and writes OUT. */
 static Status gather_and_write(const Comm *comm, const PredictArgs *a, const Predictions *pr,
-                               size_t N, bool ml)
+                               const ModelFile *mf, size_t N, bool ml)
 {
     int P = comm_size(comm), r = comm_rank(comm);
     float *all_prob = NULL;
@@ -93,16 +180,8 @@ static Status gather_and_write(const Comm *comm, const PredictArgs *a, const Pre
         comm_gatherv(comm, pr->pred, pr->n * pr->pk * sizeof(int32_t), all_pred, counts);
     }
     if (st == XT_OK && r == 0) {
-        H5File *f = NULL;
-        size_t dp[2] = {N, pr->K}, dq[2] = {N, pr->pk};
-        local = h5io_create_atomic(a->out, &f);
-        if (local == XT_OK) local = h5io_write(f, "/probabilities", H5IO_F32, 2, dp, all_prob, 0);
-        if (local == XT_OK)
-            local = h5io_write(f, "/predicted", H5IO_I32, ml ? 2 : 1, dq, all_pred, 0);
-        if (local == XT_OK) local = h5io_attr_write_str(f, "/", "model", a->model);
-        if (local == XT_OK) local = h5io_attr_write_str(f, "/", "data", a->data);
-        if (local == XT_OK) local = h5io_commit(&f);
-        h5io_close(&f);
+        Predictions all = {.prob = all_prob, .pred = all_pred, .n = N, .K = pr->K, .pk = pr->pk};
+        local = is_csv(a->out) ? write_csv(a, &all, mf, ml) : write_h5(a, &all, mf, ml);
         if (local == XT_OK) log_info("wrote %zu predictions to %s", N, a->out);
     }
     if (st == XT_OK) st = comm_agree(comm, local);
@@ -119,13 +198,17 @@ static Status predict_parse(int argc, char **argv, PredictArgs *a, bool *help)
         {.name = "model", OPT_STRING, &a->model, "M.h5", "the model file (model.h5 of a run)",
          .required = true},
         {.name = "data", OPT_STRING, &a->data, "F.h5:/GROUP", "the rows to predict", .required = true},
-        {.name = "out", OPT_STRING, &a->out, "P.h5", "output file", .required = true},
+        {.name = "out", OPT_STRING, &a->out, "P.h5|P.csv",
+         "output: HDF5, or CSV when the name ends in .csv", .required = true},
         {.name = "batch-size", OPT_SIZE, &a->batch, "N", "rows per forward pass (1024)", 1,
          PREDICT_MAX_BATCH},
     };
     OptTable t = {.cmd = "predict", .synopsis = "--model M.h5 --data F.h5[:/group] --out P.h5",
-                  .about = "Writes /probabilities (N,K) float32 and /predicted (class ids, or\n"
-                           "(N,K) 0/1 for multi-label) to P.h5.",
+                  .about = "Predicts every row of the split; y is not needed (and ignored when\n"
+                           "present). HDF5 output: /probabilities (N, K) float32 (K = 2 for\n"
+                           "logistic regression: P(0), P(1)) and /predicted (class ids, or (N, K)\n"
+                           "0/1 for multi-label), with the model's class_names. CSV output: one\n"
+                           "line per row: predicted, predicted_name, p_<class>...",
                   .opts = opts, .n_opts = sizeof opts / sizeof opts[0]};
     Status st = opts_parse(&t, argc, argv, help);
     if (*help && log_rank() == 0) opts_print_help(&t, stdout);
@@ -145,18 +228,19 @@ int predict_main(const Comm *comm, int argc, char **argv)
     RowBatch batch = {0};
     Predictions pr = {0};
     LossKind kind;
-    s = eval_load(comm, a.model, a.data, a.batch, &mf, &ds, &src, &m, &kind);
+    s = eval_load(comm, a.model, a.data, a.batch, false, &mf, &ds, &src, &m, &kind);
     if (s != XT_OK) goto cleanup;
     const ModelShape *sh = &mf.shape;
     bool ml = sh->head == HEAD_SIGMOID && sh->type != MODEL_LOGISTIC;
-    pr = (Predictions){.n = src.n, .K = model_outputs(sh), .pk = ml ? model_outputs(sh) : 1};
+    pr = (Predictions){.n = src.n, .K = sh->type == MODEL_LOGISTIC ? 2 : model_outputs(sh),
+                       .pk = ml ? model_outputs(sh) : 1};
     pr.prob = malloc((pr.n * pr.K + 1) * sizeof *pr.prob);
     pr.pred = malloc((pr.n * pr.pk + 1) * sizeof *pr.pred);
     batch.X = malloc(m.max_batch * sh->sizes[0] * sizeof *batch.X);
     s = comm_agree(comm, pr.prob && pr.pred && batch.X ? XT_OK : XT_ERR_RUNTIME);
     if (s != XT_OK) goto cleanup;
     predict_rows(&m, &src, &batch, &pr, ml);
-    s = gather_and_write(comm, &a, &pr, ds.info.n, ml);
+    s = gather_and_write(comm, &a, &pr, &mf, ds.info.n, ml);
 cleanup:
     free(pr.prob);
     free(pr.pred);

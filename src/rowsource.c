@@ -94,18 +94,3 @@ Status rowsource_feature_sums(const RowSource *s, double *sum, double *sumsq)
     Sums a = {sum, sumsq};
     return for_blocks(s, add_sums, &a);
 }
-
-static void max_abs(const float *X, size_t m, size_t d, void *acc)
-{
-    double *mx = acc;
-    for (size_t i = 0; i < m * d; i++) {
-        double a = fabs((double)X[i]);
-        if (a > *mx) *mx = a;
-    }
-}
-
-Status rowsource_max_abs(const RowSource *s, double *max_abs_out)
-{
-    *max_abs_out = 0.0;
-    return for_blocks(s, max_abs, max_abs_out);
-}

@@ -49,9 +49,8 @@ void rowsource_read(const RowSource *s, size_t lo, size_t m, RowBatch *out);
 /* A hint that these rows come next (the next batch's, while this one computes). */
 void rowsource_prefetch(const RowSource *s, const uint32_t *rows, size_t m);
 
-/* Per-feature sum and sum of squares (double) of the rows as they come out, and the
- * largest |x|. XT_ERR_RUNTIME when out of memory for the block buffer. */
+/* Per-feature sum and sum of squares (double) of the rows as they come out.
+ * XT_ERR_RUNTIME when out of memory for the block buffer. */
 Status rowsource_feature_sums(const RowSource *s, double *sum, double *sumsq);
-Status rowsource_max_abs(const RowSource *s, double *max_abs);
 
 #endif

@@ -44,7 +44,8 @@ typedef struct {
     int64_t epoch;
     double t_start, last_progress;
     bool progress_shown;
-    double loss_sum, weight_sum, rows_seen, rows_now;
+    EpochSums sums;  /* loss, weight, rows, correct and all decisions of the epoch so far */
+    double rows_now; /* rows trained in this process (for samples/s) */
     double lr;
     bool diverged;
     /* wall-clock split, seconds; compute = forward + loss + backward + optim */
@@ -85,12 +86,15 @@ static void local_step(Trainer *tr, size_t m, EpochRun *er)
     const ModelShape *s = &md->shape;
     const size_t n = s->n_params, KO = model_outputs(s);
     LossTotals tot = {0};
+    double correct = 0.0, decisions = 0.0;
     if (m > 0) {
         double t0 = comm_wtime();
         const float *z = model_forward(md, tr->batch.X, m);
         double t1 = comm_wtime();
         LossTargets tg = {.y = tr->batch.y, .t = tr->batch.t};
         loss_compute(tr->loss_kind, tr->dz, NULL, &tot, z, tg, m, KO, &tr->lopt);
+        loss_count_correct(tr->loss_kind, z, tg, m, KO, tr->lopt.ignore_index, &correct,
+                           &decisions);
         double t2 = comm_wtime();
         model_backward(md, tr->batch.X, tr->dz, m);
         double t3 = comm_wtime();
@@ -104,6 +108,8 @@ static void local_step(Trainer *tr, size_t m, EpochRun *er)
     md->grads[n + SLOT_WEIGHT] = (float)tot.weight;
     md->grads[n + SLOT_NONFINITE] = isfinite(tot.sum) ? 0.0f : 1.0f;
     md->grads[n + SLOT_SIGNAL] = g_signal ? 1.0f : 0.0f;
+    md->grads[n + SLOT_CORRECT] = (float)correct;
+    md->grads[n + SLOT_DECISIONS] = (float)decisions;
 }
 
 /* Collective: aborts the job when the replicas' parameters are not bit-identical. */
@@ -132,7 +138,7 @@ static void progress(const Trainer *tr, EpochRun *er, size_t t)
     er->last_progress = now;
     er->progress_shown = true;
     printf("\r  epoch %lld  step %zu/%zu  loss %.5f   ", (long long)er->epoch, t + 1,
-           tr->sampler.T, er->weight_sum > 0 ? er->loss_sum / er->weight_sum : 0.0);
+           tr->sampler.T, er->sums.weight_sum > 0 ? er->sums.loss_sum / er->sums.weight_sum : 0.0);
     fflush(stdout);
 }
 
@@ -157,10 +163,12 @@ static StepOutcome train_step(Trainer *tr, size_t t, EpochRun *er)
         optim_step(&tr->optim, md->params, md->grads, 1.0f / slot[SLOT_WEIGHT], er->lr);
         tr->step++;
     }
-    er->loss_sum += (double)slot[SLOT_LOSS];
-    er->weight_sum += (double)slot[SLOT_WEIGHT];
+    er->sums.loss_sum += (double)slot[SLOT_LOSS];
+    er->sums.weight_sum += (double)slot[SLOT_WEIGHT];
+    er->sums.correct += (double)slot[SLOT_CORRECT];
+    er->sums.decisions += (double)slot[SLOT_DECISIONS];
     double g = (double)sampler_global_count(&tr->sampler, t);
-    er->rows_seen += g;
+    er->sums.rows += g;
     er->rows_now += g;
     er->io += t1 - t0;
     er->optim += comm_wtime() - t3;
@@ -180,8 +188,7 @@ static EsDecision stop_on_signal(Trainer *tr, const EpochRun *er, size_t t)
     if (tr->r == 0) {
         log_info("signal received: writing a checkpoint at epoch %lld step %zu",
                  (long long)er->epoch, t + 1);
-        st = trainer_write_checkpoint(tr, er->epoch, t + 1, er->loss_sum, er->weight_sum,
-                                      er->rows_seen, false, ES_CONTINUE);
+        st = trainer_write_checkpoint(tr, er->epoch, t + 1, &er->sums, false, ES_CONTINUE);
     }
     EsDecision dec = {.action = st == XT_OK ? ES_STOP_SIGNAL : ES_STOP_ERROR,
                       .epoch = (int32_t)er->epoch};
@@ -243,6 +250,8 @@ static void record_epoch(Trainer *tr, const EpochRun *er, double train_loss, dou
     double now = comm_wtime(), train_time = now - er->t_start - er->val;
     MetricsRow row = {.epoch = er->epoch, .step = (int64_t)tr->step, .lr = er->lr,
                       .train_loss = train_loss, .has_val = tr->has_val, .val_loss = vl,
+                      .train_accuracy = er->sums.decisions > 0
+                                            ? er->sums.correct / er->sums.decisions : NAN,
                       .val_accuracy = va, .val_f1 = vf,
                       .samples_per_s = train_time > 0 ? er->rows_now / train_time : 0.0,
                       .compute_s = er->forward + er->loss + er->backward + er->optim,
@@ -261,7 +270,7 @@ static void record_epoch(Trainer *tr, const EpochRun *er, double train_loss, dou
     bool end = dec->action != ES_CONTINUE;
     bool due = c->checkpoint.every > 0 && (er->epoch % c->checkpoint.every == 0 || end);
     if (due && dec->action != ES_STOP_DIVERGED && dec->action != ES_STOP_ERROR &&
-        trainer_write_checkpoint(tr, er->epoch + 1, 0, 0.0, 0.0, 0.0, end, dec->action) != XT_OK) {
+        trainer_write_checkpoint(tr, er->epoch + 1, 0, &(EpochSums){0}, end, dec->action) != XT_OK) {
         log_error("stopping: a run that cannot write its checkpoint would not survive a restart");
         dec->action = ES_STOP_ERROR;
     }
@@ -274,8 +283,8 @@ static EsDecision end_epoch(Trainer *tr, EpochRun *er)
         printf("\r%60s\r", "");
         fflush(stdout);
     }
-    double train_loss = er->diverged ? NAN
-                                     : (er->weight_sum > 0 ? er->loss_sum / er->weight_sum : 0.0);
+    const EpochSums *es = &er->sums;
+    double train_loss = er->diverged ? NAN : (es->weight_sum > 0 ? es->loss_sum / es->weight_sum : 0.0);
     double tv = comm_wtime(), vl = NAN, va = NAN, vf = NAN;
     if (!er->diverged) validate(tr, &vl, &va, &vf);
     er->val = comm_wtime() - tv;
@@ -298,10 +307,8 @@ static EsDecision train_loop(Trainer *tr)
     for (int64_t epoch = tr->start_epoch; epoch <= tr->cfg.train.epochs; epoch++) {
         bool first = epoch == tr->start_epoch;
         EpochRun er = {.epoch = epoch, .t_start = comm_wtime(),
-                       .loss_sum = first ? tr->start_loss_sum : 0.0,
-                       .weight_sum = first ? tr->start_weight_sum : 0.0,
-                       .rows_seen = first ? tr->start_rows : 0.0,
                        .lr = optim_lr(&tr->oset, tr->step > 0 ? tr->step - 1 : 0)};
+        if (first) er.sums = tr->start_sums;
         sampler_begin_epoch(&tr->sampler, (uint64_t)(epoch - 1));
         tr->next_t = SIZE_MAX; /* a new epoch: new permutations */
         for (size_t t = first ? tr->start_step : 0; t < tr->sampler.T; t++) {
@@ -330,7 +337,7 @@ int train_main(const Comm *comm, int argc, char **argv)
     Config defaults;
     config_defaults(&defaults);
     comm_watchdog_start(comm, defaults.comm.timeout_s);
-    if (!getenv("OPENBLAS_NUM_THREADS") && !getenv("OMP_NUM_THREADS")) linalg_set_blas_threads(1);
+    if (!linalg_threads_from_env()) linalg_set_blas_threads(1);
     g_signal = 0;
     install_signal_handlers();
     double t_start = comm_wtime();

@@ -13,7 +13,7 @@ ModelFile trainer_model_file(const Trainer *tr, const float *params, int64_t epo
 {
     ModelFile mf = {.shape = tr->model.shape,
                     .params = (float *)params,
-                    .normalize = tr->cfg.data.normalize,
+                    .normalize = tr->norm,
                     .shift = tr->shift,
                     .mul = tr->mul,
                     .class_names = tr->train.class_names,

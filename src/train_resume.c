@@ -13,8 +13,7 @@
 #define DIFF_TEXT_MAX 2048
 
 Status trainer_write_checkpoint(Trainer *tr, int64_t epoch, size_t step_in_epoch,
-                                double loss_sum, double weight_sum, double rows, bool finished,
-                                int32_t action)
+                                const EpochSums *sums, bool finished, int32_t action)
 {
     StateList opt, es;
     optim_state(&tr->optim, &opt);
@@ -22,9 +21,11 @@ Status trainer_write_checkpoint(Trainer *tr, int64_t epoch, size_t step_in_epoch
     Checkpoint ck = {.state = {.epoch = epoch,
                                .step_in_epoch = (int64_t)step_in_epoch,
                                .step = tr->step,
-                               .loss_sum = loss_sum,
-                               .weight_sum = weight_sum,
-                               .rows_seen = rows,
+                               .loss_sum = sums->loss_sum,
+                               .weight_sum = sums->weight_sum,
+                               .rows_seen = sums->rows,
+                               .correct_seen = sums->correct,
+                               .decisions_seen = sums->decisions,
                                .finished = finished,
                                .final_action = action,
                                .ranks = tr->P,
@@ -134,9 +135,9 @@ static Status restore(Trainer *tr, const char *path, const Checkpoint *ck)
     tr->step = cs->step;
     tr->start_epoch = cs->epoch;
     tr->start_step = (size_t)cs->step_in_epoch;
-    tr->start_loss_sum = cs->loss_sum;
-    tr->start_weight_sum = cs->weight_sum;
-    tr->start_rows = cs->rows_seen;
+    tr->start_sums = (EpochSums){.loss_sum = cs->loss_sum, .weight_sum = cs->weight_sum,
+                                 .rows = cs->rows_seen, .correct = cs->correct_seen,
+                                 .decisions = cs->decisions_seen};
     return XT_OK;
 }
 
@@ -151,6 +152,14 @@ static void report_resume(Trainer *tr, const char *path, const Checkpoint *ck)
                  "(raise train.epochs to continue, or train.resume = never to start over)",
                  path, early_stop_action_name((EsAction)cs->final_action),
                  (long long)cs->epoch - 1);
+        Config saved;
+        char err[256], diff[DIFF_TEXT_MAX];
+        if (config_load_text(&saved, ck->config_text, path, err, sizeof err) == XT_OK &&
+            config_diff(&saved, &tr->cfg, CONFIG_KEYS_SETTINGS, diff, sizeof diff) > 0)
+            log_warn("these settings differ from the finished run's and were NOT used: %s. "
+                     "To train with them: raise train.epochs to continue this run (the new "
+                     "values apply from there), or set train.resume = never (or another "
+                     "run.dir) to start over", diff);
     } else {
         log_info("resume: %s, epoch %lld step %zu (optimiser step %llu), written by %lld rank(s), "
                  "continuing on %d", path, (long long)cs->epoch, tr->start_step,

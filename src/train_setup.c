@@ -113,11 +113,11 @@ static Status probe_splits(Trainer *tr)
         log_error0("data.train is not set: name the training split (file.h5:/train)");
         return XT_ERR_USAGE;
     }
-    Status st = dataset_probe(c->data.train, tr->comm, &tr->tinfo);
+    Status st = dataset_probe(c->data.train, tr->comm, true, &tr->tinfo);
     if (st != XT_OK) return st;
     tr->has_val = c->data.val[0] != '\0';
-    if (tr->has_val && (st = dataset_probe(c->data.val, tr->comm, &tr->vinfo)) != XT_OK) return st;
-    if (c->data.test[0] && (st = dataset_probe(c->data.test, tr->comm, &tr->test_info)) != XT_OK)
+    if (tr->has_val && (st = dataset_probe(c->data.val, tr->comm, true, &tr->vinfo)) != XT_OK) return st;
+    if (c->data.test[0] && (st = dataset_probe(c->data.test, tr->comm, true, &tr->test_info)) != XT_OK)
         return st;
     const DatasetInfo *ti = &tr->tinfo;
     tr->dense = ti->target == TARGET_DENSE;
@@ -200,6 +200,13 @@ static Status decide_classes(Trainer *tr)
                    (long long)-mm[1]);
         return XT_ERR_USAGE;
     }
+    if (c->model.classes == 0 && -mm[1] > 0) {
+        log_error0("%s/y: the class ids start at %lld, not 0, so class 0 would be a class no "
+                   "row has (and K = %lld): relabel from 0 (e.g. y - %lld; xentrain convert "
+                   "does that), or set model.classes if class 0 exists but is absent here",
+                   c->data.train, (long long)-mm[1], (long long)mm[0] + 1, (long long)-mm[1]);
+        return XT_ERR_USAGE;
+    }
     tr->K = c->model.classes > 0 ? (size_t)c->model.classes : (size_t)mm[0] + 1;
     if (tr->K < 2) tr->K = 2;
     if (tr->K > XT_MAX_CLASSES) {
@@ -233,26 +240,35 @@ static Status fit_standardize(Trainer *tr)
     return st;
 }
 
+/* data.normalize = auto: the scale attribute when X has one, else standardisation;
+ * scale without the attribute is refused (one global max |x| squashes every feature by
+ * the largest one). Local (the same on every rank). */
+static Status resolve_normalization(Trainer *tr)
+{
+    const Config *c = &tr->cfg;
+    bool has_scale = tr->tinfo.x_scale > 0.0;
+    tr->norm = c->data.normalize;
+    if (tr->norm == NORM_AUTO) tr->norm = has_scale ? NORM_SCALE : NORM_STANDARDIZE;
+    if (tr->norm == NORM_SCALE && !has_scale) {
+        log_error0("data.normalize = scale: %s/X has no scale attribute to multiply by; use "
+                   "data.normalize = standardize (or auto), or add the attribute (e.g. "
+                   "scale = 1/255 for 8-bit pixels)", c->data.train);
+        return XT_ERR_USAGE;
+    }
+    return XT_OK;
+}
+
 /* The normalisation statistics, then rows come out normalised. Collective. */
 static Status fit_normalization(Trainer *tr)
 {
-    const Config *c = &tr->cfg;
     const size_t D = tr->tinfo.d;
-    if (c->data.normalize == NORM_NONE) return XT_OK;
+    if (tr->norm == NORM_NONE) return XT_OK;
     tr->shift = calloc(D, sizeof *tr->shift);
     tr->mul = malloc(D * sizeof *tr->mul);
     Status st = comm_agree(tr->comm, tr->shift && tr->mul ? XT_OK : XT_ERR_RUNTIME);
     if (st != XT_OK) return st;
-    if (c->data.normalize == NORM_SCALE) {
-        double s = tr->tinfo.x_scale;
-        if (!(s > 0.0)) {
-            double mx = 0.0;
-            st = comm_agree(tr->comm, rowsource_max_abs(&tr->train_rows, &mx));
-            if (st != XT_OK) return st;
-            comm_allreduce_max_double(tr->comm, &mx, 1);
-            s = mx > 0.0 ? 1.0 / mx : 1.0;
-        }
-        for (size_t j = 0; j < D; j++) tr->mul[j] = (float)s;
+    if (tr->norm == NORM_SCALE) {
+        for (size_t j = 0; j < D; j++) tr->mul[j] = (float)tr->tinfo.x_scale;
     } else if ((st = fit_standardize(tr)) != XT_OK) {
         return st;
     }
@@ -282,6 +298,7 @@ static Status load_val(Trainer *tr)
 static Status setup_data(Trainer *tr)
 {
     Status st = probe_splits(tr);
+    if (st == XT_OK) st = resolve_normalization(tr);
     if (st == XT_OK) st = load_shard(tr);
     if (st == XT_OK) st = decide_classes(tr);
     if (st == XT_OK) st = fit_normalization(tr);
@@ -407,23 +424,33 @@ static void banner(const Trainer *tr)
 {
     if (tr->r != 0) return;
     const Config *c = &tr->cfg;
-    char mpi[256], desc[256];
+    char mpi[256], desc[256], blas[512];
     comm_library_version(mpi, sizeof mpi);
+    linalg_describe(blas, sizeof blas);
     model_shape_describe(&tr->model.shape, desc, sizeof desc);
     log_info("xentrain %s train %s", XT_VERSION, c->source);
     log_info("launch   P = %d ranks on %d node(s), %d per node; BLAS threads per rank: %d; %s",
              tr->P, comm_node_count(tr->comm), comm_local_size(tr->comm), linalg_blas_threads(),
              mpi);
+    log_info("blas     %s", blas);
     const char *job = getenv("SLURM_JOB_ID");
     if (job)
         log_info("slurm    job %s, nodes %s, tasks per node %s", job,
                  getenv("SLURM_JOB_NODELIST") ? getenv("SLURM_JOB_NODELIST") : "?",
                  getenv("SLURM_TASKS_PER_NODE") ? getenv("SLURM_TASKS_PER_NODE") : "?");
-    log_info("data     train %s: N = %zu, D = %zu (%s), %s; rank 0 holds rows [%zu, %zu)",
-             c->data.train, tr->tinfo.n, tr->tinfo.d, tr->tinfo.x_type,
-             tr->dense ? "dense (N,K) targets" : "class ids", tr->sampler.row_lo,
-             tr->sampler.row_hi);
+    log_info("data     train %s: N = %zu, D = %zu (X %s), y %s; rank 0 holds rows [%zu, %zu)",
+             c->data.train, tr->tinfo.n, tr->tinfo.d, tr->tinfo.x_type, tr->tinfo.y_type,
+             tr->sampler.row_lo, tr->sampler.row_hi);
     log_info("loss     %s", loss_kind_name(tr->loss_kind));
+    const char *why = tr->norm == NORM_NONE ? "data.normalize = none"
+                      : c->data.normalize != NORM_AUTO ? "as configured"
+                      : tr->norm == NORM_SCALE ? "auto: X has a scale attribute"
+                                               : "auto: X has no scale attribute";
+    if (tr->norm == NORM_SCALE)
+        log_info("features scaled by %g (%s)", tr->tinfo.x_scale, why);
+    else
+        log_info("features %s (%s)", tr->norm == NORM_NONE ? "used as stored"
+                 : "standardised: mean 0, sd 1 over the training split", why);
     if (tr->has_val)
         log_info("         val   %s: N = %zu (%s)", c->data.val, tr->vinfo.n,
                  c->eval.distributed ? "sharded over ranks" : "rank 0");

@@ -25,9 +25,23 @@
 #include "rowsource.h"
 #include "shard.h"
 
-/* Trailing slots of the gradient buffer that ride in the same allreduce. The flags are
- * counts of ranks (exact small integers in float), so every rank reads the same value. */
-enum { SLOT_LOSS = 0, SLOT_WEIGHT = 1, SLOT_NONFINITE = 2, SLOT_SIGNAL = 3, N_SLOTS = 4 };
+/* Trailing slots of the gradient buffer that ride in the same allreduce. The flags and
+ * counts are whole numbers below 2^24 (ranks; a step's decisions), exact in float, so
+ * every rank reads the same value. */
+enum {
+    SLOT_LOSS,      /* the loss sum */
+    SLOT_WEIGHT,    /* its mean's denominator */
+    SLOT_NONFINITE, /* ranks whose loss was NaN or Inf */
+    SLOT_SIGNAL,    /* ranks that caught a signal */
+    SLOT_CORRECT,   /* right decisions (training accuracy) */
+    SLOT_DECISIONS, /* all decisions */
+    N_SLOTS
+};
+
+/* The epoch's accumulators so far, saved in checkpoints. */
+typedef struct {
+    double loss_sum, weight_sum, rows, correct, decisions;
+} EpochSums;
 
 #define TRAINER_PATH_MAX (XT_PATH_MAX + 16)
 
@@ -49,6 +63,7 @@ typedef struct {
     Sampler sampler;
     size_t global_batch;
     float *shift, *mul; /* (D) normalisation, or NULL */
+    Normalize norm;     /* data.normalize resolved (never NORM_AUTO) */
     /* model, loss, optimiser */
     Model model;
     LossOptions lopt;
@@ -74,7 +89,7 @@ typedef struct {
     /* where the loop starts (a fresh run: epoch 1, step 0; a resumed one: the checkpoint's) */
     int64_t start_epoch;
     size_t start_step;
-    double start_loss_sum, start_weight_sum, start_rows;
+    EpochSums start_sums;
     bool nothing_to_do; /* resumed a run that had already finished */
 } Trainer;
 
@@ -89,8 +104,7 @@ Status trainer_resume(Trainer *tr);
 /* Rank 0: checkpoint.h5 for the position (epoch, step_in_epoch) and the epoch's
  * accumulators so far. */
 Status trainer_write_checkpoint(Trainer *tr, int64_t epoch, size_t step_in_epoch,
-                                double loss_sum, double weight_sum, double rows, bool finished,
-                                int32_t action);
+                                const EpochSums *sums, bool finished, int32_t action);
 /* train_outputs.c. A model file of these parameters (a view: nothing is copied). */
 ModelFile trainer_model_file(const Trainer *tr, const float *params, int64_t epoch, double vl,
                              double va);

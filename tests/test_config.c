@@ -99,7 +99,7 @@ static void test_config_defaults(void **state)
     assert_string_equal(c->data.train, "");
     assert_string_equal(c->data.val, "");
     assert_string_equal(c->data.test, "");
-    assert_int_equal(c->data.normalize, NORM_SCALE);
+    assert_int_equal(c->data.normalize, NORM_AUTO);
     assert_int_equal(c->data.virtual_shards, 64);
     assert_int_equal(c->model.type, MODEL_SOFTMAX);
     assert_int_equal(c->model.n_hidden, 0);
@@ -355,7 +355,7 @@ static void test_config_bools_and_enums(void **state)
     assert_int_equal(c.early_stopping.mode, MODE_MIN);
     expect_set_fails("model.type=cnn", "not one of the choices",
                      "(allowed: logistic, softmax, multilabel, mlp)");
-    expect_set_fails("data.normalize=minmax", "(allowed: none, scale, standardize)", NULL);
+    expect_set_fails("data.normalize=minmax", "(allowed: none, scale, standardize, auto)", NULL);
     expect_set_fails("early_stopping.monitor=loss", "(allowed: val_loss, val_accuracy)", NULL);
     expect_set_fails("model.init=", "empty value", NULL);
 }

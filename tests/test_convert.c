@@ -71,7 +71,7 @@ static void load(const char *name_group, Dataset *ds)
     char spec[700];
     path_in(spec, sizeof spec, name_group);
     DatasetInfo in;
-    assert_int_equal(dataset_probe(spec, NULL, &in), XT_OK);
+    assert_int_equal(dataset_probe(spec, NULL, true, &in), XT_OK);
     assert_int_equal(dataset_load(ds, &in, 0, in.n, 0, NULL), XT_OK);
 }
 

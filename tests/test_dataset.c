@@ -60,7 +60,7 @@ static void probe_fails(const char *name_spec, const char *want)
     path_in(spec, sizeof spec, name_spec);
     DatasetInfo in;
     xt_test_capture_begin();
-    Status st = dataset_probe(spec, NULL, &in);
+    Status st = dataset_probe(spec, NULL, true, &in);
     xt_test_capture_end(err, sizeof err);
     assert_int_equal(st, XT_ERR_USAGE);
     expect_msg(err, want);
@@ -73,7 +73,7 @@ static void load_fails(const char *name_spec, size_t lo, size_t hi, size_t k, St
     char spec[700], err[4096];
     path_in(spec, sizeof spec, name_spec);
     DatasetInfo in;
-    assert_int_equal(dataset_probe(spec, NULL, &in), XT_OK);
+    assert_int_equal(dataset_probe(spec, NULL, true, &in), XT_OK);
     Dataset ds;
     xt_test_capture_begin();
     Status st = dataset_load(&ds, &in, lo, hi, k, NULL);
@@ -153,7 +153,7 @@ static void test_dataset_probe_and_load_class(void **state)
     char spec[700];
     path_in(spec, sizeof spec, "good.h5"); /* bare file: /train */
     DatasetInfo in;
-    assert_int_equal(dataset_probe(spec, NULL, &in), XT_OK);
+    assert_int_equal(dataset_probe(spec, NULL, true, &in), XT_OK);
     assert_int_equal(in.n, 6);
     assert_int_equal(in.d, 3);
     assert_int_equal(in.target, TARGET_CLASS);
@@ -189,13 +189,11 @@ static void test_dataset_probe_and_load_class(void **state)
     assert_null(ds.X);
     assert_int_equal(ds.label_min, 0);
     assert_int_equal(ds.label_max, -1);
-    double s[3], sq[3], mx = -1.0;
+    double s[3], sq[3];
     RowSource src;
     rowsource_init(&src, &ds);
     assert_int_equal(rowsource_feature_sums(&src, s, sq), XT_OK);
     assert_true(s[0] == 0.0 && sq[2] == 0.0);
-    assert_int_equal(rowsource_max_abs(&src, &mx), XT_OK);
-    assert_true(mx == 0.0);
     dataset_free(&ds);
 
     Dataset zero;
@@ -210,7 +208,7 @@ static void test_dataset_probe_and_load_dense(void **state)
     char spec[700];
     path_in(spec, sizeof spec, "good.h5:/val");
     DatasetInfo in;
-    assert_int_equal(dataset_probe(spec, NULL, &in), XT_OK);
+    assert_int_equal(dataset_probe(spec, NULL, true, &in), XT_OK);
     assert_int_equal(in.n, 4);
     assert_int_equal(in.d, 2);
     assert_int_equal(in.target, TARGET_DENSE);
@@ -254,7 +252,7 @@ static void test_dataset_load_blocks(void **state)
     path_in(spec, sizeof spec, "blocks.h5");
     DatasetInfo in;
     Dataset ds;
-    assert_int_equal(dataset_probe(spec, NULL, &in), XT_OK);
+    assert_int_equal(dataset_probe(spec, NULL, true, &in), XT_OK);
     assert_int_equal(dataset_load(&ds, &in, 1, 9, 1, NULL), XT_OK);
     for (size_t i = 0; i < 8; i++) {
         assert_true(ds.X[i * d] == (float)(i + 1));
@@ -288,7 +286,7 @@ static void test_dataset_missing_things(void **state)
     char err[512];
     DatasetInfo in;
     xt_test_capture_begin();
-    Status st = dataset_probe("", NULL, &in);
+    Status st = dataset_probe("", NULL, true, &in);
     xt_test_capture_end(err, sizeof err);
     assert_int_equal(st, XT_ERR_USAGE);
     expect_msg(err, "empty data spec");
@@ -331,18 +329,25 @@ static void test_dataset_bad_shapes(void **state)
     assert_int_equal(xt_h5_write_unsupported(shapes, "/compy/y", "compound", 4), XT_OK);
     probe_fails("shapes.h5:/x1d", "shapes.h5:/x1d/X: expected 2-D features (N, D), got (4,) float32");
     probe_fails("shapes.h5:/x3d", "shapes.h5:/x3d/X: expected 2-D features (N, D), got (4, 2, 3) float32");
-    probe_fails("shapes.h5:/ylen", "shapes.h5:/ylen/y: expected (N,) integer class ids or (N,K) "
-                                   "floats with N = 4, got (3,) int32");
-    probe_fails("shapes.h5:/y3d", "shapes.h5:/y3d/y: expected (N,) integer class ids or (N,K) "
-                                  "floats with N = 4, got (4, 3, 2) float32");
-    probe_fails("shapes.h5:/yfloat", "got (4,) float32");
-    probe_fails("shapes.h5:/yint2d", "got (4, 1) int32");
-    probe_fails("shapes.h5:/ydenselen", "with N = 4, got (5, 2) float32");
+    probe_fails("shapes.h5:/ylen", "shapes.h5:/ylen/y: expected (N,) class ids (integer, bool or "
+                                   "whole-number floats; (N, 1) also works) or (N, K) floats in "
+                                   "[0, 1], with N = 4 as X, got (3,) int32");
+    probe_fails("shapes.h5:/y3d", "with N = 4 as X, got (4, 3, 2) float32");
+    /* (N,) floats and (N, 1) integers are class ids (floats checked as rows are read) */
+    const char *as_ids[2] = {"shapes.h5:/yfloat", "shapes.h5:/yint2d"};
+    for (int i = 0; i < 2; i++) {
+        char spec[700];
+        DatasetInfo in;
+        path_in(spec, sizeof spec, as_ids[i]);
+        assert_int_equal(dataset_probe(spec, NULL, true, &in), XT_OK);
+        assert_int_equal(in.target, TARGET_CLASS);
+        assert_true(in.has_y);
+    }
+    probe_fails("shapes.h5:/ydenselen", "with N = 4 as X, got (5, 2) float32");
     probe_fails("shapes.h5:/empty", "shapes.h5:/empty: empty split: X is (0, 2) float32");
     probe_fails("shapes.h5:/nod", "shapes.h5:/nod/X: expected D > 0 features, got (4, 0) float32");
     probe_fails("shapes.h5:/strx", "shapes.h5:/strx/X: expected an integer or float type, got (4,) string");
-    probe_fails("shapes.h5:/compy", "shapes.h5:/compy/y: expected (N,) integer class ids or (N,K) "
-                                    "floats with N = 4, got (4,) compound");
+    probe_fails("shapes.h5:/compy", "with N = 4 as X, got (4,) compound");
     probe_fails("shapes.h5:/badscale", "attribute scale = -1, expected a finite number > 0");
 }
 
@@ -385,7 +390,7 @@ static void test_dataset_bad_values(void **state)
     path_in(spec, sizeof spec, "values.h5:/lab");
     DatasetInfo in;
     Dataset ds;
-    assert_int_equal(dataset_probe(spec, NULL, &in), XT_OK);
+    assert_int_equal(dataset_probe(spec, NULL, true, &in), XT_OK);
     assert_int_equal(dataset_load(&ds, &in, 0, 4, 0, NULL), XT_OK);
     assert_int_equal(ds.label_max, 5);
     dataset_free(&ds);
@@ -456,15 +461,13 @@ static void test_dataset_statistics(void **state)
     ds.lo = 10;
     ds.hi = 13;
     ds.X = X;
-    double s[2], sq[2], mx = 0.0;
+    double s[2], sq[2];
     RowSource src;
     rowsource_init(&src, &ds);
     assert_int_equal(src.n, 3);
     assert_int_equal(rowsource_feature_sums(&src, s, sq), XT_OK);
     assert_true(s[0] == -1.0 && s[1] == 8.0);
     assert_true(sq[0] == 35.0 && sq[1] == 56.0);
-    assert_int_equal(rowsource_max_abs(&src, &mx), XT_OK);
-    assert_true(mx == 6.0);
     float shift[2] = {1, -2}, mul[2] = {0.5f, 2};
     rowsource_set_normalization(&src, shift, mul); /* float rows: in place */
     float want[6] = {0, 0, 1, 12, -3, 16};
@@ -490,7 +493,7 @@ static void test_dataset_compact_gather(void **state)
     char spec[700];
     path_in(spec, sizeof spec, "u8.h5");
     DatasetInfo in;
-    assert_int_equal(dataset_probe(spec, NULL, &in), XT_OK);
+    assert_int_equal(dataset_probe(spec, NULL, true, &in), XT_OK);
     assert_true(in.x_u8);
     Dataset a = {0}, b = {0};
     assert_int_equal(dataset_load_compact(&a, &in, 2, 7, 3, NULL), XT_OK);
@@ -503,15 +506,12 @@ static void test_dataset_compact_gather(void **state)
     RowSource ra, rb;
     rowsource_init(&ra, &a);
     rowsource_init(&rb, &b);
-    double s1[D], q1[D], s2[D], q2[D], m1 = 0.0, m2 = 0.0;
+    double s1[D], q1[D], s2[D], q2[D];
     assert_int_equal(rowsource_feature_sums(&ra, s1, q1), XT_OK);
     assert_int_equal(rowsource_feature_sums(&rb, s2, q2), XT_OK);
     for (int j = 0; j < D; j++) assert_true(s1[j] == s2[j] && q1[j] == q2[j]);
     assert_true(s1[1] == (double)X[2 * D + 1] + X[3 * D + 1] + X[4 * D + 1] + X[5 * D + 1] +
                              X[6 * D + 1]);
-    assert_int_equal(rowsource_max_abs(&ra, &m1), XT_OK);
-    assert_int_equal(rowsource_max_abs(&rb, &m2), XT_OK);
-    assert_true(m1 == m2 && m1 > 0.0);
     /* uint8 rows are normalised as gathered, float rows once in place: same bits */
     const float shift[D] = {1.5f, 0, 100, -3, 7}, mul[D] = {0.25f, 1.0f / 255, 2, 0.5f, 1e-3f};
     rowsource_set_normalization(&ra, shift, mul);

@@ -79,7 +79,7 @@ static void check_shards(const char *group, size_t n_expect)
     char spec[700];
     snprintf(spec, sizeof spec, "%s/data.h5:%s", g_dir, group);
     DatasetInfo in;
-    assert_all_ranks(g_comm, dataset_probe(spec, g_comm, &in) == XT_OK);
+    assert_all_ranks(g_comm, dataset_probe(spec, g_comm, true, &in) == XT_OK);
     assert_all_ranks(g_comm, in.n == n_expect);
     size_t n = in.n, d = in.d;
     size_t lo = (size_t)r * n / (size_t)P, hi = (size_t)(r + 1) * n / (size_t)P;
@@ -176,15 +176,15 @@ static void test_dataset_mpi_errors_agree(void **state)
     /* layout fault: the same status on every rank, no hang */
     snprintf(spec, sizeof spec, "%s/data.h5:/nothere", g_dir);
     DatasetInfo in;
-    Status st = dataset_probe(spec, g_comm, &in);
+    Status st = dataset_probe(spec, g_comm, true, &in);
     assert_all_ranks(g_comm, st == XT_ERR_USAGE);
     snprintf(spec, sizeof spec, "%s/missing.h5", g_dir);
-    st = dataset_probe(spec, g_comm, &in);
+    st = dataset_probe(spec, g_comm, true, &in);
     assert_all_ranks(g_comm, st == XT_ERR_USAGE);
     /* a fault in the last rank's rows only (label 9 in the last row, k = 5): that rank
      * fails, the others load, and the agreement gives every rank the failure */
     snprintf(spec, sizeof spec, "%s/data.h5:/onebad", g_dir);
-    assert_all_ranks(g_comm, dataset_probe(spec, g_comm, &in) == XT_OK);
+    assert_all_ranks(g_comm, dataset_probe(spec, g_comm, true, &in) == XT_OK);
     int P = comm_size(g_comm), r = comm_rank(g_comm);
     size_t lo = (size_t)r * in.n / (size_t)P, hi = (size_t)(r + 1) * in.n / (size_t)P;
     Dataset ds;

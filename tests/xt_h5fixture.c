@@ -33,13 +33,15 @@ static hid_t make_type(const char *kind, size_t n, void **buf)
             return H5I_INVALID_HID;
         }
         *buf = calloc(n ? n : 1, sizeof(Pair));
-    } else if (!strcmp(kind, "enum")) {
-        int8_t no = 0, yes = 1;
+    } else if (!strcmp(kind, "enum")) { /* not a bool (FALSE/TRUE enums read as 0/1) */
+        int8_t v[3] = {0, 1, 2};
+        const char *names[3] = {"RED", "GREEN", "BLUE"};
         t = H5Tenum_create(H5T_NATIVE_INT8);
-        if (t >= 0 && (H5Tenum_insert(t, "FALSE", &no) < 0 || H5Tenum_insert(t, "TRUE", &yes) < 0)) {
-            H5Tclose(t);
-            return H5I_INVALID_HID;
-        }
+        for (int i = 0; i < 3 && t >= 0; i++)
+            if (H5Tenum_insert(t, names[i], &v[i]) < 0) {
+                H5Tclose(t);
+                return H5I_INVALID_HID;
+            }
         *buf = calloc(n ? n : 1, 1);
     }
     return t;

@@ -9,7 +9,7 @@
 
 /* Adds to the existing file `path` (closed) a 1-D dataset `dset` of n elements of a type
  * xentrain cannot read as data: kind "string" (variable-length UTF-8), "compound"
- * ({int32 a; float32 b}) or "enum". Missing groups are created. */
+ * ({int32 a; float32 b}) or "enum" (RED, GREEN, BLUE: not a bool). Missing groups are created. */
 Status xt_h5_write_unsupported(const char *path, const char *dset, const char *kind, size_t n);
 
 #endif

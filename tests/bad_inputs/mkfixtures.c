@@ -118,10 +118,10 @@ static void data_files(void)
         check(xt_h5_write_unsupported(p, "/train/y", "enum", N_ROWS), "enum y");
     }
 
-    /* y as (N,) floats: neither class ids nor (N, K) targets */
+    /* y as (N,) floats that are not whole numbers: not class ids (whole ones would be) */
     {
         float yf[N_ROWS];
-        for (int i = 0; i < N_ROWS; i++) yf[i] = (float)y[i];
+        for (int i = 0; i < N_ROWS; i++) yf[i] = (float)y[i] + 0.5f;
         f = create("d_yfloat1d.h5");
         write_splits(f, H5IO_F32, 2, xd, X, H5IO_F32, 1, yd, yf);
         close_file(&f, "d_yfloat1d.h5");

@@ -119,7 +119,7 @@ run_case() {
     local t0=$SECONDS out rc
     # Each rank prints its own exit code and then exits 0, so mpiexec lets every rank finish
     # and we see every rank's code (a rank killed by a signal prints nothing).
-    out=$(timeout -k 5 "$CASE_TIMEOUT" "$MPIEXEC" -np "$np" --oversubscribe bash -c \
+    out=$(timeout -k 5 "$CASE_TIMEOUT" "$MPIEXEC" -np "$np" bash -c \
       '"$0" "$@"; echo "xt-rank-exit ${OMPI_COMM_WORLD_RANK:-0} $?"' "$XT" "$@" 2>&1 </dev/null)
     rc=$?
     local dt=$((SECONDS - t0)) why=""
@@ -170,7 +170,7 @@ bad list_empty_element       2 "model.hidden=16,,8: element 2 is empty" "${T[@]}
 bad value_overlong           2 "run.dir=a+\.\.\.: too long: 5000 characters" "${T[@]}" --set "run.dir=$(head -c 5000 /dev/zero | tr '\0' a)"
 bad eval_missing_model       2 "eval: --model M.h5 is required" eval --data d_good.h5
 bad eval_unknown_option      2 "unknown option '--colour'" eval --model run/model.h5 --data d_good.h5 --colour
-bad predict_missing_out      2 "predict: --out P.h5 is required" predict --model run/model.h5 --data d_good.h5:/val
+bad predict_missing_out      2 "predict: --out P.h5\|P.csv is required" predict --model run/model.h5 --data d_good.h5:/val
 bad gen_rows_garbage         2 "--rows '10x': not an unsigned integer" gen blobs --rows 10x --out g.h5
 
 # ---- config files ----------------------------------------------------------------------
@@ -196,10 +196,10 @@ bad data_no_y                2 "no dataset 'y'" "${T[@]}" $(split d_noy.h5)
 bad data_x_1d                2 "/train/X: expected 2-D features \(N, D\), got \(40,\) float32" "${T[@]}" $(split d_x1d.h5)
 bad data_x_3d                2 "/train/X: expected 2-D features \(N, D\), got \(40, 3, 1\)" "${T[@]}" $(split d_x3d.h5)
 bad data_x_string            2 "/train/X: expected an integer or float type, got \(40,\) string" "${T[@]}" $(split d_xstring.h5)
-bad data_y_compound          2 "/train/y: expected \(N,\) integer class ids.*compound" "${T[@]}" --set data.train=d_ycompound.h5:/train --set data.val=
-bad data_y_enum              2 "/train/y: expected \(N,\) integer class ids.*enum" "${T[@]}" --set data.train=d_yenum.h5:/train --set data.val=
-bad data_y_float_1d          2 "/train/y: expected \(N,\) integer class ids.*float32" "${T[@]}" $(split d_yfloat1d.h5)
-bad data_n_mismatch          2 "/train/y: expected .* N = 40, got \(39,\)" "${T[@]}" $(split d_mismatch.h5)
+bad data_y_compound          2 "/train/y: expected \(N,\) class ids.*compound" "${T[@]}" --set data.train=d_ycompound.h5:/train --set data.val=
+bad data_y_enum              2 "/train/y: expected \(N,\) class ids.*enum" "${T[@]}" --set data.train=d_yenum.h5:/train --set data.val=
+bad data_y_float_1d          2 "/train/y: rows \[0, .*\): values do not convert exactly to int32" "${T[@]}" $(split d_yfloat1d.h5)
+bad data_n_mismatch          2 "/train/y: expected .* N = 40 as X, got \(39,\)" "${T[@]}" $(split d_mismatch.h5)
 bad data_zero_rows           2 "empty split: X is \(0, 3\)" "${T[@]}" $(split d_zerorows.h5)
 bad data_zero_features       2 "expected D > 0 features, got \(40, 0\)" "${T[@]}" $(split d_zerofeat.h5)
 bad data_nan                 2 "/train/X: non-finite value NaN at row 17, column 1" "${T[@]}" $(split d_nan.h5)
@@ -268,7 +268,7 @@ if numeric; then
   for np in 1 2; do
     w=$DIR/case/numeric.np$np
     rm -rf "$w" && mkdir -p "$w" && cp -a "$FX/." "$w/" && cd "$w" || exit 1
-    x() { timeout -k 5 "$CASE_TIMEOUT" "$MPIEXEC" -np "$np" --oversubscribe "$XT" "$@"; }
+    x() { timeout -k 5 "$CASE_TIMEOUT" "$MPIEXEC" -np "$np" "$XT" "$@"; }
     # 1. divergence: two good epochs on 1e30 features without normalisation at lr 1e-40
     #    (finite losses), then resume to epoch 6 at lr 1 (the learning rate may change on
     #    resume): the logits overflow float32 in epoch 3.

@@ -10,7 +10,7 @@ bin=$1 tmp=$2 mpiexec=$3
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 . "$root/tests/lib.sh"
 rm -rf "$tmp" && mkdir -p "$tmp/data" && cd "$tmp" || exit 1
-xt() { local np=$1; shift; timeout -k 5 180 "$mpiexec" -np "$np" --oversubscribe "$bin" "$@"; }
+xt() { local np=$1; shift; timeout -k 5 180 "$mpiexec" -np "$np" "$bin" "$@"; }
 
 for cfg in "$root"/configs/*.ini; do
   name=$(basename "$cfg" .ini)

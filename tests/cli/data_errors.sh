@@ -121,13 +121,38 @@ expect "the existing output is untouched" cmp -s "$DIR/good.h5" "$DIR/good.h5.or
 
 # ---- under MPI: rank 0 converts, every rank exits with its code --------------------
 if [ -n "$MPIEXEC" ] && command -v "$MPIEXEC" >/dev/null 2>&1; then
-    check "mpiexec -n 2 gen" 0 "" "$MPIEXEC" -n 2 --oversubscribe "$XT" gen xor --rows 100 \
+    check "mpiexec -n 2 gen" 0 "" "$MPIEXEC" -n 2 "$XT" gen xor --rows 100 \
         --out "$DIR/mpi.h5"
     check "mpiexec -n 2 convert bad csv exits 2" 2 "bad.csv:3: field 2" \
-        "$MPIEXEC" -n 2 --oversubscribe "$XT" convert csv --input "$DIR/bad.csv" --out "$DIR/x.h5"
+        "$MPIEXEC" -n 2 "$XT" convert csv --input "$DIR/bad.csv" --out "$DIR/x.h5"
 else
     echo "skip MPI cases: no launcher '$MPIEXEC'"
 fi
+
+# ---- CSV conveniences: preamble, header names, a separate test file, stratified splits ----
+printf '4,2,no,yes\n1,2,0\n3,4,1\n5,6,0\n7,8,1\n' >"$DIR/pre.csv"
+check "csv: a preamble line names --skip-rows" 2 "3 fields, expected 4 .*--skip-rows 1" \
+    "$XT" convert csv --input "$DIR/pre.csv" --out "$DIR/x.h5"
+check "csv: --skip-rows 1 reads it" 0 "/train 4, /val 0" \
+    "$XT" convert csv --input "$DIR/pre.csv" --skip-rows 1 --val-fraction 0 --out "$DIR/pre.h5"
+printf 'a,b,label\n1,2,0\n3,4,1\n5,6,0\n7,8,1\n' >"$DIR/hdr.csv"
+printf 'a,b,label\n9,9,1\n' >"$DIR/hdr_test.csv"
+check "csv: --test-input becomes /test" 0 "/train 4, /val 0, /test 1 rows" \
+    "$XT" convert csv --input "$DIR/hdr.csv" --test-input "$DIR/hdr_test.csv" --val-fraction 0 \
+    --out "$DIR/hdr.h5"
+if command -v h5dump >/dev/null; then
+    check "csv: header names become feature_names" 0 '"a", "b"' h5dump -a /feature_names "$DIR/hdr.h5"
+fi
+printf 'x,label\n%s\n' "$(for i in $(seq 1 40); do echo "$i,$(( i <= 30 ? 0 : 1 ))"; done)" >"$DIR/strat.csv"
+check "csv: --stratify keeps the class proportions in /val" 0 "/train 32, /val 8" \
+    "$XT" convert csv --input "$DIR/strat.csv" --val-fraction 0.2 --stratify --out "$DIR/strat.h5"
+if command -v h5dump >/dev/null; then
+    check "csv: stratified /val holds 6 of class 0 and 2 of class 1" 0 "\(0\): 0, 0, 0, 0, 0, 0, 1, 1" \
+        h5dump -d /val/y "$DIR/strat.h5"
+fi
+printf '1,2,5\n3,4,7\n5,6,5\n' >"$DIR/from5.csv"
+check "csv: labels that do not start at 0 are remapped, saying so" 0 "start at 5, not 0" \
+    "$XT" convert csv --input "$DIR/from5.csv" --val-fraction 0 --out "$DIR/from5.h5"
 
 # ---- the real Fashion-MNIST files ---------------------------------------------------
 if [ -r "$FASHION/train-images-idx3-ubyte.gz" ]; then

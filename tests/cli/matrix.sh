@@ -15,7 +15,7 @@ set -u
 bin=$1 tmp=$2 mpiexec=$3
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../lib.sh"
 rm -rf "$tmp" && mkdir -p "$tmp" && cd "$tmp" || exit 1
-xt() { local np=$1; shift; timeout -k 5 60 "$mpiexec" -np "$np" --oversubscribe "$bin" "$@"; }
+xt() { local np=$1; shift; timeout -k 5 60 "$mpiexec" -np "$np" "$bin" "$@"; }
 
 g="--rows 400 --features 5 --seed 3 --val-fraction 0.25 --test-fraction 0.25"
 "$bin" gen blobs --classes 2 $g --out binary.h5 >/dev/null &&

@@ -14,7 +14,7 @@ bin=$1 tmp=$2 mpiexec=$3
 rm -rf "$tmp" && mkdir -p "$tmp" && cd "$tmp" || exit 1
 xt() { # xt NP ARGS... : runs xentrain on NP ranks with a hard time limit
   local np=$1; shift
-  timeout -k 5 120 "$mpiexec" -np "$np" --oversubscribe "$bin" "$@"
+  timeout -k 5 120 "$mpiexec" -np "$np" "$bin" "$@"
 }
 
 "$bin" gen blobs --rows 1430 --features 8 --classes 3 --noise 2.0 --val-fraction 0.15 \

@@ -34,7 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         char spec[300];
         snprintf(spec, sizeof spec, "%s%s", path, groups[g]);
         DatasetInfo info;
-        if (dataset_probe(spec, NULL, &info) != XT_OK) continue;
+        if (dataset_probe(spec, NULL, true, &info) != XT_OK) continue;
         double values = (double)info.n * (double)(info.d + info.k_dense + 1);
         if (values > (double)(1 << 22)) continue;
         Dataset ds;

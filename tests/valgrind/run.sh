@@ -46,7 +46,7 @@ check() {
 }
 timeout -k 5 300 "${VG[@]}" --log-file=vg-train1.log "$XT" train v.ini --set run.dir=r1 >train1.out 2>&1
 check "train P=1 under valgrind" $? vg-train1.log
-timeout -k 5 300 "$MPIEXEC" -np 2 --oversubscribe "${VG[@]}" --log-file=vg-train2.%q{OMPI_COMM_WORLD_RANK}.log \
+timeout -k 5 300 "$MPIEXEC" -np 2 "${VG[@]}" --log-file=vg-train2.%q{OMPI_COMM_WORLD_RANK}.log \
   "$XT" train v.ini --set run.dir=r2 >train2.out 2>&1
 check "train P=2 under valgrind (per rank)" $? vg-train2.0.log vg-train2.1.log
 timeout -k 5 300 "${VG[@]}" --log-file=vg-eval.log "$XT" eval --model r1/model.h5 --data b.h5:/val >eval.out 2>&1
