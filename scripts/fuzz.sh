@@ -4,7 +4,7 @@
 # in tests/fuzz/regressions/. Prints the executions per harness; exits non-zero when a
 # harness crashed (the reproducer is left in $BUILD_DIR/fuzz-out/<harness>/crash-*).
 #
-# usage: scripts/fuzz.sh [SECONDS_PER_HARNESS]     (default 20; CI uses 15)
+# usage: scripts/fuzz.sh [SECONDS_PER_HARNESS]     (default 20; CI uses 10)
 #        e.g. scripts/fuzz.sh 3600  for a long run
 # Environment: BUILD_DIR (build-fuzz), JOBS (2: harnesses run two at a time),
 #              FUZZ_SEED (libFuzzer's -seed; 0, the default, picks a random one; CI fixes it

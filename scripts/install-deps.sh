@@ -2,12 +2,16 @@
 # Installs the Debian 12 packages xentrain needs, skipping those already present.
 # Idempotent; needs root (or sudo).
 # Usage: scripts/install-deps.sh [--with-data] [--with-tools] [--with-tests] [--with-fuzz]
+#                                [--with-mpich] [--with-blis]
 #   --with-data   also Fashion-MNIST (dataset-fashion-mnist)
 #   --with-tools  also gnuplot, hdf5-tools (h5dump/h5ls/h5diff), time and valgrind
 #   --with-tests  also what the tests compare against or need: PyTorch, scikit-learn and
 #                 h5py (reference losses, accuracy on scikit-learn's data sets), iproute2
 #                 (network namespaces), procps (pgrep)
 #   --with-fuzz   also clang and its sanitizer runtimes (libFuzzer), for scripts/fuzz.sh
+#   --with-mpich  also MPICH and parallel HDF5 for MPICH (cmake -DXT_MPI=mpich; Debian keeps
+#                 Open MPI as the default mpicc/mpirun)
+#   --with-blis   also BLIS (cmake -DBLA_VENDOR=FLAME)
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config
@@ -21,7 +25,10 @@ for arg in "$@"; do
     --with-tools) pkgs+=(gnuplot-nox hdf5-tools time valgrind) ;;
     --with-tests) pkgs+=(python3-torch python3-sklearn python3-h5py python3-numpy iproute2 procps) ;;
     --with-fuzz)  pkgs+=(clang libclang-rt-14-dev) ;;
-    *) echo "install-deps.sh: unknown option '$arg' (use --with-data, --with-tools, --with-tests, --with-fuzz)" >&2; exit 2 ;;
+    --with-mpich) pkgs+=(mpich libmpich-dev libhdf5-mpich-dev) ;;
+    --with-blis)  pkgs+=(libblis-dev) ;;
+    *) echo "install-deps.sh: unknown option '$arg' (use --with-data, --with-tools, --with-tests," \
+            "--with-fuzz, --with-mpich, --with-blis)" >&2; exit 2 ;;
   esac
 done
 

@@ -22,7 +22,9 @@ extern int openblas_get_num_threads(void) __attribute__((weak));
 extern char *openblas_get_config(void) __attribute__((weak));
 extern void bli_thread_set_num_threads(int64_t n) __attribute__((weak));
 extern int64_t bli_thread_get_num_threads(void) __attribute__((weak));
+extern char *bli_info_get_version_str(void) __attribute__((weak));
 extern void MKL_Set_Num_Threads(int n) __attribute__((weak));
+extern void MKL_Get_Version_String(char *buf, int len) __attribute__((weak));
 extern int MKL_Get_Max_Threads(void) __attribute__((weak));
 
 static int to_blasint(size_t v)
@@ -75,10 +77,18 @@ void linalg_set_blas_threads(int n)
     if (MKL_Set_Num_Threads) MKL_Set_Num_Threads(n);
 }
 
+/* What the build chose (XT_BLAS_BUILD) and, where the library says it, what runs. */
 void linalg_describe(char *buf, size_t len)
 {
-    const char *config = openblas_get_config ? openblas_get_config() : NULL;
-    snprintf(buf, len, "%s%s%s", XT_BLAS_BUILD, config ? ": " : "", config ? config : "");
+    char runs[160] = "";
+    if (openblas_get_config) {
+        snprintf(runs, sizeof runs, "%s", openblas_get_config());
+    } else if (bli_info_get_version_str) {
+        snprintf(runs, sizeof runs, "BLIS %s", bli_info_get_version_str());
+    } else if (MKL_Get_Version_String) {
+        MKL_Get_Version_String(runs, (int)sizeof runs);
+    }
+    snprintf(buf, len, "%s%s%s", XT_BLAS_BUILD, runs[0] ? ": " : "", runs);
 }
 
 bool linalg_threads_from_env(void)

@@ -1,5 +1,6 @@
 /* xentrain: command dispatch. Thin on purpose: every subcommand lives in its module. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "comm.h"
@@ -46,6 +47,19 @@ static void print_version(void)
 }
 
 /* Runs a serial subcommand on rank 0 and shares its exit code with every rank. */
+/* Rank 0 writes its exit code to $XT_EXIT_STATUS_FILE when that is set: scripts/xt-mpirun
+ * and the sbatch scripts read it because MPICH 4.0's mpiexec (Debian 12) can report 0 when
+ * several ranks exit with a non-zero code at once (pmodels/mpich#7057). Best effort. */
+static void write_exit_status(const Comm *comm, int code)
+{
+    const char *path = getenv("XT_EXIT_STATUS_FILE");
+    if (!path || !*path || comm_rank(comm) != 0) return;
+    FILE *f = fopen(path, "w");
+    if (!f) return;
+    fprintf(f, "%d\n", code);
+    fclose(f);
+}
+
 static int run_on_rank0(Comm *comm, int (*fn)(int, char **), int argc, char **argv)
 {
     int code = 0;
@@ -95,6 +109,7 @@ int main(int argc, char **argv)
     if (comm_open(&argc, &argv, &comm) != XT_OK) return XT_ERR_RUNTIME;
     int code = serial ? run_on_rank0(comm, serial, argc - 1, argv + 1)
                       : parallel(comm, argc - 1, argv + 1);
+    write_exit_status(comm, code);
     comm_close(&comm);
     return code;
 }

@@ -120,7 +120,7 @@ run_case() {
     # Each rank prints its own exit code and then exits 0, so mpiexec lets every rank finish
     # and we see every rank's code (a rank killed by a signal prints nothing).
     out=$(timeout -k 5 "$CASE_TIMEOUT" "$MPIEXEC" -np "$np" bash -c \
-      '"$0" "$@"; echo "xt-rank-exit ${OMPI_COMM_WORLD_RANK:-0} $?"' "$XT" "$@" 2>&1 </dev/null)
+      '"$0" "$@"; echo "xt-rank-exit ${OMPI_COMM_WORLD_RANK:-${PMI_RANK:-0}} $?"' "$XT" "$@" 2>&1 </dev/null)
     rc=$?
     local dt=$((SECONDS - t0)) why=""
     local codes

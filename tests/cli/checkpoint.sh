@@ -91,8 +91,10 @@ else fail "resume after the signal differs"; diff <(core straight/metrics.csv) <
 # exits 75, and resuming gives the straight run; a bare mpirun forwards the signal but ends
 # the job itself (its exit code is 1, see the README)
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+launcher=$mpiexec # under MPICH the tests already launch through xt-mpirun (XT_MPIRUN is set)
+[ "$(basename "$mpiexec")" = xt-mpirun ] && launcher=${XT_MPIRUN:-mpirun}
 for sig in INT TERM; do
-  XT_MPIRUN=$mpiexec XT_TEST_STEP_DELAY_MS=3 timeout -k 5 120 "$root/scripts/xt-mpirun" -np 2 \
+  XT_MPIRUN=$launcher XT_TEST_STEP_DELAY_MS=3 timeout -k 5 120 "$root/scripts/xt-mpirun" -np 2 \
     "$bin" train c.ini --set run.dir=launch$sig --set train.epochs=6 >launch$sig.log 2>&1 &
   job=$!
   for i in $(seq 1 300); do [ -s launch$sig/metrics.csv ] && [ "$(wc -l < launch$sig/metrics.csv)" -ge 2 ] && break; sleep 0.1; done
