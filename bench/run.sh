@@ -83,3 +83,5 @@ awk '/largest rank peak RSS/ { w = ($1 ~ /true/) ? "memory_compact" : "memory_fl
        print "1," w ",softmax,1,peak_rss_mib," $7; print "1," w ",softmax,2,peak_rss_mib," $10 }' "$tmp/mem" >> "$raw"
 
 /usr/bin/python3 bench/summarize.py "$raw" "$out/results.csv"
+# the optimisers' update cost per step, side by side (bench/optim.sh)
+bench/optim.sh "$bin" "$data" "$reps" "$out/optimizers.csv"

@@ -79,6 +79,7 @@ _Static_assert(sizeof(Head) == sizeof(int), "enum size");
 _Static_assert(sizeof(Init) == sizeof(int), "enum size");
 _Static_assert(sizeof(Schedule) == sizeof(int), "enum size");
 _Static_assert(sizeof(LrScaling) == sizeof(int), "enum size");
+_Static_assert(sizeof(Optimizer) == sizeof(int), "enum size");
 _Static_assert(sizeof(Monitor) == sizeof(int), "enum size");
 _Static_assert(sizeof(MonitorMode) == sizeof(int), "enum size");
 
@@ -90,6 +91,7 @@ static const char *const HEAD_NAMES[] = {"softmax", "sigmoid", NULL};
 static const char *const INIT_NAMES[] = {"zeros", "xavier", "he", NULL};
 static const char *const SCHEDULE_NAMES[] = {"constant", "step", "cosine", NULL};
 static const char *const LR_SCALING_NAMES[] = {"none", "linear", NULL};
+static const char *const OPTIMIZER_NAMES[] = {"sgd", "adam", "adamw", "lars", "lamb", NULL};
 static const char *const MONITOR_NAMES[] = {"val_loss", "val_accuracy", NULL};
 static const char *const MODE_NAMES[] = {"auto", "min", "max", NULL};
 
@@ -190,12 +192,25 @@ static const Key KEYS[] = {
           1e6, "linear warm-up of the learning rate over this many epochs; 0 = off"),
     K_ENUM(0, "optim", "lr_scaling", optim.lr_scaling, "none", LR_SCALING_NAMES,
            "linear: lr *= P, for users who grow the batch with P"),
+    K_ENUM(KEY_TRAJ, "optim", "optimizer", optim.optimizer, "sgd", OPTIMIZER_NAMES,
+           "sgd, adam, adamw (decoupled decay), lars or lamb (layer-wise trust ratios)"),
+    K_DLIST(0, "optim", "betas", optim.betas, optim.n_betas, "0.9,0.999", BOUND_INCL, 0.0,
+            BOUND_EXCL, 1.0, "adam, adamw, lamb: decay rates of the first and second moments"),
+    K_DBL(0, "optim", "eps", optim.eps, "1e-8", BOUND_INCL, 0.0, BOUND_INCL, 1.0,
+          "adam, adamw, lamb: added to sqrt(v); lars: to the trust ratio's denominator"),
+    K_DBL(0, "optim", "trust_coefficient", optim.trust_coefficient, "0.001", BOUND_EXCL, 0.0,
+          BOUND_INCL, 1e3, "lars: eta in eta ||w|| / (||g|| + weight_decay ||w||)"),
+    K_BOOL(0, "optim", "exclude_bias", optim.exclude_bias, "true",
+           "lars, lamb: biases take no trust ratio and no weight decay"),
     /* [train] */
     K_INT(0, "train", "epochs", train.epochs, "10", 1, XT_EPOCHS_MAX, "maximum number of epochs"),
     K_INT(KEY_TRAJ, "train", "batch_size", train.batch_size, "128", 0, XT_INT31_MAX,
           "global batch size over all ranks; 0 = full batch"),
     K_INT(KEY_TRAJ, "train", "batch_per_rank", train.batch_per_rank, "0", 0, XT_INT31_MAX,
           "if > 0: global batch = P * this, overriding batch_size (weak scaling)"),
+    K_INT(KEY_TRAJ, "train", "accumulate", train.accumulate, "1", 1, 65536,
+          "micro-steps per update: each update's global batch is batch_size x this, computed "
+          "in this many pieces per rank (memory of one piece)"),
     K_UINT(KEY_TRAJ, "train", "seed", train.seed, "42", "seed of initialisation and shuffling"),
     K_BOOL(KEY_TRAJ, "train", "shuffle", train.shuffle, "true", "reshuffle the rows every epoch"),
     K_INT(0, "train", "check_every", train.check_every, "100", 0, INT64_MAX,
@@ -776,6 +791,21 @@ static const Key *check_rules(const Config *cfg, char *why, size_t len)
     if (cfg->optim.nesterov && !(cfg->optim.momentum > 0.0)) {
         snprintf(why, len, "needs optim.momentum > 0 (e.g. momentum = 0.9)");
         return key_named("optim", "nesterov");
+    }
+    Optimizer opt = cfg->optim.optimizer;
+    bool adam_like = opt == OPT_ADAM || opt == OPT_ADAMW || opt == OPT_LAMB;
+    if (adam_like && cfg->optim.momentum > 0.0) {
+        snprintf(why, len, "optim.optimizer = %s keeps moments of its own: set optim.betas "
+                 "(default 0.9,0.999) and momentum = 0", OPTIMIZER_NAMES[opt]);
+        return key_named("optim", "momentum");
+    }
+    if (opt != OPT_SGD && cfg->optim.nesterov) {
+        snprintf(why, len, "applies to optim.optimizer = sgd only");
+        return key_named("optim", "nesterov");
+    }
+    if (cfg->optim.n_betas != 2) {
+        snprintf(why, len, "two values: beta1,beta2 (e.g. 0.9,0.999)");
+        return key_named("optim", "betas");
     }
     if (!cfg->train.resume[0]) {
         snprintf(why, len, "empty (allowed: auto, never, or a checkpoint path)");

@@ -50,6 +50,7 @@ typedef enum { HEAD_SOFTMAX, HEAD_SIGMOID } Head;
 typedef enum { INIT_ZEROS, INIT_XAVIER, INIT_HE } Init;
 typedef enum { SCHED_CONSTANT, SCHED_STEP, SCHED_COSINE } Schedule;
 typedef enum { LR_SCALE_NONE, LR_SCALE_LINEAR } LrScaling;
+typedef enum { OPT_SGD, OPT_ADAM, OPT_ADAMW, OPT_LARS, OPT_LAMB } Optimizer;
 typedef enum { MONITOR_VAL_LOSS, MONITOR_VAL_ACCURACY } Monitor;
 typedef enum { MODE_AUTO, MODE_MIN, MODE_MAX } MonitorMode;
 
@@ -85,11 +86,18 @@ typedef struct {
         double gamma;           /* decay factor (schedule = step) */
         double warmup_epochs;
         LrScaling lr_scaling;   /* linear: lr *= P (for users who scale the batch with P) */
+        Optimizer optimizer;
+        double betas[2];        /* adam, adamw, lamb: moment decay rates */
+        int n_betas;
+        double eps;             /* adam, adamw, lamb, lars: denominator guard */
+        double trust_coefficient; /* lars: eta */
+        bool exclude_bias;      /* lars, lamb: biases take no trust ratio, no decay */
     } optim;
     struct {
         int64_t epochs;
         int64_t batch_size;     /* global; 0 = full batch */
         int64_t batch_per_rank; /* 0 = off; else global batch = P * this (weak scaling) */
+        int64_t accumulate;     /* micro-steps per update: the update's batch is this times larger */
         uint64_t seed;
         bool shuffle;
         int64_t check_every;    /* steps between replica checksums; 0 = never */

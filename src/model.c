@@ -215,8 +215,9 @@ const float *model_forward(Model *m, const float *X, size_t B)
     return m->act[s->n_layers];
 }
 
-void model_backward(Model *m, const float *X, const float *dlogits, size_t B)
+void model_backward(Model *m, const float *X, const float *dlogits, size_t B, bool accumulate)
 {
+    const float beta = accumulate ? 1.0f : 0.0f;
     const ModelShape *s = &m->shape;
     XT_ASSERT(B <= m->max_batch);
     const float *delta = dlogits; /* dL/dZ_l, (B, sizes[l]) */
@@ -225,8 +226,9 @@ void model_backward(Model *m, const float *X, const float *dlogits, size_t B)
         const float *A = l > 1 ? m->act[l - 1] : X;
         float *dW = m->grads + s->w_off[l - 1];
         float *db = m->grads + s->b_off[l - 1];
-        linalg_gemm(dW, delta, A, no, ni, B, true, false, 1.0f, 0.0f); /* dW = delta^T A */
-        for (size_t j = 0; j < no; j++) db[j] = 0.0f;
+        linalg_gemm(dW, delta, A, no, ni, B, true, false, 1.0f, beta); /* dW (+)= delta^T A */
+        if (!accumulate)
+            for (size_t j = 0; j < no; j++) db[j] = 0.0f;
         for (size_t i = 0; i < B; i++)
             for (size_t j = 0; j < no; j++) db[j] += delta[i * no + j];
         if (l > 1) {

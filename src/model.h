@@ -87,8 +87,8 @@ void model_init_params(Model *m, Init init, Rng *rng);
  * into the model's buffers valid until the next forward. */
 const float *model_forward(Model *m, const float *X, size_t B);
 /* Backward after model_forward on the same X: given dL/dlogits (B, outputs), writes
- * dL/dparams into m->grads (overwrites). */
-void model_backward(Model *m, const float *X, const float *dlogits, size_t B);
+ * dL/dparams into m->grads (overwrites), or adds them when accumulate (micro-steps). */
+void model_backward(Model *m, const float *X, const float *dlogits, size_t B, bool accumulate);
 
 /* A 64-bit hash of the parameter bytes (replica checks: equal iff bit-identical,
  * up to hash collisions). */

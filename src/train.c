@@ -70,7 +70,7 @@ static size_t gather_batch(Trainer *tr, size_t t)
         m = sampler_step_rows(&tr->sampler, t, tr->rows);
     }
     tr->next_t = SIZE_MAX;
-    rowsource_gather(&tr->train_rows, tr->rows, m, &tr->batch);
+    if (tr->cfg.train.accumulate == 1) rowsource_gather(&tr->train_rows, tr->rows, m, &tr->batch);
     if (t + 1 < tr->sampler.T) {
         tr->next_m = sampler_step_rows(&tr->sampler, t + 1, tr->next_rows);
         tr->next_t = t + 1;
@@ -79,31 +79,44 @@ static size_t gather_batch(Trainer *tr, size_t t)
     return m;
 }
 
-/* Forward, loss and backward on m local rows: the gradient SUMS and the slots. */
+/* Forward, loss and backward on m local rows: the gradient SUMS and the slots. With
+ * train.accumulate = k the rows go through in k micro-steps whose gradient sums add up
+ * (the rows of micro-step c are gathered just before it; the first one was gathered with
+ * the row list when k = 1). */
 static void local_step(Trainer *tr, size_t m, EpochRun *er)
 {
     Model *md = &tr->model;
     const ModelShape *s = &md->shape;
     const size_t n = s->n_params, KO = model_outputs(s);
+    const size_t k = (size_t)tr->cfg.train.accumulate;
     LossTotals tot = {0};
     double correct = 0.0, decisions = 0.0;
-    if (m > 0) {
+    size_t done = 0;
+    for (size_t c = 0; c < k; c++) {
+        size_t mc = (m * (c + 1)) / k - (m * c) / k; /* k near-equal pieces */
+        if (mc == 0) continue;
         double t0 = comm_wtime();
-        const float *z = model_forward(md, tr->batch.X, m);
+        if (k > 1) rowsource_gather(&tr->train_rows, tr->rows + (m * c) / k, mc, &tr->batch);
         double t1 = comm_wtime();
-        LossTargets tg = {.y = tr->batch.y, .t = tr->batch.t};
-        loss_compute(tr->loss_kind, tr->dz, NULL, &tot, z, tg, m, KO, &tr->lopt);
-        loss_count_correct(tr->loss_kind, z, tg, m, KO, tr->lopt.ignore_index, &correct,
-                           &decisions);
+        const float *z = model_forward(md, tr->batch.X, mc);
         double t2 = comm_wtime();
-        model_backward(md, tr->batch.X, tr->dz, m);
+        LossTargets tg = {.y = tr->batch.y, .t = tr->batch.t};
+        LossTotals part = {0};
+        loss_compute(tr->loss_kind, tr->dz, NULL, &part, z, tg, mc, KO, &tr->lopt);
+        tot.sum += part.sum;
+        tot.weight += part.weight;
+        loss_count_correct(tr->loss_kind, z, tg, mc, KO, tr->lopt.ignore_index, &correct,
+                           &decisions);
         double t3 = comm_wtime();
-        er->forward += t1 - t0;
-        er->loss += t2 - t1;
-        er->backward += t3 - t2;
-    } else {
-        memset(md->grads, 0, n * sizeof *md->grads);
+        model_backward(md, tr->batch.X, tr->dz, mc, done > 0);
+        double t4 = comm_wtime();
+        done += mc;
+        er->io += t1 - t0;
+        er->forward += t2 - t1;
+        er->loss += t3 - t2;
+        er->backward += t4 - t3;
     }
+    if (done == 0) memset(md->grads, 0, n * sizeof *md->grads);
     md->grads[n + SLOT_LOSS] = (float)tot.sum;
     md->grads[n + SLOT_WEIGHT] = (float)tot.weight;
     md->grads[n + SLOT_NONFINITE] = isfinite(tot.sum) ? 0.0f : 1.0f;

@@ -157,6 +157,7 @@ static Status load_shard(Trainer *tr)
     const DatasetInfo *ti = &tr->tinfo;
     tr->global_batch = c->train.batch_per_rank > 0 ? (size_t)c->train.batch_per_rank * (size_t)tr->P
                                                    : (size_t)c->train.batch_size;
+    tr->global_batch *= (size_t)c->train.accumulate; /* rows per update; 0 stays full batch */
     /* The memory guard comes before the sampler's per-row permutation is allocated. */
     size_t S = shard_count(ti->n, (size_t)c->data.virtual_shards);
     Status st;
@@ -308,16 +309,25 @@ static Status setup_data(Trainer *tr)
 
 /* ---- model, loss, optimiser ----------------------------------------------------------- */
 
-/* The step's buffers, for the largest local batch. Local. */
+/* Rows per micro-step: a rank's rows of one update, in train.accumulate pieces. */
+static size_t micro_cap(const Trainer *tr)
+{
+    size_t k = (size_t)tr->cfg.train.accumulate;
+    size_t m = tr->sampler.max_local > 0 ? tr->sampler.max_local : 1;
+    return (m + k - 1) / k;
+}
+
+/* The step's buffers: row lists for a whole update, the rest for one micro-step. Local. */
 static Status alloc_step_buffers(Trainer *tr)
 {
     const ModelShape *s = &tr->model.shape;
-    size_t cap = tr->sampler.max_local > 0 ? tr->sampler.max_local : 1;
+    size_t rows_cap = tr->sampler.max_local > 0 ? tr->sampler.max_local : 1;
+    size_t cap = micro_cap(tr);
     const size_t D = s->sizes[0], KO = model_outputs(s);
     tr->batch.X = malloc(cap * D * sizeof *tr->batch.X);
     tr->dz = malloc(cap * KO * sizeof *tr->dz);
-    tr->rows = malloc(cap * sizeof *tr->rows);
-    tr->next_rows = malloc(cap * sizeof *tr->next_rows);
+    tr->rows = malloc(rows_cap * sizeof *tr->rows);
+    tr->next_rows = malloc(rows_cap * sizeof *tr->next_rows);
     tr->next_t = SIZE_MAX;
     if (tr->dense) tr->batch.t = malloc(cap * tr->K * sizeof *tr->batch.t);
     else tr->batch.y = malloc(cap * sizeof *tr->batch.y);
@@ -355,7 +365,13 @@ static Status setup_loss(Trainer *tr)
 static Status setup_optim(Trainer *tr)
 {
     const Config *c = &tr->cfg;
-    tr->oset = (OptimSettings){.lr = c->optim.lr,
+    tr->oset = (OptimSettings){.kind = c->optim.optimizer,
+                               .lr = c->optim.lr,
+                               .beta1 = c->optim.betas[0],
+                               .beta2 = c->optim.betas[1],
+                               .eps = c->optim.eps,
+                               .trust_coefficient = c->optim.trust_coefficient,
+                               .exclude_bias = c->optim.exclude_bias,
                                .momentum = c->optim.momentum,
                                .weight_decay = c->optim.weight_decay,
                                .clip_norm = c->optim.clip_norm,
@@ -367,6 +383,13 @@ static Status setup_optim(Trainer *tr)
                                .epochs = c->train.epochs,
                                .steps_per_epoch = tr->sampler.T};
     if (c->optim.lr_scaling == LR_SCALE_LINEAR) tr->oset.lr *= (double)tr->P;
+    /* the tensors, for the layer-wise trust ratios of lars and lamb */
+    const ModelShape *s = &tr->model.shape;
+    for (int l = 0; l < s->n_layers && 2 * (size_t)l + 1 < OPTIM_MAX_SEGMENTS; l++) {
+        size_t ni = s->sizes[l], no = s->sizes[l + 1];
+        tr->oset.segs[tr->oset.n_segs++] = (ParamSegment){.off = s->w_off[l], .n = no * ni};
+        tr->oset.segs[tr->oset.n_segs++] = (ParamSegment){.off = s->b_off[l], .n = no, .bias = true};
+    }
     return optim_init(&tr->optim, &tr->oset, tr->model.shape.n_params);
 }
 
@@ -382,7 +405,7 @@ static Status setup_model(Trainer *tr)
         log_error0("model: %s", err);
         return st;
     }
-    size_t cap = tr->sampler.max_local > 0 ? tr->sampler.max_local : 1;
+    size_t cap = micro_cap(tr);
     size_t eval_cap = (size_t)c->eval.batch_size;
     size_t mb = cap > eval_cap ? cap : eval_cap;
     Status local = model_init(&tr->model, &shape, mb, N_SLOTS);
@@ -455,9 +478,15 @@ static void banner(const Trainer *tr)
         log_info("         val   %s: N = %zu (%s)", c->data.val, tr->vinfo.n,
                  c->eval.distributed ? "sharded over ranks" : "rank 0");
     log_info("model    %s, K = %zu", desc, tr->K);
-    log_info("batch    global %zu rows (%zu steps/epoch, %zu virtual shards), lr %g%s",
+    char acc[96] = "";
+    if (c->train.accumulate > 1)
+        snprintf(acc, sizeof acc, ", each in %lld micro-steps per rank",
+                 (long long)c->train.accumulate);
+    log_info("batch    global %zu rows per update (%zu steps/epoch, %zu virtual shards)%s",
              tr->global_batch ? tr->global_batch : tr->tinfo.n, tr->sampler.T, tr->sampler.S,
-             tr->oset.lr, c->optim.lr_scaling == LR_SCALE_LINEAR ? " (scaled by P)" : "");
+             acc);
+    log_info("optim    %s, lr %g%s", optim_name(c->optim.optimizer), tr->oset.lr,
+             c->optim.lr_scaling == LR_SCALE_LINEAR ? " (scaled by P)" : "");
     log_info("run      %s", c->run.dir);
     log_info("settings (every key: xentrain --help-config)");
     print_settings(c);

@@ -25,8 +25,9 @@ static const char *const ALL_KEYS[] = {
     "model.classes", "loss.label_smoothing", "loss.class_weights", "loss.pos_weight",
     "loss.ignore_index", "optim.lr", "optim.momentum", "optim.nesterov", "optim.weight_decay",
     "optim.clip_norm", "optim.schedule", "optim.step_size", "optim.gamma",
-    "optim.warmup_epochs", "optim.lr_scaling", "train.epochs", "train.batch_size",
-    "train.batch_per_rank", "train.seed", "train.shuffle", "train.check_every",
+    "optim.warmup_epochs", "optim.lr_scaling", "optim.optimizer", "optim.betas", "optim.eps",
+    "optim.trust_coefficient", "optim.exclude_bias", "train.epochs", "train.batch_size",
+    "train.batch_per_rank", "train.accumulate", "train.seed", "train.shuffle", "train.check_every",
     "train.resume", "train.progress", "eval.distributed", "eval.batch_size",
     "early_stopping.enabled", "early_stopping.monitor", "early_stopping.mode",
     "early_stopping.patience", "early_stopping.min_delta", "early_stopping.start_epoch",
@@ -692,6 +693,12 @@ static void test_config_cross_key_rules(void **state)
                 "only applies to model.type = mlp");
     expect_rule("[optim]\nnesterov = true\n", NULL, 0, "rule.ini:2: optim.nesterov = true",
                 "needs optim.momentum > 0");
+    expect_rule("[optim]\noptimizer = adam\nmomentum = 0.9\n", NULL, 0,
+                "optim.momentum = 0.9", "keeps moments of its own: set optim.betas");
+    expect_rule("[optim]\noptimizer = lars\nmomentum = 0.9\nnesterov = true\n", NULL, 0,
+                "optim.nesterov = true", "optim.optimizer = sgd only");
+    expect_rule("[optim]\noptimizer = adamw\nbetas = 0.9\n", NULL, 0, "optim.betas = 0.9",
+                "two values");
     expect_rule("[model]\nclasses = 3\n[loss]\nclass_weights = 1,2\n", NULL, 0,
                 "loss.class_weights = 1,2", "2 weights for model.classes = 3");
     expect_rule("[model]\nclasses = 3\n[loss]\nignore_index = 3\n", NULL, 0,

@@ -31,7 +31,7 @@ static double model_loss(Model *m, const float *X, const int32_t *y, const float
     if (grad) {
         float sc = (float)loss_grad_scale(&tot, LOSS_REDUCE_MEAN);
         for (size_t i = 0; i < BATCH * K; i++) dz[i] *= sc;
-        model_backward(m, X, dz, BATCH);
+        model_backward(m, X, dz, BATCH, false);
     }
     return loss_reduce(&tot, LOSS_REDUCE_MEAN);
 }

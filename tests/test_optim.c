@@ -1,4 +1,4 @@
-/* SGD and schedules against hand-computed steps. */
+/* The optimisers and schedules against hand-computed steps. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -138,6 +138,151 @@ static void test_optim_schedules(void **state)
     assert_true(fabs(optim_lr(&s, 20) - 0.5) < 1e-12); /* past warm-up */
 }
 
+
+static OptimSettings with_kind(Optimizer kind)
+{
+    OptimSettings s = plain();
+    s.kind = kind;
+    s.beta1 = 0.9;
+    s.beta2 = 0.999;
+    s.eps = 1e-8;
+    s.trust_coefficient = 0.1;
+    s.exclude_bias = true;
+    /* two tensors: W (2 values) and its bias (1) */
+    s.segs[0] = (ParamSegment){.off = 0, .n = 2};
+    s.segs[1] = (ParamSegment){.off = 2, .n = 1, .bias = true};
+    s.n_segs = 2;
+    return s;
+}
+
+static void test_optim_adam_and_adamw(void **state)
+{
+    (void)state;
+    /* a constant gradient moves Adam by lr per step (m_hat / sqrt(v_hat) = 1) */
+    OptimSettings s = with_kind(OPT_ADAM);
+    Optim o;
+    assert_int_equal(optim_init(&o, &s, 1), XT_OK);
+    assert_non_null(o.m);
+    assert_null(o.velocity);
+    float p = 1.0f, g = 0.5f;
+    optim_step(&o, &p, &g, 1.0f, 0.1);
+    assert_true(fabsf(p - 0.9f) < 1e-6f);
+    optim_step(&o, &p, &g, 1.0f, 0.1);
+    assert_true(fabsf(p - 0.8f) < 1e-6f);
+    assert_int_equal(o.t, 2);
+    optim_free(&o);
+
+    /* L2 decay enters the gradient: g = 0.5 + 0.5 p; two steps, worked in double:
+     * t=1: g=1, p=0.9; t=2: g=0.95, m=0.185, v=0.0019015, p=0.8001664876 */
+    s.weight_decay = 0.5;
+    assert_int_equal(optim_init(&o, &s, 1), XT_OK);
+    p = 1.0f;
+    optim_step(&o, &p, &g, 1.0f, 0.1);
+    assert_true(fabsf(p - 0.9f) < 1e-6f);
+    optim_step(&o, &p, &g, 1.0f, 0.1);
+    assert_true(fabsf(p - 0.8001665f) < 1e-6f);
+    optim_free(&o);
+
+    /* AdamW: p = p (1 - lr wd) first, then the step from g alone: 1 * 0.95 - 0.1 */
+    s = with_kind(OPT_ADAMW);
+    s.weight_decay = 0.5;
+    assert_int_equal(optim_init(&o, &s, 1), XT_OK);
+    p = 1.0f;
+    optim_step(&o, &p, &g, 1.0f, 0.1);
+    assert_true(fabsf(p - 0.85f) < 1e-6f);
+    StateList l;
+    optim_state(&o, &l);
+    assert_string_equal(l.kind, "adamw");
+    assert_int_equal(l.n_arrays, 2);
+    assert_int_equal(l.n_scalars, 1);
+    optim_free(&o);
+}
+
+static void test_optim_lars(void **state)
+{
+    (void)state;
+    OptimSettings s = with_kind(OPT_LARS);
+    s.eps = 0.0;
+    Optim o;
+    assert_int_equal(optim_init(&o, &s, 3), XT_OK);
+    /* W = (3, 4): ||W|| = 5; G = (0.6, 0.8): ||G|| = 1; r = 0.1 * 5 / 1 = 0.5;
+     * the bias (excluded) takes the plain step */
+    float p[3] = {3.0f, 4.0f, 1.0f}, g[3] = {0.6f, 0.8f, 2.0f};
+    optim_step(&o, p, g, 1.0f, 1.0);
+    assert_true(fabsf(p[0] - 2.7f) < 1e-6f && fabsf(p[1] - 3.6f) < 1e-6f);
+    assert_true(fabsf(p[2] - (-1.0f)) < 1e-6f);
+    optim_free(&o);
+
+    /* with decay 0.1: r = 0.5 / (1 + 0.1 * 5) = 1/3, d = r (G + 0.1 W) = (0.3, 0.4);
+     * the bias decays not at all */
+    s.weight_decay = 0.1;
+    assert_int_equal(optim_init(&o, &s, 3), XT_OK);
+    float q[3] = {3.0f, 4.0f, 1.0f};
+    optim_step(&o, q, g, 1.0f, 1.0);
+    assert_true(fabsf(q[0] - 2.7f) < 1e-6f && fabsf(q[1] - 3.6f) < 1e-6f);
+    assert_true(fabsf(q[2] - (-1.0f)) < 1e-6f);
+    optim_free(&o);
+
+    /* the bias included: its own ratio 0.1 * 1 / 2 = 0.05 -> 1 - 0.05 * 2 = 0.9; and
+     * momentum 0.9 keeps r-scaled steps: the second step is 1.9 times the first */
+    s = with_kind(OPT_LARS);
+    s.eps = 0.0;
+    s.exclude_bias = false;
+    s.momentum = 0.9;
+    assert_int_equal(optim_init(&o, &s, 3), XT_OK);
+    assert_non_null(o.velocity);
+    float w[3] = {3.0f, 4.0f, 1.0f};
+    optim_step(&o, w, g, 1.0f, 1.0);
+    assert_true(fabsf(w[2] - 0.9f) < 1e-6f);
+    assert_true(fabsf(o.velocity[0] - 0.3f) < 1e-6f);
+    optim_free(&o);
+}
+
+static void test_optim_lamb(void **state)
+{
+    (void)state;
+    OptimSettings s = with_kind(OPT_LAMB);
+    Optim o;
+    assert_int_equal(optim_init(&o, &s, 3), XT_OK);
+    /* t = 1: m_hat = G, v_hat = G^2, so u = sign(G) = (1, -1): ||u|| = sqrt 2, ||W|| = 5,
+     * r = 5 / sqrt 2, W -= 0.1 r u; the excluded bias moves by lr * sign = 0.1 */
+    float p[3] = {3.0f, 4.0f, 1.0f}, g[3] = {0.6f, -0.8f, 2.0f};
+    optim_step(&o, p, g, 1.0f, 0.1);
+    const float d = 0.5f / sqrtf(2.0f);
+    assert_true(fabsf(p[0] - (3.0f - d)) < 1e-5f && fabsf(p[1] - (4.0f + d)) < 1e-5f);
+    assert_true(fabsf(p[2] - 0.9f) < 1e-6f);
+    StateList l;
+    optim_state(&o, &l);
+    assert_string_equal(l.kind, "lamb");
+    optim_free(&o);
+
+    /* decay 0.5 on W only: u = (1 + 1.5, -1 + 2) = (2.5, 1), ||u|| = sqrt 7.25 */
+    s.weight_decay = 0.5;
+    assert_int_equal(optim_init(&o, &s, 3), XT_OK);
+    float q[3] = {3.0f, 4.0f, 1.0f};
+    optim_step(&o, q, g, 1.0f, 0.1);
+    const float r = 5.0f / sqrtf(7.25f);
+    assert_true(fabsf(q[0] - (3.0f - 0.1f * r * 2.5f)) < 1e-5f);
+    assert_true(fabsf(q[1] - (4.0f - 0.1f * r * 1.0f)) < 1e-5f);
+    assert_true(fabsf(q[2] - 0.9f) < 1e-6f);
+    optim_free(&o);
+}
+
+static void test_optim_clipping_before_adam(void **state)
+{
+    (void)state;
+    /* clip_norm clips G (no decay in it) for the adaptive optimisers: ||(3,4)|| = 5 */
+    OptimSettings s = with_kind(OPT_ADAM);
+    s.clip_norm = 1.0;
+    s.weight_decay = 100.0;
+    Optim o;
+    assert_int_equal(optim_init(&o, &s, 3), XT_OK);
+    float p[3] = {0.0f, 0.0f, 0.0f}, g[3] = {3.0f, 4.0f, 0.0f};
+    double n = optim_step(&o, p, g, 1.0f, 0.1);
+    assert_true(fabs(n - 5.0) < 1e-9);
+    optim_free(&o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -146,6 +291,10 @@ int main(void)
         cmocka_unit_test(test_optim_weight_decay_and_clipping),
         cmocka_unit_test(test_optim_grad_scale),
         cmocka_unit_test(test_optim_schedules),
+        cmocka_unit_test(test_optim_adam_and_adamw),
+        cmocka_unit_test(test_optim_lars),
+        cmocka_unit_test(test_optim_lamb),
+        cmocka_unit_test(test_optim_clipping_before_adam),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
