@@ -38,7 +38,7 @@ run() {
   secs=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
   acc=$("$bin" eval --model "$dir/model.h5" --data "$data:/test" | awk '/^accuracy/ { print $2 }')
   awk -F, -v n="$name" -v b="$batch" -v lr="$lr" -v acc="$acc" -v s="$secs" -v args="$*" '
-    NR > 1 && $8 == 1 { be = $1; bl = $3 } NR > 1 { last = $1 }
+    NR > 1 && $18 == 1 { be = $1; bl = $3 } NR > 1 { last = $1 }
     END { o = "sgd"; if (match(args, /optimizer=[a-z]+/)) o = substr(args, RSTART + 10, RLENGTH - 10)
           w = 0; if (match(args, /warmup_epochs=[0-9.]+/)) w = substr(args, RSTART + 14, RLENGTH - 14)
           printf "%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n", n, b, o, lr, w, last, be, bl, acc, s }' \
@@ -50,13 +50,13 @@ run base-sgd-128 128 0.05
 for lr in 0.0005 0.001 0.002; do
   run adamw-128 128 $lr --set optim.optimizer=adamw --set optim.momentum=0 --set optim.weight_decay=0.01
 done
-for lr in 0.8 1.6 3.2; do   # linear scaling: 0.05 x 32 = 1.6
+for lr in 0.2 0.4 0.8 1.6; do   # linear scaling: 0.05 x 32 = 1.6; square-root scaling: 0.28
   run sgd-linear-4096 4096 $lr --set optim.warmup_epochs=3
 done
-for lr in 2 5 10; do
+for lr in 5 10 20; do
   run lars-4096 4096 $lr --set optim.optimizer=lars --set optim.warmup_epochs=3
 done
-for lr in 0.005 0.01 0.02; do
+for lr in 0.01 0.02 0.04; do
   run lamb-4096 4096 $lr --set optim.optimizer=lamb --set optim.momentum=0 \
     --set optim.weight_decay=0.01 --set optim.warmup_epochs=3
 done

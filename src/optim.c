@@ -162,12 +162,35 @@ static void adam_step(Optim *o, float *params, const float *grad, float gs, doub
     }
 }
 
-static double sq_norm(const float *x, size_t n)
+/* Sums of squares in 8 fixed lanes: a set order (the result does not depend on the
+ * compiler), and independent lanes that the compiler can vectorise. */
+#define LANES 8
+
+static double lanes_total(const double acc[LANES])
 {
-    double ss = 0.0;
-    for (size_t i = 0; i < n; i++) ss += (double)x[i] * (double)x[i];
-    return sqrt(ss);
+    double t = 0.0;
+    for (int j = 0; j < LANES; j++) t += acc[j];
+    return t;
 }
+
+/* ||scale * x||; scale = 1 for a plain norm. */
+static double scaled_norm(const float *x, float scale, size_t n)
+{
+    double acc[LANES] = {0};
+    size_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int j = 0; j < LANES; j++) {
+            double v = (double)(scale * x[i + (size_t)j]);
+            acc[j] += v * v;
+        }
+    for (; i < n; i++) {
+        double v = (double)(scale * x[i]);
+        acc[i % LANES] += v * v;
+    }
+    return sqrt(lanes_total(acc));
+}
+
+static double sq_norm(const float *x, size_t n) { return scaled_norm(x, 1.0f, n); }
 
 /* lars: per tensor, the trust ratio scales the decayed gradient; then SGD momentum. */
 static void lars_step(Optim *o, float *params, const float *grad, float gs, double lr)
@@ -182,9 +205,7 @@ static void lars_step(Optim *o, float *params, const float *grad, float gs, doub
         const double wd = plain ? 0.0 : st->weight_decay;
         double r = 1.0;
         if (!plain) {
-            double pn = sq_norm(p, sg->n), gn = 0.0;
-            for (size_t i = 0; i < sg->n; i++) gn += (double)(gs * g[i]) * (double)(gs * g[i]);
-            gn = sqrt(gn);
+            double pn = sq_norm(p, sg->n), gn = scaled_norm(g, gs, sg->n);
             if (pn > 0.0 && gn > 0.0) r = st->trust_coefficient * pn / (gn + wd * pn + st->eps);
         }
         const float fr = (float)r, fwd = (float)wd;
@@ -207,8 +228,8 @@ static void lamb_step(Optim *o, float *params, const float *grad, float gs, doub
 {
     const OptimSettings *st = &o->set;
     o->t++;
-    const float bc1 = (float)(1.0 - pow(st->beta1, (double)o->t));
-    const float bc2 = (float)(1.0 - pow(st->beta2, (double)o->t));
+    const float rbc1 = (float)(1.0 / (1.0 - pow(st->beta1, (double)o->t)));
+    const float rbc2 = (float)(1.0 / (1.0 - pow(st->beta2, (double)o->t)));
     const float b1 = (float)st->beta1, b2 = (float)st->beta2, eps = (float)st->eps;
     const float c1 = (float)(1.0 - st->beta1), c2 = (float)(1.0 - st->beta2); /* as torch */
     for (size_t s = 0; s < st->n_segs; s++) {
@@ -217,20 +238,29 @@ static void lamb_step(Optim *o, float *params, const float *grad, float gs, doub
         const float *g = grad + sg->off;
         const bool plain = sg->bias && st->exclude_bias;
         const float wd = plain ? 0.0f : (float)st->weight_decay;
-        double un = 0.0;
         for (size_t i = 0; i < sg->n; i++) {
             float gi = gs * g[i];
             m[i] = b1 * m[i] + c1 * gi;
             v[i] = b2 * v[i] + c2 * gi * gi;
-            float u = (m[i] / bc1) / (sqrtf(v[i] / bc2) + eps) + wd * p[i];
-            un += (double)u * (double)u;
         }
-        un = sqrt(un);
+        double acc[LANES] = {0};
+        size_t i0 = 0;
+        for (; i0 + LANES <= sg->n; i0 += LANES)
+            for (int j = 0; j < LANES; j++) {
+                size_t i = i0 + (size_t)j;
+                float u = (m[i] * rbc1) / (sqrtf(v[i] * rbc2) + eps) + wd * p[i];
+                acc[j] += (double)u * (double)u;
+            }
+        for (; i0 < sg->n; i0++) {
+            float u = (m[i0] * rbc1) / (sqrtf(v[i0] * rbc2) + eps) + wd * p[i0];
+            acc[i0 % LANES] += (double)u * (double)u;
+        }
+        double un = sqrt(lanes_total(acc));
         double pn = sq_norm(p, sg->n), r = 1.0;
         if (!plain && pn > 0.0 && un > 0.0) r = pn / un;
         const float step = (float)(lr * r);
         for (size_t i = 0; i < sg->n; i++) {
-            float u = (m[i] / bc1) / (sqrtf(v[i] / bc2) + eps) + wd * p[i];
+            float u = (m[i] * rbc1) / (sqrtf(v[i] * rbc2) + eps) + wd * p[i];
             p[i] -= step * u;
         }
     }
