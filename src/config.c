@@ -741,6 +741,31 @@ static void unknown_key_text(const char *section, const char *name, char *buf, s
 
 /* Checks the rules that involve more than one key. Returns the key to blame (the one
  * a user would change) with the reason in why, or NULL when all hold. */
+/* The [optim] rules that involve more than one key. */
+static const Key *check_optim_rules(const Config *cfg, char *why, size_t len)
+{
+    if (cfg->optim.nesterov && !(cfg->optim.momentum > 0.0)) {
+        snprintf(why, len, "needs optim.momentum > 0 (e.g. momentum = 0.9)");
+        return key_named("optim", "nesterov");
+    }
+    Optimizer opt = cfg->optim.optimizer;
+    bool adam_like = opt == OPT_ADAM || opt == OPT_ADAMW || opt == OPT_LAMB;
+    if (adam_like && cfg->optim.momentum > 0.0) {
+        snprintf(why, len, "optim.optimizer = %s keeps moments of its own: set optim.betas "
+                 "(default 0.9,0.999) and momentum = 0", OPTIMIZER_NAMES[opt]);
+        return key_named("optim", "momentum");
+    }
+    if (opt != OPT_SGD && cfg->optim.nesterov) {
+        snprintf(why, len, "applies to optim.optimizer = sgd only");
+        return key_named("optim", "nesterov");
+    }
+    if (cfg->optim.n_betas != 2) {
+        snprintf(why, len, "two values: beta1,beta2 (e.g. 0.9,0.999)");
+        return key_named("optim", "betas");
+    }
+    return NULL;
+}
+
 static const Key *check_rules(const Config *cfg, char *why, size_t len)
 {
     bool mlp = cfg->model.type == MODEL_MLP;
@@ -788,25 +813,8 @@ static const Key *check_rules(const Config *cfg, char *why, size_t len)
             return key_named("loss", "ignore_index");
         }
     }
-    if (cfg->optim.nesterov && !(cfg->optim.momentum > 0.0)) {
-        snprintf(why, len, "needs optim.momentum > 0 (e.g. momentum = 0.9)");
-        return key_named("optim", "nesterov");
-    }
-    Optimizer opt = cfg->optim.optimizer;
-    bool adam_like = opt == OPT_ADAM || opt == OPT_ADAMW || opt == OPT_LAMB;
-    if (adam_like && cfg->optim.momentum > 0.0) {
-        snprintf(why, len, "optim.optimizer = %s keeps moments of its own: set optim.betas "
-                 "(default 0.9,0.999) and momentum = 0", OPTIMIZER_NAMES[opt]);
-        return key_named("optim", "momentum");
-    }
-    if (opt != OPT_SGD && cfg->optim.nesterov) {
-        snprintf(why, len, "applies to optim.optimizer = sgd only");
-        return key_named("optim", "nesterov");
-    }
-    if (cfg->optim.n_betas != 2) {
-        snprintf(why, len, "two values: beta1,beta2 (e.g. 0.9,0.999)");
-        return key_named("optim", "betas");
-    }
+    const Key *k = check_optim_rules(cfg, why, len);
+    if (k) return k;
     if (!cfg->train.resume[0]) {
         snprintf(why, len, "empty (allowed: auto, never, or a checkpoint path)");
         return key_named("train", "resume");
