@@ -56,7 +56,7 @@ done
 for lr in 5 10 20; do
   run lars-4096 4096 $lr --set optim.optimizer=lars --set optim.warmup_epochs=3
 done
-for lr in 0.01 0.02 0.04; do
+for lr in 0.01 0.015 0.02 0.04; do
   run lamb-4096 4096 $lr --set optim.optimizer=lamb --set optim.momentum=0 \
     --set optim.weight_decay=0.01 --set optim.warmup_epochs=3
 done
