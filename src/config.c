@@ -196,7 +196,7 @@ static const Key KEYS[] = {
            "sgd, adam, adamw (decoupled decay), lars or lamb (layer-wise trust ratios)"),
     K_DLIST(0, "optim", "betas", optim.betas, optim.n_betas, "0.9,0.999", BOUND_INCL, 0.0,
             BOUND_EXCL, 1.0, "adam, adamw, lamb: decay rates of the first and second moments"),
-    K_DBL(0, "optim", "eps", optim.eps, "1e-8", BOUND_INCL, 0.0, BOUND_INCL, 1.0,
+    K_DBL(0, "optim", "eps", optim.eps, "1e-8", BOUND_EXCL, 0.0, BOUND_INCL, 1.0,
           "adam, adamw, lamb: added to sqrt(v); lars: to the trust ratio's denominator"),
     K_DBL(0, "optim", "trust_coefficient", optim.trust_coefficient, "0.001", BOUND_EXCL, 0.0,
           BOUND_INCL, 1e3, "lars: eta in eta ||w|| / (||g|| + weight_decay ||w||)"),

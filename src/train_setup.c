@@ -362,6 +362,8 @@ static Status setup_loss(Trainer *tr)
     return XT_OK;
 }
 
+_Static_assert(2 * MODEL_MAX_LAYERS <= OPTIM_MAX_SEGMENTS, "a W and a b segment per layer");
+
 static Status setup_optim(Trainer *tr)
 {
     const Config *c = &tr->cfg;
@@ -385,7 +387,7 @@ static Status setup_optim(Trainer *tr)
     if (c->optim.lr_scaling == LR_SCALE_LINEAR) tr->oset.lr *= (double)tr->P;
     /* the tensors, for the layer-wise trust ratios of lars and lamb */
     const ModelShape *s = &tr->model.shape;
-    for (int l = 0; l < s->n_layers && 2 * (size_t)l + 1 < OPTIM_MAX_SEGMENTS; l++) {
+    for (int l = 0; l < s->n_layers; l++) {
         size_t ni = s->sizes[l], no = s->sizes[l + 1];
         tr->oset.segs[tr->oset.n_segs++] = (ParamSegment){.off = s->w_off[l], .n = no * ni};
         tr->oset.segs[tr->oset.n_segs++] = (ParamSegment){.off = s->b_off[l], .n = no, .bias = true};
