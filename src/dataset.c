@@ -18,6 +18,7 @@
 #include "fsutil.h"
 #include "log.h"
 #include "strutil.h"
+#include "sysmem.h"
 
 /* Rows per read block: about this many bytes of float32 output per H5Dread. */
 #define DATASET_BLOCK_BYTES ((size_t)16 << 20)
@@ -277,24 +278,6 @@ Status dataset_probe(const char *spec, const Comm *comm, bool need_y, DatasetInf
 
 /* ---- load ----------------------------------------------------------------------- */
 
-/* MemAvailable in bytes from /proc/meminfo, or 0 when unknown. */
-static double mem_available_bytes(void)
-{
-    FILE *fp = fopen("/proc/meminfo", "r");
-    if (!fp) return 0.0;
-    char line[256];
-    double kb = 0.0;
-    while (fgets(line, sizeof line, fp)) {
-        unsigned long long v;
-        if (sscanf(line, "MemAvailable: %llu kB", &v) == 1) {
-            kb = (double)v;
-            break;
-        }
-    }
-    fclose(fp);
-    return kb * 1024.0;
-}
-
 static Status load_check_memory(const DatasetInfo *info, size_t lo, size_t hi, bool compact,
                                 double extra_per_row, const Comm *comm)
 {
@@ -303,19 +286,22 @@ static Status load_check_memory(const DatasetInfo *info, size_t lo, size_t hi, b
                        (info->target == TARGET_CLASS ? (double)sizeof(int32_t)
                                                      : (double)info->k_dense * sizeof(float));
     double need = (double)rows * row_bytes;
-    double avail = mem_available_bytes();
+    SysMem mem;
+    sysmem_read("", &mem);
+    double avail = mem.bytes;
     int local = comm ? comm_local_size(comm) : 1;
     double per_rank = avail / (double)(local > 0 ? local : 1);
-    /* Unknown MemAvailable (0): only the size_t limit applies. */
+    /* Nothing known (0): only the size_t limit applies. */
     bool fits = (avail <= 0.0 || need <= per_rank) && need < (double)SIZE_MAX / 2;
     if (fits) return XT_OK;
-    char hneed[32], havail[32];
+    char hneed[32], havail[32], source[1300];
     strutil_human_bytes(need, hneed, sizeof hneed);
     strutil_human_bytes(per_rank, havail, sizeof havail);
+    sysmem_describe(&mem, source, sizeof source);
     log_error("%s:%s: rows [%zu, %zu) need about %s (%zu rows x %.0f bytes) but "
-              "this node has %s available for each of its %d rank(s); use more ranks (or "
+              "each of this node's %d rank(s) may use %s (%s); use more ranks (or "
               "nodes) so each shard fits", info->file, info->group, lo, hi, hneed, rows,
-              row_bytes, havail, local);
+              row_bytes, local, havail, source);
     return XT_ERR_USAGE;
 }
 
