@@ -74,7 +74,9 @@ static size_t gather_batch(Trainer *tr, size_t t)
     if (t + 1 < tr->sampler.T) {
         tr->next_m = sampler_step_rows(&tr->sampler, t + 1, tr->next_rows);
         tr->next_t = t + 1;
-        rowsource_prefetch(&tr->train_rows, tr->next_rows, tr->next_m);
+        /* with micro-steps, local_step prefetches one piece ahead instead */
+        if (tr->cfg.train.accumulate == 1)
+            rowsource_prefetch(&tr->train_rows, tr->next_rows, tr->next_m);
     }
     return m;
 }
@@ -96,7 +98,14 @@ static void local_step(Trainer *tr, size_t m, EpochRun *er)
         size_t mc = (m * (c + 1)) / k - (m * c) / k; /* k near-equal pieces */
         if (mc == 0) continue;
         double t0 = comm_wtime();
-        if (k > 1) rowsource_gather(&tr->train_rows, tr->rows + (m * c) / k, mc, &tr->batch);
+        if (k > 1) {
+            rowsource_gather(&tr->train_rows, tr->rows + (m * c) / k, mc, &tr->batch);
+            if (c + 1 < k) /* the next piece, or the next update's first */
+                rowsource_prefetch(&tr->train_rows, tr->rows + (m * (c + 1)) / k,
+                                   (m * (c + 2)) / k - (m * (c + 1)) / k);
+            else if (tr->next_t != SIZE_MAX)
+                rowsource_prefetch(&tr->train_rows, tr->next_rows, tr->next_m / k);
+        }
         double t1 = comm_wtime();
         const float *z = model_forward(md, tr->batch.X, mc);
         double t2 = comm_wtime();
