@@ -188,20 +188,39 @@ static Status csv_first_line(const CsvOptions *o, CsvRead *r, size_t lineno, boo
     long long v;
     int header = o->header;
     if (header < 0 && !label_col_is_index(o->label_col, &v)) header = 1;
+    bool detected = false;
     if (header < 0) {
-        size_t probe_col = 0;
+        /* A header names every feature column; a line with some numbers and some
+         * non-numbers is neither, and taking it for a header would drop a data row. */
+        size_t probe_col = 0, words = 0, first_word = 0, first_number = 0;
         Status st = csv_label_index(o, r->fields, r->nf, false, &probe_col);
         if (st != XT_OK) return st;
-        header = 0;
         for (size_t j = 0; j < r->nf; j++) {
             float tmp;
-            if (j != probe_col && convert_parse_float(r->fields[j], &tmp)) header = 1;
+            if (j == probe_col) continue;
+            if (convert_parse_float(r->fields[j], &tmp)) {
+                if (words++ == 0) first_word = j;
+            } else if (first_number == 0) {
+                first_number = j + 1;
+            }
         }
+        if (words > 0 && words < r->nf - 1) {
+            log_error("%s:%zu: field %zu '%.40s' is not a number but field %zu is: the line is "
+                      "neither a header (every feature column named) nor data; give --header "
+                      "if it is a header, or fix the value", o->input, lineno, first_word + 1,
+                      convert_trim(r->fields[first_word]), first_number);
+            return XT_ERR_USAGE;
+        }
+        header = words > 0;
+        detected = header == 1;
     }
     r->d = r->ncol - 1;
     *is_header = header == 1;
     Status st = csv_label_index(o, r->fields, r->nf, header == 1, &r->col);
     if (st == XT_OK && header == 1) st = keep_names(o, r, lineno);
+    if (st == XT_OK && detected)
+        printf("convert csv: line %zu taken as the header (no feature field is a number; "
+               "--no-header if it is data)\n", lineno);
     return st;
 }
 
@@ -226,10 +245,12 @@ static Status csv_data_line(const CsvOptions *o, CsvRead *r, size_t lineno)
         if (j == r->col) continue;
         const char *w = convert_parse_float(r->fields[j], &x[c++]);
         if (w) {
-            log_error("%s:%zu: field %zu '%.40s': %s%s%zu%s", o->input, lineno, j + 1,
-                      convert_trim(r->fields[j]), w,
-                      r->n == 0 ? " (if this column holds the labels: --label-column " : "",
-                      j, r->n == 0 ? ")" : "");
+            char hint[96] = "";
+            if (r->n == 0)
+                snprintf(hint, sizeof hint, " (if this column holds the labels: --label-column %zu)",
+                         j);
+            log_error("%s:%zu: field %zu '%.40s': %s%s", o->input, lineno, j + 1,
+                      convert_trim(r->fields[j]), w, hint);
             return XT_ERR_USAGE;
         }
     }

@@ -110,6 +110,26 @@ static Status write_h5(const PredictArgs *a, const Predictions *all, const Model
     return st;
 }
 
+/* One CSV field (RFC 4180): quoted, with quotes doubled, when it holds the delimiter, a
+ * quote, a line break or edge spaces; prefix is written first, outside the quotes. */
+static void csv_field(FILE *f, const char *prefix, const char *text)
+{
+    size_t n = strlen(text);
+    bool quote = strpbrk(text, ",\"\r\n") != NULL ||
+                 (n > 0 && (text[0] == ' ' || text[n - 1] == ' '));
+    fputs(prefix, f);
+    if (!quote) {
+        fputs(text, f);
+        return;
+    }
+    fputc('"', f);
+    for (const char *c = text; *c; c++) {
+        if (*c == '"') fputc('"', f);
+        fputc(*c, f);
+    }
+    fputc('"', f);
+}
+
 /* CSV, one row per input row: predicted (and predicted_name) then p_<class> columns;
  * multi-label: one 0/1 column and one probability column per label. */
 static Status write_csv(const PredictArgs *a, const Predictions *all, const ModelFile *mf,
@@ -128,8 +148,19 @@ static Status write_csv(const PredictArgs *a, const Predictions *all, const Mode
     if (!ml) fprintf(f, "predicted%s", names ? ",predicted_name" : "");
     for (size_t k = 0; k < all->K; k++) {
         const char *cn = class_name(mf, k);
-        if (cn) fprintf(f, ",p_%s", cn);
-        else fprintf(f, ",p_%zu", k);
+        char head[48];
+        if (cn) {
+            size_t len = strlen(cn);
+            char *h = malloc(len + 3);
+            if (h) {
+                snprintf(h, len + 3, "p_%s", cn);
+                csv_field(f, ",", h);
+                free(h);
+            }
+        } else {
+            snprintf(head, sizeof head, "p_%zu", k);
+            csv_field(f, ",", head);
+        }
     }
     fputc('\n', f);
     for (size_t i = 0; i < all->n; i++) {
@@ -137,7 +168,7 @@ static Status write_csv(const PredictArgs *a, const Predictions *all, const Mode
             fprintf(f, "%s%d", k ? "," : "", (int)all->pred[i * all->pk + k]);
         if (names) {
             const char *cn = class_name(mf, (size_t)all->pred[i]);
-            fprintf(f, ",%s", cn ? cn : "");
+            csv_field(f, ",", cn ? cn : "");
         }
         for (size_t k = 0; k < all->K; k++) fprintf(f, ",%.9g", (double)all->prob[i * all->K + k]);
         fputc('\n', f);
