@@ -46,7 +46,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 # The runs use Open MPI's mpirun options (--bind-to, --mca, --oversubscribe) and its rsh
 # launcher across namespaces: say so instead of failing obscurely under another MPI.
-mpirun --version 2>&1 | grep -q "Open MPI" ||
+mpirun --version 2>&1 | grep -qE "Open MPI|OpenRTE" ||
   { echo "scaling.sh: needs Open MPI's mpirun (Debian's default); 'mpirun' here is another MPI" >&2; exit 2; }
 data=$root/data/fashion-mnist.h5 gen=0 models="mlp softmax" ranks="1 2 4" reps=3 epochs=2
 batch=128 bpr=128 modes="strong weak" netns=0 rate= allreduce=1 out=$root/runs/scaling

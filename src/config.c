@@ -183,7 +183,7 @@ static const Key KEYS[] = {
     K_DBL(0, "optim", "clip_norm", optim.clip_norm, "0", BOUND_INCL, 0.0, BOUND_NONE, 0.0,
           "clip the global gradient L2 norm to this value; 0 = off"),
     K_ENUM(0, "optim", "schedule", optim.schedule, "constant", SCHEDULE_NAMES,
-           "learning-rate schedule after warm-up"),
+           "learning-rate schedule (warm-up multiplies it)"),
     K_INT(0, "optim", "step_size", optim.step_size, "10", 1, XT_EPOCHS_MAX,
           "epochs between decays (schedule = step)"),
     K_DBL(0, "optim", "gamma", optim.gamma, "0.1", BOUND_EXCL, 0.0, BOUND_INCL, 1.0,

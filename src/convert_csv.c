@@ -206,9 +206,10 @@ static Status csv_first_line(const CsvOptions *o, CsvRead *r, size_t lineno, boo
         }
         if (words > 0 && words < r->nf - 1) {
             log_error("%s:%zu: field %zu '%.40s' is not a number but field %zu is: the line is "
-                      "neither a header (every feature column named) nor data; give --header "
-                      "if it is a header, or fix the value", o->input, lineno, first_word + 1,
-                      convert_trim(r->fields[first_word]), first_number);
+                      "neither a header (every feature column named) nor data. A preamble "
+                      "(scikit-learn's CSVs start with a line of counts and class names): "
+                      "--skip-rows 1; a header: --header; data: fix the value", o->input,
+                      lineno, first_word + 1, convert_trim(r->fields[first_word]), first_number);
             return XT_ERR_USAGE;
         }
         header = words > 0;

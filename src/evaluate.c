@@ -157,16 +157,41 @@ void eval_class_scores(const EvalStats *st, size_t k, EvalScores *out)
     out->support = tp + fn;
 }
 
-double eval_macro_f1(const EvalStats *st)
+/* Whether class k counts in the macro averages: for class ids, as scikit-learn's default,
+ * only classes that occur in the labels or the predictions (a class the model can output
+ * but nobody has and nobody predicted, such as an ignored label's slot, says nothing);
+ * every label of a multi-label model counts. */
+static bool in_macro(const EvalStats *st, size_t k)
 {
-    if (!st->buf || st->K == 0) return NAN;
-    double f = 0.0;
-    for (size_t k = 0; k < st->K; k++) {
+    if (st->multilabel) return true;
+    for (size_t i = 0; i < st->K; i++)
+        if (st->confusion[i * st->K + k] > 0 || st->confusion[k * st->K + i] > 0) return true;
+    return false;
+}
+
+/* Macro precision, recall and F1 over the classes in_macro; NAN when there are none. */
+static void eval_macro(const EvalStats *st, double *p, double *r, double *f1)
+{
+    double sp = 0.0, sr = 0.0, sf = 0.0, n = 0.0;
+    for (size_t k = 0; st->buf && k < st->K; k++) {
+        if (!in_macro(st, k)) continue;
         EvalScores sc;
         eval_class_scores(st, k, &sc);
-        f += sc.f1;
+        sp += sc.precision;
+        sr += sc.recall;
+        sf += sc.f1;
+        n += 1.0;
     }
-    return f / (double)st->K;
+    *p = n > 0 ? sp / n : NAN;
+    *r = n > 0 ? sr / n : NAN;
+    *f1 = n > 0 ? sf / n : NAN;
+}
+
+double eval_macro_f1(const EvalStats *st)
+{
+    double p, r, f1;
+    eval_macro(st, &p, &r, &f1);
+    return f1;
 }
 
 /* ---- loading a model and a split ------------------------------------------------- */
@@ -284,13 +309,12 @@ static void json_report(FILE *f, const EvalStats *st, const ModelFile *mf, const
     json_number(f, eval_loss(st));
     fputs(",\n  \"accuracy\": ", f);
     json_number(f, eval_accuracy(st));
-    double mp = 0, mr = 0;
+    double mp, mr, mf1;
+    eval_macro(st, &mp, &mr, &mf1);
     fprintf(f, ",\n  \"per_%s\": [", st->multilabel ? "label" : "class");
     for (size_t k = 0; k < st->K; k++) {
         EvalScores sc;
         eval_class_scores(st, k, &sc);
-        mp += sc.precision / (double)st->K;
-        mr += sc.recall / (double)st->K;
         fprintf(f, "%s\n    {\"index\": %zu, \"name\": ", k ? "," : "", k);
         if (mf->class_names && k < mf->n_class_names) json_string(f, mf->class_names[k]);
         else fputs("null", f);
@@ -298,7 +322,7 @@ static void json_report(FILE *f, const EvalStats *st, const ModelFile *mf, const
                 sc.precision, sc.recall, sc.f1, sc.support);
     }
     fprintf(f, "\n  ],\n  \"macro_precision\": %.9g,\n  \"macro_recall\": %.9g,\n"
-               "  \"macro_f1\": %.9g", mp, mr, eval_macro_f1(st));
+               "  \"macro_f1\": %.9g", mp, mr, mf1);
     if (st->kind == LOSS_BINARY) {
         fputs(",\n  \"roc_auc\": ", f);
         json_number(f, auc);
@@ -346,17 +370,16 @@ static void print_scores(const EvalStats *st, const ModelFile *mf)
 {
     log_info("%-16s %9s %9s %9s %9s", st->multilabel ? "label" : "class", "precision", "recall",
              "f1", "support");
-    double mp = 0, mr = 0;
+    double mp, mr, mf1;
+    eval_macro(st, &mp, &mr, &mf1);
     for (size_t k = 0; k < st->K; k++) {
         EvalScores sc;
         eval_class_scores(st, k, &sc);
-        mp += sc.precision / (double)st->K;
-        mr += sc.recall / (double)st->K;
         const char *name = mf->class_names && k < mf->n_class_names ? mf->class_names[k] : "";
         log_info("%3zu %-12.12s %9.4f %9.4f %9.4f %9.0f", k, name, sc.precision, sc.recall,
                  sc.f1, sc.support);
     }
-    log_info("%-16s %9.4f %9.4f %9.4f", "macro average", mp, mr, eval_macro_f1(st));
+    log_info("%-16s %9.4f %9.4f %9.4f", "macro average", mp, mr, mf1);
 }
 
 /* Ranks the scores (ties share their mean rank) and returns the ROC AUC: the chance that
@@ -437,7 +460,8 @@ int evaluate_run(const Comm *comm, const char *model_path, const char *spec,
     Status s = eval_load(comm, model_path, spec, batch, true, &mf, &ds, &src, &m, &kind);
     if (s == XT_OK) s = comm_agree(comm, eval_stats_init(&st, &mf.shape, kind, m.max_batch));
     if (s == XT_OK) {
-        eval_accumulate(&st, &m, &src, LOSS_NO_IGNORE);
+        /* rows with the label the run ignored are left out, as its validation did */
+        eval_accumulate(&st, &m, &src, mf.has_ignore ? (int32_t)mf.ignore_index : LOSS_NO_IGNORE);
         eval_stats_allreduce(&st, comm);
         if (kind == LOSS_BINARY) s = binary_auc(comm, &m, &src, &st, &auc);
     }
@@ -448,6 +472,9 @@ int evaluate_run(const Comm *comm, const char *model_path, const char *spec,
         if (!quiet) {
             log_info("model    %s (%s, epoch %lld)", model_path, desc, (long long)mf.epoch);
             log_info("data     %s (%.0f rows, %d ranks)", spec, *st.rows, comm_size(comm));
+            if (mf.has_ignore)
+                log_info("ignored  rows labelled %lld are left out (the run's loss.ignore_index)",
+                         (long long)mf.ignore_index);
             log_info("loss     %.6f", eval_loss(&st));
             log_info("accuracy %.4f", eval_accuracy(&st));
             if (kind == LOSS_BINARY) log_info("ROC AUC  %.4f", auc);

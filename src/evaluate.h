@@ -62,7 +62,8 @@ typedef struct {
     double precision, recall, f1, support;
 } EvalScores;
 void eval_class_scores(const EvalStats *st, size_t k, EvalScores *out);
-/* The mean F1 over classes (or labels). */
+/* The mean F1 over the classes that occur in the labels or the predictions, as
+ * scikit-learn averages by default (every label of a multi-label model). */
 double eval_macro_f1(const EvalStats *st);
 
 /* Loads a model file on every rank and this rank's balanced share of a split (rows

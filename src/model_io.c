@@ -34,6 +34,8 @@ Status model_io_write_group(H5File *f, const char *g, const ModelFile *mf)
     if (st == XT_OK) st = h5io_attr_write_str(f, g, "xentrain_version", XT_VERSION);
     if (st == XT_OK && mf->train_split[0])
         st = h5io_attr_write_str(f, g, "train_split", mf->train_split);
+    if (st == XT_OK && mf->has_ignore)
+        st = h5io_attr_write_i64(f, g, "ignore_index", mf->ignore_index);
     if (st == XT_OK && mf->class_names && mf->n_class_names > 0)
         st = h5io_attr_write_strs(f, g, "class_names", (const char *const *)mf->class_names,
                                   mf->n_class_names);
@@ -221,6 +223,13 @@ static Status read_extras(H5File *f, const char *g, ModelFile *mf)
         st = h5io_attr_read_strs(f, g, "class_names", &mf->class_names, &mf->n_class_names);
     if (st == XT_OK && h5io_attr_exists(f, g, "train_split"))
         st = h5io_attr_read_str(f, g, "train_split", mf->train_split, sizeof mf->train_split);
+    mf->has_ignore = st == XT_OK && h5io_attr_exists(f, g, "ignore_index");
+    if (mf->has_ignore) st = h5io_attr_read_i64(f, g, "ignore_index", &mf->ignore_index);
+    if (st == XT_OK && mf->has_ignore && (mf->ignore_index < 0 || mf->ignore_index > INT32_MAX)) {
+        log_error("%s: %s ignore_index = %lld is not a class id", h5io_path(f), g,
+                  (long long)mf->ignore_index);
+        st = XT_ERR_USAGE;
+    }
     return st;
 }
 

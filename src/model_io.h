@@ -16,6 +16,7 @@
 #define XT_MODEL_IO_H
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "config.h"
@@ -34,6 +35,8 @@ typedef struct {
     int64_t epoch;            /* the epoch these parameters are from */
     double val_loss, val_accuracy;
     char train_split[XT_PATH_MAX + 260]; /* "" when unknown */
+    bool has_ignore;          /* the run left rows with this label out (loss.ignore_index) */
+    int64_t ignore_index;
 } ModelFile;
 
 /* Writes mf to path atomically. Local (rank 0). */

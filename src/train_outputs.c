@@ -22,6 +22,8 @@ ModelFile trainer_model_file(const Trainer *tr, const float *params, int64_t epo
                     .val_loss = vl,
                     .val_accuracy = va};
     snprintf(mf.train_split, sizeof mf.train_split, "%s:%s", tr->tinfo.file, tr->tinfo.group);
+    mf.has_ignore = tr->cfg.loss.ignore_index >= 0;
+    mf.ignore_index = tr->cfg.loss.ignore_index;
     return mf;
 }
 

@@ -480,13 +480,17 @@ static void banner(const Trainer *tr)
         log_info("         val   %s: N = %zu (%s)", c->data.val, tr->vinfo.n,
                  c->eval.distributed ? "sharded over ranks" : "rank 0");
     log_info("model    %s, K = %zu", desc, tr->K);
-    char acc[96] = "";
+    char acc[96] = "", clamp[96] = "";
     if (c->train.accumulate > 1)
         snprintf(acc, sizeof acc, ", each in %lld micro-steps per rank",
                  (long long)c->train.accumulate);
-    log_info("batch    global %zu rows per update (%zu steps/epoch, %zu virtual shards)%s",
-             tr->global_batch ? tr->global_batch : tr->tinfo.n, tr->sampler.T, tr->sampler.S,
-             acc);
+    size_t rows = tr->global_batch && tr->global_batch < tr->tinfo.n ? tr->global_batch
+                                                                      : tr->tinfo.n;
+    if (tr->global_batch > tr->tinfo.n)
+        snprintf(clamp, sizeof clamp, " (the batch asked for, %zu, exceeds the %zu rows)",
+                 tr->global_batch, tr->tinfo.n);
+    log_info("batch    global %zu rows per update%s (%zu steps/epoch, %zu virtual shards)%s",
+             rows, clamp, tr->sampler.T, tr->sampler.S, acc);
     log_info("optim    %s, lr %g%s", optim_name(c->optim.optimizer), tr->oset.lr,
              c->optim.lr_scaling == LR_SCALE_LINEAR ? " (scaled by P)" : "");
     log_info("run      %s", c->run.dir);

@@ -114,7 +114,7 @@ for sig in INT TERM; do
     pass "resumed after SIG$sig to the launcher: identical to the straight run"
   else fail "resume after SIG$sig to the launcher differs"; fi
 done
-if "$mpiexec" --version 2>&1 | grep -q "Open MPI"; then
+if "$mpiexec" --version 2>&1 | grep -qE "Open MPI|OpenRTE"; then
   XT_TEST_STEP_DELAY_MS=3 xt 2 train c.ini --set run.dir=bare --set train.epochs=6 >bare.log 2>&1 &
   job=$!
   for i in $(seq 1 300); do [ -s bare/metrics.csv ] && [ "$(wc -l < bare/metrics.csv)" -ge 2 ] && break; sleep 0.1; done

@@ -131,10 +131,18 @@ fi
 
 # ---- CSV conveniences: preamble, header names, a separate test file, stratified splits ----
 printf '4,2,no,yes\n1,2,0\n3,4,1\n5,6,0\n7,8,1\n' >"$DIR/pre.csv"
-check "csv: a preamble line names --skip-rows" 2 "3 fields, expected 4 .*--skip-rows 1" \
+check "csv: a preamble line names --skip-rows" 2 "neither a header .* nor data.*preamble.*--skip-rows 1" \
     "$XT" convert csv --input "$DIR/pre.csv" --out "$DIR/x.h5"
 check "csv: --skip-rows 1 reads it" 0 "/train 4, /val 0" \
     "$XT" convert csv --input "$DIR/pre.csv" --skip-rows 1 --val-fraction 0 --out "$DIR/pre.h5"
+printf '1,NA,0\n3,4,1\n5,6,0\n' >"$DIR/na1.csv"
+check "csv: a first data row with a missing value is not taken for a header" 2 \
+    "na1.csv:1: field 2 'NA' is not a number but field 1 is" \
+    "$XT" convert csv --input "$DIR/na1.csv" --out "$DIR/na1.h5"
+printf 'a,b,label\n1,x,0\n' >"$DIR/bad2.csv"
+check "csv: a bad field's message ends with the hint, not a stray index" 2 \
+    "field 2 'x': not a number \\(if this column holds the labels: --label-column 1\\)$" \
+    "$XT" convert csv --input "$DIR/bad2.csv" --out "$DIR/bad2.h5"
 printf 'a,b,label\n1,2,0\n3,4,1\n5,6,0\n7,8,1\n' >"$DIR/hdr.csv"
 printf 'a,b,label\n9,9,1\n' >"$DIR/hdr_test.csv"
 check "csv: --test-input becomes /test" 0 "/train 4, /val 0, /test 1 rows" \

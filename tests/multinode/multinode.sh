@@ -17,7 +17,7 @@ bin=$1 tmp=$2 src=$3 mpiexec=$4
 [ "$(id -u)" -eq 0 ] || { echo "skipped: needs root"; exit 77; }
 command -v ip >/dev/null || { echo "skipped: no ip (iproute2)"; exit 77; }
 # scripts/netns/netns-cluster.sh drives Open MPI's rsh launcher (plm_rsh_agent, mca options)
-"$mpiexec" --version 2>&1 | grep -q "Open MPI" ||
+"$mpiexec" --version 2>&1 | grep -qE "Open MPI|OpenRTE" ||
   { echo "skipped: the namespace launcher needs Open MPI's mpirun; $mpiexec is another MPI"; exit 77; }
 t_start=$(date +%s)
 rm -rf "$tmp" && mkdir -p "$tmp" && cd "$tmp" || exit 1
