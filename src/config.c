@@ -1032,7 +1032,10 @@ static int ini_on_pair(void *user, const char *raw_section, const char *name, co
     const char *bad = set_value(ctx->cfg, k, value, continuation, why, sizeof why);
     if (bad) {
         allowed_text(k, allowed, sizeof allowed);
-        ctx_fail(ctx, "%s.%s = %s: %s (allowed: %s)", k->section, k->name, shown, bad, allowed);
+        /* "lr = 0.5 # half": only ';' starts a comment after a value in an INI file */
+        bool hash = k->type != KT_STRING && strstr(value, " #") != NULL;
+        ctx_fail(ctx, "%s.%s = %s: %s (allowed: %s)%s", k->section, k->name, shown, bad, allowed,
+                 hash ? "; a comment after a value starts with ';', not '#'" : "");
         return 0;
     }
     if (!continuation) ctx->line_of[idx] = ctx->lineno;

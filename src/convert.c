@@ -432,6 +432,11 @@ Status convert_labels_from_numbers(const char *path, const double *lab, size_t n
     Status st = distinct_labels(path, lab, n, sizeof *lab, cmp_double,
                                 ", or is it a regression target", y, &u, &k);
     if (st == XT_OK) st = labelmap_fill(path, m, u, k, number_text);
+    if (st == XT_OK) { /* labels 0..K-1 in order map to themselves: nothing was remapped */
+        bool identity = true;
+        for (size_t c = 0; c < k && identity; c++) identity = ((const double *)u)[c] == (double)c;
+        if (identity) m->remapped = false;
+    }
     free(u);
     return st;
 }
@@ -496,8 +501,9 @@ Status convert_write(const char *cmd, const ConvertTable *t, const LabelMap *m,
                      const OutOptions *o)
 {
     if (m->k > 2 && 2 * m->k > t->n)
-        log_warn("convert %s: %zu classes for %zu rows: is the label column right (a feature "
-                 "or a regression target, not a class)? See --label-column", cmd, m->k, t->n);
+        log_warn("convert %s: %zu classes for %zu rows: are the labels classes (not a feature "
+                 "or a regression target)?%s", cmd, m->k, t->n,
+                 strcmp(cmd, "csv") ? "" : " See --label-column");
     RowSet sets[3] = {{0}};
     const char *groups[3] = {"/train", "/val", "/test"};
     H5File *f = NULL;

@@ -615,8 +615,11 @@ static Status read_rows(H5File *f, const char *dset, size_t row0, size_t nrows, 
     }
     if (H5Dread(d, memtype, mspace, fspace, dxpl, out) < 0) {
         if (overflow)
-            LOCAL_FAIL(f, dset, "rows [%zu, %zu): values do not convert exactly to %s", row0,
-                       row0 + nrows, mem_name);
+            LOCAL_FAIL(f, dset, "rows [%zu, %zu): values do not convert exactly to %s%s", row0,
+                       row0 + nrows, mem_name,
+                       strstr(mem_name, "int") ? " (class ids must be whole numbers; "
+                                                 "probability or multi-hot targets go in an "
+                                                 "(N,K) float y)" : "");
         else
             LOCAL_FAIL(f, dset, "cannot read rows [%zu, %zu) as %s (truncated or corrupt file?)",
                        row0, row0 + nrows, mem_name);

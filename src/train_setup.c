@@ -196,22 +196,25 @@ static Status decide_classes(Trainer *tr)
     bool any = tr->train.hi > tr->train.lo;
     int64_t mm[2] = {any ? tr->train.label_max : -1, any ? -(int64_t)tr->train.label_min : INT32_MIN};
     comm_allreduce_max_i64(tr->comm, mm, 2);
+    char yname[XT_PATH_MAX + 400];
+    snprintf(yname, sizeof yname, "%s:%s%s%s", tr->tinfo.file, tr->tinfo.group,
+             strcmp(tr->tinfo.group, "/") ? "/" : "", tr->tinfo.y_name);
     if (-mm[1] < 0) {
-        log_error0("%s/y: class ids must be >= 0, the smallest is %lld", c->data.train,
+        log_error0("%s: class ids must be >= 0, the smallest is %lld", yname,
                    (long long)-mm[1]);
         return XT_ERR_USAGE;
     }
     if (c->model.classes == 0 && -mm[1] > 0) {
-        log_error0("%s/y: the class ids start at %lld, not 0, so class 0 would be a class no "
+        log_error0("%s: the class ids start at %lld, not 0, so class 0 would be a class no "
                    "row has (and K = %lld): relabel from 0 (e.g. y - %lld; xentrain convert "
                    "does that), or set model.classes if class 0 exists but is absent here",
-                   c->data.train, (long long)-mm[1], (long long)mm[0] + 1, (long long)-mm[1]);
+                   yname, (long long)-mm[1], (long long)mm[0] + 1, (long long)-mm[1]);
         return XT_ERR_USAGE;
     }
     tr->K = c->model.classes > 0 ? (size_t)c->model.classes : (size_t)mm[0] + 1;
     if (tr->K < 2) tr->K = 2;
     if (tr->K > XT_MAX_CLASSES) {
-        log_error0("%s/y: largest class id %lld gives %zu classes (limit %d)", c->data.train,
+        log_error0("%s: largest class id %lld gives %zu classes (limit %d)", yname,
                    (long long)mm[0], tr->K, XT_MAX_CLASSES);
         return XT_ERR_USAGE;
     }

@@ -135,6 +135,10 @@ check "csv: a preamble line names --skip-rows" 2 "neither a header .* nor data.*
     "$XT" convert csv --input "$DIR/pre.csv" --out "$DIR/x.h5"
 check "csv: --skip-rows 1 reads it" 0 "/train 4, /val 0" \
     "$XT" convert csv --input "$DIR/pre.csv" --skip-rows 1 --val-fraction 0 --out "$DIR/pre.h5"
+printf 'a,b,label\n1,2,0\n3,4,1\n5,6,2\n7,8,0\n' >"$DIR/many.csv"
+check "csv: more classes than half the rows is warned about" 0 \
+    "3 classes for 4 rows: are the labels classes.*--label-column" \
+    "$XT" convert csv --input "$DIR/many.csv" --val-fraction 0 --out "$DIR/many.h5"
 printf '1,NA,0\n3,4,1\n5,6,0\n' >"$DIR/na1.csv"
 check "csv: a first data row with a missing value is not taken for a header" 2 \
     "na1.csv:1: field 2 'NA' is not a number but field 1 is" \
