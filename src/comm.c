@@ -290,6 +290,11 @@ void comm_abort(const Comm *c, int code)
 {
     fflush(stdout);
     fflush(stderr);
+    /* The launcher forwards our output through a pipe; MPICH's hydra kills the job on
+     * MPI_Abort and could drop the message just written (seen with the replica check).
+     * A moment for it to read the pipe first; this path ends the job anyway. */
+    const struct timespec drain = {0, 200000000};
+    nanosleep(&drain, NULL);
     MPI_Abort(c ? c->world : MPI_COMM_WORLD, code);
     abort();
 }
