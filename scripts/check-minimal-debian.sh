@@ -19,7 +19,7 @@ mountpoint -q "$R" || { mount --bind "$R" "$R" && mount --make-private "$R"; }
 mountpoint -q "$R/proc" || mount -t proc proc "$R/proc"
 mountpoint -q "$R/sys" || mount --rbind /sys "$R/sys"
 mountpoint -q "$R/dev" || mount --rbind /dev "$R/dev"
-cleanup() { umount -R "$R/dev" "$R/sys" "$R/proc" 2>/dev/null; umount "$R" 2>/dev/null; }
+cleanup() { umount -R "$R/dev" "$R/sys" "$R/proc" 2>/dev/null; umount -R "$R" 2>/dev/null; }
 trap cleanup EXIT
 cp /etc/resolv.conf "$R/etc/resolv.conf"
 printf '127.0.0.1 localhost\n127.0.1.1 %s\n' "$(hostname)" > "$R/etc/hosts"
