@@ -234,6 +234,7 @@ static Status probe_layout(H5File *f, const Comm *comm, bool need_y, DatasetInfo
     if (st != XT_OK) return st;
     info->n = xi.dims[0];
     info->d = xi.dims[1];
+    info->x_object = xi.object_id;
     snprintf(info->x_type, sizeof info->x_type, "%s", xi.type_name);
     info->x_u8 = xi.cls == H5IO_CLASS_UINT && xi.type_size == 1;
     info->x_scale = 0.0;

@@ -34,6 +34,7 @@ typedef struct {
     char group[256];          /* "/train" */
     bool group_given;         /* the spec named the group (else "/train" was assumed) */
     char x_name[64], y_name[64]; /* the datasets' names in the group ("X", "y") */
+    uint64_t x_object;        /* X's address in the file (h5io), to spot links; 0 unknown */
     bool has_y;               /* the split holds targets (predict reads splits without) */
     char y_type[160];         /* y's shape and type, and how it is read, for banners */
     size_t n;                 /* N rows */

@@ -534,6 +534,14 @@ Status h5io_info(H5File *f, const char *dset, H5ioInfo *info)
     for (int i = 0; i < ndims && i < 4; i++) info->dims[i] = (size_t)dims[i];
     info->type_size = H5Tget_size(type);
     type_describe(type, &info->cls, info->type_name, sizeof info->type_name);
+#if H5_VERSION_GE(1, 12, 0)
+    H5O_info2_t oi;
+    if (H5Oget_info3(d, &oi, H5O_INFO_BASIC) >= 0)
+        memcpy(&info->object_id, &oi.token, sizeof info->object_id);
+#else
+    H5O_info_t oi;
+    if (H5Oget_info2(d, &oi, H5O_INFO_BASIC) >= 0) info->object_id = (uint64_t)oi.addr;
+#endif
     st = XT_OK;
 cleanup:
     close_type(&type);

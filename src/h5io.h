@@ -45,6 +45,8 @@ typedef struct {
     H5ioClass cls;
     size_t type_size;     /* bytes per element on disk */
     char type_name[32];   /* e.g. "uint8", "float32", "string" for messages */
+    uint64_t object_id;   /* the dataset's address in its file: equal for two names (hard or
+                             soft links) of one dataset; 0 when unknown */
 } H5ioInfo;
 
 /* "HDF5 1.10.8 (built with 1.10.8, parallel)": the library this process runs with and

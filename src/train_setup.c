@@ -92,11 +92,15 @@ static Status check_split_roles(const Trainer *tr)
                        in->file, in->group, keys[i], in->file, groups[i]);
             return XT_ERR_USAGE;
         }
-        if (strcmp(in->group, tr->tinfo.group) != 0) continue;
+        /* the same group, or another name (hard or soft link) for the training X */
+        bool linked = in->x_object != 0 && in->x_object == tr->tinfo.x_object;
+        if (strcmp(in->group, tr->tinfo.group) != 0 && !linked) continue;
         if (!c->data.allow_same_split) {
-            log_error0("%s = %s is the training split itself: its figures would say nothing about "
-                       "unseen data; name another split, or set data.allow_same_split = true",
-                       keys[i], specs[i]);
+            log_error0("%s = %s is the training split itself%s: its figures would say nothing "
+                       "about unseen data; name another split, or set data.allow_same_split = "
+                       "true", keys[i], specs[i],
+                       strcmp(in->group, tr->tinfo.group) ? " (its X is the training X under "
+                                                            "another name: an HDF5 link)" : "");
             return XT_ERR_USAGE;
         }
         log_warn("%s = %s is the training split itself (data.allow_same_split = true): its "

@@ -39,6 +39,11 @@ with h5py.File("from1.h5", "w") as f:
     split(f, "train", X[:200], y[:200] + 1)
 with h5py.File("fraction.h5", "w") as f:
     split(f, "train", X[:200], y[:200] + 0.5)
+with h5py.File("links.h5", "w") as f:
+    split(f, "train", X[:200], y[:200])
+    f["hard"] = f["train"]                  # another name for the same group
+    f["soft"] = h5py.SoftLink("/train")
+    split(f, "val", X[200:], y[200:])
 PY
 : > base.ini
 tr() { local np=$1 name=$2; shift 2; xt $np train base.ini --set model.type=logistic --set train.epochs=3 \
@@ -65,6 +70,10 @@ tr 1 fraction --set data.train=fraction.h5:/train; refused fraction "do not conv
 tr 1 nogroup --set data.train=col.h5:/train --set data.val=col.h5; refused nogroup "names the training file without a group"
 tr 1 same --set data.train=col.h5:/train --set data.val=col.h5:/train; refused same "is the training split itself"
 tr 1 slash --set data.train=col.h5:train; refused slash "did you mean col.h5:/train"
+tr 1 hard --set data.train=links.h5:/train --set data.val=links.h5:/hard; refused hard "an HDF5 link"
+tr 1 soft --set data.train=links.h5:/train --set data.val=links.h5:/soft; refused soft "an HDF5 link"
+tr 1 linkval --set data.train=links.h5:/train --set data.val=links.h5:/val &&
+  pass "links.h5:/val (a real split next to the links) is accepted" || fail "links.h5:/val refused"
 if xt 2 predict --model runs/names/model.h5 --data 'names.h5:/unlabeled?X=data' --out p.csv >pred.log 2>&1 &&
    [ "$(head -1 p.csv)" = "predicted,p_0,p_1" ] && [ "$(wc -l < p.csv)" -eq 101 ]; then
   pass "predict on rows without y: 100 rows to CSV (predicted, p_0, p_1)"
