@@ -763,6 +763,25 @@ static const Key *check_optim_rules(const Config *cfg, char *why, size_t len)
         snprintf(why, len, "two values: beta1,beta2 (e.g. 0.9,0.999)");
         return key_named("optim", "betas");
     }
+    /* a key the chosen optimiser does not read is refused when changed from its default,
+     * as model.hidden is for a linear model: a silently ignored setting misleads */
+    const char *name = OPTIMIZER_NAMES[opt];
+    if (!adam_like && (cfg->optim.betas[0] != 0.9 || cfg->optim.betas[1] != 0.999)) {
+        snprintf(why, len, "used by adam, adamw and lamb only, not optim.optimizer = %s", name);
+        return key_named("optim", "betas");
+    }
+    if (opt == OPT_SGD && cfg->optim.eps != 1e-8) {
+        snprintf(why, len, "used by adam, adamw, lamb and lars, not optim.optimizer = sgd");
+        return key_named("optim", "eps");
+    }
+    if (opt != OPT_LARS && cfg->optim.trust_coefficient != 0.001) {
+        snprintf(why, len, "used by lars only, not optim.optimizer = %s", name);
+        return key_named("optim", "trust_coefficient");
+    }
+    if (opt != OPT_LARS && opt != OPT_LAMB && !cfg->optim.exclude_bias) {
+        snprintf(why, len, "used by lars and lamb only, not optim.optimizer = %s", name);
+        return key_named("optim", "exclude_bias");
+    }
     return NULL;
 }
 

@@ -699,6 +699,10 @@ static void test_config_cross_key_rules(void **state)
                 "optim.nesterov = true", "optim.optimizer = sgd only");
     expect_rule("[optim]\noptimizer = adamw\nbetas = 0.9\n", NULL, 0, "optim.betas = 0.9",
                 "two values");
+    expect_rule("[optim]\nbetas = 0.8,0.99\n", NULL, 0, "optim.betas = 0.8,0.99",
+                "not optim.optimizer = sgd");
+    expect_rule("[optim]\noptimizer = adam\ntrust_coefficient = 0.01\n", NULL, 0,
+                "optim.trust_coefficient = 0.01", "used by lars only");
     expect_rule("[model]\nclasses = 3\n[loss]\nclass_weights = 1,2\n", NULL, 0,
                 "loss.class_weights = 1,2", "2 weights for model.classes = 3");
     expect_rule("[model]\nclasses = 3\n[loss]\nignore_index = 3\n", NULL, 0,
