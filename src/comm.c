@@ -225,6 +225,18 @@ void comm_allreduce_max_double(const Comm *c, double *buf, size_t n)
 {
     allreduce_chunked(c, buf, n, MPI_DOUBLE, sizeof *buf, MPI_MAX);
 }
+void comm_allreduce_sum_i32(const Comm *c, int32_t *buf, size_t n)
+{
+    allreduce_chunked(c, buf, n, MPI_INT32_T, sizeof *buf, MPI_SUM);
+}
+void comm_allreduce_max_i32(const Comm *c, int32_t *buf, size_t n)
+{
+    allreduce_chunked(c, buf, n, MPI_INT32_T, sizeof *buf, MPI_MAX);
+}
+void comm_allreduce_sum_i64(const Comm *c, int64_t *buf, size_t n)
+{
+    allreduce_chunked(c, buf, n, MPI_INT64_T, sizeof *buf, MPI_SUM);
+}
 void comm_allreduce_max_i64(const Comm *c, int64_t *buf, size_t n)
 {
     allreduce_chunked(c, buf, n, MPI_INT64_T, sizeof *buf, MPI_MAX);

@@ -15,6 +15,7 @@
  *     identically everywhere;
  *   - the sum of floats itself depends on the reduction order the MPI library picks
  *     (and on P): results are reproducible at fixed P and launcher, not across them;
+ *     integer sums (the reproducible mode's, see exact.h) are exact in any order;
  *   - the watchdog thread never calls MPI: it reads a monotonic clock and the position
  *     the main thread publishes.
  */
@@ -57,6 +58,9 @@ Status comm_agree(const Comm *c, Status local);
 void comm_allreduce_sum_float(const Comm *c, float *buf, size_t n);
 void comm_allreduce_sum_double(const Comm *c, double *buf, size_t n);
 void comm_allreduce_max_double(const Comm *c, double *buf, size_t n);
+void comm_allreduce_sum_i32(const Comm *c, int32_t *buf, size_t n);
+void comm_allreduce_max_i32(const Comm *c, int32_t *buf, size_t n);
+void comm_allreduce_sum_i64(const Comm *c, int64_t *buf, size_t n);
 void comm_allreduce_max_i64(const Comm *c, int64_t *buf, size_t n);
 void comm_allreduce_min_i64(const Comm *c, int64_t *buf, size_t n);
 /* Collective: broadcast bytes from root. */

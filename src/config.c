@@ -31,6 +31,7 @@
 
 #include <ini.h>
 
+#include "exact.h"
 #include "strutil.h"
 
 #if defined(__GNUC__)
@@ -213,6 +214,12 @@ static const Key KEYS[] = {
           "in this many pieces per rank (memory of one piece)"),
     K_UINT(KEY_TRAJ, "train", "seed", train.seed, "42", "seed of initialisation and shuffling"),
     K_BOOL(KEY_TRAJ, "train", "shuffle", train.shuffle, "true", "reshuffle the rows every epoch"),
+    K_BOOL(KEY_TRAJ, "train", "reproducible", train.reproducible, "false",
+           "the same model, bit for bit, at any rank count up to train.micro_batches (exact "
+           "sums over fixed micro-batches)"),
+    K_INT(KEY_TRAJ, "train", "micro_batches", train.micro_batches, "0", 0, EXACT_MAX_TERMS,
+          "reproducible: micro-batches per step, the most ranks a run can use; 0 = auto: "
+          "batch / 128, at least 8, at most data.virtual_shards"),
     K_INT(0, "train", "check_every", train.check_every, "100", 0, INT64_MAX,
           "steps between replica checksums across ranks; 0 = never"),
     K_STR(KEY_RUN, "train", "resume", train.resume, "auto", "auto, never, or a checkpoint path",
@@ -834,6 +841,22 @@ static const Key *check_rules(const Config *cfg, char *why, size_t len)
     }
     const Key *k = check_optim_rules(cfg, why, len);
     if (k) return k;
+    if (!cfg->train.reproducible && cfg->train.micro_batches != 0) {
+        snprintf(why, len, "used by train.reproducible = true only");
+        return key_named("train", "micro_batches");
+    }
+    if (cfg->train.reproducible && cfg->train.batch_per_rank > 0) {
+        snprintf(why, len, "makes the global batch depend on the rank count, so no model can be "
+                 "the same at every P: use train.batch_size with train.reproducible");
+        return key_named("train", "batch_per_rank");
+    }
+    if (cfg->train.reproducible &&
+        config_micro_batches(cfg) * cfg->train.accumulate > EXACT_MAX_TERMS) {
+        snprintf(why, len, "train.micro_batches x train.accumulate = %" PRId64 " exceeds %d "
+                 "micro-batches per update", config_micro_batches(cfg) * cfg->train.accumulate,
+                 EXACT_MAX_TERMS);
+        return key_named("train", "accumulate");
+    }
     if (!cfg->train.resume[0]) {
         snprintf(why, len, "empty (allowed: auto, never, or a checkpoint path)");
         return key_named("train", "resume");
@@ -854,6 +877,15 @@ static const Key *check_rules(const Config *cfg, char *why, size_t len)
         }
     }
     return NULL;
+}
+
+int64_t config_micro_batches(const Config *cfg)
+{
+    if (cfg->train.micro_batches > 0) return cfg->train.micro_batches;
+    int64_t S = cfg->data.virtual_shards;
+    int64_t g = cfg->train.batch_size > 0 ? cfg->train.batch_size / 128 : S;
+    if (g < 8) g = 8;
+    return g < S ? g : S;
 }
 
 Status config_validate(const Config *cfg, char *err, size_t errlen)

@@ -100,6 +100,8 @@ typedef struct {
         int64_t accumulate;     /* micro-steps per update: the update's batch is this times larger */
         uint64_t seed;
         bool shuffle;
+        bool reproducible;      /* the same bits at any P (exact reductions, see exact.h) */
+        int64_t micro_batches;  /* reproducible: groups per step (0 = auto) */
         int64_t check_every;    /* steps between replica checksums; 0 = never */
         char resume[XT_PATH_MAX]; /* auto | never | PATH */
         bool progress;          /* progress line within epochs when stdout is a tty */
@@ -162,6 +164,9 @@ Status config_set(Config *cfg, const char *assignment, char *err, size_t errlen)
  * stopping needs data.val and start_epoch <= epochs. On failure writes
  * "section.key = value: reason" into err and returns XT_ERR_USAGE. Local. */
 Status config_validate(const Config *cfg, char *err, size_t errlen);
+/* train.micro_batches resolved (auto: global batch / 128, at least 8, at most
+ * data.virtual_shards; the trainer also caps it at the row count). */
+int64_t config_micro_batches(const Config *cfg);
 
 /* The resolved configuration as INI text (every key, effective values), for the run
  * directory and checkpoints. Returns bytes written (excluding NUL) or needed. Local. */

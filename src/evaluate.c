@@ -7,19 +7,22 @@
 #include <string.h>
 
 #include "dataset.h"
+#include "exact.h"
 #include "fsutil.h"
 #include "h5io.h"
+#include "linalg.h"
 #include "log.h"
 #include "loss.h"
 #include "model_io.h"
 #include "opts.h"
+#include "shard.h"
 
 Status eval_stats_init(EvalStats *st, const ModelShape *s, LossKind kind, size_t max_rows)
 {
     *st = (EvalStats){.kind = kind};
     const size_t D = s->sizes[0], K = model_outputs(s);
     st->max_rows = max_rows > 0 ? max_rows : 1;
-    st->batch.X = malloc(st->max_rows * D * sizeof(float));
+    st->batch.X = linalg_alloc(st->max_rows * D * sizeof(float));
     st->batch.y = malloc(st->max_rows * sizeof(int32_t));
     st->batch.t = malloc(st->max_rows * K * sizeof(float));
     st->multilabel = kind == LOSS_MULTILABEL;
@@ -30,11 +33,12 @@ Status eval_stats_init(EvalStats *st, const ModelShape *s, LossKind kind, size_t
         eval_stats_free(st);
         return XT_ERR_RUNTIME;
     }
-    st->loss_sum = st->buf;
-    st->loss_weight = st->buf + 1;
-    st->rows = st->buf + 2;
-    st->correct = st->buf + 3;
-    st->decisions = st->buf + 4;
+    st->loss_hi = st->buf;
+    st->loss_lo = st->buf + 1;
+    st->loss_weight = st->buf + 2;
+    st->rows = st->buf + 3;
+    st->correct = st->buf + 4;
+    st->decisions = st->buf + 5;
     if (st->multilabel) {
         st->tp = st->buf + EVAL_SCALARS;
         st->fp = st->tp + st->K;
@@ -112,7 +116,7 @@ void eval_accumulate(EvalStats *st, Model *m, const RowSource *src, int32_t igno
         if (st->multilabel) count_labels(st, z, b, K);
         else
             for (size_t i = 0; i < b; i++) count_row(st, z, i, K, opt.ignore_index);
-        *st->loss_sum += tot.sum;
+        exact_pair_add(st->loss_hi, st->loss_lo, tot.sum);
         *st->loss_weight += tot.weight;
         *st->rows += (double)b;
     }
@@ -125,7 +129,8 @@ void eval_stats_allreduce(EvalStats *st, const Comm *comm)
 
 double eval_loss(const EvalStats *st)
 {
-    return *st->loss_weight > 0 ? *st->loss_sum / *st->loss_weight : NAN;
+    return *st->loss_weight > 0 ? exact_pair_value(*st->loss_hi, *st->loss_lo) / *st->loss_weight
+                                : NAN;
 }
 double eval_accuracy(const EvalStats *st)
 {
@@ -246,7 +251,8 @@ Status eval_load(const Comm *comm, const char *model_path, const char *spec, siz
     if (st != XT_OK) return st;
     const ModelShape *s = &mf->shape;
     int P = comm_size(comm), r = comm_rank(comm);
-    size_t lo = (size_t)r * info.n / (size_t)P, hi = (size_t)(r + 1) * info.n / (size_t)P;
+    size_t lo, hi; /* whole blocks of `batch` rows: the same forward passes at any P */
+    shard_block_range(info.n, batch, P, r, &lo, &hi);
     size_t K = *kind == LOSS_BINARY ? 2 : model_outputs(s);
     Status local = dataset_load(ds, &info, lo, hi, info.target == TARGET_DENSE ? 0 : K, comm);
     if (local == XT_OK && *kind == LOSS_SOFTMAX_PROBS) local = dataset_check_distributions(ds);

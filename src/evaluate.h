@@ -26,7 +26,7 @@
 #include "rowsource.h"
 
 /* Counters before the confusion matrix or the per-label counts in the flat buffer. */
-#define EVAL_SCALARS 5
+#define EVAL_SCALARS 6
 
 typedef struct {
     LossKind kind;       /* model_loss_kind of the model and the split's targets */
@@ -34,7 +34,10 @@ typedef struct {
     bool multilabel;
     double *buf;         /* one flat buffer: everything below points into it */
     size_t len;
-    double *loss_sum, *loss_weight; /* the loss's sum and its mean's denominator */
+    /* the loss's sum as an exact pair (exact.h: hi + lo 2^-32, each block's sum rounded
+     * to 2^-32, then summed exactly: the same value however the blocks are spread over
+     * ranks) and its mean's denominator */
+    double *loss_hi, *loss_lo, *loss_weight;
     double *rows, *correct, *decisions;
     double *confusion;   /* (K, K): [true][predicted] counts (not multi-label) */
     double *tp, *fp, *fn; /* (K) per-label counts (multi-label) */

@@ -99,3 +99,9 @@ bool linalg_threads_from_env(void)
         if (getenv(vars[i])) return true;
     return false;
 }
+
+void *linalg_alloc(size_t bytes)
+{
+    size_t rounded = (bytes + 63) / 64 * 64;
+    return aligned_alloc(64, rounded > 0 ? rounded : 64);
+}

@@ -1,7 +1,8 @@
 /* linalg: the dense kernels the models need. The only file that includes cblas.h.
  *
  * All matrices are row-major. Each fast path (any CBLAS) has a naive reference beside
- * it (linalg_ref_*) that the tests compare against. Local; no allocation.
+ * it (linalg_ref_*) that the tests compare against. Local; nothing allocates but
+ * linalg_alloc.
  */
 #ifndef XT_LINALG_H
 #define XT_LINALG_H
@@ -15,6 +16,11 @@ void linalg_gemm(float *C, const float *A, const float *B, size_t M, size_t N, s
                  bool ta, bool tb, float alpha, float beta);
 void linalg_ref_gemm(float *C, const float *A, const float *B, size_t M, size_t N, size_t K,
                      bool ta, bool tb, float alpha, float beta);
+
+/* Memory for GEMM operands, 64-byte aligned (free with free()): a BLAS may take another
+ * code path for another alignment, and the reproducible mode needs the same arithmetic
+ * for the same rows in every process, wherever malloc happens to put them. */
+void *linalg_alloc(size_t bytes);
 
 /* Threads the BLAS uses in this process (OpenBLAS, BLIS or MKL; 1 for a BLAS without
  * threads). */

@@ -118,15 +118,17 @@ Status model_init(Model *m, const ModelShape *s, size_t max_batch, size_t grad_e
     size_t widest = 0;
     for (int l = 0; l <= s->n_layers; l++)
         if (s->sizes[l] > widest) widest = s->sizes[l];
-    m->params = calloc(s->n_params, sizeof *m->params);
-    m->grads = calloc(s->n_params + grad_extra, sizeof *m->grads);
+    m->params = linalg_alloc(s->n_params * sizeof *m->params);
+    m->grads = linalg_alloc((s->n_params + grad_extra) * sizeof *m->grads);
+    if (m->params) memset(m->params, 0, s->n_params * sizeof *m->params);
+    if (m->grads) memset(m->grads, 0, (s->n_params + grad_extra) * sizeof *m->grads);
     bool ok = m->params && m->grads;
     for (int l = 1; l <= s->n_layers && ok; l++) {
-        m->act[l] = malloc(m->max_batch * s->sizes[l] * sizeof(float));
+        m->act[l] = linalg_alloc(m->max_batch * s->sizes[l] * sizeof(float));
         ok = m->act[l] != NULL;
     }
     for (int i = 0; i < 2 && ok; i++) {
-        m->work[i] = malloc(m->max_batch * widest * sizeof(float));
+        m->work[i] = linalg_alloc(m->max_batch * widest * sizeof(float));
         ok = m->work[i] != NULL;
     }
     if (!ok) {
@@ -217,6 +219,12 @@ const float *model_forward(Model *m, const float *X, size_t B)
 
 void model_backward(Model *m, const float *X, const float *dlogits, size_t B, bool accumulate)
 {
+    model_backward_into(m, X, dlogits, B, accumulate, m->grads);
+}
+
+void model_backward_into(Model *m, const float *X, const float *dlogits, size_t B,
+                         bool accumulate, float *grads)
+{
     const float beta = accumulate ? 1.0f : 0.0f;
     const ModelShape *s = &m->shape;
     XT_ASSERT(B <= m->max_batch);
@@ -224,8 +232,8 @@ void model_backward(Model *m, const float *X, const float *dlogits, size_t B, bo
     for (int l = s->n_layers; l >= 1; l--) {
         size_t ni = s->sizes[l - 1], no = s->sizes[l];
         const float *A = l > 1 ? m->act[l - 1] : X;
-        float *dW = m->grads + s->w_off[l - 1];
-        float *db = m->grads + s->b_off[l - 1];
+        float *dW = grads + s->w_off[l - 1];
+        float *db = grads + s->b_off[l - 1];
         linalg_gemm(dW, delta, A, no, ni, B, true, false, 1.0f, beta); /* dW (+)= delta^T A */
         if (!accumulate)
             for (size_t j = 0; j < no; j++) db[j] = 0.0f;

@@ -89,6 +89,9 @@ const float *model_forward(Model *m, const float *X, size_t B);
 /* Backward after model_forward on the same X: given dL/dlogits (B, outputs), writes
  * dL/dparams into m->grads (overwrites), or adds them when accumulate (micro-steps). */
 void model_backward(Model *m, const float *X, const float *dlogits, size_t B, bool accumulate);
+/* The same into grads (n_params floats) instead of m->grads. */
+void model_backward_into(Model *m, const float *X, const float *dlogits, size_t B,
+                         bool accumulate, float *grads);
 
 /* A 64-bit hash of the parameter bytes (replica checks: equal iff bit-identical,
  * up to hash collisions). */

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "exact.h"
+
 /* Rows per block when a statistic reads the whole source. */
 #define ROWSOURCE_BLOCK_ROWS 1024
 
@@ -93,4 +95,48 @@ Status rowsource_feature_sums(const RowSource *s, double *sum, double *sumsq)
     for (size_t j = 0; j < s->d; j++) sum[j] = sumsq[j] = 0.0;
     Sums a = {sum, sumsq};
     return for_blocks(s, add_sums, &a);
+}
+
+static void add_absmax(const float *X, size_t m, size_t d, void *acc)
+{
+    double *mx = acc;
+    for (size_t i = 0; i < m; i++)
+        for (size_t j = 0; j < d; j++) {
+            double a = fabs((double)X[i * d + j]);
+            if (a > mx[j]) mx[j] = a;
+        }
+}
+
+Status rowsource_feature_absmax(const RowSource *s, double *mx)
+{
+    for (size_t j = 0; j < s->d; j++) mx[j] = 0.0;
+    return for_blocks(s, add_absmax, mx);
+}
+
+typedef struct {
+    const double *center;
+    const int *e;
+    int64_t *out;
+} FixedSums;
+
+static void add_fixed(const float *X, size_t m, size_t d, void *acc)
+{
+    FixedSums *a = acc;
+    for (size_t i = 0; i < m; i++)
+        for (size_t j = 0; j < d; j++) {
+            double v = (double)X[i * d + j];
+            if (a->center) {
+                v -= a->center[j];
+                v *= v;
+            }
+            a->out[j] += exact_fixed(v, a->e[j]);
+        }
+}
+
+Status rowsource_feature_fixed_sums(const RowSource *s, const double *center, const int *e,
+                                    int64_t *out)
+{
+    for (size_t j = 0; j < s->d; j++) out[j] = 0;
+    FixedSums a = {center, e, out};
+    return for_blocks(s, add_fixed, &a);
 }

@@ -52,5 +52,12 @@ void rowsource_prefetch(const RowSource *s, const uint32_t *rows, size_t m);
 /* Per-feature sum and sum of squares (double) of the rows as they come out.
  * XT_ERR_RUNTIME when out of memory for the block buffer. */
 Status rowsource_feature_sums(const RowSource *s, double *sum, double *sumsq);
+/* Per-feature max |x| of the rows as they come out. */
+Status rowsource_feature_absmax(const RowSource *s, double *mx);
+/* Per-feature exact fixed-point sums (exact.h): out[j] = sum of exact_fixed(v, e[j]) with
+ * v = x_j, or v = (x_j - center[j])^2 when center is given. Integer sums: the same
+ * however the rows are spread over ranks. */
+Status rowsource_feature_fixed_sums(const RowSource *s, const double *center, const int *e,
+                                    int64_t *out);
 
 #endif

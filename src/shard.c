@@ -19,6 +19,26 @@ void shard_rank_shards(size_t S, int P, int r, size_t *s_lo, size_t *s_hi)
     *s_hi = (size_t)(((u128)(size_t)(r + 1) * S) / (size_t)P);
 }
 
+void shard_rank_shards_grouped(size_t S, size_t G, int P, int r, size_t *s_lo, size_t *s_hi)
+{
+    if (G == 0) {
+        shard_rank_shards(S, P, r, s_lo, s_hi);
+        return;
+    }
+    size_t g_lo, g_hi;
+    shard_rank_shards(G, P, r, &g_lo, &g_hi);
+    *s_lo = shard_row_begin(S, G, g_lo); /* the first shard of group g_lo */
+    *s_hi = shard_row_begin(S, G, g_hi);
+}
+
+void shard_block_range(size_t n, size_t block, int P, int r, size_t *lo, size_t *hi)
+{
+    size_t nb = block > 0 ? (n + block - 1) / block : 0, b_lo, b_hi;
+    shard_rank_shards(nb, P, r, &b_lo, &b_hi);
+    *lo = b_lo * block < n ? b_lo * block : n;
+    *hi = b_hi * block < n ? b_hi * block : n;
+}
+
 size_t shard_count(size_t n, size_t requested) { return requested < n ? requested : n; }
 
 size_t shard_steps_per_epoch(size_t n, size_t B)
@@ -39,7 +59,7 @@ static size_t shard_phase(size_t s, size_t T, size_t S)
 }
 
 Status sampler_init(Sampler *s, size_t n, size_t virtual_shards, size_t batch, int P, int r,
-                    uint64_t seed, bool shuffle, char *err, size_t errlen)
+                    uint64_t seed, bool shuffle, size_t groups, char *err, size_t errlen)
 {
     *s = (Sampler){0};
     if (n == 0) {
@@ -54,6 +74,20 @@ Status sampler_init(Sampler *s, size_t n, size_t virtual_shards, size_t batch, i
                  P, S, virtual_shards, n, P);
         return XT_ERR_USAGE;
     }
+    if (groups > S) {
+        snprintf(err, errlen,
+                 "%zu micro-batch groups but only %zu virtual shards (N = %zu rows): every group "
+                 "needs at least one shard; raise data.virtual_shards to >= %zu or lower "
+                 "train.micro_batches", groups, S, n, groups);
+        return XT_ERR_USAGE;
+    }
+    if (groups > 0 && (size_t)P > groups) {
+        snprintf(err, errlen,
+                 "%d ranks but train.micro_batches = %zu: in reproducible mode each rank needs "
+                 "at least one micro-batch group; set train.micro_batches >= %d (the same value "
+                 "at every rank count gives the same model)", P, groups, P);
+        return XT_ERR_USAGE;
+    }
     s->n = n;
     s->S = S;
     s->T = shard_steps_per_epoch(n, batch);
@@ -61,7 +95,9 @@ Status sampler_init(Sampler *s, size_t n, size_t virtual_shards, size_t batch, i
     s->r = r;
     s->seed = seed;
     s->shuffle = shuffle;
-    shard_rank_shards(S, P, r, &s->s_lo, &s->s_hi);
+    s->G = groups;
+    if (groups > 0) shard_rank_shards(groups, P, r, &s->g_lo, &s->g_hi);
+    shard_rank_shards_grouped(S, groups, P, r, &s->s_lo, &s->s_hi);
     s->row_lo = shard_row_begin(n, S, s->s_lo);
     s->row_hi = shard_row_begin(n, S, s->s_hi);
     size_t local = s->row_hi - s->row_lo;
@@ -107,19 +143,55 @@ void sampler_begin_epoch(Sampler *s, uint64_t epoch)
     }
 }
 
-size_t sampler_step_rows(const Sampler *s, size_t t, uint32_t *rows)
+/* Rows shards [q_lo, q_hi) contribute to step t; into rows when not NULL. */
+static size_t shards_step_rows(const Sampler *s, size_t q_lo, size_t q_hi, size_t t,
+                               uint32_t *rows)
 {
-    XT_ASSERT(t < s->T);
     size_t m = 0;
-    for (size_t q = s->s_lo; q < s->s_hi; q++) {
+    for (size_t q = q_lo; q < q_hi; q++) {
         size_t b = shard_row_begin(s->n, s->S, q), e = shard_row_begin(s->n, s->S, q + 1);
         size_t ns = e - b, phi = shard_phase(q, s->T, s->S);
         size_t from = shard_cursor(ns, s->T, phi, t), to = shard_cursor(ns, s->T, phi, t + 1);
-        const uint32_t *p = s->perm + (b - s->row_lo);
-        for (size_t i = from; i < to; i++) rows[m++] = p[i];
+        if (rows) {
+            const uint32_t *p = s->perm + (b - s->row_lo);
+            for (size_t i = from; i < to; i++) rows[m + i - from] = p[i];
+        }
+        m += to - from;
     }
+    return m;
+}
+
+size_t sampler_step_rows(const Sampler *s, size_t t, uint32_t *rows)
+{
+    XT_ASSERT(t < s->T);
+    size_t m = shards_step_rows(s, s->s_lo, s->s_hi, t, rows);
     XT_ASSERT(m <= s->max_local);
     return m;
+}
+
+size_t sampler_group_rows(const Sampler *s, size_t t, size_t g, uint32_t *rows)
+{
+    XT_ASSERT(s->G > 0 && g >= s->g_lo && g < s->g_hi && t < s->T);
+    size_t m = shards_step_rows(s, shard_row_begin(s->S, s->G, g),
+                                shard_row_begin(s->S, s->G, g + 1), t, rows);
+    XT_ASSERT(m <= s->max_local);
+    return m;
+}
+
+size_t sampler_max_group_rows(const Sampler *s)
+{
+    if (s->G == 0) return 0;
+    size_t best = 0;
+    for (size_t g = 0; g < s->G; g++) {
+        size_t q_lo = shard_row_begin(s->S, s->G, g), q_hi = shard_row_begin(s->S, s->G, g + 1);
+        size_t cap = 0; /* a bound: each shard gives at most ceil(n_s / T) rows per step */
+        for (size_t q = q_lo; q < q_hi; q++) {
+            size_t ns = shard_row_begin(s->n, s->S, q + 1) - shard_row_begin(s->n, s->S, q);
+            cap += ns / s->T + 1;
+        }
+        if (cap > best) best = cap;
+    }
+    return best;
 }
 
 size_t sampler_global_count(const Sampler *s, size_t t)

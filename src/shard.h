@@ -14,6 +14,13 @@
  * of rows, which makes losses comparable across rank counts (DESIGN.md §2). Each rank
  * enumerates only its own shards: per-rank work and memory are O(N / P).
  *
+ * Groups (reproducible mode, train.reproducible): the S shards are also cut into G
+ * contiguous groups (group g holds shards [g S / G, (g+1) S / G)), and rank r then owns the
+ * groups [r G / P, (r+1) G / P) instead, so a group always lives on one rank. Group g's
+ * rows of step t, in shard order and permutation order, are one micro-batch: the same rows
+ * in the same order whatever P is (P <= G), so its partial gradient is computed
+ * identically by whichever rank holds it.
+ *
  * Local everywhere (pure arithmetic; the caller passes rank and size as ints).
  */
 #ifndef XT_SHARD_H
@@ -29,6 +36,13 @@
 size_t shard_row_begin(size_t n, size_t S, size_t s);
 /* The shards rank r of P owns: [*s_lo, *s_hi). */
 void shard_rank_shards(size_t S, int P, int r, size_t *s_lo, size_t *s_hi);
+/* The shards rank r of P owns when the S shards form G groups (G = 0: no groups, as
+ * shard_rank_shards). */
+void shard_rank_shards_grouped(size_t S, size_t G, int P, int r, size_t *s_lo, size_t *s_hi);
+/* Rank r's rows [*lo, *hi) when n rows are dealt to P ranks in whole blocks of `block`
+ * rows (evaluation: each block then goes through one forward pass on one rank, the same
+ * blocks at any P). */
+void shard_block_range(size_t n, size_t block, int P, int r, size_t *lo, size_t *hi);
 /* The effective number of virtual shards for N rows: min(requested, N). */
 size_t shard_count(size_t n, size_t requested);
 /* Steps per epoch for N rows and global batch B (0 = full batch). */
@@ -37,6 +51,8 @@ size_t shard_steps_per_epoch(size_t n, size_t B);
 typedef struct {
     size_t n, S, T;           /* rows, virtual shards, steps per epoch */
     int P, r;
+    size_t G;                 /* groups (0: ownership by shards, no groups) */
+    size_t g_lo, g_hi;        /* groups owned (G > 0) */
     size_t s_lo, s_hi;        /* shards owned */
     size_t row_lo, row_hi;    /* rows owned: [row_lo, row_hi) */
     uint64_t seed;
@@ -46,10 +62,11 @@ typedef struct {
     size_t max_local;         /* upper bound on rows this rank gets in one step */
 } Sampler;
 
-/* Validates (N > 0; P <= S after clamping S to N, else an error with the fix) and
- * allocates. Message in err on failure (XT_ERR_USAGE). */
+/* Validates (N > 0; P <= S after clamping S to N; with groups, G <= S and P <= G; else an
+ * error with the fix) and allocates. groups = 0: no groups. Message in err on failure
+ * (XT_ERR_USAGE). */
 Status sampler_init(Sampler *s, size_t n, size_t virtual_shards, size_t batch, int P, int r,
-                    uint64_t seed, bool shuffle, char *err, size_t errlen);
+                    uint64_t seed, bool shuffle, size_t groups, char *err, size_t errlen);
 void sampler_free(Sampler *s);
 
 /* Draws the per-shard permutations of `epoch` (0-based). */
@@ -57,6 +74,11 @@ void sampler_begin_epoch(Sampler *s, uint64_t epoch);
 /* Local row indices (relative to row_lo) of this rank's part of step t's global batch,
  * into rows (capacity max_local). Returns how many. */
 size_t sampler_step_rows(const Sampler *s, size_t t, uint32_t *rows);
+/* Local row indices of group g's rows of step t (s_lo's group <= g < g_hi), into rows
+ * (capacity max_local). Returns how many. */
+size_t sampler_group_rows(const Sampler *s, size_t t, size_t g, uint32_t *rows);
+/* The most rows any group has in one step (over all groups: the same on every rank). */
+size_t sampler_max_group_rows(const Sampler *s);
 /* Rows in step t's GLOBAL batch (the same on every rank, without communication). */
 size_t sampler_global_count(const Sampler *s, size_t t);
 

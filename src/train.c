@@ -48,9 +48,16 @@ typedef struct {
     double rows_now; /* rows trained in this process (for samples/s) */
     double lr;
     bool diverged;
-    /* wall-clock split, seconds; compute = forward + loss + backward + optim */
-    double forward, loss, backward, optim, allreduce, io, val;
+    /* wall-clock split, seconds; compute = forward + loss + backward + optim (+ reduce:
+     * the reproducible mode's conversions to and from integers) */
+    double forward, loss, backward, optim, allreduce, io, val, reduce;
 } EpochRun;
+
+/* One step's totals over all ranks, from either reduction. */
+typedef struct {
+    double loss, weight, correct, decisions;
+    bool nonfinite, signal;
+} StepTotals;
 
 typedef enum { STEP_OK, STEP_DIVERGED, STEP_SIGNALLED } StepOutcome;
 
@@ -134,6 +141,80 @@ static void local_step(Trainer *tr, size_t m, EpochRun *er)
     md->grads[n + SLOT_DECISIONS] = (float)decisions;
 }
 
+/* ---- reproducible mode: fixed micro-batches, exact sums ------------------------------- */
+
+/* One micro-batch (rows of one group, or a piece of them): forward, loss, backward into
+ * its own partial gradient, and its totals rounded into the exact slots. */
+static void micro_batch_exact(Trainer *tr, const uint32_t *rows, size_t m, EpochRun *er)
+{
+    Model *md = &tr->model;
+    const size_t KO = model_outputs(&md->shape);
+    double t0 = comm_wtime();
+    rowsource_gather(&tr->train_rows, rows, m, &tr->batch);
+    double t1 = comm_wtime();
+    const float *z = model_forward(md, tr->batch.X, m);
+    double t2 = comm_wtime();
+    LossTargets tg = {.y = tr->batch.y, .t = tr->batch.t};
+    LossTotals part = {0};
+    double correct = 0.0, decisions = 0.0;
+    loss_compute(tr->loss_kind, tr->dz, NULL, &part, z, tg, m, KO, &tr->lopt);
+    loss_count_correct(tr->loss_kind, z, tg, m, KO, tr->lopt.ignore_index, &correct, &decisions);
+    double t3 = comm_wtime();
+    model_backward_into(md, tr->batch.X, tr->dz, m, false, exact_grad_next(&tr->exact));
+    double t4 = comm_wtime();
+    int32_t *xs = exact_grad_slots(&tr->exact), limbs[EXACT_LIMBS];
+    bool ok = exact_grad_measure(&tr->exact);
+    const double vals[] = {part.sum, part.weight, correct, decisions};
+    const int at[] = {XS_LOSS, XS_WEIGHT, XS_CORRECT, XS_DECISIONS};
+    for (int i = 0; i < 4; i++) {
+        ok = exact_limbs_encode(vals[i], limbs) && ok;
+        exact_limbs_add(xs + at[i], limbs);
+    }
+    if (!ok) xs[XS_NONFINITE]++;
+    er->io += t1 - t0;
+    er->forward += t2 - t1;
+    er->loss += t3 - t2;
+    er->backward += t4 - t3;
+    er->reduce += comm_wtime() - t4;
+}
+
+/* Step t in reproducible mode: this rank's groups, each cut into train.accumulate pieces
+ * (micro-batches that are the same rows whatever P is), then the exact reduction: the
+ * blocks' largest exponents (MAX), the integer sums (SUM), back to floats in
+ * model.grads. Collective. */
+static void step_exact(Trainer *tr, size_t t, EpochRun *er, StepTotals *tot)
+{
+    ExactGrad *x = &tr->exact;
+    const size_t k = (size_t)tr->cfg.train.accumulate;
+    exact_grad_begin(x);
+    for (size_t g = tr->sampler.g_lo; g < tr->sampler.g_hi; g++) {
+        size_t m = sampler_group_rows(&tr->sampler, t, g, tr->rows);
+        for (size_t c = 0; c < k; c++) {
+            size_t lo = (m * c) / k, hi = (m * (c + 1)) / k;
+            if (hi > lo) micro_batch_exact(tr, tr->rows + lo, hi - lo, er);
+        }
+    }
+    int32_t *xs = exact_grad_slots(x);
+    xs[XS_SIGNAL] = g_signal ? 1 : 0;
+    fault_before_reduce(tr->r, tr->step);
+    double t0 = comm_wtime();
+    comm_allreduce_max_i32(tr->comm, x->mx, x->nblocks);
+    double t1 = comm_wtime();
+    exact_grad_convert(x);
+    double t2 = comm_wtime();
+    comm_allreduce_sum_i32(tr->comm, x->acc, exact_grad_len(x));
+    double t3 = comm_wtime();
+    *tot = (StepTotals){.loss = exact_limbs_decode(xs + XS_LOSS),
+                        .weight = exact_limbs_decode(xs + XS_WEIGHT),
+                        .correct = exact_limbs_decode(xs + XS_CORRECT),
+                        .decisions = exact_limbs_decode(xs + XS_DECISIONS),
+                        .nonfinite = xs[XS_NONFINITE] != 0,
+                        .signal = xs[XS_SIGNAL] != 0};
+    if (!tot->nonfinite) exact_grad_finish(x, tr->model.grads);
+    er->allreduce += (t1 - t0) + (t3 - t2);
+    er->reduce += (t2 - t1) + (comm_wtime() - t3);
+}
+
 /* Collective: aborts the job when the replicas' parameters are not bit-identical. */
 static void check_replicas(Trainer *tr)
 {
@@ -170,32 +251,41 @@ static StepOutcome train_step(Trainer *tr, size_t t, EpochRun *er)
     Model *md = &tr->model;
     const size_t n = md->shape.n_params;
     comm_watch_position(tr->comm, er->epoch, tr->step);
-    double t0 = comm_wtime();
-    size_t m = gather_batch(tr, t);
-    double t1 = comm_wtime();
-    local_step(tr, m, er);
-    fault_before_reduce(tr->r, tr->step);
-    double t2 = comm_wtime();
-    comm_allreduce_sum_float(tr->comm, md->grads, n + N_SLOTS);
+    StepTotals tot;
+    if (tr->repro) {
+        step_exact(tr, t, er, &tot);
+    } else {
+        double t0 = comm_wtime();
+        size_t m = gather_batch(tr, t);
+        double t1 = comm_wtime();
+        local_step(tr, m, er);
+        fault_before_reduce(tr->r, tr->step);
+        double t2 = comm_wtime();
+        comm_allreduce_sum_float(tr->comm, md->grads, n + N_SLOTS);
+        const float *slot = md->grads + n;
+        tot = (StepTotals){.loss = slot[SLOT_LOSS], .weight = slot[SLOT_WEIGHT],
+                           .correct = slot[SLOT_CORRECT], .decisions = slot[SLOT_DECISIONS],
+                           .nonfinite = slot[SLOT_NONFINITE] != 0.0f || !isfinite(slot[SLOT_LOSS]),
+                           .signal = slot[SLOT_SIGNAL] != 0.0f};
+        er->io += t1 - t0;
+        er->allreduce += comm_wtime() - t2;
+    }
     double t3 = comm_wtime();
-    const float *slot = md->grads + n;
-    if (slot[SLOT_NONFINITE] != 0.0f || !isfinite(slot[SLOT_LOSS])) return STEP_DIVERGED;
+    if (tot.nonfinite) return STEP_DIVERGED;
     er->lr = optim_lr(&tr->oset, tr->step);
-    if (slot[SLOT_WEIGHT] > 0.0f) {
-        optim_step(&tr->optim, md->params, md->grads, 1.0f / slot[SLOT_WEIGHT], er->lr);
+    if (tot.weight > 0.0) {
+        optim_step(&tr->optim, md->params, md->grads, 1.0f / (float)tot.weight, er->lr);
         tr->step++;
     }
-    er->sums.loss_sum += (double)slot[SLOT_LOSS];
-    er->sums.weight_sum += (double)slot[SLOT_WEIGHT];
-    er->sums.correct += (double)slot[SLOT_CORRECT];
-    er->sums.decisions += (double)slot[SLOT_DECISIONS];
+    er->sums.loss_sum += tot.loss;
+    er->sums.weight_sum += tot.weight;
+    er->sums.correct += tot.correct;
+    er->sums.decisions += tot.decisions;
     double g = (double)sampler_global_count(&tr->sampler, t);
     er->sums.rows += g;
     er->rows_now += g;
-    er->io += t1 - t0;
     er->optim += comm_wtime() - t3;
-    er->allreduce += t3 - t2;
-    if (slot[SLOT_SIGNAL] != 0.0f) return STEP_SIGNALLED; /* every rank sees the same sum */
+    if (tot.signal) return STEP_SIGNALLED; /* every rank sees the same sum */
     fault_after_update(tr->r, tr->step, md->params);
     if (tr->cfg.train.check_every > 0 && tr->step % (uint64_t)tr->cfg.train.check_every == 0)
         check_replicas(tr);
@@ -276,7 +366,7 @@ static void record_epoch(Trainer *tr, const EpochRun *er, double train_loss, dou
                                             ? er->sums.correct / er->sums.decisions : NAN,
                       .val_accuracy = va, .val_f1 = vf,
                       .samples_per_s = train_time > 0 ? er->rows_now / train_time : 0.0,
-                      .compute_s = er->forward + er->loss + er->backward + er->optim,
+                      .compute_s = er->forward + er->loss + er->backward + er->optim + er->reduce,
                       .allreduce_s = er->allreduce, .io_s = er->io, .val_s = er->val,
                       .epoch_s = now - er->t_start, .forward_s = er->forward, .loss_s = er->loss,
                       .backward_s = er->backward, .optim_s = er->optim,

@@ -164,10 +164,15 @@ static Status load_shard(Trainer *tr)
     tr->global_batch *= (size_t)c->train.accumulate; /* rows per update; 0 stays full batch */
     /* The memory guard comes before the sampler's per-row permutation is allocated. */
     size_t S = shard_count(ti->n, (size_t)c->data.virtual_shards);
+    tr->repro = c->train.reproducible;
+    if (tr->repro) { /* groups of shards; fewer rows than groups: one row per group */
+        tr->G = (size_t)config_micro_batches(c);
+        if (c->train.micro_batches == 0 && tr->G > S) tr->G = S;
+    }
     Status st;
-    if ((size_t)tr->P <= S) {
+    if ((size_t)tr->P <= S && tr->G <= S && (!tr->repro || (size_t)tr->P <= tr->G)) {
         size_t s_lo, s_hi;
-        shard_rank_shards(S, tr->P, tr->r, &s_lo, &s_hi);
+        shard_rank_shards_grouped(S, tr->G, tr->P, tr->r, &s_lo, &s_hi);
         Status local = dataset_check_memory(ti, shard_row_begin(ti->n, S, s_lo),
                                             shard_row_begin(ti->n, S, s_hi), c->data.compact,
                                             sizeof(uint32_t), tr->comm);
@@ -175,7 +180,7 @@ static Status load_shard(Trainer *tr)
     }
     char err[512];
     st = sampler_init(&tr->sampler, ti->n, (size_t)c->data.virtual_shards, tr->global_batch, tr->P,
-                      tr->r, c->train.seed, c->train.shuffle, err, sizeof err);
+                      tr->r, c->train.seed, c->train.shuffle, tr->G, err, sizeof err);
     if (st != XT_OK) log_error0("%s: %s", c->data.train, err);
     if ((st = comm_agree(tr->comm, st)) != XT_OK) return st;
     size_t kcheck = tr->dense ? 0 : (size_t)c->model.classes;
@@ -225,26 +230,45 @@ static Status decide_classes(Trainer *tr)
     return XT_OK;
 }
 
-/* shift = mean, mul = 1 / sd over the WHOLE training set (sums allreduced). */
+/* shift = mean, mul = 1 / sd over the WHOLE training set. The sums are exact integers
+ * (exact.h: one power-of-two scale per feature from its global max |x| and N), so the
+ * statistics are the same bits however the rows are spread over ranks. Two passes: the
+ * mean, then the squared deviations from it (no cancellation). Collective. */
 static Status fit_standardize(Trainer *tr)
 {
-    const size_t D = tr->tinfo.d;
-    double *sums = calloc(2 * D, sizeof *sums);
-    Status st = comm_agree(tr->comm, sums ? XT_OK : XT_ERR_RUNTIME);
-    if (st == XT_OK)
-        st = comm_agree(tr->comm, rowsource_feature_sums(&tr->train_rows, sums, sums + D));
+    const size_t D = tr->tinfo.d, N = tr->tinfo.n;
+    double *mx = malloc(D * sizeof *mx), *mean = malloc(D * sizeof *mean);
+    int64_t *sum = malloc(D * sizeof *sum);
+    int *e = malloc(D * sizeof *e);
+    Status st = comm_agree(tr->comm, mx && mean && sum && e ? XT_OK : XT_ERR_RUNTIME);
+    if (st == XT_OK) st = comm_agree(tr->comm, rowsource_feature_absmax(&tr->train_rows, mx));
     if (st == XT_OK) {
-        comm_allreduce_sum_double(tr->comm, sums, 2 * D);
-        double n = (double)tr->tinfo.n;
+        comm_allreduce_max_double(tr->comm, mx, D);
+        for (size_t j = 0; j < D; j++) e[j] = exact_fixed_exponent(mx[j], N);
+        st = comm_agree(tr->comm, rowsource_feature_fixed_sums(&tr->train_rows, NULL, e, sum));
+    }
+    if (st == XT_OK) {
+        comm_allreduce_sum_i64(tr->comm, sum, D);
         for (size_t j = 0; j < D; j++) {
-            double mean = sums[j] / n;
-            double var = fmax(sums[D + j] / n - mean * mean, 0.0);
-            double sd = sqrt(var);
-            tr->shift[j] = (float)mean;
-            tr->mul[j] = sd > CONSTANT_FEATURE_SD * fmax(1.0, fabs(mean)) ? (float)(1.0 / sd) : 1.0f;
+            mean[j] = ldexp((double)sum[j], -e[j]) / (double)N;
+            double dev = mx[j] + fabs(mean[j]); /* bounds |x - mean| */
+            e[j] = exact_fixed_exponent(dev * dev, N);
+        }
+        st = comm_agree(tr->comm, rowsource_feature_fixed_sums(&tr->train_rows, mean, e, sum));
+    }
+    if (st == XT_OK) {
+        comm_allreduce_sum_i64(tr->comm, sum, D);
+        for (size_t j = 0; j < D; j++) {
+            double sd = sqrt(ldexp((double)sum[j], -e[j]) / (double)N);
+            tr->shift[j] = (float)mean[j];
+            tr->mul[j] = sd > CONSTANT_FEATURE_SD * fmax(1.0, fabs(mean[j])) ? (float)(1.0 / sd)
+                                                                              : 1.0f;
         }
     }
-    free(sums);
+    free(mx);
+    free(mean);
+    free(sum);
+    free(e);
     return st;
 }
 
@@ -289,10 +313,8 @@ static Status load_val(Trainer *tr)
 {
     if (!tr->has_val) return XT_OK;
     size_t n = tr->vinfo.n, lo = 0, hi = tr->r == 0 ? n : 0;
-    if (tr->cfg.eval.distributed) {
-        lo = (size_t)tr->r * n / (size_t)tr->P;
-        hi = (size_t)(tr->r + 1) * n / (size_t)tr->P;
-    }
+    if (tr->cfg.eval.distributed) /* whole blocks: the same forward passes at any P */
+        shard_block_range(n, (size_t)tr->cfg.eval.batch_size, tr->P, tr->r, &lo, &hi);
     Status local = dataset_load(&tr->val, &tr->vinfo, lo, hi, tr->dense ? 0 : tr->K, tr->comm);
     if (local == XT_OK && tr->loss_kind == LOSS_SOFTMAX_PROBS)
         local = dataset_check_distributions(&tr->val);
@@ -316,11 +338,14 @@ static Status setup_data(Trainer *tr)
 
 /* ---- model, loss, optimiser ----------------------------------------------------------- */
 
-/* Rows per micro-step: a rank's rows of one update, in train.accumulate pieces. */
+/* Rows per micro-step: a rank's rows of one update (reproducible mode: one group's), in
+ * train.accumulate pieces. */
 static size_t micro_cap(const Trainer *tr)
 {
     size_t k = (size_t)tr->cfg.train.accumulate;
-    size_t m = tr->sampler.max_local > 0 ? tr->sampler.max_local : 1;
+    size_t m = tr->repro ? sampler_max_group_rows(&tr->sampler) : tr->sampler.max_local;
+    if (m > tr->sampler.max_local) m = tr->sampler.max_local;
+    if (m == 0) m = 1;
     return (m + k - 1) / k;
 }
 
@@ -331,7 +356,7 @@ static Status alloc_step_buffers(Trainer *tr)
     size_t rows_cap = tr->sampler.max_local > 0 ? tr->sampler.max_local : 1;
     size_t cap = micro_cap(tr);
     const size_t D = s->sizes[0], KO = model_outputs(s);
-    tr->batch.X = malloc(cap * D * sizeof *tr->batch.X);
+    tr->batch.X = linalg_alloc(cap * D * sizeof *tr->batch.X);
     tr->dz = malloc(cap * KO * sizeof *tr->dz);
     tr->rows = malloc(rows_cap * sizeof *tr->rows);
     tr->next_rows = malloc(rows_cap * sizeof *tr->next_rows);
@@ -420,8 +445,13 @@ static Status setup_model(Trainer *tr)
     Status local = model_init(&tr->model, &shape, mb, N_SLOTS);
     if (local == XT_OK) local = alloc_step_buffers(tr);
     if (local == XT_OK) local = setup_loss(tr);
+    /* validation in blocks of eval.batch_size rows: the same blocks at any P */
     if (local == XT_OK && tr->has_val)
-        local = eval_stats_init(&tr->vstats, &shape, tr->loss_kind, mb);
+        local = eval_stats_init(&tr->vstats, &shape, tr->loss_kind, eval_cap);
+    if (local == XT_OK && tr->repro) /* one partial gradient per local micro-batch */
+        local = exact_grad_init(&tr->exact, shape.n_params, tr->G * (size_t)c->train.accumulate,
+                                (tr->sampler.g_hi - tr->sampler.g_lo) * (size_t)c->train.accumulate,
+                                N_XSLOTS);
     if (local == XT_OK) local = setup_optim(tr);
     if ((st = comm_agree(tr->comm, local)) != XT_OK) return st;
     /* Rank 0 initialises, everyone receives the same bits. */
@@ -498,6 +528,13 @@ static void banner(const Trainer *tr)
                  tr->global_batch, tr->tinfo.n);
     log_info("batch    global %zu rows per update%s (%zu steps/epoch, %zu virtual shards)%s",
              rows, clamp, tr->sampler.T, tr->sampler.S, acc);
+    if (tr->repro)
+        log_info("repro    reproducible: %zu micro-batches per update (%zu groups of virtual shards%s, "
+                 "~%zu rows each), exact integer sums; the same model at any P <= %zu%s",
+                 tr->G * (size_t)c->train.accumulate, tr->G,
+                 c->train.accumulate > 1 ? " x train.accumulate" : "",
+                 rows / (tr->G * (size_t)c->train.accumulate) + 1, tr->G,
+                 linalg_blas_threads() > 1 ? " with this BLAS thread count" : "");
     log_info("optim    %s, lr %g%s", optim_name(c->optim.optimizer), tr->oset.lr,
              c->optim.lr_scaling == LR_SCALE_LINEAR ? " (scaled by P)" : "");
     log_info("run      %s", c->run.dir);
@@ -530,6 +567,7 @@ void trainer_free(Trainer *tr)
     sampler_free(&tr->sampler);
     model_free(&tr->model);
     optim_free(&tr->optim);
+    exact_grad_free(&tr->exact);
     eval_stats_free(&tr->vstats);
     metrics_close(&tr->metrics);
     free(tr->shift);

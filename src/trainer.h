@@ -17,6 +17,7 @@
 #include "dataset.h"
 #include "early_stop.h"
 #include "evaluate.h"
+#include "exact.h"
 #include "loss.h"
 #include "metrics.h"
 #include "model.h"
@@ -36,6 +37,18 @@ enum {
     SLOT_CORRECT,   /* right decisions (training accuracy) */
     SLOT_DECISIONS, /* all decisions */
     N_SLOTS
+};
+
+/* Reproducible mode: the int32 slots after the exact gradient sums (exact.h), in place of
+ * the float slots above. Sums of doubles as limbs; flags as counts of micro-batches. */
+enum {
+    XS_LOSS = 0,
+    XS_WEIGHT = XS_LOSS + EXACT_LIMBS,
+    XS_CORRECT = XS_WEIGHT + EXACT_LIMBS,
+    XS_DECISIONS = XS_CORRECT + EXACT_LIMBS,
+    XS_NONFINITE = XS_DECISIONS + EXACT_LIMBS, /* micro-batches with a NaN or Inf */
+    XS_SIGNAL,                                 /* ranks that caught a signal */
+    N_XSLOTS
 };
 
 /* The epoch's accumulators so far, saved in checkpoints. */
@@ -62,6 +75,11 @@ typedef struct {
     size_t K;          /* classes (or labels) */
     Sampler sampler;
     size_t global_batch;
+    /* reproducible mode (train.reproducible): G groups of virtual shards, one micro-batch
+     * each per step (times train.accumulate), summed exactly */
+    bool repro;
+    size_t G;
+    ExactGrad exact;
     float *shift, *mul; /* (D) normalisation, or NULL */
     Normalize norm;     /* data.normalize resolved (never NORM_AUTO) */
     /* model, loss, optimiser */

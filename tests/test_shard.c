@@ -45,7 +45,7 @@ static void check_epoch(size_t N, size_t S, size_t B, uint64_t epoch)
         for (int r = 0; r < P; r++) {
             Sampler s;
             char err[256];
-            assert_int_equal(sampler_init(&s, N, S, B, P, r, 1234, true, err, sizeof err), XT_OK);
+            assert_int_equal(sampler_init(&s, N, S, B, P, r, 1234, true, 0, err, sizeof err), XT_OK);
             sampler_begin_epoch(&s, epoch);
             uint32_t *rows = malloc(s.max_local * sizeof *rows + 4);
             for (size_t t = 0; t < T; t++) {
@@ -88,8 +88,8 @@ static void test_shard_batch_sizes_balanced(void **state)
     const size_t N = 54000, S = 64, B = 256;
     Sampler s0, s1;
     char err[256];
-    assert_int_equal(sampler_init(&s0, N, S, B, 2, 0, 1, true, err, sizeof err), XT_OK);
-    assert_int_equal(sampler_init(&s1, N, S, B, 2, 1, 1, true, err, sizeof err), XT_OK);
+    assert_int_equal(sampler_init(&s0, N, S, B, 2, 0, 1, true, 0, err, sizeof err), XT_OK);
+    assert_int_equal(sampler_init(&s1, N, S, B, 2, 1, 1, true, 0, err, sizeof err), XT_OK);
     uint32_t *rows = malloc((s0.max_local + s1.max_local) * sizeof *rows);
     size_t total = 0;
     for (size_t t = 0; t < s0.T; t++) {
@@ -123,7 +123,7 @@ static void test_shard_phases_spread_small_shards(void **state)
     const size_t N = 1000, S = 64, B = 32;
     Sampler s;
     char err[256];
-    assert_int_equal(sampler_init(&s, N, S, B, 1, 0, 1, true, err, sizeof err), XT_OK);
+    assert_int_equal(sampler_init(&s, N, S, B, 1, 0, 1, true, 0, err, sizeof err), XT_OK);
     double mean = (double)N / (double)s.T;
     size_t lo = SIZE_MAX, hi = 0;
     for (size_t t = 0; t < s.T; t++) {
@@ -142,12 +142,12 @@ static void test_shard_errors(void **state)
     (void)state;
     Sampler s;
     char err[256];
-    assert_int_equal(sampler_init(&s, 3, 64, 2, 4, 0, 1, true, err, sizeof err), XT_ERR_USAGE);
+    assert_int_equal(sampler_init(&s, 3, 64, 2, 4, 0, 1, true, 0, err, sizeof err), XT_ERR_USAGE);
     assert_non_null(strstr(err, "virtual_shards"));
-    assert_int_equal(sampler_init(&s, 100, 2, 2, 4, 0, 1, true, err, sizeof err), XT_ERR_USAGE);
-    assert_int_equal(sampler_init(&s, 0, 2, 2, 1, 0, 1, true, err, sizeof err), XT_ERR_USAGE);
+    assert_int_equal(sampler_init(&s, 100, 2, 2, 4, 0, 1, true, 0, err, sizeof err), XT_ERR_USAGE);
+    assert_int_equal(sampler_init(&s, 0, 2, 2, 1, 0, 1, true, 0, err, sizeof err), XT_ERR_USAGE);
     /* no shuffle: steps walk the shards in order */
-    assert_int_equal(sampler_init(&s, 10, 1, 5, 1, 0, 1, false, err, sizeof err), XT_OK);
+    assert_int_equal(sampler_init(&s, 10, 1, 5, 1, 0, 1, false, 0, err, sizeof err), XT_OK);
     uint32_t rows[10];
     assert_int_equal(sampler_step_rows(&s, 0, rows), 5);
     for (uint32_t i = 0; i < 5; i++) assert_int_equal(rows[i], i);
