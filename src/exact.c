@@ -165,26 +165,39 @@ __attribute__((target("avx2"))) static void convert_avx2(float *const *part, siz
 typedef struct {
     float (*absmax)(const float *, size_t, bool *);
     void (*convert)(float *const *, size_t, size_t, size_t, float, int32_t *);
+    const char *name;
 } Kernels;
 
-/* The fastest version this CPU runs; XT_EXACT_KERNEL=scalar|sse2 forces one (the tests
- * check that every version gives the same bits). */
+static Kernels g_kernels;
+
+bool exact_use_kernel(const char *name)
+{
+    if (!name || !strcmp(name, "scalar")) {
+        g_kernels = (Kernels){absmax_scalar, convert_scalar, "scalar"};
+        return true;
+    }
+#if defined(__x86_64__)
+    if (!strcmp(name, "sse2")) {
+        g_kernels = (Kernels){absmax_sse2, convert_sse2, "sse2"};
+        return true;
+    }
+    if (!strcmp(name, "avx2") && __builtin_cpu_supports("avx2")) {
+        g_kernels = (Kernels){absmax_avx2, convert_avx2, "avx2"};
+        return true;
+    }
+#endif
+    return false;
+}
+
+/* The fastest version this CPU runs unless one was chosen. */
 static const Kernels *kernels(void)
 {
-    static Kernels k;
-    if (!k.absmax) {
-        k = (Kernels){absmax_scalar, convert_scalar};
-#if defined(__x86_64__)
-        const char *force = getenv("XT_EXACT_KERNEL");
-        if (force && strcmp(force, "scalar") == 0) return &k;
-        if ((force && strcmp(force, "sse2") == 0) || !__builtin_cpu_supports("avx2"))
-            k = (Kernels){absmax_sse2, convert_sse2};
-        else
-            k = (Kernels){absmax_avx2, convert_avx2};
-#endif
-    }
-    return &k;
+    if (!g_kernels.absmax && !exact_use_kernel("avx2") && !exact_use_kernel("sse2"))
+        exact_use_kernel("scalar");
+    return &g_kernels;
 }
+
+const char *exact_kernel_name(void) { return kernels()->name; }
 
 bool exact_grad_measure(ExactGrad *g)
 {

@@ -75,6 +75,12 @@ static inline int32_t *exact_grad_slots(ExactGrad *g) { return g->acc + g->n; }
 /* After the SUM reduction: out[i] = sum_i 2^-e_b, as float. */
 void exact_grad_finish(const ExactGrad *g, float *out);
 
+/* The conversion kernels: "avx2", "sse2" (x86-64) or "scalar"; every one gives the same
+ * bits (the tests check it). The fastest available is used unless a test chooses; false
+ * when this CPU or build lacks the one named. */
+bool exact_use_kernel(const char *name);
+const char *exact_kernel_name(void);
+
 /* Scalars as limbs. encode returns false (limbs zero) when v is not finite or |v| >= 2^48. */
 bool exact_limbs_encode(double v, int32_t limbs[EXACT_LIMBS]);
 void exact_limbs_add(int32_t *acc, const int32_t limbs[EXACT_LIMBS]);

@@ -12,7 +12,7 @@
 
 static const char *HEADER = "epoch,train_loss,val_loss,val_accuracy,step,lr,samples_per_s,"
                             "compute_s,allreduce_s,io_s,val_s,epoch_s,val_f1,"
-                            "forward_s,loss_s,backward_s,optim_s,best,train_accuracy";
+                            "forward_s,loss_s,backward_s,optim_s,best,train_accuracy,reduce_s";
 
 Status metrics_open(Metrics *m, const char *path, bool append)
 {
@@ -56,25 +56,25 @@ Status metrics_open_resume(Metrics *m, const char *path, int64_t epoch)
     return metrics_open(m, path, true);
 }
 
-static void opt_num(FILE *f, bool have, double v)
+static void opt_num(FILE *f, bool have, double v, int digits)
 {
-    if (have && isfinite(v)) fprintf(f, ",%.9g", v);
+    if (have && isfinite(v)) fprintf(f, ",%.*g", digits, v);
     else if (have) fprintf(f, ",%s", isnan(v) ? "nan" : (v > 0 ? "inf" : "-inf"));
     else fprintf(f, ",");
 }
 
 Status metrics_write(Metrics *m, const MetricsRow *r)
 {
-    fprintf(m->f, "%lld,%.9g", (long long)r->epoch, r->train_loss);
-    opt_num(m->f, r->has_val, r->val_loss);
-    opt_num(m->f, r->has_val, r->val_accuracy);
+    fprintf(m->f, "%lld,%.17g", (long long)r->epoch, r->train_loss);
+    opt_num(m->f, r->has_val, r->val_loss, 17);
+    opt_num(m->f, r->has_val, r->val_accuracy, 9);
     fprintf(m->f, ",%lld,%.9g,%.1f,%.4f,%.4f,%.4f,%.4f,%.4f", (long long)r->step, r->lr,
             r->samples_per_s, r->compute_s, r->allreduce_s, r->io_s, r->val_s, r->epoch_s);
-    opt_num(m->f, r->has_val && !isnan(r->val_f1), r->val_f1);
+    opt_num(m->f, r->has_val && !isnan(r->val_f1), r->val_f1, 9);
     fprintf(m->f, ",%.4f,%.4f,%.4f,%.4f,%d", r->forward_s, r->loss_s, r->backward_s, r->optim_s,
             r->best ? 1 : 0);
-    opt_num(m->f, true, r->train_accuracy);
-    fputc('\n', m->f);
+    opt_num(m->f, true, r->train_accuracy, 9);
+    fprintf(m->f, ",%.4f\n", r->reduce_s);
     if (fflush(m->f) != 0 || ferror(m->f)) {
         log_error("cannot write %s: %s", m->path, strerror(errno));
         return XT_ERR_RUNTIME;

@@ -3,11 +3,14 @@
  * Columns (the first four are fixed by DESIGN.md §4):
  *   epoch,train_loss,val_loss,val_accuracy,step,lr,samples_per_s,
  *   compute_s,allreduce_s,io_s,val_s,epoch_s,val_f1,forward_s,loss_s,backward_s,optim_s,
- *   best,train_accuracy
- * best is 1 on the epoch that became the best so far (the log's `*`): the monitored
+ *   best,train_accuracy,reduce_s
+ * train_loss and val_loss are printed with 17 significant digits (a double round-trips:
+ * two runs that claim the same loss hold the same bits). best is 1 on the epoch that became the best so far (the log's `*`): the monitored
  * validation metric improved, or, without validation, every epoch. The last row with 1
  * is the run's best epoch; model.h5's own epoch attribute says which epoch it holds.
- * (compute_s = forward_s + loss_s + backward_s + optim_s; io_s = gathering batch rows).
+ * (compute_s = forward_s + loss_s + backward_s + optim_s + reduce_s; io_s = gathering batch
+ * rows; reduce_s = the reproducible mode's exponents and conversions to and from integers,
+ * 0 otherwise).
  * Times are this rank's (rank 0's) wall-clock seconds within the epoch.
  * val_* are empty when there is no validation split; val_f1 is the macro F1 for
  * multi-label models and empty otherwise. Rank 0 only. Each row is flushed at once.
@@ -33,6 +36,7 @@ typedef struct {
     bool best;
     double train_accuracy;         /* right decisions / decisions over the epoch's steps, as
                                       the parameters stood at each step (before its update) */
+    double reduce_s;
 } MetricsRow;
 
 typedef struct {

@@ -370,7 +370,7 @@ static void record_epoch(Trainer *tr, const EpochRun *er, double train_loss, dou
                       .allreduce_s = er->allreduce, .io_s = er->io, .val_s = er->val,
                       .epoch_s = now - er->t_start, .forward_s = er->forward, .loss_s = er->loss,
                       .backward_s = er->backward, .optim_s = er->optim,
-                      .best = dec->improved != 0};
+                      .best = dec->improved != 0, .reduce_s = er->reduce};
     if (!er->diverged) {
         char line[256];
         metrics_format_line(&row, line, sizeof line);

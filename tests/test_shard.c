@@ -154,6 +154,72 @@ static void test_shard_errors(void **state)
     sampler_free(&s);
 }
 
+/* Groups (reproducible mode): a group's rows of a step are the same list, in the same
+ * order, whichever rank of whichever P holds it; the groups of a step together are the
+ * step's global batch; ranks own whole groups, contiguous; P > G is refused. */
+static void test_shard_groups_invariant(void **state)
+{
+    (void)state;
+    const size_t N = 1003, S = 37, B = 96, G = 12;
+    char err[512];
+    Sampler ref;
+    assert_int_equal(sampler_init(&ref, N, S, B, 1, 0, 9, true, G, err, sizeof err), XT_OK);
+    sampler_begin_epoch(&ref, 2);
+    uint32_t *a = malloc(ref.max_local * sizeof *a), *b = malloc(ref.max_local * sizeof *b);
+    size_t cap = sampler_max_group_rows(&ref);
+    for (int P = 1; P <= 6; P++) {
+        size_t next_group = 0;
+        for (int r = 0; r < P; r++) {
+            Sampler s;
+            assert_int_equal(sampler_init(&s, N, S, B, P, r, 9, true, G, err, sizeof err), XT_OK);
+            sampler_begin_epoch(&s, 2);
+            assert_int_equal(s.g_lo, next_group);
+            assert_true(s.g_hi > s.g_lo);
+            next_group = s.g_hi;
+            for (size_t t = 0; t < s.T; t++) {
+                size_t total = 0;
+                for (size_t g = s.g_lo; g < s.g_hi; g++) {
+                    size_t m = sampler_group_rows(&s, t, g, a);
+                    size_t mr = sampler_group_rows(&ref, t, g, b);
+                    assert_int_equal(m, mr);
+                    assert_true(m <= cap);
+                    for (size_t i = 0; i < m; i++) /* same global rows, same order */
+                        assert_int_equal(a[i] + s.row_lo, b[i] + ref.row_lo);
+                    total += m;
+                }
+                assert_int_equal(total, sampler_step_rows(&s, t, a));
+            }
+            sampler_free(&s);
+        }
+        assert_int_equal(next_group, G);
+    }
+    Sampler s;
+    assert_int_equal(sampler_init(&s, N, S, B, 13, 0, 9, true, G, err, sizeof err), XT_ERR_USAGE);
+    assert_non_null(strstr(err, "train.micro_batches >= 13"));
+    assert_int_equal(sampler_init(&s, N, S, B, 2, 0, 9, true, 38, err, sizeof err), XT_ERR_USAGE);
+    assert_non_null(strstr(err, "data.virtual_shards"));
+    free(a);
+    free(b);
+    sampler_free(&ref);
+}
+
+/* Evaluation blocks: whole blocks per rank, tiling [0, n). */
+static void test_shard_block_ranges(void **state)
+{
+    (void)state;
+    for (int P = 1; P <= 5; P++) {
+        size_t next = 0;
+        for (int r = 0; r < P; r++) {
+            size_t lo, hi;
+            shard_block_range(2500, 1024, P, r, &lo, &hi);
+            assert_int_equal(lo, next);
+            assert_true(lo % 1024 == 0);
+            next = hi;
+        }
+        assert_int_equal(next, 2500);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -162,6 +228,8 @@ int main(void)
         cmocka_unit_test(test_shard_batch_sizes_balanced),
         cmocka_unit_test(test_shard_phases_spread_small_shards),
         cmocka_unit_test(test_shard_errors),
+        cmocka_unit_test(test_shard_groups_invariant),
+        cmocka_unit_test(test_shard_block_ranges),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
