@@ -9,7 +9,11 @@
 #    and ends with the uninterrupted job's model.h5 (h5diff) and metrics rows. srun script: SIGUSR1
 #    to the job steps (`scancel --signal=USR1 JOB`, what `--signal=USR1@N` does before the time limit);
 #    mpirun script: SIGUSR1 to the batch shell (`scancel --signal=USR1 --batch JOB`, what
-#    `--signal=B:USR1@N` does), which forwards it to mpirun.
+#    `--signal=B:USR1@N` does), which forwards it to mpirun;
+#  - shrink restart (XT_SHRINK=1, --no-kill): one task of a reproducible 3-rank job is killed
+#    (SIGKILL) after its first checkpoint; the script relaunches on 2 ranks from the checkpoint,
+#    the job COMPLETES, and model.h5, checkpoint.h5 and the metrics rows equal an uninterrupted
+#    run's, bit for bit.
 # Installs slurmctld slurmd slurm-client munge when missing. Needs root (exit 77 = skipped otherwise).
 # Usage: slurm.sh XENTRAIN SCRATCH_DIR SOURCE_DIR
 set -u
@@ -136,6 +140,71 @@ for kind in $kinds; do
   else fail "$kind: the requeued job's result differs from the uninterrupted one"
     diff <(core $ref/metrics.csv) <(core sig-$kind/metrics.csv) | head -6
   fi
+done
+
+# 3. shrink restart: a task dies, the job goes on with one rank fewer and ends exactly
+cat > r.ini <<'INI'
+[data]
+train = d.h5:/train
+val = d.h5:/val
+normalize = standardize
+[model]
+type = mlp
+hidden = 32
+[optim]
+lr = 0.02
+momentum = 0.9
+[train]
+epochs = 4
+batch_size = 32
+progress = false
+reproducible = true
+micro_batches = 6
+INI
+"$bin" train r.ini --set run.dir=ref-repro >ref-repro.log 2>&1 || fail "reference reproducible run"
+rank_pid() { # rank_pid RUN_DIR RANK
+  local p
+  for p in $(pgrep -f "$bin train"); do
+    if tr '\0' '\n' < /proc/$p/environ 2>/dev/null | grep -Eqx "(OMPI_COMM_WORLD_RANK|PMI_RANK|PMIX_RANK)=$2" &&
+       tr '\0' ' ' < /proc/$p/cmdline | grep -q "run.dir=$1"; then echo "$p"; return; fi
+  done
+}
+same_h5() {
+  /usr/bin/python3 - "$1" "$2" <<'PY'
+import sys, h5py
+def datasets(path):
+    out = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda n, o: out.__setitem__(n, o[()].tobytes()) if isinstance(o, h5py.Dataset) else None)
+    return out
+a, b = datasets(sys.argv[1]), datasets(sys.argv[2])
+sys.exit(0 if a and a == b else 1)
+PY
+}
+for kind in $kinds; do
+  t0=$(date +%s)
+  jid=$(XT_SHRINK=1 XT_TEST_STEP_DELAY_MS=4 sbatch --parsable --ntasks=3 --overcommit --no-kill --time=5 \
+        -o shrink-$kind.out "$src/scripts/slurm/xentrain-$kind.sbatch" r.ini --set run.dir=shrink-$kind) ||
+    { fail "sbatch (shrink, $kind)"; continue; }
+  jobs+=("$jid")
+  wait_rows shrink-$kind/metrics.csv 1 || fail "$kind shrink: no epoch finished within 30 s"
+  sleep 0.3
+  victim=$(rank_pid shrink-$kind 1)
+  [ -n "$victim" ] && kill -KILL "$victim"
+  wait_job "$jid" 120 || fail "$kind shrink job $jid still queued 120 s after the kill"
+  state=$(job_field "$jid" JobState)
+  if [ -n "$victim" ] && [ "$state" = COMPLETED ] &&
+     grep -q "shrink restart 1, relaunching on 2 ranks" shrink-$kind.out &&
+     grep -q "written by 3 rank(s), continuing on 2" shrink-$kind.out; then
+    pass "$kind: a task SIGKILLed after epoch 1 (XT_SHRINK=1): relaunched on 2 ranks from the checkpoint, COMPLETED in $(( $(date +%s) - t0 )) s"
+  else
+    fail "$kind shrink: job $jid $state, victim '$victim'"; grep -v '^ ' shrink-$kind.out | tail -20
+  fi
+  if [ -s shrink-$kind/model.h5 ] && same_h5 ref-repro/model.h5 shrink-$kind/model.h5 &&
+     same_h5 ref-repro/checkpoint.h5 shrink-$kind/checkpoint.h5 &&
+     cmp -s <(cut -d, -f1-6,13,18,19 ref-repro/metrics.csv) <(cut -d, -f1-6,13,18,19 shrink-$kind/metrics.csv); then
+    pass "$kind: the shrunk job (3 -> 2 ranks) ends with the uninterrupted run's model.h5, checkpoint.h5 and metrics, bit for bit"
+  else fail "$kind: the shrunk job's result differs from the uninterrupted reproducible run"; fi
 done
 
 echo "$passes passed, $failures failed in $(( $(date +%s) - t_start )) s"
