@@ -233,13 +233,15 @@ void exact_grad_convert(ExactGrad *g)
     }
 }
 
-void exact_grad_finish(const ExactGrad *g, float *out)
+const float *exact_grad_finish(ExactGrad *g)
 {
+    float *out = g->part[0];
     for (size_t b = 0; b < g->nblocks; b++) {
         size_t lo = b * EXACT_BLOCK, len = g->n - lo < EXACT_BLOCK ? g->n - lo : EXACT_BLOCK;
         const float inv = ldexpf(1.0f, -g->e[b]);
         for (size_t i = 0; i < len; i++) out[lo + i] = (float)g->acc[lo + i] * inv;
     }
+    return out;
 }
 
 /* ---- scalars ------------------------------------------------------------------------- */

@@ -72,8 +72,10 @@ bool exact_grad_measure(ExactGrad *g);
 void exact_grad_convert(ExactGrad *g);
 static inline size_t exact_grad_len(const ExactGrad *g) { return g->n + g->extra; }
 static inline int32_t *exact_grad_slots(ExactGrad *g) { return g->acc + g->n; }
-/* After the SUM reduction: out[i] = sum_i 2^-e_b, as float. */
-void exact_grad_finish(const ExactGrad *g, float *out);
+/* After the SUM reduction: the sums as floats, sum_i 2^-e_b, in a buffer of g's that stays
+ * valid until the next exact_grad_begin (the first partial's, still in cache: no cold
+ * gradient buffer is written and read again). */
+const float *exact_grad_finish(ExactGrad *g);
 
 /* The conversion kernels: "avx2", "sse2" (x86-64) or "scalar"; every one gives the same
  * bits (the tests check it). The fastest available is used unless a test chooses; false

@@ -182,7 +182,7 @@ static void micro_batch_exact(Trainer *tr, const uint32_t *rows, size_t m, Epoch
  * (micro-batches that are the same rows whatever P is), then the exact reduction: the
  * blocks' largest exponents (MAX), the integer sums (SUM), back to floats in
  * model.grads. Collective. */
-static void step_exact(Trainer *tr, size_t t, EpochRun *er, StepTotals *tot)
+static const float *step_exact(Trainer *tr, size_t t, EpochRun *er, StepTotals *tot)
 {
     ExactGrad *x = &tr->exact;
     const size_t k = (size_t)tr->cfg.train.accumulate;
@@ -210,9 +210,10 @@ static void step_exact(Trainer *tr, size_t t, EpochRun *er, StepTotals *tot)
                         .decisions = exact_limbs_decode(xs + XS_DECISIONS),
                         .nonfinite = xs[XS_NONFINITE] != 0,
                         .signal = xs[XS_SIGNAL] != 0};
-    if (!tot->nonfinite) exact_grad_finish(x, tr->model.grads);
+    const float *grads = tot->nonfinite ? NULL : exact_grad_finish(x);
     er->allreduce += (t1 - t0) + (t3 - t2);
     er->reduce += (t2 - t1) + (comm_wtime() - t3);
+    return grads;
 }
 
 /* Collective: aborts the job when the replicas' parameters are not bit-identical. */
@@ -252,8 +253,9 @@ static StepOutcome train_step(Trainer *tr, size_t t, EpochRun *er)
     const size_t n = md->shape.n_params;
     comm_watch_position(tr->comm, er->epoch, tr->step);
     StepTotals tot;
+    const float *grads = md->grads; /* the step's gradient sums */
     if (tr->repro) {
-        step_exact(tr, t, er, &tot);
+        grads = step_exact(tr, t, er, &tot);
     } else {
         double t0 = comm_wtime();
         size_t m = gather_batch(tr, t);
@@ -274,7 +276,7 @@ static StepOutcome train_step(Trainer *tr, size_t t, EpochRun *er)
     if (tot.nonfinite) return STEP_DIVERGED;
     er->lr = optim_lr(&tr->oset, tr->step);
     if (tot.weight > 0.0) {
-        optim_step(&tr->optim, md->params, md->grads, 1.0f / (float)tot.weight, er->lr);
+        optim_step(&tr->optim, md->params, grads, 1.0f / (float)tot.weight, er->lr);
         tr->step++;
     }
     er->sums.loss_sum += tot.loss;
