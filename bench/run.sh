@@ -4,7 +4,9 @@
 # hardware limits (single-thread sgemm at the model's shapes, raw MPI_Allreduce, file
 # read bandwidth), for softmax regression 784-10 and the MLP 784-256-128-10 on
 # Fashion-MNIST at 128 rows per rank, one BLAS thread per rank. Every measurement is
-# repeated REPS times, interleaved, and the medians are reported.
+# repeated REPS times, interleaved, and the medians are reported. Then the optimisers'
+# update cost (bench/optim.sh) and train.reproducible against the default mode
+# (bench/reproducible.sh), each side by side in its own interleaved run.
 # Usage: bench/run.sh [REPS] [OUT_DIR]      (defaults: 3, bench/out)
 # Writes OUT_DIR/raw.csv (every measurement), OUT_DIR/results.csv and prints the table.
 set -euo pipefail
@@ -85,3 +87,7 @@ awk '/largest rank peak RSS/ { w = ($1 ~ /true/) ? "memory_compact" : "memory_fl
 /usr/bin/python3 bench/summarize.py "$raw" "$out/results.csv"
 # the optimisers' update cost per step, side by side (bench/optim.sh)
 bench/optim.sh "$bin" "$data" "$reps" "$out/optimizers.csv"
+# the reproducible mode against the default, side by side (bench/reproducible.sh): global
+# batch 128 with 2 and 8 micro-batches, and 1024 with 8 (128 rows per micro-batch)
+bench/reproducible.sh "$bin" "$data" "$reps" "$out/reproducible-b128.csv" 128 "2 8"
+bench/reproducible.sh "$bin" "$data" "$reps" "$out/reproducible-b1024.csv" 1024 "8"
