@@ -5,7 +5,8 @@
 #    eval.distributed both ways: byte-identical metrics.csv loss columns (17 digits) and
 #    identical datasets in model.h5 and checkpoint.h5;
 #  - rank-0 and distributed validation give the same val_loss;
-#  - Open MPI: the same with the allreduce algorithm forced to each tuned choice;
+#  - the same with the allreduce algorithm forced to each of Open MPI's tuned choices (or
+#    four of MPICH's, MPIR_CVAR_ALLREDUCE_INTRA_ALGORITHM);
 #  - a checkpoint written at P = 4 resumes at P = 2 and 3 (epoch end, and mid-epoch after
 #    a signal) and ends with the uninterrupted run's model;
 #  - the comparison can fail: the default mode differs between P = 1 and 3.
@@ -120,8 +121,17 @@ if "$mpiexec" --version 2>&1 | grep -qE "Open MPI|OpenRTE"; then
   done
   if [ -z "$bad" ]; then pass "Open MPI allreduce algorithms 1-6 forced at P = 4: identical to P = 1"
   else fail "allreduce algorithm(s)$bad differ"; fi
+elif "$mpiexec" --version 2>&1 | grep -q HYDRA; then
+  bad=""
+  for alg in recursive_doubling reduce_scatter_allgather smp nb; do
+    MPIR_CVAR_ALLREDUCE_INTRA_ALGORITHM=$alg \
+      xt 4 train c.ini --set run.dir=alg$alg ${cases[mlp_std_dist]} >alg$alg.log 2>&1 || { bad="$bad $alg(exit)"; continue; }
+    same_run mlp_std_dist.1 alg$alg || bad="$bad $alg"
+  done
+  if [ -z "$bad" ]; then pass "MPICH allreduce algorithms recursive_doubling, reduce_scatter_allgather, smp, nb forced at P = 4: identical to P = 1"
+  else fail "MPICH allreduce algorithm(s)$bad differ"; fi
 else
-  echo "note - forcing allreduce algorithms is an Open MPI (coll tuned) test; $mpiexec is another launcher"
+  echo "note - forcing allreduce algorithms needs Open MPI or MPICH; $mpiexec is another launcher"
 fi
 
 # resume at another P: a P = 4 checkpoint (after epoch 1) continued at P = 2 and 3
