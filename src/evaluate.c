@@ -518,7 +518,8 @@ int evaluate_main(const Comm *comm, int argc, char **argv)
     OptTable t = {.cmd = "eval", .synopsis = "--model M.h5 --data F.h5[:/group] [options]",
                   .about = "Prints loss, accuracy, the confusion matrix, precision, recall and F1\n"
                            "per class and their macro averages (multi-label: per label), and ROC AUC\n"
-                           "for binary models. Every rank evaluates a balanced share of the rows.",
+                           "for binary models. Ranks evaluate whole blocks of --batch-size rows:\n"
+                           "the same figures, bit for bit, at any rank count.",
                   .opts = opts, .n_opts = sizeof opts / sizeof opts[0]};
     bool help = false;
     Status st = opts_parse(&t, argc, argv, &help);

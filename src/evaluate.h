@@ -69,8 +69,8 @@ void eval_class_scores(const EvalStats *st, size_t k, EvalScores *out);
  * scikit-learn averages by default (every label of a multi-label model). */
 double eval_macro_f1(const EvalStats *st);
 
-/* Loads a model file on every rank and this rank's balanced share of a split (rows
- * [r N / P, (r+1) N / P)), checks that they fit together (*kind: model_loss_kind) and
+/* Loads a model file on every rank and this rank's share of a split: whole blocks of
+ * `batch` rows (shard_block_range; the same forward passes at any P), checks that they fit together (*kind: model_loss_kind) and
  * applies the model's normalisation; rows go through m in passes of at most `batch`
  * rows. targets = false (predict) reads X only: y may be absent, and is ignored when
  * present. Collective (agreed). Used by eval and predict. */

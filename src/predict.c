@@ -17,6 +17,7 @@
 #include "model_io.h"
 #include "opts.h"
 #include "rowsource.h"
+#include "shard.h"
 
 #define PREDICT_DEFAULT_BATCH 1024
 #define PREDICT_MAX_BATCH 2147483647.0
@@ -202,8 +203,11 @@ static Status gather_and_write(const Comm *comm, const PredictArgs *a, const Pre
     }
     Status st = comm_agree(comm, local);
     if (st == XT_OK) {
-        for (int q = 0; q < P && r == 0; q++)
-            counts[q] = ((size_t)(q + 1) * N / (size_t)P - (size_t)q * N / (size_t)P);
+        for (int q = 0; q < P && r == 0; q++) { /* eval_load's split: whole blocks */
+            size_t lo, hi;
+            shard_block_range(N, a->batch, P, q, &lo, &hi);
+            counts[q] = hi - lo;
+        }
         for (int q = 0; q < P && r == 0; q++) counts[q] *= pr->K * sizeof(float);
         comm_gatherv(comm, pr->prob, pr->n * pr->K * sizeof(float), all_prob, counts);
         for (int q = 0; q < P && r == 0; q++)

@@ -6,8 +6,8 @@
 
 #include "comm.h"
 
-/* argv[0] is "predict". Collective over comm: every rank predicts its balanced share of
- * the rows, rank 0 gathers and writes. Returns an exit code. */
+/* argv[0] is "predict". Collective over comm: every rank predicts its share of the rows
+ * (whole blocks of --batch-size rows), rank 0 gathers and writes. Returns an exit code. */
 int predict_main(const Comm *comm, int argc, char **argv);
 
 #endif

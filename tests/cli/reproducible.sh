@@ -4,7 +4,8 @@
 #    not divide) at P = 1, 2, 3, 4, 6 (oversubscribed), every data.normalize mode and
 #    eval.distributed both ways: byte-identical metrics.csv loss columns (17 digits) and
 #    identical datasets in model.h5 and checkpoint.h5;
-#  - rank-0 and distributed validation give the same val_loss;
+#  - rank-0 and distributed validation give the same val_loss; `eval` the same report at
+#    P = 1 and 3;
 #  - the same with the allreduce algorithm forced to each of Open MPI's tuned choices (or
 #    four of MPICH's, MPIR_CVAR_ALLREDUCE_INTRA_ALGORITHM);
 #  - a checkpoint written at P = 4 resumes at P = 2 and 3 (epoch end, and mid-epoch after
@@ -102,6 +103,13 @@ if cmp -s <(cut -d, -f3,4 rank0val/metrics.csv) <(cut -d, -f3,4 mlp_std_dist.1/m
    cmp -s <(cut -d, -f3,4 rank0val/metrics.csv) <(cut -d, -f3,4 mlp_std_dist.4/metrics.csv); then
   pass "eval.distributed = false and true (P = 1 and 4): identical val_loss and val_accuracy"
 else fail "rank-0 and distributed validation differ"; fi
+
+# eval: whole blocks of --batch-size rows per rank, exact loss sum: the same report at any P
+xt 1 eval --model mlp_std_dist.1/model.h5 --data d.h5:/test --batch-size 100 --json - >ev1.json 2>ev1.log
+xt 3 eval --model mlp_std_dist.1/model.h5 --data d.h5:/test --batch-size 100 --json - >ev3.json 2>ev3.log
+if [ -s ev1.json ] && cmp -s ev1.json ev3.json; then
+  pass "xentrain eval at P = 1 and 3: byte-identical JSON reports"
+else fail "xentrain eval differs between P = 1 and 3"; fi
 
 # the comparison is not vacuous: without the reproducible mode the bits depend on P
 xt 1 train c.ini --set run.dir=plain.1 --set train.reproducible=false --set train.micro_batches=0 >plain1.log 2>&1
