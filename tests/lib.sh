@@ -19,3 +19,30 @@ metrics_maxrel() {
                 s = ($c < 0 ? -$c : $c); if (s < 1e-12) s = 1e-12; if (d / s > m) m = d / s } }
     END { if (n == 0) m = 1; printf "%.3g\n", m + 0 }' "$1" "$2"
 }
+
+# rank_pid MARKER RANK: the pid of that MPI rank of a running `$bin train` whose command line
+# contains MARKER (the rank as Open MPI, MPICH or Slurm's PMIx tell it); needs $bin
+rank_pid() {
+  local p
+  for p in $(pgrep -f "$bin train"); do
+    if tr '\0' '\n' < /proc/$p/environ 2>/dev/null | grep -Eqx "(OMPI_COMM_WORLD_RANK|PMI_RANK|PMIX_RANK)=$2" &&
+       tr '\0' ' ' < /proc/$p/cmdline | grep -q "$1"; then echo "$p"; return; fi
+  done
+}
+
+# same_h5 A B: every dataset of two HDF5 files, byte for byte (attributes such as the writer's
+# rank count may differ); fails when they differ or A has none
+same_h5() {
+  /usr/bin/python3 - "$1" "$2" <<'PY'
+import sys, h5py
+def datasets(path):
+    out = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda n, o: out.__setitem__(n, o[()].tobytes()) if isinstance(o, h5py.Dataset) else None)
+    return out
+a, b = datasets(sys.argv[1]), datasets(sys.argv[2])
+bad = sorted(set(a) ^ set(b)) + [k for k in a if k in b and a[k] != b[k]]
+if bad: print("differ:", " ".join(bad[:6]))
+sys.exit(1 if bad or not a else 0)
+PY
+}

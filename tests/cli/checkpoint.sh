@@ -17,13 +17,6 @@ bin=$1 tmp=$2 mpiexec=$3
 rm -rf "$tmp" && mkdir -p "$tmp" && cd "$tmp" || exit 1
 xt() { local np=$1; shift; timeout -k 5 120 "$mpiexec" -np "$np" "$bin" "$@"; }
 core() { metrics_core "$1"; }
-rank_pid() { # rank_pid RUN_DIR_MARKER RANK: pid of that rank of a running job
-  local p
-  for p in $(pgrep -f "$bin train"); do
-    if tr '\0' '\n' < /proc/$p/environ 2>/dev/null | grep -Eqx "(OMPI_COMM_WORLD_RANK|PMI_RANK)=$2" &&
-       tr '\0' ' ' < /proc/$p/cmdline | grep -q "$1"; then echo "$p"; return; fi
-  done
-}
 
 "$bin" gen blobs --rows 12000 --features 30 --classes 4 --noise 4 --seed 5 --out d.h5 >/dev/null || exit 1
 cat > c.ini <<'INI'

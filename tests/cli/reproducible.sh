@@ -22,33 +22,10 @@ xt() { local np=$1; shift; timeout -k 5 120 "$mpiexec" --oversubscribe -np "$np"
 # the columns that must match: epoch, train_loss, val_loss, val_accuracy, step, lr, val_f1,
 # best, train_accuracy
 cols() { cut -d, -f1-6,13,18,19 "$1"; }
-# same_h5 A B: every dataset of A and B, byte for byte (attributes such as the writer's
-# rank count may differ)
-same_h5() {
-  /usr/bin/python3 - "$1" "$2" <<'PY'
-import sys, h5py
-def datasets(path):
-    out = {}
-    with h5py.File(path, "r") as f:
-        f.visititems(lambda n, o: out.__setitem__(n, o[()].tobytes()) if isinstance(o, h5py.Dataset) else None)
-    return out
-a, b = datasets(sys.argv[1]), datasets(sys.argv[2])
-bad = sorted(set(a) ^ set(b)) + [k for k in a if k in b and a[k] != b[k]]
-if bad: print("differ:", " ".join(bad[:6]))
-sys.exit(1 if bad or not a else 0)
-PY
-}
 # same_run A B: metrics columns and both HDF5 files
 same_run() {
   cmp -s <(cols "$1/metrics.csv") <(cols "$2/metrics.csv") && same_h5 "$1/model.h5" "$2/model.h5" &&
     same_h5 "$1/checkpoint.h5" "$2/checkpoint.h5"
-}
-rank_pid() { # rank_pid RUN_DIR_MARKER RANK: pid of that rank of a running job
-  local p
-  for p in $(pgrep -f "$bin train"); do
-    if tr '\0' '\n' < /proc/$p/environ 2>/dev/null | grep -Eqx "(OMPI_COMM_WORLD_RANK|PMI_RANK)=$2" &&
-       tr '\0' ' ' < /proc/$p/cmdline | grep -q "$1"; then echo "$p"; return; fi
-  done
 }
 
 "$bin" gen spirals --rows 2503 --features 6 --classes 3 --seed 7 --out d.h5 >/dev/null || exit 1

@@ -143,44 +143,8 @@ for kind in $kinds; do
 done
 
 # 3. shrink restart: a task dies, the job goes on with one rank fewer and ends exactly
-cat > r.ini <<'INI'
-[data]
-train = d.h5:/train
-val = d.h5:/val
-normalize = standardize
-[model]
-type = mlp
-hidden = 32
-[optim]
-lr = 0.02
-momentum = 0.9
-[train]
-epochs = 4
-batch_size = 32
-progress = false
-reproducible = true
-micro_batches = 6
-INI
+{ cat c.ini; printf 'reproducible = true\nmicro_batches = 6\n'; } > r.ini # c.ini ends in [train]
 "$bin" train r.ini --set run.dir=ref-repro >ref-repro.log 2>&1 || fail "reference reproducible run"
-rank_pid() { # rank_pid RUN_DIR RANK
-  local p
-  for p in $(pgrep -f "$bin train"); do
-    if tr '\0' '\n' < /proc/$p/environ 2>/dev/null | grep -Eqx "(OMPI_COMM_WORLD_RANK|PMI_RANK|PMIX_RANK)=$2" &&
-       tr '\0' ' ' < /proc/$p/cmdline | grep -q "run.dir=$1"; then echo "$p"; return; fi
-  done
-}
-same_h5() {
-  /usr/bin/python3 - "$1" "$2" <<'PY'
-import sys, h5py
-def datasets(path):
-    out = {}
-    with h5py.File(path, "r") as f:
-        f.visititems(lambda n, o: out.__setitem__(n, o[()].tobytes()) if isinstance(o, h5py.Dataset) else None)
-    return out
-a, b = datasets(sys.argv[1]), datasets(sys.argv[2])
-sys.exit(0 if a and a == b else 1)
-PY
-}
 for kind in $kinds; do
   t0=$(date +%s)
   jid=$(XT_SHRINK=1 XT_TEST_STEP_DELAY_MS=4 sbatch --parsable --ntasks=3 --overcommit --no-kill --time=5 \
@@ -189,7 +153,7 @@ for kind in $kinds; do
   jobs+=("$jid")
   wait_rows shrink-$kind/metrics.csv 1 || fail "$kind shrink: no epoch finished within 30 s"
   sleep 0.3
-  victim=$(rank_pid shrink-$kind 1)
+  victim=$(rank_pid run.dir=shrink-$kind 1)
   [ -n "$victim" ] && kill -KILL "$victim"
   wait_job "$jid" 120 || fail "$kind shrink job $jid still queued 120 s after the kill"
   state=$(job_field "$jid" JobState)
