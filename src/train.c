@@ -180,8 +180,8 @@ static void micro_batch_exact(Trainer *tr, const uint32_t *rows, size_t m, Epoch
 
 /* Step t in reproducible mode: this rank's groups, each cut into train.accumulate pieces
  * (micro-batches that are the same rows whatever P is), then the exact reduction: the
- * blocks' largest exponents (MAX), the integer sums (SUM), back to floats in
- * model.grads. Collective. */
+ * blocks' largest exponents (MAX), the integer sums (SUM), back to floats. Returns the
+ * gradient sums (NULL when the step is non-finite). Collective. */
 static const float *step_exact(Trainer *tr, size_t t, EpochRun *er, StepTotals *tot)
 {
     ExactGrad *x = &tr->exact;

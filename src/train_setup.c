@@ -448,10 +448,15 @@ static Status setup_model(Trainer *tr)
     /* validation in blocks of eval.batch_size rows: the same blocks at any P */
     if (local == XT_OK && tr->has_val)
         local = eval_stats_init(&tr->vstats, &shape, tr->loss_kind, eval_cap);
-    if (local == XT_OK && tr->repro) /* one partial gradient per local micro-batch */
+    if (local == XT_OK && tr->repro) { /* one partial gradient per local micro-batch */
+        size_t parts = (tr->sampler.g_hi - tr->sampler.g_lo) * (size_t)c->train.accumulate;
         local = exact_grad_init(&tr->exact, shape.n_params, tr->G * (size_t)c->train.accumulate,
-                                (tr->sampler.g_hi - tr->sampler.g_lo) * (size_t)c->train.accumulate,
-                                N_XSLOTS);
+                                parts, N_XSLOTS);
+        if (local != XT_OK)
+            log_error("out of memory for the reproducible mode's %zu partial gradients (%.1f MiB: "
+                      "one per local micro-batch); lower train.micro_batches or use more ranks",
+                      parts, (double)parts * (double)shape.n_params * 4.0 / 1048576.0);
+    }
     if (local == XT_OK) local = setup_optim(tr);
     if ((st = comm_agree(tr->comm, local)) != XT_OK) return st;
     /* Rank 0 initialises, everyone receives the same bits. */
