@@ -533,13 +533,15 @@ static void banner(const Trainer *tr)
                  tr->global_batch, tr->tinfo.n);
     log_info("batch    global %zu rows per update%s (%zu steps/epoch, %zu virtual shards)%s",
              rows, clamp, tr->sampler.T, tr->sampler.S, acc);
-    if (tr->repro)
+    if (tr->repro) {
+        size_t mb = tr->G * (size_t)c->train.accumulate;
         log_info("repro    reproducible: %zu micro-batches per update (%zu groups of virtual shards%s, "
-                 "~%zu rows each), exact integer sums; the same model at any P <= %zu%s",
-                 tr->G * (size_t)c->train.accumulate, tr->G,
-                 c->train.accumulate > 1 ? " x train.accumulate" : "",
-                 rows / (tr->G * (size_t)c->train.accumulate) + 1, tr->G,
-                 linalg_blas_threads() > 1 ? " with this BLAS thread count" : "");
+                 "about %zu rows each), exact integer sums: the same model at any P <= %zu%s; "
+                 "%.2f MiB of partial gradients on rank 0", mb, tr->G,
+                 c->train.accumulate > 1 ? " x train.accumulate" : "", (rows + mb / 2) / mb, tr->G,
+                 linalg_blas_threads() > 1 ? " with this BLAS thread count" : "",
+                 (double)tr->exact.local * (double)tr->model.shape.n_params * 4.0 / 1048576.0);
+    }
     log_info("optim    %s, lr %g%s", optim_name(c->optim.optimizer), tr->oset.lr,
              c->optim.lr_scaling == LR_SCALE_LINEAR ? " (scaled by P)" : "");
     log_info("run      %s", c->run.dir);
