@@ -562,3 +562,33 @@ Status dataset_write_split(H5File *f, const char *group, const DatasetRows *r, i
     free(ysel);
     return st;
 }
+
+Status dataset_create_split(H5File *f, const char *group, size_t n, size_t d, bool x_u8,
+                            bool dense, size_t k, int gzip_level)
+{
+    if (n == 0) return XT_OK;
+    char xp[340], yp[340];
+    join(xp, sizeof xp, group, "X");
+    join(yp, sizeof yp, group, "y");
+    size_t xd[2] = {n, d}, yd[2] = {n, k};
+    Status st = h5io_create_group(f, group);
+    if (st == XT_OK) st = h5io_create_dataset(f, xp, x_u8 ? H5IO_U8 : H5IO_F32, 2, xd, gzip_level);
+    if (st == XT_OK)
+        st = dense ? h5io_create_dataset(f, yp, H5IO_F32, 2, yd, gzip_level)
+                   : h5io_create_dataset(f, yp, H5IO_I32, 1, yd, gzip_level);
+    return st;
+}
+
+Status dataset_write_rows(H5File *f, const char *group, size_t row0, const DatasetRows *r)
+{
+    XT_ASSERT(!r->rows && (r->y != NULL) != (r->t != NULL));
+    if (r->n == 0) return XT_OK;
+    char xp[340], yp[340];
+    join(xp, sizeof xp, group, "X");
+    join(yp, sizeof yp, group, "y");
+    Status st = h5io_write_rows(f, xp, r->x_u8 ? H5IO_U8 : H5IO_F32, row0, r->n, r->X);
+    if (st == XT_OK)
+        st = r->t ? h5io_write_rows(f, yp, H5IO_F32, row0, r->n, r->t)
+                  : h5io_write_rows(f, yp, H5IO_I32, row0, r->n, r->y);
+    return st;
+}

@@ -145,5 +145,11 @@ typedef struct {
 /* Writes GROUP/X and GROUP/y (and X's scale) into f, the layout dataset_probe reads;
  * writes nothing for n == 0. gzip_level as h5io_write. Local. */
 Status dataset_write_split(H5File *f, const char *group, const DatasetRows *r, int gzip_level);
+/* The same layout written in pieces, for data larger than memory: create GROUP/X (n, d)
+ * (uint8 or float32) and GROUP/y ((n,) int32, or (n, k) float32 when dense), then write
+ * consecutive rows with dataset_write_rows (r->rows must be NULL; r->n rows from row0). */
+Status dataset_create_split(H5File *f, const char *group, size_t n, size_t d, bool x_u8,
+                            bool dense, size_t k, int gzip_level);
+Status dataset_write_rows(H5File *f, const char *group, size_t row0, const DatasetRows *r);
 
 #endif

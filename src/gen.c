@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "error.h"
 #include "dataset.h"
@@ -30,6 +31,7 @@ typedef struct {
     double val_fraction, test_fraction, noise;
     bool soft;  /* blobs: (N, K) class probabilities instead of class ids */
     int gzip;
+    bool x_u8;  /* X stored as uint8: round(16 x + 128), clamped to 0..255 */
     const char *out;
 } GenOptions;
 
@@ -43,7 +45,9 @@ static const char *const GEN_NAMES[] = {"blobs", "xor", "spirals", "multilabel"}
 static const char GEN_ABOUT[] =
     "Writes a seeded synthetic data set with /train, /val and /test splits\n"
     "(X float32 (N, D); y int32 class ids, or float32 (N, K) 0/1 for multilabel).\n"
-    "The same options and seed give the same file, bit for bit.\n"
+    "The same options and seed give the same file, bit for bit. Rows are made and\n"
+    "written in blocks of about 64 MiB, so the file may be larger than memory\n"
+    "(progress is printed for files over 256 MiB).\n"
     "\n"
     "  blobs       K Gaussian clusters (close to linearly separable)\n"
     "  xor         2 classes by the sign of x0*x1: needs a hidden layer (D >= 2)\n"
@@ -83,6 +87,7 @@ static Status gen_parse(int argc, char **argv, GenOptions *o, bool *help)
     *o = (GenOptions){.rows = 1000, .d = 2, .seed = 1, .val_fraction = 0.1,
                       .test_fraction = 0.1, .noise = -1.0};
     size_t gzip = 0;
+    const char *dtype = "float32";
     bool k_given = false;
     const char *kind = NULL;
     size_t n_pos = 0;
@@ -105,6 +110,9 @@ static Status gen_parse(int argc, char **argv, GenOptions *o, bool *help)
          "instead of class ids"},
         {.name = "gzip", OPT_SIZE, &gzip, "L",
          "deflate level 1..9 for chunked storage (0: contiguous)", 0, 9},
+        {.name = "dtype", OPT_STRING, &dtype, "T",
+         "X's type: float32, or uint8 (round(16 x + 128) clamped to\n0..255, as 8-bit "
+         "pixels are stored; labels from the unrounded x)"},
         {.name = "out", OPT_STRING, &o->out, "F.h5",
          "output file (written to F.h5.tmp, then renamed)", .required = true},
     };
@@ -124,6 +132,11 @@ static Status gen_parse(int argc, char **argv, GenOptions *o, bool *help)
     }
     o->kind = (GenKind)which;
     o->name = GEN_NAMES[which];
+    if (strcmp(dtype, "float32") != 0 && strcmp(dtype, "uint8") != 0) {
+        log_error("gen: --dtype '%s' (expected float32 or uint8)", dtype);
+        return XT_ERR_USAGE;
+    }
+    o->x_u8 = !strcmp(dtype, "uint8");
     o->gzip = (int)gzip;
     static const size_t default_k[] = {3, 2, 3, 4}; /* in GEN_NAMES order */
     if (!k_given) o->k = default_k[which];
@@ -153,14 +166,11 @@ static void posterior(float *p, const float *x, const double *par, size_t d, siz
     for (size_t c = 0; c < k; c++) p[c] = (float)(exp(logit[c] - mx) / sum);
 }
 
-/* Fills X (n, d) and either y (n) or t (n, k). Parameters (centres, rules) come first
- * from the stream, then the rows in order. */
-static void gen_fill(const GenOptions *o, float *X, int32_t *y, float *t, double *par)
+/* The parameters (centres, rules): the first numbers of the stream. */
+static void gen_params(const GenOptions *o, Rng *rng, double *par)
 {
-    Rng r;
-    rng_seed(&r, o->seed);
-    size_t n = o->rows, d = o->d, k = o->k;
-    double noise = o->noise;
+    Rng r = *rng;
+    size_t d = o->d, k = o->k;
     if (o->kind == GEN_BLOBS) {
         /* Centres ~ N(0, 4^2): with unit noise the clusters barely overlap. */
         for (size_t i = 0; i < k * d; i++) par[i] = 4.0 * rng_normal(&r);
@@ -170,6 +180,16 @@ static void gen_fill(const GenOptions *o, float *X, int32_t *y, float *t, double
         for (size_t i = 0; i < k * d; i++) par[i] = s * rng_normal(&r);
         for (size_t j = 0; j < k; j++) par[k * d + j] = 0.5 * rng_normal(&r);
     }
+    *rng = r;
+}
+
+/* The next n rows of the stream: X (n, d) and either y (n) or t (n, k). */
+static void gen_rows(const GenOptions *o, Rng *rng, const double *par, size_t n, float *X,
+                     int32_t *y, float *t)
+{
+    Rng r = *rng;
+    size_t d = o->d, k = o->k;
+    double noise = o->noise;
     for (size_t i = 0; i < n; i++) {
         float *x = X + i * d;
         switch (o->kind) {
@@ -210,16 +230,51 @@ static void gen_fill(const GenOptions *o, float *X, int32_t *y, float *t, double
         }
         }
     }
+    *rng = r;
 }
 
-/* Writes rows [row0, row0 + n) of the generated arrays as one split. */
-static Status gen_write_split(H5File *f, const GenOptions *o, const char *group,
-                              const float *X, const int32_t *y, const float *t, size_t row0,
-                              size_t n)
+#define GEN_BLOCK_BYTES ((size_t)64 << 20)
+#define GEN_PROGRESS_BYTES ((size_t)256 << 20)
+#define GEN_PROGRESS_EVERY_S 5.0
+
+static double now_s(void)
 {
-    DatasetRows r = {.X = X + row0 * o->d, .d = o->d, .y = y ? y + row0 : NULL,
-                     .t = t ? t + row0 * o->k : NULL, .k = o->k, .n = n};
-    return dataset_write_split(f, group, &r, o->gzip);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* The three splits, in row order. */
+typedef struct {
+    const char *group;
+    size_t first, n;
+} GenSplit;
+
+/* Writes generated rows [row0, row0 + n) (block memory) into the splits they fall in. */
+static Status write_block(H5File *f, const GenOptions *o, const GenSplit *sp, size_t row0,
+                          size_t n, const void *X, const int32_t *y, const float *t)
+{
+    size_t xw = o->d * (o->x_u8 ? 1 : sizeof(float));
+    for (int s = 0; s < 3; s++) {
+        size_t lo = row0 > sp[s].first ? row0 : sp[s].first;
+        size_t hi = row0 + n < sp[s].first + sp[s].n ? row0 + n : sp[s].first + sp[s].n;
+        if (lo >= hi) continue;
+        size_t i = lo - row0;
+        DatasetRows r = {.X = (const char *)X + i * xw, .x_u8 = o->x_u8, .d = o->d,
+                         .y = y ? y + i : NULL, .t = t ? t + i * o->k : NULL, .k = o->k,
+                         .n = hi - lo};
+        Status st = dataset_write_rows(f, sp[s].group, lo - sp[s].first, &r);
+        if (st != XT_OK) return st;
+    }
+    return XT_OK;
+}
+
+static void quantize(const float *x, uint8_t *q, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        long v = lrintf(16.0f * x[i] + 128.0f);
+        q[i] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+    }
 }
 
 int gen_main(int argc, char **argv)
@@ -238,36 +293,69 @@ int gen_main(int argc, char **argv)
         return XT_ERR_USAGE;
     }
     size_t n_train = n - n_val - n_test;
+    const GenSplit sp[3] = {{"/train", 0, n_train}, {"/val", n_train, n_val},
+                            {"/test", n_train + n_val, n_test}};
     bool dense = o.kind == GEN_MULTILABEL || o.soft;
-    float *X = malloc(n * d * sizeof *X);
-    int32_t *y = dense ? NULL : malloc(n * sizeof *y);
-    float *t = dense ? malloc(n * k * sizeof *t) : NULL;
+    size_t block = GEN_BLOCK_BYTES / (d * sizeof(float));
+    if (block < 1) block = 1;
+    if (block > n) block = n;
+    float *X = malloc(block * d * sizeof *X);
+    uint8_t *X8 = o.x_u8 ? malloc(block * d) : NULL;
+    int32_t *y = dense ? NULL : malloc(block * sizeof *y);
+    float *t = dense ? malloc(block * k * sizeof *t) : NULL;
     double *par = malloc((k * d + k) * sizeof *par);
     H5File *f = NULL;
-    if (!X || (!y && !t) || !par) {
-        log_error("gen: out of memory for %zu x %zu rows", n, d);
+    if (!X || (o.x_u8 && !X8) || (!y && !t) || !par) {
+        log_error("gen: out of memory for a block of %zu x %zu rows", block, d);
         st = XT_ERR_RUNTIME;
         goto cleanup;
     }
-    gen_fill(&o, X, y, t, par);
+    Rng rng;
+    rng_seed(&rng, o.seed);
+    gen_params(&o, &rng, par);
 
     st = h5io_create_atomic(o.out, &f);
-    if (st == XT_OK) st = gen_write_split(f, &o, "/train", X, y, t, 0, n_train);
-    if (st == XT_OK) st = gen_write_split(f, &o, "/val", X, y, t, n_train, n_val);
-    if (st == XT_OK) st = gen_write_split(f, &o, "/test", X, y, t, n_train + n_val, n_test);
+    for (int s = 0; s < 3 && st == XT_OK; s++)
+        st = dataset_create_split(f, sp[s].group, sp[s].n, d, o.x_u8, dense, k, o.gzip);
+    double bytes = (double)n * (double)d * (o.x_u8 ? 1.0 : 4.0), t0 = now_s(), last = t0;
+    bool progress = bytes >= (double)GEN_PROGRESS_BYTES;
+    for (size_t row0 = 0; row0 < n && st == XT_OK; row0 += block) {
+        size_t m = n - row0 < block ? n - row0 : block;
+        gen_rows(&o, &rng, par, m, X, y, t);
+        if (o.x_u8) quantize(X, X8, m * d);
+        st = write_block(f, &o, sp, row0, m, o.x_u8 ? (const void *)X8 : X, y, t);
+        double now = now_s();
+        if (progress && st == XT_OK && row0 + m < n && now - last >= GEN_PROGRESS_EVERY_S) {
+            double done = (double)(row0 + m) / (double)n, rate = done * bytes / (now - t0);
+            log_info("gen: %3.0f%%  %.2f of %.2f GB of X written, %.0f MB/s, about %.0f s left",
+                     100.0 * done, done * bytes / 1e9, bytes / 1e9, rate / 1e6,
+                     (1.0 - done) * bytes / rate);
+            last = now;
+        }
+    }
+    if (st == XT_OK && o.x_u8) /* the quantisation, for readers of the file */
+        for (int s = 0; s < 3 && st == XT_OK; s++) {
+            char xp[64];
+            snprintf(xp, sizeof xp, "%s/X", sp[s].group);
+            if (sp[s].n > 0)
+                st = h5io_attr_write_str(f, xp, "encoding", "uint8 = round(16 x + 128), clamped");
+        }
     if (st == XT_OK) st = h5io_attr_write_str(f, "/", "generator", o.name);
     if (st == XT_OK) st = h5io_attr_write_i64(f, "/", "seed", (int64_t)o.seed);
     if (st == XT_OK) st = h5io_attr_write_f64(f, "/", "noise", o.noise);
     if (st == XT_OK) st = h5io_attr_write_i64(f, "/", "classes", (int64_t)k);
     if (st == XT_OK) st = h5io_commit(&f);
     if (st == XT_OK)
-        log_info("gen %s: wrote %s: /train %zu, /val %zu, /test %zu rows; D = %zu, %s = %zu",
-                 o.name, o.out, n_train, n_val, n_test, d,
+        log_info("gen %s: wrote %s: /train %zu, /val %zu, /test %zu rows; D = %zu (%s), %s = %zu",
+                 o.name, o.out, n_train, n_val, n_test, d, o.x_u8 ? "uint8" : "float32",
                  o.soft ? "soft classes" : dense ? "labels" : "classes", k);
+    if (st == XT_OK && progress)
+        log_info("gen: %.2f GB of X in %.1f s", bytes / 1e9, now_s() - t0);
 cleanup:
     if (st != XT_OK) st = XT_ERR_RUNTIME; /* input was validated: what is left is I/O */
     h5io_close(&f);
     free(X);
+    free(X8);
     free(y);
     free(t);
     free(par);

@@ -764,6 +764,43 @@ Status h5io_write(H5File *f, const char *dset, H5ioType type, int rank, const si
     return st;
 }
 
+Status h5io_write_rows(H5File *f, const char *dset, H5ioType type, size_t row0, size_t nrows,
+                       const void *data)
+{
+    Status st = XT_ERR_RUNTIME;
+    hid_t d = H5I_INVALID_HID, fspace = H5I_INVALID_HID, mspace = H5I_INVALID_HID;
+    d = dset_open(f, dset);
+    if (d < 0) goto cleanup;
+    fspace = H5Dget_space(d);
+    int ndims = fspace < 0 ? -1 : H5Sget_simple_extent_ndims(fspace);
+    hsize_t dims[2] = {0, 1};
+    if ((ndims != 1 && ndims != 2) || H5Sget_simple_extent_dims(fspace, dims, NULL) < 0) {
+        LOCAL_FAIL(f, dset, "expected a 1-D or 2-D dataset for row writes");
+        goto cleanup;
+    }
+    XT_ASSERT(row0 <= dims[0] && nrows <= dims[0] - row0);
+    if (nrows == 0 || (ndims == 2 && dims[1] == 0)) {
+        st = XT_OK;
+        goto cleanup;
+    }
+    hsize_t start[2] = {row0, 0}, count[2] = {nrows, ndims == 2 ? dims[1] : 1};
+    mspace = H5Screate_simple(ndims, count, NULL);
+    if (mspace < 0 || H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL) < 0) {
+        LOCAL_FAIL(f, dset, "cannot select rows [%zu, %zu)", row0, row0 + nrows);
+        goto cleanup;
+    }
+    if (H5Dwrite(d, mem_type(type), mspace, fspace, H5P_DEFAULT, data) < 0) {
+        LOCAL_FAIL(f, dset, "cannot write rows [%zu, %zu) (disk full?)", row0, row0 + nrows);
+        goto cleanup;
+    }
+    st = XT_OK;
+cleanup:
+    close_space(&mspace);
+    close_space(&fspace);
+    close_dset(&d);
+    return st;
+}
+
 /* ---- attributes ----------------------------------------------------------------- */
 
 static hid_t vlen_str_type(void)

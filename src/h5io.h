@@ -94,6 +94,11 @@ Status h5io_write(H5File *f, const char *dset, H5ioType type, int rank, const si
 Status h5io_create_dataset(H5File *f, const char *dset, H5ioType type, int rank,
                            const size_t *dims, int gzip_level);
 
+/* Writes rows [row0, row0 + nrows) of an existing 1-D or 2-D dataset (all columns) from
+ * memory of the given type. Local. */
+Status h5io_write_rows(H5File *f, const char *dset, H5ioType type, size_t row0, size_t nrows,
+                       const void *data);
+
 /* Attributes on a group or dataset (obj = path). Strings are variable-length UTF-8. */
 Status h5io_attr_write_i64(H5File *f, const char *obj, const char *name, int64_t v);
 Status h5io_attr_write_f64(H5File *f, const char *obj, const char *name, double v);
