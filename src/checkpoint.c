@@ -181,6 +181,7 @@ Status checkpoint_save(const char *path, const Checkpoint *ck)
                           : h5io_attr_write_f64(f, g, attrs[i].name, *attrs[i].f64);
     if (st == XT_OK) st = h5io_attr_write_f64(f, g, "correct_seen", s.correct_seen);
     if (st == XT_OK) st = h5io_attr_write_f64(f, g, "decisions_seen", s.decisions_seen);
+    if (st == XT_OK) st = h5io_attr_write_i64(f, g, "blas_threads", s.blas_threads);
     if (st == XT_OK)
         st = h5io_attr_write_str(f, g, "config", ck->config_text ? ck->config_text : "");
     if (st == XT_OK) return h5io_commit(&f);
@@ -227,6 +228,8 @@ static Status read_position(H5File *f, const char *path, CheckpointState *s)
         st = h5io_attr_read_f64(f, STATE_GROUP, "correct_seen", &s->correct_seen);
     if (st == XT_OK && h5io_attr_exists(f, STATE_GROUP, "decisions_seen"))
         st = h5io_attr_read_f64(f, STATE_GROUP, "decisions_seen", &s->decisions_seen);
+    if (st == XT_OK && h5io_attr_exists(f, STATE_GROUP, "blas_threads"))
+        st = h5io_attr_read_i64(f, STATE_GROUP, "blas_threads", &s->blas_threads);
     if (st != XT_OK) return st;
     s->step = (uint64_t)step;
     s->seed = (uint64_t)seed;

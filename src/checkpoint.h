@@ -15,7 +15,9 @@
  *                       (the epoch in progress),
  *                       finished (0/1), final_action, ranks (P when written),
  *                       seed (the sampler is a pure function of seed, epoch and shard:
- *                       no other RNG state exists), config (the resolved INI text)
+ *                       no other RNG state exists), config (the resolved INI text),
+ *                       blas_threads (per rank: the reproducible mode's bits depend on it;
+ *                       optional when reading)
  * Version 1 files (before named state) still load: their momentum buffer is
  * /optimizer/velocity and their early-stopping state the /state attributes es_best,
  * es_best_epoch, es_bad_epochs.
@@ -52,6 +54,7 @@ typedef struct {
     int64_t final_action;   /* EsAction that ended it */
     int64_t ranks;
     uint64_t seed;
+    int64_t blas_threads;   /* BLAS threads per rank when written (0 in older files) */
 } CheckpointState;
 
 typedef struct {

@@ -7,6 +7,7 @@
 
 #include "checkpoint.h"
 #include "fsutil.h"
+#include "linalg.h"
 #include "log.h"
 #include "trainer.h"
 
@@ -29,6 +30,7 @@ Status trainer_write_checkpoint(Trainer *tr, int64_t epoch, size_t step_in_epoch
                                .finished = finished,
                                .final_action = action,
                                .ranks = tr->P,
+                               .blas_threads = linalg_blas_threads(),
                                .seed = tr->cfg.train.seed},
                      .config_text = tr->cfg_text,
                      .optimizer = &opt,
@@ -164,6 +166,12 @@ static void report_resume(Trainer *tr, const char *path, const Checkpoint *ck)
         log_info("resume: %s, epoch %lld step %zu (optimiser step %llu), written by %lld rank(s), "
                  "continuing on %d", path, (long long)cs->epoch, tr->start_step,
                  (unsigned long long)cs->step, (long long)cs->ranks, tr->P);
+        if (tr->repro && cs->blas_threads > 0 && cs->blas_threads != linalg_blas_threads())
+            log_warn("resume: %s was written with %lld BLAS thread(s) per rank, this run has %d: "
+                     "a GEMM's bits can depend on the thread count, so the run may leave the "
+                     "reproducible trajectory (set OPENBLAS_NUM_THREADS=%lld to stay on it)", path,
+                     (long long)cs->blas_threads, linalg_blas_threads(),
+                     (long long)cs->blas_threads);
     }
 }
 

@@ -10,7 +10,8 @@
 #    four of MPICH's, MPIR_CVAR_ALLREDUCE_INTRA_ALGORITHM);
 #  - a checkpoint written at P = 4 resumes at P = 2 and 3 (epoch end, and mid-epoch after
 #    a signal) and ends with the uninterrupted run's model;
-#  - the comparison can fail: the default mode differs between P = 1 and 3.
+#  - the comparison can fail: the default mode differs between P = 1 and 3;
+#  - a resume with another BLAS thread count is warned about.
 # Usage: reproducible.sh XENTRAIN SCRATCH_DIR MPIEXEC
 set -u
 bin=$1 tmp=$2 mpiexec=$3
@@ -142,5 +143,13 @@ where=$(grep -o 'epoch [0-9]* step [0-9]*' sig2.log | head -1)
 if [ "$code" -eq 75 ] && [ -n "$where" ] && [ "${where##* }" != 0 ] && same_run mlp_std_dist.1 sig; then
   pass "SIGUSR1 mid-epoch at P = 4 (exit 75), resumed at P = 3 from $where: identical to the P = 1 run"
 else fail "signal/resume across P: exit $code, resumed from '$where'"; tail -3 sig.log; fi
+
+# a resume with another BLAS thread count is warned about (the bits can depend on it); run
+# as singletons: under mpirun a rank bound to one core gets one OpenBLAS thread whatever is asked
+OPENBLAS_NUM_THREADS=1 BLIS_NUM_THREADS=1 OMP_NUM_THREADS=1 "$bin" train c.ini --set run.dir=thr --set train.epochs=1 >thr1.log 2>&1
+OPENBLAS_NUM_THREADS=2 BLIS_NUM_THREADS=2 OMP_NUM_THREADS=2 "$bin" train c.ini --set run.dir=thr >thr2.log 2>&1
+if grep -q "written with 1 BLAS thread(s) per rank, this run has 2" thr2.log; then
+  pass "resuming with 2 BLAS threads a checkpoint written with 1: warned"
+else fail "no warning for a resume with another BLAS thread count"; fi
 
 finish
