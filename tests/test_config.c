@@ -684,6 +684,18 @@ static void expect_rule(const char *text, const char *const *ov, size_t n_ov, co
 static void test_config_cross_key_rules(void **state)
 {
     (void)state;
+    /* train.micro_batches = auto: batch / 128, at least 8, at most data.virtual_shards */
+    Config a;
+    char e[256];
+    const char *auto1[] = {"train.reproducible=true", "train.batch_size=4096"};
+    assert_int_equal(config_load(&a, NULL, auto1, 2, e, sizeof e), XT_OK);
+    assert_int_equal(config_micro_batches(&a), 32);
+    const char *auto2[] = {"train.reproducible=true", "data.virtual_shards=5"};
+    assert_int_equal(config_load(&a, NULL, auto2, 2, e, sizeof e), XT_OK);
+    assert_int_equal(config_micro_batches(&a), 5);
+    const char *auto3[] = {"train.reproducible=true"};
+    assert_int_equal(config_load(&a, NULL, auto3, 1, e, sizeof e), XT_OK);
+    assert_int_equal(config_micro_batches(&a), 8);
     expect_rule("[model]\ntype = mlp\n", NULL, 0, "rule.ini:2: model.type = mlp",
                 "needs model.hidden");
     expect_rule("[model]\nhidden = 64\n", NULL, 0, "rule.ini:2: model.hidden = 64",
@@ -711,6 +723,12 @@ static void test_config_cross_key_rules(void **state)
     expect_rule("[model]\ntype = multilabel\n[loss]\nignore_index = 0\n", NULL, 0,
                 "loss.ignore_index = 0", "class-id labels");
     expect_rule("[train]\nresume =\n", NULL, 0, "train.resume", "empty");
+    expect_rule("[train]\nmicro_batches = 8\n", NULL, 0, "train.micro_batches = 8",
+                "used by train.reproducible = true only");
+    expect_rule("[train]\nreproducible = true\nbatch_per_rank = 64\n", NULL, 0,
+                "train.batch_per_rank = 64", "depend on the rank count");
+    expect_rule("[train]\nreproducible = true\nmicro_batches = 64\naccumulate = 65\n", NULL, 0,
+                "train.accumulate = 65", "exceeds 4096 micro-batches per update");
     expect_rule("[early_stopping]\nenabled = true\n", NULL, 0, "early_stopping.enabled",
                 "set data.val");
     expect_rule("[data]\nval = v.h5:/val\n[train]\nepochs = 3\n[early_stopping]\n"

@@ -11,7 +11,8 @@
 #  - a checkpoint written at P = 4 resumes at P = 2 and 3 (epoch end, and mid-epoch after
 #    a signal) and ends with the uninterrupted run's model;
 #  - the comparison can fail: the default mode differs between P = 1 and 3;
-#  - a resume with another BLAS thread count is warned about.
+#  - a resume with another BLAS thread count is warned about; more ranks than micro-batches
+#    are refused.
 # Usage: reproducible.sh XENTRAIN SCRATCH_DIR MPIEXEC
 set -u
 bin=$1 tmp=$2 mpiexec=$3
@@ -143,6 +144,13 @@ where=$(grep -o 'epoch [0-9]* step [0-9]*' sig2.log | head -1)
 if [ "$code" -eq 75 ] && [ -n "$where" ] && [ "${where##* }" != 0 ] && same_run mlp_std_dist.1 sig; then
   pass "SIGUSR1 mid-epoch at P = 4 (exit 75), resumed at P = 3 from $where: identical to the P = 1 run"
 else fail "signal/resume across P: exit $code, resumed from '$where'"; tail -3 sig.log; fi
+
+# more ranks than micro-batches: refused on every rank with the fix, exit 2, no hang
+xt 4 train c.ini --set run.dir=toofew --set train.micro_batches=3 >toofew.log 2>&1
+code=$?
+if [ $code -eq 2 ] && grep -q "set train.micro_batches >= 4" toofew.log && [ ! -e toofew/metrics.csv ]; then
+  pass "P = 4 with train.micro_batches = 3: refused (exit 2) naming the fix"
+else fail "P = 4 with 3 micro-batches: exit $code"; tail -2 toofew.log; fi
 
 # a resume with another BLAS thread count is warned about (the bits can depend on it); run
 # as singletons: under mpirun a rank bound to one core gets one OpenBLAS thread whatever is asked
