@@ -883,7 +883,7 @@ int64_t config_micro_batches(const Config *cfg)
 {
     if (cfg->train.micro_batches > 0) return cfg->train.micro_batches;
     int64_t S = cfg->data.virtual_shards;
-    int64_t g = cfg->train.batch_size > 0 ? cfg->train.batch_size / 128 : S;
+    int64_t g = cfg->train.batch_size / 128; /* full batch (0): 8, the partials' memory */
     if (g < 8) g = 8;
     return g < S ? g : S;
 }

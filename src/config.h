@@ -164,8 +164,8 @@ Status config_set(Config *cfg, const char *assignment, char *err, size_t errlen)
  * stopping needs data.val and start_epoch <= epochs. On failure writes
  * "section.key = value: reason" into err and returns XT_ERR_USAGE. Local. */
 Status config_validate(const Config *cfg, char *err, size_t errlen);
-/* train.micro_batches resolved (auto: global batch / 128, at least 8, at most
- * data.virtual_shards; the trainer also caps it at the row count). */
+/* train.micro_batches resolved (auto: global batch / 128, at least 8 (also for a full
+ * batch), at most data.virtual_shards; the trainer also caps it at the row count). */
 int64_t config_micro_batches(const Config *cfg);
 
 /* The resolved configuration as INI text (every key, effective values), for the run

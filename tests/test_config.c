@@ -696,6 +696,9 @@ static void test_config_cross_key_rules(void **state)
     const char *auto3[] = {"train.reproducible=true"};
     assert_int_equal(config_load(&a, NULL, auto3, 1, e, sizeof e), XT_OK);
     assert_int_equal(config_micro_batches(&a), 8);
+    const char *auto4[] = {"train.reproducible=true", "train.batch_size=0"}; /* full batch */
+    assert_int_equal(config_load(&a, NULL, auto4, 2, e, sizeof e), XT_OK);
+    assert_int_equal(config_micro_batches(&a), 8);
     expect_rule("[model]\ntype = mlp\n", NULL, 0, "rule.ini:2: model.type = mlp",
                 "needs model.hidden");
     expect_rule("[model]\nhidden = 64\n", NULL, 0, "rule.ini:2: model.hidden = 64",
