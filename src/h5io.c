@@ -562,6 +562,43 @@ static H5T_conv_ret_t conv_refuse(H5T_conv_except_t except, hid_t src, hid_t dst
     return H5T_CONV_ABORT;
 }
 
+/* The file and memory dataspaces of rows [row0, row0 + nrows) (all columns) of an open 1-D
+ * or 2-D dataset, for row reads and writes. *none: nothing to transfer (XT_OK, no spaces).
+ * XT_ERR_USAGE for a dataset of another rank or rows outside it. */
+static Status select_rows(H5File *f, const char *dset, hid_t d, size_t row0, size_t nrows,
+                          hid_t *fspace, hid_t *mspace, bool *none)
+{
+    *none = false;
+    *fspace = H5Dget_space(d);
+    int ndims = *fspace < 0 ? -1 : H5Sget_simple_extent_ndims(*fspace);
+    hsize_t dims[2] = {0, 1};
+    if (ndims != 1 && ndims != 2) {
+        META_FAIL(f, dset, "expected a 1-D or 2-D dataset for row reads and writes, got %d-D",
+                  ndims);
+        return XT_ERR_USAGE;
+    }
+    if (H5Sget_simple_extent_dims(*fspace, dims, NULL) < 0) {
+        META_FAIL(f, dset, "cannot read the dimensions");
+        return XT_ERR_RUNTIME;
+    }
+    if (row0 > dims[0] || nrows > dims[0] - row0) {
+        LOCAL_FAIL(f, dset, "rows [%zu, %zu) are outside the dataset's %llu rows", row0,
+                   row0 + nrows, (unsigned long long)dims[0]);
+        return XT_ERR_USAGE;
+    }
+    if (nrows == 0 || (ndims == 2 && dims[1] == 0)) {
+        *none = true;
+        return XT_OK;
+    }
+    hsize_t start[2] = {row0, 0}, count[2] = {nrows, ndims == 2 ? dims[1] : 1};
+    *mspace = H5Screate_simple(ndims, count, NULL);
+    if (*mspace < 0 || H5Sselect_hyperslab(*fspace, H5S_SELECT_SET, start, NULL, count, NULL) < 0) {
+        LOCAL_FAIL(f, dset, "cannot select rows [%zu, %zu)", row0, row0 + nrows);
+        return XT_ERR_RUNTIME;
+    }
+    return XT_OK;
+}
+
 static Status read_rows(H5File *f, const char *dset, size_t row0, size_t nrows, hid_t memtype,
                         bool integer_dst, const char *mem_name, void *out)
 {
@@ -569,39 +606,15 @@ static Status read_rows(H5File *f, const char *dset, size_t row0, size_t nrows, 
     hid_t d = H5I_INVALID_HID, fspace = H5I_INVALID_HID, mspace = H5I_INVALID_HID;
     hid_t dxpl = H5I_INVALID_HID;
     int overflow = 0;
+    bool none = false;
     d = dset_open(f, dset);
     if (d < 0) {
         st = XT_ERR_USAGE;
         goto cleanup;
     }
-    fspace = H5Dget_space(d);
-    int ndims = fspace < 0 ? -1 : H5Sget_simple_extent_ndims(fspace);
-    hsize_t dims[2] = {0, 1};
-    if (ndims != 1 && ndims != 2) {
-        META_FAIL(f, dset, "expected a 1-D or 2-D dataset for row reads, got %d-D", ndims);
-        st = XT_ERR_USAGE;
-        goto cleanup;
-    }
-    if (H5Sget_simple_extent_dims(fspace, dims, NULL) < 0) {
-        META_FAIL(f, dset, "cannot read the dimensions");
-        goto cleanup;
-    }
-    if (row0 > dims[0] || nrows > dims[0] - row0) {
-        LOCAL_FAIL(f, dset, "rows [%zu, %zu) are outside the dataset's %llu rows", row0,
-                   row0 + nrows, (unsigned long long)dims[0]);
-        st = XT_ERR_USAGE;
-        goto cleanup;
-    }
-    if (nrows == 0 || (ndims == 2 && dims[1] == 0)) {
-        st = XT_OK;
-        goto cleanup;
-    }
-    hsize_t start[2] = {row0, 0}, count[2] = {nrows, ndims == 2 ? dims[1] : 1};
-    mspace = H5Screate_simple(ndims, count, NULL);
-    if (mspace < 0 || H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL) < 0) {
-        LOCAL_FAIL(f, dset, "cannot select rows [%zu, %zu)", row0, row0 + nrows);
-        goto cleanup;
-    }
+    st = select_rows(f, dset, d, row0, nrows, &fspace, &mspace, &none);
+    if (st != XT_OK || none) goto cleanup;
+    st = XT_ERR_RUNTIME;
     dxpl = H5Pcreate(H5P_DATASET_XFER);
     if (dxpl < 0) {
         LOCAL_FAIL(f, dset, "cannot create a transfer property list");
@@ -769,26 +782,12 @@ Status h5io_write_rows(H5File *f, const char *dset, H5ioType type, size_t row0, 
 {
     Status st = XT_ERR_RUNTIME;
     hid_t d = H5I_INVALID_HID, fspace = H5I_INVALID_HID, mspace = H5I_INVALID_HID;
+    bool none = false;
     d = dset_open(f, dset);
     if (d < 0) goto cleanup;
-    fspace = H5Dget_space(d);
-    int ndims = fspace < 0 ? -1 : H5Sget_simple_extent_ndims(fspace);
-    hsize_t dims[2] = {0, 1};
-    if ((ndims != 1 && ndims != 2) || H5Sget_simple_extent_dims(fspace, dims, NULL) < 0) {
-        LOCAL_FAIL(f, dset, "expected a 1-D or 2-D dataset for row writes");
-        goto cleanup;
-    }
-    XT_ASSERT(row0 <= dims[0] && nrows <= dims[0] - row0);
-    if (nrows == 0 || (ndims == 2 && dims[1] == 0)) {
-        st = XT_OK;
-        goto cleanup;
-    }
-    hsize_t start[2] = {row0, 0}, count[2] = {nrows, ndims == 2 ? dims[1] : 1};
-    mspace = H5Screate_simple(ndims, count, NULL);
-    if (mspace < 0 || H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL) < 0) {
-        LOCAL_FAIL(f, dset, "cannot select rows [%zu, %zu)", row0, row0 + nrows);
-        goto cleanup;
-    }
+    st = select_rows(f, dset, d, row0, nrows, &fspace, &mspace, &none);
+    if (st != XT_OK || none) goto cleanup;
+    st = XT_ERR_RUNTIME;
     if (H5Dwrite(d, mem_type(type), mspace, fspace, H5P_DEFAULT, data) < 0) {
         LOCAL_FAIL(f, dset, "cannot write rows [%zu, %zu) (disk full?)", row0, row0 + nrows);
         goto cleanup;

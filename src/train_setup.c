@@ -535,10 +535,14 @@ static void banner(const Trainer *tr)
              rows, clamp, tr->sampler.T, tr->sampler.S, acc);
     if (tr->repro) {
         size_t mb = tr->G * (size_t)c->train.accumulate;
-        log_info("repro    reproducible: %zu micro-batches per update (%zu groups of virtual shards%s, "
+        log_info("repro    reproducible: %zu micro-batches per update (%zu groups of virtual shards%s%s, "
                  "about %zu rows each), exact integer sums: the same model at any P <= %zu%s; "
                  "%.2f MiB of partial gradients on rank 0", mb, tr->G,
-                 c->train.accumulate > 1 ? " x train.accumulate" : "", (rows + mb / 2) / mb, tr->G,
+                 c->train.accumulate > 1 ? " x train.accumulate" : "",
+                 c->train.micro_batches == 0
+                     ? "; train.micro_batches = auto: batch / 128, at least 8, at most the shards"
+                     : "",
+                 (rows + mb / 2) / mb, tr->G,
                  linalg_blas_threads() > 1 ? " with this BLAS thread count" : "",
                  (double)tr->exact.local * (double)tr->model.shape.n_params * 4.0 / 1048576.0);
     }
