@@ -83,6 +83,8 @@ _Static_assert(sizeof(LrScaling) == sizeof(int), "enum size");
 _Static_assert(sizeof(Optimizer) == sizeof(int), "enum size");
 _Static_assert(sizeof(Monitor) == sizeof(int), "enum size");
 _Static_assert(sizeof(MonitorMode) == sizeof(int), "enum size");
+_Static_assert(sizeof(Shuffle) == sizeof(int), "enum size");
+_Static_assert(sizeof(DataStream) == sizeof(int), "enum size");
 
 /* Choice lists: the position of a name is the enum value (checked in the tests). */
 static const char *const NORMALIZE_NAMES[] = {"none", "scale", "standardize", "auto", NULL};
@@ -95,6 +97,9 @@ static const char *const LR_SCALING_NAMES[] = {"none", "linear", NULL};
 static const char *const OPTIMIZER_NAMES[] = {"sgd", "adam", "adamw", "lars", "lamb", NULL};
 static const char *const MONITOR_NAMES[] = {"val_loss", "val_accuracy", NULL};
 static const char *const MODE_NAMES[] = {"auto", "min", "max", NULL};
+/* Enums whose first two choices are "false" and "true" also take the boolean words. */
+static const char *const SHUFFLE_NAMES[] = {"false", "true", "block", NULL};
+static const char *const STREAM_NAMES[] = {"false", "true", "auto", NULL};
 
 #define XT_INT31_MAX INT64_C(2147483647)
 #define XT_EPOCHS_MAX INT64_C(1000000)
@@ -149,6 +154,13 @@ static const Key KEYS[] = {
     K_BOOL(0, "data", "compact", data.compact, "true",
            "keep uint8 features as uint8 in memory (4x smaller), converted per batch; "
            "false: float32 at load"),
+    K_ENUM(0, "data", "stream", data.stream, "auto", STREAM_NAMES,
+           "read the training rows from the file as training goes, planned ahead from the "
+           "known batches: auto = when this rank's rows do not fit data.memory_budget; the "
+           "results are the same either way"),
+    K_STR(0, "data", "memory_budget", data.memory_budget, "0", "bytes, e.g. 512M, 2G; 0 = auto",
+          "memory per rank for data rows; 0 = 80% of min(MemAvailable, memory cgroup limit) "
+          "over the node's ranks"),
     /* [model] */
     K_ENUM(KEY_TRAJ, "model", "type", model.type, "softmax", MODEL_NAMES,
            "logistic (binary), softmax (multi-class), multilabel (sigmoids) or mlp"),
@@ -213,7 +225,11 @@ static const Key KEYS[] = {
           "micro-steps per update: each update's global batch is batch_size x this, computed "
           "in this many pieces per rank (memory of one piece)"),
     K_UINT(KEY_TRAJ, "train", "seed", train.seed, "42", "seed of initialisation and shuffling"),
-    K_BOOL(KEY_TRAJ, "train", "shuffle", train.shuffle, "true", "reshuffle the rows every epoch"),
+    K_ENUM(KEY_TRAJ, "train", "shuffle", train.shuffle, "true", SHUFFLE_NAMES,
+           "reshuffle every epoch: true = the rows of each virtual shard, block = the order of "
+           "blocks of consecutive rows (for streaming from slow file systems), false = none"),
+    K_INT(KEY_TRAJ, "train", "shuffle_block", train.shuffle_block, "0", 0, XT_INT31_MAX,
+          "rows per block for shuffle = block; 0 = X's rows per chunk (chunked X), else 1024"),
     K_BOOL(KEY_TRAJ, "train", "reproducible", train.reproducible, "false",
            "the same model, bit for bit, at any rank count up to train.micro_batches (exact "
            "sums over fixed micro-batches)"),
@@ -545,6 +561,12 @@ static const char *set_value(Config *cfg, const Key *k, const char *value, bool 
                 return NULL;
             }
         }
+        if (!strcmp(k->choices[0], "false") && k->choices[1] && !strcmp(k->choices[1], "true")) {
+            bool b;
+            if (strutil_parse_bool(value, &b)) return "not a boolean or one of the choices";
+            store_int(cfg, k->offset, b ? 1 : 0);
+            return NULL;
+        }
         return "not one of the choices";
     case KT_LIST: return set_list(cfg, k, value, append, why, whylen);
     }
@@ -857,6 +879,15 @@ static const Key *check_rules(const Config *cfg, char *why, size_t len)
                  EXACT_MAX_TERMS);
         return key_named("train", "accumulate");
     }
+    double budget;
+    if (strutil_parse_bytes(cfg->data.memory_budget, &budget)) {
+        snprintf(why, len, "not a byte count (e.g. 0 for auto, 536870912, 512M, 2G, 1.5GiB)");
+        return key_named("data", "memory_budget");
+    }
+    if (cfg->train.shuffle_block > 0 && cfg->train.shuffle != SHUFFLE_BLOCK) {
+        snprintf(why, len, "used by train.shuffle = block only");
+        return key_named("train", "shuffle_block");
+    }
     if (!cfg->train.resume[0]) {
         snprintf(why, len, "empty (allowed: auto, never, or a checkpoint path)");
         return key_named("train", "resume");
@@ -886,6 +917,12 @@ int64_t config_micro_batches(const Config *cfg)
     int64_t g = cfg->train.batch_size / 128; /* full batch (0): 8, the partials' memory */
     if (g < 8) g = 8;
     return g < S ? g : S;
+}
+
+double config_memory_budget(const Config *cfg)
+{
+    double v = 0.0;
+    return strutil_parse_bytes(cfg->data.memory_budget, &v) ? 0.0 : v;
 }
 
 Status config_validate(const Config *cfg, char *err, size_t errlen)

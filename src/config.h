@@ -53,6 +53,8 @@ typedef enum { LR_SCALE_NONE, LR_SCALE_LINEAR } LrScaling;
 typedef enum { OPT_SGD, OPT_ADAM, OPT_ADAMW, OPT_LARS, OPT_LAMB } Optimizer;
 typedef enum { MONITOR_VAL_LOSS, MONITOR_VAL_ACCURACY } Monitor;
 typedef enum { MODE_AUTO, MODE_MIN, MODE_MAX } MonitorMode;
+typedef enum { SHUFFLE_NONE, SHUFFLE_ROWS, SHUFFLE_BLOCK } Shuffle; /* false, true, block */
+typedef enum { DATA_STREAM_FALSE, DATA_STREAM_TRUE, DATA_STREAM_AUTO } DataStream;
 
 typedef struct {
     struct {
@@ -61,6 +63,8 @@ typedef struct {
         int64_t virtual_shards; /* S: rank-count invariance holds for P <= S */
         bool compact;           /* keep uint8 X as uint8 in memory */
         bool allow_same_split;  /* val/test may be the training split (warned) */
+        DataStream stream;      /* read the rows from the file as training goes */
+        char memory_budget[32]; /* bytes per rank for data ("2G"); "0" = auto */
     } data;
     struct {
         ModelType type;
@@ -99,7 +103,8 @@ typedef struct {
         int64_t batch_per_rank; /* 0 = off; else global batch = P * this (weak scaling) */
         int64_t accumulate;     /* micro-steps per update: the update's batch is this times larger */
         uint64_t seed;
-        bool shuffle;
+        Shuffle shuffle;        /* rows, blocks of rows, or none */
+        int64_t shuffle_block;  /* block shuffle: rows per block; 0 = auto */
         bool reproducible;      /* the same bits at any P (exact reductions, see exact.h) */
         int64_t micro_batches;  /* reproducible: groups per step (0 = auto) */
         int64_t check_every;    /* steps between replica checksums; 0 = never */
@@ -167,6 +172,8 @@ Status config_validate(const Config *cfg, char *err, size_t errlen);
 /* train.micro_batches resolved (auto: global batch / 128, at least 8 (also for a full
  * batch), at most data.virtual_shards; the trainer also caps it at the row count). */
 int64_t config_micro_batches(const Config *cfg);
+/* data.memory_budget in bytes (0 = auto; config_validate has checked the text). */
+double config_memory_budget(const Config *cfg);
 
 /* The resolved configuration as INI text (every key, effective values), for the run
  * directory and checkpoints. Returns bytes written (excluding NUL) or needed. Local. */

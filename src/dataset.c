@@ -237,6 +237,7 @@ static Status probe_layout(H5File *f, const Comm *comm, bool need_y, DatasetInfo
     info->x_object = xi.object_id;
     snprintf(info->x_type, sizeof info->x_type, "%s", xi.type_name);
     info->x_u8 = xi.cls == H5IO_CLASS_UINT && xi.type_size == 1;
+    info->x_chunk_rows = xi.chunk_rows;
     info->x_scale = 0.0;
     if (h5io_attr_exists(f, xp, "scale")) {
         double s = 0.0;
@@ -306,6 +307,8 @@ static Status load_check_memory(const DatasetInfo *info, size_t lo, size_t hi, b
     return XT_ERR_USAGE;
 }
 
+static Status read_class_names(H5File *f, Dataset *ds);
+
 static Status load_rows(Dataset *ds, H5File *f, size_t k, bool compact)
 {
     const DatasetInfo *in = &ds->info;
@@ -345,48 +348,74 @@ static Status load_rows(Dataset *ds, H5File *f, size_t k, bool compact)
         float *x = ds->X + r0 * d;
         Status st = h5io_read_rows_float(f, xp, ds->lo + r0, m, x);
         if (st != XT_OK) return st;
-        for (size_t i = 0; i < m * d; i++) {
-            if (isfinite(x[i])) continue;
-            log_error("%s:%s: non-finite value %s at row %zu, column %zu (counting from 0; "
-                      "values beyond +-3.4e38 overflow float32)", in->file, xp,
-                      isnan(x[i]) ? "NaN" : (x[i] > 0 ? "+Inf" : "-Inf"),
-                      ds->lo + r0 + i / d, i % d);
-            return XT_ERR_USAGE;
-        }
     }
+    Status st = XT_OK;
     if (!in->has_y) {
         /* nothing to read */
     } else if (in->target == TARGET_CLASS) {
-        Status st = h5io_read_rows_i32(f, yp, ds->lo, rows, ds->y);
-        if (st != XT_OK) return st;
-        for (size_t i = 0; i < rows; i++) {
-            int32_t v = ds->y[i];
-            if (k > 0 && (v < 0 || (size_t)v >= k)) {
-                log_error("%s:%s: label %" PRId32 " at row %zu is outside [0, %zu) "
-                          "(K = %zu classes)", in->file, yp, v, ds->lo + i, k, k);
-                return XT_ERR_USAGE;
-            }
-            if (i == 0 || v < ds->label_min) ds->label_min = v;
-            if (i == 0 || v > ds->label_max) ds->label_max = v;
-        }
+        st = h5io_read_rows_i32(f, yp, ds->lo, rows, ds->y);
     } else {
-        Status st = h5io_read_rows_float(f, yp, ds->lo, rows, ds->t);
-        if (st != XT_OK) return st;
-        for (size_t i = 0; i < rows * kd; i++) {
-            float v = ds->t[i];
-            if (v >= 0.0f && v <= 1.0f) continue; /* also rejects NaN */
-            log_error("%s:%s: target %g at row %zu, column %zu is outside [0, 1]", in->file,
-                      yp, (double)v, ds->lo + i / kd, i % kd);
+        st = h5io_read_rows_float(f, yp, ds->lo, rows, ds->t);
+    }
+    if (st == XT_OK) st = dataset_check_rows(ds, k);
+    if (st == XT_OK) st = read_class_names(f, ds);
+    return st;
+}
+
+Status dataset_check_rows(Dataset *ds, size_t k)
+{
+    const DatasetInfo *in = &ds->info;
+    size_t rows = ds->hi - ds->lo, d = in->d, kd = in->k_dense;
+    char xp[340], yp[340];
+    join(xp, sizeof xp, in->group, in->x_name);
+    join(yp, sizeof yp, in->group, in->y_name);
+    for (size_t i = 0; ds->X && i < rows * d; i++) {
+        const float *x = ds->X;
+        if (isfinite(x[i])) continue;
+        log_error("%s:%s: non-finite value %s at row %zu, column %zu (counting from 0; "
+                  "values beyond +-3.4e38 overflow float32)", in->file, xp,
+                  isnan(x[i]) ? "NaN" : (x[i] > 0 ? "+Inf" : "-Inf"), ds->lo + i / d, i % d);
+        return XT_ERR_USAGE;
+    }
+    for (size_t i = 0; ds->y && i < rows; i++) {
+        int32_t v = ds->y[i];
+        if (k > 0 && (v < 0 || (size_t)v >= k)) {
+            log_error("%s:%s: label %" PRId32 " at row %zu is outside [0, %zu) "
+                      "(K = %zu classes)", in->file, yp, v, ds->lo + i, k, k);
             return XT_ERR_USAGE;
         }
+        if (i == 0 || v < ds->label_min) ds->label_min = v;
+        if (i == 0 || v > ds->label_max) ds->label_max = v;
     }
-    /* class_names: on the group first, then on the file root. */
+    for (size_t i = 0; ds->t && i < rows * kd; i++) {
+        float v = ds->t[i];
+        if (v >= 0.0f && v <= 1.0f) continue; /* also rejects NaN */
+        log_error("%s:%s: target %g at row %zu, column %zu is outside [0, 1]", in->file, yp,
+                  (double)v, ds->lo + i / kd, i % kd);
+        return XT_ERR_USAGE;
+    }
+    return XT_OK;
+}
+
+/* class_names: on the group first, then on the file root. */
+static Status read_class_names(H5File *f, Dataset *ds)
+{
+    const DatasetInfo *in = &ds->info;
     const char *owner = h5io_attr_exists(f, in->group, "class_names") ? in->group
                         : h5io_attr_exists(f, "/", "class_names") ? "/" : NULL;
     if (owner)
         return h5io_attr_read_strs(f, owner, "class_names", &ds->class_names,
                                    &ds->n_class_names);
     return XT_OK;
+}
+
+Status dataset_read_class_names(Dataset *ds)
+{
+    H5File *f = NULL;
+    Status st = h5io_open_read(ds->info.file, NULL, &f);
+    if (st == XT_OK) st = read_class_names(f, ds);
+    if (f) st = xt_status_merge(st, h5io_close(&f));
+    return st;
 }
 
 static Status load(Dataset *ds, const DatasetInfo *info, size_t lo, size_t hi, size_t k,

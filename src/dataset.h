@@ -44,6 +44,7 @@ typedef struct {
     double x_scale;           /* X's "scale" attribute, or 0 when absent */
     bool x_u8;                /* X is stored as uint8 (dataset_load_compact keeps it so) */
     char x_type[32];          /* on-disk type of X, for banners ("uint8") */
+    size_t x_chunk_rows;      /* X's rows per chunk when chunked, else 0 */
 } DatasetInfo;
 
 typedef struct {
@@ -87,6 +88,13 @@ Status dataset_probe(const char *spec, const Comm *comm, bool need_y, DatasetInf
  * Memory: X (and the targets) at their final size; no full-size conversion copy. */
 Status dataset_load(Dataset *ds, const DatasetInfo *info, size_t lo, size_t hi, size_t k,
                     const Comm *comm);
+
+/* The checks of dataset_load on rows already in ds (X when float, y, t): finite X, labels
+ * in [0, k) when k > 0 (and ds->label_min/max set from them), targets in [0, 1]. Names the
+ * file, dataset and global row. Local. */
+Status dataset_check_rows(Dataset *ds, size_t k);
+/* Reads the class_names attribute (group, then file root) into ds. Local (serial open). */
+Status dataset_read_class_names(Dataset *ds);
 
 /* For probability targets (LOSS_SOFTMAX_PROBS): every held row of y must sum to 1
  * (within DATASET_SUM_TOLERANCE). A multi-hot or all-zero row is refused, naming the

@@ -534,6 +534,12 @@ Status h5io_info(H5File *f, const char *dset, H5ioInfo *info)
     for (int i = 0; i < ndims && i < 4; i++) info->dims[i] = (size_t)dims[i];
     info->type_size = H5Tget_size(type);
     type_describe(type, &info->cls, info->type_name, sizeof info->type_name);
+    hid_t dcpl = H5Dget_create_plist(d);
+    hsize_t cd[H5S_MAX_RANK];
+    if (dcpl >= 0 && ndims > 0 && H5Pget_layout(dcpl) == H5D_CHUNKED &&
+        H5Pget_chunk(dcpl, ndims, cd) == ndims)
+        info->chunk_rows = (size_t)cd[0];
+    close_plist(&dcpl);
 #if H5_VERSION_GE(1, 12, 0)
     H5O_info2_t oi;
     if (H5Oget_info3(d, &oi, H5O_INFO_BASIC) >= 0)
@@ -669,6 +675,177 @@ Status h5io_read_rows_i32(H5File *f, const char *dset, size_t row0, size_t nrows
 Status h5io_read_rows_u8(H5File *f, const char *dset, size_t row0, size_t nrows, uint8_t *out)
 {
     return read_rows(f, dset, row0, nrows, H5T_NATIVE_UINT8, true, "uint8", out);
+}
+
+Status h5io_read_rows_raw(H5File *f, const char *dset, size_t row0, size_t nrows, void *out)
+{
+    hid_t d = dset_open(f, dset);
+    if (d < 0) return XT_ERR_USAGE;
+    hid_t type = H5Dget_type(d);
+    close_dset(&d);
+    if (type < 0) {
+        META_FAIL(f, dset, "cannot read the type");
+        return XT_ERR_RUNTIME;
+    }
+    Status st = read_rows(f, dset, row0, nrows, type, false, "its stored type", out);
+    close_type(&type);
+    return st;
+}
+
+/* ---- raw layout, for direct readers ---------------------------------------------- */
+
+void h5io_layout_free(H5ioLayout *l)
+{
+    free(l->chunk_offset);
+    free(l->chunk_bytes);
+    free(l->chunk_mask);
+    l->chunk_offset = l->chunk_bytes = NULL;
+    l->chunk_mask = NULL;
+}
+
+/* The filter pipeline of a chunked dataset: only deflate and shuffle can be undone
+ * without HDF5. */
+static bool layout_filters(hid_t dcpl, H5ioLayout *l, char *why, size_t whylen)
+{
+    int n = H5Pget_nfilters(dcpl);
+    if (n < 0 || n > H5IO_MAX_FILTERS) {
+        snprintf(why, whylen, "cannot read its filter pipeline");
+        return false;
+    }
+    for (int i = 0; i < n; i++) {
+        unsigned flags = 0, cfg = 0;
+        size_t nelem = 0;
+        char name[64] = "";
+        H5Z_filter_t id = H5Pget_filter2(dcpl, (unsigned)i, &flags, &nelem, NULL, sizeof name,
+                                         name, &cfg);
+        if (id != H5Z_FILTER_DEFLATE && id != H5Z_FILTER_SHUFFLE) {
+            snprintf(why, whylen, "its filter %d (%s) cannot be undone by the streaming reader, "
+                     "which knows deflate (gzip) and shuffle; rewrite it with e.g. `h5repack "
+                     "-f GZIP=4`", (int)id, name[0] ? name : "unnamed");
+            return false;
+        }
+        l->filter[l->n_filters++] = (int)id;
+    }
+    return true;
+}
+
+/* The chunk grid's addresses. HDF5 before 1.14.4 reports chunk addresses without the
+ * user block (HDF5 issue #3003); callers verify the first rows against HDF5's own read. */
+static bool layout_chunks(H5File *f, hid_t d, H5ioLayout *l, int ndims, char *why, size_t whylen)
+{
+    haddr_t base = 0;
+#if !H5_VERSION_GE(1, 14, 4)
+    hid_t fcpl = H5Fget_create_plist(f->fid);
+    hsize_t ub = 0;
+    if (fcpl >= 0 && H5Pget_userblock(fcpl, &ub) >= 0) base = (haddr_t)ub;
+    close_plist(&fcpl);
+#else
+    (void)f;
+#endif
+    size_t n = l->grid_rows * l->grid_cols;
+    l->chunk_offset = malloc((n ? n : 1) * sizeof *l->chunk_offset);
+    l->chunk_bytes = malloc((n ? n : 1) * sizeof *l->chunk_bytes);
+    l->chunk_mask = malloc((n ? n : 1) * sizeof *l->chunk_mask);
+    if (!l->chunk_offset || !l->chunk_bytes || !l->chunk_mask) {
+        snprintf(why, whylen, "out of memory for its table of %zu chunks", n);
+        return false;
+    }
+    for (size_t i = 0; i < l->grid_rows; i++)
+        for (size_t j = 0; j < l->grid_cols; j++) {
+            hsize_t at[2] = {(hsize_t)(i * l->chunk_rows), (hsize_t)(j * l->chunk_cols)};
+            unsigned mask = 0;
+            haddr_t addr = HADDR_UNDEF;
+            hsize_t bytes = 0;
+            (void)ndims;
+            if (H5Dget_chunk_info_by_coord(d, at, &mask, &addr, &bytes) < 0 ||
+                addr == HADDR_UNDEF || bytes == 0) {
+                snprintf(why, whylen, "its chunk at row %zu, column %zu was never written (or "
+                         "cannot be located)", i * l->chunk_rows, j * l->chunk_cols);
+                return false;
+            }
+            size_t k = i * l->grid_cols + j;
+            l->chunk_offset[k] = (uint64_t)(addr + base);
+            l->chunk_bytes[k] = (uint64_t)bytes;
+            l->chunk_mask[k] = mask;
+        }
+    return true;
+}
+
+Status h5io_layout(H5File *f, const char *dset, H5ioLayout *l, char *why, size_t whylen)
+{
+    memset(l, 0, sizeof *l);
+    why[0] = '\0';
+    H5ioInfo info;
+    Status st = h5io_info(f, dset, &info);
+    if (st != XT_OK) {
+        snprintf(why, whylen, "cannot read its metadata");
+        return st;
+    }
+    hid_t d = dset_open(f, dset), type = H5I_INVALID_HID, dcpl = H5I_INVALID_HID;
+    bool ok = d >= 0 && (type = H5Dget_type(d)) >= 0 && (dcpl = H5Dget_create_plist(d)) >= 0;
+    if (!ok) snprintf(why, whylen, "cannot read its type or creation properties");
+    if (ok && (info.rank < 1 || info.rank > 2)) {
+        snprintf(why, whylen, "it is %d-D", info.rank);
+        ok = false;
+    }
+    H5T_class_t tc = ok ? H5Tget_class(type) : H5T_NO_CLASS;
+    if (ok && tc != H5T_INTEGER && tc != H5T_FLOAT && !(tc == H5T_ENUM && info.cls == H5IO_CLASS_UINT)) {
+        snprintf(why, whylen, "its type %s is not a plain integer or float", info.type_name);
+        ok = false;
+    }
+    if (ok && tc == H5T_FLOAT && info.type_size != 4 && info.type_size != 8) {
+        snprintf(why, whylen, "its type %s is not float32 or float64", info.type_name);
+        ok = false;
+    }
+    if (ok) {
+        hid_t base = tc == H5T_ENUM ? H5Tget_super(type) : H5Tcopy(type);
+        l->big_endian = H5Tget_order(base) == H5T_ORDER_BE;
+        close_type(&base);
+        l->cls = info.cls;
+        l->esize = info.type_size;
+        l->rows = info.dims[0];
+        l->cols = info.rank == 2 ? info.dims[1] : 1;
+        if (l->esize != 1 && l->esize != 2 && l->esize != 4 && l->esize != 8) {
+            snprintf(why, whylen, "its elements are %zu bytes", l->esize);
+            ok = false;
+        }
+    }
+    H5D_layout_t lay = ok ? H5Pget_layout(dcpl) : H5D_LAYOUT_ERROR;
+    if (ok && lay == H5D_CONTIGUOUS) {
+        haddr_t a = H5Dget_offset(d);
+        if (H5Pget_external_count(dcpl) > 0) {
+            snprintf(why, whylen, "its data live in external files");
+            ok = false;
+        } else if (a == HADDR_UNDEF) {
+            snprintf(why, whylen, "its data were never written");
+            ok = false;
+        }
+        l->offset = (uint64_t)a;
+    } else if (ok && lay == H5D_CHUNKED) {
+        hsize_t cd[2] = {1, 1};
+        l->chunked = true;
+        if (H5Pget_chunk(dcpl, info.rank, cd) != info.rank || cd[0] == 0 || cd[1] == 0) {
+            snprintf(why, whylen, "cannot read its chunk shape");
+            ok = false;
+        }
+        l->chunk_rows = (size_t)cd[0];
+        l->chunk_cols = info.rank == 2 ? (size_t)cd[1] : 1;
+        l->grid_rows = (l->rows + l->chunk_rows - 1) / l->chunk_rows;
+        l->grid_cols = (l->cols + l->chunk_cols - 1) / l->chunk_cols;
+        ok = ok && layout_filters(dcpl, l, why, whylen) &&
+             layout_chunks(f, d, l, info.rank, why, whylen);
+    } else if (ok) {
+        snprintf(why, whylen, "its storage is %s", lay == H5D_COMPACT ? "compact"
+                                                   : lay == H5D_VIRTUAL ? "virtual"
+                                                                        : "of an unknown kind");
+        ok = false;
+    }
+    close_plist(&dcpl);
+    close_type(&type);
+    close_dset(&d);
+    if (ok) return XT_OK;
+    h5io_layout_free(l);
+    return XT_ERR_USAGE;
 }
 
 /* ---- writes --------------------------------------------------------------------- */

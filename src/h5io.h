@@ -47,6 +47,7 @@ typedef struct {
     char type_name[32];   /* e.g. "uint8", "float32", "string" for messages */
     uint64_t object_id;   /* the dataset's address in its file: equal for two names (hard or
                              soft links) of one dataset; 0 when unknown */
+    size_t chunk_rows;    /* rows per chunk when chunked; 0 otherwise */
 } H5ioInfo;
 
 /* "HDF5 1.10.8 (built with 1.10.8, parallel)": the library this process runs with and
@@ -83,6 +84,40 @@ Status h5io_list(H5File *f, const char *group, char ***names, size_t *n);
 Status h5io_read_rows_float(H5File *f, const char *dset, size_t row0, size_t nrows, float *out);
 Status h5io_read_rows_i32(H5File *f, const char *dset, size_t row0, size_t nrows, int32_t *out);
 Status h5io_read_rows_u8(H5File *f, const char *dset, size_t row0, size_t nrows, uint8_t *out);
+
+/* Reads rows [row0, row0 + nrows) in the dataset's own stored type (no conversion): the
+ * bytes a direct reader must find at the layout's offsets (h5io_layout). Local. */
+Status h5io_read_rows_raw(H5File *f, const char *dset, size_t row0, size_t nrows, void *out);
+
+/* Where the raw rows of a 1-D or 2-D dataset lie in its file, for a reader that bypasses
+ * HDF5 (stream.h: a helper thread may not call HDF5). Contiguous: one run of bytes at
+ * `offset`. Chunked: a grid of chunks, each at chunk_offset[i] (chunk_bytes[i] stored
+ * bytes, filters applied in pipeline order except those set in chunk_mask[i]), row-major
+ * over (grid_rows, grid_cols). Only the filters a direct reader can undo are accepted:
+ * deflate and shuffle. */
+#define H5IO_MAX_FILTERS 8
+enum { H5IO_FILTER_DEFLATE = 1, H5IO_FILTER_SHUFFLE = 2 }; /* HDF5's filter ids */
+typedef struct {
+    H5ioClass cls;
+    size_t esize;             /* bytes per element */
+    bool big_endian;
+    size_t rows, cols;        /* 1-D: cols = 1 */
+    bool chunked;
+    uint64_t offset;          /* contiguous: file offset of element (0, 0) */
+    size_t chunk_rows, chunk_cols, grid_rows, grid_cols;
+    int n_filters;
+    int filter[H5IO_MAX_FILTERS]; /* pipeline order (applied when writing) */
+    uint64_t *chunk_offset;   /* grid_rows * grid_cols entries; malloc'd */
+    uint64_t *chunk_bytes;
+    uint32_t *chunk_mask;
+} H5ioLayout;
+
+/* Fills *l for dset. XT_ERR_USAGE with a reason in why (not logged) when the rows cannot
+ * be read directly: compact, virtual or external storage, unwritten data or chunks, a
+ * filter other than deflate and shuffle, a type that is not a plain integer or float.
+ * Local; free with h5io_layout_free. */
+Status h5io_layout(H5File *f, const char *dset, H5ioLayout *l, char *why, size_t whylen);
+void h5io_layout_free(H5ioLayout *l);
 
 /* Write a whole dataset of `rank` dims from memory of the given type (stored as the
  * same type). gzip_level 0 = contiguous; 1..9 = chunked (about 1 MiB of rows per chunk,

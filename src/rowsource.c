@@ -5,6 +5,9 @@
 #include <string.h>
 
 #include "exact.h"
+#include "log.h"
+#include "strutil.h"
+#include "sysmem.h"
 
 /* Rows per block when a statistic reads the whole source. */
 #define ROWSOURCE_BLOCK_ROWS 1024
@@ -18,10 +21,16 @@ void rowsource_init(RowSource *s, Dataset *ds)
                      .ds = ds};
 }
 
+void rowsource_free(RowSource *s)
+{
+    stream_close(s->stream);
+    s->stream = NULL;
+}
+
 void rowsource_set_normalization(RowSource *s, const float *shift, const float *mul)
 {
     if (!shift) return;
-    if (s->ds->X8) {
+    if (s->stream || s->ds->X8) {
         s->shift = shift;
         s->mul = mul;
     } else {
@@ -42,6 +51,10 @@ static void copy_targets(const RowSource *s, size_t row, size_t i, RowBatch *out
 
 void rowsource_gather(const RowSource *s, const uint32_t *rows, size_t m, RowBatch *out)
 {
+    if (s->stream) {
+        stream_gather(s->stream, rows, m, out->X, out->y, out->t, s->shift, s->mul);
+        return;
+    }
     dataset_gather_rows(out->X, s->ds, rows, m, s->shift, s->mul);
     for (size_t i = 0; i < m; i++) copy_targets(s, rows[i], i, out);
 }
@@ -49,13 +62,115 @@ void rowsource_gather(const RowSource *s, const uint32_t *rows, size_t m, RowBat
 void rowsource_read(const RowSource *s, size_t lo, size_t m, RowBatch *out)
 {
     XT_ASSERT(lo + m <= s->n);
+    if (s->stream) {
+        stream_read(s->stream, lo, m, out->X, out->y, out->t, s->shift, s->mul);
+        return;
+    }
     dataset_read_rows(out->X, s->ds, lo, m, s->shift, s->mul);
     for (size_t i = 0; i < m; i++) copy_targets(s, lo + i, i, out);
 }
 
 void rowsource_prefetch(const RowSource *s, const uint32_t *rows, size_t m)
 {
-    dataset_prefetch_rows(s->ds, rows, m);
+    if (!s->stream) dataset_prefetch_rows(s->ds, rows, m);
+}
+
+void rowsource_begin_step(RowSource *s, uint64_t epoch, size_t t)
+{
+    if (s->stream) stream_begin_step(s->stream, epoch, t);
+}
+
+/* ---- memory or stream -------------------------------------------------------------------- */
+
+double rowsource_budget(double configured, int local_ranks, char *why, size_t whylen)
+{
+    if (configured > 0) {
+        snprintf(why, whylen, "data.memory_budget");
+        return configured;
+    }
+    SysMem mem;
+    sysmem_read("", &mem);
+    if (mem.bytes <= 0) {
+        snprintf(why, whylen, "no limit: the usable memory is unknown");
+        return 0.0;
+    }
+    char src[1300];
+    sysmem_describe(&mem, src, sizeof src);
+    int local = local_ranks > 0 ? local_ranks : 1;
+    snprintf(why, whylen, "%.0f%% of %s, over %d rank(s) on this node",
+             100.0 * DEFAULT_BUDGET_SHARE, src, local);
+    return DEFAULT_BUDGET_SHARE * mem.bytes / (double)local;
+}
+
+double rowsource_memory_bytes(const DatasetInfo *info, size_t rows, bool compact)
+{
+    double row = (double)info->d * (compact && info->x_u8 ? 1.0 : (double)sizeof(float));
+    if (info->has_y)
+        row += info->target == TARGET_CLASS ? (double)sizeof(int32_t)
+                                            : (double)info->k_dense * sizeof(float);
+    return (double)rows * row;
+}
+
+static Status open_stream(RowSource *s, Dataset *ds, const DatasetInfo *info, size_t lo,
+                          size_t hi, size_t k, const SourceOptions *o)
+{
+    char why[XT_PATH_MAX + 1200];
+    Stream *st = NULL;
+    /* the reader's buffers: a small share of the budget, 16 KiB to 4 MiB */
+    double io = o->budget > 0 ? o->budget / 32 : 4194304.0;
+    io = io < 16384.0 ? 16384.0 : io > 4194304.0 ? 4194304.0 : io;
+    Status rc = stream_open(&st, info, lo, hi, o->compact, (size_t)io, why, sizeof why);
+    if (rc != XT_OK) {
+        log_error("%s: %s:%s cannot be streamed: %s%s", o->what, info->file, info->group, why,
+                  o->mode == STREAM_AUTO ? " (and its rows do not fit data.memory_budget)" : "");
+        return rc;
+    }
+    rc = stream_scan(st, ds, k, o->probs);
+    if (rc != XT_OK) {
+        stream_close(st);
+        dataset_free(ds);
+        return rc;
+    }
+    rowsource_init(s, ds);
+    s->stream = st;
+    return XT_OK;
+}
+
+Status rowsource_open(RowSource *s, Dataset *ds, const DatasetInfo *info, size_t lo, size_t hi,
+                      size_t k, const SourceOptions *o, const Comm *comm, bool *streamed)
+{
+    *s = (RowSource){0};
+    double need = rowsource_memory_bytes(info, hi - lo, o->compact) +
+                  (double)(hi - lo) * (double)o->extra_per_row;
+    int32_t big = o->budget > 0 && need > o->budget;
+    if (comm) comm_allreduce_max_i32(comm, &big, 1);
+    *streamed = o->mode == STREAM_TRUE || (o->mode == STREAM_AUTO && big);
+    if (!*streamed && big) {
+        char hneed[32], hbudget[32];
+        strutil_human_bytes(need, hneed, sizeof hneed);
+        strutil_human_bytes(o->budget, hbudget, sizeof hbudget);
+        Status local = XT_OK;
+        if (need > o->budget) {
+            log_error("%s: %s:%s rows [%zu, %zu) need about %s in memory, more than this rank's "
+                      "data.memory_budget of %s, and data.stream = false: set data.stream = auto "
+                      "(or true) to stream them from the file, raise data.memory_budget, or use "
+                      "more ranks (or nodes)", o->what, info->file, info->group, lo, hi, hneed,
+                      hbudget);
+            local = XT_ERR_USAGE;
+        }
+        return comm ? comm_agree(comm, XT_ERR_USAGE) == XT_OK ? local : XT_ERR_USAGE : local;
+    }
+    Status st;
+    if (*streamed) {
+        st = open_stream(s, ds, info, lo, hi, k, o);
+        return comm ? comm_agree(comm, st) : st;
+    }
+    st = (o->compact ? dataset_load_compact : dataset_load)(ds, info, lo, hi, k, comm);
+    if (st == XT_OK && o->probs) st = dataset_check_distributions(ds);
+    if (comm) st = comm_agree(comm, st);
+    if (st == XT_OK) rowsource_init(s, ds);
+    else dataset_free(ds);
+    return st;
 }
 
 /* Calls fn on every block of rows as they come out. */

@@ -3,12 +3,12 @@
  * Batch gathering, evaluation and the normalisation statistics ask a RowSource for rows
  * by local index (0 .. n-1: the rows this rank holds) and receive float32 features,
  * normalised when a normalisation is set, with their targets. How the rows are stored
- * stays behind this interface: today a Dataset loaded in memory (uint8 or float32
- * features); a source that reads the file as it goes can implement the same calls.
+ * stays behind this interface: a Dataset loaded in memory (uint8 or float32 features), or
+ * a Stream that reads the file as it goes (stream.h), chosen by rowsource_open.
  *
  * Normalisation is x' = (x - shift) * mul, per feature, in float32: the same
  * expression whichever way the rows are stored, so results do not depend on it.
- * Local everywhere; nothing allocates after rowsource_init but the statistics.
+ * Local everywhere but rowsource_open; nothing allocates after it but the statistics.
  */
 #ifndef XT_ROWSOURCE_H
 #define XT_ROWSOURCE_H
@@ -18,6 +18,7 @@
 
 #include "dataset.h"
 #include "error.h"
+#include "stream.h"
 
 /* Buffers a caller owns for m rows: X (m, D); y (m) for class ids or t (m, K) for dense
  * targets (the other may be NULL). */
@@ -31,12 +32,52 @@ typedef struct {
     size_t n, d;           /* rows held, features */
     TargetKind target;
     size_t k_dense;        /* target width when target == TARGET_DENSE */
-    Dataset *ds;           /* the memory source: borrowed */
+    Dataset *ds;           /* the rows' Dataset: borrowed (row arrays empty when streamed) */
+    Stream *stream;        /* the streamed source, or NULL: owned */
     const float *shift, *mul; /* normalisation applied on the way out, or NULL */
 } RowSource;
 
 /* A source over the rows of a loaded Dataset (borrowed; it must outlive the source). */
 void rowsource_init(RowSource *s, Dataset *ds);
+/* Closes a streamed source's file and thread; the Dataset stays. Safe on a zeroed source. */
+void rowsource_free(RowSource *s);
+
+/* ---- memory or stream -------------------------------------------------------------------- */
+
+typedef enum { STREAM_FALSE, STREAM_TRUE, STREAM_AUTO } StreamMode; /* data.stream */
+
+/* How rowsource_open may hold a split's rows. */
+typedef struct {
+    StreamMode mode;
+    double budget;        /* bytes this rank may give the rows (rowsource_budget) */
+    bool compact;         /* keep uint8 X as uint8 */
+    bool probs;           /* the rows must be probability distributions (softmax probs) */
+    size_t extra_per_row; /* bytes per row the caller adds in memory (the sampler's index) */
+    const char *what;     /* "data.train", "--data", for messages */
+} SourceOptions;
+
+/* The bytes per rank for data: data.memory_budget when > 0, else DEFAULT_BUDGET_SHARE of
+ * the usable memory (min(MemAvailable, the memory cgroup's limit), sysmem.h) over this
+ * node's ranks; a phrase saying where it came from goes to why. 0 = nothing known (no
+ * limit). Local. */
+#define DEFAULT_BUDGET_SHARE 0.8
+double rowsource_budget(double configured, int local_ranks, char *why, size_t whylen);
+
+/* Loads rows [lo, hi) of a split into ds (dataset_load / dataset_load_compact, with their
+ * checks) or opens them for streaming (stream.h: the same checks in one scan), as
+ * o->mode and o->budget decide: false = memory (a split larger than the budget is refused,
+ * naming data.stream and data.memory_budget), true = stream, auto = stream exactly when the
+ * rows do not fit. *streamed tells which. With comm the choice is agreed (every rank
+ * streams when one must) and the load is collective; with comm == NULL, Local. On success
+ * s is the source over the rows. */
+Status rowsource_open(RowSource *s, Dataset *ds, const DatasetInfo *info, size_t lo, size_t hi,
+                      size_t k, const SourceOptions *o, const Comm *comm, bool *streamed);
+/* The bytes rows [lo, hi) of the split take in memory (X in its memory type, targets). */
+double rowsource_memory_bytes(const DatasetInfo *info, size_t rows, bool compact);
+
+/* A hint that training step t of epoch (0-based) comes next: a streamed source makes its
+ * rows available (waiting for its reader when it is behind). A no-op in memory. */
+void rowsource_begin_step(RowSource *s, uint64_t epoch, size_t t);
 /* From now on rows come out normalised (shift and mul: D values, borrowed). A float32
  * Dataset is normalised once, in place; uint8 rows are normalised as they are gathered
  * (4x less memory than float). */

@@ -124,7 +124,71 @@ Status sampler_init(Sampler *s, size_t n, size_t virtual_shards, size_t batch, i
 void sampler_free(Sampler *s)
 {
     free(s->perm);
+    free(s->blocks);
     s->perm = NULL;
+    s->blocks = NULL;
+}
+
+/* The most blocks of `block` rows one of shards [q_lo, q_hi) spans. */
+static size_t max_blocks(const Sampler *s, size_t block)
+{
+    size_t best = 0;
+    for (size_t q = s->s_lo; q < s->s_hi; q++) {
+        size_t b = shard_row_begin(s->n, s->S, q), e = shard_row_begin(s->n, s->S, q + 1);
+        size_t nb = e > b ? (e - 1) / block - b / block + 1 : 0;
+        if (nb > best) best = nb;
+    }
+    return best;
+}
+
+Status sampler_set_block_shuffle(Sampler *s, size_t block, char *err, size_t errlen)
+{
+    free(s->blocks);
+    s->blocks = NULL;
+    s->block = block;
+    if (block > 0) {
+        size_t nb = max_blocks(s, block);
+        s->blocks = malloc((nb ? nb : 1) * sizeof *s->blocks);
+        if (!s->blocks) {
+            snprintf(err, errlen, "out of memory for the block order (%zu blocks)", nb);
+            return XT_ERR_RUNTIME;
+        }
+    }
+    uint64_t e = s->epoch;
+    s->epoch = UINT64_MAX;
+    sampler_begin_epoch(s, e);
+    return XT_OK;
+}
+
+Status sampler_clone(Sampler *dst, const Sampler *src, char *err, size_t errlen)
+{
+    *dst = *src;
+    dst->perm = NULL;
+    dst->blocks = NULL;
+    size_t local = src->row_hi - src->row_lo;
+    dst->perm = malloc((local > 0 ? local : 1) * sizeof *dst->perm);
+    if (!dst->perm) {
+        snprintf(err, errlen, "out of memory for a copy of the sampler (%zu rows)", local);
+        return XT_ERR_RUNTIME;
+    }
+    dst->epoch = UINT64_MAX;
+    return sampler_set_block_shuffle(dst, src->block, err, errlen);
+}
+
+/* Shard q's rows [b, e) in an order of whole blocks (block shuffle), into p. */
+static void block_order(Sampler *s, size_t q, size_t b, size_t e, uint32_t *p)
+{
+    const size_t B = s->block, first = b / B, nb = (e - 1) / B - first + 1;
+    for (size_t i = 0; i < nb; i++) s->blocks[i] = (uint32_t)i;
+    Rng rng;
+    rng_seed_tuple(&rng, s->seed, s->epoch, q);
+    rng_shuffle_u32(&rng, s->blocks, nb);
+    size_t m = 0;
+    for (size_t i = 0; i < nb; i++) {
+        size_t k = first + s->blocks[i];
+        size_t lo = k * B > b ? k * B : b, hi = (k + 1) * B < e ? (k + 1) * B : e;
+        for (size_t r = lo; r < hi; r++) p[m++] = (uint32_t)(r - s->row_lo);
+    }
 }
 
 void sampler_begin_epoch(Sampler *s, uint64_t epoch)
@@ -134,6 +198,10 @@ void sampler_begin_epoch(Sampler *s, uint64_t epoch)
     for (size_t q = s->s_lo; q < s->s_hi; q++) {
         size_t b = shard_row_begin(s->n, s->S, q), e = shard_row_begin(s->n, s->S, q + 1);
         uint32_t *p = s->perm + (b - s->row_lo);
+        if (s->shuffle && s->block > 0 && e > b) {
+            block_order(s, q, b, e, p);
+            continue;
+        }
         for (size_t i = b; i < e; i++) p[i - b] = (uint32_t)(i - s->row_lo);
         if (s->shuffle) {
             Rng rng;

@@ -58,6 +58,8 @@ typedef struct {
     uint64_t seed;
     bool shuffle;
     uint64_t epoch;           /* the epoch the permutation belongs to */
+    size_t block;             /* block shuffle: rows per block (0: rows are shuffled) */
+    uint32_t *blocks;         /* block shuffle: one shard's block order (scratch) */
     uint32_t *perm;           /* (row_hi - row_lo): shard by shard, local row indices */
     size_t max_local;         /* upper bound on rows this rank gets in one step */
 } Sampler;
@@ -68,6 +70,15 @@ typedef struct {
 Status sampler_init(Sampler *s, size_t n, size_t virtual_shards, size_t batch, int P, int r,
                     uint64_t seed, bool shuffle, size_t groups, char *err, size_t errlen);
 void sampler_free(Sampler *s);
+/* Block shuffle (train.shuffle = block): each epoch permutes, within every virtual shard,
+ * the blocks of `block` consecutive rows (aligned to multiples of `block` in the global
+ * row numbering, cut at shard ends) and keeps the rows of a block in file order; the
+ * steps then take consecutive runs of that order. Like the row shuffle, a function of
+ * (seed, epoch, shard) only: the same batches at any P. Redraws the current epoch.
+ * XT_ERR_RUNTIME (message in err) when out of memory. */
+Status sampler_set_block_shuffle(Sampler *s, size_t block, char *err, size_t errlen);
+/* A copy with its own permutation (for a reader that plans ahead, stream.h). */
+Status sampler_clone(Sampler *dst, const Sampler *src, char *err, size_t errlen);
 
 /* Draws the per-shard permutations of `epoch` (0-based). */
 void sampler_begin_epoch(Sampler *s, uint64_t epoch);

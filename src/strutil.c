@@ -45,6 +45,27 @@ const char *strutil_parse_f64(const char *s, double *out)
     return NULL;
 }
 
+const char *strutil_parse_bytes(const char *s, double *out)
+{
+    if (!*s) return "empty value";
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || !isfinite(v) || v < 0) return "not a non-negative number";
+    static const char *const units = "KMGT";
+    double mul = 1.0;
+    if (*end) {
+        const char *u = strchr(units, toupper((unsigned char)*end));
+        if (!u) return "unknown unit";
+        for (const char *p = units; p <= u; p++) mul *= 1024.0;
+        end++;
+        if (strutil_ieq(end, "iB") || strutil_ieq(end, "B")) end += strlen(end);
+        if (*end) return "unknown unit";
+    }
+    *out = v * mul;
+    return NULL;
+}
+
 const char *strutil_parse_bool(const char *s, bool *out)
 {
     static const char *const yes[] = {"true", "yes", "on", "1"};

@@ -22,6 +22,9 @@ const char *strutil_parse_u64(const char *s, uint64_t *out);
 /* Finite numbers only: NaN, Inf and overflow are refused; underflow reads as 0 or a
  * subnormal and is kept. */
 const char *strutil_parse_f64(const char *s, double *out);
+/* A byte count: a non-negative number with an optional suffix K, M, G, T (powers of 1024;
+ * KiB, MiB, GiB, TiB and KB, MB, GB, TB mean the same), any case, e.g. "512M", "1.5GiB". */
+const char *strutil_parse_bytes(const char *s, double *out);
 /* true/false, yes/no, on/off, 1/0 in any case. */
 const char *strutil_parse_bool(const char *s, bool *out);
 

@@ -252,6 +252,9 @@ static StepOutcome train_step(Trainer *tr, size_t t, EpochRun *er)
     Model *md = &tr->model;
     const size_t n = md->shape.n_params;
     comm_watch_position(tr->comm, er->epoch, tr->step);
+    double t_io = comm_wtime();
+    rowsource_begin_step(&tr->train_rows, (uint64_t)(er->epoch - 1), t); /* streamed rows */
+    er->io += comm_wtime() - t_io;
     StepTotals tot;
     const float *grads = md->grads; /* the step's gradient sums */
     if (tr->repro) {
@@ -441,6 +444,24 @@ static EsDecision train_loop(Trainer *tr)
 
 /* ---- the run ------------------------------------------------------------------------------ */
 
+/* Streaming: what the readers did, summed over ranks (rank 0 logs). Collective. */
+static void report_stream(const Trainer *tr)
+{
+    if (!tr->streamed) return;
+    StreamStats ss;
+    stream_stats(tr->train_rows.stream, &ss);
+    double v[4] = {ss.bytes_read, ss.bytes_needed, ss.io_s, ss.wait_s};
+    comm_allreduce_sum_double(tr->comm, v, 4);
+    if (tr->r != 0) return;
+    double hidden = v[2] > 0 ? 1.0 - v[3] / v[2] : 1.0;
+    if (hidden < 0) hidden = 0;
+    log_info("stream totals: bytes_read=%.0f bytes_needed=%.0f io_s=%.3f wait_s=%.3f hidden=%.3f "
+             "amplification=%.3f", v[0], v[1], v[2], v[3], hidden, v[1] > 0 ? v[0] / v[1] : 0.0);
+    log_info("stream: read %.1f MiB for %.1f MiB of rows; the reader thread spent %.2f s "
+             "reading, training waited %.2f s for it (%.0f%% of the reading hidden behind "
+             "compute)", v[0] / 1048576.0, v[1] / 1048576.0, v[2], v[3], 100.0 * hidden);
+}
+
 int train_main(const Comm *comm, int argc, char **argv)
 {
     Trainer *tr = calloc(1, sizeof *tr);
@@ -468,6 +489,7 @@ int train_main(const Comm *comm, int argc, char **argv)
              comm_init_seconds(comm), comm_wtime() - t_start,
              tr->start_epoch > 1 || tr->start_step > 0 ? ", resume" : "");
     EsDecision dec = train_loop(tr);
+    report_stream(tr);
     int code = trainer_report_end(tr, &dec);
     if (code == 0) code = trainer_finish_models(tr, &dec);
     char test_spec[XT_PATH_MAX], model_path[TRAINER_PATH_MAX];

@@ -11,6 +11,7 @@
 #include "log.h"
 #include "opts.h"
 #include "rng.h"
+#include "strutil.h"
 #include "trainer.h"
 
 #define MAX_OVERRIDES 256
@@ -154,7 +155,45 @@ static Status probe_splits(Trainer *tr)
     return comm_agree(tr->comm, local);
 }
 
-/* Decides who holds which rows and loads this rank's training rows. Collective. */
+/* train.shuffle = block: the configured block, else X's rows per chunk (reads then take
+ * whole chunks), else 1024 rows. The same on every rank (file metadata). */
+static size_t shuffle_block_rows(const Trainer *tr)
+{
+    const Config *c = &tr->cfg;
+    if (c->train.shuffle != SHUFFLE_BLOCK) return 0;
+    if (c->train.shuffle_block > 0) return (size_t)c->train.shuffle_block;
+    return tr->tinfo.x_chunk_rows > 0 ? tr->tinfo.x_chunk_rows : 1024;
+}
+
+/* Streaming: two windows of consecutive steps in what the budget leaves after the
+ * stream's fixed buffers and the sampler. Collective (agrees on a budget too small). */
+static Status plan_stream(Trainer *tr)
+{
+    Stream *st = tr->train_rows.stream;
+    const Sampler *sp = &tr->sampler;
+    size_t local = sp->row_hi - sp->row_lo, row = stream_row_bytes(st);
+    double fixed = (double)stream_fixed_bytes(st, local) + (double)local * sizeof(uint32_t);
+    double wr = tr->budget > 0 ? (tr->budget - fixed) / (2.0 * (double)row) : (double)local;
+    if (wr > (double)local) wr = (double)local;
+    Status local_st = XT_OK;
+    if (wr < (double)sp->max_local) {
+        char hb[32], hn[32];
+        strutil_human_bytes(tr->budget, hb, sizeof hb);
+        strutil_human_bytes(fixed + 2.0 * (double)sp->max_local * (double)row, hn, sizeof hn);
+        log_error("data.memory_budget: %s per rank (%s) is too small to stream %s: one step of "
+                  "%zu rows in each of two windows plus the reader's buffers needs about %s; "
+                  "raise data.memory_budget, lower train.batch_size, or use more ranks", hb,
+                  tr->budget_why, tr->cfg.data.train, sp->max_local, hn);
+        local_st = XT_ERR_USAGE;
+    }
+    Status s = comm_agree(tr->comm, local_st);
+    if (s == XT_OK) s = comm_agree(tr->comm, stream_plan(st, sp, (size_t)wr, (uint64_t)tr->cfg.train.epochs));
+    if (s == XT_OK) tr->data_bytes = fixed + 2.0 * wr * (double)row;
+    return s;
+}
+
+/* Decides who holds which rows and loads this rank's training rows, or opens them for
+ * streaming (data.stream, data.memory_budget). Collective. */
 static Status load_shard(Trainer *tr)
 {
     const Config *c = &tr->cfg;
@@ -162,35 +201,33 @@ static Status load_shard(Trainer *tr)
     tr->global_batch = c->train.batch_per_rank > 0 ? (size_t)c->train.batch_per_rank * (size_t)tr->P
                                                    : (size_t)c->train.batch_size;
     tr->global_batch *= (size_t)c->train.accumulate; /* rows per update; 0 stays full batch */
-    /* The memory guard comes before the sampler's per-row permutation is allocated. */
     size_t S = shard_count(ti->n, (size_t)c->data.virtual_shards);
     tr->repro = c->train.reproducible;
     if (tr->repro) { /* groups of shards; fewer rows than groups: one row per group */
         tr->G = (size_t)config_micro_batches(c);
         if (c->train.micro_batches == 0 && tr->G > S) tr->G = S;
     }
-    Status st;
-    if ((size_t)tr->P <= S && tr->G <= S && (!tr->repro || (size_t)tr->P <= tr->G)) {
-        size_t s_lo, s_hi;
-        shard_rank_shards_grouped(S, tr->G, tr->P, tr->r, &s_lo, &s_hi);
-        Status local = dataset_check_memory(ti, shard_row_begin(ti->n, S, s_lo),
-                                            shard_row_begin(ti->n, S, s_hi), c->data.compact,
-                                            sizeof(uint32_t), tr->comm);
-        if ((st = comm_agree(tr->comm, local)) != XT_OK) return st;
-    }
+    tr->budget = rowsource_budget(config_memory_budget(c), comm_local_size(tr->comm),
+                                  tr->budget_why, sizeof tr->budget_why);
     char err[512];
-    st = sampler_init(&tr->sampler, ti->n, (size_t)c->data.virtual_shards, tr->global_batch, tr->P,
-                      tr->r, c->train.seed, c->train.shuffle, tr->G, err, sizeof err);
+    Status st = sampler_init(&tr->sampler, ti->n, (size_t)c->data.virtual_shards,
+                             tr->global_batch, tr->P, tr->r, c->train.seed,
+                             c->train.shuffle != SHUFFLE_NONE, tr->G, err, sizeof err);
+    tr->shuffle_block = shuffle_block_rows(tr);
+    if (st == XT_OK && tr->shuffle_block > 0)
+        st = sampler_set_block_shuffle(&tr->sampler, tr->shuffle_block, err, sizeof err);
     if (st != XT_OK) log_error0("%s: %s", c->data.train, err);
     if ((st = comm_agree(tr->comm, st)) != XT_OK) return st;
+    SourceOptions o = {.mode = (StreamMode)c->data.stream, .budget = tr->budget,
+                       .compact = c->data.compact, .probs = tr->loss_kind == LOSS_SOFTMAX_PROBS,
+                       .extra_per_row = sizeof(uint32_t), .what = "data.train"};
     size_t kcheck = tr->dense ? 0 : (size_t)c->model.classes;
-    /* uint8 pixels stay uint8 in memory (4x smaller; converted as batches are gathered) */
-    st = (c->data.compact ? dataset_load_compact : dataset_load)(
-        &tr->train, ti, tr->sampler.row_lo, tr->sampler.row_hi, kcheck, tr->comm);
-    if (st == XT_OK && tr->loss_kind == LOSS_SOFTMAX_PROBS)
-        st = dataset_check_distributions(&tr->train);
-    if ((st = comm_agree(tr->comm, st)) != XT_OK) return st;
-    rowsource_init(&tr->train_rows, &tr->train);
+    st = rowsource_open(&tr->train_rows, &tr->train, ti, tr->sampler.row_lo, tr->sampler.row_hi,
+                        kcheck, &o, tr->comm, &tr->streamed);
+    if (st != XT_OK) return st;
+    if (tr->streamed) return plan_stream(tr);
+    tr->data_bytes = rowsource_memory_bytes(ti, tr->sampler.row_hi - tr->sampler.row_lo,
+                                            c->data.compact);
     return XT_OK;
 }
 
@@ -308,21 +345,24 @@ static Status fit_normalization(Trainer *tr)
     return XT_OK;
 }
 
-/* Validation rows: rank 0 holds them all, or each rank its share (distributed). */
+/* Validation rows: rank 0 holds them all, or each rank its share (distributed), in memory
+ * when they fit what the training rows left of the budget, else streamed in blocks. */
 static Status load_val(Trainer *tr)
 {
     if (!tr->has_val) return XT_OK;
     size_t n = tr->vinfo.n, lo = 0, hi = tr->r == 0 ? n : 0;
     if (tr->cfg.eval.distributed) /* whole blocks: the same forward passes at any P */
         shard_block_range(n, (size_t)tr->cfg.eval.batch_size, tr->P, tr->r, &lo, &hi);
-    Status local = dataset_load(&tr->val, &tr->vinfo, lo, hi, tr->dense ? 0 : tr->K, tr->comm);
-    if (local == XT_OK && tr->loss_kind == LOSS_SOFTMAX_PROBS)
-        local = dataset_check_distributions(&tr->val);
-    if (local == XT_OK) {
-        rowsource_init(&tr->val_rows, &tr->val);
-        rowsource_set_normalization(&tr->val_rows, tr->shift, tr->mul);
-    }
-    return comm_agree(tr->comm, local);
+    double left = tr->budget - tr->data_bytes;
+    SourceOptions o = {.mode = tr->cfg.data.stream == DATA_STREAM_FALSE ? STREAM_FALSE
+                                                                        : STREAM_AUTO,
+                       .budget = tr->budget > 0 ? (left > 1.0 ? left : 1.0) : 0.0,
+                       .compact = false, .probs = tr->loss_kind == LOSS_SOFTMAX_PROBS,
+                       .what = "data.val"};
+    Status st = rowsource_open(&tr->val_rows, &tr->val, &tr->vinfo, lo, hi,
+                               tr->dense ? 0 : tr->K, &o, tr->comm, &tr->val_streamed);
+    if (st == XT_OK) rowsource_set_normalization(&tr->val_rows, tr->shift, tr->mul);
+    return st;
 }
 
 static Status setup_data(Trainer *tr)
@@ -508,6 +548,30 @@ static void banner(const Trainer *tr)
     log_info("data     train %s: N = %zu, D = %zu (X %s), y %s; rank 0 holds rows [%zu, %zu)",
              c->data.train, tr->tinfo.n, tr->tinfo.d, tr->tinfo.x_type, tr->tinfo.y_type,
              tr->sampler.row_lo, tr->sampler.row_hi);
+    char hb[32], hd[32], how[400];
+    strutil_human_bytes(tr->budget, hb, sizeof hb);
+    strutil_human_bytes(tr->data_bytes, hd, sizeof hd);
+    if (tr->streamed) {
+        StreamStats ss;
+        stream_stats(tr->train_rows.stream, &ss);
+        stream_describe(tr->train_rows.stream, how, sizeof how);
+        log_info("memory   streaming the training rows from the file (%s): %s; two windows of "
+                 "%zu rows (about %zu steps each) read ahead, %s in all; budget %s per rank "
+                 "(%s)", how, c->data.stream == DATA_STREAM_TRUE ? "data.stream = true"
+                 : "data.stream = auto: the rows do not fit the budget", ss.window_rows,
+                 ss.window_steps, hd, hb, tr->budget_why);
+    } else {
+        log_info("memory   training rows in memory (%s): %s on rank 0; budget %s per rank (%s)",
+                 c->data.stream == DATA_STREAM_FALSE ? "data.stream = false"
+                                                     : "data.stream = auto: they fit the budget",
+                 hd, tr->budget > 0 ? hb : "unlimited", tr->budget_why);
+    }
+    if (tr->shuffle_block > 0)
+        log_info("shuffle  blocks of %zu consecutive rows (%s), in a new order each epoch "
+                 "within each virtual shard", tr->shuffle_block,
+                 c->train.shuffle_block > 0 ? "train.shuffle_block" : tr->tinfo.x_chunk_rows > 0
+                                                                          ? "X's rows per chunk"
+                                                                          : "default: X is not chunked");
     log_info("loss     %s", loss_kind_name(tr->loss_kind));
     const char *why = tr->norm == NORM_NONE ? "data.normalize = none"
                       : c->data.normalize != NORM_AUTO ? "as configured"
@@ -519,8 +583,10 @@ static void banner(const Trainer *tr)
         log_info("features %s (%s)", tr->norm == NORM_NONE ? "used as stored"
                  : "standardised: mean 0, sd 1 over the training split", why);
     if (tr->has_val)
-        log_info("         val   %s: N = %zu (%s)", c->data.val, tr->vinfo.n,
-                 c->eval.distributed ? "sharded over ranks" : "rank 0");
+        log_info("         val   %s: N = %zu (%s, %s)", c->data.val, tr->vinfo.n,
+                 c->eval.distributed ? "sharded over ranks" : "rank 0",
+                 tr->val_streamed ? "streamed in blocks: it does not fit what the training "
+                                    "rows leave of the budget" : "in memory");
     log_info("model    %s, K = %zu", desc, tr->K);
     char acc[96] = "", clamp[96] = "";
     if (c->train.accumulate > 1)
@@ -573,6 +639,8 @@ Status trainer_setup(Trainer *tr, int argc, char **argv, bool *help)
 
 void trainer_free(Trainer *tr)
 {
+    rowsource_free(&tr->train_rows);
+    rowsource_free(&tr->val_rows);
     dataset_free(&tr->train);
     dataset_free(&tr->val);
     sampler_free(&tr->sampler);

@@ -75,6 +75,13 @@ typedef struct {
     size_t K;          /* classes (or labels) */
     Sampler sampler;
     size_t global_batch;
+    size_t shuffle_block; /* train.shuffle = block: rows per block (resolved) */
+    /* memory: the data budget per rank (0: no limit known), what decided it, how the
+     * splits are held and what they take */
+    double budget;
+    char budget_why[1400];
+    bool streamed, val_streamed;
+    double data_bytes;
     /* reproducible mode (train.reproducible): G groups of virtual shards, one micro-batch
      * each per step (times train.accumulate), summed exactly */
     bool repro;
