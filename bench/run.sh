@@ -5,8 +5,10 @@
 # read bandwidth), for softmax regression 784-10 and the MLP 784-256-128-10 on
 # Fashion-MNIST at 128 rows per rank, one BLAS thread per rank. Every measurement is
 # repeated REPS times, interleaved, and the medians are reported. Then the optimisers'
-# update cost (bench/optim.sh) and train.reproducible against the default mode
-# (bench/reproducible.sh), each side by side in its own interleaved run.
+# update cost (bench/optim.sh), train.reproducible against the default mode
+# (bench/reproducible.sh) and streamed training data against data in memory
+# (bench/stream.sh; its part 2, data larger than memory in a memory cgroup, with
+# STREAM_BENCH_BIG=1), each side by side in its own interleaved run.
 # Usage: bench/run.sh [REPS] [OUT_DIR]      (defaults: 3, bench/out)
 # Writes OUT_DIR/raw.csv (every measurement), OUT_DIR/results.csv and prints the table.
 set -euo pipefail
@@ -91,3 +93,6 @@ bench/optim.sh "$bin" "$data" "$reps" "$out/optimizers.csv"
 # batch 128 with 2 and 8 micro-batches, and 1024 with 8 (128 rows per micro-batch)
 bench/reproducible.sh "$bin" "$data" "$reps" "$out/reproducible-b128.csv" 128 "2 8"
 bench/reproducible.sh "$bin" "$data" "$reps" "$out/reproducible-b1024.csv" 1024 "8"
+# streamed against in memory (bench/stream.sh): writes stream.csv; part 2 (a file larger
+# than a memory cgroup's limit) only with STREAM_BENCH_BIG=1
+bench/stream.sh "$bin" "$data" "$reps" "$out"

@@ -12,6 +12,7 @@
 #include "h5io.h"
 #include "linalg.h"
 #include "log.h"
+#include "strutil.h"
 #include "loss.h"
 #include "model_io.h"
 #include "opts.h"
@@ -238,8 +239,8 @@ static Status check_fit(const ModelFile *mf, const DatasetInfo *info, const char
 }
 
 Status eval_load(const Comm *comm, const char *model_path, const char *spec, size_t batch,
-                 bool targets, ModelFile *mf, Dataset *ds, RowSource *src, Model *m,
-                 LossKind *kind)
+                 double budget, bool targets, ModelFile *mf, Dataset *ds, RowSource *src,
+                 Model *m, LossKind *kind)
 {
     Status st = comm_agree(comm, model_io_load(model_path, mf));
     if (st != XT_OK) return st;
@@ -254,15 +255,24 @@ Status eval_load(const Comm *comm, const char *model_path, const char *spec, siz
     size_t lo, hi; /* whole blocks of `batch` rows: the same forward passes at any P */
     shard_block_range(info.n, batch, P, r, &lo, &hi);
     size_t K = *kind == LOSS_BINARY ? 2 : model_outputs(s);
-    Status local = dataset_load(ds, &info, lo, hi, info.target == TARGET_DENSE ? 0 : K, comm);
-    if (local == XT_OK && *kind == LOSS_SOFTMAX_PROBS) local = dataset_check_distributions(ds);
-    if (local == XT_OK) {
-        rowsource_init(src, ds);
-        if (mf->normalize != NORM_NONE) rowsource_set_normalization(src, mf->shift, mf->mul);
-        size_t cap = hi - lo < batch ? hi - lo : batch;
-        local = model_init(m, s, cap > 0 ? cap : 1, 0);
-        if (local == XT_OK) memcpy(m->params, mf->params, s->n_params * sizeof *m->params);
+    char why[1400];
+    SourceOptions o = {.mode = STREAM_AUTO,
+                       .budget = rowsource_budget(budget, comm_local_size(comm), why, sizeof why),
+                       .probs = *kind == LOSS_SOFTMAX_PROBS, .what = spec};
+    bool streamed = false;
+    st = rowsource_open(src, ds, &info, lo, hi, info.target == TARGET_DENSE ? 0 : K, &o, comm,
+                        &streamed);
+    if (st != XT_OK) return st;
+    if (streamed && comm_rank(comm) == 0) {
+        char hb[32];
+        strutil_human_bytes(o.budget, hb, sizeof hb);
+        log_info("memory   %s is read from the file in blocks of %zu rows: its rows do not fit "
+                 "the budget of %s per rank (%s)", spec, batch, hb, why);
     }
+    if (mf->normalize != NORM_NONE) rowsource_set_normalization(src, mf->shift, mf->mul);
+    size_t cap = hi - lo < batch ? hi - lo : batch;
+    Status local = model_init(m, s, cap > 0 ? cap : 1, 0);
+    if (local == XT_OK) memcpy(m->params, mf->params, s->n_params * sizeof *m->params);
     return comm_agree(comm, local);
 }
 
@@ -454,16 +464,16 @@ static Status binary_auc(const Comm *comm, Model *m, const RowSource *src, EvalS
 }
 
 int evaluate_run(const Comm *comm, const char *model_path, const char *spec,
-                 const char *json_path, size_t batch)
+                 const char *json_path, size_t batch, double budget)
 {
     ModelFile mf = {0};
     Dataset ds = {0};
-    RowSource src;
+    RowSource src = {0};
     Model m = {0};
     EvalStats st = {0};
     LossKind kind;
     double auc = NAN;
-    Status s = eval_load(comm, model_path, spec, batch, true, &mf, &ds, &src, &m, &kind);
+    Status s = eval_load(comm, model_path, spec, batch, budget, true, &mf, &ds, &src, &m, &kind);
     if (s == XT_OK) s = comm_agree(comm, eval_stats_init(&st, &mf.shape, kind, m.max_batch));
     if (s == XT_OK) {
         /* rows with the label the run ignored are left out, as its validation did */
@@ -494,6 +504,7 @@ int evaluate_run(const Comm *comm, const char *model_path, const char *spec,
     }
     eval_stats_free(&st);
     model_free(&m);
+    rowsource_free(&src);
     dataset_free(&ds);
     model_io_free(&mf);
     return (int)s;
@@ -506,7 +517,7 @@ int evaluate_run(const Comm *comm, const char *model_path, const char *spec,
 
 int evaluate_main(const Comm *comm, int argc, char **argv)
 {
-    const char *model = NULL, *data = NULL, *json = NULL;
+    const char *model = NULL, *data = NULL, *json = NULL, *budget_text = "0";
     size_t batch = EVAL_DEFAULT_BATCH;
     const OptSpec opts[] = {
         {.name = "model", OPT_STRING, &model, "M.h5", "the model file (model.h5 of a run)", .required = true},
@@ -514,6 +525,9 @@ int evaluate_main(const Comm *comm, int argc, char **argv)
         {.name = "json", OPT_STRING, &json, "OUT.json",
          "also write the report as JSON (- : to stdout, alone)"},
         {.name = "batch-size", OPT_SIZE, &batch, "N", "rows per forward pass (1024)", 1, EVAL_MAX_BATCH},
+        {.name = "memory-budget", OPT_STRING, &budget_text, "BYTES",
+         "memory per rank for the rows (e.g. 512M, 2G); a split that\ndoes not fit is read "
+         "from the file in blocks (0 = auto: 80% of\nthe usable memory over the node's ranks)"},
     };
     OptTable t = {.cmd = "eval", .synopsis = "--model M.h5 --data F.h5[:/group] [options]",
                   .about = "Prints loss, accuracy, the confusion matrix, precision, recall and F1\n"
@@ -528,5 +542,10 @@ int evaluate_main(const Comm *comm, int argc, char **argv)
         return 0;
     }
     if (st != XT_OK) return (int)st;
-    return evaluate_run(comm, model, data, json, batch);
+    double budget = 0.0;
+    if (strutil_parse_bytes(budget_text, &budget)) {
+        log_error0("eval: --memory-budget %s is not a byte count (e.g. 0, 512M, 2G)", budget_text);
+        return XT_ERR_USAGE;
+    }
+    return evaluate_run(comm, model, data, json, batch, budget);
 }

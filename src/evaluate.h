@@ -73,15 +73,18 @@ double eval_macro_f1(const EvalStats *st);
  * `batch` rows (shard_block_range; the same forward passes at any P), checks that they fit together (*kind: model_loss_kind) and
  * applies the model's normalisation; rows go through m in passes of at most `batch`
  * rows. targets = false (predict) reads X only: y may be absent, and is ignored when
- * present. Collective (agreed). Used by eval and predict. */
+ * present. The rows are held in memory, or read from the file block by block when they
+ * do not fit `budget` bytes per rank (0 = auto, rowsource_budget). Collective (agreed).
+ * Used by eval and predict. */
 Status eval_load(const Comm *comm, const char *model_path, const char *spec, size_t batch,
+                 double budget,
                  bool targets, ModelFile *mf, Dataset *ds, RowSource *src, Model *m,
                  LossKind *kind);
 
 /* Evaluates model_path on the split `spec` and prints the report (rank 0); writes it as
  * JSON to json_path too when not NULL. Collective. Returns an exit code. */
 int evaluate_run(const Comm *comm, const char *model_path, const char *spec,
-                 const char *json_path, size_t batch);
+                 const char *json_path, size_t batch, double budget);
 
 /* `xentrain eval`: argv[0] is "eval". Collective over comm. Returns an exit code. */
 int evaluate_main(const Comm *comm, int argc, char **argv);

@@ -17,6 +17,7 @@
 #include "model_io.h"
 #include "opts.h"
 #include "rowsource.h"
+#include "strutil.h"
 #include "shard.h"
 
 #define PREDICT_DEFAULT_BATCH 1024
@@ -25,6 +26,8 @@
 typedef struct {
     const char *model, *data, *out;
     size_t batch;
+    const char *budget_text;
+    double budget;
 } PredictArgs;
 
 /* Probabilities (n, K) and predictions (n, pk) of this rank's rows. K is the number of
@@ -228,7 +231,7 @@ static Status gather_and_write(const Comm *comm, const PredictArgs *a, const Pre
 
 static Status predict_parse(int argc, char **argv, PredictArgs *a, bool *help)
 {
-    *a = (PredictArgs){.batch = PREDICT_DEFAULT_BATCH};
+    *a = (PredictArgs){.batch = PREDICT_DEFAULT_BATCH, .budget_text = "0"};
     const OptSpec opts[] = {
         {.name = "model", OPT_STRING, &a->model, "M.h5", "the model file (model.h5 of a run)",
          .required = true},
@@ -237,6 +240,9 @@ static Status predict_parse(int argc, char **argv, PredictArgs *a, bool *help)
          "output: HDF5, or CSV when the name ends in .csv", .required = true},
         {.name = "batch-size", OPT_SIZE, &a->batch, "N", "rows per forward pass (1024)", 1,
          PREDICT_MAX_BATCH},
+        {.name = "memory-budget", OPT_STRING, &a->budget_text, "BYTES",
+         "memory per rank for the rows (e.g. 512M, 2G); a split that\ndoes not fit is read "
+         "from the file in blocks (0 = auto: 80% of\nthe usable memory over the node's ranks)"},
     };
     OptTable t = {.cmd = "predict", .synopsis = "--model M.h5 --data F.h5[:/group] --out P.h5",
                   .about = "Predicts every row of the split; y is not needed (and ignored when\n"
@@ -247,6 +253,11 @@ static Status predict_parse(int argc, char **argv, PredictArgs *a, bool *help)
                   .opts = opts, .n_opts = sizeof opts / sizeof opts[0]};
     Status st = opts_parse(&t, argc, argv, help);
     if (*help && log_rank() == 0) opts_print_help(&t, stdout);
+    if (st == XT_OK && !*help && strutil_parse_bytes(a->budget_text, &a->budget)) {
+        log_error0("predict: --memory-budget %s is not a byte count (e.g. 0, 512M, 2G)",
+                   a->budget_text);
+        st = XT_ERR_USAGE;
+    }
     return st;
 }
 
@@ -258,12 +269,12 @@ int predict_main(const Comm *comm, int argc, char **argv)
     if (help || s != XT_OK) return (int)s;
     ModelFile mf = {0};
     Dataset ds = {0};
-    RowSource src;
+    RowSource src = {0};
     Model m = {0};
     RowBatch batch = {0};
     Predictions pr = {0};
     LossKind kind;
-    s = eval_load(comm, a.model, a.data, a.batch, false, &mf, &ds, &src, &m, &kind);
+    s = eval_load(comm, a.model, a.data, a.batch, a.budget, false, &mf, &ds, &src, &m, &kind);
     if (s != XT_OK) goto cleanup;
     const ModelShape *sh = &mf.shape;
     bool ml = sh->head == HEAD_SIGMOID && sh->type != MODEL_LOGISTIC;
@@ -281,6 +292,7 @@ cleanup:
     free(pr.pred);
     free(batch.X);
     model_free(&m);
+    rowsource_free(&src);
     dataset_free(&ds);
     model_io_free(&mf);
     return (int)s;

@@ -116,9 +116,9 @@ static Status open_stream(RowSource *s, Dataset *ds, const DatasetInfo *info, si
 {
     char why[XT_PATH_MAX + 1200];
     Stream *st = NULL;
-    /* the reader's buffers: a small share of the budget, 16 KiB to 4 MiB */
+    /* the reader's buffers: a small share of the budget, 4 KiB to 4 MiB */
     double io = o->budget > 0 ? o->budget / 32 : 4194304.0;
-    io = io < 16384.0 ? 16384.0 : io > 4194304.0 ? 4194304.0 : io;
+    io = io < 4096.0 ? 4096.0 : io > 4194304.0 ? 4194304.0 : io;
     Status rc = stream_open(&st, info, lo, hi, o->compact, (size_t)io, why, sizeof why);
     if (rc != XT_OK) {
         log_error("%s: %s:%s cannot be streamed: %s%s", o->what, info->file, info->group, why,
@@ -178,6 +178,8 @@ static Status for_blocks(const RowSource *s, void (*fn)(const float *X, size_t m
                                                        void *acc), void *acc)
 {
     size_t rows = s->n < ROWSOURCE_BLOCK_ROWS ? s->n : ROWSOURCE_BLOCK_ROWS;
+    if (s->stream && stream_block_rows(s->stream) < rows) /* within the stream's budget */
+        rows = stream_block_rows(s->stream);
     float *X = malloc((rows ? rows : 1) * s->d * sizeof *X);
     if (!X) return XT_ERR_RUNTIME;
     RowBatch b = {.X = X};

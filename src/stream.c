@@ -499,18 +499,18 @@ size_t stream_row_bytes(const Stream *s)
     return b;
 }
 
-/* Rows per sequential block of the scan: io_bytes of features. */
-static size_t block_rows(const Stream *s)
+size_t stream_block_rows(const Stream *s)
 {
-    size_t r = s->io_bytes / (s->x.lay.cols * s->x.mem_esize);
+    size_t r = s->io_bytes / (s->x.lay.cols * sizeof(float));
     return r ? r : 1;
 }
 
 size_t stream_fixed_bytes(const Stream *s, size_t local_rows)
 {
-    /* the helper's permutation, the two readers' run buffers, the block buffer */
-    size_t rows = block_rows(s) > STATS_BLOCK_ROWS ? block_rows(s) : STATS_BLOCK_ROWS;
-    size_t b = local_rows * sizeof(uint32_t) + 2 * s->io_bytes + rows * stream_row_bytes(s);
+    /* the helper's permutation, the two readers' run buffers, a sequential block in the
+     * memory types and as the float rows handed out */
+    size_t b = local_rows * sizeof(uint32_t) + 2 * s->io_bytes +
+               stream_block_rows(s) * (stream_row_bytes(s) + s->x.lay.cols * sizeof(float));
     const Array *arr[2] = {&s->x, &s->y};
     for (int i = 0; i < 2; i++) {
         const H5ioLayout *l = &arr[i]->lay;
@@ -560,7 +560,7 @@ Status stream_scan(Stream *s, Dataset *ds, size_t k, bool probs)
     ds->hi = s->hi;
     ds->label_min = 0;
     ds->label_max = -1;
-    size_t n = s->hi - s->lo, rows = block_rows(s);
+    size_t n = s->hi - s->lo, rows = stream_block_rows(s);
     if (!block_reserve(s, rows < n ? rows : n)) {
         log_error("%s: out of memory for the scan's block of %zu rows", s->x.name, rows);
         return XT_ERR_RUNTIME;

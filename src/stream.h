@@ -49,6 +49,8 @@ void stream_close(Stream *s); /* stops the helper thread; NULL is fine */
  * permutation of `local_rows` rows). Local. */
 size_t stream_row_bytes(const Stream *s);
 size_t stream_fixed_bytes(const Stream *s, size_t local_rows);
+/* Rows per block that sequential readers should ask for (io_bytes of float rows). */
+size_t stream_block_rows(const Stream *s);
 
 /* Reads every row once and checks it as dataset_load does (finite X, labels in [0, k) when
  * k > 0, targets in [0, 1], probability rows when probs); fills ds (info, lo, hi, label

@@ -496,11 +496,12 @@ int train_main(const Comm *comm, int argc, char **argv)
     snprintf(test_spec, sizeof test_spec, "%s", tr->cfg.data.test);
     snprintf(model_path, sizeof model_path, "%s", tr->model_path);
     size_t eval_batch = (size_t)tr->cfg.eval.batch_size;
+    double budget = config_memory_budget(&tr->cfg);
     trainer_free(tr); /* the training data leave memory before the test split comes in */
     free(tr);
     if (code == 0 && test_spec[0]) {
         log_info("---- test split ----");
-        code = evaluate_run(comm, model_path, test_spec, NULL, eval_batch);
+        code = evaluate_run(comm, model_path, test_spec, NULL, eval_batch, budget);
     }
     return code;
 }
