@@ -155,12 +155,11 @@ static const Key KEYS[] = {
            "keep uint8 features as uint8 in memory (4x smaller), converted per batch; "
            "false: float32 at load"),
     K_ENUM(0, "data", "stream", data.stream, "auto", STREAM_NAMES,
-           "read the training rows from the file as training goes, planned ahead from the "
-           "known batches: auto = when this rank's rows do not fit data.memory_budget; the "
-           "results are the same either way"),
+           "read training rows from the file ahead of the known batches; auto = when they "
+           "do not fit data.memory_budget"),
     K_STR(0, "data", "memory_budget", data.memory_budget, "0", "bytes, e.g. 512M, 2G; 0 = auto",
-          "memory per rank for data rows; 0 = 80% of min(MemAvailable, memory cgroup limit) "
-          "over the node's ranks"),
+          "memory per rank for data rows; auto: 80% of min(MemAvailable, cgroup limit) / "
+          "ranks per node"),
     /* [model] */
     K_ENUM(KEY_TRAJ, "model", "type", model.type, "softmax", MODEL_NAMES,
            "logistic (binary), softmax (multi-class), multilabel (sigmoids) or mlp"),
@@ -226,10 +225,10 @@ static const Key KEYS[] = {
           "in this many pieces per rank (memory of one piece)"),
     K_UINT(KEY_TRAJ, "train", "seed", train.seed, "42", "seed of initialisation and shuffling"),
     K_ENUM(KEY_TRAJ, "train", "shuffle", train.shuffle, "true", SHUFFLE_NAMES,
-           "reshuffle every epoch: true = the rows of each virtual shard, block = the order of "
-           "blocks of consecutive rows (for streaming from slow file systems), false = none"),
+           "reshuffle each epoch: true = rows in each virtual shard, block = blocks of rows "
+           "(slow file systems), false = none"),
     K_INT(KEY_TRAJ, "train", "shuffle_block", train.shuffle_block, "0", 0, XT_INT31_MAX,
-          "rows per block for shuffle = block; 0 = X's rows per chunk (chunked X), else 1024"),
+          "rows per block for shuffle = block; 0 = X's rows per chunk, else 1024"),
     K_BOOL(KEY_TRAJ, "train", "reproducible", train.reproducible, "false",
            "the same model, bit for bit, at any rank count up to train.micro_batches (exact "
            "sums over fixed micro-batches)"),
@@ -419,6 +418,13 @@ static void range_text(const Key *k, KeyType t, Sink *s)
         sink_printf(s, "any finite number");
 }
 
+/* An enum whose first choices are false and true takes the boolean words as those. */
+static bool bool_alias(const Key *k)
+{
+    return k->type == KT_ENUM && !strcmp(k->choices[0], "false") && k->choices[1] &&
+           !strcmp(k->choices[1], "true");
+}
+
 static void allowed_text(const Key *k, char *buf, size_t len)
 {
     Sink s = {buf, len, 0, 0};
@@ -436,6 +442,7 @@ static void allowed_text(const Key *k, char *buf, size_t len)
     case KT_ENUM:
         for (size_t i = 0; k->choices[i]; i++)
             sink_printf(&s, "%s%s", i ? ", " : "", k->choices[i]);
+        if (bool_alias(k)) sink_printf(&s, " (or yes, no, on, off, 1, 0)");
         break;
     case KT_LIST:
         sink_printf(&s, "up to %zu comma-separated %s, each ", k->size,
@@ -561,7 +568,7 @@ static const char *set_value(Config *cfg, const Key *k, const char *value, bool 
                 return NULL;
             }
         }
-        if (!strcmp(k->choices[0], "false") && k->choices[1] && !strcmp(k->choices[1], "true")) {
+        if (bool_alias(k)) {
             bool b;
             if (strutil_parse_bool(value, &b)) return "not a boolean or one of the choices";
             store_int(cfg, k->offset, b ? 1 : 0);

@@ -209,6 +209,29 @@ static Status load_shard(Trainer *tr)
     }
     tr->budget = rowsource_budget(config_memory_budget(c), comm_local_size(tr->comm),
                                   tr->budget_why, sizeof tr->budget_why);
+    /* The sampler's order (4 bytes per row; a streamed run keeps a second copy) is
+     * allocated first: it must fit whichever way the rows are held. */
+    if ((size_t)tr->P <= S && tr->G <= S && (!tr->repro || (size_t)tr->P <= tr->G)) {
+        size_t s_lo, s_hi;
+        shard_rank_shards_grouped(S, tr->G, tr->P, tr->r, &s_lo, &s_hi);
+        size_t lo = shard_row_begin(ti->n, S, s_lo), hi = shard_row_begin(ti->n, S, s_hi);
+        double index = (double)(hi - lo) * sizeof(uint32_t) *
+                       (c->data.stream == DATA_STREAM_FALSE ? 1.0 : 2.0);
+        Status local = XT_OK;
+        if (tr->budget > 0 && index > tr->budget) {
+            char hi_[32], hb[32];
+            strutil_human_bytes(index, hi_, sizeof hi_);
+            strutil_human_bytes(tr->budget, hb, sizeof hb);
+            log_error("%s: rows [%zu, %zu) need %s for their shuffle order alone (4 bytes per "
+                      "row%s), more than this rank's budget of %s (%s): use more ranks (or "
+                      "nodes)", c->data.train, lo, hi, hi_,
+                      c->data.stream == DATA_STREAM_FALSE ? "" : ", twice when streamed", hb,
+                      tr->budget_why);
+            local = XT_ERR_USAGE;
+        }
+        Status st = comm_agree(tr->comm, local);
+        if (st != XT_OK) return st;
+    }
     char err[512];
     Status st = sampler_init(&tr->sampler, ti->n, (size_t)c->data.virtual_shards,
                              tr->global_batch, tr->P, tr->r, c->train.seed,

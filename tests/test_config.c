@@ -28,6 +28,7 @@ static const char *const ALL_KEYS[] = {
     "optim.warmup_epochs", "optim.lr_scaling", "optim.optimizer", "optim.betas", "optim.eps",
     "optim.trust_coefficient", "optim.exclude_bias", "train.epochs", "train.batch_size",
     "train.batch_per_rank", "train.accumulate", "train.seed", "train.shuffle",
+    "train.shuffle_block", "data.stream", "data.memory_budget",
     "train.reproducible", "train.micro_batches", "train.check_every",
     "train.resume", "train.progress", "eval.distributed", "eval.batch_size",
     "early_stopping.enabled", "early_stopping.monitor", "early_stopping.mode",
@@ -170,6 +171,8 @@ static const char FULL_INI[] =
     "test = d.h5\n"
     "normalize = standardize\n"
     "virtual_shards = 16\n"
+    "stream = true\n"
+    "memory_budget = 1.5GiB\n"
     "\n"
     "[model]\n"
     "type = mlp\n"
@@ -347,7 +350,40 @@ static void test_config_bools_and_enums(void **state)
         assert_true(c.train.shuffle);
     }
     expect_set_fails("train.shuffle=maybe", "not a boolean",
-                     "(allowed: true, false, yes, no, on, off, 1, 0)");
+                     "(allowed: false, true, block (or yes, no, on, off, 1, 0))");
+    expect_set_ok(&c, "train.shuffle=block");
+    assert_int_equal(c.train.shuffle, SHUFFLE_BLOCK);
+    expect_set_ok(&c, "data.stream=yes");
+    assert_int_equal(c.data.stream, DATA_STREAM_TRUE);
+    expect_set_ok(&c, "data.stream=auto");
+    assert_int_equal(c.data.stream, DATA_STREAM_AUTO);
+    /* data.memory_budget: bytes with binary suffixes; checked by config_validate */
+    const char *budgets[] = {"0", "4096", "512K", "2G", "1.5GiB", "3mb"};
+    const double bytes[] = {0, 4096, 524288, 2147483648.0, 1610612736.0, 3145728};
+    for (size_t i = 0; i < 6; i++) {
+        char a[64], err[256];
+        snprintf(a, sizeof a, "data.memory_budget=%s", budgets[i]);
+        expect_set_ok(&c, a);
+        assert_int_equal(config_validate(&c, err, sizeof err), XT_OK);
+        assert_true(config_memory_budget(&c) == bytes[i]);
+    }
+    const char *bad_budgets[] = {"-1", "2X", "1GiBs", "lots", "nan"};
+    for (size_t i = 0; i < 5; i++) {
+        char a[64], err[256];
+        snprintf(a, sizeof a, "data.memory_budget=%s", bad_budgets[i]);
+        expect_set_ok(&c, a);
+        assert_int_equal(config_validate(&c, err, sizeof err), XT_ERR_USAGE);
+        assert_non_null(strstr(err, "data.memory_budget"));
+    }
+    expect_set_ok(&c, "data.memory_budget=0");
+    expect_set_ok(&c, "train.shuffle=true");
+    expect_set_ok(&c, "train.shuffle_block=64");
+    {
+        char err[256];
+        assert_int_equal(config_validate(&c, err, sizeof err), XT_ERR_USAGE); /* row shuffle */
+        assert_non_null(strstr(err, "train.shuffle = block only"));
+    }
+    expect_set_ok(&c, "train.shuffle_block=0");
     expect_set_fails("train.shuffle=", "empty value", NULL);
     expect_set_fails("train.shuffle=2", "not a boolean", NULL);
 
