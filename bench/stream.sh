@@ -16,7 +16,7 @@
 # skipped with a note): `xentrain gen blobs` writes about STREAM_BENCH_GB (8) GiB of float32
 # rows (784 features, 10 classes) to STREAM_BENCH_DIR (/var/tmp/xt-stream-bench; kept and
 # reused when it has the right size), then one epoch of STREAM_BENCH_MODEL (mlp: 784-256-128-10;
-# or softmax) at P = 2 runs inside the memory cgroup /sys/fs/cgroup/memory/xt-stream-bench
+# or softmax) at P = STREAM_BENCH_NP (2) runs inside the memory cgroup /sys/fs/cgroup/memory/xt-stream-bench
 # limited to STREAM_BENCH_LIMIT (2G), after dropping the page cache, with
 # data.memory_budget = 0 (auto: the trainer reads the cgroup limit), data.normalize = none
 # (no statistics pass) and train.shuffle = STREAM_BENCH_SHUFFLE (true). Each rank runs under
@@ -27,8 +27,9 @@
 # Usage: bench/stream.sh [XENTRAIN] [DATA.h5] [REPS] [OUT_DIR]   (defaults: build
 #        build-release, data/fashion-mnist.h5, 3, bench/out; bench/run.sh calls it)
 # Environment: STREAM_BENCH_BIG=1 (part 2), STREAM_BENCH_GB, STREAM_BENCH_DIR,
-#   STREAM_BENCH_LIMIT, STREAM_BENCH_MODEL, STREAM_BENCH_SHUFFLE; STREAM_BENCH_BUDGET (part 1's
-#   budget, 16M), STREAM_BENCH_BLOCK (train.shuffle_block, 0 = auto).
+#   STREAM_BENCH_LIMIT, STREAM_BENCH_MODEL, STREAM_BENCH_SHUFFLE, STREAM_BENCH_NP (2); STREAM_BENCH_BUDGET (part 1's
+#   budget, 16M), STREAM_BENCH_BLOCK (train.shuffle_block, 0 = auto), STREAM_BENCH_PART1=0
+#   (part 2 alone).
 # Writes OUT_DIR/stream.csv (part,measure,P,mode,value,target) and prints a table.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -36,6 +37,7 @@ bin=${1:-} data=${2:-"$root/data/fashion-mnist.h5"} reps=${3:-3} out=${4:-"$root
 budget1=${STREAM_BENCH_BUDGET:-16M} block=${STREAM_BENCH_BLOCK:-0}
 big=${STREAM_BENCH_BIG:-0} gib=${STREAM_BENCH_GB:-8} bigdir=${STREAM_BENCH_DIR:-/var/tmp/xt-stream-bench}
 limit=${STREAM_BENCH_LIMIT:-2G} bigmodel=${STREAM_BENCH_MODEL:-mlp} bigshuffle=${STREAM_BENCH_SHUFFLE:-true}
+part1=${STREAM_BENCH_PART1:-1} bignp=${STREAM_BENCH_NP:-2}
 cd "$root"
 if [ -z "$bin" ]; then
   scripts/install-deps.sh --with-data --with-tools
@@ -64,6 +66,7 @@ raw=$tmp/raw.csv
 : > "$raw"
 
 # ---- part 1 ---------------------------------------------------------------------------
+[ "$part1" = 1 ] || reps=0
 echo "bench: stream part 1 (warm page cache), $reps repetition(s)"
 for _ in $(seq 1 "$reps"); do
   for np in 1 2; do
@@ -91,6 +94,7 @@ for _ in $(seq 1 "$reps"); do
 done
 # test accuracy: row and block shuffle, full training (the config's epochs, early stopping)
 for shuffle in true block; do
+  [ "$part1" = 1 ] || break
   a=(--set train.shuffle="$shuffle")
   [ $shuffle = block ] && a+=(--set train.shuffle_block="$block")
   mpi -np 2 "$bin" train configs/fashion-mnist-mlp.ini --set data.train="$data:/train" \
@@ -147,8 +151,9 @@ memory_budget = 0
 type = $bigmodel
 hidden = $hidden
 [optim]
-lr = 0.05
+lr = 0.02
 momentum = 0.9
+clip_norm = 1
 [train]
 epochs = 1
 batch_size = 128
@@ -172,11 +177,11 @@ W
     echo "bench: could not drop the page cache (read-only /proc/sys?): the file may be read from cache" >&2
   fi
   biglog=$out/stream-big.log
-  echo "bench: stream part 2: $bigmodel, 1 epoch, P = 2, in memory cgroup $cg (limit $limit)"
+  echo "bench: stream part 2: $bigmodel, 1 epoch, P = $bignp, in memory cgroup $cg (limit $limit)"
   # the subshell joins the cgroup, then becomes the launcher: mpirun and the ranks inherit it
   set +e
   bash -c 'echo $$ > "$1/tasks" && shift && exec "$@"' _ "$cg" \
-    scripts/xt-mpirun --bind-to core -np 2 "$tmp/timed.sh" "$bin" train "$tmp/big.ini" > "$biglog" 2>&1
+    scripts/xt-mpirun --bind-to "${STREAM_BENCH_BIND:-core}" -np "$bignp" "$tmp/timed.sh" "$bin" train "$tmp/big.ini" > "$biglog" 2>&1
   code=$?
   set -e
   cgmax=$(cat "$cg/memory.max_usage_in_bytes" 2>/dev/null || echo "")
@@ -264,7 +269,7 @@ if bigstatus in ("ran", "failed") and os.path.exists(biglog):
     print("budget line: %s" % (bl.strip() or "(none found)"))
     print("budget parsed: %s" % ("%.1f MiB per rank" % (budget / 2**20) if budget else "(could not parse)"))
     if bigsps:
-        print("samples/s (epoch 1, both ranks): %s" % bigsps)
+        print("samples/s (epoch 1, all ranks): %s" % bigsps)
         rows.append("2,samples_per_s,2,stream,%s," % bigsps)
     if tot:
         print("stream totals: " + " ".join("%s=%s" % (k, "%d" % v if v == int(v) else "%g" % v)
@@ -294,6 +299,9 @@ if bigstatus in ("ran", "failed") and os.path.exists(biglog):
     if cgmax:
         print("cgroup memory.max_usage_in_bytes: %.1f MiB (page cache included)" % (int(cgmax) / 2**20))
         rows.append("2,cgroup_max_usage_mib,2,cgroup,%.1f," % (int(cgmax) / 2**20))
+NP = os.environ.get("STREAM_BENCH_NP", "2")  # part 2's rank count goes in the P column
+rows = [",".join(f[:2] + [NP] + f[3:]) if f[0] == "2" else r
+        for r, f in ((r, r.split(",")) for r in rows)]
 open(out, "w").write("\n".join(rows) + "\n")
 print("\nwrote %s" % out)
 PY

@@ -258,7 +258,8 @@ Status eval_load(const Comm *comm, const char *model_path, const char *spec, siz
     char why[1400];
     SourceOptions o = {.mode = STREAM_AUTO,
                        .budget = rowsource_budget(budget, comm_local_size(comm), why, sizeof why),
-                       .probs = *kind == LOSS_SOFTMAX_PROBS, .what = spec};
+                       .probs = *kind == LOSS_SOFTMAX_PROBS, .what = spec,
+                       .local_ranks = comm_local_size(comm)};
     bool streamed = false;
     st = rowsource_open(src, ds, &info, lo, hi, info.target == TARGET_DENSE ? 0 : K, &o, comm,
                         &streamed);

@@ -125,6 +125,12 @@ static Status open_stream(RowSource *s, Dataset *ds, const DatasetInfo *info, si
                   o->mode == STREAM_AUTO ? " (and its rows do not fit data.memory_budget)" : "");
         return rc;
     }
+    /* rows that the usable memory could not cache either: drop them from the page cache as
+     * they are read */
+    SysMem mem;
+    sysmem_read("", &mem);
+    double rows = rowsource_memory_bytes(info, hi - lo, o->compact);
+    stream_set_drop_cache(st, mem.bytes > 0 && rows * (double)o->local_ranks > mem.bytes);
     rc = stream_scan(st, ds, k, o->probs);
     if (rc != XT_OK) {
         stream_close(st);

@@ -54,6 +54,7 @@ typedef struct {
     bool probs;           /* the rows must be probability distributions (softmax probs) */
     size_t extra_per_row; /* bytes per row the caller adds in memory (the sampler's index) */
     const char *what;     /* "data.train", "--data", for messages */
+    int local_ranks;      /* ranks on this node (how many shards share its page cache) */
 } SourceOptions;
 
 /* The bytes per rank for data: data.memory_budget when > 0, else DEFAULT_BUDGET_SHARE of

@@ -19,6 +19,11 @@
  * (the gap is read and dropped); one pread reads at most io_bytes (stream_open). The scan
  * reads blocks of io_bytes of rows too. */
 #define GAP_BYTES ((size_t)4 << 10)
+/* Cold data (not kept by the page cache): rows announced to the kernel ahead of the reads. */
+#define ADVISE_BYTES ((size_t)16 << 20)
+/* The first window after a (re)start holds this many steps; each next one twice as many,
+ * up to the full window. */
+#define RAMP_STEPS 4
 /* Rows per block of rowsource's statistics (ROWSOURCE_BLOCK_ROWS), for the fixed bytes. */
 #define STATS_BLOCK_ROWS 1024
 /* A chunk row larger than this is refused: it is decoded whole. */
@@ -46,6 +51,7 @@ typedef struct {
     size_t raw_cap, tmp1_cap, tmp2_cap;
     ChunkRow crow[2]; /* X, y */
     double bytes_read, io_s;
+    bool drop_cache; /* tell the kernel the bytes read are not needed again */
     char err[XT_PATH_MAX + 800];
 } Reader;
 
@@ -74,6 +80,7 @@ struct Stream {
     bool planned, started, quit;
     Sampler plan;
     uint64_t end_epoch; /* no window is read for this epoch or later */
+    size_t ramp_rows;   /* the next window's size: from RAMP_STEPS steps up to window_rows */
     size_t window_rows;
     Window win[2];
     int cur; /* the window the trainer reads, or -1 */
@@ -194,6 +201,9 @@ static bool pread_all(int fd, unsigned char *buf, size_t len, uint64_t off, Read
         done += (size_t)got;
     }
     rd->bytes_read += (double)len;
+    /* Rows that will not stay cached until the next epoch: dropping them at once keeps the
+     * page cache (charged to a job's memory cgroup) from pressing on the job's memory. */
+    if (rd->drop_cache) (void)posix_fadvise(fd, (off_t)off, (off_t)len, POSIX_FADV_DONTNEED);
     return true;
 }
 
@@ -297,6 +307,7 @@ static bool read_rows(const Stream *s, const Array *a, const uint32_t *rows, siz
     const size_t base = s->lo;
     double t0 = comm_wtime();
     bool ok = true;
+    size_t ahead = 0; /* rows up to here have been announced to the kernel (cold data) */
     for (size_t i = 0; ok && i < n;) {
         size_t g0 = base + row_at(rows, first, i), j = i + 1;
         if (l->chunked) { /* the rows of one chunk row from its decoded copy */
@@ -311,7 +322,21 @@ static bool read_rows(const Stream *s, const Array *a, const uint32_t *rows, siz
             i = q;
             continue;
         }
-        /* a run [g0, g_last] of rows whose gaps are small, at most RUN_BYTES long */
+        /* Cold data: keep the kernel reading ADVISE_BYTES of rows ahead of us, so the disk
+         * sees many requests at once rather than one pread at a time. */
+        while (rd->drop_cache && ahead < n &&
+               (ahead <= i || (base + row_at(rows, first, ahead) - g0) * row_bytes < ADVISE_BYTES)) {
+            size_t a0 = base + row_at(rows, first, ahead), a1 = a0;
+            for (ahead++; ahead < n; ahead++) { /* one request per run of near rows */
+                size_t g = base + row_at(rows, first, ahead);
+                if ((g - a1 - 1) * row_bytes > GAP_BYTES || (g - a0 + 1) * row_bytes > s->io_bytes)
+                    break;
+                a1 = g;
+            }
+            (void)posix_fadvise(s->fd, (off_t)(l->offset + (uint64_t)a0 * row_bytes),
+                                (off_t)((a1 - a0 + 1) * row_bytes), POSIX_FADV_WILLNEED);
+        }
+        /* a run [g0, g_last] of rows whose gaps are small, at most io_bytes long */
         size_t g_last = g0;
         while (j < n) {
             size_t g = base + row_at(rows, first, j);
@@ -492,6 +517,11 @@ Status stream_open(Stream **out, const DatasetInfo *info, size_t lo, size_t hi, 
     return XT_OK;
 }
 
+void stream_set_drop_cache(Stream *s, bool drop)
+{
+    s->main_rd.drop_cache = s->help_rd.drop_cache = drop;
+}
+
 size_t stream_row_bytes(const Stream *s)
 {
     size_t b = s->x.lay.cols * s->x.mem_esize + sizeof(uint32_t);
@@ -623,8 +653,11 @@ static void fill_window(Stream *s, Window *w)
     Sampler *p = &s->plan;
     sampler_begin_epoch(p, w->epoch);
     size_t n = 0, t = w->t0;
-    while (t < p->T && (t == w->t0 || n + p->max_local <= s->window_rows))
+    while (t < p->T && (t == w->t0 || n + p->max_local <= s->ramp_rows))
         n += sampler_step_rows(p, t++, w->rows + n);
+    /* after a (re)start the windows grow from a few steps (training starts at once) to the
+     * full size, doubling */
+    s->ramp_rows = 2 * s->ramp_rows < s->window_rows ? 2 * s->ramp_rows : s->window_rows;
     w->t1 = t;
     w->n = n;
     qsort(w->rows, n, sizeof *w->rows, cmp_u32);
@@ -714,15 +747,20 @@ void stream_begin_step(Stream *s, uint64_t epoch, size_t t)
     }
     double t0 = comm_wtime();
     pthread_mutex_lock(&s->mu);
-    if (s->cur >= 0) s->win[s->cur].state = WIN_FREE;
+    if (s->cur >= 0) { /* done with it: the reader may refill it now */
+        s->win[s->cur].state = WIN_FREE;
+        pthread_cond_broadcast(&s->cv);
+    }
     s->cur = -1;
     for (;;) {
         for (int i = 0; i < 2 && s->cur < 0; i++) {
             Window *w = &s->win[i];
             if (w->state != WIN_READY) continue;
             if (w->epoch == epoch && t >= w->t0 && t < w->t1) s->cur = i;
-            else if (w->epoch < epoch || (w->epoch == epoch && w->t1 <= t))
+            else if (w->epoch < epoch || (w->epoch == epoch && w->t1 <= t)) {
                 w->state = WIN_FREE; /* passed: steps only go forwards */
+                pthread_cond_broadcast(&s->cv);
+            }
         }
         if (s->cur >= 0) break;
         /* Windows come in order from where the helper started; when the step is not on
@@ -737,6 +775,8 @@ void stream_begin_step(Stream *s, uint64_t epoch, size_t t)
             s->win[0].state = s->win[1].state = WIN_FREE;
             s->next_epoch = epoch;
             s->next_t = t;
+            s->ramp_rows = RAMP_STEPS * s->plan.max_local < s->window_rows
+                               ? RAMP_STEPS * s->plan.max_local : s->window_rows;
             if (pthread_create(&s->th, NULL, helper_main, s) != 0) {
                 pthread_mutex_unlock(&s->mu);
                 read_failed("cannot start the stream's reader thread");

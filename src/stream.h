@@ -44,6 +44,10 @@ Status stream_open(Stream **out, const DatasetInfo *info, size_t lo, size_t hi, 
                    size_t io_bytes, char *why, size_t whylen);
 void stream_close(Stream *s); /* stops the helper thread; NULL is fine */
 
+/* drop = true: every read is followed by POSIX_FADV_DONTNEED on its bytes (for files the
+ * page cache cannot keep from one epoch to the next). Local. */
+void stream_set_drop_cache(Stream *s, bool drop);
+
 /* Bytes per row in a window (features in the memory type, targets, index), and the bytes
  * the stream needs besides its windows (decode buffers, block buffer, the helper's
  * permutation of `local_rows` rows). Local. */

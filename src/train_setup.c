@@ -243,7 +243,8 @@ static Status load_shard(Trainer *tr)
     if ((st = comm_agree(tr->comm, st)) != XT_OK) return st;
     SourceOptions o = {.mode = (StreamMode)c->data.stream, .budget = tr->budget,
                        .compact = c->data.compact, .probs = tr->loss_kind == LOSS_SOFTMAX_PROBS,
-                       .extra_per_row = sizeof(uint32_t), .what = "data.train"};
+                       .extra_per_row = sizeof(uint32_t), .what = "data.train",
+                       .local_ranks = comm_local_size(tr->comm)};
     size_t kcheck = tr->dense ? 0 : (size_t)c->model.classes;
     st = rowsource_open(&tr->train_rows, &tr->train, ti, tr->sampler.row_lo, tr->sampler.row_hi,
                         kcheck, &o, tr->comm, &tr->streamed);
@@ -381,7 +382,7 @@ static Status load_val(Trainer *tr)
                                                                         : STREAM_AUTO,
                        .budget = tr->budget > 0 ? (left > 1.0 ? left : 1.0) : 0.0,
                        .compact = false, .probs = tr->loss_kind == LOSS_SOFTMAX_PROBS,
-                       .what = "data.val"};
+                       .what = "data.val", .local_ranks = comm_local_size(tr->comm)};
     Status st = rowsource_open(&tr->val_rows, &tr->val, &tr->vinfo, lo, hi,
                                tr->dense ? 0 : tr->K, &o, tr->comm, &tr->val_streamed);
     if (st == XT_OK) rowsource_set_normalization(&tr->val_rows, tr->shift, tr->mul);
