@@ -81,6 +81,60 @@ static void test_shard_epoch_coverage_and_invariance(void **state)
     check_epoch(300, 8, 1000, 0);
 }
 
+/* Block shuffle: each epoch every row once; the order of each shard is whole blocks
+ * (aligned to multiples of the block in global rows, rows ascending inside), a
+ * permutation of the shard's blocks that changes with the epoch; the same global order at
+ * P = 1, 2, 3, 4; a clone draws the same order. */
+static void check_block_epoch(size_t N, size_t S, size_t block, uint64_t epoch)
+{
+    uint32_t *ref = calloc(N, sizeof *ref); /* ref[k] = the k-th row of the P = 1 order */
+    bool moved = false;
+    for (int P = 1; P <= 4; P++) {
+        size_t k = 0;
+        for (int r = 0; r < P; r++) {
+            Sampler s, c;
+            char err[256];
+            assert_int_equal(sampler_init(&s, N, S, 64, P, r, 99, true, 0, err, sizeof err), XT_OK);
+            assert_int_equal(sampler_set_block_shuffle(&s, block, err, sizeof err), XT_OK);
+            sampler_begin_epoch(&s, epoch);
+            assert_int_equal(sampler_clone(&c, &s, err, sizeof err), XT_OK);
+            sampler_begin_epoch(&c, epoch);
+            size_t local = s.row_hi - s.row_lo;
+            assert_memory_equal(s.perm, c.perm, local * sizeof *s.perm);
+            for (size_t i = 0; i < local; i++, k++) {
+                size_t g = s.row_lo + s.perm[i];
+                if (P == 1) ref[k] = (uint32_t)g;
+                else assert_int_equal(g, ref[k]);
+                if (i > 0) { /* inside a block: the next row; else a block's first row */
+                    size_t prev = s.row_lo + s.perm[i - 1];
+                    bool shard_start = false;
+                    for (size_t q = 0; q < s.S; q++) shard_start |= shard_row_begin(N, s.S, q) == g;
+                    if (g != prev + 1) assert_true(g % block == 0 || shard_start);
+                }
+                if (g != k) moved = true;
+            }
+            sampler_free(&c);
+            sampler_free(&s);
+        }
+        assert_int_equal(k, N);
+    }
+    uint32_t *seen = calloc(N, sizeof *seen);
+    for (size_t i = 0; i < N; i++) seen[ref[i]]++;
+    for (size_t i = 0; i < N; i++) assert_int_equal(seen[i], 1);
+    assert_true(moved); /* the order is not the file order */
+    free(seen);
+    free(ref);
+}
+
+static void test_shard_block_shuffle(void **state)
+{
+    (void)state;
+    check_block_epoch(1000, 4, 50, 0);
+    check_block_epoch(1000, 4, 50, 3);
+    check_block_epoch(997, 6, 64, 1);  /* blocks cut at shard ends */
+    check_block_epoch(2000, 8, 7, 2);
+}
+
 /* Global batches hold about B rows each, and local parts are balanced. */
 static void test_shard_batch_sizes_balanced(void **state)
 {
@@ -230,6 +284,7 @@ int main(void)
         cmocka_unit_test(test_shard_errors),
         cmocka_unit_test(test_shard_groups_invariant),
         cmocka_unit_test(test_shard_block_ranges),
+        cmocka_unit_test(test_shard_block_shuffle),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
