@@ -151,20 +151,18 @@ Status rowsource_open(RowSource *s, Dataset *ds, const DatasetInfo *info, size_t
     int32_t big = o->budget > 0 && need > o->budget;
     if (comm) comm_allreduce_max_i32(comm, &big, 1);
     *streamed = o->mode == STREAM_TRUE || (o->mode == STREAM_AUTO && big);
-    if (!*streamed && big) {
-        char hneed[32], hbudget[32];
-        strutil_human_bytes(need, hneed, sizeof hneed);
-        strutil_human_bytes(o->budget, hbudget, sizeof hbudget);
-        Status local = XT_OK;
+    if (!*streamed && big) { /* data.stream = false and a rank over the budget: all refuse */
         if (need > o->budget) {
+            char hneed[32], hbudget[32];
+            strutil_human_bytes(need, hneed, sizeof hneed);
+            strutil_human_bytes(o->budget, hbudget, sizeof hbudget);
             log_error("%s: %s:%s rows [%zu, %zu) need about %s in memory, more than this rank's "
                       "data.memory_budget of %s, and data.stream = false: set data.stream = auto "
                       "(or true) to stream them from the file, raise data.memory_budget, or use "
                       "more ranks (or nodes)", o->what, info->file, info->group, lo, hi, hneed,
                       hbudget);
-            local = XT_ERR_USAGE;
         }
-        return comm ? comm_agree(comm, XT_ERR_USAGE) == XT_OK ? local : XT_ERR_USAGE : local;
+        return XT_ERR_USAGE;
     }
     Status st;
     if (*streamed) {

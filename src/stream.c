@@ -21,8 +21,8 @@
 #define GAP_BYTES ((size_t)4 << 10)
 /* Cold data (not kept by the page cache): rows announced to the kernel ahead of the reads. */
 #define ADVISE_BYTES ((size_t)16 << 20)
-/* The first window after a (re)start holds this many steps; each next one twice as many,
- * up to the full window. */
+/* The first window after a (re)start holds this many steps; each next one at most twice
+ * the rows of the one before, up to the full window. */
 #define RAMP_STEPS 4
 /* Rows per block of rowsource's statistics (ROWSOURCE_BLOCK_ROWS), for the fixed bytes. */
 #define STATS_BLOCK_ROWS 1024
@@ -286,14 +286,32 @@ static inline size_t row_at(const uint32_t *rows, size_t first, size_t i)
     return rows ? rows[i] : first + i;
 }
 
-static bool convert_row(const Array *a, const unsigned char *raw, size_t grow_, unsigned char *out,
+/* Converts global row `row`'s stored bytes into out. */
+static bool convert_row(const Array *a, const unsigned char *raw, size_t row, unsigned char *out,
                         Reader *rd)
 {
     size_t bad = convert(a, raw, a->lay.cols, out);
     if (bad == SIZE_MAX) return true;
     snprintf(rd->err, sizeof rd->err, "%s: the value at row %zu, column %zu does not convert "
-             "exactly to int32 (class ids must be whole numbers)", a->name, grow_, bad);
+             "exactly to int32 (class ids must be whole numbers)", a->name, row, bad);
     return false;
+}
+
+/* Contiguous data: the run that starts at rows[i] takes the following rows while the gaps
+ * stay under GAP_BYTES and the run under io_bytes. Returns the end (exclusive) and the
+ * run's last global row in *last. */
+static size_t run_end(const Stream *s, const uint32_t *rows, size_t first, size_t n, size_t i,
+                      size_t row_bytes, size_t *last)
+{
+    size_t g0 = s->lo + row_at(rows, first, i), g_last = g0, j = i + 1;
+    for (; j < n; j++) {
+        size_t g = s->lo + row_at(rows, first, j);
+        if ((g - g_last - 1) * row_bytes > GAP_BYTES || (g - g0 + 1) * row_bytes > s->io_bytes)
+            break;
+        g_last = g;
+    }
+    *last = g_last;
+    return j;
 }
 
 /* out <- n rows of a (sorted ascending, distinct; relative to the range starting at global
@@ -326,25 +344,13 @@ static bool read_rows(const Stream *s, const Array *a, const uint32_t *rows, siz
          * sees many requests at once rather than one pread at a time. */
         while (rd->drop_cache && ahead < n &&
                (ahead <= i || (base + row_at(rows, first, ahead) - g0) * row_bytes < ADVISE_BYTES)) {
-            size_t a0 = base + row_at(rows, first, ahead), a1 = a0;
-            for (ahead++; ahead < n; ahead++) { /* one request per run of near rows */
-                size_t g = base + row_at(rows, first, ahead);
-                if ((g - a1 - 1) * row_bytes > GAP_BYTES || (g - a0 + 1) * row_bytes > s->io_bytes)
-                    break;
-                a1 = g;
-            }
+            size_t a0 = base + row_at(rows, first, ahead), a1;
+            ahead = run_end(s, rows, first, n, ahead, row_bytes, &a1);
             (void)posix_fadvise(s->fd, (off_t)(l->offset + (uint64_t)a0 * row_bytes),
                                 (off_t)((a1 - a0 + 1) * row_bytes), POSIX_FADV_WILLNEED);
         }
-        /* a run [g0, g_last] of rows whose gaps are small, at most io_bytes long */
-        size_t g_last = g0;
-        while (j < n) {
-            size_t g = base + row_at(rows, first, j);
-            if ((g - g_last - 1) * row_bytes > GAP_BYTES || (g - g0 + 1) * row_bytes > s->io_bytes)
-                break;
-            g_last = g;
-            j++;
-        }
+        size_t g_last;
+        j = run_end(s, rows, first, n, i, row_bytes, &g_last);
         size_t len = (g_last - g0 + 1) * row_bytes;
         if (!grow(&rd->raw, &rd->raw_cap, len)) {
             snprintf(rd->err, sizeof rd->err, "%s: out of memory for a read of %zu bytes",
@@ -655,9 +661,11 @@ static void fill_window(Stream *s, Window *w)
     size_t n = 0, t = w->t0;
     while (t < p->T && (t == w->t0 || n + p->max_local <= s->ramp_rows))
         n += sampler_step_rows(p, t++, w->rows + n);
-    /* after a (re)start the windows grow from a few steps (training starts at once) to the
-     * full size, doubling */
-    s->ramp_rows = 2 * s->ramp_rows < s->window_rows ? 2 * s->ramp_rows : s->window_rows;
+    /* A window holds at most twice the rows of the one before (at least RAMP_STEPS steps):
+     * after a (re)start and after an epoch's short last window, the next one is read while
+     * the trainer computes on one about half its size, so training rarely waits. */
+    size_t next = 2 * n > RAMP_STEPS * p->max_local ? 2 * n : RAMP_STEPS * p->max_local;
+    s->ramp_rows = next < s->window_rows ? next : s->window_rows;
     w->t1 = t;
     w->n = n;
     qsort(w->rows, n, sizeof *w->rows, cmp_u32);
