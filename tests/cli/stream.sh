@@ -20,7 +20,8 @@
 #     row-shuffled model (so the comparisons can fail);
 #  l. eval and predict with --memory-budget 4K: the same report and predictions as without;
 #  m. a filter the streaming reader cannot undo (fletcher32): refused with data.stream =
-#     true (exit 2, the filter named), read by HDF5 in memory with data.stream = auto.
+#     true (exit 2, the filter named), read by HDF5 in memory with data.stream = auto;
+#  n. a streamed run signalled mid-epoch resumes (streamed) to the uninterrupted model.
 # Skipped (saying so) without python3-h5py.
 # Usage: stream.sh XENTRAIN SCRATCH_DIR MPIEXEC
 set -u
@@ -221,6 +222,25 @@ code=$?
 if [ $code -eq 0 ] && [ -s p.h5 ] && same_h5 p.h5 p4.h5; then
   pass "l. predict --memory-budget 4K: identical predictions"
 else fail "l. predict --memory-budget 4K: exit $code, or the predictions differ"; tail -2 p4.log; fi
+
+# n. a streamed run stopped by SIGUSR1 in the middle of epoch 2 (P = 2) checkpoints; resumed
+# (streamed, the reader restarting at that step) it ends with the uninterrupted in-memory model
+XT_TEST_STEP_DELAY_MS=20 xt 2 train c.ini --set run.dir=n --set data.stream=true \
+  --set data.memory_budget=64K >n.log 2>&1 &
+job=$!
+for _ in $(seq 1 600); do [ -s n/metrics.csv ] && [ "$(wc -l < n/metrics.csv)" -ge 2 ] && break; sleep 0.05; done
+sleep 0.2 # into epoch 2
+pid=$(rank_pid "run.dir=n" 1)
+[ -n "$pid" ] && kill -USR1 "$pid"
+wait $job
+code=$?
+run n 2 --set data.stream=true --set data.memory_budget=64K
+code2=$?
+where=$(grep -o 'epoch [0-9]* step [0-9]*' n.log | head -1)
+if [ "$code" -eq 75 ] && [ "$code2" -eq 0 ] && [ -n "$where" ] && [ "${where##* }" != 0 ] &&
+   streamed n.log && same_run mlp.mem.2 n >/dev/null; then
+  pass "n. SIGUSR1 mid-epoch in a streamed run (exit 75), resumed from $where: the uninterrupted model"
+else fail "n. signal/resume while streaming: exit $code then $code2, resumed from '$where'"; tail -3 n.log; fi
 
 # m. fletcher32: HDF5 undoes it, the streaming reader does not
 # shellcheck disable=SC2046
