@@ -302,7 +302,8 @@ static Status load_check_memory(const DatasetInfo *info, size_t lo, size_t hi, b
     sysmem_describe(&mem, source, sizeof source);
     log_error("%s:%s: rows [%zu, %zu) need about %s (%zu rows x %.0f bytes) but "
               "each of this node's %d rank(s) may use %s (%s); use more ranks (or "
-              "nodes) so each shard fits", info->file, info->group, lo, hi, hneed, rows,
+              "nodes) so each shard fits, or stream the rows from the file (data.stream = "
+              "auto or true, with a data.memory_budget below that)", info->file, info->group, lo, hi, hneed, rows,
               row_bytes, local, havail, source);
     return XT_ERR_USAGE;
 }
@@ -452,11 +453,6 @@ Status dataset_load_compact(Dataset *ds, const DatasetInfo *info, size_t lo, siz
     return load(ds, info, lo, hi, k, info->x_u8, comm);
 }
 
-Status dataset_check_memory(const DatasetInfo *info, size_t lo, size_t hi, bool compact,
-                            size_t extra_per_row, const Comm *comm)
-{
-    return load_check_memory(info, lo, hi, compact && info->x_u8, (double)extra_per_row, comm);
-}
 
 Status dataset_check_distributions(const Dataset *ds)
 {

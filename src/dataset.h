@@ -103,12 +103,6 @@ Status dataset_read_class_names(Dataset *ds);
 #define DATASET_SUM_TOLERANCE 1e-3
 Status dataset_check_distributions(const Dataset *ds);
 
-/* The memory guard of dataset_load on its own, for callers that allocate per-row state
- * before loading (the sampler): fails, with the estimate and the hint to use more ranks,
- * when rows [lo, hi) plus extra_per_row bytes each do not fit in this rank's share of the
- * node's available memory. Local (logs on this rank). */
-Status dataset_check_memory(const DatasetInfo *info, size_t lo, size_t hi, bool compact,
-                            size_t extra_per_row, const Comm *comm);
 
 /* As dataset_load, but a uint8 X stays uint8 in memory (X8, 4x smaller; X is NULL):
  * rows are converted and normalised as they are gathered (dataset_gather_rows). Other

@@ -377,9 +377,10 @@ static Status load_val(Trainer *tr)
     size_t n = tr->vinfo.n, lo = 0, hi = tr->r == 0 ? n : 0;
     if (tr->cfg.eval.distributed) /* whole blocks: the same forward passes at any P */
         shard_block_range(n, (size_t)tr->cfg.eval.batch_size, tr->P, tr->r, &lo, &hi);
-    double left = tr->budget - tr->data_bytes;
-    SourceOptions o = {.mode = tr->cfg.data.stream == DATA_STREAM_FALSE ? STREAM_FALSE
-                                                                        : STREAM_AUTO,
+    /* auto: what the training rows left; false: the whole budget (as training had) */
+    bool never = tr->cfg.data.stream == DATA_STREAM_FALSE;
+    double left = never ? tr->budget : tr->budget - tr->data_bytes;
+    SourceOptions o = {.mode = never ? STREAM_FALSE : STREAM_AUTO,
                        .budget = tr->budget > 0 ? (left > 1.0 ? left : 1.0) : 0.0,
                        .compact = false, .probs = tr->loss_kind == LOSS_SOFTMAX_PROBS,
                        .what = "data.val", .local_ranks = comm_local_size(tr->comm)};
