@@ -303,7 +303,8 @@ static Status load_check_memory(const DatasetInfo *info, size_t lo, size_t hi, b
     log_error("%s:%s: rows [%zu, %zu) need about %s (%zu rows x %.0f bytes) but "
               "each of this node's %d rank(s) may use %s (%s); use more ranks (or "
               "nodes) so each shard fits, or stream the rows from the file (data.stream = "
-              "auto or true, with a data.memory_budget below that)", info->file, info->group, lo, hi, hneed, rows,
+              "auto or true, with a data.memory_budget below that)", info->file, info->group,
+              lo, hi, hneed, rows,
               row_bytes, local, havail, source);
     return XT_ERR_USAGE;
 }

@@ -789,7 +789,8 @@ Status h5io_layout(H5File *f, const char *dset, H5ioLayout *l, char *why, size_t
         ok = false;
     }
     H5T_class_t tc = ok ? H5Tget_class(type) : H5T_NO_CLASS;
-    if (ok && tc != H5T_INTEGER && tc != H5T_FLOAT && !(tc == H5T_ENUM && info.cls == H5IO_CLASS_UINT)) {
+    if (ok && tc != H5T_INTEGER && tc != H5T_FLOAT &&
+        !(tc == H5T_ENUM && info.cls == H5IO_CLASS_UINT)) {
         snprintf(why, whylen, "its type %s is not a plain integer or float", info.type_name);
         ok = false;
     }

@@ -343,7 +343,8 @@ static bool read_rows(const Stream *s, const Array *a, const uint32_t *rows, siz
         /* Cold data: keep the kernel reading ADVISE_BYTES of rows ahead of us, so the disk
          * sees many requests at once rather than one pread at a time. */
         while (rd->drop_cache && ahead < n &&
-               (ahead <= i || (base + row_at(rows, first, ahead) - g0) * row_bytes < ADVISE_BYTES)) {
+               (ahead <= i ||
+                (base + row_at(rows, first, ahead) - g0) * row_bytes < ADVISE_BYTES)) {
             size_t a0 = base + row_at(rows, first, ahead), a1;
             ahead = run_end(s, rows, first, n, ahead, row_bytes, &a1);
             (void)posix_fadvise(s->fd, (off_t)(l->offset + (uint64_t)a0 * row_bytes),
@@ -507,7 +508,8 @@ Status stream_open(Stream **out, const DatasetInfo *info, size_t lo, size_t hi, 
             st = XT_ERR_USAGE;
         }
     }
-    if (st == XT_OK && (reader_init(&s->main_rd, s) != XT_OK || reader_init(&s->help_rd, s) != XT_OK)) {
+    if (st == XT_OK &&
+        (reader_init(&s->main_rd, s) != XT_OK || reader_init(&s->help_rd, s) != XT_OK)) {
         snprintf(why, whylen, "out of memory for the decode buffers");
         st = XT_ERR_RUNTIME;
     }

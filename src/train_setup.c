@@ -187,7 +187,8 @@ static Status plan_stream(Trainer *tr)
         local_st = XT_ERR_USAGE;
     }
     Status s = comm_agree(tr->comm, local_st);
-    if (s == XT_OK) s = comm_agree(tr->comm, stream_plan(st, sp, (size_t)wr, (uint64_t)tr->cfg.train.epochs));
+    if (s == XT_OK)
+        s = comm_agree(tr->comm, stream_plan(st, sp, (size_t)wr, (uint64_t)tr->cfg.train.epochs));
     if (s == XT_OK) tr->data_bytes = fixed + 2.0 * wr * (double)row;
     return s;
 }
@@ -222,9 +223,9 @@ static Status load_shard(Trainer *tr)
             char hi_[32], hb[32];
             strutil_human_bytes(index, hi_, sizeof hi_);
             strutil_human_bytes(tr->budget, hb, sizeof hb);
-            log_error("%s: rows [%zu, %zu) need %s for their shuffle order alone (4 bytes per "
-                      "row%s), more than this rank's budget of %s (%s): use more ranks (or "
-                      "nodes)", c->data.train, lo, hi, hi_,
+            log_error("%s: rows [%zu, %zu) need about %s for their shuffle order alone (4 "
+                      "bytes per row%s), more than this rank's budget of %s (%s): use more "
+                      "ranks (or nodes)", c->data.train, lo, hi, hi_,
                       c->data.stream == DATA_STREAM_FALSE ? "" : ", twice when streamed", hb,
                       tr->budget_why);
             local = XT_ERR_USAGE;
