@@ -8,7 +8,7 @@
 #  b. chunked uncompressed X; c. gzip + shuffle filter X in chunks that split the columns
 #     (64 x 3 of 16 columns, partial chunks at both edges); d. X big-endian float64, y int16;
 #  e. dense (N, K) targets (multilabel), also with y gzip-chunked; f. uint8 X kept compact:
-#     each at P = 1 and 3;
+#     b, c and e at P = 1, 2 and 3, d and f at 1 and 3;
 #  g. data.stream = auto: a tiny budget streams (and equals in memory), the default budget
 #     keeps the data in memory;
 #  h. data.stream = false with a shard over the budget, and a budget too small for one
@@ -127,22 +127,23 @@ if grep -Eq "$tot" a.3.log 2>/dev/null && ! grep -Eq 'bytes_(read|needed)=0 ' a.
   pass "a. $(grep -Eo "$tot" a.3.log | head -1)"
 else fail "a. no complete 'stream totals:' line in a.3.log"; grep 'stream totals' a.3.log; fi
 
-# b-f. other layouts and types, P = 1 and 3; b, c and e's gzip y hold the same values as
+# b-f. other layouts and types (chunked, gzip and (N, K) at P = 1, 2, 3; the others at 1 and
+# 3); b, c and e's gzip y hold the same values as
 # their contiguous files, so their in-memory references are those files' runs
 # shellcheck disable=SC2046
 {
-bad=""; for np in 1 3; do pair b mlp.mem $np 128K $(on chunked); done
-verdict "b. chunked X (100 x 16, uncompressed): P = 1, 3 streamed identical to in memory" b mlp.mem 3
-bad=""; for np in 1 3; do pair c mlp.mem $np 128K $(on gzip); done
-verdict "c. gzip + shuffle X in 64 x 3 chunks (columns split, partial edge chunks): P = 1, 3 identical to in memory" c mlp.mem 3
+bad=""; for np in 1 2 3; do pair b mlp.mem $np 128K $(on chunked); done
+verdict "b. chunked X (100 x 16, uncompressed): P = 1, 2, 3 streamed identical to in memory" b mlp.mem 3
+bad=""; for np in 1 2 3; do pair c mlp.mem $np 128K $(on gzip); done
+verdict "c. gzip + shuffle X in 64 x 3 chunks (columns split, partial edge chunks): P = 1, 2, 3 identical to in memory" c mlp.mem 3
 bad=""; for np in 1 3; do pair d d.mem $np 64K $(on be64) "${SOFTMAX[@]}"; done
 verdict "d. X big-endian float64, y int16 (softmax): P = 1, 3 streamed identical to in memory" d d.mem 3
 bad=""
-for np in 1 3; do
+for np in 1 2 3; do
   pair e ml.mem $np 128K $(on ml) --set model.type=multilabel --set model.hidden=
   pair egz ml.mem $np 128K $(on mlgz) --set model.type=multilabel --set model.hidden=
 done
-verdict "e. dense (N, 5) targets (multilabel), y contiguous and gzip-chunked: P = 1, 3 identical to in memory" e ml.mem 3
+verdict "e. dense (N, 5) targets (multilabel), y contiguous and gzip-chunked: P = 1, 2, 3 identical to in memory" e ml.mem 3
 bad=""; for np in 1 3; do pair f u8.mem $np 48K $(on u8) "${SOFTMAX[@]}"; done
 verdict "f. uint8 X (data.compact), 48K budget: P = 1, 3 streamed identical to in memory" f u8.mem 3
 }
