@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +53,7 @@ typedef struct {
     ChunkRow crow[2]; /* X, y */
     double bytes_read, io_s;
     bool drop_cache; /* tell the kernel the bytes read are not needed again */
+    const atomic_bool *cancel; /* the reader thread's: stop reading when set */
     char err[XT_PATH_MAX + 800];
 } Reader;
 
@@ -77,7 +79,8 @@ struct Stream {
     unsigned char *bx, *by; /* the block buffer of sequential reads */
     size_t bcap;
     /* planned windows */
-    bool planned, started, quit;
+    bool planned, started;
+    atomic_bool quit; /* the reader thread is to stop (it also cuts a window's reads short) */
     Sampler plan;
     uint64_t end_epoch; /* no window is read for this epoch or later */
     size_t ramp_rows;   /* the next window's size: from RAMP_STEPS steps up to window_rows */
@@ -327,6 +330,11 @@ static bool read_rows(const Stream *s, const Array *a, const uint32_t *rows, siz
     bool ok = true;
     size_t ahead = 0; /* rows up to here have been announced to the kernel (cold data) */
     for (size_t i = 0; ok && i < n;) {
+        if (rd->cancel && atomic_load_explicit(rd->cancel, memory_order_relaxed)) {
+            snprintf(rd->err, sizeof rd->err, "%s: reading stopped", a->name); /* unused */
+            ok = false;
+            break;
+        }
         size_t g0 = base + row_at(rows, first, i), j = i + 1;
         if (l->chunked) { /* the rows of one chunk row from its decoded copy */
             size_t ci = g0 / l->chunk_rows, q = i;
@@ -680,13 +688,13 @@ static void *helper_main(void *arg)
     pthread_mutex_lock(&s->mu);
     for (;;) {
         Window *w = NULL;
-        while (!s->quit) {
+        while (!atomic_load(&s->quit)) {
             for (int i = 0; i < 2 && !w && s->next_epoch < s->end_epoch; i++)
                 if (s->win[i].state == WIN_FREE) w = &s->win[i];
             if (w) break;
             pthread_cond_wait(&s->cv, &s->mu);
         }
-        if (s->quit) break;
+        if (atomic_load(&s->quit)) break;
         w->state = WIN_FILLING;
         w->epoch = s->next_epoch;
         w->t0 = s->next_t;
@@ -731,6 +739,9 @@ Status stream_plan(Stream *s, const Sampler *sampler, size_t window_rows, uint64
     if (!s->pos) return XT_ERR_RUNTIME;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
+    atomic_init(&s->quit, false);
+    s->help_rd.cancel = &s->quit; /* a stop (end of training, a signal) need not wait for a
+                                     whole window's reads */
     s->planned = true;
     return XT_OK;
 }
@@ -739,13 +750,13 @@ Status stream_plan(Stream *s, const Sampler *sampler, size_t window_rows, uint64
 static void helper_stop(Stream *s)
 {
     if (!s->started) return;
-    s->quit = true;
+    atomic_store(&s->quit, true);
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
     pthread_join(s->th, NULL);
     pthread_mutex_lock(&s->mu);
     s->started = false;
-    s->quit = false;
+    atomic_store(&s->quit, false);
 }
 
 void stream_begin_step(Stream *s, uint64_t epoch, size_t t)
