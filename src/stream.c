@@ -828,6 +828,14 @@ void stream_gather(Stream *s, const uint32_t *rows, size_t m, float *X, int32_t 
                                       (s->has_y ? s->y.lay.cols * s->y.lay.esize : 0));
 }
 
+void stream_stop(Stream *s)
+{
+    if (!s->planned) return;
+    pthread_mutex_lock(&s->mu);
+    helper_stop(s);
+    pthread_mutex_unlock(&s->mu);
+}
+
 void stream_stats(const Stream *s, StreamStats *out)
 {
     *out = (StreamStats){.bytes_read = s->help_rd.bytes_read,
@@ -856,9 +864,7 @@ void stream_close(Stream *s)
 {
     if (!s) return;
     if (s->planned) {
-        pthread_mutex_lock(&s->mu);
-        helper_stop(s);
-        pthread_mutex_unlock(&s->mu);
+        stream_stop(s);
         pthread_mutex_destroy(&s->mu);
         pthread_cond_destroy(&s->cv);
         for (int i = 0; i < 2; i++) {

@@ -81,7 +81,11 @@ void stream_begin_step(Stream *s, uint64_t epoch, size_t t);
 void stream_gather(Stream *s, const uint32_t *rows, size_t m, float *X, int32_t *y, float *t,
                    const float *shift, const float *mul);
 
-/* What the stream did: bytes read from the file, bytes of rows delivered, seconds the
+/* Stops the reader thread (at the end of training; a later stream_begin_step would start it
+ * again). Local. */
+void stream_stop(Stream *s);
+
+/* What the stream did (the reader's figures are final once stream_stop returned): bytes read from the file, bytes of rows delivered, seconds the
  * readers spent reading, seconds the trainer waited for the helper. */
 typedef struct {
     double bytes_read, bytes_needed, io_s, wait_s;

@@ -449,6 +449,7 @@ static void report_stream(const Trainer *tr)
 {
     if (!tr->streamed) return;
     StreamStats ss;
+    stream_stop(tr->train_rows.stream); /* its counters are final */
     stream_stats(tr->train_rows.stream, &ss);
     double v[4] = {ss.bytes_read, ss.bytes_needed, ss.io_s, ss.wait_s};
     comm_allreduce_sum_double(tr->comm, v, 4);
