@@ -27,7 +27,8 @@
 # Usage: bench/stream.sh [XENTRAIN] [DATA.h5] [REPS] [OUT_DIR]   (defaults: build
 #        build-release, data/fashion-mnist.h5, 3, bench/out; bench/run.sh calls it)
 # Environment: STREAM_BENCH_BIG=1 (part 2), STREAM_BENCH_GB, STREAM_BENCH_DIR,
-#   STREAM_BENCH_LIMIT, STREAM_BENCH_MODEL, STREAM_BENCH_SHUFFLE, STREAM_BENCH_NP (2); STREAM_BENCH_BUDGET (part 1's
+#   STREAM_BENCH_LIMIT, STREAM_BENCH_MODEL, STREAM_BENCH_SHUFFLE, STREAM_BENCH_NP (2),
+#   STREAM_BENCH_GZIP (deflate level of the generated file; 0 = contiguous); STREAM_BENCH_BUDGET (part 1's
 #   budget, 16M), STREAM_BENCH_BLOCK (train.shuffle_block, 0 = auto), STREAM_BENCH_PART1=0
 #   (part 2 alone).
 # Writes OUT_DIR/stream.csv (part,measure,P,mode,value,target) and prints a table.
@@ -37,7 +38,7 @@ bin=${1:-} data=${2:-"$root/data/fashion-mnist.h5"} reps=${3:-3} out=${4:-"$root
 budget1=${STREAM_BENCH_BUDGET:-16M} block=${STREAM_BENCH_BLOCK:-0}
 big=${STREAM_BENCH_BIG:-0} gib=${STREAM_BENCH_GB:-8} bigdir=${STREAM_BENCH_DIR:-/var/tmp/xt-stream-bench}
 limit=${STREAM_BENCH_LIMIT:-2G} bigmodel=${STREAM_BENCH_MODEL:-mlp} bigshuffle=${STREAM_BENCH_SHUFFLE:-true}
-part1=${STREAM_BENCH_PART1:-1} bignp=${STREAM_BENCH_NP:-2}
+part1=${STREAM_BENCH_PART1:-1} bignp=${STREAM_BENCH_NP:-2} biggzip=${STREAM_BENCH_GZIP:-0}
 cd "$root"
 if [ -z "$bin" ]; then
   scripts/install-deps.sh --with-data --with-tools
@@ -125,13 +126,17 @@ elif [ "$big" = 1 ]; then
   rowbytes=$((784 * 4 + 4))
   rows=$(awk -v g="$gib" -v b=$rowbytes 'BEGIN { printf "%d", g * 1073741824 / b }')
   file=$bigdir/blobs-$rows.h5
+  [ "$biggzip" != 0 ] && file=$bigdir/blobs-$rows-gzip$biggzip.h5
   mkdir -p "$bigdir"
   size=$(stat -c %s "$file" 2>/dev/null || echo 0)
   want=$((rows * rowbytes))
-  if [ "$size" -lt "$want" ] || [ "$size" -gt $((want + 16 * 1048576)) ]; then
+  fresh=0 # a compressed file's size is unknown in advance: any non-empty one is reused
+  if [ "$biggzip" = 0 ]; then [ "$size" -ge "$want" ] && [ "$size" -le $((want + 16 * 1048576)) ] && fresh=1
+  else [ "$size" -gt 0 ] && fresh=1; fi
+  if [ $fresh = 0 ]; then
     echo "bench: writing $file ($rows rows, about $gib GiB; once)"
     rm -f "$file"
-    "$bin" gen blobs --rows "$rows" --features 784 --classes 10 --dtype float32 \
+    "$bin" gen blobs --rows "$rows" --features 784 --classes 10 --dtype float32 --gzip "$biggzip" \
       --val-fraction 0 --test-fraction 0 --seed 1 --out "$file" >/dev/null
   else
     echo "bench: reusing $file ($size bytes)"
