@@ -280,13 +280,20 @@ Status dataset_probe(const char *spec, const Comm *comm, bool need_y, DatasetInf
 
 /* ---- load ----------------------------------------------------------------------- */
 
+double dataset_row_bytes(const DatasetInfo *info, bool compact)
+{
+    double row = (double)info->d * (compact && info->x_u8 ? 1.0 : (double)sizeof(float));
+    if (info->has_y)
+        row += info->target == TARGET_CLASS ? (double)sizeof(int32_t)
+                                            : (double)info->k_dense * sizeof(float);
+    return row;
+}
+
 static Status load_check_memory(const DatasetInfo *info, size_t lo, size_t hi, bool compact,
                                 double extra_per_row, const Comm *comm)
 {
     size_t rows = hi - lo;
-    double row_bytes = extra_per_row + (double)info->d * (compact ? 1.0 : (double)sizeof(float)) +
-                       (info->target == TARGET_CLASS ? (double)sizeof(int32_t)
-                                                     : (double)info->k_dense * sizeof(float));
+    double row_bytes = extra_per_row + dataset_row_bytes(info, compact);
     double need = (double)rows * row_bytes;
     SysMem mem;
     sysmem_read("", &mem);

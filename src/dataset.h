@@ -93,6 +93,9 @@ Status dataset_load(Dataset *ds, const DatasetInfo *info, size_t lo, size_t hi, 
  * in [0, k) when k > 0 (and ds->label_min/max set from them), targets in [0, 1]. Names the
  * file, dataset and global row. Local. */
 Status dataset_check_rows(Dataset *ds, size_t k);
+/* Bytes one row takes in memory: X as float32 (uint8 when compact and X is uint8) and its
+ * targets when the split has them. Local. */
+double dataset_row_bytes(const DatasetInfo *info, bool compact);
 /* Reads the class_names attribute (group, then file root) into ds. Local (serial open). */
 Status dataset_read_class_names(Dataset *ds);
 

@@ -102,15 +102,6 @@ double rowsource_budget(double configured, int local_ranks, char *why, size_t wh
     return DEFAULT_BUDGET_SHARE * mem.bytes / (double)local;
 }
 
-double rowsource_memory_bytes(const DatasetInfo *info, size_t rows, bool compact)
-{
-    double row = (double)info->d * (compact && info->x_u8 ? 1.0 : (double)sizeof(float));
-    if (info->has_y)
-        row += info->target == TARGET_CLASS ? (double)sizeof(int32_t)
-                                            : (double)info->k_dense * sizeof(float);
-    return (double)rows * row;
-}
-
 static Status open_stream(RowSource *s, Dataset *ds, const DatasetInfo *info, size_t lo,
                           size_t hi, size_t k, const SourceOptions *o)
 {
@@ -129,7 +120,7 @@ static Status open_stream(RowSource *s, Dataset *ds, const DatasetInfo *info, si
      * they are read */
     SysMem mem;
     sysmem_read("", &mem);
-    double rows = rowsource_memory_bytes(info, hi - lo, o->compact);
+    double rows = (double)(hi - lo) * dataset_row_bytes(info, o->compact);
     stream_set_drop_cache(st, mem.bytes > 0 && rows * (double)o->local_ranks > mem.bytes);
     rc = stream_scan(st, ds, k, o->probs);
     if (rc != XT_OK) {
@@ -146,7 +137,7 @@ Status rowsource_open(RowSource *s, Dataset *ds, const DatasetInfo *info, size_t
                       size_t k, const SourceOptions *o, const Comm *comm, bool *streamed)
 {
     *s = (RowSource){0};
-    double need = rowsource_memory_bytes(info, hi - lo, o->compact) +
+    double need = (double)(hi - lo) * dataset_row_bytes(info, o->compact) +
                   (double)(hi - lo) * (double)o->extra_per_row;
     int32_t big = o->budget > 0 && need > o->budget;
     if (comm) comm_allreduce_max_i32(comm, &big, 1);

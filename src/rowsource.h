@@ -73,8 +73,6 @@ double rowsource_budget(double configured, int local_ranks, char *why, size_t wh
  * s is the source over the rows. */
 Status rowsource_open(RowSource *s, Dataset *ds, const DatasetInfo *info, size_t lo, size_t hi,
                       size_t k, const SourceOptions *o, const Comm *comm, bool *streamed);
-/* The bytes rows [lo, hi) of the split take in memory (X in its memory type, targets). */
-double rowsource_memory_bytes(const DatasetInfo *info, size_t rows, bool compact);
 
 /* A hint that training step t of epoch (0-based) comes next: a streamed source makes its
  * rows available (waiting for its reader when it is behind). A no-op in memory. */

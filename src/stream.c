@@ -25,8 +25,6 @@
 /* The first window after a (re)start holds this many steps; each next one at most twice
  * the rows of the one before, up to the full window. */
 #define RAMP_STEPS 4
-/* Rows per block of rowsource's statistics (ROWSOURCE_BLOCK_ROWS), for the fixed bytes. */
-#define STATS_BLOCK_ROWS 1024
 /* A chunk row larger than this is refused: it is decoded whole. */
 #define MAX_CHUNK_ROW_BYTES ((size_t)256 << 20)
 
@@ -37,6 +35,7 @@ typedef struct {
     H5ioLayout lay;
     MemType mem;
     size_t mem_esize;
+    char path[340];               /* "/train/X" */
     char name[XT_PATH_MAX + 340]; /* "file.h5:/train/X", for messages */
 } Array;
 
@@ -122,26 +121,39 @@ static inline uint64_t load_bits(const unsigned char *p, size_t esize, bool swap
     }
 }
 
-/* The element as a double-free value class: signed, unsigned or float. */
+/* Integer bits of esize bytes as a signed value (two's complement). */
+static inline int64_t sign_extend(uint64_t b, size_t esize)
+{
+    return esize == 1 ? (int8_t)b : esize == 2 ? (int16_t)b : esize == 4 ? (int32_t)b : (int64_t)b;
+}
+
+/* Float bits (float32 or float64) as a double. */
+static inline double float_value(uint64_t bits, size_t esize)
+{
+    if (esize == 4) {
+        float f;
+        uint32_t u = (uint32_t)bits;
+        memcpy(&f, &u, 4);
+        return f;
+    }
+    double d;
+    memcpy(&d, &bits, 8);
+    return d;
+}
+
+/* The element as float32 by C casts, the conversion HDF5 applies on read. */
 static inline float to_f32(const H5ioLayout *l, uint64_t bits)
 {
     switch (l->cls) {
-    case H5IO_CLASS_FLOAT:
-        if (l->esize == 4) { float f; uint32_t u = (uint32_t)bits; memcpy(&f, &u, 4); return f; }
-        { double d; memcpy(&d, &bits, 8); return (float)d; }
-    case H5IO_CLASS_INT:
-        switch (l->esize) {
-        case 1: return (float)(int8_t)bits;
-        case 2: return (float)(int16_t)bits;
-        case 4: return (float)(int32_t)bits;
-        default: return (float)(int64_t)bits;
-        }
+    case H5IO_CLASS_FLOAT: return (float)float_value(bits, l->esize);
+    case H5IO_CLASS_INT: return (float)sign_extend(bits, l->esize);
     default: return (float)bits;
     }
 }
 
 /* Converts count stored elements to the array's memory type. Returns the index of an
- * element that has no exact int32 value (MEM_I32), or SIZE_MAX. */
+ * element that has no exact int32 value (MEM_I32: integers out of range, floats that are
+ * not whole numbers), or SIZE_MAX. */
 static size_t convert(const Array *a, const unsigned char *raw, size_t count, unsigned char *out)
 {
     const H5ioLayout *l = &a->lay;
@@ -164,8 +176,12 @@ static size_t convert(const Array *a, const unsigned char *raw, size_t count, un
     for (size_t i = 0; i < count; i++) {
         uint64_t b = load_bits(raw + i * es, es, swap);
         int64_t v;
-        if (l->cls == H5IO_CLASS_INT) {
-            v = es == 1 ? (int8_t)b : es == 2 ? (int16_t)b : es == 4 ? (int32_t)b : (int64_t)b;
+        if (l->cls == H5IO_CLASS_FLOAT) { /* class ids stored as whole-number floats */
+            double d = float_value(b, es);
+            if (!(d >= INT32_MIN && d <= INT32_MAX) || d != (double)(int64_t)d) return i;
+            v = (int64_t)d;
+        } else if (l->cls == H5IO_CLASS_INT) {
+            v = sign_extend(b, es);
         } else {
             if (b > (uint64_t)INT32_MAX) return i;
             v = (int64_t)b;
@@ -413,8 +429,8 @@ static void reader_free(Reader *rd)
 static Status array_open(H5File *f, const DatasetInfo *info, const char *dset_name, MemType mem,
                          Array *a, char *why, size_t whylen)
 {
-    char path[340];
-    snprintf(path, sizeof path, "%s%s%s", info->group, strcmp(info->group, "/") ? "/" : "",
+    char *path = a->path;
+    snprintf(a->path, sizeof a->path, "%s%s%s", info->group, strcmp(info->group, "/") ? "/" : "",
              dset_name);
     snprintf(a->name, sizeof a->name, "%s:%s", info->file, path);
     a->mem = mem;
@@ -430,30 +446,23 @@ static Status array_open(H5File *f, const DatasetInfo *info, const char *dset_na
                  "chunk", path, a->lay.chunk_rows, a->lay.cols, MAX_CHUNK_ROW_BYTES >> 20);
         return XT_ERR_USAGE;
     }
-    if (mem == MEM_I32 && a->lay.cls == H5IO_CLASS_FLOAT) {
-        snprintf(why, whylen, "%s: class ids stored as floats", path);
-        return XT_ERR_USAGE;
-    }
     return XT_OK;
 }
 
 /* The reader must see exactly what HDF5 sees: the raw bytes of the first and last rows. */
-static Status verify(Stream *s, H5File *f, const Array *a, const char *dset, char *why,
-                     size_t whylen)
+static Status verify(Stream *s, H5File *f, const Array *a, char *why, size_t whylen)
 {
     const H5ioLayout *l = &a->lay;
+    const char *path = a->path;
     size_t row_bytes = l->cols * l->esize, n = s->hi - s->lo;
     if (n == 0) return XT_OK;
-    char path[340];
-    snprintf(path, sizeof path, "%s%s%s", s->info.group, strcmp(s->info.group, "/") ? "/" : "",
-             dset);
     unsigned char *want = malloc(row_bytes), *got = malloc(row_bytes);
     Status st = want && got ? XT_OK : XT_ERR_RUNTIME;
     Reader *rd = &s->main_rd;
     ChunkRow *cr = &rd->crow[a == &s->x ? 0 : 1];
     size_t probe[2] = {0, n - 1};
     for (int i = 0; i < 2 && st == XT_OK; i++) {
-        uint32_t row = (uint32_t)probe[i];
+        size_t row = probe[i];
         if (h5io_read_rows_raw(f, path, s->lo + row, 1, want) != XT_OK) {
             snprintf(why, whylen, "%s: HDF5 cannot read row %zu", path, s->lo + row);
             st = XT_ERR_USAGE;
@@ -521,8 +530,8 @@ Status stream_open(Stream **out, const DatasetInfo *info, size_t lo, size_t hi, 
         snprintf(why, whylen, "out of memory for the decode buffers");
         st = XT_ERR_RUNTIME;
     }
-    if (st == XT_OK) st = verify(s, f, &s->x, info->x_name, why, whylen);
-    if (st == XT_OK && s->has_y) st = verify(s, f, &s->y, info->y_name, why, whylen);
+    if (st == XT_OK) st = verify(s, f, &s->x, why, whylen);
+    if (st == XT_OK && s->has_y) st = verify(s, f, &s->y, why, whylen);
     if (f) h5io_close(&f);
     s->main_rd.bytes_read = 0.0; /* the verification reads are not the run's */
     if (st != XT_OK) {
@@ -849,15 +858,21 @@ void stream_stats(const Stream *s, StreamStats *out)
 void stream_describe(const Stream *s, char *buf, size_t len)
 {
     const H5ioLayout *l = &s->x.lay;
-    if (!l->chunked) {
-        snprintf(buf, len, "contiguous X, %s", l->big_endian ? "big-endian" : "little-endian");
-        return;
-    }
     char f[64] = "";
     for (int i = 0; i < l->n_filters; i++)
         snprintf(f + strlen(f), sizeof f - strlen(f), "%s%s", i ? "+" : ", ",
                  l->filter[i] == H5IO_FILTER_DEFLATE ? "deflate" : "shuffle");
-    snprintf(buf, len, "chunked X (%zu x %zu per chunk%s)", l->chunk_rows, l->chunk_cols, f);
+    /* the page-cache policy is a guess from the node's memory: say it */
+    const char *cache = s->help_rd.drop_cache
+                            ? "; the rows exceed the node's usable memory, so reads are announced "
+                              "ahead and dropped from the page cache after use"
+                            : "";
+    if (l->chunked)
+        snprintf(buf, len, "chunked X (%zu x %zu per chunk%s)%s", l->chunk_rows, l->chunk_cols, f,
+                 cache);
+    else
+        snprintf(buf, len, "contiguous X, %s%s", l->big_endian ? "big-endian" : "little-endian",
+                 cache);
 }
 
 void stream_close(Stream *s)

@@ -251,8 +251,8 @@ static Status load_shard(Trainer *tr)
                         kcheck, &o, tr->comm, &tr->streamed);
     if (st != XT_OK) return st;
     if (tr->streamed) return plan_stream(tr);
-    tr->data_bytes = rowsource_memory_bytes(ti, tr->sampler.row_hi - tr->sampler.row_lo,
-                                            c->data.compact);
+    tr->data_bytes = (double)(tr->sampler.row_hi - tr->sampler.row_lo) *
+                     dataset_row_bytes(ti, c->data.compact);
     return XT_OK;
 }
 
@@ -574,7 +574,7 @@ static void banner(const Trainer *tr)
     log_info("data     train %s: N = %zu, D = %zu (X %s), y %s; rank 0 holds rows [%zu, %zu)",
              c->data.train, tr->tinfo.n, tr->tinfo.d, tr->tinfo.x_type, tr->tinfo.y_type,
              tr->sampler.row_lo, tr->sampler.row_hi);
-    char hb[32], hd[32], how[400];
+    char hb[32], hd[32], how[600];
     strutil_human_bytes(tr->budget, hb, sizeof hb);
     strutil_human_bytes(tr->data_bytes, hd, sizeof hd);
     if (tr->streamed) {

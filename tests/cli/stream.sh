@@ -6,7 +6,8 @@
 #  a. contiguous float32 X, class ids, a 64K budget (a few steps of rows) at P = 1, 2, 3;
 #     the closing "stream totals:" line has all its fields;
 #  b. chunked uncompressed X; c. gzip + shuffle filter X in chunks that split the columns
-#     (64 x 3 of 16 columns, partial chunks at both edges); d. X big-endian float64, y int16;
+#     (64 x 3 of 16 columns, partial chunks at both edges); d. X big-endian float64, y int16,
+#     and class ids stored as whole-number floats;
 #  e. dense (N, K) targets (multilabel), also with y gzip-chunked; f. uint8 X kept compact:
 #     b, c and e at P = 1, 2 and 3, d and f at 1 and 3;
 #  g. data.stream = auto: a tiny budget streams (and equals in memory), the default budget
@@ -94,6 +95,7 @@ def rewrite(src, dst, x=None, y=None):
 rewrite("d.h5", "chunked.h5", x=dict(chunks=(100, 16)))
 rewrite("d.h5", "gzip.h5", x=dict(chunks=(64, 3), compression="gzip", shuffle=True))
 rewrite("d.h5", "be64.h5", x=dict(dtype=">f8"), y=dict(dtype="i2"))
+rewrite("d.h5", "yfloat.h5", y=dict(dtype="f4"))
 rewrite("ml.h5", "mlgz.h5", y=dict(chunks=(100, 5), compression="gzip"))
 rewrite("d.h5", "fletcher.h5", x=dict(chunks=(100, 16), fletcher32=True))
 PY
@@ -138,6 +140,8 @@ bad=""; for np in 1 2 3; do pair c mlp.mem $np 128K $(on gzip); done
 verdict "c. gzip + shuffle X in 64 x 3 chunks (columns split, partial edge chunks): P = 1, 2, 3 identical to in memory" c mlp.mem 3
 bad=""; for np in 1 3; do pair d d.mem $np 64K $(on be64) "${SOFTMAX[@]}"; done
 verdict "d. X big-endian float64, y int16 (softmax): P = 1, 3 streamed identical to in memory" d d.mem 3
+bad=""; for np in 1 3; do pair d2 mlp.mem $np 64K $(on yfloat); done
+verdict "d. class ids stored as whole-number float32: P = 1, 3 streamed identical to in memory" d2 mlp.mem 3
 bad=""
 for np in 1 2 3; do
   pair e ml.mem $np 128K $(on ml) --set model.type=multilabel --set model.hidden=
