@@ -11,6 +11,7 @@
 
 #include <mpi.h>
 
+#include "comm_shm.h"
 #include "log.h"
 
 /* Seconds on a monotonic clock. Both threads use it: the watchdog never calls MPI
@@ -37,11 +38,20 @@ typedef struct {
     pthread_t thread;
 } Watch;
 
+/* The step's reduction path; a pointer in Comm, so that functions taking a const Comm may
+ * set it up. */
+typedef struct {
+    ShmRed *shm;         /* the node's shared window, or NULL */
+    CommStep use;
+    int *counts, *displs; /* (P) for MPI_Reduce_scatter and MPI_Allgatherv */
+} StepPath;
+
 struct Comm {
     MPI_Comm world;
     int rank, size;
     int local_size, node_count;
     double init_seconds;
+    StepPath *step;
 };
 
 /* The watchdog is process-wide (one per rank); collectives consult it through g_watch,
@@ -132,10 +142,15 @@ Status comm_open(int *argc, char ***argv, Comm **out)
     clock_gettime(CLOCK_MONOTONIC, &t1);
     Comm *c = calloc(1, sizeof *c);
     if (!c) abort_world(XT_ERR_RUNTIME);
+    c->step = calloc(1, sizeof *c->step);
+    if (!c->step) abort_world(XT_ERR_RUNTIME);
     c->init_seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     c->world = MPI_COMM_WORLD;
     MPI_Comm_rank(c->world, &c->rank);
     MPI_Comm_size(c->world, &c->size);
+    c->step->counts = calloc((size_t)c->size, sizeof(int));
+    c->step->displs = calloc((size_t)c->size, sizeof(int));
+    if (!c->step->counts || !c->step->displs) abort_world(XT_ERR_RUNTIME);
     MPI_Comm node;
     MPI_Comm_split_type(c->world, MPI_COMM_TYPE_SHARED, c->rank, MPI_INFO_NULL, &node);
     MPI_Comm_size(node, &c->local_size);
@@ -154,6 +169,10 @@ void comm_close(Comm **c)
 {
     if (!c || !*c) return;
     g_watch = NULL; /* the detached thread only reads it while collectives run */
+    shmred_close(&(*c)->step->shm);
+    free((*c)->step->counts);
+    free((*c)->step->displs);
+    free((*c)->step);
     free(*c);
     *c = NULL;
     int fin = 0;
@@ -295,6 +314,92 @@ void comm_barrier(const Comm *c)
 {
     watch_begin("MPI_Barrier");
     MPI_Barrier(c->world);
+    watch_end();
+}
+
+/* ---- the step's reductions -------------------------------------------------------------- */
+
+Status comm_step_setup(const Comm *c, size_t bytes, char *why, size_t len)
+{
+    StepPath *sp = c->step;
+    shmred_close(&sp->shm);
+    sp->use = COMM_STEP_MPI;
+    watch_begin("shared-memory window set-up");
+    Status st = shmred_open(&sp->shm, c->world, bytes, why, len);
+    watch_end();
+    if (st == XT_OK) sp->use = COMM_STEP_SHM;
+    return st;
+}
+
+void comm_step_use(const Comm *c, CommStep which)
+{
+    c->step->use = which == COMM_STEP_SHM && c->step->shm ? COMM_STEP_SHM : COMM_STEP_MPI;
+}
+
+CommStep comm_step_current(const Comm *c) { return c->step->use; }
+
+void *comm_step_buffer(const Comm *c) { return c->step->shm ? shmred_segment(c->step->shm) : NULL; }
+
+void comm_step_shape(const Comm *c, int *local, int *nodes)
+{
+    *local = c->step->shm ? shmred_local_size(c->step->shm) : 0;
+    *nodes = c->step->shm ? shmred_nodes(c->step->shm) : 0;
+}
+
+static MPI_Datatype mpi_type(CommType t) { return t == COMM_F32 ? MPI_FLOAT : MPI_INT32_T; }
+
+void comm_step_allreduce(const Comm *c, void *buf, size_t n, CommType t)
+{
+    if (c->step->use == COMM_STEP_SHM) {
+        watch_begin("shared-memory allreduce");
+        shmred_allreduce(c->step->shm, buf, n, t == COMM_F32 ? SHM_F32 : SHM_I32);
+        watch_end();
+        return;
+    }
+    allreduce_chunked(c, buf, n, mpi_type(t), 4, MPI_SUM);
+}
+
+void comm_step_reduce_scatter(const Comm *c, void *buf, const size_t *off, size_t tail,
+                              CommType t)
+{
+    StepPath *sp = c->step;
+    XT_ASSERT(off[c->size] <= (size_t)INT_MAX);
+    if (sp->use == COMM_STEP_SHM) {
+        watch_begin("shared-memory reduce-scatter");
+        shmred_reduce_scatter(sp->shm, buf, off, tail, t == COMM_F32 ? SHM_F32 : SHM_I32);
+        watch_end();
+        return;
+    }
+    char *b = buf;
+    if (tail > 0) allreduce_chunked(c, b + off[c->size] * 4, tail, mpi_type(t), 4, MPI_SUM);
+    for (int r = 0; r < c->size; r++) sp->counts[r] = (int)(off[r + 1] - off[r]);
+    watch_begin("MPI_Reduce_scatter");
+    /* In place, MPI leaves this rank's piece at the start of buf: moved to where it belongs. */
+    if (MPI_Reduce_scatter(MPI_IN_PLACE, buf, sp->counts, mpi_type(t), MPI_SUM, c->world) !=
+        MPI_SUCCESS)
+        abort_world(XT_ERR_RUNTIME);
+    watch_end();
+    memmove(b + off[c->rank] * 4, b, (off[c->rank + 1] - off[c->rank]) * 4);
+}
+
+void comm_step_allgather(const Comm *c, void *buf, const size_t *off)
+{
+    StepPath *sp = c->step;
+    XT_ASSERT(off[c->size] <= (size_t)INT_MAX);
+    if (sp->use == COMM_STEP_SHM && shmred_nodes(sp->shm) == 1) {
+        watch_begin("shared-memory allgather");
+        shmred_allgather(sp->shm, buf, off);
+        watch_end();
+        return;
+    }
+    for (int r = 0; r < c->size; r++) {
+        sp->counts[r] = (int)(off[r + 1] - off[r]);
+        sp->displs[r] = (int)off[r];
+    }
+    watch_begin("MPI_Allgatherv");
+    if (MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, sp->counts, sp->displs, MPI_BYTE,
+                       c->world) != MPI_SUCCESS)
+        abort_world(XT_ERR_RUNTIME);
     watch_end();
 }
 

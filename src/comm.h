@@ -73,6 +73,39 @@ void comm_gatherv(const Comm *c, const void *send, size_t bytes, void *recv0,
                   const size_t *counts);
 void comm_barrier(const Comm *c);
 
+/* ---- the training step's reductions --------------------------------------------------
+ * Through MPI (MPI_Allreduce, MPI_Reduce_scatter, MPI_Allgatherv), or, after
+ * comm_step_setup chose it, through the node's shared memory (comm_shm.c: a fixed
+ * summation order, several nodes as one slice owner per node allreducing with MPI).
+ * Elements are 4 bytes: float sums, or int32 sums (the reproducible mode's, exact). */
+typedef enum { COMM_F32, COMM_I32 } CommType;
+typedef enum { COMM_STEP_MPI, COMM_STEP_SHM } CommStep;
+
+/* Collective: maps the node's shared window for buffers of up to `bytes` bytes. XT_OK, or
+ * an error with the reason in why (one rank per node, unequal nodes); every rank gets the
+ * same answer. The step then uses shared memory until comm_step_use says otherwise. */
+Status comm_step_setup(const Comm *c, size_t bytes, char *why, size_t len);
+/* Local (every rank must choose the same): which path the step's reductions take. MPI when
+ * no shared window was set up. */
+void comm_step_use(const Comm *c, CommStep which);
+CommStep comm_step_current(const Comm *c);
+/* This rank's segment of the shared window (bytes as set up), or NULL: a caller that
+ * computes its send buffer there saves a copy. */
+void *comm_step_buffer(const Comm *c);
+/* The shared-memory path's shape: ranks per node and nodes (0, 0 without one). */
+void comm_step_shape(const Comm *c, int *local, int *nodes);
+/* Collective: n elements summed in place. */
+void comm_step_allreduce(const Comm *c, void *buf, size_t n, CommType t);
+/* Collective: off[0..P] cut buf into the ranks' pieces in rank order (off[P] <= INT_MAX);
+ * on return buf[off[r], off[r+1]) holds this rank's piece of the sum and buf[off[P],
+ * off[P] + tail) the sum of the tail (the step's loss, weight and flags reach every rank);
+ * the rest of buf is undefined. */
+void comm_step_reduce_scatter(const Comm *c, void *buf, const size_t *off, size_t tail,
+                              CommType t);
+/* Collective, in place: off[0..P] in bytes; rank r contributes buf[off[r], off[r+1]), and
+ * every rank ends with all of buf[0, off[P]). */
+void comm_step_allgather(const Comm *c, void *buf, const size_t *off);
+
 /* Ends every rank of the job now (MPI_Abort). For a rank failing alone. */
 _Noreturn void comm_abort(const Comm *c, int code);
 

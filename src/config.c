@@ -100,6 +100,8 @@ static const char *const MODE_NAMES[] = {"auto", "min", "max", NULL};
 /* Enums whose first two choices are "false" and "true" also take the boolean words. */
 static const char *const SHUFFLE_NAMES[] = {"false", "true", "block", NULL};
 static const char *const STREAM_NAMES[] = {"false", "true", "auto", NULL};
+static const char *const SHARD_NAMES[] = {"false", "true", "auto", NULL};
+static const char *const ALLREDUCE_NAMES[] = {"mpi", "shm", "auto", NULL};
 
 #define XT_INT31_MAX INT64_C(2147483647)
 #define XT_EPOCHS_MAX INT64_C(1000000)
@@ -214,6 +216,9 @@ static const Key KEYS[] = {
           BOUND_INCL, 1e3, "lars: eta in eta ||w|| / (||g|| + weight_decay ||w||)"),
     K_BOOL(0, "optim", "exclude_bias", optim.exclude_bias, "true",
            "lars, lamb: biases take no trust ratio and no weight decay"),
+    K_ENUM(0, "optim", "shard", optim.shard, "auto", SHARD_NAMES,
+           "each rank updates 1/P of the parameters and optimiser state (reduce-scatter, "
+           "allgather); auto = when P > 1"),
     /* [train] */
     K_INT(0, "train", "epochs", train.epochs, "10", 1, XT_EPOCHS_MAX, "maximum number of epochs"),
     K_INT(KEY_TRAJ, "train", "batch_size", train.batch_size, "128", 0, XT_INT31_MAX,
@@ -267,6 +272,9 @@ static const Key KEYS[] = {
     /* [comm] */
     K_DBL(0, "comm", "timeout_s", comm.timeout_s, "600", BOUND_EXCL, 0.0, BOUND_NONE, 0.0,
           "seconds a collective may wait before the job is aborted"),
+    K_ENUM(0, "comm", "allreduce", comm.allreduce, "auto", ALLREDUCE_NAMES,
+           "gradient reduction: mpi, shm (node's shared memory, fixed order) or auto "
+           "(measured at start-up)"),
     /* [run] */
     K_STR(KEY_RUN, "run", "dir", run.dir, "", "a directory path, or empty",
           "output directory; empty = runs/<config file name without extension>"),

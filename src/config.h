@@ -55,6 +55,8 @@ typedef enum { MONITOR_VAL_LOSS, MONITOR_VAL_ACCURACY } Monitor;
 typedef enum { MODE_AUTO, MODE_MIN, MODE_MAX } MonitorMode;
 typedef enum { SHUFFLE_NONE, SHUFFLE_ROWS, SHUFFLE_BLOCK } Shuffle; /* false, true, block */
 typedef enum { DATA_STREAM_FALSE, DATA_STREAM_TRUE, DATA_STREAM_AUTO } DataStream;
+typedef enum { SHARD_FALSE, SHARD_TRUE, SHARD_AUTO } OptimShard;
+typedef enum { ALLREDUCE_MPI, ALLREDUCE_SHM, ALLREDUCE_AUTO } AllreduceImpl;
 
 typedef struct {
     struct {
@@ -96,6 +98,7 @@ typedef struct {
         double eps;             /* adam, adamw, lamb, lars: denominator guard */
         double trust_coefficient; /* lars: eta */
         bool exclude_bias;      /* lars, lamb: biases take no trust ratio, no decay */
+        OptimShard shard;       /* each rank updates a slice (reduce-scatter + allgather) */
     } optim;
     struct {
         int64_t epochs;
@@ -129,6 +132,7 @@ typedef struct {
     } checkpoint;
     struct {
         double timeout_s;       /* collective watchdog */
+        AllreduceImpl allreduce; /* the step's reductions: MPI or the node's shared memory */
     } comm;
     struct {
         char dir[XT_PATH_MAX];  /* "" = runs/<config file stem> */

@@ -50,8 +50,16 @@ void exact_grad_free(ExactGrad *g)
     free(g->part);
     free(g->mx);
     free(g->e);
-    free(g->acc);
+    if (!g->acc_borrowed) free(g->acc);
     *g = (ExactGrad){0};
+}
+
+void exact_grad_use_acc(ExactGrad *g, int32_t *buf)
+{
+    if (!g->acc_borrowed) free(g->acc);
+    g->acc = buf;
+    g->acc_borrowed = true;
+    memset(g->acc, 0, exact_grad_len(g) * sizeof *g->acc);
 }
 
 void exact_grad_begin(ExactGrad *g)
@@ -233,13 +241,14 @@ void exact_grad_convert(ExactGrad *g)
     }
 }
 
-const float *exact_grad_finish(ExactGrad *g)
+const float *exact_grad_finish(ExactGrad *g, size_t lo, size_t hi)
 {
     float *out = g->part[0];
-    for (size_t b = 0; b < g->nblocks; b++) {
-        size_t lo = b * EXACT_BLOCK, len = g->n - lo < EXACT_BLOCK ? g->n - lo : EXACT_BLOCK;
+    for (size_t b = lo / EXACT_BLOCK; b * EXACT_BLOCK < hi; b++) {
+        size_t a = b * EXACT_BLOCK > lo ? b * EXACT_BLOCK : lo;
+        size_t e = (b + 1) * EXACT_BLOCK < hi ? (b + 1) * EXACT_BLOCK : hi;
         const float inv = ldexpf(1.0f, -g->e[b]);
-        for (size_t i = 0; i < len; i++) out[lo + i] = (float)g->acc[lo + i] * inv;
+        for (size_t i = a; i < e; i++) out[i] = (float)g->acc[i] * inv;
     }
     return out;
 }

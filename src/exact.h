@@ -54,12 +54,16 @@ typedef struct {
     int32_t *e;        /* (nblocks) the update's block exponents */
     int32_t *acc;      /* (n + extra): integer sums, then the caller's slots */
     size_t extra;
+    bool acc_borrowed; /* acc is the caller's (exact_grad_use_acc), not freed here */
 } ExactGrad;
 
 /* terms: micro-batches per update over all ranks (1 .. EXACT_MAX_TERMS); local: the most
  * this rank computes; extra: the caller's int32 slots after the sums. */
 Status exact_grad_init(ExactGrad *g, size_t n, size_t terms, size_t local, size_t extra);
 void exact_grad_free(ExactGrad *g);
+/* Makes acc the caller's buffer of n + extra int32 (a shared-memory segment the reduction
+ * reads in place); it must outlive g. */
+void exact_grad_use_acc(ExactGrad *g, int32_t *buf);
 /* A new update: no partials, zero slots. */
 void exact_grad_begin(ExactGrad *g);
 /* The buffer for the next micro-batch's partial gradient (n floats). */
@@ -74,8 +78,9 @@ static inline size_t exact_grad_len(const ExactGrad *g) { return g->n + g->extra
 static inline int32_t *exact_grad_slots(ExactGrad *g) { return g->acc + g->n; }
 /* After the SUM reduction: the sums as floats, sum_i 2^-e_b, in a buffer of g's that stays
  * valid until the next exact_grad_begin (the first partial's, still in cache: no cold
- * gradient buffer is written and read again). */
-const float *exact_grad_finish(ExactGrad *g);
+ * gradient buffer is written and read again). Only elements [lo, hi) are decoded (a
+ * sharded update's slice; 0, n for all): the rest of the returned buffer is undefined. */
+const float *exact_grad_finish(ExactGrad *g, size_t lo, size_t hi);
 
 /* The conversion kernels: "avx2", "sse2" (x86-64) or "scalar"; every one gives the same
  * bits (the tests check it). The fastest available is used unless a test chooses; false

@@ -15,6 +15,7 @@ typedef struct {
     unsigned long long hang_step, corrupt_step;
     long delay_ms;
     bool checkpoint_fails;
+    int node_ranks;
 } FaultPlan;
 
 static FaultPlan g_plan = {.hang_rank = -1, .corrupt_rank = -1};
@@ -35,6 +36,8 @@ static const FaultPlan *plan(void)
     g_plan.delay_ms = ms > 0 && ms < FAULT_MAX_DELAY_MS ? ms : 0;
     const char *c = getenv("XT_FAULT_CHECKPOINT");
     g_plan.checkpoint_fails = c && !strcmp(c, "fail");
+    const char *k = getenv("XT_TEST_NODE_RANKS");
+    g_plan.node_ranks = k && atoi(k) > 0 ? atoi(k) : 0;
     g_plan.read = true;
     return &g_plan;
 }
@@ -57,3 +60,5 @@ void fault_after_update(int rank, uint64_t step, float *params)
 }
 
 bool fault_checkpoint_fails(void) { return plan()->checkpoint_fails; }
+
+int fault_node_ranks(void) { return plan()->node_ranks; }

@@ -12,7 +12,10 @@
  *                                      of step STEP, as a cut link would (the watchdog);
  *   XT_TEST_STEP_DELAY_MS=N            every step sleeps N ms (1..9999), so that a test
  *                                      can signal or kill a run mid-epoch on any machine;
- *   XT_FAULT_CHECKPOINT=fail           checkpoint writes fail half-way, as on a full disk.
+ *   XT_FAULT_CHECKPOINT=fail           checkpoint writes fail half-way, as on a full disk;
+ *   XT_TEST_NODE_RANKS=K               the shared-memory reduction treats every K
+ *                                      consecutive ranks as one node (its multi-node path
+ *                                      on one machine).
  * Local.
  */
 #ifndef XT_FAULT_H
@@ -29,6 +32,8 @@ void fault_before_reduce(int rank, uint64_t step);
 void fault_after_update(int rank, uint64_t step, float *params);
 /* True when a checkpoint write must fail now. */
 bool fault_checkpoint_fails(void);
+/* XT_TEST_NODE_RANKS, or 0. */
+int fault_node_ranks(void);
 #else
 static inline void fault_before_reduce(int rank, uint64_t step) { (void)rank; (void)step; }
 static inline void fault_after_update(int rank, uint64_t step, float *params)
@@ -38,6 +43,7 @@ static inline void fault_after_update(int rank, uint64_t step, float *params)
     (void)params;
 }
 static inline bool fault_checkpoint_fails(void) { return false; }
+static inline int fault_node_ranks(void) { return 0; }
 #endif
 
 #endif

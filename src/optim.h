@@ -30,6 +30,16 @@
  *   warm-up (composes with any of them): times min(1, (t + 1) / (warmup_epochs S)).
  * Every rank runs the same update on the same (allreduced) gradient, so replicas stay
  * bit-identical. Local; no allocation after optim_init.
+ *
+ * Sharded update (optim.shard, the ZeRO-1 idea): an Optim may own only a slice [lo, hi) of
+ * the parameters (optim_init_slice) and keep its state for that slice alone; the caller
+ * reduce-scatters the gradient, steps the slice and allgathers the parameters. Every
+ * element's update is the same arithmetic whatever the slice. Norms (clipping, lars, lamb)
+ * are sums over fixed blocks of OPTIM_NORM_BLOCK elements of each tensor: each block's sum
+ * of squares in 8 fixed lanes, then the blocks in order. A sharded Optim computes its own
+ * blocks and the gather hook (optim_set_gather) fills in the others' (an allgather), so a
+ * norm has the same bits sharded or not, at any P. optim_partition cuts [0, n) on block
+ * boundaries.
  */
 #ifndef XT_OPTIM_H
 #define XT_OPTIM_H
@@ -43,6 +53,7 @@
 #include "state.h"
 
 #define OPTIM_MAX_SEGMENTS 32
+#define OPTIM_NORM_BLOCK 512
 
 /* One parameter tensor in the flat buffer: lars and lamb take a trust ratio per tensor. */
 typedef struct {
@@ -67,20 +78,45 @@ typedef struct {
     size_t n_segs;
 } OptimSettings;
 
+/* The hook that completes a sharded Optim's norm blocks: buf holds every block's partial
+ * sums (doubles); off[0..P] in bytes cut it into the ranks' parts, and this rank has written
+ * its own part. On return every part must be filled (comm_step_allgather). Collective. */
+typedef void (*OptimGather)(void *ctx, void *buf, const size_t *off);
+
 typedef struct {
     OptimSettings set;
-    size_t n;
-    float *velocity;      /* (n) sgd/lars momentum buffer, owned; NULL without momentum */
-    float *m, *v;         /* (n) adam, adamw, lamb moments, owned */
+    size_t n;             /* all the parameters */
+    size_t lo, hi;        /* the slice this Optim updates; state arrays cover it */
+    float *velocity;      /* (hi - lo) sgd/lars momentum buffer, owned; NULL without momentum */
+    float *m, *v;         /* (hi - lo) adam, adamw, lamb moments, owned */
     int64_t t;            /* adam, adamw, lamb: updates made (bias correction) */
+    /* norm blocks: tensors (one [0, n) unless lars or lamb) cut into OPTIM_NORM_BLOCK pieces */
+    size_t nseg, nblk;
+    size_t seg_blk[OPTIM_MAX_SEGMENTS + 1]; /* segment s has blocks [seg_blk[s], seg_blk[s+1]) */
+    size_t *blk_off;      /* (nblk + 1) element offsets of the blocks */
+    double *blk;          /* (2 nblk) partial sums */
+    size_t blo, bhi;      /* this Optim's blocks */
+    OptimGather gather;   /* NULL: unsharded */
+    void *gather_ctx;
+    size_t *goff[2];      /* (P + 1) byte offsets of the ranks' blocks, 1 and 2 sums each */
 } Optim;
 
 const char *optim_name(Optimizer kind);
 
 Status optim_init(Optim *o, const OptimSettings *set, size_t n);
+/* An Optim for the slice [lo, hi) of n parameters; lo and hi must be block boundaries
+ * (from optim_partition). */
+Status optim_init_slice(Optim *o, const OptimSettings *set, size_t n, size_t lo, size_t hi);
 void optim_free(Optim *o);
+/* Cuts [0, n) into P slices on norm-block boundaries, as even as the blocks allow:
+ * off[0] = 0 <= off[1] <= .. <= off[P] = n. */
+void optim_partition(const OptimSettings *set, size_t n, int P, size_t *off);
+/* Makes a slice Optim sharded: off[0..P] is the partition (this Optim's slice among them);
+ * gather is called once per norm. */
+Status optim_set_gather(Optim *o, const size_t *off, int P, OptimGather gather, void *ctx);
 
-/* The state a checkpoint must carry, as views of o's buffers: kind "sgd" (the momentum
+/* The state a checkpoint must carry, as views of o's buffers (a slice Optim's arrays hold
+ * its slice): kind "sgd" (the momentum
  * buffer "velocity" when momentum > 0), "lars" (likewise), "adam", "adamw", "lamb"
  * ("exp_avg", "exp_avg_sq", "step"). A checkpoint of another optimiser is refused by kind.
  * Local. */
@@ -91,7 +127,9 @@ double optim_lr(const OptimSettings *set, uint64_t t);
 
 /* One update of params with grad_scale * grad (n each), as defined above: one fused pass
  * over the parameters for sgd, adam and adamw (plus one for the norm when clip_norm > 0);
- * lars and lamb add one pass per tensor for its norms. grad is not modified.
+ * lars and lamb add one pass per tensor for its norms. grad is not modified. A slice Optim
+ * reads and writes params[lo, hi) and reads grad[lo, hi) only (collective when sharded and
+ * a norm is needed).
  * Returns the norm of the gradient that clipping looked at when clip_norm > 0, NAN
  * otherwise. */
 double optim_step(Optim *o, float *params, const float *grad, float grad_scale, double lr);

@@ -124,7 +124,7 @@ static void local_step(Trainer *tr, size_t m, EpochRun *er)
         loss_count_correct(tr->loss_kind, z, tg, mc, KO, tr->lopt.ignore_index, &correct,
                            &decisions);
         double t3 = comm_wtime();
-        model_backward(md, tr->batch.X, tr->dz, mc, done > 0);
+        model_backward_into(md, tr->batch.X, tr->dz, mc, done > 0, tr->gbuf);
         double t4 = comm_wtime();
         done += mc;
         er->io += t1 - t0;
@@ -132,13 +132,14 @@ static void local_step(Trainer *tr, size_t m, EpochRun *er)
         er->loss += t3 - t2;
         er->backward += t4 - t3;
     }
-    if (done == 0) memset(md->grads, 0, n * sizeof *md->grads);
-    md->grads[n + SLOT_LOSS] = (float)tot.sum;
-    md->grads[n + SLOT_WEIGHT] = (float)tot.weight;
-    md->grads[n + SLOT_NONFINITE] = isfinite(tot.sum) ? 0.0f : 1.0f;
-    md->grads[n + SLOT_SIGNAL] = g_signal ? 1.0f : 0.0f;
-    md->grads[n + SLOT_CORRECT] = (float)correct;
-    md->grads[n + SLOT_DECISIONS] = (float)decisions;
+    float *g = tr->gbuf;
+    if (done == 0) memset(g, 0, n * sizeof *g);
+    g[n + SLOT_LOSS] = (float)tot.sum;
+    g[n + SLOT_WEIGHT] = (float)tot.weight;
+    g[n + SLOT_NONFINITE] = isfinite(tot.sum) ? 0.0f : 1.0f;
+    g[n + SLOT_SIGNAL] = g_signal ? 1.0f : 0.0f;
+    g[n + SLOT_CORRECT] = (float)correct;
+    g[n + SLOT_DECISIONS] = (float)decisions;
 }
 
 /* ---- reproducible mode: fixed micro-batches, exact sums ------------------------------- */
@@ -202,7 +203,7 @@ static const float *step_exact(Trainer *tr, size_t t, EpochRun *er, StepTotals *
     double t1 = comm_wtime();
     exact_grad_convert(x);
     double t2 = comm_wtime();
-    comm_allreduce_sum_i32(tr->comm, x->acc, exact_grad_len(x));
+    trainer_reduce_exact(tr); /* all of it, or this rank's slice */
     double t3 = comm_wtime();
     *tot = (StepTotals){.loss = exact_limbs_decode(xs + XS_LOSS),
                         .weight = exact_limbs_decode(xs + XS_WEIGHT),
@@ -210,7 +211,8 @@ static const float *step_exact(Trainer *tr, size_t t, EpochRun *er, StepTotals *
                         .decisions = exact_limbs_decode(xs + XS_DECISIONS),
                         .nonfinite = xs[XS_NONFINITE] != 0,
                         .signal = xs[XS_SIGNAL] != 0};
-    const float *grads = tot->nonfinite ? NULL : exact_grad_finish(x);
+    const float *grads =
+        tot->nonfinite ? NULL : exact_grad_finish(x, tr->lo, tr->hi);
     er->allreduce += (t1 - t0) + (t3 - t2);
     er->reduce += (t2 - t1) + (comm_wtime() - t3);
     return grads;
@@ -256,7 +258,7 @@ static StepOutcome train_step(Trainer *tr, size_t t, EpochRun *er)
     rowsource_begin_step(&tr->train_rows, (uint64_t)(er->epoch - 1), t); /* streamed rows */
     er->io += comm_wtime() - t_io;
     StepTotals tot;
-    const float *grads = md->grads; /* the step's gradient sums */
+    const float *grads = tr->gbuf; /* the step's gradient sums (this rank's slice if sharded) */
     if (tr->repro) {
         grads = step_exact(tr, t, er, &tot);
     } else {
@@ -266,8 +268,8 @@ static StepOutcome train_step(Trainer *tr, size_t t, EpochRun *er)
         local_step(tr, m, er);
         fault_before_reduce(tr->r, tr->step);
         double t2 = comm_wtime();
-        comm_allreduce_sum_float(tr->comm, md->grads, n + N_SLOTS);
-        const float *slot = md->grads + n;
+        trainer_reduce(tr);
+        const float *slot = tr->gbuf + n;
         tot = (StepTotals){.loss = slot[SLOT_LOSS], .weight = slot[SLOT_WEIGHT],
                            .correct = slot[SLOT_CORRECT], .decisions = slot[SLOT_DECISIONS],
                            .nonfinite = slot[SLOT_NONFINITE] != 0.0f || !isfinite(slot[SLOT_LOSS]),
@@ -278,8 +280,9 @@ static StepOutcome train_step(Trainer *tr, size_t t, EpochRun *er)
     double t3 = comm_wtime();
     if (tot.nonfinite) return STEP_DIVERGED;
     er->lr = optim_lr(&tr->oset, tr->step);
+    double gather_s = 0.0;
     if (tot.weight > 0.0) {
-        optim_step(&tr->optim, md->params, grads, 1.0f / (float)tot.weight, er->lr);
+        gather_s = trainer_update(tr, grads, 1.0f / (float)tot.weight, er->lr);
         tr->step++;
     }
     er->sums.loss_sum += tot.loss;
@@ -289,7 +292,8 @@ static StepOutcome train_step(Trainer *tr, size_t t, EpochRun *er)
     double g = (double)sampler_global_count(&tr->sampler, t);
     er->sums.rows += g;
     er->rows_now += g;
-    er->optim += comm_wtime() - t3;
+    er->optim += comm_wtime() - t3 - gather_s;
+    er->allreduce += gather_s;
     if (tot.signal) return STEP_SIGNALLED; /* every rank sees the same sum */
     fault_after_update(tr->r, tr->step, md->params);
     if (tr->cfg.train.check_every > 0 && tr->step % (uint64_t)tr->cfg.train.check_every == 0)
@@ -302,6 +306,7 @@ static StepOutcome train_step(Trainer *tr, size_t t, EpochRun *er)
 static EsDecision stop_on_signal(Trainer *tr, const EpochRun *er, size_t t)
 {
     Status st = XT_OK;
+    trainer_gather_optim(tr); /* a sharded state comes together on rank 0 */
     if (tr->r == 0) {
         log_info("signal received: writing a checkpoint at epoch %lld step %zu",
                  (long long)er->epoch, t + 1);
@@ -406,10 +411,14 @@ static EsDecision end_epoch(Trainer *tr, EpochRun *er)
     if (!er->diverged) validate(tr, &vl, &va, &vf);
     er->val = comm_wtime() - tv;
     EsDecision dec = {.action = ES_CONTINUE};
+    /* Any epoch may end the run, and a finished run writes a checkpoint: with a sharded
+     * update the state is gathered whenever checkpoints are on (a few MiB per epoch). */
+    if (tr->cfg.checkpoint.every > 0) trainer_gather_optim(tr);
     if (tr->r == 0) {
         dec = decide(tr, er, train_loss, vl, va);
         record_epoch(tr, er, train_loss, vl, va, vf, &dec);
     }
+    trainer_drop_optim(tr);
     comm_bcast(tr->comm, &dec, sizeof dec, 0);
     return dec;
 }

@@ -16,8 +16,12 @@
 Status trainer_write_checkpoint(Trainer *tr, int64_t epoch, size_t step_in_epoch,
                                 const EpochSums *sums, bool finished, int32_t action)
 {
-    StateList opt, es;
-    optim_state(&tr->optim, &opt);
+    StateList tmp, es;
+    const StateList *opt = trainer_optim_state(tr, &tmp);
+    if (!opt) {
+        log_error("no checkpoint: the sharded optimiser state could not be gathered");
+        return XT_ERR_RUNTIME;
+    }
     early_stop_state(&tr->es, &es);
     Checkpoint ck = {.state = {.epoch = epoch,
                                .step_in_epoch = (int64_t)step_in_epoch,
@@ -33,7 +37,7 @@ Status trainer_write_checkpoint(Trainer *tr, int64_t epoch, size_t step_in_epoch
                                .blas_threads = linalg_blas_threads(),
                                .seed = tr->cfg.train.seed},
                      .config_text = tr->cfg_text,
-                     .optimizer = &opt,
+                     .optimizer = opt,
                      .early_stop = &es};
     ck.model = trainer_model_file(tr, tr->model.params, epoch - (step_in_epoch == 0), NAN, NAN);
     if (tr->has_best)
@@ -120,10 +124,9 @@ static Status check_compatible(const Trainer *tr, const char *path, const Checkp
 /* Parameters, the kept epoch, optimiser and early-stopping state, and the position. */
 static Status restore(Trainer *tr, const char *path, const Checkpoint *ck)
 {
-    StateList opt, es;
-    optim_state(&tr->optim, &opt);
+    StateList es;
     early_stop_state(&tr->es, &es);
-    Status st = checkpoint_restore(path, &opt, &es);
+    Status st = trainer_restore_optim(tr, path, &es);
     if (st != XT_OK) return st;
     size_t n = tr->model.shape.n_params;
     memcpy(tr->model.params, ck->model.params, n * sizeof(float));

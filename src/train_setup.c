@@ -490,7 +490,9 @@ static Status setup_optim(Trainer *tr)
         tr->oset.segs[tr->oset.n_segs++] = (ParamSegment){.off = s->w_off[l], .n = no * ni};
         tr->oset.segs[tr->oset.n_segs++] = (ParamSegment){.off = s->b_off[l], .n = no, .bias = true};
     }
-    return optim_init(&tr->optim, &tr->oset, tr->model.shape.n_params);
+    Status st = trainer_setup_shard(tr);
+    if (st != XT_OK) return st;
+    return optim_init_slice(&tr->optim, &tr->oset, tr->model.shape.n_params, tr->lo, tr->hi);
 }
 
 static Status setup_model(Trainer *tr)
@@ -532,6 +534,7 @@ static Status setup_model(Trainer *tr)
         model_init_params(&tr->model, c->model.init, &rng);
     }
     comm_bcast(tr->comm, tr->model.params, shape.n_params * sizeof(float), 0);
+    if ((st = trainer_setup_reduce(tr)) != XT_OK) return st;
     early_stop_init(&tr->es, c);
     /* With a validation split model.h5 is the monitored best (model-last.h5 the last
      * epoch when it differs), unless early_stopping.restore_best = false; without one,
@@ -640,6 +643,14 @@ static void banner(const Trainer *tr)
     }
     log_info("optim    %s, lr %g%s", optim_name(c->optim.optimizer), tr->oset.lr,
              c->optim.lr_scaling == LR_SCALE_LINEAR ? " (scaled by P)" : "");
+    if (tr->shard)
+        log_info("         sharded update (%s): each rank updates about %zu of the %zu parameters "
+                 "and keeps their optimiser state; rank 0 has [%zu, %zu)", tr->shard_why,
+                 (tr->model.shape.n_params + (size_t)tr->P - 1) / (size_t)tr->P,
+                 tr->model.shape.n_params, tr->part[0], tr->part[1]);
+    else
+        log_info("         every rank updates all parameters (%s)", tr->shard_why);
+    if (tr->P > 1) log_info("reduce   %s", tr->reduce_why);
     log_info("run      %s", c->run.dir);
     log_info("settings (every key: xentrain --help-config)");
     print_settings(c);
@@ -673,6 +684,9 @@ void trainer_free(Trainer *tr)
     model_free(&tr->model);
     optim_free(&tr->optim);
     exact_grad_free(&tr->exact);
+    trainer_drop_optim(tr);
+    free(tr->part);
+    free(tr->part_bytes);
     eval_stats_free(&tr->vstats);
     metrics_close(&tr->metrics);
     free(tr->shift);

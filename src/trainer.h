@@ -95,6 +95,17 @@ typedef struct {
     float *class_w;
     Optim optim;
     OptimSettings oset;
+    /* the step's reduction and update (train_reduce.c) */
+    bool shard;        /* optim.shard resolved: this rank updates parameters [part[r], part[r+1]) */
+    size_t *part;      /* (P + 1) the ranks' slices, on norm-block boundaries */
+    size_t *part_bytes; /* (P + 1) the same in bytes (the parameter allgather) */
+    size_t lo, hi;     /* the parameters this rank updates: its slice, or all of them */
+    float *gbuf;       /* the step's gradient sums and slots: the node's shared segment when
+                          there is one (no copy into it), else model.grads */
+    char shard_why[160], reduce_why[400];
+    StateList ostate;  /* rank 0, sharded: the whole optimiser state for a checkpoint */
+    float *ostate_buf[STATE_MAX_ITEMS];
+    bool ostate_ready;
     /* the step's buffers */
     RowBatch batch;    /* this rank's rows of the step */
     float *dz;         /* dL/dlogits */
@@ -117,6 +128,30 @@ typedef struct {
     EpochSums start_sums;
     bool nothing_to_do; /* resumed a run that had already finished */
 } Trainer;
+
+/* train_reduce.c. Collective. The slices of a sharded update (before optim_init) ... */
+Status trainer_setup_shard(Trainer *tr);
+/* ... and, once the model exists, the reduction path: the node's shared memory or MPI
+ * (comm.allreduce; auto measures both on this model's buffers). */
+Status trainer_setup_reduce(Trainer *tr);
+/* The step's reduction of tr->gbuf (n gradient sums, then the N_SLOTS slots): all of it,
+ * or this rank's slice and the slots when sharded. Collective. */
+void trainer_reduce(Trainer *tr);
+/* The reproducible mode's integer sums (exact.acc and its N_XSLOTS slots), likewise. */
+void trainer_reduce_exact(Trainer *tr);
+/* The update with the reduced gradient; a sharded update then allgathers the parameters.
+ * Collective. Returns the seconds spent in the allgather. */
+double trainer_update(Trainer *tr, const float *grads, float grad_scale, double lr);
+/* Rank 0 gets the whole optimiser state of a sharded update (tr->ostate) for a checkpoint;
+ * nothing to do unsharded. Collective. trainer_drop_optim frees it again. */
+void trainer_gather_optim(Trainer *tr);
+void trainer_drop_optim(Trainer *tr);
+/* The optimiser state for a checkpoint: the whole of it (rank 0). NULL when a sharded state
+ * could not be gathered. */
+const StateList *trainer_optim_state(Trainer *tr, StateList *tmp);
+/* Restores this rank's optimiser state (its slice when sharded) and the early-stopping
+ * state from a checkpoint. Local. */
+Status trainer_restore_optim(Trainer *tr, const char *path, StateList *early_stop);
 
 /* train_setup.c: parse the command line and config, create the run directory, load the
  * data and build the model; print the banner. Collective. */

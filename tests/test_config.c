@@ -26,14 +26,14 @@ static const char *const ALL_KEYS[] = {
     "loss.ignore_index", "optim.lr", "optim.momentum", "optim.nesterov", "optim.weight_decay",
     "optim.clip_norm", "optim.schedule", "optim.step_size", "optim.gamma",
     "optim.warmup_epochs", "optim.lr_scaling", "optim.optimizer", "optim.betas", "optim.eps",
-    "optim.trust_coefficient", "optim.exclude_bias", "train.epochs", "train.batch_size",
+    "optim.trust_coefficient", "optim.exclude_bias", "optim.shard", "train.epochs", "train.batch_size",
     "train.batch_per_rank", "train.accumulate", "train.seed", "train.shuffle",
     "train.shuffle_block", "data.stream", "data.memory_budget",
     "train.reproducible", "train.micro_batches", "train.check_every",
     "train.resume", "train.progress", "eval.distributed", "eval.batch_size",
     "early_stopping.enabled", "early_stopping.monitor", "early_stopping.mode",
     "early_stopping.patience", "early_stopping.min_delta", "early_stopping.start_epoch",
-    "early_stopping.restore_best", "checkpoint.every", "comm.timeout_s", "run.dir"};
+    "early_stopping.restore_best", "checkpoint.every", "comm.timeout_s", "comm.allreduce", "run.dir"};
 #define N_ALL_KEYS (sizeof ALL_KEYS / sizeof ALL_KEYS[0])
 
 #define assert_has(text, sub)                                                               \

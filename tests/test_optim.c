@@ -6,6 +6,9 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "optim.h"
 
@@ -283,6 +286,126 @@ static void test_optim_clipping_before_adam(void **state)
     optim_free(&o);
 }
 
+/* ---- the sharded update: P slice Optims (one thread each, as ranks) give the unsharded
+ * update's bits for every optimiser, norms included ---------------------------------- */
+
+#define SH_N 2999    /* tensors of 1500, 1000 (not multiples of the block), 7, 492 */
+#define SH_MAXP 5
+#define SH_STEPS 4
+
+typedef struct {
+    pthread_barrier_t bar;
+    double *blocks; /* the "allgather" area */
+    int P;
+} ShardWorld;
+
+typedef struct {
+    ShardWorld *w;
+    Optim o;
+    float *params;
+    const float *grad;
+    int r;
+} ShardRank;
+
+/* The gather hook as ranks would see it: write my part, wait, read every part, wait. */
+static void sh_gather(void *ctx, void *buf, const size_t *off)
+{
+    ShardRank *me = ctx;
+    ShardWorld *w = me->w;
+    memcpy((char *)w->blocks + off[me->r], (char *)buf + off[me->r], off[me->r + 1] - off[me->r]);
+    pthread_barrier_wait(&w->bar);
+    memcpy(buf, w->blocks, off[w->P]);
+    pthread_barrier_wait(&w->bar);
+}
+
+static void *sh_rank_main(void *arg)
+{
+    ShardRank *me = arg;
+    for (int t = 0; t < SH_STEPS; t++) optim_step(&me->o, me->params, me->grad, 0.5f, 0.05);
+    return NULL;
+}
+
+static OptimSettings sh_settings(Optimizer kind, double momentum, bool nesterov, double clip)
+{
+    OptimSettings s = plain();
+    s.kind = kind;
+    s.momentum = momentum;
+    s.nesterov = nesterov;
+    s.clip_norm = clip;
+    s.weight_decay = 0.01;
+    s.beta1 = 0.9;
+    s.beta2 = 0.999;
+    s.eps = 1e-8;
+    s.trust_coefficient = 0.02;
+    s.exclude_bias = true;
+    const size_t sizes[] = {1500, 1000, 7, 492};
+    size_t off = 0;
+    for (size_t i = 0; i < 4; i++) {
+        s.segs[s.n_segs++] = (ParamSegment){.off = off, .n = sizes[i], .bias = i % 2 == 1};
+        off += sizes[i];
+    }
+    return s;
+}
+
+static void test_optim_sharded_matches_unsharded(void **state)
+{
+    (void)state;
+    const struct { Optimizer k; double mom; bool nest; double clip; } cases[] = {
+        {OPT_SGD, 0, false, 0},      {OPT_SGD, 0.9, false, 0}, {OPT_SGD, 0.9, true, 0.5},
+        {OPT_SGD, 0, false, 0.5},    {OPT_ADAM, 0, false, 0},  {OPT_ADAMW, 0, false, 0.5},
+        {OPT_LARS, 0.9, false, 0},   {OPT_LARS, 0.9, false, 0.5}, {OPT_LAMB, 0, false, 0},
+        {OPT_LAMB, 0, false, 0.5}};
+    float *grad = malloc(SH_N * sizeof *grad), *p0 = malloc(SH_N * sizeof *p0);
+    float *ref = malloc(SH_N * sizeof *ref), *sh = malloc(SH_N * sizeof *sh);
+    assert_non_null(grad && p0 && ref && sh);
+    for (size_t i = 0; i < SH_N; i++) { /* values of mixed size: float sums depend on order */
+        grad[i] = (float)sin(0.37 * (double)i) * (i % 7 == 0 ? 100.0f : 0.01f);
+        p0[i] = (float)cos(0.11 * (double)i) * (i % 5 == 0 ? 3.0f : 0.2f);
+    }
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        OptimSettings set = sh_settings(cases[c].k, cases[c].mom, cases[c].nest, cases[c].clip);
+        Optim o;
+        memcpy(ref, p0, SH_N * sizeof *ref);
+        assert_int_equal(optim_init(&o, &set, SH_N), XT_OK);
+        for (int t = 0; t < SH_STEPS; t++) optim_step(&o, ref, grad, 0.5f, 0.05);
+        optim_free(&o);
+        for (int P = 1; P <= SH_MAXP; P++) {
+            size_t off[SH_MAXP + 1];
+            optim_partition(&set, SH_N, P, off);
+            assert_int_equal(off[0], 0);
+            assert_int_equal(off[P], SH_N);
+            ShardWorld w = {.P = P};
+            ShardRank rk[SH_MAXP];
+            memcpy(sh, p0, SH_N * sizeof *sh);
+            pthread_barrier_init(&w.bar, NULL, (unsigned)P);
+            for (int r = 0; r < P; r++) {
+                assert_true(off[r] <= off[r + 1]);
+                rk[r] = (ShardRank){.w = &w, .params = sh, .grad = grad, .r = r};
+                assert_int_equal(optim_init_slice(&rk[r].o, &set, SH_N, off[r], off[r + 1]), XT_OK);
+                assert_int_equal(optim_set_gather(&rk[r].o, off, P, sh_gather, &rk[r]), XT_OK);
+            }
+            w.blocks = calloc(2 * rk[0].o.nblk + 1, sizeof(double));
+            pthread_t th[SH_MAXP];
+            for (int r = 0; r < P; r++) pthread_create(&th[r], NULL, sh_rank_main, &rk[r]);
+            for (int r = 0; r < P; r++) pthread_join(th[r], NULL);
+            /* each rank wrote only its slice of the shared params: together, every one */
+            if (memcmp(sh, ref, SH_N * sizeof *sh) != 0) {
+                size_t i = 0;
+                while (sh[i] == ref[i]) i++;
+                fail_msg("case %zu, P = %d: parameter %zu is %.9g sharded, %.9g not", c, P, i,
+                         (double)sh[i], (double)ref[i]);
+            }
+            for (int r = 0; r < P; r++) optim_free(&rk[r].o);
+            free(w.blocks);
+            pthread_barrier_destroy(&w.bar);
+        }
+    }
+    free(grad);
+    free(p0);
+    free(ref);
+    free(sh);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -295,6 +418,7 @@ int main(void)
         cmocka_unit_test(test_optim_lars),
         cmocka_unit_test(test_optim_lamb),
         cmocka_unit_test(test_optim_clipping_before_adam),
+        cmocka_unit_test(test_optim_sharded_matches_unsharded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -166,13 +166,19 @@ if [ "$code" -eq 2 ] && grep -q "model.hidden: '64,32' -> '16'" incompat.log && 
   pass "incompatible checkpoint refused (exit 2), naming model.hidden and train.seed; run directory unchanged"
 else fail "incompatible checkpoint: exit $code"; cat incompat.log | tail -3; fi
 
-# 7. the watchdog: a rank that stops taking part makes the others fail, naming the step
-t0=$(date +%s)
-XT_FAULT_HANG=1:20 xt 2 train c.ini --set run.dir=hang --set comm.timeout_s=2 >hang.log 2>&1
-code=$?
-dt=$(( $(date +%s) - t0 ))
-if [ "$code" -ne 0 ] && [ "$code" -ne 124 ] && grep -q "watchdog: MPI_Allreduce did not complete within 2 s (epoch 1, step 20)" hang.log; then
-  pass "watchdog: hang at step 20 became an error in $dt s"
-else fail "watchdog: exit $code after $dt s"; grep -i watchdog hang.log; fi
+# 7. the watchdog: a rank that stops taking part makes the others fail, naming the step and
+#    the collective, on either reduction path (shared memory spins on a node barrier, MPI waits
+#    inside the library)
+for path in "shm:true:shared-memory reduce-scatter" "mpi:false:MPI_Allreduce"; do
+  IFS=: read -r impl shard op <<<"$path"
+  t0=$(date +%s)
+  XT_FAULT_HANG=1:20 xt 2 train c.ini --set run.dir=hang-$impl --set comm.timeout_s=2 \
+    --set comm.allreduce=$impl --set optim.shard=$shard >hang.log 2>&1
+  code=$?
+  dt=$(( $(date +%s) - t0 ))
+  if [ "$code" -ne 0 ] && [ "$code" -ne 124 ] && grep -q "watchdog: $op did not complete within 2 s (epoch 1, step 20)" hang.log; then
+    pass "watchdog ($impl): hang at step 20 became an error naming $op in $dt s"
+  else fail "watchdog ($impl): exit $code after $dt s"; grep -i watchdog hang.log; fi
+done
 
 finish

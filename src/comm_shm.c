@@ -1,0 +1,270 @@
+#include "comm_shm.h"
+
+#include <limits.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fault.h"
+
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "the node barrier needs lock-free atomics");
+
+/* Elements summed per chunk: 4 KiB of partial sums stay in L1 while the L inputs stream by. */
+#define CHUNK 1024
+/* Slices start on 64-byte lines (16 elements): no two ranks write one cache line. */
+#define ALIGN_ELEMS 16
+/* Spins before a waiting rank yields its core (ranks may share cores). */
+#define SPINS_BEFORE_YIELD 4000
+
+typedef struct {
+    _Alignas(64) atomic_uint arrived;
+    _Alignas(64) atomic_uint generation;
+} Ctrl;
+
+struct ShmRed {
+    MPI_Win win;
+    MPI_Comm node, cross;  /* the node's ranks; the ranks of this local rank on every node */
+    int me, L, nodes, P, world_rank;
+    size_t cap;            /* bytes per segment */
+    char **seg;            /* (L) every local rank's segment */
+    char *shared;          /* cap bytes on local rank 0's memory: allgather area */
+    Ctrl *ctrl;
+    size_t *lo;            /* (L + 1) slice bounds of the current reduction, elements */
+};
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+/* A sense-counting barrier of the node's ranks in the shared control block. The acquire and
+ * release orders make every write before the barrier visible to every rank after it. */
+static void node_barrier(ShmRed *s)
+{
+    Ctrl *c = s->ctrl;
+    unsigned g = atomic_load_explicit(&c->generation, memory_order_acquire);
+    if (atomic_fetch_add_explicit(&c->arrived, 1, memory_order_acq_rel) == (unsigned)s->L - 1) {
+        atomic_store_explicit(&c->arrived, 0, memory_order_relaxed);
+        atomic_store_explicit(&c->generation, g + 1, memory_order_release);
+        return;
+    }
+    for (unsigned spins = 0; atomic_load_explicit(&c->generation, memory_order_acquire) == g;
+         spins++) {
+        if (spins < SPINS_BEFORE_YIELD) cpu_relax();
+        else sched_yield();
+    }
+}
+
+static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
+
+/* out[lo, hi) = in_0 + in_1 + ... + in_{L-1}, left to right, whatever rank computes it. */
+static void sum_f32(ShmRed *s, float *out, size_t lo, size_t hi)
+{
+    float tmp[CHUNK];
+    for (size_t a = lo; a < hi; a += CHUNK) {
+        size_t m = min_sz(CHUNK, hi - a);
+        const float *x0 = (const float *)s->seg[0] + a, *x1 = (const float *)s->seg[1] + a;
+        for (size_t i = 0; i < m; i++) tmp[i] = x0[i] + x1[i];
+        for (int k = 2; k < s->L; k++) {
+            const float *x = (const float *)s->seg[k] + a;
+            for (size_t i = 0; i < m; i++) tmp[i] += x[i];
+        }
+        memcpy(out + a, tmp, m * sizeof *tmp);
+    }
+}
+
+/* The same for int32 (the reproducible mode's exact sums, which never overflow; unsigned
+ * arithmetic keeps even a wrong input defined). */
+static void sum_i32(ShmRed *s, int32_t *out, size_t lo, size_t hi)
+{
+    uint32_t tmp[CHUNK];
+    for (size_t a = lo; a < hi; a += CHUNK) {
+        size_t m = min_sz(CHUNK, hi - a);
+        const uint32_t *x0 = (const uint32_t *)s->seg[0] + a, *x1 = (const uint32_t *)s->seg[1] + a;
+        for (size_t i = 0; i < m; i++) tmp[i] = x0[i] + x1[i];
+        for (int k = 2; k < s->L; k++) {
+            const uint32_t *x = (const uint32_t *)s->seg[k] + a;
+            for (size_t i = 0; i < m; i++) tmp[i] += x[i];
+        }
+        memcpy(out + a, tmp, m * sizeof *tmp);
+    }
+}
+
+Status shmred_open(ShmRed **out, MPI_Comm world, size_t cap, char *why, size_t len)
+{
+    *out = NULL;
+    int P, wr;
+    MPI_Comm_size(world, &P);
+    MPI_Comm_rank(world, &wr);
+    MPI_Comm node;
+    MPI_Comm_split_type(world, MPI_COMM_TYPE_SHARED, wr, MPI_INFO_NULL, &node);
+    int test = fault_node_ranks();
+    if (test > 0) { /* test hook: pretend nodes of k consecutive ranks */
+        MPI_Comm sub;
+        MPI_Comm_split(node, wr / test, wr, &sub);
+        MPI_Comm_free(&node);
+        node = sub;
+    }
+    int L, me;
+    MPI_Comm_size(node, &L);
+    MPI_Comm_rank(node, &me);
+    int lmin[2] = {L, -L}, nodes = 0, leader = me == 0;
+    MPI_Allreduce(MPI_IN_PLACE, lmin, 2, MPI_INT, MPI_MIN, world);
+    MPI_Allreduce(&leader, &nodes, 1, MPI_INT, MPI_SUM, world);
+    if (-lmin[1] < 2) {
+        snprintf(why, len, "one rank per node: nothing to share");
+        MPI_Comm_free(&node);
+        return XT_ERR_USAGE;
+    }
+    if (lmin[0] != -lmin[1]) {
+        snprintf(why, len, "the nodes run different numbers of ranks (%d to %d): the "
+                 "hierarchical reduction needs the same number on every node", lmin[0], -lmin[1]);
+        MPI_Comm_free(&node);
+        return XT_ERR_USAGE;
+    }
+    ShmRed *s = calloc(1, sizeof *s);
+    if (s) {
+        s->seg = calloc((size_t)L, sizeof *s->seg);
+        s->lo = calloc((size_t)L + 1, sizeof *s->lo);
+    }
+    int ok = s && s->seg && s->lo;
+    MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_MIN, world);
+    if (!ok) {
+        if (s) {
+            free(s->seg);
+            free(s->lo);
+        }
+        free(s);
+        MPI_Comm_free(&node);
+        snprintf(why, len, "out of memory");
+        return XT_ERR_RUNTIME;
+    }
+    *s = (ShmRed){.node = node, .me = me, .L = L, .nodes = nodes, .P = P, .world_rank = wr,
+               .cap = (cap + 63) / 64 * 64, .seg = s->seg, .lo = s->lo};
+    /* Local rank 0: control block, shared area, its own segment; the others: a segment.
+     * Non-contiguous: each rank's memory is placed near it (first touch on NUMA nodes). */
+    MPI_Aint mine = (MPI_Aint)(s->cap + (me == 0 ? sizeof(Ctrl) + s->cap : 0));
+    MPI_Info info;
+    MPI_Info_create(&info);
+    MPI_Info_set(info, "alloc_shared_noncontig", "true");
+    char *base = NULL;
+    MPI_Win_allocate_shared(mine, 1, info, node, &base, &s->win);
+    MPI_Info_free(&info);
+    for (int k = 0; k < L; k++) {
+        MPI_Aint sz;
+        int du;
+        char *p;
+        MPI_Win_shared_query(s->win, k, &sz, &du, &p);
+        s->seg[k] = k == 0 ? p + sizeof(Ctrl) + s->cap : p;
+        if (k == 0) {
+            s->ctrl = (Ctrl *)p;
+            s->shared = p + sizeof(Ctrl);
+        }
+    }
+    if (me == 0) {
+        atomic_init(&s->ctrl->arrived, 0);
+        atomic_init(&s->ctrl->generation, 0);
+    }
+    MPI_Comm_split(world, me, wr, &s->cross);
+    MPI_Barrier(node); /* the control block is initialised before anyone uses it */
+    *out = s;
+    return XT_OK;
+}
+
+void shmred_close(ShmRed **sp)
+{
+    if (!sp || !*sp) return;
+    ShmRed *s = *sp;
+    MPI_Win_free(&s->win);
+    MPI_Comm_free(&s->cross);
+    MPI_Comm_free(&s->node);
+    free(s->seg);
+    free(s->lo);
+    free(s);
+    *sp = NULL;
+}
+
+void *shmred_segment(ShmRed *s) { return s->seg[s->me]; }
+size_t shmred_capacity(const ShmRed *s) { return s->cap; }
+int shmred_local_size(const ShmRed *s) { return s->L; }
+int shmred_nodes(const ShmRed *s) { return s->nodes; }
+
+/* Even slices of n elements, on cache-line boundaries. */
+static void even_slices(ShmRed *s, size_t n)
+{
+    for (int l = 0; l < s->L; l++) {
+        size_t L = (size_t)s->L, b = n / L * (size_t)l + n % L * (size_t)l / L;
+        s->lo[l] = l == 0 ? 0 : b / ALIGN_ELEMS * ALIGN_ELEMS;
+    }
+    s->lo[s->L] = n;
+}
+
+/* Copy in (unless the caller computed into its segment), barrier, sum this rank's slice, and
+ * with several nodes allreduce it across them; then a barrier: every slice is final. */
+static void reduce_slices(ShmRed *s, const void *buf, size_t n, ShmType t)
+{
+    char *mine = s->seg[s->me];
+    XT_ASSERT(n * 4 <= s->cap);
+    if (buf != mine) memcpy(mine, buf, n * 4);
+    node_barrier(s);
+    size_t a = s->lo[s->me], b = s->lo[s->me + 1];
+    if (t == SHM_F32) sum_f32(s, (float *)mine, a, b);
+    else sum_i32(s, (int32_t *)mine, a, b);
+    if (s->nodes > 1) { /* slice l has the same bounds on every node */
+        XT_ASSERT(b - a <= (size_t)INT_MAX);
+        MPI_Allreduce(MPI_IN_PLACE, mine + a * 4, (int)(b - a),
+                      t == SHM_F32 ? MPI_FLOAT : MPI_INT32_T, MPI_SUM, s->cross);
+    }
+    node_barrier(s);
+}
+
+/* buf[a, b) from the slices' owners (this rank's own slice only when buf is elsewhere). */
+static void copy_out(ShmRed *s, void *buf, size_t a, size_t b)
+{
+    char *dst = buf;
+    for (int k = 0; k < s->L && a < b; k++) {
+        size_t x = a > s->lo[k] ? a : s->lo[k], y = b < s->lo[k + 1] ? b : s->lo[k + 1];
+        if (x >= y || (k == s->me && buf == s->seg[s->me])) continue;
+        memcpy(dst + x * 4, s->seg[k] + x * 4, (y - x) * 4);
+    }
+}
+
+void shmred_allreduce(ShmRed *s, void *buf, size_t n, ShmType t)
+{
+    even_slices(s, n);
+    reduce_slices(s, buf, n, t);
+    copy_out(s, buf, 0, n);
+    node_barrier(s); /* nobody overwrites a segment another rank still reads */
+}
+
+void shmred_reduce_scatter(ShmRed *s, void *buf, const size_t *off, size_t tail, ShmType t)
+{
+    size_t n = off[s->P] + tail;
+    if (s->nodes == 1) { /* local rank = world rank: each sums exactly its piece */
+        for (int l = 0; l < s->L; l++) s->lo[l] = off[l];
+        s->lo[s->L] = n;
+    } else {
+        even_slices(s, n);
+    }
+    reduce_slices(s, buf, n, t);
+    copy_out(s, buf, off[s->world_rank], off[s->world_rank + 1]);
+    copy_out(s, buf, off[s->P], n);
+    node_barrier(s);
+}
+
+void shmred_allgather(ShmRed *s, void *buf, const size_t *off)
+{
+    XT_ASSERT(s->nodes == 1 && off[s->P] <= s->cap);
+    char *b = buf;
+    size_t a = off[s->me], e = off[s->me + 1];
+    memcpy(s->shared + a, b + a, e - a);
+    node_barrier(s);
+    memcpy(b, s->shared, a);
+    memcpy(b + e, s->shared + e, off[s->P] - e);
+    node_barrier(s);
+}

@@ -1,0 +1,56 @@
+/* comm_shm: the step's reductions through the node's shared memory (comm.allreduce = shm).
+ * Internal to the comm module (comm.c dispatches to it); nothing else includes this header.
+ *
+ * The ranks of a node (MPI_COMM_TYPE_SHARED) map one MPI-3 shared window:
+ *   every rank   a segment of `cap` bytes: its send buffer. A caller that computes into it
+ *                (comm_reduce_buffer) saves the copy in.
+ *   local rank 0 also the control block (a barrier of two atomic counters on their own
+ *                cache lines) and a shared area of `cap` bytes (allgather, small results).
+ * Reduction (sum of floats or int32 over L local ranks): the buffer is cut into L slices;
+ * after a barrier local rank l sums slice l over the L segments in the FIXED order
+ * 0, 1, .., L-1 (chunks of a few KiB, so the partial sums stay in L1) into its own segment;
+ * after a second barrier every rank copies out what it needs (all of it for an allreduce, its
+ * piece and the tail for a reduce-scatter); a third barrier frees the segments for reuse. With
+ * several nodes (the same L on every node), slice l is then allreduced with MPI among the
+ * ranks of local rank l on every node (one slice owner per node, all in parallel) before the
+ * second barrier.
+ * The barrier spins on the shared counters and yields the core after a while (ranks may
+ * share cores). No allocation after shmred_open; no MPI call except the inter-node one.
+ */
+#ifndef XT_COMM_SHM_H
+#define XT_COMM_SHM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <mpi.h>
+
+#include "error.h"
+
+typedef struct ShmRed ShmRed;
+
+typedef enum { SHM_F32, SHM_I32 } ShmType;
+
+/* Collective over world. cap: bytes per segment. On failure (one rank per node, unequal
+ * ranks per node, no shared window) *out is NULL and why says what; every rank gets the
+ * same answer. In the test build, XT_TEST_NODE_RANKS = k splits each node into groups of k
+ * consecutive ranks (the multi-node path on one machine; fault.h). */
+Status shmred_open(ShmRed **out, MPI_Comm world, size_t cap, char *why, size_t len);
+void shmred_close(ShmRed **s);
+
+void *shmred_segment(ShmRed *s);
+size_t shmred_capacity(const ShmRed *s);
+int shmred_local_size(const ShmRed *s);
+int shmred_nodes(const ShmRed *s);
+
+/* Collective (world). buf: n elements of 4 bytes, summed in place. */
+void shmred_allreduce(ShmRed *s, void *buf, size_t n, ShmType t);
+/* Collective. off[0..P]: the pieces of world ranks in rank order; on return buf[off[r],
+ * off[r+1]) holds rank r's piece of the sum, and buf[off[P], off[P] + tail) the summed tail;
+ * the rest of buf is undefined. */
+void shmred_reduce_scatter(ShmRed *s, void *buf, const size_t *off, size_t tail, ShmType t);
+/* Collective, one node only (shmred_nodes == 1). off[0..P] in bytes: rank r contributes
+ * buf[off[r], off[r+1]); on return buf[0, off[P]) holds every piece. */
+void shmred_allgather(ShmRed *s, void *buf, const size_t *off);
+
+#endif

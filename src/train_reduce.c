@@ -1,0 +1,249 @@
+/* train_reduce: the step's reduction and update (see trainer.h).
+ *
+ *   unsharded  allreduce(gradient sums + slots)  -> every rank updates all parameters
+ *   sharded    reduce-scatter(gradient sums; the slots to every rank) -> each rank updates
+ *              its slice of the parameters and of the optimiser state -> allgather(params)
+ *
+ * Both move the same bytes per rank (a ring allreduce is a reduce-scatter and an allgather);
+ * sharding divides the update's work and the optimiser state by P. The reductions run
+ * through MPI or through the node's shared memory (comm.allreduce). Checkpoints hold the
+ * whole optimiser state either way: rank 0 gathers the slices before writing, and a resumed
+ * run takes its slice of whatever was saved, at any P, sharded or not.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "checkpoint.h"
+#include "log.h"
+#include "trainer.h"
+
+/* Repetitions of each path when comm.allreduce = auto measures them (after warm-up). */
+#define AUTO_REPS 15
+#define AUTO_WARMUP 3
+
+static size_t n_params(const Trainer *tr) { return tr->model.shape.n_params; }
+
+/* ---- set-up ------------------------------------------------------------------------- */
+
+Status trainer_setup_shard(Trainer *tr)
+{
+    const Config *c = &tr->cfg;
+    const size_t P = (size_t)tr->P, n = n_params(tr);
+    tr->part = malloc((P + 1) * sizeof *tr->part);
+    tr->part_bytes = malloc((P + 1) * sizeof *tr->part_bytes);
+    if (!tr->part || !tr->part_bytes) return XT_ERR_RUNTIME;
+    tr->shard = c->optim.shard != SHARD_FALSE && tr->P > 1;
+    if (c->optim.shard == SHARD_FALSE)
+        snprintf(tr->shard_why, sizeof tr->shard_why, "optim.shard = false");
+    else if (tr->P == 1)
+        snprintf(tr->shard_why, sizeof tr->shard_why, "optim.shard = %s: one rank, nothing to share",
+                 c->optim.shard == SHARD_TRUE ? "true" : "auto");
+    else
+        snprintf(tr->shard_why, sizeof tr->shard_why, "optim.shard = %s",
+                 c->optim.shard == SHARD_TRUE ? "true" : "auto: P > 1");
+    if (tr->shard) {
+        optim_partition(&tr->oset, n, tr->P, tr->part);
+    } else {
+        for (size_t r = 0; r <= P; r++) tr->part[r] = r == 0 ? 0 : n;
+    }
+    for (size_t r = 0; r <= P; r++) tr->part_bytes[r] = tr->part[r] * sizeof(float);
+    tr->lo = tr->shard ? tr->part[tr->r] : 0;
+    tr->hi = tr->shard ? tr->part[tr->r + 1] : n;
+    return XT_OK;
+}
+
+/* The hook that completes a sharded optimiser's norm blocks. */
+static void gather_blocks(void *ctx, void *buf, const size_t *off)
+{
+    const Trainer *tr = ctx;
+    comm_step_allgather(tr->comm, buf, off);
+}
+
+/* One step's communication on the current path, on the real buffers (contents zero). */
+static double time_once(Trainer *tr)
+{
+    const size_t n = n_params(tr);
+    if (tr->repro) memset(tr->exact.acc, 0, exact_grad_len(&tr->exact) * sizeof(int32_t));
+    else memset(tr->gbuf, 0, (n + N_SLOTS) * sizeof *tr->gbuf);
+    comm_barrier(tr->comm);
+    double t0 = comm_wtime();
+    if (tr->repro) trainer_reduce_exact(tr);
+    else trainer_reduce(tr);
+    if (tr->shard) comm_step_allgather(tr->comm, tr->model.params, tr->part_bytes);
+    return comm_wtime() - t0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The median time of the step's communication on path `which`, the slowest rank's (the same
+ * value on every rank). */
+static double time_path(Trainer *tr, CommStep which)
+{
+    double t[AUTO_REPS];
+    comm_step_use(tr->comm, which);
+    for (int k = 0; k < AUTO_WARMUP; k++) time_once(tr);
+    for (int k = 0; k < AUTO_REPS; k++) t[k] = time_once(tr);
+    qsort(t, AUTO_REPS, sizeof *t, cmp_double);
+    double med = t[AUTO_REPS / 2];
+    comm_allreduce_max_double(tr->comm, &med, 1);
+    return med;
+}
+
+Status trainer_setup_reduce(Trainer *tr)
+{
+    const Config *c = &tr->cfg;
+    const size_t n = n_params(tr);
+    tr->gbuf = tr->model.grads;
+    if (tr->shard && optim_set_gather(&tr->optim, tr->part, tr->P, gather_blocks, tr) != XT_OK)
+        return comm_agree(tr->comm, XT_ERR_RUNTIME);
+    if (comm_agree(tr->comm, XT_OK) != XT_OK) return XT_ERR_RUNTIME;
+    const char *ops = tr->shard ? "reduce-scatter + allgather" : "allreduce";
+    if (c->comm.allreduce == ALLREDUCE_MPI) {
+        comm_step_use(tr->comm, COMM_STEP_MPI);
+        snprintf(tr->reduce_why, sizeof tr->reduce_why, "MPI %s (comm.allreduce = mpi)", ops);
+        return XT_OK;
+    }
+    char why[256];
+    size_t bytes = (n + ((size_t)N_XSLOTS > (size_t)N_SLOTS ? (size_t)N_XSLOTS : (size_t)N_SLOTS)) * sizeof(float);
+    if (comm_step_setup(tr->comm, bytes, why, sizeof why) != XT_OK) {
+        if (c->comm.allreduce == ALLREDUCE_SHM)
+            log_warn("comm.allreduce = shm: %s; using MPI", why);
+        snprintf(tr->reduce_why, sizeof tr->reduce_why, "MPI %s (comm.allreduce = %s: %s)", ops,
+                 c->comm.allreduce == ALLREDUCE_SHM ? "shm" : "auto", why);
+        return XT_OK;
+    }
+    /* Backward (or the exact conversion) writes straight into this rank's segment. */
+    if (tr->repro) exact_grad_use_acc(&tr->exact, comm_step_buffer(tr->comm));
+    else tr->gbuf = comm_step_buffer(tr->comm);
+    int local, nodes;
+    comm_step_shape(tr->comm, &local, &nodes);
+    char shape[96];
+    snprintf(shape, sizeof shape, "%d ranks per node%s", local,
+             nodes > 1 ? ", then one slice owner per node over MPI" : "");
+    if (c->comm.allreduce == ALLREDUCE_SHM) {
+        snprintf(tr->reduce_why, sizeof tr->reduce_why, "shared-memory %s, %s (comm.allreduce "
+                 "= shm)", ops, shape);
+        return XT_OK;
+    }
+    double t_shm = time_path(tr, COMM_STEP_SHM), t_mpi = time_path(tr, COMM_STEP_MPI);
+    CommStep pick = t_shm <= t_mpi ? COMM_STEP_SHM : COMM_STEP_MPI;
+    comm_step_use(tr->comm, pick);
+    snprintf(tr->reduce_why, sizeof tr->reduce_why, "%s %s, %s (comm.allreduce = auto: measured "
+             "%.1f us through shared memory, %.1f us through MPI for %.0f KiB)",
+             pick == COMM_STEP_SHM ? "shared-memory" : "MPI", ops, shape, t_shm * 1e6,
+             t_mpi * 1e6, (double)bytes / 1024.0);
+    return XT_OK;
+}
+
+/* ---- the step --------------------------------------------------------------------------- */
+
+void trainer_reduce(Trainer *tr)
+{
+    const size_t n = n_params(tr);
+    if (tr->shard) comm_step_reduce_scatter(tr->comm, tr->gbuf, tr->part, N_SLOTS, COMM_F32);
+    else comm_step_allreduce(tr->comm, tr->gbuf, n + N_SLOTS, COMM_F32);
+}
+
+void trainer_reduce_exact(Trainer *tr)
+{
+    ExactGrad *x = &tr->exact;
+    if (tr->shard) comm_step_reduce_scatter(tr->comm, x->acc, tr->part, N_XSLOTS, COMM_I32);
+    else comm_step_allreduce(tr->comm, x->acc, exact_grad_len(x), COMM_I32);
+}
+
+double trainer_update(Trainer *tr, const float *grads, float grad_scale, double lr)
+{
+    optim_step(&tr->optim, tr->model.params, grads, grad_scale, lr);
+    if (!tr->shard) return 0.0;
+    double t0 = comm_wtime();
+    comm_step_allgather(tr->comm, tr->model.params, tr->part_bytes);
+    return comm_wtime() - t0;
+}
+
+/* ---- checkpoints ------------------------------------------------------------------------ */
+
+void trainer_drop_optim(Trainer *tr)
+{
+    for (size_t i = 0; i < STATE_MAX_ITEMS; i++) {
+        free(tr->ostate_buf[i]);
+        tr->ostate_buf[i] = NULL;
+    }
+    tr->ostate_ready = false;
+}
+
+void trainer_gather_optim(Trainer *tr)
+{
+    if (!tr->shard) return;
+    trainer_drop_optim(tr);
+    StateList mine;
+    optim_state(&tr->optim, &mine);
+    const size_t n = n_params(tr), P = (size_t)tr->P;
+    size_t *counts = NULL;
+    Status st = XT_OK;
+    if (tr->r == 0) {
+        counts = malloc(P * sizeof *counts);
+        if (!counts) st = XT_ERR_RUNTIME;
+        for (size_t r = 0; counts && r < P; r++)
+            counts[r] = tr->part_bytes[r + 1] - tr->part_bytes[r];
+        state_init(&tr->ostate, mine.kind);
+        for (size_t i = 0; i < mine.n_arrays; i++) {
+            tr->ostate_buf[i] = malloc((n > 0 ? n : 1) * sizeof(float));
+            if (!tr->ostate_buf[i]) st = XT_ERR_RUNTIME;
+            state_add_array(&tr->ostate, mine.arrays[i].name, tr->ostate_buf[i], n);
+        }
+        for (size_t i = 0; i < mine.n_scalars; i++) /* the same on every rank */
+            tr->ostate.scalars[tr->ostate.n_scalars++] = mine.scalars[i];
+        if (st != XT_OK)
+            log_error("out of memory gathering the optimiser state (%zu arrays of %zu floats) "
+                      "for a checkpoint", mine.n_arrays, n);
+    }
+    if (comm_agree(tr->comm, st) == XT_OK) {
+        for (size_t i = 0; i < mine.n_arrays; i++)
+            comm_gatherv(tr->comm, mine.arrays[i].data, mine.arrays[i].n * sizeof(float),
+                         tr->ostate_buf[i], counts);
+        tr->ostate_ready = true;
+    } else {
+        trainer_drop_optim(tr);
+    }
+    free(counts);
+}
+
+const StateList *trainer_optim_state(Trainer *tr, StateList *tmp)
+{
+    if (!tr->shard) {
+        optim_state(&tr->optim, tmp);
+        return tmp;
+    }
+    return tr->ostate_ready ? &tr->ostate : NULL;
+}
+
+Status trainer_restore_optim(Trainer *tr, const char *path, StateList *early_stop)
+{
+    StateList mine;
+    optim_state(&tr->optim, &mine);
+    if (!tr->shard) return checkpoint_restore(path, &mine, early_stop);
+    /* The checkpoint holds the whole state: read it, keep this rank's slice. */
+    const size_t n = n_params(tr), lo = tr->lo;
+    StateList full;
+    float *buf[STATE_MAX_ITEMS] = {0};
+    Status st = XT_OK;
+    state_init(&full, mine.kind);
+    for (size_t i = 0; i < mine.n_arrays; i++) {
+        buf[i] = malloc((n > 0 ? n : 1) * sizeof(float));
+        if (!buf[i]) st = XT_ERR_RUNTIME;
+        state_add_array(&full, mine.arrays[i].name, buf[i], n);
+    }
+    for (size_t i = 0; i < mine.n_scalars; i++) full.scalars[full.n_scalars++] = mine.scalars[i];
+    if (st == XT_OK) st = checkpoint_restore(path, &full, early_stop);
+    else log_error("out of memory reading the optimiser state of %s", path);
+    for (size_t i = 0; st == XT_OK && i < mine.n_arrays; i++)
+        memcpy(mine.arrays[i].data, buf[i] + lo, mine.arrays[i].n * sizeof(float));
+    for (size_t i = 0; i < mine.n_arrays; i++) free(buf[i]);
+    return st;
+}
