@@ -62,8 +62,10 @@ static void node_barrier(ShmRed *s)
 
 static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
 
-/* out[lo, hi) = in_0 + in_1 + ... + in_{L-1}, left to right, whatever rank computes it. */
-static void sum_f32(ShmRed *s, float *out, size_t lo, size_t hi)
+/* Slice [lo, hi) of the sum in_0 + in_1 + ... + in_{L-1}, added left to right whatever rank
+ * computes it, written to every segment listed in `to` (this rank's, and the others' when
+ * the result is pushed to them). Chunks of CHUNK elements: the partial sums stay in L1. */
+static void sum_f32(ShmRed *s, size_t lo, size_t hi, char *const *to, int nto)
 {
     float tmp[CHUNK];
     for (size_t a = lo; a < hi; a += CHUNK) {
@@ -74,13 +76,13 @@ static void sum_f32(ShmRed *s, float *out, size_t lo, size_t hi)
             const float *x = (const float *)s->seg[k] + a;
             for (size_t i = 0; i < m; i++) tmp[i] += x[i];
         }
-        memcpy(out + a, tmp, m * sizeof *tmp);
+        for (int k = 0; k < nto; k++) memcpy(to[k] + a * 4, tmp, m * sizeof *tmp);
     }
 }
 
 /* The same for int32 (the reproducible mode's exact sums, which never overflow; unsigned
  * arithmetic keeps even a wrong input defined). */
-static void sum_i32(ShmRed *s, int32_t *out, size_t lo, size_t hi)
+static void sum_i32(ShmRed *s, size_t lo, size_t hi, char *const *to, int nto)
 {
     uint32_t tmp[CHUNK];
     for (size_t a = lo; a < hi; a += CHUNK) {
@@ -91,7 +93,7 @@ static void sum_i32(ShmRed *s, int32_t *out, size_t lo, size_t hi)
             const uint32_t *x = (const uint32_t *)s->seg[k] + a;
             for (size_t i = 0; i < m; i++) tmp[i] += x[i];
         }
-        memcpy(out + a, tmp, m * sizeof *tmp);
+        for (int k = 0; k < nto; k++) memcpy(to[k] + a * 4, tmp, m * sizeof *tmp);
     }
 }
 
@@ -204,57 +206,70 @@ static void even_slices(ShmRed *s, size_t n)
     s->lo[s->L] = n;
 }
 
-/* Copy in (unless the caller computed into its segment), barrier, sum this rank's slice, and
- * with several nodes allreduce it across them; then a barrier: every slice is final. */
-static void reduce_slices(ShmRed *s, const void *buf, size_t n, ShmType t)
+/* Copy in (unless the caller computed into its segment), barrier, then this rank sums its
+ * slice; with several nodes it allreduces the slice across them. `push`: the slice's result
+ * goes to every local segment (the only writes into another rank's segment), else to this
+ * rank's alone. Every rank also sums the `tail` elements at tail_at itself (a few values:
+ * the step's slots) into `tail_out`. A second barrier: every pushed slice is in place and
+ * no segment is read by another rank any more, so the caller may overwrite its own at once
+ * (two barriers per reduction). */
+static void reduce_slices(ShmRed *s, const void *buf, size_t n, ShmType t, bool push,
+                          size_t tail_at, size_t tail, void *tail_out)
 {
     char *mine = s->seg[s->me];
     XT_ASSERT(n * 4 <= s->cap);
     if (buf != mine) memcpy(mine, buf, n * 4);
     node_barrier(s);
     size_t a = s->lo[s->me], b = s->lo[s->me + 1];
-    if (t == SHM_F32) sum_f32(s, (float *)mine, a, b);
-    else sum_i32(s, (int32_t *)mine, a, b);
+    char *to[1] = {mine};
+    bool local_push = push && s->nodes == 1; /* several nodes: push after the allreduce */
+    if (t == SHM_F32) sum_f32(s, a, b, local_push ? s->seg : to, local_push ? s->L : 1);
+    else sum_i32(s, a, b, local_push ? s->seg : to, local_push ? s->L : 1);
+    for (size_t i = 0; i < tail; i++) { /* 4-byte words: float or int32 sums */
+        if (t == SHM_F32) {
+            float v = 0.0f;
+            for (int k = 0; k < s->L; k++) v += ((const float *)s->seg[k])[tail_at + i];
+            ((float *)tail_out)[i] = v;
+        } else {
+            uint32_t v = 0;
+            for (int k = 0; k < s->L; k++) v += ((const uint32_t *)s->seg[k])[tail_at + i];
+            ((uint32_t *)tail_out)[i] = v;
+        }
+    }
     if (s->nodes > 1) { /* slice l has the same bounds on every node */
         XT_ASSERT(b - a <= (size_t)INT_MAX);
         MPI_Allreduce(MPI_IN_PLACE, mine + a * 4, (int)(b - a),
                       t == SHM_F32 ? MPI_FLOAT : MPI_INT32_T, MPI_SUM, s->cross);
+        for (int k = 0; push && k < s->L; k++)
+            if (k != s->me) memcpy(s->seg[k] + a * 4, mine + a * 4, (b - a) * 4);
     }
     node_barrier(s);
-}
-
-/* buf[a, b) from the slices' owners (this rank's own slice only when buf is elsewhere). */
-static void copy_out(ShmRed *s, void *buf, size_t a, size_t b)
-{
-    char *dst = buf;
-    for (int k = 0; k < s->L && a < b; k++) {
-        size_t x = a > s->lo[k] ? a : s->lo[k], y = b < s->lo[k + 1] ? b : s->lo[k + 1];
-        if (x >= y || (k == s->me && buf == s->seg[s->me])) continue;
-        memcpy(dst + x * 4, s->seg[k] + x * 4, (y - x) * 4);
-    }
 }
 
 void shmred_allreduce(ShmRed *s, void *buf, size_t n, ShmType t)
 {
     even_slices(s, n);
-    reduce_slices(s, buf, n, t);
-    copy_out(s, buf, 0, n);
-    node_barrier(s); /* nobody overwrites a segment another rank still reads */
+    reduce_slices(s, buf, n, t, true, 0, 0, NULL);
+    if (buf != s->seg[s->me]) memcpy(buf, s->seg[s->me], n * 4);
 }
 
 void shmred_reduce_scatter(ShmRed *s, void *buf, const size_t *off, size_t tail, ShmType t)
 {
-    size_t n = off[s->P] + tail;
+    const size_t np = off[s->P], a = off[s->world_rank], b = off[s->world_rank + 1];
+    const char *mine = s->seg[s->me];
+    char tail_sum[64 * 4];
+    XT_ASSERT(tail <= 64);
     if (s->nodes == 1) { /* local rank = world rank: each sums exactly its piece */
         for (int l = 0; l < s->L; l++) s->lo[l] = off[l];
-        s->lo[s->L] = n;
-    } else {
-        even_slices(s, n);
+        s->lo[s->L] = np;
+        reduce_slices(s, buf, np + tail, t, false, np, tail, tail_sum);
+        memcpy((char *)buf + np * 4, tail_sum, tail * 4);
+    } else { /* even slices, allreduced across nodes and pushed: every piece and the tail */
+        even_slices(s, np + tail);
+        reduce_slices(s, buf, np + tail, t, true, 0, 0, NULL);
+        if (buf != mine) memcpy((char *)buf + np * 4, mine + np * 4, tail * 4);
     }
-    reduce_slices(s, buf, n, t);
-    copy_out(s, buf, off[s->world_rank], off[s->world_rank + 1]);
-    copy_out(s, buf, off[s->P], n);
-    node_barrier(s);
+    if (buf != mine) memcpy((char *)buf + a * 4, mine + a * 4, (b - a) * 4);
 }
 
 void shmred_allgather(ShmRed *s, void *buf, const size_t *off)
