@@ -38,12 +38,27 @@ typedef struct {
     pthread_t thread;
 } Watch;
 
+/* The overlap thread and its queue. */
+typedef struct {
+    pthread_t thread;
+    bool running, quit;
+    pthread_mutex_t mu;
+    pthread_cond_t job_cv, done_cv;
+    float *buf[COMM_ASYNC_MAX];
+    size_t n[COMM_ASYNC_MAX];
+    size_t queued, done; /* this step's */
+    double busy;         /* seconds inside MPI (written by the thread under mu) */
+    MPI_Comm comm;       /* a duplicate of the world: the thread's collectives */
+} Async;
+
 /* The step's reduction path; a pointer in Comm, so that functions taking a const Comm may
  * set it up. */
 typedef struct {
     ShmRed *shm;         /* the node's shared window, or NULL */
     CommStep use;
     int *counts, *displs; /* (P) for MPI_Reduce_scatter and MPI_Allgatherv */
+    Async async;
+    int thread_level;     /* what MPI_Init_thread provided */
 } StepPath;
 
 struct Comm {
@@ -134,8 +149,9 @@ Status comm_open(int *argc, char ***argv, Comm **out)
     int provided = 0;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    /* FUNNELED: the watchdog thread never calls MPI. */
-    if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+    /* SERIALIZED: the overlap thread (comm_async_*) calls MPI while the main thread does
+     * not; the watchdog and the stream reader never call MPI. */
+    if (MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided) != MPI_SUCCESS) {
         fprintf(stderr, "xentrain: error: MPI_Init failed\n");
         return XT_ERR_RUNTIME;
     }
@@ -144,6 +160,7 @@ Status comm_open(int *argc, char ***argv, Comm **out)
     if (!c) abort_world(XT_ERR_RUNTIME);
     c->step = calloc(1, sizeof *c->step);
     if (!c->step) abort_world(XT_ERR_RUNTIME);
+    c->step->thread_level = provided;
     c->init_seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     c->world = MPI_COMM_WORLD;
     MPI_Comm_rank(c->world, &c->rank);
@@ -169,6 +186,16 @@ void comm_close(Comm **c)
 {
     if (!c || !*c) return;
     g_watch = NULL; /* the detached thread only reads it while collectives run */
+    Async *as = &(*c)->step->async;
+    if (as->running) {
+        pthread_mutex_lock(&as->mu);
+        as->quit = true;
+        pthread_cond_signal(&as->job_cv);
+        pthread_mutex_unlock(&as->mu);
+        pthread_join(as->thread, NULL);
+        MPI_Comm_free(&as->comm);
+        as->running = false;
+    }
     shmred_close(&(*c)->step->shm);
     free((*c)->step->counts);
     free((*c)->step->displs);
@@ -184,7 +211,7 @@ int comm_rank(const Comm *c) { return c->rank; }
 int comm_size(const Comm *c) { return c->size; }
 int comm_local_size(const Comm *c) { return c->local_size; }
 int comm_node_count(const Comm *c) { return c->node_count; }
-double comm_wtime(void) { return MPI_Wtime(); }
+double comm_wtime(void) { return mono_seconds(); }
 double comm_init_seconds(const Comm *c) { return c->init_seconds; }
 const void *comm_native(const Comm *c) { return &c->world; }
 
@@ -401,6 +428,110 @@ void comm_step_allgather(const Comm *c, void *buf, const size_t *off)
                        c->world) != MPI_SUCCESS)
         abort_world(XT_ERR_RUNTIME);
     watch_end();
+}
+
+/* ---- overlap ---------------------------------------------------------------------------- */
+
+static void *async_main(void *arg)
+{
+    Async *as = arg;
+
+    pthread_mutex_lock(&as->mu);
+    for (;;) {
+        while (as->done == as->queued && !as->quit) pthread_cond_wait(&as->job_cv, &as->mu);
+        if (as->quit) break;
+        float *buf = as->buf[as->done];
+        size_t n = as->n[as->done];
+        pthread_mutex_unlock(&as->mu);
+        double t0 = mono_seconds();
+        /* Blocking: the library progresses the transfer as fast as it can, on the spare core
+         * this thread needs (comm.overlap = auto asks for one; measured without one, a
+         * non-blocking call tested between sleeps progressed too slowly, and this thread,
+         * spinning, took the core backward needed: docs/scaling.md). */
+        for (char *p = (char *)buf; n > 0;) {
+            size_t m = n > (size_t)INT_MAX ? (size_t)INT_MAX : n;
+            if (MPI_Allreduce(MPI_IN_PLACE, p, (int)m, MPI_FLOAT, MPI_SUM, as->comm) != MPI_SUCCESS)
+                abort_world(XT_ERR_RUNTIME);
+            p += m * sizeof(float);
+            n -= m;
+        }
+        double dt = mono_seconds() - t0;
+        pthread_mutex_lock(&as->mu);
+        as->busy += dt;
+        as->done++;
+        pthread_cond_signal(&as->done_cv);
+    }
+    pthread_mutex_unlock(&as->mu);
+    return NULL;
+}
+
+Status comm_async_start(const Comm *c, char *why, size_t len)
+{
+    Async *as = &c->step->async;
+    if (as->running) return XT_OK;
+    int ok = c->step->thread_level >= MPI_THREAD_SERIALIZED;
+    MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_MIN, c->world);
+    if (!ok) {
+        snprintf(why, len, "the MPI library does not provide MPI_THREAD_SERIALIZED");
+        return XT_ERR_RUNTIME;
+    }
+    MPI_Comm_dup(c->world, &as->comm);
+    pthread_mutex_init(&as->mu, NULL);
+    pthread_cond_init(&as->job_cv, NULL);
+    pthread_cond_init(&as->done_cv, NULL);
+    as->queued = as->done = 0;
+    ok = pthread_create(&as->thread, NULL, async_main, as) == 0;
+    int all = ok;
+    MPI_Allreduce(MPI_IN_PLACE, &all, 1, MPI_INT, MPI_MIN, c->world);
+    as->running = ok;
+    if (!all) {
+        if (ok) { /* another rank failed: stop ours */
+            pthread_mutex_lock(&as->mu);
+            as->quit = true;
+            pthread_cond_signal(&as->job_cv);
+            pthread_mutex_unlock(&as->mu);
+            pthread_join(as->thread, NULL);
+            as->running = false;
+        }
+        MPI_Comm_free(&as->comm);
+        snprintf(why, len, "no communication thread could be started");
+        return XT_ERR_RUNTIME;
+    }
+    return XT_OK;
+}
+
+void comm_async_sum(const Comm *c, float *buf, size_t n)
+{
+    Async *as = &c->step->async;
+    XT_ASSERT(as->running);
+    pthread_mutex_lock(&as->mu);
+    XT_ASSERT(as->queued < COMM_ASYNC_MAX);
+    as->buf[as->queued] = buf;
+    as->n[as->queued] = n;
+    as->queued++;
+    pthread_cond_signal(&as->job_cv);
+    pthread_mutex_unlock(&as->mu);
+}
+
+void comm_async_wait(const Comm *c)
+{
+    Async *as = &c->step->async;
+    watch_begin("MPI_Allreduce (layer by layer, overlapped with backward)");
+    pthread_mutex_lock(&as->mu);
+    while (as->done < as->queued) pthread_cond_wait(&as->done_cv, &as->mu);
+    as->queued = as->done = 0;
+    pthread_mutex_unlock(&as->mu);
+    watch_end();
+}
+
+double comm_async_busy(const Comm *c)
+{
+    Async *as = &c->step->async;
+    if (!as->running) return 0.0;
+    pthread_mutex_lock(&as->mu);
+    double b = as->busy;
+    pthread_mutex_unlock(&as->mu);
+    return b;
 }
 
 void comm_abort(const Comm *c, int code)

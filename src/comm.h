@@ -46,6 +46,7 @@ void comm_library_version(char *buf, size_t len);
 /* The MPI flavour the build chose (CMake XT_MPI: openmpi, mpich or system) and the MPI
  * standard version of its headers. Local. */
 void comm_build_info(char *buf, size_t len);
+/* Seconds on a monotonic clock (any thread may call it). */
 double comm_wtime(void);
 /* Seconds MPI_Init took in this process (for start-up reports). Local. */
 double comm_init_seconds(const Comm *c);
@@ -105,6 +106,24 @@ void comm_step_reduce_scatter(const Comm *c, void *buf, const size_t *off, size_
 /* Collective, in place: off[0..P] in bytes; rank r contributes buf[off[r], off[r+1]), and
  * every rank ends with all of buf[0, off[P]). */
 void comm_step_allgather(const Comm *c, void *buf, const size_t *off);
+
+/* ---- overlap: reductions on a communication thread ---------------------------------------
+ * comm_async_start starts a thread that runs MPI_Allreduce (sum, in place, on a duplicate of
+ * the world communicator) on the buffers queued with comm_async_sum, in queue order, while
+ * the caller computes; comm_async_wait waits for all of them. Between the first
+ * comm_async_sum of a step and comm_async_wait the caller makes no other MPI call (the
+ * library runs MPI_THREAD_SERIALIZED), and every rank queues the same buffers in the same
+ * order. */
+/* Collective. XT_OK, or an error with the reason (the MPI library lacks
+ * MPI_THREAD_SERIALIZED; no thread): the same answer on every rank. */
+Status comm_async_start(const Comm *c, char *why, size_t len);
+/* Local: queues n floats for summation (at most COMM_ASYNC_MAX per step). */
+#define COMM_ASYNC_MAX 64
+void comm_async_sum(const Comm *c, float *buf, size_t n);
+/* Collective in effect: returns when every queued sum is done. */
+void comm_async_wait(const Comm *c);
+/* Seconds the thread has spent inside MPI so far (its busy time). */
+double comm_async_busy(const Comm *c);
 
 /* Ends every rank of the job now (MPI_Abort). For a rank failing alone. */
 _Noreturn void comm_abort(const Comm *c, int code);

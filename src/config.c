@@ -102,6 +102,7 @@ static const char *const SHUFFLE_NAMES[] = {"false", "true", "block", NULL};
 static const char *const STREAM_NAMES[] = {"false", "true", "auto", NULL};
 static const char *const SHARD_NAMES[] = {"false", "true", "auto", NULL};
 static const char *const ALLREDUCE_NAMES[] = {"mpi", "shm", "auto", NULL};
+static const char *const OVERLAP_NAMES[] = {"false", "true", "auto", NULL};
 
 #define XT_INT31_MAX INT64_C(2147483647)
 #define XT_EPOCHS_MAX INT64_C(1000000)
@@ -275,6 +276,9 @@ static const Key KEYS[] = {
     K_ENUM(0, "comm", "allreduce", comm.allreduce, "auto", ALLREDUCE_NAMES,
            "gradient reduction: mpi, shm (node's shared memory, fixed order) or auto "
            "(measured at start-up)"),
+    K_ENUM(0, "comm", "overlap", comm.overlap, "auto", OVERLAP_NAMES,
+           "allreduce each layer's gradient (MPI) while backward runs; auto = for models with "
+           "2+ layers on several nodes"),
     /* [run] */
     K_STR(KEY_RUN, "run", "dir", run.dir, "", "a directory path, or empty",
           "output directory; empty = runs/<config file name without extension>"),
@@ -829,8 +833,25 @@ static const Key *check_optim_rules(const Config *cfg, char *why, size_t len)
     return NULL;
 }
 
+/* The [comm] rules that involve more than one key. */
+static const Key *check_comm_rules(const Config *cfg, char *why, size_t len)
+{
+    if (cfg->comm.overlap != OVERLAP_TRUE) return NULL;
+    const char *other = cfg->train.reproducible          ? "train.reproducible = true"
+                        : cfg->optim.shard == SHARD_TRUE ? "optim.shard = true"
+                        : cfg->comm.allreduce == ALLREDUCE_SHM ? "comm.allreduce = shm"
+                                                               : NULL;
+    if (!other) return NULL;
+    snprintf(why, len, "overlap allreduces the gradient layer by layer through MPI while "
+             "backward runs; it cannot be combined with %s (set one of them to false/auto)",
+             other);
+    return key_named("comm", "overlap");
+}
+
 static const Key *check_rules(const Config *cfg, char *why, size_t len)
 {
+    const Key *ck = check_comm_rules(cfg, why, len);
+    if (ck) return ck;
     bool mlp = cfg->model.type == MODEL_MLP;
     if (mlp && cfg->model.n_hidden == 0) {
         snprintf(why, len, "needs model.hidden, the hidden layer sizes (e.g. hidden = 256,128)");

@@ -57,6 +57,7 @@ typedef enum { SHUFFLE_NONE, SHUFFLE_ROWS, SHUFFLE_BLOCK } Shuffle; /* false, tr
 typedef enum { DATA_STREAM_FALSE, DATA_STREAM_TRUE, DATA_STREAM_AUTO } DataStream;
 typedef enum { SHARD_FALSE, SHARD_TRUE, SHARD_AUTO } OptimShard;
 typedef enum { ALLREDUCE_MPI, ALLREDUCE_SHM, ALLREDUCE_AUTO } AllreduceImpl;
+typedef enum { OVERLAP_FALSE, OVERLAP_TRUE, OVERLAP_AUTO } Overlap;
 
 typedef struct {
     struct {
@@ -133,6 +134,7 @@ typedef struct {
     struct {
         double timeout_s;       /* collective watchdog */
         AllreduceImpl allreduce; /* the step's reductions: MPI or the node's shared memory */
+        Overlap overlap;        /* reduce layer by layer while backward runs */
     } comm;
     struct {
         char dir[XT_PATH_MAX];  /* "" = runs/<config file stem> */

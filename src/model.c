@@ -225,6 +225,12 @@ void model_backward(Model *m, const float *X, const float *dlogits, size_t B, bo
 void model_backward_into(Model *m, const float *X, const float *dlogits, size_t B,
                          bool accumulate, float *grads)
 {
+    model_backward_hooked(m, X, dlogits, B, accumulate, grads, NULL, NULL);
+}
+
+void model_backward_hooked(Model *m, const float *X, const float *dlogits, size_t B,
+                           bool accumulate, float *grads, LayerDone done, void *ctx)
+{
     const float beta = accumulate ? 1.0f : 0.0f;
     const ModelShape *s = &m->shape;
     XT_ASSERT(B <= m->max_batch);
@@ -239,6 +245,7 @@ void model_backward_into(Model *m, const float *X, const float *dlogits, size_t 
             for (size_t j = 0; j < no; j++) db[j] = 0.0f;
         for (size_t i = 0; i < B; i++)
             for (size_t j = 0; j < no; j++) db[j] += delta[i * no + j];
+        if (done) done(ctx, l);
         if (l > 1) {
             float *next = m->work[l % 2];
             const float *W = m->params + s->w_off[l - 1];

@@ -92,6 +92,12 @@ void model_backward(Model *m, const float *X, const float *dlogits, size_t B, bo
 /* The same into grads (n_params floats) instead of m->grads. */
 void model_backward_into(Model *m, const float *X, const float *dlogits, size_t B,
                          bool accumulate, float *grads);
+/* Called as soon as layer l's gradients (W_l, b_l: grads[w_off[l-1], w_off[l-1] + the
+ * layer's size)) are final, layers in the order L .. 1, before the rest of backward runs:
+ * the moment to start reducing them (comm.overlap). */
+typedef void (*LayerDone)(void *ctx, int layer);
+void model_backward_hooked(Model *m, const float *X, const float *dlogits, size_t B,
+                           bool accumulate, float *grads, LayerDone done, void *ctx);
 
 /* A 64-bit hash of the parameter bytes (replica checks: equal iff bit-identical,
  * up to hash collisions). */

@@ -88,10 +88,24 @@ static size_t gather_batch(Trainer *tr, size_t t)
     return m;
 }
 
+/* The step's totals into the slots after the n gradient sums. */
+static void write_slots(float *g, size_t n, const LossTotals *tot, double correct,
+                        double decisions)
+{
+    g[n + SLOT_LOSS] = (float)tot->sum;
+    g[n + SLOT_WEIGHT] = (float)tot->weight;
+    g[n + SLOT_NONFINITE] = isfinite(tot->sum) ? 0.0f : 1.0f;
+    g[n + SLOT_SIGNAL] = g_signal ? 1.0f : 0.0f;
+    g[n + SLOT_CORRECT] = (float)correct;
+    g[n + SLOT_DECISIONS] = (float)decisions;
+}
+
 /* Forward, loss and backward on m local rows: the gradient SUMS and the slots. With
  * train.accumulate = k the rows go through in k micro-steps whose gradient sums add up
  * (the rows of micro-step c are gathered just before it; the first one was gathered with
- * the row list when k = 1). */
+ * the row list when k = 1). With comm.overlap the last backward queues each layer's
+ * gradient for reduction as soon as it is final (the slots, known after the loss, ride in
+ * the first bucket). */
 static void local_step(Trainer *tr, size_t m, EpochRun *er)
 {
     Model *md = &tr->model;
@@ -100,7 +114,11 @@ static void local_step(Trainer *tr, size_t m, EpochRun *er)
     const size_t k = (size_t)tr->cfg.train.accumulate;
     LossTotals tot = {0};
     double correct = 0.0, decisions = 0.0;
-    size_t done = 0;
+    size_t done = 0, last = k;
+    bool slots = false;
+    for (size_t c = 0; c < k; c++) /* the last micro-step with rows */
+        if ((m * (c + 1)) / k > (m * c) / k) last = c;
+    if (tr->overlap) trainer_overlap_begin(tr);
     for (size_t c = 0; c < k; c++) {
         size_t mc = (m * (c + 1)) / k - (m * c) / k; /* k near-equal pieces */
         if (mc == 0) continue;
@@ -124,7 +142,14 @@ static void local_step(Trainer *tr, size_t m, EpochRun *er)
         loss_count_correct(tr->loss_kind, z, tg, mc, KO, tr->lopt.ignore_index, &correct,
                            &decisions);
         double t3 = comm_wtime();
-        model_backward_into(md, tr->batch.X, tr->dz, mc, done > 0, tr->gbuf);
+        if (tr->overlap && c == last) {
+            write_slots(tr->gbuf, n, &tot, correct, decisions);
+            slots = true;
+            model_backward_hooked(md, tr->batch.X, tr->dz, mc, done > 0, tr->gbuf,
+                                  trainer_layer_done, tr);
+        } else {
+            model_backward_into(md, tr->batch.X, tr->dz, mc, done > 0, tr->gbuf);
+        }
         double t4 = comm_wtime();
         done += mc;
         er->io += t1 - t0;
@@ -132,14 +157,9 @@ static void local_step(Trainer *tr, size_t m, EpochRun *er)
         er->loss += t3 - t2;
         er->backward += t4 - t3;
     }
-    float *g = tr->gbuf;
-    if (done == 0) memset(g, 0, n * sizeof *g);
-    g[n + SLOT_LOSS] = (float)tot.sum;
-    g[n + SLOT_WEIGHT] = (float)tot.weight;
-    g[n + SLOT_NONFINITE] = isfinite(tot.sum) ? 0.0f : 1.0f;
-    g[n + SLOT_SIGNAL] = g_signal ? 1.0f : 0.0f;
-    g[n + SLOT_CORRECT] = (float)correct;
-    g[n + SLOT_DECISIONS] = (float)decisions;
+    if (done == 0) memset(tr->gbuf, 0, n * sizeof *tr->gbuf);
+    if (!slots) write_slots(tr->gbuf, n, &tot, correct, decisions);
+    if (tr->overlap) trainer_overlap_flush(tr); /* a rank without rows: the same buckets */
 }
 
 /* ---- reproducible mode: fixed micro-batches, exact sums ------------------------------- */
@@ -268,7 +288,12 @@ static StepOutcome train_step(Trainer *tr, size_t t, EpochRun *er)
         local_step(tr, m, er);
         fault_before_reduce(tr->r, tr->step);
         double t2 = comm_wtime();
-        trainer_reduce(tr);
+        if (tr->overlap) { /* the buckets were queued during backward */
+            comm_async_wait(tr->comm);
+            tr->overlap_wait += comm_wtime() - t2;
+        } else {
+            trainer_reduce(tr);
+        }
         const float *slot = tr->gbuf + n;
         tot = (StepTotals){.loss = slot[SLOT_LOSS], .weight = slot[SLOT_WEIGHT],
                            .correct = slot[SLOT_CORRECT], .decisions = slot[SLOT_DECISIONS],
@@ -472,6 +497,19 @@ static void report_stream(const Trainer *tr)
              "compute)", v[0] / 1048576.0, v[1] / 1048576.0, v[2], v[3], 100.0 * hidden);
 }
 
+/* Overlap: how much of the reduction backward hid (rank 0 logs its own figures). */
+static void report_overlap(const Trainer *tr)
+{
+    if (!tr->overlap || tr->r != 0) return;
+    double busy = comm_async_busy(tr->comm), wait = tr->overlap_wait;
+    double hidden = busy > 0 ? 1.0 - wait / busy : 0.0;
+    log_info("overlap totals: comm_busy_s=%.3f exposed_s=%.3f hidden=%.3f", busy, wait,
+             hidden < 0 ? 0.0 : hidden);
+    log_info("overlap: the communication thread spent %.2f s in MPI_Allreduce; the steps waited "
+             "%.2f s for it after backward (%.0f%% of the reduction hidden behind backward)",
+             busy, wait, 100.0 * (hidden < 0 ? 0.0 : hidden));
+}
+
 int train_main(const Comm *comm, int argc, char **argv)
 {
     Trainer *tr = calloc(1, sizeof *tr);
@@ -500,6 +538,7 @@ int train_main(const Comm *comm, int argc, char **argv)
              tr->start_epoch > 1 || tr->start_step > 0 ? ", resume" : "");
     EsDecision dec = train_loop(tr);
     report_stream(tr);
+    report_overlap(tr);
     int code = trainer_report_end(tr, &dec);
     if (code == 0) code = trainer_finish_models(tr, &dec);
     char test_spec[XT_PATH_MAX], model_path[TRAINER_PATH_MAX];

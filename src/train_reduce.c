@@ -10,14 +10,21 @@
  * whole optimiser state either way: rank 0 gathers the slices before writing, and a resumed
  * run takes its slice of whatever was saved, at any P, sharded or not.
  */
+#define _GNU_SOURCE /* sched_getaffinity */
 #include <math.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "checkpoint.h"
+#include "linalg.h"
 #include "log.h"
 #include "trainer.h"
+
+/* Overlap buckets: layers are merged until a bucket holds at least this much (one
+ * allreduce's latency is then small against its transfer). */
+#define BUCKET_MIN_BYTES (256u << 10)
 
 /* Repetitions of each path when comm.allreduce = auto measures them (after warm-up). */
 #define AUTO_REPS 15
@@ -34,8 +41,37 @@ Status trainer_setup_shard(Trainer *tr)
     tr->part = malloc((P + 1) * sizeof *tr->part);
     tr->part_bytes = malloc((P + 1) * sizeof *tr->part_bytes);
     if (!tr->part || !tr->part_bytes) return XT_ERR_RUNTIME;
-    tr->shard = c->optim.shard != SHARD_FALSE && tr->P > 1;
-    if (c->optim.shard == SHARD_FALSE)
+    /* overlap first: it reduces whole layers, so it takes the place of a sharded update */
+    const int layers = tr->model.shape.n_layers, nodes = comm_node_count(tr->comm);
+    cpu_set_t set; /* the cores this rank may run on (its binding) */
+    int cpus = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+    tr->overlap = c->comm.overlap == OVERLAP_TRUE && tr->P > 1;
+    if (c->comm.overlap == OVERLAP_FALSE)
+        snprintf(tr->overlap_why, sizeof tr->overlap_why, "comm.overlap = false");
+    else if (tr->P == 1)
+        snprintf(tr->overlap_why, sizeof tr->overlap_why, "one rank: nothing to reduce");
+    else if (c->comm.overlap == OVERLAP_TRUE)
+        snprintf(tr->overlap_why, sizeof tr->overlap_why, "comm.overlap = true");
+    else if (tr->repro || c->optim.shard == SHARD_TRUE || c->comm.allreduce == ALLREDUCE_SHM)
+        snprintf(tr->overlap_why, sizeof tr->overlap_why, "comm.overlap = auto: off with %s",
+                 tr->repro ? "train.reproducible" : c->optim.shard == SHARD_TRUE
+                                                        ? "optim.shard = true"
+                                                        : "comm.allreduce = shm");
+    else if (layers < 2 || nodes < 2 || cpus <= linalg_blas_threads())
+        snprintf(tr->overlap_why, sizeof tr->overlap_why, "comm.overlap = auto: off (%s)",
+                 layers < 2  ? "one layer: no backward to hide the reduction behind"
+                 : nodes < 2 ? "one node: the reduction is fast"
+                             : "no spare core for the communication thread: this rank may run "
+                               "on as many cores as it has BLAS threads");
+    else {
+        tr->overlap = true;
+        snprintf(tr->overlap_why, sizeof tr->overlap_why, "comm.overlap = auto: %d layers on "
+                 "%d nodes", layers, nodes);
+    }
+    tr->shard = c->optim.shard != SHARD_FALSE && tr->P > 1 && !tr->overlap;
+    if (tr->overlap && c->optim.shard == SHARD_AUTO && tr->P > 1)
+        snprintf(tr->shard_why, sizeof tr->shard_why, "optim.shard = auto: off with overlap");
+    else if (c->optim.shard == SHARD_FALSE)
         snprintf(tr->shard_why, sizeof tr->shard_why, "optim.shard = false");
     else if (tr->P == 1)
         snprintf(tr->shard_why, sizeof tr->shard_why, "optim.shard = %s: one rank, nothing to share",
@@ -104,6 +140,17 @@ Status trainer_setup_reduce(Trainer *tr)
         return comm_agree(tr->comm, XT_ERR_RUNTIME);
     if (comm_agree(tr->comm, XT_OK) != XT_OK) return XT_ERR_RUNTIME;
     const char *ops = tr->shard ? "reduce-scatter + allgather" : "allreduce";
+    if (tr->overlap) {
+        char why[200];
+        if (comm_async_start(tr->comm, why, sizeof why) == XT_OK) {
+            snprintf(tr->reduce_why, sizeof tr->reduce_why, "MPI allreduce layer by layer on a "
+                     "communication thread while backward runs (%s)", tr->overlap_why);
+            return XT_OK;
+        }
+        log_warn("comm.overlap: %s; reducing after backward", why);
+        tr->overlap = false;
+        snprintf(tr->overlap_why, sizeof tr->overlap_why, "comm.overlap: %s", why);
+    }
     if (c->comm.allreduce == ALLREDUCE_MPI) {
         comm_step_use(tr->comm, COMM_STEP_MPI);
         snprintf(tr->reduce_why, sizeof tr->reduce_why, "MPI %s (comm.allreduce = mpi)", ops);
@@ -142,6 +189,28 @@ Status trainer_setup_reduce(Trainer *tr)
 }
 
 /* ---- the step --------------------------------------------------------------------------- */
+
+void trainer_overlap_begin(Trainer *tr)
+{
+    tr->pend_end = n_params(tr) + N_SLOTS;
+    tr->next_layer = tr->model.shape.n_layers;
+}
+
+void trainer_layer_done(void *ctx, int layer)
+{
+    Trainer *tr = ctx;
+    XT_ASSERT(layer == tr->next_layer);
+    const size_t lo = tr->model.shape.w_off[layer - 1];
+    tr->next_layer = layer - 1;
+    if ((tr->pend_end - lo) * sizeof(float) < BUCKET_MIN_BYTES && layer > 1) return;
+    comm_async_sum(tr->comm, tr->gbuf + lo, tr->pend_end - lo);
+    tr->pend_end = lo;
+}
+
+void trainer_overlap_flush(Trainer *tr)
+{
+    while (tr->next_layer > 0) trainer_layer_done(tr, tr->next_layer);
+}
 
 void trainer_reduce(Trainer *tr)
 {

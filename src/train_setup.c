@@ -651,6 +651,8 @@ static void banner(const Trainer *tr)
     else
         log_info("         every rank updates all parameters (%s)", tr->shard_why);
     if (tr->P > 1) log_info("reduce   %s", tr->reduce_why);
+    if (tr->P > 1 && !tr->overlap)
+        log_info("         reduced after backward, not overlapped (%s)", tr->overlap_why);
     log_info("run      %s", c->run.dir);
     log_info("settings (every key: xentrain --help-config)");
     print_settings(c);

@@ -33,7 +33,7 @@ static const char *const ALL_KEYS[] = {
     "train.resume", "train.progress", "eval.distributed", "eval.batch_size",
     "early_stopping.enabled", "early_stopping.monitor", "early_stopping.mode",
     "early_stopping.patience", "early_stopping.min_delta", "early_stopping.start_epoch",
-    "early_stopping.restore_best", "checkpoint.every", "comm.timeout_s", "comm.allreduce", "run.dir"};
+    "early_stopping.restore_best", "checkpoint.every", "comm.timeout_s", "comm.allreduce", "comm.overlap", "run.dir"};
 #define N_ALL_KEYS (sizeof ALL_KEYS / sizeof ALL_KEYS[0])
 
 #define assert_has(text, sub)                                                               \

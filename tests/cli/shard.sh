@@ -11,6 +11,8 @@
 #  - exact resume: a sharded run stopped after epoch 2 and resumed at P = 3 sharded, at P = 2
 #    unsharded through MPI, and after a signal mid-epoch, ends with the straight run's model;
 #    the checkpoint holds the whole optimiser state (its arrays have n_params values);
+#  - comm.overlap: the layer-by-layer reduction during backward agrees with the reduction after
+#    it (micro-steps, a rank without rows), the watchdog names it, conflicts are refused;
 #  - comm.allreduce = shm on one rank falls back to MPI and says why.
 # Usage: shard.sh XENTRAIN SCRATCH_DIR MPIEXEC
 set -u
@@ -115,6 +117,36 @@ xt 2 train c.ini --set run.dir=f.other $def --set optim.lr=0.07 >f.other.log 2>&
 d=$(metrics_maxrel f.ref/metrics.csv f.other/metrics.csv 2 4)
 awk -v d="$d" 'BEGIN { exit !(d >= 1e-4) }' && pass "the comparison fails for another lr ($d)" ||
   fail "the comparison cannot tell another lr apart ($d)"
+
+# 3b. comm.overlap: layer buckets reduced on a communication thread during backward agree too,
+#     with micro-steps, and when a rank has no rows in a step (batch 2 over 3 ranks)
+bad=""
+for v in "2:" "3:" "3:--set train.accumulate=2" "3:--set train.batch_size=2 --set train.epochs=1"; do
+  np=${v%%:*} extra=${v#*:} rd=ov.$np.$(echo "$extra" | tr -dc 'a-z0-9')
+  # shellcheck disable=SC2086
+  xt $np train c.ini --set run.dir=$rd --set comm.overlap=true $def $extra >$rd.log 2>&1 || { bad="$bad $rd(exit $?)"; continue; }
+  grep -q "^reduce   MPI allreduce layer by layer on a communication thread" $rd.log &&
+    grep -q "^overlap totals: comm_busy_s=" $rd.log || bad="$bad $rd(banner)"
+  # shellcheck disable=SC2086
+  xt $np train c.ini --set run.dir=$rd.off --set comm.overlap=false --set optim.shard=false $def $extra >$rd.off.log 2>&1 ||
+    { bad="$bad $rd.off(exit $?)"; continue; }
+  d=$(metrics_maxrel $rd.off/metrics.csv $rd/metrics.csv 2 4)
+  awk -v d="$d" 'BEGIN { exit !(d < 1e-4) }' || bad="$bad $rd($d)"
+done
+[ -z "$bad" ] && pass "comm.overlap = true at P = 2, 3 (micro-steps; ranks without rows) agrees with the reduction after backward" ||
+  fail "overlap:$bad"
+XT_FAULT_HANG=1:5 xt 2 train c.ini --set run.dir=ovhang --set comm.overlap=true --set comm.timeout_s=2 $def >ovhang.log 2>&1
+code=$?
+if [ $code -ne 0 ] && grep -q "watchdog: MPI_Allreduce (layer by layer, overlapped with backward) did not complete within 2 s (epoch 1, step 6)" ovhang.log; then
+  # the hung rank had queued step 5's buckets before it stopped: its thread finished them
+  pass "watchdog with overlap: names the layer-by-layer allreduce (the step after the hung rank's)"
+else fail "watchdog with overlap: exit $code"; grep watchdog ovhang.log; fi
+xt 2 train c.ini --set run.dir=ovbad --set comm.overlap=true --set optim.shard=true >ovbad.log 2>&1
+code=$?
+[ $code -eq 2 ] && grep -q "comm.overlap=true: overlap .* cannot be combined with train.reproducible = true" ovbad.log &&
+  pass "comm.overlap = true with train.reproducible refused (exit 2), naming both" || { fail "overlap + reproducible: exit $code"; tail -2 ovbad.log; }
+grep -q "reduced after backward, not overlapped (comm.overlap = auto: off with train.reproducible)" sgd.3.true.shm.log &&
+  pass "comm.overlap = auto says why it is off" || fail "overlap auto reason"
 
 # 4. exact resume across paths (reproducible mode: bit for bit)
 # shellcheck disable=SC2086
