@@ -8,7 +8,8 @@
 # update cost (bench/optim.sh), train.reproducible against the default mode
 # (bench/reproducible.sh) and streamed training data against data in memory
 # (bench/stream.sh; its part 2, data larger than memory in a memory cgroup, with
-# STREAM_BENCH_BIG=1), each side by side in its own interleaved run.
+# STREAM_BENCH_BIG=1), and the step's reductions through MPI and shared memory (bench/reduce.c),
+# each side by side in its own interleaved run.
 # Usage: bench/run.sh [REPS] [OUT_DIR]      (defaults: 3, bench/out)
 # Writes OUT_DIR/raw.csv (every measurement), OUT_DIR/results.csv and prints the table.
 set -euo pipefail
@@ -96,3 +97,7 @@ bench/reproducible.sh "$bin" "$data" "$reps" "$out/reproducible-b1024.csv" 1024 
 # streamed against in memory (bench/stream.sh): writes stream.csv; part 2 (a file larger
 # than a memory cgroup's limit) only with STREAM_BENCH_BIG=1
 bench/stream.sh "$bin" "$data" "$reps" "$out"
+# the step's reductions (issue 19): MPI against the node's shared memory, interleaved call by
+# call, results consumed, with the node's triad bandwidth in the same run (bench/reduce.c)
+mpi -np 2 "$root/build-release/bench/xt_bench_reduce" 300 235152 8 65536 1048576 4194304 |
+  tee "$out/reduce.csv"

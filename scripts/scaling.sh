@@ -21,6 +21,14 @@
 #   --batch B          strong scaling global batch (default 128)
 #   --batch-per-rank b weak scaling rows per rank (default 128)
 #   --modes "..."      strong and/or weak (default "strong weak")
+#   --reduce "..."     the step's reduction paths to compare, each a column of scaling-wide.csv
+#                      (default "mpi shard+shm"):
+#                        mpi        every rank updates everything, MPI_Allreduce (the old way)
+#                        shard      optim.shard: reduce-scatter, 1/P of the update, allgather (MPI)
+#                        shm        MPI_Allreduce replaced by the node's shared memory
+#                        shard+shm  both
+#                        overlap    MPI allreduce layer by layer while backward runs (comm.overlap)
+#                        auto       whatever the defaults choose
 #   --netns            run across network namespaces (scripts/netns/netns-cluster.sh; root):
 #                      one rank per namespace (hosts = P, at most 9; two ranks in one namespace
 #                      crash Open MPI 4.1.4 here, see netns-cluster.sh), MPI over TCP on veth
@@ -30,12 +38,14 @@
 #   --xentrain BIN     default build-release/xentrain (built when missing)
 # Output (DIR):
 #   raw.csv        one row per run and epoch used
-#   scaling.csv    mode,model,P,hosts,oversubscribed,global_batch,steps_per_epoch,n_params,
-#                  samples_per_s,epoch_s,compute_s,allreduce_s,allreduce_us_per_step,busbw_GBps,
+#   scaling.csv    mode,model,reduce,P,hosts,oversubscribed,global_batch,steps_per_epoch,n_params,
+#                  samples_per_s,epoch_s,compute_s,optim_s,allreduce_s,allreduce_us_per_step,busbw_GBps,
 #                  speedup,efficiency   (medians over repetitions; see below)
+#   scaling-wide.csv mode,model,P, then samples_per_s and efficiency of every --reduce path: the
+#                  paths side by side (speedups against P = 1 of the same path)
 #   allreduce.csv  transport,P,bytes,seconds (median of 50 calls after 10 warm-up calls)
 #   speedup.png, efficiency.png (gnuplot)
-# Definitions: bytes = 4 (n_params + 4) (one float buffer: gradients, loss, weight, two flags);
+# Definitions: bytes = 4 (n_params + 6) (one float buffer: gradients and the step's six slots);
 #   allreduce_us_per_step = allreduce_s / steps_per_epoch (rank 0's time inside MPI_Allreduce, so
 #   it includes waiting for slower ranks); busbw = 2 (P-1)/P x bytes / time per allreduce (the ring
 #   bound: what each link must carry); speedup = samples_per_s(P) / samples_per_s(1) of the same mode
@@ -50,6 +60,7 @@ mpirun --version 2>&1 | grep -qE "Open MPI|OpenRTE" ||
   { echo "scaling.sh: needs Open MPI's mpirun (Debian's default); 'mpirun' here is another MPI" >&2; exit 2; }
 data=$root/data/fashion-mnist.h5 gen=0 models="mlp softmax" ranks="1 2 4" reps=3 epochs=2
 batch=128 bpr=128 modes="strong weak" netns=0 rate= allreduce=1 out=$root/runs/scaling
+reduces="mpi shard+shm"
 bin=$root/build-release/xentrain
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -62,12 +73,13 @@ while [ $# -gt 0 ]; do
     --batch) batch=$2; shift 2 ;;
     --batch-per-rank) bpr=$2; shift 2 ;;
     --modes) modes=$2; shift 2 ;;
+    --reduce) reduces=$2; shift 2 ;;
     --netns) netns=1; shift ;;
     --rate) rate=$2; shift 2 ;;
     --no-allreduce) allreduce=0; shift ;;
     --out) out=$2; shift 2 ;;
     --xentrain) bin=$2; shift 2 ;;
-    -h|--help) sed -n '2,46p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,56p' "$0"; exit 0 ;;
     *) echo "scaling.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -102,15 +114,27 @@ launch() { # launch P CMD...: mpirun on this host, or across namespaces
   fi
 }
 hosts_for() { if [ "$netns" -eq 1 ]; then echo "$1"; else echo 1; fi; }
+reduce_sets() { # reduce_sets PATH: the --set options of a reduction path
+  case "$1" in
+    mpi) echo "--set optim.shard=false --set comm.allreduce=mpi --set comm.overlap=false" ;;
+    shard) echo "--set optim.shard=true --set comm.allreduce=mpi --set comm.overlap=false" ;;
+    shm) echo "--set optim.shard=false --set comm.allreduce=shm --set comm.overlap=false" ;;
+    shard+shm) echo "--set optim.shard=true --set comm.allreduce=shm --set comm.overlap=false" ;;
+    overlap) echo "--set optim.shard=false --set comm.allreduce=mpi --set comm.overlap=true" ;;
+    auto) echo "" ;;
+    *) echo "scaling.sh: unknown --reduce path '$1' (mpi, shard, shm, shard+shm, overlap, auto)" >&2; exit 2 ;;
+  esac
+}
+for rd in $reduces; do reduce_sets "$rd" >/dev/null || exit 2; done
 
 raw=$out/raw.csv
-echo "mode,model,P,hosts,rep,epoch,global_batch,steps_per_epoch,n_params,samples_per_s,epoch_s,compute_s,allreduce_s" > "$raw"
+echo "mode,model,reduce,P,hosts,rep,epoch,global_batch,steps_per_epoch,n_params,samples_per_s,epoch_s,compute_s,allreduce_s,optim_s" > "$raw"
 t_start=$(date +%s)
 for rep in $(seq "$reps"); do # repetitions outermost: slow drifts of a shared machine hit every P
   for model in $models; do
     cfg=configs/fashion-mnist-$model.ini
     for mode in $modes; do
-      for np in $ranks; do
+      for np in $ranks; do for red in $reduces; do # the paths interleaved: drifts hit all alike
         if [ "$mode" = strong ]; then bset=(--set train.batch_size="$batch")
         else bset=(--set train.batch_per_rank="$bpr"); fi
         rd=$tmp/run
@@ -118,55 +142,67 @@ for rep in $(seq "$reps"); do # repetitions outermost: slow drifts of a shared m
         if ! launch "$np" "$bin" train "$cfg" --set data.train="$data:/train" --set data.val= \
              --set data.test= --set early_stopping.enabled=false --set train.epochs="$epochs" \
              --set checkpoint.every=0 --set train.resume=never --set train.progress=false \
-             --set optim.schedule=constant --set run.dir="$rd" "${bset[@]}" > "$tmp/log" 2>&1; then
-          echo "scaling.sh: run failed ($mode $model P=$np):" >&2; tail -20 "$tmp/log" >&2; exit 1
+             --set optim.schedule=constant --set run.dir="$rd" "${bset[@]}" $(reduce_sets "$red") > "$tmp/log" 2>&1; then
+          echo "scaling.sh: run failed ($mode $model $red P=$np):" >&2; tail -20 "$tmp/log" >&2; exit 1
         fi
         npar=$(sed -n 's/.* \([0-9]*\) parameters.*/\1/p' "$tmp/log" | head -1)
-        steps=$(sed -n 's/^batch *global \([0-9]*\) rows (\([0-9]*\) steps.*/\2/p' "$tmp/log" | head -1)
+        steps=$(sed -n 's/^batch *global \([0-9]*\) rows per update[^(]*(\([0-9]*\) steps.*/\2/p' "$tmp/log" | head -1)
         gb=$(sed -n 's/^batch *global \([0-9]*\) rows.*/\1/p' "$tmp/log" | head -1)
-        awk -F, -v m="$mode" -v mo="$model" -v p="$np" -v h="$(hosts_for "$np")" -v r="$rep" \
+        awk -F, -v m="$mode" -v mo="$model" -v rdn="$red" -v p="$np" -v h="$(hosts_for "$np")" -v r="$rep" \
             -v gb="$gb" -v st="$steps" -v n="$npar" -v E="$epochs" \
-          'NR > 1 && ($1 >= 2 || E == 1) { printf "%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n",
-              m, mo, p, h, r, $1, gb, st, n, $7, $12, $8, $9 }' "$rd/metrics.csv" >> "$raw"
-        printf 'scaling: rep %s %-7s %-6s P=%s  %s samples/s\n' "$rep" "$model" "$mode" "$np" \
-          "$(tail -1 "$raw" | cut -d, -f10)"
-      done
+          'NR > 1 && ($1 >= 2 || E == 1) { printf "%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n",
+              m, mo, rdn, p, h, r, $1, gb, st, n, $7, $12, $8, $9, $17 }' "$rd/metrics.csv" >> "$raw"
+        printf 'scaling: rep %s %-7s %-6s %-9s P=%s  %s samples/s\n' "$rep" "$model" "$mode" "$red" "$np" \
+          "$(tail -1 "$raw" | cut -d, -f11)"
+      done; done
     done
   done
 done
 
-# medians over repetitions (and epochs), then speedup and efficiency against P = 1
+# medians over repetitions (and epochs), then speedup and efficiency against P = 1 of the path
 csv=$out/scaling.csv
-echo "mode,model,P,hosts,oversubscribed,global_batch,steps_per_epoch,n_params,samples_per_s,epoch_s,compute_s,allreduce_s,allreduce_us_per_step,busbw_GBps,speedup,efficiency" > "$csv"
+echo "mode,model,reduce,P,hosts,oversubscribed,global_batch,steps_per_epoch,n_params,samples_per_s,epoch_s,compute_s,optim_s,allreduce_s,allreduce_us_per_step,busbw_GBps,speedup,efficiency" > "$csv"
 for model in $models; do
   for mode in $modes; do
+    for red in $reduces; do
     base=
     for np in $ranks; do
       med() { # med COLUMN: median of that raw.csv column for this point
-        awk -F, -v m="$mode" -v mo="$model" -v p="$np" -v c="$1" \
-          '$1 == m && $2 == mo && $3 == p { print $c }' "$raw" | sort -g |
+        awk -F, -v m="$mode" -v mo="$model" -v rd="$red" -v p="$np" -v c="$1" \
+          '$1 == m && $2 == mo && $3 == rd && $4 == p { print $c }' "$raw" | sort -g |
           awk '{ v[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2];
                                     else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
       }
-      row=$(awk -F, -v m="$mode" -v mo="$model" -v p="$np" '$1 == m && $2 == mo && $3 == p { print; exit }' "$raw")
+      row=$(awk -F, -v m="$mode" -v mo="$model" -v rd="$red" -v p="$np" '$1 == m && $2 == mo && $3 == rd && $4 == p { print; exit }' "$raw")
       [ -n "$row" ] || continue
-      h=$(echo "$row" | cut -d, -f4) gb=$(echo "$row" | cut -d, -f7) st=$(echo "$row" | cut -d, -f8)
-      n=$(echo "$row" | cut -d, -f9)
-      sps=$(med 10) eps=$(med 11) cs=$(med 12) ars=$(med 13)
+      h=$(echo "$row" | cut -d, -f5) gb=$(echo "$row" | cut -d, -f8) st=$(echo "$row" | cut -d, -f9)
+      n=$(echo "$row" | cut -d, -f10)
+      sps=$(med 11) eps=$(med 12) cs=$(med 13) ars=$(med 14) ops=$(med 15)
       [ -n "$base" ] || base=$sps
       [ "$np" -eq 1 ] && base=$sps
-      awk -v m="$mode" -v mo="$model" -v p="$np" -v h="$h" -v ov="$([ "$np" -gt "$cores" ] && echo yes || echo no)" \
-          -v gb="$gb" -v st="$st" -v n="$n" -v sps="$sps" -v eps="$eps" -v cs="$cs" -v ars="$ars" -v b="$base" \
-        'BEGIN { t = ars / st; bytes = 4 * (n + 4);
+      awk -v m="$mode" -v mo="$model" -v rd="$red" -v p="$np" -v h="$h" -v ov="$([ "$np" -gt "$cores" ] && echo yes || echo no)" \
+          -v gb="$gb" -v st="$st" -v n="$n" -v sps="$sps" -v eps="$eps" -v cs="$cs" -v ops="$ops" -v ars="$ars" -v b="$base" \
+        'BEGIN { t = ars / st; bytes = 4 * (n + 6);
                  bw = (p > 1 && t > 0) ? 2 * (p - 1) / p * bytes / t / 1e9 : 0;
                  sp = sps / b;
-                 printf "%s,%s,%d,%d,%s,%d,%d,%d,%.0f,%.4f,%.4f,%.4f,%.1f,%.3f,%.3f,%.3f\n",
-                   m, mo, p, h, ov, gb, st, n, sps, eps, cs, ars, t * 1e6, bw, sp, sp / p }' >> "$csv"
+                 printf "%s,%s,%s,%d,%d,%s,%d,%d,%d,%.0f,%.4f,%.4f,%.4f,%.4f,%.1f,%.3f,%.3f,%.3f\n",
+                   m, mo, rd, p, h, ov, gb, st, n, sps, eps, cs, ops, ars, t * 1e6, bw, sp, sp / p }' >> "$csv"
+    done
     done
   done
 done
+# the paths side by side: samples/s and efficiency of each as columns
+wide=$out/scaling-wide.csv
+{ printf 'mode,model,P'; for red in $reduces; do printf ',%s_samples_per_s,%s_efficiency' "$red" "$red"; done; echo
+  awk -F, -v reds="$reduces" 'NR > 1 { k = $1 "," $2 "," $4; if (!(k in seen)) { seen[k] = 1; order[++nk] = k }
+                                       sps[k, $3] = $10; eff[k, $3] = $18 }
+    END { n = split(reds, r, " "); for (i = 1; i <= nk; i++) { line = order[i]
+            for (j = 1; j <= n; j++) line = line "," sps[order[i], r[j]] "," eff[order[i], r[j]]
+            print line } }' "$csv"; } > "$wide"
 echo "scaling: training runs took $(( $(date +%s) - t_start )) s"
 column -s, -t < "$csv"
+echo
+column -s, -t < "$wide"
 
 # raw MPI_Allreduce sweep: float sums, 8 B .. 16 MiB, on the transports at hand
 if [ "$allreduce" -eq 1 ]; then
@@ -227,11 +263,11 @@ fi
 # plots
 if command -v gnuplot >/dev/null; then
   plots=
-  for model in $models; do for mode in $modes; do
-    grep -q "^$mode,$model," "$csv" || continue
-    awk -F, -v m="$mode" -v mo="$model" '$1 == m && $2 == mo { print $3, $15, $16 }' "$csv" > "$tmp/$mode-$model.dat"
-    plots="$plots${plots:+, }'$tmp/$mode-$model.dat' using 1:COL with linespoints title '$mode $model'"
-  done; done
+  for model in $models; do for mode in $modes; do for red in $reduces; do
+    grep -q "^$mode,$model,$red," "$csv" || continue
+    awk -F, -v m="$mode" -v mo="$model" -v rd="$red" '$1 == m && $2 == mo && $3 == rd { print $4, $17, $18 }' "$csv" > "$tmp/$mode-$model-$red.dat"
+    plots="$plots${plots:+, }'$tmp/$mode-$model-$red.dat' using 1:COL with linespoints title '$mode $model $red'"
+  done; done; done
   maxp=$(echo "$ranks" | tr ' ' '\n' | sort -n | tail -1)
   gnuplot <<G
 set terminal pngcairo size 800,560 noenhanced

@@ -277,8 +277,8 @@ static const Key KEYS[] = {
            "gradient reduction: mpi, shm (node's shared memory, fixed order) or auto "
            "(measured at start-up)"),
     K_ENUM(0, "comm", "overlap", comm.overlap, "auto", OVERLAP_NAMES,
-           "allreduce each layer's gradient (MPI) while backward runs; auto = for models with "
-           "2+ layers on several nodes"),
+           "allreduce each layer's gradient (MPI) while backward runs; auto = 2+ layers, "
+           "several nodes and a spare core per rank"),
     /* [run] */
     K_STR(KEY_RUN, "run", "dir", run.dir, "", "a directory path, or empty",
           "output directory; empty = runs/<config file name without extension>"),

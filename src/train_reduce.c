@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "checkpoint.h"
 #include "linalg.h"
@@ -43,8 +44,12 @@ Status trainer_setup_shard(Trainer *tr)
     if (!tr->part || !tr->part_bytes) return XT_ERR_RUNTIME;
     /* overlap first: it reduces whole layers, so it takes the place of a sharded update */
     const int layers = tr->model.shape.n_layers, nodes = comm_node_count(tr->comm);
-    cpu_set_t set; /* the cores this rank may run on (its binding) */
+    /* the cores this rank may run on: its binding, or when unbound (all of the node's) its
+     * share of them */
+    cpu_set_t set;
     int cpus = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    if (online > 0 && cpus >= online) cpus /= comm_local_size(tr->comm);
     tr->overlap = c->comm.overlap == OVERLAP_TRUE && tr->P > 1;
     if (c->comm.overlap == OVERLAP_FALSE)
         snprintf(tr->overlap_why, sizeof tr->overlap_why, "comm.overlap = false");
