@@ -95,7 +95,8 @@ int main(int argc, char **argv)
         comm_close(&c);
         return 2;
     }
-    float *seg = comm_step_buffer(c), *params = malloc(maxn * sizeof *params);
+    /* both paths reduce the segment and gather into the parameter segment, as the trainer */
+    float *seg = comm_step_buffer(c), *params = comm_step_param_buffer(c);
     size_t *off = malloc(((size_t)P + 1) * sizeof *off), *offb = malloc(((size_t)P + 1) * sizeof *offb);
     double *t = malloc(2 * (size_t)reps * sizeof *t);
     if (!params || !off || !offb || !t) abort();
@@ -150,7 +151,6 @@ int main(int argc, char **argv)
         }
         fflush(stdout);
     }
-    free(params);
     free(off);
     free(offb);
     free(t);

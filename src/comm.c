@@ -366,6 +366,10 @@ void comm_step_use(const Comm *c, CommStep which)
 CommStep comm_step_current(const Comm *c) { return c->step->use; }
 
 void *comm_step_buffer(const Comm *c) { return c->step->shm ? shmred_segment(c->step->shm) : NULL; }
+void *comm_step_param_buffer(const Comm *c)
+{
+    return c->step->shm ? shmred_param_segment(c->step->shm) : NULL;
+}
 
 void comm_step_shape(const Comm *c, int *local, int *nodes)
 {

@@ -93,6 +93,9 @@ CommStep comm_step_current(const Comm *c);
 /* This rank's segment of the shared window (bytes as set up), or NULL: a caller that
  * computes its send buffer there saves a copy. */
 void *comm_step_buffer(const Comm *c);
+/* This rank's parameter segment (bytes as set up), or NULL: parameters kept there are
+ * allgathered by pushes (comm_step_allgather on it). */
+void *comm_step_param_buffer(const Comm *c);
 /* The shared-memory path's shape: ranks per node and nodes (0, 0 without one). */
 void comm_step_shape(const Comm *c, int *local, int *nodes);
 /* Collective: n elements summed in place. */

@@ -30,6 +30,7 @@ struct ShmRed {
     int me, L, nodes, P, world_rank;
     size_t cap;            /* bytes per segment */
     char **seg;            /* (L) every local rank's segment */
+    char **pseg;           /* (L) every local rank's parameter segment */
     char *shared;          /* cap bytes on local rank 0's memory: allgather area */
     Ctrl *ctrl;
     size_t *lo;            /* (L + 1) slice bounds of the current reduction, elements */
@@ -132,13 +133,15 @@ Status shmred_open(ShmRed **out, MPI_Comm world, size_t cap, char *why, size_t l
     ShmRed *s = calloc(1, sizeof *s);
     if (s) {
         s->seg = calloc((size_t)L, sizeof *s->seg);
+        s->pseg = calloc((size_t)L, sizeof *s->pseg);
         s->lo = calloc((size_t)L + 1, sizeof *s->lo);
     }
-    int ok = s && s->seg && s->lo;
+    int ok = s && s->seg && s->pseg && s->lo;
     MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_MIN, world);
     if (!ok) {
         if (s) {
             free(s->seg);
+            free(s->pseg);
             free(s->lo);
         }
         free(s);
@@ -147,10 +150,11 @@ Status shmred_open(ShmRed **out, MPI_Comm world, size_t cap, char *why, size_t l
         return XT_ERR_RUNTIME;
     }
     *s = (ShmRed){.node = node, .me = me, .L = L, .nodes = nodes, .P = P, .world_rank = wr,
-               .cap = (cap + 63) / 64 * 64, .seg = s->seg, .lo = s->lo};
+               .cap = (cap + 63) / 64 * 64, .seg = s->seg, .pseg = s->pseg, .lo = s->lo};
     /* Local rank 0: control block, shared area, its own segment; the others: a segment.
      * Non-contiguous: each rank's memory is placed near it (first touch on NUMA nodes). */
-    MPI_Aint mine = (MPI_Aint)(s->cap + (me == 0 ? sizeof(Ctrl) + s->cap : 0));
+    /* + 64: the library's base address need not be on a cache line (seen: 8 bytes past) */
+    MPI_Aint mine = (MPI_Aint)(64 + 2 * s->cap + (me == 0 ? sizeof(Ctrl) + s->cap : 0));
     MPI_Info info;
     MPI_Info_create(&info);
     MPI_Info_set(info, "alloc_shared_noncontig", "true");
@@ -162,7 +166,9 @@ Status shmred_open(ShmRed **out, MPI_Comm world, size_t cap, char *why, size_t l
         int du;
         char *p;
         MPI_Win_shared_query(s->win, k, &sz, &du, &p);
+        p += (64 - (uintptr_t)p % 64) % 64;
         s->seg[k] = k == 0 ? p + sizeof(Ctrl) + s->cap : p;
+        s->pseg[k] = s->seg[k] + s->cap;
         if (k == 0) {
             s->ctrl = (Ctrl *)p;
             s->shared = p + sizeof(Ctrl);
@@ -186,12 +192,14 @@ void shmred_close(ShmRed **sp)
     MPI_Comm_free(&s->cross);
     MPI_Comm_free(&s->node);
     free(s->seg);
+    free(s->pseg);
     free(s->lo);
     free(s);
     *sp = NULL;
 }
 
 void *shmred_segment(ShmRed *s) { return s->seg[s->me]; }
+void *shmred_param_segment(ShmRed *s) { return s->pseg[s->me]; }
 size_t shmred_capacity(const ShmRed *s) { return s->cap; }
 int shmred_local_size(const ShmRed *s) { return s->L; }
 int shmred_nodes(const ShmRed *s) { return s->nodes; }
@@ -277,6 +285,12 @@ void shmred_allgather(ShmRed *s, void *buf, const size_t *off)
     XT_ASSERT(s->nodes == 1 && off[s->P] <= s->cap);
     char *b = buf;
     size_t a = off[s->me], e = off[s->me + 1];
+    if (buf == s->pseg[s->me]) { /* push this rank's piece into every other parameter segment */
+        for (int k = 0; k < s->L; k++)
+            if (k != s->me) memcpy(s->pseg[k] + a, b + a, e - a);
+        node_barrier(s);
+        return;
+    }
     memcpy(s->shared + a, b + a, e - a);
     node_barrier(s);
     memcpy(b, s->shared, a);

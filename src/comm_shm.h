@@ -3,7 +3,9 @@
  *
  * The ranks of a node (MPI_COMM_TYPE_SHARED) map one MPI-3 shared window:
  *   every rank   a segment of `cap` bytes: its send buffer. A caller that computes into it
- *                (comm_reduce_buffer) saves the copy in.
+ *                (comm_step_buffer) saves the copy in. And a parameter segment of `cap`
+ *                bytes: a caller that keeps its parameters there (comm_step_param_buffer)
+ *                has them allgathered by pushes, with one barrier.
  *   local rank 0 also the control block (a barrier of two atomic counters on their own
  *                cache lines) and a shared area of `cap` bytes (allgather, small results).
  * Reduction (sum of floats or int32 over L local ranks): the buffer is cut into L slices;
@@ -39,6 +41,7 @@ Status shmred_open(ShmRed **out, MPI_Comm world, size_t cap, char *why, size_t l
 void shmred_close(ShmRed **s);
 
 void *shmred_segment(ShmRed *s);
+void *shmred_param_segment(ShmRed *s);
 size_t shmred_capacity(const ShmRed *s);
 int shmred_local_size(const ShmRed *s);
 int shmred_nodes(const ShmRed *s);
@@ -50,7 +53,11 @@ void shmred_allreduce(ShmRed *s, void *buf, size_t n, ShmType t);
  * the rest of buf is undefined. */
 void shmred_reduce_scatter(ShmRed *s, void *buf, const size_t *off, size_t tail, ShmType t);
 /* Collective, one node only (shmred_nodes == 1). off[0..P] in bytes: rank r contributes
- * buf[off[r], off[r+1]); on return buf[0, off[P]) holds every piece. */
+ * buf[off[r], off[r+1]); on return buf[0, off[P]) holds every piece. When buf is this rank's
+ * parameter segment each rank writes its piece into every other rank's parameter segment and
+ * one barrier ends it; that is safe because between two such calls every rank passes the two
+ * barriers of a reduction (the sharded step: reduce-scatter, update, allgather), so no rank
+ * still reads the parameters another overwrites. */
 void shmred_allgather(ShmRed *s, void *buf, const size_t *off);
 
 #endif

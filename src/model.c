@@ -138,9 +138,17 @@ Status model_init(Model *m, const ModelShape *s, size_t max_batch, size_t grad_e
     return XT_OK;
 }
 
+void model_use_params(Model *m, float *buf)
+{
+    memcpy(buf, m->params, m->shape.n_params * sizeof *buf);
+    if (!m->params_borrowed) free(m->params);
+    m->params = buf;
+    m->params_borrowed = true;
+}
+
 void model_free(Model *m)
 {
-    free(m->params);
+    if (!m->params_borrowed) free(m->params);
     free(m->grads);
     for (int l = 0; l <= MODEL_MAX_LAYERS; l++) free(m->act[l]);
     free(m->work[0]);

@@ -66,7 +66,8 @@ void model_shape_describe(const ModelShape *s, char *buf, size_t len);
 
 typedef struct {
     ModelShape shape;
-    float *params;  /* (n_params) owned */
+    float *params;  /* (n_params) owned, or the caller's (model_use_params) */
+    bool params_borrowed;
     float *grads;   /* (n_params + grad_extra) owned; the extra trailing floats are the
                        caller's (e.g. a loss sum riding in the same allreduce) */
     size_t max_batch;
@@ -78,6 +79,10 @@ typedef struct {
  * for up to max_batch rows. */
 Status model_init(Model *m, const ModelShape *s, size_t max_batch, size_t grad_extra);
 void model_free(Model *m);
+
+/* Moves the parameters into buf (n_params floats, e.g. a shared-memory segment the
+ * parameter allgather writes into) and uses it from now on; buf must outlive m. */
+void model_use_params(Model *m, float *buf);
 
 /* zeros: all zero; xavier: W ~ U(-a, a), a = sqrt(6 / (in + out)); he: W ~ N(0, 2 / in).
  * Biases start at zero. Draws from rng in layer order. */

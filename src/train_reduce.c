@@ -173,6 +173,10 @@ Status trainer_setup_reduce(Trainer *tr)
     /* Backward (or the exact conversion) writes straight into this rank's segment. */
     if (tr->repro) exact_grad_use_acc(&tr->exact, comm_step_buffer(tr->comm));
     else tr->gbuf = comm_step_buffer(tr->comm);
+    /* The update writes its slice straight into the others' copies (one node). */
+    int local0, nodes0;
+    comm_step_shape(tr->comm, &local0, &nodes0);
+    if (tr->shard && nodes0 == 1) model_use_params(&tr->model, comm_step_param_buffer(tr->comm));
     int local, nodes;
     comm_step_shape(tr->comm, &local, &nodes);
     char shape[96];
