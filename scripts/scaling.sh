@@ -50,7 +50,8 @@
 #   it includes waiting for slower ranks); busbw = 2 (P-1)/P x bytes / time per allreduce (the ring
 #   bound: what each link must carry); speedup = samples_per_s(P) / samples_per_s(1) of the same mode
 #   and model; efficiency = speedup / P (for weak scaling that is throughput per rank against P = 1).
-# A default run (2 models x 2 modes x 3 P x 3 reps x 2 epochs of Fashion-MNIST) takes about 3 min.
+# A default run (2 models x 2 modes x 2 reduction paths x 3 P x 3 reps x 2 epochs of
+# Fashion-MNIST) takes about 6 min.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -79,7 +80,7 @@ while [ $# -gt 0 ]; do
     --no-allreduce) allreduce=0; shift ;;
     --out) out=$2; shift 2 ;;
     --xentrain) bin=$2; shift 2 ;;
-    -h|--help) sed -n '2,56p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,54p' "$0"; exit 0 ;;
     *) echo "scaling.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done

@@ -2,7 +2,8 @@
  * communication (h5io.c hands the communicator to HDF5's MPI-IO driver, nothing more).
  *
  * A Comm is an opaque handle over MPI_COMM_WORLD. Every function marked "Collective"
- * must be reached by all ranks in the same order; none of them allocates.
+ * must be reached by all ranks in the same order; none of them allocates, except the set-up
+ * of the step's paths (comm_step_setup: the shared window; comm_async_start: the thread).
  * Buffers longer than INT_MAX elements are sent in chunks (Open MPI 4.1 has no
  * large-count calls).
  *

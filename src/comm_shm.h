@@ -10,12 +10,13 @@
  *                cache lines) and a shared area of `cap` bytes (allgather, small results).
  * Reduction (sum of floats or int32 over L local ranks): the buffer is cut into L slices;
  * after a barrier local rank l sums slice l over the L segments in the FIXED order
- * 0, 1, .., L-1 (chunks of a few KiB, so the partial sums stay in L1) into its own segment;
- * after a second barrier every rank copies out what it needs (all of it for an allreduce, its
- * piece and the tail for a reduce-scatter); a third barrier frees the segments for reuse. With
- * several nodes (the same L on every node), slice l is then allreduced with MPI among the
- * ranks of local rank l on every node (one slice owner per node, all in parallel) before the
- * second barrier.
+ * 0, 1, .., L-1 (chunks of a few KiB, so the partial sums stay in L1) and writes it into
+ * every segment (an allreduce) or into its own (a reduce-scatter: slice l is world rank l's
+ * piece; every rank sums the few tail values itself); a second barrier ends it, after which
+ * no rank reads another's segment, so each may overwrite its own at once. With several nodes
+ * (the same L on every node), slices are even, and slice l is allreduced with MPI among the
+ * ranks of local rank l on every node (one slice owner per node, all in parallel) before it
+ * is pushed and the second barrier is reached.
  * The barrier spins on the shared counters and yields the core after a while (ranks may
  * share cores). No allocation after shmred_open; no MPI call except the inter-node one.
  */

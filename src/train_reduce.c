@@ -71,7 +71,8 @@ Status trainer_setup_shard(Trainer *tr)
     else {
         tr->overlap = true;
         snprintf(tr->overlap_why, sizeof tr->overlap_why, "comm.overlap = auto: %d layers on "
-                 "%d nodes", layers, nodes);
+                 "%d nodes, %d core(s) per rank for %d BLAS thread(s)", layers, nodes, cpus,
+                 linalg_blas_threads());
     }
     tr->shard = c->optim.shard != SHARD_FALSE && tr->P > 1 && !tr->overlap;
     if (tr->overlap && c->optim.shard == SHARD_AUTO && tr->P > 1)
