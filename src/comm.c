@@ -1,6 +1,8 @@
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include "comm.h"
 
 #include <limits.h>
+#include <sched.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -14,8 +16,8 @@
 #include "comm_shm.h"
 #include "log.h"
 
-/* Seconds on a monotonic clock. Both threads use it: the watchdog never calls MPI
- * (the library is initialised MPI_THREAD_FUNNELED). */
+/* Seconds on a monotonic clock. Every thread uses it: the watchdog never calls MPI, the
+ * overlap thread does while the main thread does not (MPI_THREAD_SERIALIZED). */
 static double mono_seconds(void)
 {
     struct timespec ts;
@@ -65,6 +67,8 @@ struct Comm {
     MPI_Comm world;
     int rank, size;
     int local_size, node_count;
+    int node_cpus;        /* CPUs this node's ranks may run on (union of their affinities) */
+    bool oversubscribed;  /* on some node, more ranks than such CPUs (same on every rank) */
     double init_seconds;
     StepPath *step;
 };
@@ -175,6 +179,16 @@ Status comm_open(int *argc, char ***argv, Comm **out)
     MPI_Comm_rank(node, &node_rank);
     int leader = node_rank == 0 ? 1 : 0;
     MPI_Allreduce(&leader, &c->node_count, 1, MPI_INT, MPI_SUM, c->world);
+    /* The node's CPUs: the union of its ranks' affinity masks (a bound rank sees one core,
+     * an unbound one all of the cpuset). */
+    cpu_set_t cpus;
+    CPU_ZERO(&cpus);
+    if (sched_getaffinity(0, sizeof cpus, &cpus) != 0) CPU_SET(0, &cpus);
+    MPI_Allreduce(MPI_IN_PLACE, &cpus, (int)sizeof cpus, MPI_BYTE, MPI_BOR, node);
+    c->node_cpus = CPU_COUNT(&cpus);
+    int over = c->local_size > c->node_cpus ? 1 : 0;
+    MPI_Allreduce(MPI_IN_PLACE, &over, 1, MPI_INT, MPI_MAX, c->world);
+    c->oversubscribed = over != 0;
     MPI_Comm_free(&node);
     log_set_rank(c->rank, c->size);
     xt_set_abort_hook(abort_world);
@@ -211,6 +225,8 @@ int comm_rank(const Comm *c) { return c->rank; }
 int comm_size(const Comm *c) { return c->size; }
 int comm_local_size(const Comm *c) { return c->local_size; }
 int comm_node_count(const Comm *c) { return c->node_count; }
+int comm_node_cpus(const Comm *c) { return c->node_cpus; }
+bool comm_oversubscribed(const Comm *c) { return c->oversubscribed; }
 double comm_wtime(void) { return mono_seconds(); }
 double comm_init_seconds(const Comm *c) { return c->init_seconds; }
 const void *comm_native(const Comm *c) { return &c->world; }

@@ -41,6 +41,10 @@ int comm_size(const Comm *c);
 /* Ranks sharing this rank's node (MPI_COMM_TYPE_SHARED) and the number of nodes. */
 int comm_local_size(const Comm *c);
 int comm_node_count(const Comm *c);
+/* The CPUs this rank's node may run its ranks on (the union of their affinity masks), and
+ * whether some node has more ranks than such CPUs (the same answer on every rank). */
+int comm_node_cpus(const Comm *c);
+bool comm_oversubscribed(const Comm *c);
 /* "Open MPI v4.1.4, ..." (first line of MPI_Get_library_version: the library this process
  * runs with). Local; may be called before comm_open. */
 void comm_library_version(char *buf, size_t len);

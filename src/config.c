@@ -275,7 +275,7 @@ static const Key KEYS[] = {
           "seconds a collective may wait before the job is aborted"),
     K_ENUM(0, "comm", "allreduce", comm.allreduce, "auto", ALLREDUCE_NAMES,
            "gradient reduction: mpi, shm (node's shared memory, fixed order) or auto "
-           "(measured at start-up)"),
+           "(shm when every rank of a node has a core of its own)"),
     K_ENUM(0, "comm", "overlap", comm.overlap, "auto", OVERLAP_NAMES,
            "allreduce each layer's gradient (MPI) while backward runs; auto = 2+ layers, "
            "several nodes and a spare core per rank"),

@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "checkpoint.h"
 #include "linalg.h"
@@ -26,10 +25,6 @@
 /* Overlap buckets: layers are merged until a bucket holds at least this much (one
  * allreduce's latency is then small against its transfer). */
 #define BUCKET_MIN_BYTES (256u << 10)
-
-/* Repetitions of each path when comm.allreduce = auto measures them (after warm-up). */
-#define AUTO_REPS 15
-#define AUTO_WARMUP 3
 
 static size_t n_params(const Trainer *tr) { return tr->model.shape.n_params; }
 
@@ -44,12 +39,11 @@ Status trainer_setup_shard(Trainer *tr)
     if (!tr->part || !tr->part_bytes) return XT_ERR_RUNTIME;
     /* overlap first: it reduces whole layers, so it takes the place of a sharded update */
     const int layers = tr->model.shape.n_layers, nodes = comm_node_count(tr->comm);
-    /* the cores this rank may run on: its binding, or when unbound (all of the node's) its
-     * share of them */
+    /* the cores this rank may run on: its binding, at most its share of the node's */
     cpu_set_t set;
     int cpus = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
-    long online = sysconf(_SC_NPROCESSORS_ONLN);
-    if (online > 0 && cpus >= online) cpus /= comm_local_size(tr->comm);
+    int share = comm_node_cpus(tr->comm) / comm_local_size(tr->comm);
+    if (cpus > share) cpus = share;
     tr->overlap = c->comm.overlap == OVERLAP_TRUE && tr->P > 1;
     if (c->comm.overlap == OVERLAP_FALSE)
         snprintf(tr->overlap_why, sizeof tr->overlap_why, "comm.overlap = false");
@@ -103,40 +97,6 @@ static void gather_blocks(void *ctx, void *buf, const size_t *off)
     comm_step_allgather(tr->comm, buf, off);
 }
 
-/* One step's communication on the current path, on the real buffers (contents zero). */
-static double time_once(Trainer *tr)
-{
-    const size_t n = n_params(tr);
-    if (tr->repro) memset(tr->exact.acc, 0, exact_grad_len(&tr->exact) * sizeof(int32_t));
-    else memset(tr->gbuf, 0, (n + N_SLOTS) * sizeof *tr->gbuf);
-    comm_barrier(tr->comm);
-    double t0 = comm_wtime();
-    if (tr->repro) trainer_reduce_exact(tr);
-    else trainer_reduce(tr);
-    if (tr->shard) comm_step_allgather(tr->comm, tr->model.params, tr->part_bytes);
-    return comm_wtime() - t0;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* The median time of the step's communication on path `which`, the slowest rank's (the same
- * value on every rank). */
-static double time_path(Trainer *tr, CommStep which)
-{
-    double t[AUTO_REPS];
-    comm_step_use(tr->comm, which);
-    for (int k = 0; k < AUTO_WARMUP; k++) time_once(tr);
-    for (int k = 0; k < AUTO_REPS; k++) t[k] = time_once(tr);
-    qsort(t, AUTO_REPS, sizeof *t, cmp_double);
-    double med = t[AUTO_REPS / 2];
-    comm_allreduce_max_double(tr->comm, &med, 1);
-    return med;
-}
-
 Status trainer_setup_reduce(Trainer *tr)
 {
     const Config *c = &tr->cfg;
@@ -162,6 +122,16 @@ Status trainer_setup_reduce(Trainer *tr)
         snprintf(tr->reduce_why, sizeof tr->reduce_why, "MPI %s (comm.allreduce = mpi)", ops);
         return XT_OK;
     }
+    /* auto decides by the ranks' placement, never by a timing: a timed choice could differ
+     * between two runs of one configuration, and the two paths sum in different orders, so
+     * the models would differ in their last bits. Spinning barriers need a core per rank. */
+    if (c->comm.allreduce == ALLREDUCE_AUTO && comm_oversubscribed(tr->comm)) {
+        comm_step_use(tr->comm, COMM_STEP_MPI);
+        snprintf(tr->reduce_why, sizeof tr->reduce_why, "MPI %s (comm.allreduce = auto: %d "
+                 "ranks share %d CPU(s) on a node; shared memory needs a core per rank)", ops,
+                 comm_local_size(tr->comm), comm_node_cpus(tr->comm));
+        return XT_OK;
+    }
     char why[256];
     size_t bytes = (n + ((size_t)N_XSLOTS > (size_t)N_SLOTS ? (size_t)N_XSLOTS : (size_t)N_SLOTS)) * sizeof(float);
     if (comm_step_setup(tr->comm, bytes, why, sizeof why) != XT_OK) {
@@ -175,26 +145,20 @@ Status trainer_setup_reduce(Trainer *tr)
     if (tr->repro) exact_grad_use_acc(&tr->exact, comm_step_buffer(tr->comm));
     else tr->gbuf = comm_step_buffer(tr->comm);
     /* The update writes its slice straight into the others' copies (one node). */
-    int local0, nodes0;
-    comm_step_shape(tr->comm, &local0, &nodes0);
-    if (tr->shard && nodes0 == 1) model_use_params(&tr->model, comm_step_param_buffer(tr->comm));
     int local, nodes;
     comm_step_shape(tr->comm, &local, &nodes);
+    if (tr->shard && nodes == 1) model_use_params(&tr->model, comm_step_param_buffer(tr->comm));
     char shape[96];
     snprintf(shape, sizeof shape, "%d ranks per node%s", local,
              nodes > 1 ? ", then one slice owner per node over MPI" : "");
-    if (c->comm.allreduce == ALLREDUCE_SHM) {
+    comm_step_use(tr->comm, COMM_STEP_SHM);
+    if (c->comm.allreduce == ALLREDUCE_SHM)
         snprintf(tr->reduce_why, sizeof tr->reduce_why, "shared-memory %s, %s (comm.allreduce "
                  "= shm)", ops, shape);
-        return XT_OK;
-    }
-    double t_shm = time_path(tr, COMM_STEP_SHM), t_mpi = time_path(tr, COMM_STEP_MPI);
-    CommStep pick = t_shm <= t_mpi ? COMM_STEP_SHM : COMM_STEP_MPI;
-    comm_step_use(tr->comm, pick);
-    snprintf(tr->reduce_why, sizeof tr->reduce_why, "%s %s, %s (comm.allreduce = auto: measured "
-             "%.1f us through shared memory, %.1f us through MPI for %.0f KiB)",
-             pick == COMM_STEP_SHM ? "shared-memory" : "MPI", ops, shape, t_shm * 1e6,
-             t_mpi * 1e6, (double)bytes / 1024.0);
+    else
+        snprintf(tr->reduce_why, sizeof tr->reduce_why, "shared-memory %s, %s (comm.allreduce "
+                 "= auto: a core per rank, %d ranks on %d CPUs)", ops, shape,
+                 comm_local_size(tr->comm), comm_node_cpus(tr->comm));
     return XT_OK;
 }
 

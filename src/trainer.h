@@ -137,7 +137,7 @@ typedef struct {
 /* train_reduce.c. Collective. The slices of a sharded update (before optim_init) ... */
 Status trainer_setup_shard(Trainer *tr);
 /* ... and, once the model exists, the reduction path: the node's shared memory or MPI
- * (comm.allreduce; auto measures both on this model's buffers). */
+ * (comm.allreduce; auto takes shared memory when every rank of a node has a core of its own). */
 Status trainer_setup_reduce(Trainer *tr);
 /* The step's reduction of tr->gbuf (n gradient sums, then the N_SLOTS slots): all of it,
  * or this rank's slice and the slots when sharded. Collective. */

@@ -13,7 +13,9 @@
 #    the checkpoint holds the whole optimiser state (its arrays have n_params values);
 #  - comm.overlap: the layer-by-layer reduction during backward agrees with the reduction after
 #    it (micro-steps, a rank without rows), the watchdog names it, conflicts are refused;
-#  - comm.allreduce = shm on one rank falls back to MPI and says why.
+#  - comm.allreduce = shm on one rank falls back to MPI and says why;
+#  - comm.allreduce = auto decides by placement (shared memory with a CPU per rank, MPI when
+#    ranks share CPUs), never by a timing, so repeated runs take the same path.
 # Usage: shard.sh XENTRAIN SCRATCH_DIR MPIEXEC
 set -u
 bin=$1 tmp=$2 mpiexec=$3
@@ -117,6 +119,24 @@ xt 2 train c.ini --set run.dir=f.other $def --set optim.lr=0.07 >f.other.log 2>&
 d=$(metrics_maxrel f.ref/metrics.csv f.other/metrics.csv 2 4)
 awk -v d="$d" 'BEGIN { exit !(d >= 1e-5) }' && pass "the comparison fails for another lr ($d)" ||
   fail "the comparison cannot tell another lr apart ($d)"
+
+# 3a. comm.allreduce = auto: by placement. A CPU per rank -> shared memory; two ranks
+#     confined to one CPU (taskset, unbound) -> MPI; the banner says which and why.
+if [ "$(nproc)" -ge 2 ]; then
+  # shellcheck disable=SC2086
+  xt 2 train c.ini --set run.dir=auto2 $def >auto2.log 2>&1 &&
+    grep -q "^reduce   shared-memory .*(comm.allreduce = auto: a core per rank, 2 ranks on [0-9]* CPUs)" auto2.log &&
+    pass "comm.allreduce = auto, 2 ranks with a CPU each: shared memory, and the banner says why" ||
+    fail "auto at P = 2: $(grep "^reduce" auto2.log)"
+else echo "note - one CPU: the shared-memory side of auto is not checked"; fi
+bindnone=""
+"$mpiexec" --version 2>&1 | grep -qE "Open MPI|OpenRTE" && bindnone="--bind-to none"
+# shellcheck disable=SC2086
+timeout -k 5 120 taskset -c 0 "$mpiexec" $bindnone -np 2 "$bin" train c.ini --set run.dir=auto1 $def >auto1.log 2>&1 &&
+  grep -q "^reduce   MPI .*(comm.allreduce = auto: 2 ranks share 1 CPU(s) on a node" auto1.log &&
+  same_run auto1 f.2.true.mpi &&
+  pass "comm.allreduce = auto, 2 ranks on one CPU: MPI (says why), the same model as comm.allreduce = mpi" ||
+  fail "auto on one CPU: $(grep "^reduce" auto1.log)"
 
 # 3b. comm.overlap: layer buckets reduced on a communication thread during backward agree too,
 #     with micro-steps, and when a rank has no rows in a step (batch 2 over 3 ranks)
