@@ -27,7 +27,7 @@
 #                        shard      optim.shard: reduce-scatter, 1/P of the update, allgather (MPI)
 #                        shm        MPI_Allreduce replaced by the node's shared memory
 #                        shard+shm  both
-#                        overlap    MPI allreduce layer by layer while backward runs (comm.overlap)
+#                        overlap    ring allreduce layer by layer while backward runs (comm.overlap)
 #                        auto       whatever the defaults choose
 #   --netns            run across network namespaces (scripts/netns/netns-cluster.sh; root):
 #                      one rank per namespace (hosts = P, at most 9; two ranks in one namespace

@@ -13,11 +13,13 @@
 
 #include <mpi.h>
 
+#include "comm_ring.h"
 #include "comm_shm.h"
 #include "log.h"
 
-/* Seconds on a monotonic clock. Every thread uses it: the watchdog never calls MPI, the
- * overlap thread does while the main thread does not (MPI_THREAD_SERIALIZED). */
+_Static_assert(RING_MAX_OPS == COMM_ASYNC_MAX, "comm.h promises the ring's queue length");
+
+/* Seconds on a monotonic clock: the watchdog thread uses it too, and it never calls MPI. */
 static double mono_seconds(void)
 {
     struct timespec ts;
@@ -40,27 +42,13 @@ typedef struct {
     pthread_t thread;
 } Watch;
 
-/* The overlap thread and its queue. */
-typedef struct {
-    pthread_t thread;
-    bool running, quit;
-    pthread_mutex_t mu;
-    pthread_cond_t job_cv, done_cv;
-    float *buf[COMM_ASYNC_MAX];
-    size_t n[COMM_ASYNC_MAX];
-    size_t queued, done; /* this step's */
-    double busy;         /* seconds inside MPI (written by the thread under mu) */
-    MPI_Comm comm;       /* a duplicate of the world: the thread's collectives */
-} Async;
-
 /* The step's reduction path; a pointer in Comm, so that functions taking a const Comm may
  * set it up. */
 typedef struct {
     ShmRed *shm;         /* the node's shared window, or NULL */
     CommStep use;
     int *counts, *displs; /* (P) for MPI_Reduce_scatter and MPI_Allgatherv */
-    Async async;
-    int thread_level;     /* what MPI_Init_thread provided */
+    Ring *ring;           /* comm.overlap's non-blocking ring allreduces, or NULL */
 } StepPath;
 
 struct Comm {
@@ -153,9 +141,9 @@ Status comm_open(int *argc, char ***argv, Comm **out)
     int provided = 0;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    /* SERIALIZED: the overlap thread (comm_async_*) calls MPI while the main thread does
-     * not; the watchdog and the stream reader never call MPI. */
-    if (MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided) != MPI_SUCCESS) {
+    /* FUNNELED: only the main thread calls MPI (the watchdog and the stream reader never
+     * do; overlap progresses its reductions from the main thread). */
+    if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
         fprintf(stderr, "xentrain: error: MPI_Init failed\n");
         return XT_ERR_RUNTIME;
     }
@@ -164,7 +152,7 @@ Status comm_open(int *argc, char ***argv, Comm **out)
     if (!c) abort_world(XT_ERR_RUNTIME);
     c->step = calloc(1, sizeof *c->step);
     if (!c->step) abort_world(XT_ERR_RUNTIME);
-    c->step->thread_level = provided;
+    (void)provided; /* even MPI_THREAD_SINGLE would do: the other threads never call MPI */
     c->init_seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     c->world = MPI_COMM_WORLD;
     MPI_Comm_rank(c->world, &c->rank);
@@ -200,16 +188,7 @@ void comm_close(Comm **c)
 {
     if (!c || !*c) return;
     g_watch = NULL; /* the detached thread only reads it while collectives run */
-    Async *as = &(*c)->step->async;
-    if (as->running) {
-        pthread_mutex_lock(&as->mu);
-        as->quit = true;
-        pthread_cond_signal(&as->job_cv);
-        pthread_mutex_unlock(&as->mu);
-        pthread_join(as->thread, NULL);
-        MPI_Comm_free(&as->comm);
-        as->running = false;
-    }
+    ring_close(&(*c)->step->ring);
     shmred_close(&(*c)->step->shm);
     free((*c)->step->counts);
     free((*c)->step->displs);
@@ -452,69 +431,16 @@ void comm_step_allgather(const Comm *c, void *buf, const size_t *off)
 
 /* ---- overlap ---------------------------------------------------------------------------- */
 
-static void *async_main(void *arg)
+Status comm_async_start(const Comm *c, size_t max_floats, char *why, size_t len)
 {
-    Async *as = arg;
-
-    pthread_mutex_lock(&as->mu);
-    for (;;) {
-        while (as->done == as->queued && !as->quit) pthread_cond_wait(&as->job_cv, &as->mu);
-        if (as->quit) break;
-        float *buf = as->buf[as->done];
-        size_t n = as->n[as->done];
-        pthread_mutex_unlock(&as->mu);
-        double t0 = mono_seconds();
-        /* Blocking: the library progresses the transfer as fast as it can, on the spare core
-         * this thread needs (comm.overlap = auto asks for one; measured without one, a
-         * non-blocking call tested between sleeps progressed too slowly, and this thread,
-         * spinning, took the core backward needed: docs/scaling.md). */
-        for (char *p = (char *)buf; n > 0;) {
-            size_t m = n > (size_t)INT_MAX ? (size_t)INT_MAX : n;
-            if (MPI_Allreduce(MPI_IN_PLACE, p, (int)m, MPI_FLOAT, MPI_SUM, as->comm) != MPI_SUCCESS)
-                abort_world(XT_ERR_RUNTIME);
-            p += m * sizeof(float);
-            n -= m;
-        }
-        double dt = mono_seconds() - t0;
-        pthread_mutex_lock(&as->mu);
-        as->busy += dt;
-        as->done++;
-        pthread_cond_signal(&as->done_cv);
-    }
-    pthread_mutex_unlock(&as->mu);
-    return NULL;
-}
-
-Status comm_async_start(const Comm *c, char *why, size_t len)
-{
-    Async *as = &c->step->async;
-    if (as->running) return XT_OK;
-    int ok = c->step->thread_level >= MPI_THREAD_SERIALIZED;
+    StepPath *sp = c->step;
+    if (sp->ring) return XT_OK;
+    sp->ring = ring_open(c->world, max_floats);
+    int ok = sp->ring != NULL;
     MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_MIN, c->world);
     if (!ok) {
-        snprintf(why, len, "the MPI library does not provide MPI_THREAD_SERIALIZED");
-        return XT_ERR_RUNTIME;
-    }
-    MPI_Comm_dup(c->world, &as->comm);
-    pthread_mutex_init(&as->mu, NULL);
-    pthread_cond_init(&as->job_cv, NULL);
-    pthread_cond_init(&as->done_cv, NULL);
-    as->queued = as->done = 0;
-    ok = pthread_create(&as->thread, NULL, async_main, as) == 0;
-    int all = ok;
-    MPI_Allreduce(MPI_IN_PLACE, &all, 1, MPI_INT, MPI_MIN, c->world);
-    as->running = ok;
-    if (!all) {
-        if (ok) { /* another rank failed: stop ours */
-            pthread_mutex_lock(&as->mu);
-            as->quit = true;
-            pthread_cond_signal(&as->job_cv);
-            pthread_mutex_unlock(&as->mu);
-            pthread_join(as->thread, NULL);
-            as->running = false;
-        }
-        MPI_Comm_free(&as->comm);
-        snprintf(why, len, "no communication thread could be started");
+        ring_close(&sp->ring);
+        snprintf(why, len, "out of memory for the ring's receive buffers");
         return XT_ERR_RUNTIME;
     }
     return XT_OK;
@@ -522,36 +448,25 @@ Status comm_async_start(const Comm *c, char *why, size_t len)
 
 void comm_async_sum(const Comm *c, float *buf, size_t n)
 {
-    Async *as = &c->step->async;
-    XT_ASSERT(as->running);
-    pthread_mutex_lock(&as->mu);
-    XT_ASSERT(as->queued < COMM_ASYNC_MAX);
-    as->buf[as->queued] = buf;
-    as->n[as->queued] = n;
-    as->queued++;
-    pthread_cond_signal(&as->job_cv);
-    pthread_mutex_unlock(&as->mu);
+    XT_ASSERT(c->step->ring);
+    ring_start(c->step->ring, buf, n);
+}
+
+void comm_async_progress(const Comm *c)
+{
+    if (c->step->ring) ring_progress(c->step->ring);
 }
 
 void comm_async_wait(const Comm *c)
 {
-    Async *as = &c->step->async;
-    watch_begin("MPI_Allreduce (layer by layer, overlapped with backward)");
-    pthread_mutex_lock(&as->mu);
-    while (as->done < as->queued) pthread_cond_wait(&as->done_cv, &as->mu);
-    as->queued = as->done = 0;
-    pthread_mutex_unlock(&as->mu);
+    watch_begin("ring allreduce (layer by layer, overlapped with backward)");
+    ring_wait(c->step->ring);
     watch_end();
 }
 
-double comm_async_busy(const Comm *c)
+double comm_async_inflight(const Comm *c)
 {
-    Async *as = &c->step->async;
-    if (!as->running) return 0.0;
-    pthread_mutex_lock(&as->mu);
-    double b = as->busy;
-    pthread_mutex_unlock(&as->mu);
-    return b;
+    return c->step->ring ? ring_inflight_seconds(c->step->ring) : 0.0;
 }
 
 void comm_abort(const Comm *c, int code)

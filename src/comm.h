@@ -115,23 +115,24 @@ void comm_step_reduce_scatter(const Comm *c, void *buf, const size_t *off, size_
  * every rank ends with all of buf[0, off[P]). */
 void comm_step_allgather(const Comm *c, void *buf, const size_t *off);
 
-/* ---- overlap: reductions on a communication thread ---------------------------------------
- * comm_async_start starts a thread that runs MPI_Allreduce (sum, in place, on a duplicate of
- * the world communicator) on the buffers queued with comm_async_sum, in queue order, while
- * the caller computes; comm_async_wait waits for all of them. Between the first
- * comm_async_sum of a step and comm_async_wait the caller makes no other MPI call (the
- * library runs MPI_THREAD_SERIALIZED), and every rank queues the same buffers in the same
- * order. */
-/* Collective. XT_OK, or an error with the reason (the MPI library lacks
- * MPI_THREAD_SERIALIZED; no thread): the same answer on every rank. */
-Status comm_async_start(const Comm *c, char *why, size_t len);
-/* Local: queues n floats for summation (at most COMM_ASYNC_MAX per step). */
+/* ---- overlap: non-blocking ring allreduces progressed during backward -------------------
+ * comm_async_sum starts summing a buffer over all ranks (a ring: comm_ring.h) and returns at
+ * once; comm_async_progress, called between pieces of the caller's computation, moves the
+ * sums on (the library transfers data only inside MPI calls); comm_async_wait completes all
+ * of them. Every rank queues the same sizes in the same order; between the first
+ * comm_async_sum of a step and comm_async_wait the caller makes no other collective call. */
+/* Collective. max_floats: the most floats one step queues. XT_OK, or an error with the
+ * reason (no memory on some rank): the same answer on every rank. */
+Status comm_async_start(const Comm *c, size_t max_floats, char *why, size_t len);
+/* Local: starts the sum of n floats in place (at most COMM_ASYNC_MAX per step). */
 #define COMM_ASYNC_MAX 64
 void comm_async_sum(const Comm *c, float *buf, size_t n);
-/* Collective in effect: returns when every queued sum is done. */
+/* Local and cheap: advances the sums in flight, if any. */
+void comm_async_progress(const Comm *c);
+/* Collective in effect: returns when every started sum is complete. */
 void comm_async_wait(const Comm *c);
-/* Seconds the thread has spent inside MPI so far (its busy time). */
-double comm_async_busy(const Comm *c);
+/* Seconds the sums were in flight (from a step's first start to its last completion). */
+double comm_async_inflight(const Comm *c);
 
 /* Ends every rank of the job now (MPI_Abort). For a rank failing alone. */
 _Noreturn void comm_abort(const Comm *c, int code);

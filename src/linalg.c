@@ -36,12 +36,19 @@ static int to_blasint(size_t v)
 void linalg_gemm(float *C, const float *A, const float *B, size_t M, size_t N, size_t K,
                  bool ta, bool tb, float alpha, float beta)
 {
-    if (M == 0 || N == 0) return;
-    size_t lda = ta ? M : K;
+    linalg_gemm_rows(C, A, B, M, N, K, ta, tb, alpha, beta, 0, M);
+}
+
+void linalg_gemm_rows(float *C, const float *A, const float *B, size_t M, size_t N, size_t K,
+                      bool ta, bool tb, float alpha, float beta, size_t m0, size_t m1)
+{
+    if (m1 > M) m1 = M;
+    if (m1 <= m0 || N == 0) return;
+    size_t lda = ta ? M : K; /* op(A)'s rows m0.. start at column m0 of A^T, or row m0 of A */
     size_t ldb = tb ? K : N;
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                to_blasint(M), to_blasint(N), to_blasint(K), alpha, A,
-                to_blasint(lda > 0 ? lda : 1), B, to_blasint(ldb > 0 ? ldb : 1), beta, C,
+                to_blasint(m1 - m0), to_blasint(N), to_blasint(K), alpha, ta ? A + m0 : A + m0 * K,
+                to_blasint(lda > 0 ? lda : 1), B, to_blasint(ldb > 0 ? ldb : 1), beta, C + m0 * N,
                 to_blasint(N));
 }
 

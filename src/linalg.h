@@ -14,6 +14,9 @@
  * A is (M,K) or, when ta, (K,M); B is (K,N) or, when tb, (N,K). */
 void linalg_gemm(float *C, const float *A, const float *B, size_t M, size_t N, size_t K,
                  bool ta, bool tb, float alpha, float beta);
+/* Rows [m0, m1) of that product only (C's other rows untouched): a product in pieces. */
+void linalg_gemm_rows(float *C, const float *A, const float *B, size_t M, size_t N, size_t K,
+                      bool ta, bool tb, float alpha, float beta, size_t m0, size_t m1);
 void linalg_ref_gemm(float *C, const float *A, const float *B, size_t M, size_t N, size_t K,
                      bool ta, bool tb, float alpha, float beta);
 

@@ -233,11 +233,29 @@ void model_backward(Model *m, const float *X, const float *dlogits, size_t B, bo
 void model_backward_into(Model *m, const float *X, const float *dlogits, size_t B,
                          bool accumulate, float *grads)
 {
-    model_backward_hooked(m, X, dlogits, B, accumulate, grads, NULL, NULL);
+    model_backward_hooked(m, X, dlogits, B, accumulate, grads, NULL);
+}
+
+/* C = op(A) op(B) (M, N, K as linalg_gemm) in pieces of rows with hooks->progress between
+ * them, or in one call without hooks. */
+static void gemm_pieces(float *C, const float *A, const float *Bm, size_t M, size_t N, size_t K,
+                        bool ta, float beta, const BackwardHooks *hooks)
+{
+    if (!hooks || !hooks->progress) {
+        linalg_gemm(C, A, Bm, M, N, K, ta, false, 1.0f, beta);
+        return;
+    }
+    size_t per_row = 2 * (N > 0 ? N : 1) * (K > 0 ? K : 1);
+    size_t rows = MODEL_PIECE_FLOPS / per_row;
+    if (rows < MODEL_PIECE_MIN_ROWS) rows = MODEL_PIECE_MIN_ROWS;
+    for (size_t m0 = 0; m0 < M; m0 += rows) {
+        linalg_gemm_rows(C, A, Bm, M, N, K, ta, false, 1.0f, beta, m0, m0 + rows);
+        hooks->progress(hooks->ctx);
+    }
 }
 
 void model_backward_hooked(Model *m, const float *X, const float *dlogits, size_t B,
-                           bool accumulate, float *grads, LayerDone done, void *ctx)
+                           bool accumulate, float *grads, const BackwardHooks *hooks)
 {
     const float beta = accumulate ? 1.0f : 0.0f;
     const ModelShape *s = &m->shape;
@@ -248,16 +266,16 @@ void model_backward_hooked(Model *m, const float *X, const float *dlogits, size_
         const float *A = l > 1 ? m->act[l - 1] : X;
         float *dW = grads + s->w_off[l - 1];
         float *db = grads + s->b_off[l - 1];
-        linalg_gemm(dW, delta, A, no, ni, B, true, false, 1.0f, beta); /* dW (+)= delta^T A */
+        gemm_pieces(dW, delta, A, no, ni, B, true, beta, hooks); /* dW (+)= delta^T A */
         if (!accumulate)
             for (size_t j = 0; j < no; j++) db[j] = 0.0f;
         for (size_t i = 0; i < B; i++)
             for (size_t j = 0; j < no; j++) db[j] += delta[i * no + j];
-        if (done) done(ctx, l);
+        if (hooks && hooks->layer_done) hooks->layer_done(hooks->ctx, l);
         if (l > 1) {
             float *next = m->work[l % 2];
             const float *W = m->params + s->w_off[l - 1];
-            linalg_gemm(next, delta, W, B, ni, no, false, false, 1.0f, 0.0f); /* dA = delta W */
+            gemm_pieces(next, delta, W, B, ni, no, false, 0.0f, hooks); /* dA = delta W */
             activate_backward(next, m->act[l - 1], B * ni, s->act);
             delta = next;
         }

@@ -97,12 +97,20 @@ void model_backward(Model *m, const float *X, const float *dlogits, size_t B, bo
 /* The same into grads (n_params floats) instead of m->grads. */
 void model_backward_into(Model *m, const float *X, const float *dlogits, size_t B,
                          bool accumulate, float *grads);
-/* Called as soon as layer l's gradients (W_l, b_l: grads[w_off[l-1], w_off[l-1] + the
- * layer's size)) are final, layers in the order L .. 1, before the rest of backward runs:
- * the moment to start reducing them (comm.overlap). */
-typedef void (*LayerDone)(void *ctx, int layer);
+/* What a hooked backward calls (comm.overlap): layer_done(ctx, l) as soon as layer l's
+ * gradients (W_l, b_l: grads[w_off[l-1], w_off[l-1] + the layer's size)) are final, layers
+ * in the order L .. 1, before the rest of backward runs: the moment to start reducing them;
+ * and progress(ctx) between pieces of the products (MODEL_PIECE_FLOPS each, at least
+ * MODEL_PIECE_MIN_ROWS rows): the moments to move those reductions on. */
+typedef struct {
+    void (*layer_done)(void *ctx, int layer);
+    void (*progress)(void *ctx);
+    void *ctx;
+} BackwardHooks;
+#define MODEL_PIECE_FLOPS ((size_t)1 << 27)
+#define MODEL_PIECE_MIN_ROWS 16
 void model_backward_hooked(Model *m, const float *X, const float *dlogits, size_t B,
-                           bool accumulate, float *grads, LayerDone done, void *ctx);
+                           bool accumulate, float *grads, const BackwardHooks *hooks);
 
 /* A 64-bit hash of the parameter bytes (replica checks: equal iff bit-identical,
  * up to hash collisions). */

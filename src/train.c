@@ -145,8 +145,7 @@ static void local_step(Trainer *tr, size_t m, EpochRun *er)
         if (tr->overlap && c == last) {
             write_slots(tr->gbuf, n, &tot, correct, decisions);
             slots = true;
-            model_backward_hooked(md, tr->batch.X, tr->dz, mc, done > 0, tr->gbuf,
-                                  trainer_layer_done, tr);
+            model_backward_hooked(md, tr->batch.X, tr->dz, mc, done > 0, tr->gbuf, &tr->hooks);
         } else {
             model_backward_into(md, tr->batch.X, tr->dz, mc, done > 0, tr->gbuf);
         }
@@ -501,13 +500,13 @@ static void report_stream(const Trainer *tr)
 static void report_overlap(const Trainer *tr)
 {
     if (!tr->overlap || tr->r != 0) return;
-    double busy = comm_async_busy(tr->comm), wait = tr->overlap_wait;
+    double busy = comm_async_inflight(tr->comm), wait = tr->overlap_wait;
     double hidden = busy > 0 ? 1.0 - wait / busy : 0.0;
-    log_info("overlap totals: comm_busy_s=%.3f exposed_s=%.3f hidden=%.3f", busy, wait,
+    log_info("overlap totals: inflight_s=%.3f exposed_s=%.3f hidden=%.3f", busy, wait,
              hidden < 0 ? 0.0 : hidden);
-    log_info("overlap: the communication thread spent %.2f s in MPI_Allreduce; the steps waited "
-             "%.2f s for it after backward (%.0f%% of the reduction hidden behind backward)",
-             busy, wait, 100.0 * (hidden < 0 ? 0.0 : hidden));
+    log_info("overlap: the ring allreduces were in flight for %.2f s; the steps waited %.2f s "
+             "for them after backward (%.0f%% of that time hidden behind backward)", busy, wait,
+             100.0 * (hidden < 0 ? 0.0 : hidden));
 }
 
 int train_main(const Comm *comm, int argc, char **argv)

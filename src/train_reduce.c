@@ -10,15 +10,12 @@
  * whole optimiser state either way: rank 0 gathers the slices before writing, and a resumed
  * run takes its slice of whatever was saved, at any P, sharded or not.
  */
-#define _GNU_SOURCE /* sched_getaffinity */
 #include <math.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "checkpoint.h"
-#include "linalg.h"
 #include "log.h"
 #include "trainer.h"
 
@@ -27,6 +24,22 @@
 #define BUCKET_MIN_BYTES (256u << 10)
 
 static size_t n_params(const Trainer *tr) { return tr->model.shape.n_params; }
+static void layer_done(void *ctx, int layer);
+static void progress(void *ctx);
+
+/* The buckets layer_done forms for this shape: layers L .. 1 merged until a bucket holds
+ * BUCKET_MIN_BYTES (the slots ride in the first), the rest in the last. */
+static int overlap_buckets(const ModelShape *s)
+{
+    size_t end = s->n_params + N_SLOTS;
+    int k = 0;
+    for (int l = s->n_layers; l >= 1; l--) {
+        if ((end - s->w_off[l - 1]) * sizeof(float) < BUCKET_MIN_BYTES && l > 1) continue;
+        k++;
+        end = s->w_off[l - 1];
+    }
+    return k;
+}
 
 /* ---- set-up ------------------------------------------------------------------------- */
 
@@ -38,12 +51,7 @@ Status trainer_setup_shard(Trainer *tr)
     tr->part_bytes = malloc((P + 1) * sizeof *tr->part_bytes);
     if (!tr->part || !tr->part_bytes) return XT_ERR_RUNTIME;
     /* overlap first: it reduces whole layers, so it takes the place of a sharded update */
-    const int layers = tr->model.shape.n_layers, nodes = comm_node_count(tr->comm);
-    /* the cores this rank may run on: its binding, at most its share of the node's */
-    cpu_set_t set;
-    int cpus = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
-    int share = comm_node_cpus(tr->comm) / comm_local_size(tr->comm);
-    if (cpus > share) cpus = share;
+    const int buckets = overlap_buckets(&tr->model.shape), nodes = comm_node_count(tr->comm);
     tr->overlap = c->comm.overlap == OVERLAP_TRUE && tr->P > 1;
     if (c->comm.overlap == OVERLAP_FALSE)
         snprintf(tr->overlap_why, sizeof tr->overlap_why, "comm.overlap = false");
@@ -56,17 +64,15 @@ Status trainer_setup_shard(Trainer *tr)
                  tr->repro ? "train.reproducible" : c->optim.shard == SHARD_TRUE
                                                         ? "optim.shard = true"
                                                         : "comm.allreduce = shm");
-    else if (layers < 2 || nodes < 2 || cpus <= linalg_blas_threads())
+    else if (buckets < 2 || nodes < 2)
         snprintf(tr->overlap_why, sizeof tr->overlap_why, "comm.overlap = auto: off (%s)",
-                 layers < 2  ? "one layer: no backward to hide the reduction behind"
-                 : nodes < 2 ? "one node: the reduction is fast"
-                             : "no spare core for the communication thread: this rank may run "
-                               "on as many cores as it has BLAS threads");
+                 buckets < 2 ? "one bucket (layers merged to 256 KiB): its reduction could "
+                               "only start when backward ends"
+                             : "one node: the reduction is fast");
     else {
         tr->overlap = true;
-        snprintf(tr->overlap_why, sizeof tr->overlap_why, "comm.overlap = auto: %d layers on "
-                 "%d nodes, %d core(s) per rank for %d BLAS thread(s)", layers, nodes, cpus,
-                 linalg_blas_threads());
+        snprintf(tr->overlap_why, sizeof tr->overlap_why, "comm.overlap = auto: %d buckets of "
+                 "layers on %d nodes", buckets, nodes);
     }
     tr->shard = c->optim.shard != SHARD_FALSE && tr->P > 1 && !tr->overlap;
     if (tr->overlap && c->optim.shard == SHARD_AUTO && tr->P > 1)
@@ -108,9 +114,10 @@ Status trainer_setup_reduce(Trainer *tr)
     const char *ops = tr->shard ? "reduce-scatter + allgather" : "allreduce";
     if (tr->overlap) {
         char why[200];
-        if (comm_async_start(tr->comm, why, sizeof why) == XT_OK) {
-            snprintf(tr->reduce_why, sizeof tr->reduce_why, "MPI allreduce layer by layer on a "
-                     "communication thread while backward runs (%s)", tr->overlap_why);
+        if (comm_async_start(tr->comm, n + N_SLOTS, why, sizeof why) == XT_OK) {
+            tr->hooks = (BackwardHooks){.layer_done = layer_done, .progress = progress, .ctx = tr};
+            snprintf(tr->reduce_why, sizeof tr->reduce_why, "ring allreduce layer by layer, "
+                     "moved on between pieces of backward (%s)", tr->overlap_why);
             return XT_OK;
         }
         log_warn("comm.overlap: %s; reducing after backward", why);
@@ -164,13 +171,19 @@ Status trainer_setup_reduce(Trainer *tr)
 
 /* ---- the step --------------------------------------------------------------------------- */
 
+static void progress(void *ctx)
+{
+    const Trainer *tr = ctx;
+    comm_async_progress(tr->comm);
+}
+
 void trainer_overlap_begin(Trainer *tr)
 {
     tr->pend_end = n_params(tr) + N_SLOTS;
     tr->next_layer = tr->model.shape.n_layers;
 }
 
-void trainer_layer_done(void *ctx, int layer)
+static void layer_done(void *ctx, int layer)
 {
     Trainer *tr = ctx;
     XT_ASSERT(layer == tr->next_layer);
@@ -183,7 +196,7 @@ void trainer_layer_done(void *ctx, int layer)
 
 void trainer_overlap_flush(Trainer *tr)
 {
-    while (tr->next_layer > 0) trainer_layer_done(tr, tr->next_layer);
+    while (tr->next_layer > 0) layer_done(tr, tr->next_layer);
 }
 
 void trainer_reduce(Trainer *tr)

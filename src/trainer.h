@@ -107,7 +107,8 @@ typedef struct {
     char overlap_why[256];
     size_t pend_end;   /* overlap: gradients [.., pend_end) not yet queued */
     int next_layer;    /* overlap: the next layer whose bucket is due (L .. 1; 0: all queued) */
-    double overlap_wait; /* overlap: seconds the steps waited for the communication thread */
+    double overlap_wait; /* overlap: seconds the steps waited for the reductions after backward */
+    BackwardHooks hooks; /* overlap: the hooked backward's calls into train_reduce.c */
     StateList ostate;  /* rank 0, sharded: the whole optimiser state for a checkpoint */
     float *ostate_buf[STATE_MAX_ITEMS];
     bool ostate_ready;
@@ -144,11 +145,11 @@ Status trainer_setup_reduce(Trainer *tr);
 void trainer_reduce(Trainer *tr);
 /* The reproducible mode's integer sums (exact.acc and its N_XSLOTS slots), likewise. */
 void trainer_reduce_exact(Trainer *tr);
-/* Overlap: a step's buckets. begin before the hooked backward; trainer_layer_done is its
- * LayerDone hook (queues layer buckets of at least BUCKET_MIN bytes, the first with the
- * slots); flush queues whatever is left (a rank without rows queues the same buckets). */
+/* Overlap: a step's buckets. begin before the hooked backward; tr->hooks are its hooks
+ * (layer_done starts the ring allreduce of layer buckets of at least BUCKET_MIN bytes, the
+ * first with the slots; progress moves them on); flush starts whatever is left (a rank
+ * without rows starts the same buckets). */
 void trainer_overlap_begin(Trainer *tr);
-void trainer_layer_done(void *ctx, int layer);
 void trainer_overlap_flush(Trainer *tr);
 /* The update with the reduced gradient; a sharded update then allgathers the parameters.
  * Collective. Returns the seconds spent in the allgather. */

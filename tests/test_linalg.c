@@ -1,4 +1,5 @@
-/* linalg: the OpenBLAS path against the naive reference for every transpose pair. */
+/* linalg: the OpenBLAS path against the naive reference for every transpose pair, whole and
+ * in pieces of rows (linalg_gemm_rows, as a hooked backward computes it). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,20 +24,28 @@ static void check_gemm(size_t M, size_t N, size_t K, bool ta, bool tb, float alp
     rng_seed(&r, M * 131 + N * 17 + K);
     float *A = malloc(M * K * sizeof *A), *B = malloc(K * N * sizeof *B);
     float *C1 = malloc(M * N * sizeof *C1), *C2 = malloc(M * N * sizeof *C2);
+    float *C3 = malloc(M * N * sizeof *C3);
     fill(A, M * K, &r);
     fill(B, K * N, &r);
     fill(C1, M * N, &r);
-    for (size_t i = 0; i < M * N; i++) C2[i] = C1[i];
+    for (size_t i = 0; i < M * N; i++) C2[i] = C3[i] = C1[i];
     linalg_gemm(C1, A, B, M, N, K, ta, tb, alpha, beta);
     linalg_ref_gemm(C2, A, B, M, N, K, ta, tb, alpha, beta);
-    double worst = 0;
-    for (size_t i = 0; i < M * N; i++) worst = fmax(worst, fabs((double)C1[i] - C2[i]));
+    for (size_t m0 = 0; m0 < M; m0 += 4) /* the last piece may be short */
+        linalg_gemm_rows(C3, A, B, M, N, K, ta, tb, alpha, beta, m0, m0 + 4);
+    double worst = 0, worst3 = 0;
+    for (size_t i = 0; i < M * N; i++) {
+        worst = fmax(worst, fabs((double)C1[i] - C2[i]));
+        worst3 = fmax(worst3, fabs((double)C3[i] - C2[i]));
+    }
     /* float accumulation over K terms of magnitude <= 1 */
     assert_true(worst < 1e-5 * (double)K + 1e-6);
+    assert_true(worst3 < 1e-5 * (double)K + 1e-6);
     free(A);
     free(B);
     free(C1);
     free(C2);
+    free(C3);
 }
 
 static void test_linalg_gemm_all_transposes(void **state)

@@ -11,7 +11,7 @@
 #  - exact resume: a sharded run stopped after epoch 2 and resumed at P = 3 sharded, at P = 2
 #    unsharded through MPI, and after a signal mid-epoch, ends with the straight run's model;
 #    the checkpoint holds the whole optimiser state (its arrays have n_params values);
-#  - comm.overlap: the layer-by-layer reduction during backward agrees with the reduction after
+#  - comm.overlap: the layer-by-layer ring reduction during backward agrees with the reduction after
 #    it (micro-steps, a rank without rows), the watchdog names it, conflicts are refused;
 #  - comm.allreduce = shm on one rank falls back to MPI and says why;
 #  - comm.allreduce = auto decides by placement (shared memory with a CPU per rank, MPI when
@@ -138,15 +138,15 @@ timeout -k 5 120 taskset -c 0 "$mpiexec" $bindnone -np 2 "$bin" train c.ini --se
   pass "comm.allreduce = auto, 2 ranks on one CPU: MPI (says why), the same model as comm.allreduce = mpi" ||
   fail "auto on one CPU: $(grep "^reduce" auto1.log)"
 
-# 3b. comm.overlap: layer buckets reduced on a communication thread during backward agree too,
+# 3b. comm.overlap: layer buckets ring-allreduced while backward runs agree too,
 #     with micro-steps, and when a rank has no rows in a step (batch 2 over 3 ranks)
 bad=""
 for v in "2:" "3:" "3:--set train.accumulate=2" "3:--set train.batch_size=2 --set train.epochs=1"; do
   np=${v%%:*} extra=${v#*:} rd=ov.$np.$(echo "$extra" | tr -dc 'a-z0-9')
   # shellcheck disable=SC2086
   xt $np train c.ini --set run.dir=$rd --set comm.overlap=true $def $extra >$rd.log 2>&1 || { bad="$bad $rd(exit $?)"; continue; }
-  grep -q "^reduce   MPI allreduce layer by layer on a communication thread" $rd.log &&
-    grep -q "^overlap totals: comm_busy_s=" $rd.log || bad="$bad $rd(banner)"
+  grep -q "^reduce   ring allreduce layer by layer, moved on between pieces of backward" $rd.log &&
+    grep -q "^overlap totals: inflight_s=" $rd.log || bad="$bad $rd(banner)"
   # shellcheck disable=SC2086
   xt $np train c.ini --set run.dir=$rd.off --set comm.overlap=false --set optim.shard=false $def $extra >$rd.off.log 2>&1 ||
     { bad="$bad $rd.off(exit $?)"; continue; }
@@ -157,9 +157,9 @@ done
   fail "overlap:$bad"
 XT_FAULT_HANG=1:5 xt 2 train c.ini --set run.dir=ovhang --set comm.overlap=true --set comm.timeout_s=2 $def >ovhang.log 2>&1
 code=$?
-if [ $code -ne 0 ] && grep -q "watchdog: MPI_Allreduce (layer by layer, overlapped with backward) did not complete within 2 s (epoch 1, step 6)" ovhang.log; then
-  # the hung rank had queued step 5's buckets before it stopped: its thread finished them
-  pass "watchdog with overlap: names the layer-by-layer allreduce (the step after the hung rank's)"
+if [ $code -ne 0 ] && grep -q "watchdog: ring allreduce (layer by layer, overlapped with backward) did not complete within 2 s (epoch 1, step 5)" ovhang.log; then
+  # the hung rank had started step 5's buckets, but nothing moves them on while it hangs
+  pass "watchdog with overlap: names the layer-by-layer ring allreduce and the hung rank's step"
 else fail "watchdog with overlap: exit $code"; grep watchdog ovhang.log; fi
 xt 2 train c.ini --set run.dir=ovbad --set comm.overlap=true --set optim.shard=true >ovbad.log 2>&1
 code=$?

@@ -104,7 +104,7 @@ if ip -n ${base}c-sw link set h1 down; then
   wait $job
   code=$?
   dt=$(awk -v a="$t1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
-  msg=$(grep -o "watchdog: MPI_[A-Za-z]*\( (layer by layer, overlapped with backward)\)\? did not complete within 5 s (epoch [0-9]*, step [0-9]*)" cut.log | head -1)
+  msg=$(grep -o "watchdog: \(MPI_[A-Za-z]*\|ring allreduce (layer by layer, overlapped with backward)\) did not complete within 5 s (epoch [0-9]*, step [0-9]*)" cut.log | head -1)
   if [ "$code" -ne 0 ] && [ "$code" -ne 124 ] && [ -n "$msg" ] && awk -v d="$dt" 'BEGIN { exit !(d < 30) }'; then
     pass "link h1 down mid-run: exit $code after $dt s with '$msg'"
   else fail "link down: exit $code after $dt s, message '$msg'"; grep -v '^ ' cut.log | tail -15; fi
