@@ -8,8 +8,9 @@
 # update cost (bench/optim.sh), train.reproducible against the default mode
 # (bench/reproducible.sh) and streamed training data against data in memory
 # (bench/stream.sh; its part 2, data larger than memory in a memory cgroup, with
-# STREAM_BENCH_BIG=1), and the step's reductions through MPI and shared memory (bench/reduce.c),
-# each side by side in its own interleaved run.
+# STREAM_BENCH_BIG=1), the step's reductions through MPI and shared memory (bench/reduce.c),
+# and, as root, overlap's exposed communication across two network namespaces
+# (bench/overlap.sh), each side by side in its own interleaved run.
 # Usage: bench/run.sh [REPS] [OUT_DIR]      (defaults: 3, bench/out)
 # Writes OUT_DIR/raw.csv (every measurement), OUT_DIR/results.csv and prints the table.
 set -euo pipefail
@@ -101,3 +102,7 @@ bench/stream.sh "$bin" "$data" "$reps" "$out"
 # call, results consumed, with the node's triad bandwidth in the same run (bench/reduce.c)
 mpi -np 2 "$root/build-release/bench/xt_bench_reduce" 300 235152 8 65536 1048576 4194304 |
   tee "$out/reduce.csv"
+# overlap (issue 19): exposed communication of a 4-layer MLP across two network namespaces at
+# 1 Gbit/s, with and without comm.overlap (needs root)
+if [ "$(id -u)" -eq 0 ]; then bench/overlap.sh "$bin" "$data" "$reps" "$out"
+else echo "bench: overlap.sh skipped (network namespaces need root)"; fi
