@@ -277,8 +277,8 @@ static const Key KEYS[] = {
            "gradient reduction: mpi, shm (node's shared memory, fixed order) or auto "
            "(shm when every rank of a node has a core of its own)"),
     K_ENUM(0, "comm", "overlap", comm.overlap, "auto", OVERLAP_NAMES,
-           "allreduce each layer's gradient (MPI) while backward runs; auto = 2+ layers, "
-           "several nodes and a spare core per rank"),
+           "ring-allreduce each layer's gradient while backward runs; auto = 2+ buckets "
+           "of 256 KiB on several nodes"),
     /* [run] */
     K_STR(KEY_RUN, "run", "dir", run.dir, "", "a directory path, or empty",
           "output directory; empty = runs/<config file name without extension>"),
