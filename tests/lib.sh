@@ -2,6 +2,9 @@
 # "FAIL - ..." and the script ends with `finish`, which prints the "N passed, M failed" line
 # CTest's readers look for and returns non-zero when anything failed.
 passes=0 failures=0
+# The test's own Open MPI session directory (tests/CMakeLists.txt), made before the first
+# mpirun: two mpiruns started together would race creating its parents.
+if [ -n "${OMPI_MCA_orte_tmpdir_base:-}" ]; then mkdir -p "$OMPI_MCA_orte_tmpdir_base" || exit 1; fi
 pass() { echo "ok   - $1"; passes=$((passes + 1)); }
 fail() { echo "FAIL - $1"; failures=$((failures + 1)); }
 finish() { echo "$passes passed, $failures failed${1:+ $1}"; [ "$failures" -eq 0 ]; }
