@@ -152,7 +152,7 @@ Status comm_open(int *argc, char ***argv, Comm **out)
     if (!c) abort_world(XT_ERR_RUNTIME);
     c->step = calloc(1, sizeof *c->step);
     if (!c->step) abort_world(XT_ERR_RUNTIME);
-    (void)provided; /* even MPI_THREAD_SINGLE would do: the other threads never call MPI */
+    (void)provided; /* the watchdog and stream reader threads exist but never call MPI */
     c->init_seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     c->world = MPI_COMM_WORLD;
     MPI_Comm_rank(c->world, &c->rank);
@@ -169,11 +169,16 @@ Status comm_open(int *argc, char ***argv, Comm **out)
     MPI_Allreduce(&leader, &c->node_count, 1, MPI_INT, MPI_SUM, c->world);
     /* The node's CPUs: the union of its ranks' affinity masks (a bound rank sees one core,
      * an unbound one all of the cpuset). */
-    cpu_set_t cpus;
-    CPU_ZERO(&cpus);
-    if (sched_getaffinity(0, sizeof cpus, &cpus) != 0) CPU_SET(0, &cpus);
-    MPI_Allreduce(MPI_IN_PLACE, &cpus, (int)sizeof cpus, MPI_BYTE, MPI_BOR, node);
-    c->node_cpus = CPU_COUNT(&cpus);
+    long conf = sysconf(_SC_NPROCESSORS_CONF); /* sized for the machine, past 1024 CPUs too */
+    int ncpu = conf > 0 && conf < INT_MAX / 2 ? (int)conf : 1;
+    size_t setsize = CPU_ALLOC_SIZE(ncpu);
+    cpu_set_t *cpus = CPU_ALLOC(ncpu);
+    if (!cpus) abort_world(XT_ERR_RUNTIME);
+    CPU_ZERO_S(setsize, cpus);
+    if (sched_getaffinity(0, setsize, cpus) != 0) CPU_SET_S(0, setsize, cpus);
+    MPI_Allreduce(MPI_IN_PLACE, cpus, (int)setsize, MPI_BYTE, MPI_BOR, node);
+    c->node_cpus = CPU_COUNT_S(setsize, cpus);
+    CPU_FREE(cpus);
     int over = c->local_size > c->node_cpus ? 1 : 0;
     MPI_Allreduce(MPI_IN_PLACE, &over, 1, MPI_INT, MPI_MAX, c->world);
     c->oversubscribed = over != 0;
@@ -434,12 +439,10 @@ void comm_step_allgather(const Comm *c, void *buf, const size_t *off)
 Status comm_async_start(const Comm *c, size_t max_floats, char *why, size_t len)
 {
     StepPath *sp = c->step;
-    if (sp->ring) return XT_OK;
+    if (sp->ring && ring_max_floats(sp->ring) >= max_floats) return XT_OK;
+    ring_close(&sp->ring); /* too small for this model: every rank reopens it */
     sp->ring = ring_open(c->world, max_floats);
-    int ok = sp->ring != NULL;
-    MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_MIN, c->world);
-    if (!ok) {
-        ring_close(&sp->ring);
+    if (!sp->ring) {
         snprintf(why, len, "out of memory for the ring's receive buffers");
         return XT_ERR_RUNTIME;
     }
@@ -452,9 +455,9 @@ void comm_async_sum(const Comm *c, float *buf, size_t n)
     ring_start(c->step->ring, buf, n);
 }
 
-void comm_async_progress(const Comm *c)
+bool comm_async_progress(const Comm *c)
 {
-    if (c->step->ring) ring_progress(c->step->ring);
+    return c->step->ring ? ring_progress(c->step->ring) : true;
 }
 
 void comm_async_wait(const Comm *c)

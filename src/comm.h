@@ -3,7 +3,8 @@
  *
  * A Comm is an opaque handle over MPI_COMM_WORLD. Every function marked "Collective"
  * must be reached by all ranks in the same order; none of them allocates, except the set-up
- * of the step's paths (comm_step_setup: the shared window; comm_async_start: the thread).
+ * of the step's paths (comm_step_setup: the shared window; comm_async_start: the ring's
+ * duplicate communicator and receive buffers).
  * Buffers longer than INT_MAX elements are sent in chunks (Open MPI 4.1 has no
  * large-count calls).
  *
@@ -127,8 +128,8 @@ Status comm_async_start(const Comm *c, size_t max_floats, char *why, size_t len)
 /* Local: starts the sum of n floats in place (at most COMM_ASYNC_MAX per step). */
 #define COMM_ASYNC_MAX 64
 void comm_async_sum(const Comm *c, float *buf, size_t n);
-/* Local and cheap: advances the sums in flight, if any. */
-void comm_async_progress(const Comm *c);
+/* Local and cheap: advances the sums in flight, if any; true when none is left. */
+bool comm_async_progress(const Comm *c);
 /* Collective in effect: returns when every started sum is complete. */
 void comm_async_wait(const Comm *c);
 /* Seconds the sums were in flight (from a step's first start to its last completion). */

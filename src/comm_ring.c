@@ -21,7 +21,7 @@ struct Ring {
     MPI_Comm comm;
     int P, rank, left, right;
     float *tmp;         /* the receive areas of a step's ops */
-    size_t tmp_cap, tmp_used;
+    size_t tmp_cap, tmp_used, max_floats;
     Op ops[RING_MAX_OPS];
     int nops, ndone;
     double t_first, inflight;
@@ -44,24 +44,31 @@ static size_t block_lo(size_t n, int P, int b)
 
 Ring *ring_open(MPI_Comm world, size_t max_floats)
 {
+    /* the duplicate first, on every rank; then the allocations, agreed on, so that a rank
+     * short of memory never leaves the others in a collective it skips */
+    MPI_Comm comm;
+    XT_ASSERT(MPI_Comm_dup(world, &comm) == MPI_SUCCESS);
     Ring *r = calloc(1, sizeof *r);
-    if (!r) return NULL;
-    MPI_Comm_size(world, &r->P);
+    int P = 1;
+    MPI_Comm_size(world, &P);
+    size_t cap = max_floats / (size_t)P + RING_MAX_OPS + 1; /* ceil(n_k / P) summed */
+    float *tmp = r ? malloc(cap * sizeof *tmp) : NULL;
+    int ok = tmp != NULL;
+    MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_MIN, world);
+    if (!ok) {
+        free(tmp);
+        free(r);
+        MPI_Comm_free(&comm);
+        return NULL;
+    }
+    r->comm = comm;
+    r->P = P;
     MPI_Comm_rank(world, &r->rank);
-    r->left = wrap(r->rank - 1, r->P);
-    r->right = wrap(r->rank + 1, r->P);
-    /* each op's block is at most ceil(its n / P) floats */
-    r->tmp_cap = max_floats / (size_t)r->P + RING_MAX_OPS + 1;
-    r->tmp = malloc(r->tmp_cap * sizeof *r->tmp);
-    if (!r->tmp) {
-        free(r);
-        return NULL;
-    }
-    if (MPI_Comm_dup(world, &r->comm) != MPI_SUCCESS) {
-        free(r->tmp);
-        free(r);
-        return NULL;
-    }
+    r->left = wrap(r->rank - 1, P);
+    r->right = wrap(r->rank + 1, P);
+    r->tmp = tmp;
+    r->tmp_cap = cap;
+    r->max_floats = max_floats;
     return r;
 }
 
@@ -96,7 +103,7 @@ static void post(Ring *r, int k)
     size_t rlo = block_lo(op->n, P, recv_b), rhi = block_lo(op->n, P, recv_b + 1);
     /* the send first: over TCP (Open MPI 4.1) the ring then moved the MLP's 11.6 MB at
      * 1 Gbit/s in 100 ms, as fast as the library's own ring, against 115-131 ms with the
-     * receive posted first (bench: docs/scaling.md) */
+     * receive posted first (docs/architecture.md, the step's reduction) */
     XT_ASSERT(MPI_Isend(op->buf + slo, (int)(shi - slo), MPI_FLOAT, r->right, k, r->comm,
                         &op->req[1]) == MPI_SUCCESS);
     XT_ASSERT(MPI_Irecv(into, (int)(rhi - rlo), MPI_FLOAT, r->left, k, r->comm, &op->req[0]) ==
@@ -122,7 +129,7 @@ static void advance(Ring *r, int k)
 static void start_one(Ring *r, float *buf, size_t n)
 {
     XT_ASSERT(r->nops < RING_MAX_OPS);
-    if (r->nops == 0) r->t_first = now();
+    if (r->ndone == r->nops) r->t_first = now(); /* nothing in flight: a new span */
     Op *op = &r->ops[r->nops];
     size_t blk = (n + (size_t)r->P - 1) / (size_t)r->P;
     XT_ASSERT(r->tmp_used + blk <= r->tmp_cap);
@@ -149,7 +156,8 @@ bool ring_progress(Ring *r)
         Op *op = &r->ops[k];
         while (op->step < 2 * (r->P - 1)) {
             int flag = 0;
-            XT_ASSERT(MPI_Testall(2, op->req, &flag, MPI_STATUSES_IGNORE) == MPI_SUCCESS);
+            MPI_Status st[2]; /* not MPI_STATUSES_IGNORE: GCC 12 misreads MPICH's prototype */
+            XT_ASSERT(MPI_Testall(2, op->req, &flag, st) == MPI_SUCCESS);
             if (!flag) break;
             advance(r, k);
         }
@@ -168,3 +176,4 @@ void ring_wait(Ring *r)
 }
 
 double ring_inflight_seconds(const Ring *r) { return r->inflight; }
+size_t ring_max_floats(const Ring *r) { return r->max_floats; }

@@ -11,7 +11,8 @@
  * Nothing runs in the background: a step's messages are Isend/Irecv, and ring_progress
  * (called by backward between pieces of its products) tests them, adds what arrived and posts
  * the next step. That is the point: the library moves data only inside MPI calls, and a
- * communication thread would take the core backward needs (measured: docs/scaling.md). All
+ * communication thread would take the core backward needs (measured: docs/architecture.md,
+ * the step's reduction). All
  * queued buckets progress at once, each on its own tag of a duplicate communicator.
  * Messages: at most RING_MAX_BLOCK floats per block (larger buckets are split on queueing).
  */
@@ -29,8 +30,7 @@ typedef struct Ring Ring;
 #define RING_MAX_OPS 64
 
 /* Collective over world (duplicates it). max_floats: the most floats one step queues in
- * total (sizes the receive buffers). NULL when out of memory on this rank (the caller
- * agrees with the others). */
+ * total (sizes the receive buffers). NULL on every rank when some rank is out of memory. */
 Ring *ring_open(MPI_Comm world, size_t max_floats);
 void ring_close(Ring **r);
 
@@ -45,5 +45,7 @@ void ring_wait(Ring *r);
 /* Seconds from the first start of a step to the completion of its last sum, over all steps
  * so far (completion as seen by a progress or wait call). */
 double ring_inflight_seconds(const Ring *r);
+/* The max_floats it was opened for. */
+size_t ring_max_floats(const Ring *r);
 
 #endif

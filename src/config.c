@@ -275,10 +275,10 @@ static const Key KEYS[] = {
           "seconds a collective may wait before the job is aborted"),
     K_ENUM(0, "comm", "allreduce", comm.allreduce, "auto", ALLREDUCE_NAMES,
            "gradient reduction: mpi, shm (node's shared memory, fixed order) or auto "
-           "(shm when every rank of a node has a core of its own)"),
+           "(shm when every rank of a node has a CPU of its own)"),
     K_ENUM(0, "comm", "overlap", comm.overlap, "auto", OVERLAP_NAMES,
-           "ring-allreduce each layer's gradient while backward runs; auto = 2+ buckets "
-           "of 256 KiB on several nodes"),
+           "ring-allreduce each layer's gradient during backward; auto = 2+ buckets of "
+           "256 KiB, nodes of one rank, ring messages >= 64 KiB"),
     /* [run] */
     K_STR(KEY_RUN, "run", "dir", run.dir, "", "a directory path, or empty",
           "output directory; empty = runs/<config file name without extension>"),

@@ -11,6 +11,7 @@
  * run takes its slice of whatever was saved, at any P, sharded or not.
  */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,23 +20,30 @@
 #include "log.h"
 #include "trainer.h"
 
-/* Overlap buckets: layers are merged until a bucket holds at least this much (one
- * allreduce's latency is then small against its transfer). */
+/* Overlap buckets: layers are merged until a bucket holds at least this much. */
 #define BUCKET_MIN_BYTES (256u << 10)
+/* comm.overlap = auto wants each ring message (a bucket / P) at least this large: the ring
+ * pays 2 (P - 1) latencies per bucket, and steps that backward's progress calls do not
+ * reach are finished after it. */
+#define RING_MIN_MESSAGE (64u << 10)
 
 static size_t n_params(const Trainer *tr) { return tr->model.shape.n_params; }
 static void layer_done(void *ctx, int layer);
 static void progress(void *ctx);
 
 /* The buckets layer_done forms for this shape: layers L .. 1 merged until a bucket holds
- * BUCKET_MIN_BYTES (the slots ride in the first), the rest in the last. */
-static int overlap_buckets(const ModelShape *s)
+ * BUCKET_MIN_BYTES (the slots ride in the first), the rest in the last. Their number, and
+ * the smallest one's bytes in *smallest. */
+static int overlap_buckets(const ModelShape *s, size_t *smallest)
 {
     size_t end = s->n_params + N_SLOTS;
     int k = 0;
+    *smallest = SIZE_MAX;
     for (int l = s->n_layers; l >= 1; l--) {
-        if ((end - s->w_off[l - 1]) * sizeof(float) < BUCKET_MIN_BYTES && l > 1) continue;
+        size_t bytes = (end - s->w_off[l - 1]) * sizeof(float);
+        if (bytes < BUCKET_MIN_BYTES && l > 1) continue;
         k++;
+        if (bytes < *smallest) *smallest = bytes;
         end = s->w_off[l - 1];
     }
     return k;
@@ -51,7 +59,9 @@ Status trainer_setup_shard(Trainer *tr)
     tr->part_bytes = malloc((P + 1) * sizeof *tr->part_bytes);
     if (!tr->part || !tr->part_bytes) return XT_ERR_RUNTIME;
     /* overlap first: it reduces whole layers, so it takes the place of a sharded update */
-    const int buckets = overlap_buckets(&tr->model.shape), nodes = comm_node_count(tr->comm);
+    size_t smallest;
+    const int buckets = overlap_buckets(&tr->model.shape, &smallest);
+    const int nodes = comm_node_count(tr->comm), local = comm_local_size(tr->comm);
     tr->overlap = c->comm.overlap == OVERLAP_TRUE && tr->P > 1;
     if (c->comm.overlap == OVERLAP_FALSE)
         snprintf(tr->overlap_why, sizeof tr->overlap_why, "comm.overlap = false");
@@ -64,15 +74,19 @@ Status trainer_setup_shard(Trainer *tr)
                  tr->repro ? "train.reproducible" : c->optim.shard == SHARD_TRUE
                                                         ? "optim.shard = true"
                                                         : "comm.allreduce = shm");
-    else if (buckets < 2 || nodes < 2)
+    else if (buckets < 2 || nodes < 2 || local > 1 || smallest / P < RING_MIN_MESSAGE)
         snprintf(tr->overlap_why, sizeof tr->overlap_why, "comm.overlap = auto: off (%s)",
                  buckets < 2 ? "one bucket (layers merged to 256 KiB): its reduction could "
                                "only start when backward ends"
-                             : "one node: the reduction is fast");
+                 : nodes < 2 ? "one node: the reduction is fast"
+                 : local > 1 ? "several ranks per node: the node's shared memory and the "
+                               "sharded update serve them"
+                             : "ring messages under 64 KiB at this P: latency-bound");
     else {
         tr->overlap = true;
         snprintf(tr->overlap_why, sizeof tr->overlap_why, "comm.overlap = auto: %d buckets of "
-                 "layers on %d nodes", buckets, nodes);
+                 "layers on %d nodes, one rank each, ring messages of %zu KiB or more", buckets,
+                 nodes, smallest / P / 1024);
     }
     tr->shard = c->optim.shard != SHARD_FALSE && tr->P > 1 && !tr->overlap;
     if (tr->overlap && c->optim.shard == SHARD_AUTO && tr->P > 1)
@@ -135,7 +149,7 @@ Status trainer_setup_reduce(Trainer *tr)
     if (c->comm.allreduce == ALLREDUCE_AUTO && comm_oversubscribed(tr->comm)) {
         comm_step_use(tr->comm, COMM_STEP_MPI);
         snprintf(tr->reduce_why, sizeof tr->reduce_why, "MPI %s (comm.allreduce = auto: %d "
-                 "ranks share %d CPU(s) on a node; shared memory needs a core per rank)", ops,
+                 "ranks share %d CPU(s) on a node; shared memory needs a CPU per rank)", ops,
                  comm_local_size(tr->comm), comm_node_cpus(tr->comm));
         return XT_OK;
     }
@@ -164,7 +178,7 @@ Status trainer_setup_reduce(Trainer *tr)
                  "= shm)", ops, shape);
     else
         snprintf(tr->reduce_why, sizeof tr->reduce_why, "shared-memory %s, %s (comm.allreduce "
-                 "= auto: a core per rank, %d ranks on %d CPUs)", ops, shape,
+                 "= auto: a CPU per rank, %d ranks on %d CPUs)", ops, shape,
                  comm_local_size(tr->comm), comm_node_cpus(tr->comm));
     return XT_OK;
 }

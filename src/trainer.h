@@ -138,7 +138,7 @@ typedef struct {
 /* train_reduce.c. Collective. The slices of a sharded update (before optim_init) ... */
 Status trainer_setup_shard(Trainer *tr);
 /* ... and, once the model exists, the reduction path: the node's shared memory or MPI
- * (comm.allreduce; auto takes shared memory when every rank of a node has a core of its own). */
+ * (comm.allreduce; auto takes shared memory when every rank of a node has a CPU of its own). */
 Status trainer_setup_reduce(Trainer *tr);
 /* The step's reduction of tr->gbuf (n gradient sums, then the N_SLOTS slots): all of it,
  * or this rank's slice and the slots when sharded. Collective. */

@@ -3,6 +3,8 @@
  *    large one), several in flight at once, moved on by progress calls in between and
  *    completed by wait: every element is the exact sum (integer-valued floats), on every rank;
  *  - the same again in a second step (the queue and the receive areas are reused);
+ *  - the in-flight time counts a span once: a bucket started after the queue drained
+ *    starts a new span (the sum of spans never exceeds the wall time);
  *  - comm_node_cpus and comm_oversubscribed agree with what the ranks see. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,7 +12,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdbool.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include <mpi.h>
 
@@ -62,6 +66,40 @@ static void test_ring_sums_exactly(void **state)
     free(buf);
 }
 
+static double wall(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void test_inflight_spans(void **state)
+{
+    (void)state;
+    enum { N = 4096 };
+    static float a[N], b[N];
+    for (size_t i = 0; i < N; i++) a[i] = b[i] = 1.0f;
+    char why[200];
+    assert_int_equal(comm_async_start(g_comm, 2 * N, why, sizeof why), XT_OK);
+    MPI_Barrier(MPI_COMM_WORLD);
+    const double before = comm_async_inflight(g_comm), t0 = wall();
+    comm_async_sum(g_comm, a, N);
+    /* move bucket a on until it is complete here (at most 20 s), then idle 50 ms */
+    bool drained = false;
+    for (int k = 0; k < 80000 && !drained; k++) {
+        drained = comm_async_progress(g_comm);
+        if (!drained) nanosleep(&(struct timespec){.tv_nsec = 250000}, NULL);
+    }
+    assert_true(drained);
+    nanosleep(&(struct timespec){.tv_nsec = 50000000}, NULL);
+    comm_async_sum(g_comm, b, N);
+    comm_async_wait(g_comm);
+    const double elapsed = wall() - t0, counted = comm_async_inflight(g_comm) - before;
+    assert_true(a[0] == (float)comm_size(g_comm) && b[N - 1] == (float)comm_size(g_comm));
+    /* two spans, the idle 50 ms in neither: well under the wall time */
+    assert_true(counted <= elapsed - 0.04);
+}
+
 static void test_placement_facts(void **state)
 {
     (void)state;
@@ -76,6 +114,7 @@ int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ring_sums_exactly),
+        cmocka_unit_test(test_inflight_spans),
         cmocka_unit_test(test_placement_facts),
     };
     return xt_test_run_mpi(&argc, &argv, "comm_mpi", tests, sizeof tests / sizeof *tests, &g_comm);

@@ -125,7 +125,7 @@ awk -v d="$d" 'BEGIN { exit !(d >= 1e-5) }' && pass "the comparison fails for an
 if [ "$(nproc)" -ge 2 ]; then
   # shellcheck disable=SC2086
   xt 2 train c.ini --set run.dir=auto2 $def >auto2.log 2>&1 &&
-    grep -q "^reduce   shared-memory .*(comm.allreduce = auto: a core per rank, 2 ranks on [0-9]* CPUs)" auto2.log &&
+    grep -q "^reduce   shared-memory .*(comm.allreduce = auto: a CPU per rank, 2 ranks on [0-9]* CPUs)" auto2.log &&
     pass "comm.allreduce = auto, 2 ranks with a CPU each: shared memory, and the banner says why" ||
     fail "auto at P = 2: $(grep "^reduce" auto2.log)"
 else echo "note - one CPU: the shared-memory side of auto is not checked"; fi
