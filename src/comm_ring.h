@@ -12,8 +12,8 @@
  * (called by backward between pieces of its products) tests them, adds what arrived and posts
  * the next step. That is the point: the library moves data only inside MPI calls, and a
  * communication thread would take the core backward needs (measured: docs/architecture.md,
- * the step's reduction). All
- * queued buckets progress at once, each on its own tag of a duplicate communicator.
+ * the step's reduction). All queued buckets progress at once, each on its own tag of a
+ * duplicate communicator.
  * Messages: at most RING_MAX_BLOCK floats per block (larger buckets are split on queueing).
  */
 #ifndef XT_COMM_RING_H
