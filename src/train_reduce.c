@@ -75,8 +75,8 @@ Status trainer_setup_shard(Trainer *tr)
                                                         ? "optim.shard = true"
                                                         : "comm.allreduce = shm");
     else if (buckets < 2 || nodes < 2 || local > 1 || smallest / P < RING_MIN_MESSAGE)
-        snprintf(tr->overlap_why, sizeof tr->overlap_why, "comm.overlap = auto: off (%s)",
-                 buckets < 2 ? "one bucket (layers merged to 256 KiB): its reduction could "
+        snprintf(tr->overlap_why, sizeof tr->overlap_why, "comm.overlap = auto: off, %s",
+                 buckets < 2 ? "one bucket of layers merged to 256 KiB, whose reduction could "
                                "only start when backward ends"
                  : nodes < 2 ? "one node: the reduction is fast"
                  : local > 1 ? "several ranks per node: the node's shared memory and the "
