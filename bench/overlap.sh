@@ -32,7 +32,7 @@ rate=${RATE:-1gbit} epochs=${EPOCHS:-3} paths=${PATHS:-"mpi shard overlap"}
 [ "$(id -u)" -eq 0 ] || { echo "overlap.sh: needs root (network namespaces)" >&2; exit 2; }
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1
 mkdir -p "$out" && out=$(realpath "$out")
-work=$(mktemp -d /tmp/xt-overlap.XXXXXX)
+work=$(mktemp -d) # scratch run directories and the config, removed on exit
 trap 'rm -rf "$work"' EXIT
 cat > "$work/deep.ini" <<INI
 [data]
@@ -66,7 +66,7 @@ for rep in $(seq "$reps"); do
   for p in $paths; do
     rd=$work/$p.$rep
     # shellcheck disable=SC2046
-    "$root/scripts/netns/netns-cluster.sh" --hosts 2 --name "xo$$" --rate "$rate" run -- \
+    "$root/scripts/netns/netns-cluster.sh" --hosts 2 --name "xo$(($$ % 100000))" --rate "$rate" run -- \
       -np 2 --map-by node -x OPENBLAS_NUM_THREADS "$bin" train "$work/deep.ini" \
       --set run.dir="$rd" $(sets "$p") > "$rd.log" 2>&1 ||
       { echo "overlap.sh: the $p run failed (log: $rd.log)" >&2; cp "$rd.log" "$out/"; exit 1; }

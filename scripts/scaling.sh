@@ -107,7 +107,7 @@ launch() { # launch P CMD...: mpirun on this host, or across namespaces
   local extra=()
   [ "$np" -gt "$cores" ] && extra=(--oversubscribe --mca mpi_yield_when_idle 1 --bind-to none)
   if [ "$netns" -eq 1 ]; then
-    "$root/scripts/netns/netns-cluster.sh" --hosts "$np" --name "xs$$" ${rate:+--rate "$rate"} \
+    "$root/scripts/netns/netns-cluster.sh" --hosts "$np" --name "xs$(($$ % 100000))" ${rate:+--rate "$rate"} \
       run -- -np "$np" --map-by node \
       $([ "$np" -gt "$cores" ] && echo "--oversubscribe --mca mpi_yield_when_idle 1") "$@"
   else
@@ -140,6 +140,7 @@ for rep in $(seq "$reps"); do # repetitions outermost: slow drifts of a shared m
         else bset=(--set train.batch_per_rank="$bpr"); fi
         rd=$tmp/run
         rm -rf "$rd"
+        # shellcheck disable=SC2046 # the path's --set options are meant to split
         if ! launch "$np" "$bin" train "$cfg" --set data.train="$data:/train" --set data.val= \
              --set data.test= --set early_stopping.enabled=false --set train.epochs="$epochs" \
              --set checkpoint.every=0 --set train.resume=never --set train.progress=false \
@@ -246,7 +247,7 @@ C
   mpirun -np 2 --mca btl self,tcp --mca btl_tcp_if_include lo --mca oob_tcp_if_include lo "$tmp/ar" tcp-lo >> "$arcsv"
   mpirun -np 4 --oversubscribe --mca mpi_yield_when_idle 1 --bind-to none --mca btl self,vader "$tmp/ar" shm-oversub >> "$arcsv"
   if [ "$netns" -eq 1 ]; then
-    "$root/scripts/netns/netns-cluster.sh" --hosts 2 --name "xa$$" ${rate:+--rate "$rate"} run -- \
+    "$root/scripts/netns/netns-cluster.sh" --hosts 2 --name "xa$(($$ % 100000))" ${rate:+--rate "$rate"} run -- \
       -np 2 "$tmp/ar" veth >> "$arcsv"
   fi
   # alpha-beta fit per transport at P = 2, where the ring model 2(P-1) alpha + 2(P-1)/P n beta
