@@ -787,10 +787,18 @@ static void unknown_key_text(const char *section, const char *name, char *buf, s
 /* Cross-key rules                                                             */
 /* ------------------------------------------------------------------------- */
 
+static bool values_equal(const Config *a, const Config *b, const Key *k);
+
+/* Whether a key differs from its default (def: config_defaults), as the key table says. */
+static bool changed(const Config *cfg, const Config *def, const char *section, const char *name)
+{
+    return def && !values_equal(cfg, def, key_named(section, name));
+}
+
 /* Checks the rules that involve more than one key. Returns the key to blame (the one
  * a user would change) with the reason in why, or NULL when all hold. */
 /* The [optim] rules that involve more than one key. */
-static const Key *check_optim_rules(const Config *cfg, char *why, size_t len)
+static const Key *check_optim_rules(const Config *cfg, const Config *def, char *why, size_t len)
 {
     if (cfg->optim.nesterov && !(cfg->optim.momentum > 0.0)) {
         snprintf(why, len, "needs optim.momentum > 0 (e.g. momentum = 0.9)");
@@ -800,7 +808,8 @@ static const Key *check_optim_rules(const Config *cfg, char *why, size_t len)
     bool adam_like = opt == OPT_ADAM || opt == OPT_ADAMW || opt == OPT_LAMB;
     if (adam_like && cfg->optim.momentum > 0.0) {
         snprintf(why, len, "optim.optimizer = %s keeps moments of its own: set optim.betas "
-                 "(default 0.9,0.999) and momentum = 0", OPTIMIZER_NAMES[opt]);
+                 "(default %s) and momentum = 0", OPTIMIZER_NAMES[opt],
+                 key_named("optim", "betas")->def);
         return key_named("optim", "momentum");
     }
     if (opt != OPT_SGD && cfg->optim.nesterov) {
@@ -814,33 +823,38 @@ static const Key *check_optim_rules(const Config *cfg, char *why, size_t len)
     /* a key the chosen optimiser does not read is refused when changed from its default,
      * as model.hidden is for a linear model: a silently ignored setting misleads */
     const char *name = OPTIMIZER_NAMES[opt];
-    if (!adam_like && (cfg->optim.betas[0] != 0.9 || cfg->optim.betas[1] != 0.999)) {
+    if (!adam_like && changed(cfg, def, "optim", "betas")) {
         snprintf(why, len, "used by adam, adamw and lamb only, not optim.optimizer = %s", name);
         return key_named("optim", "betas");
     }
-    if (opt == OPT_SGD && cfg->optim.eps != 1e-8) {
+    if (opt == OPT_SGD && changed(cfg, def, "optim", "eps")) {
         snprintf(why, len, "used by adam, adamw, lamb and lars, not optim.optimizer = sgd");
         return key_named("optim", "eps");
     }
-    if (opt != OPT_LARS && cfg->optim.trust_coefficient != 0.001) {
+    if (opt != OPT_LARS && changed(cfg, def, "optim", "trust_coefficient")) {
         snprintf(why, len, "used by lars only, not optim.optimizer = %s", name);
         return key_named("optim", "trust_coefficient");
     }
-    if (opt != OPT_LARS && opt != OPT_LAMB && !cfg->optim.exclude_bias) {
+    if (opt != OPT_LARS && opt != OPT_LAMB && changed(cfg, def, "optim", "exclude_bias")) {
         snprintf(why, len, "used by lars and lamb only, not optim.optimizer = %s", name);
         return key_named("optim", "exclude_bias");
     }
     return NULL;
 }
 
+const char *config_overlap_conflict(const Config *cfg)
+{
+    return cfg->train.reproducible          ? "train.reproducible = true"
+           : cfg->optim.shard == SHARD_TRUE ? "optim.shard = true"
+           : cfg->comm.allreduce == ALLREDUCE_SHM ? "comm.allreduce = shm"
+                                                  : NULL;
+}
+
 /* The [comm] rules that involve more than one key. */
 static const Key *check_comm_rules(const Config *cfg, char *why, size_t len)
 {
     if (cfg->comm.overlap != OVERLAP_TRUE) return NULL;
-    const char *other = cfg->train.reproducible          ? "train.reproducible = true"
-                        : cfg->optim.shard == SHARD_TRUE ? "optim.shard = true"
-                        : cfg->comm.allreduce == ALLREDUCE_SHM ? "comm.allreduce = shm"
-                                                               : NULL;
+    const char *other = config_overlap_conflict(cfg);
     if (!other) return NULL;
     snprintf(why, len, "overlap allreduces the gradient layer by layer through MPI while "
              "backward runs; it cannot be combined with %s (set one of them to false/auto)",
@@ -848,7 +862,7 @@ static const Key *check_comm_rules(const Config *cfg, char *why, size_t len)
     return key_named("comm", "overlap");
 }
 
-static const Key *check_rules(const Config *cfg, char *why, size_t len)
+static const Key *check_rules_with(const Config *cfg, const Config *def, char *why, size_t len)
 {
     const Key *ck = check_comm_rules(cfg, why, len);
     if (ck) return ck;
@@ -897,7 +911,7 @@ static const Key *check_rules(const Config *cfg, char *why, size_t len)
             return key_named("loss", "ignore_index");
         }
     }
-    const Key *k = check_optim_rules(cfg, why, len);
+    const Key *k = check_optim_rules(cfg, def, why, len);
     if (k) return k;
     if (!cfg->train.reproducible && cfg->train.micro_batches != 0) {
         snprintf(why, len, "used by train.reproducible = true only");
@@ -908,10 +922,9 @@ static const Key *check_rules(const Config *cfg, char *why, size_t len)
                  "the same at every P: use train.batch_size with train.reproducible");
         return key_named("train", "batch_per_rank");
     }
-    if (cfg->train.reproducible &&
-        config_micro_batches(cfg) * cfg->train.accumulate > EXACT_MAX_TERMS) {
+    if (cfg->train.micro_batches * cfg->train.accumulate > EXACT_MAX_TERMS) {
         snprintf(why, len, "train.micro_batches x train.accumulate = %" PRId64 " exceeds %d "
-                 "micro-batches per update", config_micro_batches(cfg) * cfg->train.accumulate,
+                 "micro-batches per update", cfg->train.micro_batches * cfg->train.accumulate,
                  EXACT_MAX_TERMS);
         return key_named("train", "accumulate");
     }
@@ -946,13 +959,15 @@ static const Key *check_rules(const Config *cfg, char *why, size_t len)
     return NULL;
 }
 
-int64_t config_micro_batches(const Config *cfg)
+/* The cross-key rules against the key table's defaults (out of memory for them: the rules
+ * that compare with a default are skipped). */
+static const Key *check_rules(const Config *cfg, char *why, size_t len)
 {
-    if (cfg->train.micro_batches > 0) return cfg->train.micro_batches;
-    int64_t S = cfg->data.virtual_shards;
-    int64_t g = cfg->train.batch_size / 128; /* full batch (0): 8, the partials' memory */
-    if (g < 8) g = 8;
-    return g < S ? g : S;
+    Config *def = malloc(sizeof *def);
+    if (def) config_defaults(def);
+    const Key *k = check_rules_with(cfg, def, why, len);
+    free(def);
+    return k;
 }
 
 double config_memory_budget(const Config *cfg)

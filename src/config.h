@@ -175,9 +175,10 @@ Status config_set(Config *cfg, const char *assignment, char *err, size_t errlen)
  * stopping needs data.val and start_epoch <= epochs. On failure writes
  * "section.key = value: reason" into err and returns XT_ERR_USAGE. Local. */
 Status config_validate(const Config *cfg, char *err, size_t errlen);
-/* train.micro_batches resolved (auto: global batch / 128, at least 8 (also for a full
- * batch), at most data.virtual_shards; the trainer also caps it at the row count). */
-int64_t config_micro_batches(const Config *cfg);
+/* What comm.overlap cannot be combined with in this configuration ("train.reproducible =
+ * true", ...), or NULL: the one list both the rule for overlap = true and plan.c's auto
+ * read. Local. */
+const char *config_overlap_conflict(const Config *cfg);
 /* data.memory_budget in bytes (0 = auto; config_validate has checked the text). */
 double config_memory_budget(const Config *cfg);
 

@@ -272,9 +272,7 @@ Status eval_load(const Comm *comm, const char *model_path, const char *spec, siz
     }
     if (mf->normalize != NORM_NONE) rowsource_set_normalization(src, mf->shift, mf->mul);
     size_t cap = hi - lo < batch ? hi - lo : batch;
-    Status local = model_init(m, s, cap > 0 ? cap : 1, 0);
-    if (local == XT_OK) memcpy(m->params, mf->params, s->n_params * sizeof *m->params);
-    return comm_agree(comm, local);
+    return comm_agree(comm, model_init(m, s, cap > 0 ? cap : 1, mf->params));
 }
 
 /* ---- the report -------------------------------------------------------------------- */

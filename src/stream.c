@@ -554,18 +554,20 @@ size_t stream_row_bytes(const Stream *s)
     return b;
 }
 
-size_t stream_block_rows(const Stream *s)
+static size_t block_rows_at(const Stream *s, size_t io_bytes)
 {
-    size_t r = s->io_bytes / (s->x.lay.cols * sizeof(float));
+    size_t r = io_bytes / (s->x.lay.cols * sizeof(float));
     return r ? r : 1;
 }
 
-size_t stream_fixed_bytes(const Stream *s, size_t local_rows)
+size_t stream_block_rows(const Stream *s) { return block_rows_at(s, s->io_bytes); }
+
+size_t stream_fixed_bytes_at(const Stream *s, size_t local_rows, size_t io_bytes)
 {
     /* the helper's permutation, the two readers' run buffers, a sequential block in the
      * memory types and as the float rows handed out */
-    size_t b = local_rows * sizeof(uint32_t) + 2 * s->io_bytes +
-               stream_block_rows(s) * (stream_row_bytes(s) + s->x.lay.cols * sizeof(float));
+    size_t b = local_rows * sizeof(uint32_t) + 2 * io_bytes +
+               block_rows_at(s, io_bytes) * (stream_row_bytes(s) + s->x.lay.cols * sizeof(float));
     const Array *arr[2] = {&s->x, &s->y};
     for (int i = 0; i < 2; i++) {
         const H5ioLayout *l = &arr[i]->lay;
@@ -575,6 +577,11 @@ size_t stream_fixed_bytes(const Stream *s, size_t local_rows)
         b += 2 * (l->chunk_rows * l->cols * l->esize + 3 * chunk);
     }
     return b;
+}
+
+size_t stream_fixed_bytes(const Stream *s, size_t local_rows)
+{
+    return stream_fixed_bytes_at(s, local_rows, s->io_bytes);
 }
 
 static bool block_reserve(Stream *s, size_t m)

@@ -720,21 +720,7 @@ static void expect_rule(const char *text, const char *const *ov, size_t n_ov, co
 static void test_config_cross_key_rules(void **state)
 {
     (void)state;
-    /* train.micro_batches = auto: batch / 128, at least 8, at most data.virtual_shards */
-    Config a;
-    char e[256];
-    const char *auto1[] = {"train.reproducible=true", "train.batch_size=4096"};
-    assert_int_equal(config_load(&a, NULL, auto1, 2, e, sizeof e), XT_OK);
-    assert_int_equal(config_micro_batches(&a), 32);
-    const char *auto2[] = {"train.reproducible=true", "data.virtual_shards=5"};
-    assert_int_equal(config_load(&a, NULL, auto2, 2, e, sizeof e), XT_OK);
-    assert_int_equal(config_micro_batches(&a), 5);
-    const char *auto3[] = {"train.reproducible=true"};
-    assert_int_equal(config_load(&a, NULL, auto3, 1, e, sizeof e), XT_OK);
-    assert_int_equal(config_micro_batches(&a), 8);
-    const char *auto4[] = {"train.reproducible=true", "train.batch_size=0"}; /* full batch */
-    assert_int_equal(config_load(&a, NULL, auto4, 2, e, sizeof e), XT_OK);
-    assert_int_equal(config_micro_batches(&a), 8);
+    /* (train.micro_batches = auto is the plan's: tests/test_plan.c) */
     expect_rule("[model]\ntype = mlp\n", NULL, 0, "rule.ini:2: model.type = mlp",
                 "needs model.hidden");
     expect_rule("[model]\nhidden = 64\n", NULL, 0, "rule.ini:2: model.hidden = 64",

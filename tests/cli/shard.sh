@@ -165,7 +165,7 @@ xt 2 train c.ini --set run.dir=ovbad --set comm.overlap=true --set optim.shard=t
 code=$?
 [ $code -eq 2 ] && grep -q "comm.overlap=true: overlap .* cannot be combined with train.reproducible = true" ovbad.log &&
   pass "comm.overlap = true with train.reproducible refused (exit 2), naming both" || { fail "overlap + reproducible: exit $code"; tail -2 ovbad.log; }
-grep -q "reduced after backward, not overlapped (comm.overlap = auto: off with train.reproducible)" sgd.3.true.shm.log &&
+grep -q "reduced after backward, not overlapped (comm.overlap = auto: off with train.reproducible = true)" sgd.3.true.shm.log &&
   pass "comm.overlap = auto says why it is off" || fail "overlap auto reason"
 
 # 4. exact resume across paths (reproducible mode: bit for bit)
