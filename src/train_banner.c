@@ -105,9 +105,9 @@ static void banner_step(const Trainer *tr)
     size_t lo, hi;
     reduce_slice(tr->red, &lo, &hi);
     if (p->shard)
-        log_info("         sharded update (%s): each rank updates about %zu of the %zu parameters "
-                 "and keeps their optimiser state; rank 0 has [%zu, %zu)", p->shard_why,
-                 (n + (size_t)tr->P - 1) / (size_t)tr->P, n, lo, hi);
+        log_info("         sharded update (%s): each rank updates a slice of the %zu parameters "
+                 "(whole blocks of %d) and keeps its optimiser state; rank 0 has [%zu, %zu)",
+                 p->shard_why, n, OPTIM_NORM_BLOCK, lo, hi);
     else
         log_info("         every rank updates all parameters (%s)", p->shard_why);
     reduce_describe(tr->red, red, sizeof red);

@@ -20,43 +20,30 @@
 # only: ctest runs the corpus as two tests, each with its own timeout.
 set -u
 export LC_ALL=C   # messages may quote bytes that are not UTF-8: match them as bytes
-XT=${1:?usage: run.sh XENTRAIN SCRATCH_DIR MPIEXEC MKFIXTURES [FILTER]}
-DIR=${2:?scratch dir}
-MPIEXEC=${3:?mpiexec}
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../lib.sh"
+xt_begin "${1:?usage: run.sh XENTRAIN SCRATCH_DIR MPIEXEC MKFIXTURES [FILTER]}" "${2:?scratch dir}" \
+  "${3:?mpiexec}"
+XT=$bin DIR=$tmp
 MKFIX=${4:?xt_mkfixtures}
 FILTER=${5:-}
 SHARD=${SHARD:-0/1}
 shard_i=${SHARD%/*} shard_n=${SHARD#*/}
 CASE_TIMEOUT=${CASE_TIMEOUT:-60}
+XT_TIMEOUT=$CASE_TIMEOUT
 # Files a failing run may legitimately rewrite (none: every pre-existing file must stay
 # byte-identical). A space-separated list can be given for experiments.
 KNOWN_CHANGES=${KNOWN_CHANGES-}
-case $DIR in /*) ;; *) DIR=$PWD/$DIR ;; esac
-rm -rf "$DIR" && mkdir -p "$DIR/fx" || exit 1
+mkdir -p "$DIR/fx" || exit 1
 FX=$DIR/fx
-passes=0 failures=0 ncases=0
-pass() { echo "ok - $1"; passes=$((passes + 1)); }
-fail() { echo "FAIL - $1"; failures=$((failures + 1)); }
+ncases=0
 CRASH='Segmentation|core dumped|AddressSanitizer|LeakSanitizer|runtime error:|MPI_ABORT was invoked|Process received signal|Assertion|XT_ASSERT|Aborted'
 
 # ---- fixtures ----------------------------------------------------------------------
 "$MKFIX" "$FX" || { fail "xt_mkfixtures"; echo "0 passed, 1 failed"; exit 1; }
 cd "$FX" || exit 1
-cat > base.ini <<'INI'
-; a valid config: every case breaks one thing
-[data]
-train = d_good.h5:/train
-val = d_good.h5:/val
-[model]
-type = softmax
-[train]
-epochs = 2
-batch_size = 8
-progress = false
-resume = never
-[run]
-dir = run
-INI
+# a valid config: every case breaks one thing
+write_ini base.ini data.train=d_good.h5:/train data.val=d_good.h5:/val model.type=softmax \
+  train.epochs=2 train.batch_size=8 train.progress=false train.resume=never run.dir=run
 # a finished run: run/model.h5, run/checkpoint.h5 (what a failed run must not damage)
 if ! "$XT" train base.ini >setup.log 2>&1 || [ ! -s run/model.h5 ] || [ ! -s run/checkpoint.h5 ]; then
   fail "setup: training the reference run"; cat setup.log; echo "$passes passed, $failures failed"; exit 1
@@ -131,7 +118,7 @@ run_case() {
     local t0=$SECONDS out rc
     # Each rank prints its own exit code and then exits 0, so mpiexec lets every rank finish
     # and we see every rank's code (a rank killed by a signal prints nothing).
-    out=$(timeout -k 5 "$CASE_TIMEOUT" "$MPIEXEC" -np "$np" bash -c \
+    out=$(xt_launch "$np" bash -c \
       '"$0" "$@"; echo "xt-rank-exit ${OMPI_COMM_WORLD_RANK:-${PMI_RANK:-0}} $?"' "$XT" "$@" 2>&1 </dev/null)
     rc=$?
     local dt=$((SECONDS - t0)) why=""
@@ -273,7 +260,7 @@ wait
 # every mpirun has ended: the cases' (empty) session directories go
 [ -n "$ompi_base" ] && find "$ompi_base" -mindepth 1 -type d -empty -delete
 cat "$DIR"/res/*.txt 2>/dev/null
-passes=$((passes + $(cat "$DIR"/res/*.txt 2>/dev/null | grep -c '^ok - ')))
+passes=$((passes + $(cat "$DIR"/res/*.txt 2>/dev/null | grep -c '^ok  *- ')))
 failures=$((failures + $(cat "$DIR"/res/*.txt 2>/dev/null | grep -c '^FAIL - ')))
 
 # ---- numerical faults -----------------------------------------------------------------------
@@ -285,7 +272,7 @@ if numeric; then
   for np in 1 2; do
     w=$DIR/case/numeric.np$np
     rm -rf "$w" && mkdir -p "$w" && cp -a "$FX/." "$w/" && cd "$w" || exit 1
-    x() { timeout -k 5 "$CASE_TIMEOUT" "$MPIEXEC" -np "$np" "$XT" "$@"; }
+    x() { xt "$np" "$@"; }
     # 1. divergence: two good epochs on 1e30 features without normalisation at lr 1e-40
     #    (finite losses), then resume to epoch 6 at lr 1 (the learning rate may change on
     #    resume): the logits overflow float32 in epoch 3.

@@ -7,14 +7,11 @@
 # usage: data_errors.sh XENTRAIN_BINARY SCRATCH_DIR MPIEXEC
 set -u
 
-XT=${1:?usage: data_errors.sh XENTRAIN SCRATCH_DIR MPIEXEC}
-DIR=${2:?scratch dir}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-MPIEXEC=${3:-mpiexec}
+. "$ROOT/tests/lib.sh"
+xt_begin "$@"
+XT=$bin DIR=$tmp
 FASHION=/usr/share/datasets/fashion-mnist
-
-rm -rf "$DIR"
-mkdir -p "$DIR" || exit 1
 failures=0
 cases=0
 
@@ -120,14 +117,9 @@ check "csv: failure over an existing output" 2 "bad.csv:3" \
 expect "the existing output is untouched" cmp -s "$DIR/good.h5" "$DIR/good.h5.orig"
 
 # ---- under MPI: rank 0 converts, every rank exits with its code --------------------
-if [ -n "$MPIEXEC" ] && command -v "$MPIEXEC" >/dev/null 2>&1; then
-    check "mpiexec -n 2 gen" 0 "" "$MPIEXEC" -n 2 "$XT" gen xor --rows 100 \
-        --out "$DIR/mpi.h5"
-    check "mpiexec -n 2 convert bad csv exits 2" 2 "bad.csv:3: field 2" \
-        "$MPIEXEC" -n 2 "$XT" convert csv --input "$DIR/bad.csv" --out "$DIR/x.h5"
-else
-    echo "skip MPI cases: no launcher '$MPIEXEC'"
-fi
+check "gen on 2 ranks" 0 "" xt 2 gen xor --rows 100 --out "$DIR/mpi.h5"
+check "convert of a bad csv on 2 ranks exits 2" 2 "bad.csv:3: field 2" \
+    xt 2 convert csv --input "$DIR/bad.csv" --out "$DIR/x.h5"
 
 # ---- CSV conveniences: preamble, header names, a separate test file, stratified splits ----
 printf '4,2,no,yes\n1,2,0\n3,4,1\n5,6,0\n7,8,1\n' >"$DIR/pre.csv"
