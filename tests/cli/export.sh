@@ -84,10 +84,12 @@ with h5py.File(sys.argv[1], "a") as f:
     f.attrs["class_names"] = ["setosa", "versi,color \"v\"", "vir\\gin\u00e9ca"]' "$name.h5"
   fi
   # shellcheck disable=SC2086
-  "$bin" train base.ini --set data.train="$name.h5:/train" --set data.val="$name.h5:/val" \
-    $sets --set run.dir="run_$name" >"$name.train.log" 2>&1 &&
-  "$bin" predict --model "run_$name/model.h5" --data "$name.h5:/test" --out "$name.pred.h5" \
-    >"$name.pred.log" 2>&1 || { fail "$name: train or predict"; tail -5 "$name".*.log; continue; }
+  if ! "$bin" train base.ini --set data.train="$name.h5:/train" --set data.val="$name.h5:/val" \
+         $sets --set run.dir="run_$name" >"$name.train.log" 2>&1 ||
+     ! "$bin" predict --model "run_$name/model.h5" --data "$name.h5:/test" --out "$name.pred.h5" \
+         >"$name.pred.log" 2>&1; then
+    fail "$name: train or predict"; tail -5 "$name".*.log; continue
+  fi
   ok=1
   for fmt in onnx safetensors; do
     "$bin" export --model "run_$name/model.h5" --format $fmt --out "$name.$fmt" >"$name.$fmt.log" 2>&1 ||
@@ -173,7 +175,8 @@ while read -r name d; do
 done <dims.txt
 
 # ---- against predict ---------------------------------------------------------------------------
-$py - "$tol" $(cut -d' ' -f1 dims.txt) >compare.out 2>&1 <<'PY'
+mapfile -t checked < <(cut -d' ' -f1 dims.txt)
+$py - "$tol" "${checked[@]}" >compare.out 2>&1 <<'PY'
 import os, sys
 import h5py, numpy as np
 tol = float(sys.argv[1])
@@ -230,8 +233,8 @@ refuse "--model" "no --model" --format onnx --out keep.onnx
 cp $model copy.h5
 refuse "--out copy.h5 is the model file itself" "--out naming the model" \
   --model copy.h5 --format onnx --out copy.h5
-cmp -s $model copy.h5 && pass "the model file is unchanged after --out named it" ||
-  fail "export damaged the model file it was told to overwrite"
+if cmp -s $model copy.h5; then pass "the model file is unchanged after --out named it"
+else fail "export damaged the model file it was told to overwrite"; fi
 mkdir -p adir
 refuse "--out adir is a directory" "--out naming a directory" --model $model --format onnx --out adir
 cp run_logistic/model.h5 nan.h5 && $py -c 'import h5py, numpy as np
@@ -251,6 +254,7 @@ code=$?
 if [ $code -eq 1 ] && grep -q "cannot write no/such/dir/m.onnx.tmp" nodir.log; then
   pass "an unwritable --out: exit 1, the path named"
 else fail "unwritable --out: exit $code: $(cat nodir.log)"; fi
-"$bin" export --help >help.log 2>&1 && grep -q "probabilities" help.log && grep -q -- "--format F" help.log &&
-  pass "export --help describes the formats" || fail "export --help: $(head -3 help.log)"
+if "$bin" export --help >help.log 2>&1 && grep -q "probabilities" help.log &&
+   grep -q -- "--format F" help.log; then pass "export --help describes the formats"
+else fail "export --help: $(head -3 help.log)"; fi
 finish
