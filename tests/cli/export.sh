@@ -227,9 +227,9 @@ refuse "text.h5: not an HDF5 file" "a text file as --model" --model text.h5 --fo
 refuse "missing.h5: cannot open" "a missing --model" --model missing.h5 --format safetensors --out keep.onnx
 refuse "unknown --format 'tflite' \(expected onnx or safetensors\)" "--format tflite" \
   --model $model --format tflite --out keep.onnx
-refuse "--out" "no --out" --model $model --format onnx
-refuse "--format" "no --format" --model $model --out keep.onnx
-refuse "--model" "no --model" --format onnx --out keep.onnx
+refuse "--out FILE is required" "no --out" --model $model --format onnx
+refuse "--format F is required" "no --format" --model $model --out keep.onnx
+refuse "--model M.h5 is required" "no --model" --format onnx --out keep.onnx
 cp $model copy.h5
 refuse "--out copy.h5 is the model file itself" "--out naming the model" \
   --model copy.h5 --format onnx --out copy.h5
