@@ -20,19 +20,21 @@ else
   diff <(echo "$want") <(echo "$got") | head -20
 fi
 
-# The tutorial: its shell block, with build/xentrain standing for this build's binary.
+# The tutorial: its shell block, with build/xentrain standing for this build's binary (and
+# Debian's python3 first in PATH, as on the machines the README is for).
 awk '/<!-- tutorial:begin/ { on = 1; next } /<!-- tutorial:end -->/ { on = 0 } on' "$root/README.md" |
   sed -e '/^```/d' > "$tmp/tutorial.sh"
 mkdir -p "$tmp/repo/build" && cp -r "$root/scripts" "$tmp/repo/" && ln -s "$bin" "$tmp/repo/build/xentrain"
 if [ ! -r /usr/lib/python3/dist-packages/sklearn/datasets/data/breast_cancer.csv ]; then
   fail "the tutorial's CSV is missing (python3-sklearn: scripts/install-deps.sh --with-tests)"
-elif (cd "$tmp/repo" && XT_MPIRUN=${XT_MPIRUN:-mpirun} bash -e "$tmp/tutorial.sh") >"$tmp/tutorial.log" 2>&1; then
+elif (cd "$tmp/repo" && PATH=/usr/bin:$PATH XT_MPIRUN=${XT_MPIRUN:-mpirun} bash -e "$tmp/tutorial.sh") >"$tmp/tutorial.log" 2>&1; then
   run="$tmp/repo/runs/breast_cancer"
   acc=$(sed -n 's/^accuracy *//p' "$tmp/tutorial.log" | tail -1)
   if [ -s "$run/model.h5" ] && [ -s "$run/metrics.csv" ] && [ -s "$run/config.ini" ] &&
      [ -s "$run/checkpoint.h5" ] && [ -s "$run/loss.png" ] && [ -s "$tmp/repo/predictions.csv" ] &&
+     [ -s "$tmp/repo/breast_cancer.onnx" ] && [ -s "$tmp/repo/probabilities.npy" ] &&
      awk -v a="$acc" 'BEGIN { exit !(a > 0.9) }'; then
-    pass "the README's tutorial runs as written (test accuracy $acc; model, metrics, config, checkpoint, plot, predictions)"
+    pass "the README's tutorial runs as written (test accuracy $acc; model, metrics, config, checkpoint, plot, predictions, ONNX, PyTorch probabilities)"
   else
     fail "the README's tutorial ran but left something out (accuracy '$acc'; see $tmp/tutorial.log)"
     ls "$run" "$tmp/repo"
