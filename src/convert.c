@@ -525,6 +525,7 @@ Status convert_write(const char *cmd, const ConvertTable *t, const LabelMap *m,
     if (st == XT_OK && t->feature_names)
         st = h5io_attr_write_strs(f, "/", "feature_names", (const char *const *)t->feature_names,
                                   t->d);
+    if (st == XT_OK && t->write_extra) st = t->write_extra(f, t->extra_ctx);
     char src[64];
     snprintf(src, sizeof src, "xentrain convert %s", cmd);
     if (st == XT_OK) st = h5io_attr_write_str(f, "/", "created_by", src);
@@ -599,6 +600,7 @@ static int run_reader(const ConvertReader *r, int argc, char **argv)
     free((void *)table.y);
     if (table.feature_names) h5io_strs_free(table.feature_names, table.d);
     convert_labelmap_free(&m);
+    if (r->release) r->release();
     return (int)st;
 }
 

@@ -51,6 +51,9 @@ typedef struct {
     size_t n, d;
     const int32_t *y;
     char **feature_names;
+    /* More for the output file (csv: the /encoding group), or NULL; ctx is the reader's. */
+    Status (*write_extra)(H5File *f, const void *ctx);
+    const void *extra_ctx;
 } ConvertTable;
 
 /* The rows of one split, ascending. */
@@ -103,9 +106,11 @@ typedef struct {
      * write on its own (idx: uint8 pixels, a separate test set). */
     Status (*read)(OutOptions *out, ConvertTable *t, LabelMap *m);
     Status (*run)(const OutOptions *out);
+    /* Frees what read kept for write_extra; NULL: nothing. */
+    void (*release)(void);
 } ConvertReader;
 
-#define CONVERT_READER_OPTS 8
+#define CONVERT_READER_OPTS 14
 
 extern const ConvertReader convert_idx_reader, convert_csv_reader, convert_libsvm_reader;
 

@@ -328,10 +328,14 @@ static void test_convert_csv_dialects(void **state)
     h5io_strs_free(v, n);
     assert_int_equal(h5io_close(&f), XT_OK);
 
-    /* split: val + test fractions partition the rows */
+    /* split: val + test fractions partition the rows (column a counts the rows: refused
+     * as row numbers unless kept) */
     write_text("e.csv", "a,b\n1,0\n2,1\n3,0\n4,1\n5,0\n6,1\n7,0\n8,1\n9,0\n10,1\n");
     assert_int_equal(run("csv --input @/e.csv --header --val-fraction 0.2 --test-fraction 0.3 "
-                         "--out @/e.h5"), 0);
+                         "--out @/e.h5"), 2);
+    expect_msg("column 'a': it holds whole numbers increasing down the file");
+    assert_int_equal(run("csv --input @/e.csv --header --val-fraction 0.2 --test-fraction 0.3 "
+                         "--keep-columns a --out @/e.h5"), 0);
     Dataset a, b, c;
     load("e.h5:/train", &a);
     load("e.h5:/val", &b);
@@ -378,7 +382,7 @@ static void test_convert_csv_errors(void **state)
         {"csv --input @/m3.csv --out @/x.h5", "m3.csv:2: field 2 '4.5.6': trailing characters after the number"},
         {"csv --input @/m4.csv --out @/x.h5", "m4.csv:2: field 2 '': empty field (missing value)"},
         {"csv --input @/m5.csv --out @/x.h5", "m5.csv:2: unterminated quoted field"},
-        {"csv --input @/m6.csv --out @/x.h5", "m6.csv:2: field 2 'nan': NaN is not allowed"},
+        {"csv --input @/m6.csv --out @/x.h5", "m6.csv:2: field 2 'nan': missing value"},
         {"csv --input @/m7.csv --out @/x.h5", "m7.csv: no data rows"},
         {"csv --input @/m8.csv --out @/x.h5", "m8.csv:2: field 2 '1e39': outside the float32 range"},
         {"csv --input @/long.csv --out @/x.h5", "long.csv:2: line longer than 8388608 bytes"},
