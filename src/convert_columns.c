@@ -87,23 +87,21 @@ typedef struct {
 static void label_look(const CsvTable *t, size_t j, LabelLook *l)
 {
     *l = (LabelLook){0};
-    const WordDict *d = &t->dict[j];
     ColumnStats s;
     table_column_stats(t, j, &s);
+    l->distinct = t->dict[j].n;
     double v;
-    for (size_t w = 0; w < d->n; w++) {
-        if (!l->a_value) l->a_value = d->words[w];
-        if (convert_parse_number(d->words[w], &v) && v != floor(v) && l->fractions++ == 0)
-            l->a_fraction = d->words[w];
+    for (size_t i = 0; i < t->n; i++) { /* the first of each in file order */
+        uint32_t c = t->cells[i * t->ncol + j];
+        if (cell_is_missing(c)) continue;
+        const char *w = cell_is_word(c) ? t->dict[j].words[cell_word_id(c)] : NULL;
+        if (!l->a_value) l->a_value = w ? w : "a number";
+        bool frac = w ? convert_parse_number(w, &v) && v != floor(v)
+                      : cell_number(c) != floorf(cell_number(c));
+        if (frac && l->fractions++ == 0) l->a_fraction = w ? w : "a fraction";
     }
-    l->distinct = d->n;
-    if (s.n_num > 0) { /* a label column read as numbers (the default moved left) */
-        l->distinct = s.all_int ? (size_t)(s.max - s.min + 1.0) : s.n_num;
-        l->fractions += !s.all_int;
-        if (!s.all_int && !l->a_fraction) l->a_fraction = "a fraction";
-        if (!l->a_value) l->a_value = "a number";
-        if (s.min == s.max) l->distinct = 1;
-    }
+    if (s.n_num > 0) /* a label column read as numbers (the default moved left) */
+        l->distinct = s.min == s.max ? 1 : s.all_int ? (size_t)(s.max - s.min + 1.0) : s.n_num;
 }
 
 /* The default label column must look like one. */
@@ -135,7 +133,8 @@ static Status check_default_label(const CsvTable *t, size_t j, const ColumnOptio
     }
     ColumnStats s0;
     table_column_stats(t, 0, &s0);
-    bool words0 = j != 0 && s0.n_word > 0 && s0.n_num == 0 && !t->as_words[0];
+    bool words0 = j != 0 && s0.n_word > 0 && s0.n_num == 0 && !t->as_words[0] &&
+                  (t->n < 20 || 2 * t->dict[0].n <= t->n); /* few words: classes? */
     if (words0 && !o->categorical_given && !(t->dict[j].n > 0 && l.distinct == 0)) {
         ColumnStats sj;
         table_column_stats(t, j, &sj);
@@ -237,8 +236,8 @@ static Status choose_drops(ColumnPlan *p, const CsvTable *t, const ColumnOptions
         if (!why) continue;
         table_col_label(t, j, a, sizeof a);
         if (refuse) {
-            char r[32];
-            table_col_ref(t, j, r, sizeof r);
+            char buf[32];
+            const char *r = table_col_ref(t, j, buf, sizeof buf);
             log_error("%s: column %s: %s (--drop-columns %s or --keep-columns %s)", t->path, a,
                       why, r, r);
             return XT_ERR_USAGE;
@@ -285,8 +284,8 @@ static Status choose_kinds(ColumnPlan *p, const CsvTable *t, const ColumnOptions
         size_t k = t->dict[j].n;
         table_col_label(t, j, a, sizeof a);
         if (!t->as_words[j] && (k > COLUMNS_MAX_AUTO_CATEGORIES || (k > 20 && 2 * k > t->n))) {
-            char r[32];
-            table_col_ref(t, j, r, sizeof r);
+            char buf[32];
+            const char *r = table_col_ref(t, j, buf, sizeof buf);
             log_error("%s: column %s holds %zu different words in %zu rows: free text or ids, "
                       "not categories. --drop-columns %s drops it (--categorical %s encodes it "
                       "anyway, one column per word)", t->path, a, k, t->n, r, r);

@@ -428,10 +428,10 @@ static Looks first_field_looks(const CsvTable *t, size_t j, double *num, bool *i
 }
 
 /* pandas writes unnamed columns as 0, 1, 2, ...: three or more numeric fields that count
- * up by one are column numbers. */
-static bool column_numbers(const double *v, size_t m)
+ * up by one are column numbers, and so are two from 0 beside a name. */
+static bool column_numbers(const double *v, size_t m, bool beside_name)
 {
-    if (m < 3) return false;
+    if (m < 3 && !(m == 2 && beside_name && v[0] == 0.0)) return false;
     for (size_t i = 0; i < m; i++)
         if (v[i] != floor(v[i]) || (i > 0 && v[i] != v[i - 1] + 1.0)) return false;
     return true;
@@ -472,16 +472,18 @@ static void classify_first(const CsvTable *t, size_t *names, size_t *values, siz
     *names = *values = 0;
     *name_j = *value_j = SIZE_MAX;
     Looks *looks = malloc(t->ncol * sizeof *looks);
+    bool any_name = false;
     for (size_t j = 0; nums && num_j && looks && j < t->ncol; j++) {
         double v;
         bool is_num;
         looks[j] = first_field_looks(t, j, &v, &is_num);
+        any_name |= looks[j] == LOOKS_NAME;
         if (is_num) {
             nums[m] = v;
             num_j[m++] = j;
         }
     }
-    *numbered = nums && num_j && looks && column_numbers(nums, m);
+    *numbered = nums && num_j && looks && column_numbers(nums, m, any_name);
     for (size_t j = 0; nums && num_j && looks && j < t->ncol; j++) {
         Looks l = looks[j];
         if (*numbered && l == LOOKS_VALUE && convert_parse_number(t->first[j], &nums[0]))
