@@ -239,8 +239,8 @@ static Status check_fit(const ModelFile *mf, const DatasetInfo *info, const char
 }
 
 Status eval_load(const Comm *comm, const char *model_path, const char *spec, size_t batch,
-                 double budget, bool targets, ModelFile *mf, Dataset *ds, RowSource *src,
-                 Model *m, LossKind *kind)
+                 double budget, const char *budget_name, bool targets, ModelFile *mf,
+                 Dataset *ds, RowSource *src, Model *m, LossKind *kind)
 {
     Status st = comm_agree(comm, model_io_load(model_path, mf));
     if (st != XT_OK) return st;
@@ -260,6 +260,7 @@ Status eval_load(const Comm *comm, const char *model_path, const char *spec, siz
                        .budget = rowsource_budget(budget, comm_local_size(comm), why, sizeof why),
                        .probs = *kind == LOSS_SOFTMAX_PROBS, .what = spec,
                        .local_ranks = comm_local_size(comm)};
+    if (budget > 0) snprintf(why, sizeof why, "%s", budget_name); /* the option given */
     bool streamed = false;
     st = rowsource_open(src, ds, &info, lo, hi, info.target == TARGET_DENSE ? 0 : K, &o, comm,
                         &streamed);
@@ -464,8 +465,10 @@ static Status binary_auc(const Comm *comm, Model *m, const RowSource *src, EvalS
     return st_;
 }
 
-int evaluate_run(const Comm *comm, const char *model_path, const char *spec,
-                 const char *json_path, size_t batch, double budget)
+/* evaluate_run with the name of the option that set the budget, for messages. */
+static int evaluate_named(const Comm *comm, const char *model_path, const char *spec,
+                          const char *json_path, size_t batch, double budget,
+                          const char *budget_name)
 {
     ModelFile mf = {0};
     Dataset ds = {0};
@@ -474,7 +477,8 @@ int evaluate_run(const Comm *comm, const char *model_path, const char *spec,
     EvalStats st = {0};
     LossKind kind;
     double auc = NAN;
-    Status s = eval_load(comm, model_path, spec, batch, budget, true, &mf, &ds, &src, &m, &kind);
+    Status s = eval_load(comm, model_path, spec, batch, budget, budget_name, true, &mf, &ds, &src,
+                         &m, &kind);
     if (s == XT_OK) s = comm_agree(comm, eval_stats_init(&st, &mf.shape, kind, m.max_batch));
     if (s == XT_OK) {
         /* rows with the label the run ignored are left out, as its validation did */
@@ -488,7 +492,8 @@ int evaluate_run(const Comm *comm, const char *model_path, const char *spec,
         bool quiet = json_path && !strcmp(json_path, "-"); /* stdout is the JSON */
         if (!quiet) {
             log_info("model    %s (%s, epoch %lld)", model_path, desc, (long long)mf.epoch);
-            log_info("data     %s (%.0f rows, %d ranks)", spec, *st.rows, comm_size(comm));
+            log_info("data     %s (%.0f rows, %d rank(s), %d BLAS thread(s) per rank)", spec,
+                     *st.rows, comm_size(comm), linalg_blas_threads());
             if (mf.has_ignore)
                 log_info("ignored  rows labelled %lld are left out (the run's loss.ignore_index)",
                          (long long)mf.ignore_index);
@@ -509,6 +514,12 @@ int evaluate_run(const Comm *comm, const char *model_path, const char *spec,
     dataset_free(&ds);
     model_io_free(&mf);
     return (int)s;
+}
+
+int evaluate_run(const Comm *comm, const char *model_path, const char *spec,
+                 const char *json_path, size_t batch, double budget)
+{
+    return evaluate_named(comm, model_path, spec, json_path, batch, budget, "data.memory_budget");
 }
 
 /* ---- `xentrain eval` ----------------------------------------------------------------- */
@@ -543,10 +554,12 @@ int evaluate_main(const Comm *comm, int argc, char **argv)
         return 0;
     }
     if (st != XT_OK) return (int)st;
+    linalg_pin_blas_threads();
+    if (json && !strcmp(json, "-")) log_set_quiet(true); /* stdout is the JSON */
     double budget = 0.0;
     if (strutil_parse_bytes(budget_text, &budget)) {
         log_error0("eval: --memory-budget %s is not a byte count (e.g. 0, 512M, 2G)", budget_text);
         return XT_ERR_USAGE;
     }
-    return evaluate_run(comm, model, data, json, batch, budget);
+    return evaluate_named(comm, model, data, json, batch, budget, "--memory-budget");
 }

@@ -107,6 +107,12 @@ bool linalg_threads_from_env(void)
     return false;
 }
 
+int linalg_pin_blas_threads(void)
+{
+    if (!linalg_threads_from_env()) linalg_set_blas_threads(1);
+    return linalg_blas_threads();
+}
+
 void *linalg_alloc(size_t bytes)
 {
     size_t rounded = (bytes + 63) / 64 * 64;

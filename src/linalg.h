@@ -33,6 +33,11 @@ void linalg_set_blas_threads(int n);
 /* Whether the user set a thread count for the BLAS in the environment
  * (OPENBLAS_NUM_THREADS, BLIS_NUM_THREADS, MKL_NUM_THREADS or OMP_NUM_THREADS). */
 bool linalg_threads_from_env(void);
+/* What train, eval and predict do first: one BLAS thread per rank unless the environment
+ * sets a count (every rank otherwise starts one thread per core, and a product's last bits
+ * depend on the thread count: eval at P = 1 and P = 2 would differ). Returns the count in
+ * force. Local; call before the first BLAS call. */
+int linalg_pin_blas_threads(void);
 /* "OpenBLAS (libopenblas.so): OpenBLAS 0.3.21 DYNAMIC_ARCH ..." : the vendor the build
  * chose, the library, and what the library says of itself when it can. */
 void linalg_describe(char *buf, size_t len);

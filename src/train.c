@@ -519,7 +519,7 @@ int train_main(const Comm *comm, int argc, char **argv)
     Config defaults;
     config_defaults(&defaults);
     comm_watchdog_start(comm, defaults.comm.timeout_s);
-    if (!linalg_threads_from_env()) linalg_set_blas_threads(1);
+    linalg_pin_blas_threads();
     g_signal = 0;
     install_signal_handlers();
     double t_start = comm_wtime();
