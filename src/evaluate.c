@@ -238,6 +238,28 @@ static Status check_fit(const ModelFile *mf, const DatasetInfo *info, const char
     return XT_OK;
 }
 
+/* Labels stored as names (strings, categories) are ids in the data's own class list: it
+ * must be the model's. Local (rank 0 prints). */
+static Status check_names(const ModelFile *mf, const Dataset *ds, const char *model_path,
+                          const char *spec)
+{
+    if (!ds->info.has_y || ds->info.y_labels == LABELS_IDS || !ds->class_names ||
+        !mf->class_names)
+        return XT_OK;
+    bool same = ds->n_class_names == mf->n_class_names;
+    for (size_t c = 0; same && c < mf->n_class_names; c++)
+        same = !strcmp(ds->class_names[c], mf->class_names[c]);
+    if (same) return XT_OK;
+    char a[512] = "", b[512] = "";
+    for (size_t c = 0; c < ds->n_class_names && strlen(a) + 80 < sizeof a; c++)
+        snprintf(a + strlen(a), sizeof a - strlen(a), "%s'%.60s'", c ? ", " : "", ds->class_names[c]);
+    for (size_t c = 0; c < mf->n_class_names && strlen(b) + 80 < sizeof b; c++)
+        snprintf(b + strlen(b), sizeof b - strlen(b), "%s'%.60s'", c ? ", " : "", mf->class_names[c]);
+    log_error0("%s: its labels are the classes %s but the model %s has %s: the class ids would "
+               "not mean the same classes", spec, a, model_path, b);
+    return XT_ERR_USAGE;
+}
+
 Status eval_load(const Comm *comm, const char *model_path, const char *spec, size_t batch,
                  double budget, const char *budget_name, bool targets, ModelFile *mf,
                  Dataset *ds, RowSource *src, Model *m, LossKind *kind)
@@ -271,6 +293,8 @@ Status eval_load(const Comm *comm, const char *model_path, const char *spec, siz
         log_info("memory   %s is read from the file in blocks of %zu rows: its rows do not fit "
                  "the budget of %s per rank (%s)", spec, batch, hb, why);
     }
+    st = comm_agree(comm, check_names(mf, ds, model_path, spec));
+    if (st != XT_OK) return st;
     if (mf->normalize != NORM_NONE) rowsource_set_normalization(src, mf->shift, mf->mul);
     size_t cap = hi - lo < batch ? hi - lo : batch;
     Status local = model_init(m, s, cap > 0 ? cap : 1, 0);
@@ -290,7 +314,8 @@ static void print_confusion(const EvalStats *st, const ModelFile *mf)
         u += (size_t)snprintf(line + u, sizeof line - u, " %7zu", k);
     log_info("%s", line);
     for (size_t i = 0; i < K; i++) {
-        const char *name = mf->class_names && i < mf->n_class_names ? mf->class_names[i] : "";
+        char name[64] = "";
+        if (mf->class_names || mf->label_values) model_io_class_text(mf, i, name, sizeof name);
         u = (size_t)snprintf(line, sizeof line, "%3zu %-10.10s", i, name);
         for (size_t k = 0; k < K && u < sizeof line; k++)
             u += (size_t)snprintf(line + u, sizeof line - u, " %7.0f", st->confusion[i * K + k]);
@@ -335,6 +360,9 @@ static void json_report(FILE *f, const EvalStats *st, const ModelFile *mf, const
         eval_class_scores(st, k, &sc);
         fprintf(f, "%s\n    {\"index\": %zu, \"name\": ", k ? "," : "", k);
         if (mf->class_names && k < mf->n_class_names) json_string(f, mf->class_names[k]);
+        else fputs("null", f);
+        fputs(", \"label\": ", f);
+        if (mf->label_values && k < mf->n_label_values) json_string(f, mf->label_values[k]);
         else fputs("null", f);
         fprintf(f, ", \"precision\": %.9g, \"recall\": %.9g, \"f1\": %.9g, \"support\": %.0f}",
                 sc.precision, sc.recall, sc.f1, sc.support);
@@ -393,7 +421,11 @@ static void print_scores(const EvalStats *st, const ModelFile *mf)
     for (size_t k = 0; k < st->K; k++) {
         EvalScores sc;
         eval_class_scores(st, k, &sc);
-        const char *name = mf->class_names && k < mf->n_class_names ? mf->class_names[k] : "";
+        char name[64] = "";
+        if (!st->multilabel && (mf->class_names || mf->label_values))
+            model_io_class_text(mf, k, name, sizeof name);
+        else if (mf->class_names && k < mf->n_class_names)
+            snprintf(name, sizeof name, "%s", mf->class_names[k]);
         log_info("%3zu %-12.12s %9.4f %9.4f %9.4f %9.0f", k, name, sc.precision, sc.recall,
                  sc.f1, sc.support);
     }

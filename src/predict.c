@@ -110,6 +110,9 @@ static Status write_h5(const PredictArgs *a, const Predictions *all, const Model
     if (st == XT_OK && mf->class_names)
         st = h5io_attr_write_strs(f, "/", "class_names", (const char *const *)mf->class_names,
                                   mf->n_class_names);
+    if (st == XT_OK && mf->label_values)
+        st = h5io_attr_write_strs(f, "/", "label_values", (const char *const *)mf->label_values,
+                                  mf->n_label_values);
     if (st == XT_OK) st = h5io_commit(&f);
     h5io_close(&f);
     return st;
@@ -140,11 +143,12 @@ static void csv_field(FILE *f, const char *prefix, const char *text)
 static void csv_rows(FILE *f, const Predictions *all, const ModelFile *mf, bool ml)
 {
     bool names = !ml && mf->class_names;
+    bool values = !ml && mf->label_values && mf->n_label_values >= all->K;
     for (size_t k = 0; ml && k < all->K; k++)
         fprintf(f, "%spredicted_%zu", k ? "," : "", k);
-    if (!ml) fprintf(f, "predicted%s", names ? ",predicted_name" : "");
+    if (!ml) fprintf(f, "predicted%s%s", values ? ",class_id" : "", names ? ",predicted_name" : "");
     for (size_t k = 0; k < all->K; k++) {
-        const char *cn = class_name(mf, k);
+        const char *cn = values ? mf->label_values[k] : class_name(mf, k);
         char head[48];
         if (cn) {
             size_t len = strlen(cn);
@@ -161,6 +165,10 @@ static void csv_rows(FILE *f, const Predictions *all, const ModelFile *mf, bool 
     }
     fputc('\n', f);
     for (size_t i = 0; i < all->n; i++) {
+        if (values) { /* the label as the data had it, then the class id */
+            csv_field(f, "", mf->label_values[all->pred[i]]);
+            fputc(',', f);
+        }
         for (size_t k = 0; k < all->pk; k++)
             fprintf(f, "%s%d", k ? "," : "", (int)all->pred[i * all->pk + k]);
         if (names) {
@@ -263,8 +271,10 @@ static Status predict_parse(int argc, char **argv, PredictArgs *a, bool *help)
                   .about = "Predicts every row of the split; y is not needed (and ignored when\n"
                            "present). HDF5 output: /probabilities (N, K) float32 (K = 2 for\n"
                            "logistic regression: P(0), P(1)) and /predicted (class ids, or (N, K)\n"
-                           "0/1 for multi-label), with the model's class_names. CSV output: one\n"
-                           "line per row: predicted, predicted_name, p_<class>...",
+                           "0/1 for multi-label), with the model's class_names and label_values.\n"
+                           "CSV output: one line per row: predicted (the label as the training\n"
+                           "data had it; then class_id when that differs), predicted_name,\n"
+                           "p_<class>...",
                   .opts = opts, .n_opts = sizeof opts / sizeof opts[0]};
     Status st = opts_parse(&t, argc, argv, help);
     if (*help && log_rank() == 0) opts_print_help(&t, stdout);

@@ -283,6 +283,7 @@ static Status decide_classes(Trainer *tr)
         return XT_ERR_USAGE;
     }
     tr->K = c->model.classes > 0 ? (size_t)c->model.classes : (size_t)mm[0] + 1;
+    if (c->model.classes == 0 && tr->tinfo.k_declared > tr->K) tr->K = tr->tinfo.k_declared;
     if (tr->K < 2) tr->K = 2;
     if (tr->K > XT_MAX_CLASSES) {
         log_error0("%s: largest class id %lld gives %zu classes (limit %d)", yname,
@@ -397,6 +398,11 @@ static Status setup_data(Trainer *tr)
     if (st == XT_OK) st = resolve_normalization(tr);
     if (st == XT_OK) st = load_shard(tr);
     if (st == XT_OK) st = decide_classes(tr);
+    if (st == XT_OK && !tr->dense && tr->test_info.n > 0)
+        st = dataset_check_labels(&tr->test_info, tr->K, tr->comm);
+    if (st == XT_OK && tr->cfg.loss.class_weights_balanced)
+        st = dataset_balanced_weights(&tr->train, tr->K, (long)tr->cfg.loss.ignore_index, tr->comm,
+                                      &tr->class_w);
     if (st == XT_OK) st = fit_normalization(tr);
     if (st == XT_OK) st = load_val(tr);
     return st;
@@ -452,7 +458,10 @@ static Status setup_loss(Trainer *tr)
         log_error0("%s: %s", c->data.train, err);
         return XT_ERR_USAGE;
     }
-    if (c->loss.n_class_weights == 0) return XT_OK;
+    if (c->loss.n_class_weights == 0) {
+        tr->lopt.class_weight = tr->class_w; /* balanced (setup_data), or NULL */
+        return XT_OK;
+    }
     tr->class_w = malloc(tr->K * sizeof *tr->class_w);
     if (!tr->class_w) return XT_ERR_RUNTIME;
     for (size_t k = 0; k < tr->K; k++) tr->class_w[k] = (float)c->loss.class_weights[k];

@@ -377,9 +377,9 @@ static void test_dataset_bad_values(void **state)
     done(&f);
     load_fails("values.h5:/lab", 0, 4, 3, XT_ERR_USAGE,
                "values.h5:/lab/y: label 5 at row 2 is outside [0, 3) (K = 3 classes)");
-    load_fails("values.h5:/neg", 1, 3, 3, XT_ERR_USAGE, "label -1 at row 1 is outside [0, 3)");
+    load_fails("values.h5:/neg", 1, 3, 3, XT_ERR_USAGE, "label -1 at row 1: class ids are 0..K-1; labels -1/+1");
     load_fails("values.h5:/huge", 0, 4, 0, XT_ERR_USAGE,
-               "values.h5:/huge/y: rows [0, 4): values do not convert exactly to int32");
+               "values.h5:/huge/y: rows [0, 4): integers outside int32's range (class ids go up to 2^31 - 1");
     load_fails("values.h5:/ovf", 1, 4, 0, XT_ERR_USAGE,
                "values.h5:/ovf/X: non-finite value +Inf at row 3, column 1");
     load_fails("values.h5:/inf", 0, 4, 0, XT_ERR_USAGE, "non-finite value -Inf at row 2, column 2");
