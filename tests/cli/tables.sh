@@ -73,4 +73,85 @@ grep -q "memory .* per rank (--memory-budget)" budget.log && ! grep -q "data.mem
 grep -q "predict .*--out P.h5|P.csv|-" help.txt && grep -q "json -" help.txt && grep -q "convert {idx|csv|libsvm|h5}" help.txt &&
   pass "top-level --help shows today's usage" || { fail "--help usage"; cat help.txt; }
 
+# ---- HDF5 layouts of other tools (h5py) ------------------------------------------------------------
+py - <<'PY' || { fail "h5py layouts"; finish; exit 1; }
+import h5py, numpy as np
+r = np.random.RandomState(1)
+names = np.array(["cat", "dog", "eel"])
+def make(n, k=3):
+    y = r.randint(0, k, n); X = (r.randn(n, 4) + y[:, None] * 2.0).astype("f4"); return X, y
+Xt, yt = make(300); Xv, yv = make(90); Xs, ys = make(60)
+ys[:] = np.where(ys == 0, 1, ys)             # /test lacks "cat": its ids must still agree
+with h5py.File("str.h5", "w") as f:
+    f["train/X"] = Xt; f["train/y"] = names[yt].astype(object)         # variable-length
+    f["val/X"] = Xv; f["val/y"] = names[yv].astype("S3")               # fixed-length
+    f["test/X"] = Xs; f["test/y"] = names[ys].astype(object)
+with h5py.File("ad.h5ad", "w") as f:                                   # AnnData's layout
+    f["X"] = np.concatenate([Xt, Xv]); obs = f.create_group("obs")
+    obs.attrs["_index"] = "cell"
+    g = obs.create_group("cell_type"); g.attrs["encoding-type"] = "categorical"
+    g["codes"] = np.concatenate([yt, yv]).astype("i1")
+    g["categories"] = np.array(["B", "NK", "T"], dtype=object)
+    f["obs/n_genes"] = np.arange(390)
+with h5py.File("pm1.h5", "w") as f:                                    # LIBSVM's -1/+1
+    f["train/X"] = Xt; f["train/y"] = np.where(yt > 0, 1, -1)
+with h5py.File("u64.h5", "w") as f:                                    # ids beyond int32
+    f["train/X"] = Xt; f["train/y"] = (yt.astype("u8") + (1 << 33))
+with h5py.File("gap.h5", "w") as f:                                    # /train lacks class 3
+    yy = np.where(yt == 2, 1, yt)
+    f["train/X"] = Xt; f["train/y"] = yy; f["train"].attrs["label_values"] = ["1", "2", "5", "7"]
+    f["val/X"] = Xv; f["val/y"] = np.where(yv == 2, 3, yv)
+    f["test/X"] = Xs; f["test/y"] = np.full(60, 9)                      # outside K
+with h5py.File("imb.h5", "w") as f:                                    # imbalanced classes
+    yi = np.repeat([0, 1, 2], [240, 40, 20]); f["train/X"] = Xt; f["train/y"] = yi
+PY
+base='[model]\ntype = softmax\n[train]\nepochs = 3\nprogress = false\n'
+printf "[data]\ntrain = str.h5:/train\nval = str.h5:/val\ntest = str.h5:/test\n$base[run]\ndir = runs/str\n" > str.ini
+if xt 2 train str.ini >str.log 2>&1; then
+  grep -q "y (300,) string: class names" str.log && pass "string labels (variable length) train; the banner says how they are read" ||
+    { fail "string label banner"; grep "data " str.log; }
+  grep -Eq "^ +0 cat +0 +0 +0" str.log && grep -Eq "^ +1 dog +[1-9]" str.log &&
+    pass "fixed-length string labels in /val and a /test without one class agree on the ids" || { fail "string ids across splits"; grep -A5 confusion str.log; }
+else fail "train on string labels"; tail -5 str.log; fi
+if xt 2 eval --model runs/str/model.h5 --data 'ad.h5ad:/?X=X&y=obs/cell_type' >ad.log 2>&1; then fail "AnnData with other categories was not refused"
+else grep -q "its labels are the classes 'B', 'NK', 'T' but the model runs/str/model.h5 has 'cat', 'dog', 'eel'" ad.log &&
+  pass "eval refuses labels whose class names differ from the model's" || { fail "class name mismatch"; cat ad.log; }; fi
+printf "[data]\ntrain = ad.h5ad:/?X=X&y=obs/cell_type\n$base[run]\ndir = runs/ad\n" > ad.ini
+if xt 1 train ad.ini >ad-train.log 2>&1 && xt 1 eval --model runs/ad/model.h5 --data 'ad.h5ad:/?X=X&y=obs/cell_type' >ad-eval.log 2>&1; then
+  grep -q "category codes (the categories name them)" ad-train.log && grep -q "  1 NK" ad-eval.log &&
+    pass "AnnData's /obs/<column> codes and categories, named by a path in the spec" || { fail "AnnData names"; grep -E "data |NK" ad-train.log ad-eval.log; }
+else fail "train on AnnData's layout"; tail -3 ad-train.log ad-eval.log; fi
+xt 1 eval --model runs/str/model.h5 --data str.h5:/validation >miss.log 2>&1
+grep -q "no group '/validation' (in the file, it holds: test, train, val; did you mean /val?)" miss.log &&
+  pass "a missing split lists the file's groups with a did-you-mean" || { fail "missing split"; cat miss.log; }
+printf "[data]\ntrain = pm1.h5:/train\n[model]\ntype = logistic\n[train]\nepochs = 1\n[run]\ndir = runs/pm1\n" > pm1.ini
+xt 2 train pm1.ini >pm1.log 2>&1; grep -q "label -1 at row [0-9]*: class ids are 0..K-1; labels -1/+1 .* mapped to 0/1 by .xentrain convert h5" pm1.log &&
+  pass "labels -1/+1: the message names the mapping" || { fail "-1/+1 hint"; grep error pm1.log; }
+printf "[data]\ntrain = u64.h5:/train\n$base[run]\ndir = runs/u64\n" > u64.ini
+xt 1 train u64.ini >u64.log 2>&1; grep -q "integers outside int32's range (class ids go up to 2^31 - 1: relabel" u64.log && ! grep -q "whole numbers" u64.log &&
+  pass "uint64 labels beyond 2^31 are named as such" || { fail "uint64 message"; grep error u64.log; }
+
+# ---- K from the file's label values; every split checked before training; balanced weights ---------
+printf "[data]\ntrain = gap.h5:/train\nval = gap.h5:/val\n$base[run]\ndir = runs/gap\n" > gap.ini
+if xt 2 train gap.ini >gap.log 2>&1; then
+  grep -q "softmax, softmax head, 20 parameters, K = 4" gap.log && pass "K = 4 from label_values although /train lacks class 3 (val has it)" ||
+    { fail "K from label_values"; grep "K =" gap.log; }
+  xt 1 eval --model runs/gap/model.h5 --data gap.h5:/val --json gap.json >gap-eval.log 2>&1
+  grep -Eq "^ +2 5 +" gap-eval.log && grep -q '"label": "7"' gap.json &&
+    pass "eval prints the original label values (5, 7), not only 0..K-1" || { fail "label values in eval"; grep -A6 confusion gap-eval.log; }
+  xt 1 predict --model runs/gap/model.h5 --data gap.h5:/val --out gap.csv >/dev/null 2>&1
+  head -1 gap.csv | grep -q '^predicted,class_id,p_1,p_2,p_5,p_7$' && cut -d, -f1 gap.csv | sed 1d | sort -u | grep -qx 7 &&
+    pass "predict writes the original label values" || { fail "predict label values"; head -3 gap.csv; }
+else fail "K from label_values"; grep error gap.log; fi
+printf "[data]\ntrain = gap.h5:/train\nval = gap.h5:/val\ntest = gap.h5:/test\n$base[run]\ndir = runs/gap2\n" > gap2.ini
+xt 2 train gap2.ini >gap2.log 2>&1
+grep -q "gap.h5:/test/y: label 9 at row 0 is outside \[0, 4)" gap2.log && ! grep -q "^epoch" gap2.log &&
+  pass "the test split's labels are checked before training" || { fail "test labels at start-up"; grep -E "error|^epoch" gap2.log; }
+printf "[data]\ntrain = imb.h5:/train\n[loss]\nclass_weights = balanced\n$base[run]\ndir = runs/imb\n" > imb.ini
+if xt 2 train imb.ini >imb.log 2>&1; then
+  grep -q "loss.class_weights = balanced: n / (K \* count) over the 300 training rows: 0.416667,2.5,5" imb.log &&
+    grep -q "^class_weights = balanced" runs/imb/config.ini &&
+    pass "loss.class_weights = balanced: scikit-learn's n / (K * count), counted over both ranks" || { fail "balanced weights"; grep -E "balanced|weights" imb.log runs/imb/config.ini; }
+else fail "class_weights = balanced"; grep error imb.log; fi
+
 finish
