@@ -1137,10 +1137,23 @@ static char *ini_read_line(char *str, int num, void *stream)
     return str;
 }
 
+/* A value in matching quotes ("runs/a b" or 'x') means what is inside them: INI files
+ * written by other tools (Python's configparser users, shells) quote paths. */
+static const char *unquote(const char *v, char *buf, size_t len)
+{
+    size_t n = strlen(v);
+    if (n < 2 || n - 1 > len || (v[0] != '"' && v[0] != '\'') || v[n - 1] != v[0]) return v;
+    memcpy(buf, v + 1, n - 2);
+    buf[n - 2] = '\0';
+    return buf;
+}
+
 static int ini_on_pair(void *user, const char *raw_section, const char *name, const char *value)
 {
     LoadCtx *ctx = user;
     if (ctx->failed) return 0;
+    char unquoted[INI_MAX_LINE + 1];
+    value = unquote(value, unquoted, sizeof unquoted);
     char section[LEV_MAX + 1], shown[ECHO_MAX + 8], why[160], allowed[160];
     trim_copy(raw_section, strlen(raw_section), section, sizeof section);
     echo_value(value, shown, sizeof shown);
