@@ -1,4 +1,4 @@
-/* convert: `xentrain convert {idx|csv|libsvm}` and what its readers share (see
+/* convert: `xentrain convert {idx|csv|libsvm|h5}` and what its readers share (see
  * convert_common.h): output options, line reading, number parsing, label remapping,
  * the train/val/test split and the atomic write.
  *
@@ -512,7 +512,7 @@ Status convert_write(const char *cmd, const ConvertTable *t, const LabelMap *m,
     st = h5io_create_atomic(o->out, &f);
     for (int g = 0; g < 3 && st == XT_OK; g++) {
         DatasetRows r = {.X = t->X, .x_u8 = t->x_u8, .d = t->d, .y = t->y,
-                         .rows = sets[g].idx, .n = sets[g].n};
+                         .rows = sets[g].idx, .n = sets[g].n, .scale = t->scale};
         st = dataset_write_split(f, groups[g], &r, (int)o->gzip);
     }
     size_t counts[3] = {sets[0].n, sets[1].n, sets[2].n};
@@ -520,8 +520,10 @@ Status convert_write(const char *cmd, const ConvertTable *t, const LabelMap *m,
         if (counts[g])
             st = h5io_attr_write_strs(f, groups[g], "label_values",
                                       (const char *const *)m->values, m->k);
-    if (st == XT_OK && m->names)
-        st = h5io_attr_write_strs(f, "/", "class_names", (const char *const *)m->values, m->k);
+    if (st == XT_OK && (m->names || t->class_names))
+        st = h5io_attr_write_strs(f, "/", "class_names",
+                                  (const char *const *)(m->names ? m->values : t->class_names),
+                                  m->k);
     if (st == XT_OK && t->feature_names)
         st = h5io_attr_write_strs(f, "/", "feature_names", (const char *const *)t->feature_names,
                                   t->d);
@@ -552,11 +554,13 @@ double convert_physical_memory(void)
 static void convert_usage(FILE *f)
 {
     fprintf(f,
-            "usage: xentrain convert {idx|csv|libsvm} [options] --out F.h5\n"
+            "usage: xentrain convert {idx|csv|libsvm|h5} [options] --out F.h5\n"
             "\n"
             "  idx     IDX image and label files (MNIST, Fashion-MNIST), gzip or plain\n"
             "  csv     delimited text with a label column\n"
             "  libsvm  LIBSVM / svmlight sparse text\n"
+            "  h5      one split of an HDF5 file (X and y; AnnData's categories too), split\n"
+            "          into /train, /val and /test with labels mapped to 0..K-1\n"
             "\n"
             "Run `xentrain convert FORMAT --help` for the options. Exit codes: 0 done,\n"
             "1 I/O failure while writing, 2 bad options or bad input (the message names\n"
@@ -607,7 +611,7 @@ static int run_reader(const ConvertReader *r, int argc, char **argv)
 int convert_main(int argc, char **argv)
 {
     static const ConvertReader *const readers[] = {&convert_idx_reader, &convert_csv_reader,
-                                                   &convert_libsvm_reader};
+                                                   &convert_libsvm_reader, &convert_h5_reader};
     if (argc < 2) {
         convert_usage(stderr);
         return XT_ERR_USAGE;
@@ -619,6 +623,6 @@ int convert_main(int argc, char **argv)
     }
     for (size_t i = 0; i < sizeof readers / sizeof readers[0]; i++)
         if (!strcmp(fmt, readers[i]->name)) return run_reader(readers[i], argc - 1, argv + 1);
-    log_error("convert: unknown format '%s' (expected idx, csv or libsvm)", fmt);
+    log_error("convert: unknown format '%s' (expected idx, csv, libsvm or h5)", fmt);
     return XT_ERR_USAGE;
 }

@@ -51,6 +51,9 @@ typedef struct {
     size_t n, d;
     const int32_t *y;
     char **feature_names;
+    double scale;        /* X's scale attribute (0: none) */
+    char **class_names;  /* class names when the labels are not words themselves, or NULL
+                            (borrowed; k of them, LabelMap.k) */
     /* More for the output file (csv: the /encoding group), or NULL; ctx is the reader's. */
     Status (*write_extra)(H5File *f, const void *ctx);
     const void *extra_ctx;
@@ -112,7 +115,8 @@ typedef struct {
 
 #define CONVERT_READER_OPTS 14
 
-extern const ConvertReader convert_idx_reader, convert_csv_reader, convert_libsvm_reader;
+extern const ConvertReader convert_idx_reader, convert_csv_reader, convert_libsvm_reader,
+    convert_h5_reader;
 
 
 /* Writes train/val/test of a float table and the label attributes, atomically. */

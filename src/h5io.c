@@ -685,6 +685,11 @@ Status h5io_read_rows_float(H5File *f, const char *dset, size_t row0, size_t nro
     return read_rows(f, dset, row0, nrows, H5T_NATIVE_FLOAT, false, "float32", out);
 }
 
+Status h5io_read_rows_f64(H5File *f, const char *dset, size_t row0, size_t nrows, double *out)
+{
+    return read_rows(f, dset, row0, nrows, H5T_NATIVE_DOUBLE, false, "float64", out);
+}
+
 Status h5io_read_rows_i32(H5File *f, const char *dset, size_t row0, size_t nrows, int32_t *out)
 {
     return read_rows(f, dset, row0, nrows, H5T_NATIVE_INT32, true, "int32", out);

@@ -154,4 +154,33 @@ if xt 2 train imb.ini >imb.log 2>&1; then
     pass "loss.class_weights = balanced: scikit-learn's n / (K * count), counted over both ranks" || { fail "balanced weights"; grep -E "balanced|weights" imb.log runs/imb/config.ini; }
 else fail "class_weights = balanced"; grep error imb.log; fi
 
+# ---- convert h5: split one group of a file, stratified, labels to 0..K-1, attributes kept ----------
+py - <<'PY' || fail "h5 split fixture"
+import h5py, numpy as np
+r = np.random.RandomState(5)
+y = np.repeat([-1, 1], [150, 50]); X = (r.rand(200, 6) * 255).astype("u1")
+with h5py.File("one.h5", "w") as f:
+    f["all/X"] = X; f["all/y"] = y; f["all/X"].attrs["scale"] = 1 / 255.0
+    f.attrs["feature_names"] = ["f%d" % i for i in range(6)]
+PY
+if xt 1 convert h5 --input one.h5:/all --stratify --val-fraction 0.2 --test-fraction 0.2 --seed 3 --out split.h5 >split.log 2>&1; then
+  got=$(py - <<'PY'
+import h5py, numpy as np
+f = h5py.File("split.h5")
+print(",".join("%d/%d" % (int((f[g + "/y"][:] == 1).sum()), len(f[g + "/y"])) for g in ("train", "val", "test")),
+      f["train/X"].dtype, round(f["train/X"].attrs["scale"] * 255, 6), list(f["train"].attrs["label_values"]),
+      len(f.attrs["feature_names"]))
+PY
+)
+  [ "$got" = "30/120,10/40,10/40 uint8 1.0 ['-1', '1'] 6" ] &&
+    pass "convert h5: stratified 60/20/20 split, -1/+1 to 0/1 kept as label_values, uint8 X and its scale, feature_names" ||
+    fail "convert h5 split: $got"
+else fail "convert h5"; cat split.log; fi
+printf "[data]\ntrain = split.h5:/train\nval = split.h5:/val\ntest = split.h5:/test\n[model]\ntype = logistic\n[train]\nepochs = 2\nprogress = false\n[run]\ndir = runs/split\n" > split.ini
+xt 2 train split.ini >split-train.log 2>&1 && grep -Eq "^ +1 1 +[0-9]" split-train.log && grep -Eq "^ +0 -1 +[0-9]" split-train.log &&
+  pass "a model trained on it reports the classes as -1 and 1" || { fail "train on the split"; grep -A4 confusion split-train.log; }
+xt 1 convert h5 --input 'ad.h5ad:/?X=X&y=obs/cell_type' --out ad-split.h5 >ad-split.log 2>&1 &&
+  py -c 'import h5py; f = h5py.File("ad-split.h5"); assert list(f.attrs["class_names"]) == ["B", "NK", "T"]' &&
+  pass "convert h5 of AnnData's categories keeps them as class_names" || { fail "convert h5 AnnData"; cat ad-split.log; }
+
 finish
