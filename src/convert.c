@@ -513,11 +513,12 @@ Status convert_write(const char *cmd, const ConvertTable *t, const LabelMap *m,
     for (int g = 0; g < 3 && st == XT_OK; g++) {
         DatasetRows r = {.X = t->X, .x_u8 = t->x_u8, .d = t->d, .y = t->y,
                          .rows = sets[g].idx, .n = sets[g].n, .scale = t->scale};
+        if (g == 2 && t->test_unlabelled) r.y = NULL; /* rows to predict: X only */
         st = dataset_write_split(f, groups[g], &r, (int)o->gzip);
     }
     size_t counts[3] = {sets[0].n, sets[1].n, sets[2].n};
     for (int g = 0; g < 3 && st == XT_OK && m->remapped; g++)
-        if (counts[g])
+        if (counts[g] && !(g == 2 && t->test_unlabelled))
             st = h5io_attr_write_strs(f, groups[g], "label_values",
                                       (const char *const *)m->values, m->k);
     if (st == XT_OK && (m->names || t->class_names))

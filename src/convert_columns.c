@@ -211,7 +211,8 @@ static const char *auto_drop(const CsvTable *t, size_t j, bool *refuse)
     if (t->header && id_like_name(t->first[j]) && table_column_distinct(t, j))
         return "its name says id and its values are all different: an identifier, not a "
                "feature (--keep-columns keeps it)";
-    if (s.increasing && ((s.consecutive && t->n >= 10) || t->n >= 20)) {
+    bool row_numbers = s.consecutive && (s.min == 0.0 || s.min == 1.0) && t->n >= 20;
+    if (s.increasing && (row_numbers || t->n >= 50)) {
         *refuse = true;
         return "it holds whole numbers increasing down the file: row numbers or ids, which "
                "would let a model learn the file's order (a file sorted by class leaks its "
@@ -370,7 +371,8 @@ static Status match_names(const ColumnPlan *p, const CsvTable *train, const CsvT
     for (size_t j = 0; j < p->ncol; j++) {
         map[j] = find_name(test, train->first[j], used);
         if (map[j] != SIZE_MAX) used[map[j]] = true;
-        else if (p->role[j] != COL_DROPPED) add_name(missing, sizeof missing, train->first[j]);
+        else if (p->role[j] != COL_DROPPED && j != p->label)
+            add_name(missing, sizeof missing, train->first[j]);
         reordered |= map[j] != SIZE_MAX && map[j] != j;
     }
     for (size_t m = 0; m < test->ncol; m++)
@@ -386,6 +388,9 @@ static Status match_names(const ColumnPlan *p, const CsvTable *train, const CsvT
     if (reordered)
         log_info("convert csv: %s: columns matched to %s's by header name (in another order)",
                  test->path, train->path);
+    if (map[p->label] == SIZE_MAX)
+        log_info("convert csv: %s: no label column '%s': its rows become /test with X only (for "
+                 "predict)", test->path, train->first[p->label]);
     return XT_OK;
 }
 

@@ -8,8 +8,9 @@
  *     rows, or the first column holds words while the last holds numbers);
  *   - columns dropped and why (--drop-columns; an unnamed header field or an id-like
  *     name over all-different values: row names and ids; a column with no value) and
- *     columns refused (integers increasing down the file: row numbers, which leak the
- *     file's order; --keep-columns keeps one);
+ *     columns refused (integers increasing down the file: 0 or 1, 2, 3, ... over 20 rows or
+ *     more, any step over 50 rows or more: row numbers or ids, which leak the file's order;
+ *     --keep-columns keeps one);
  *   - numeric or categorical: a column of words is one-hot encoded (--categorical auto)
  *     or only the columns named (--categorical NAMES); numbers mixed with words are
  *     refused, naming the first word;
@@ -69,7 +70,8 @@ void columns_free(ColumnPlan *p);
 /* map[j] = the column of `test` that holds the plan's column j (SIZE_MAX: a dropped
  * column the test file lacks). With headers on both, by name, in any order (said when
  * reordered); refuses a missing or extra column with the lists. Without a header, by
- * position. Refuses words in a numeric column (file and line). */
+ * position. Refuses words in a numeric column (file and line). A test file with a header
+ * and without the label column is unlabelled: map[p->label] = SIZE_MAX (rows to predict). */
 Status columns_match(const ColumnPlan *p, const CsvTable *train, const CsvTable *test,
                      size_t *map);
 

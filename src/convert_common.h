@@ -52,6 +52,7 @@ typedef struct {
     const int32_t *y;
     char **feature_names;
     double scale;        /* X's scale attribute (0: none) */
+    bool test_unlabelled; /* the fixed_test rows have no label: /test holds X only */
     char **class_names;  /* class names when the labels are not words themselves, or NULL
                             (borrowed; k of them, LabelMap.k) */
     /* More for the output file (csv: the /encoding group), or NULL; ctx is the reader's. */

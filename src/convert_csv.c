@@ -53,7 +53,7 @@ static size_t csv_options(OptSpec *specs, OutOptions *out)
          "names: --skip-rows 1)", 0, 1e12},
         {.name = "test-input", OPT_STRING, &o->test_input, "F",
          "a second file with the same columns (matched by\nheader name): all its rows become "
-         "/test"},
+         "/test (without\nthe label column: X only, rows to predict)"},
         {.name = "drop-columns", OPT_STRING, &o->drop, "LIST",
          "columns to leave out (indices or names, comma-separated)"},
         {.name = "keep-columns", OPT_STRING, &o->keep, "LIST",
@@ -279,14 +279,17 @@ static Status csv_labels(const CsvState *s, int32_t *y, LabelMap *m)
     size_t n = s->n_main + s->n_test;
     char **labs = calloc(n ? n : 1, sizeof *labs);
     Status st = labs ? XT_OK : XT_ERR_RUNTIME;
-    for (size_t i = 0; st == XT_OK && i < n; i++) {
+    bool unlabelled = s->n_test && s->map[s->plan.label] == SIZE_MAX;
+    size_t nl = unlabelled ? s->n_main : n; /* rows with a label */
+    for (size_t i = 0; st == XT_OK && i < nl; i++) {
         char buf[40];
         bool test = i >= s->n_main;
         const char *text = columns_label_text(&s->plan, test ? &s->test : &s->main,
                                               test ? s->map : NULL, s->rows[i], buf, sizeof buf);
         if (!(labs[i] = strdup(text))) st = XT_ERR_RUNTIME;
     }
-    if (st == XT_OK) st = convert_labels_from_text(s->main.path, labs, n, y, m);
+    for (size_t i = nl; i < n; i++) y[i] = 0; /* no label: /test gets X only */
+    if (st == XT_OK) st = convert_labels_from_text(s->main.path, labs, nl, y, m);
     for (size_t i = 0; labs && i < n; i++) free(labs[i]);
     free(labs);
     return st;
@@ -333,6 +336,7 @@ static Status csv_table(OutOptions *out, ConvertTable *t, LabelMap *m)
     if (st == XT_ERR_RUNTIME) log_error("convert csv: out of memory");
     *t = (ConvertTable){.X = X, .n = n, .d = s->plan.d, .y = y,
                         .feature_names = st == XT_OK ? s->plan.feature_names : NULL,
+                        .test_unlabelled = s->n_test && s->map[s->plan.label] == SIZE_MAX,
                         .write_extra = write_encoding, .extra_ctx = s};
     if (st == XT_OK) s->plan.feature_names = NULL; /* the table owns them now */
     return st;

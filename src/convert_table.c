@@ -507,7 +507,7 @@ Status table_decide_header(CsvTable *t, int header)
     classify_first(t, &names, &values, &nj, &vj, &numbered);
     char a[128], b[128];
     if (names > 0 && values > 0) {
-        log_error("%s:%zu: the first line is neither a header nor data: field %zu '%.40s' "
+        log_error("%s:%zu: the first line is neither a header (names only) nor data: field %zu '%.40s' "
                   "looks like a column name (%s) but field %zu '%.40s' like a value. A preamble "
                   "(scikit-learn's CSVs start with a line of counts and class names): "
                   "--skip-rows 1; a header: --header; data: --no-header", t->path,

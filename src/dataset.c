@@ -935,16 +935,17 @@ static void *select_rows(const void *src, size_t width, const size_t *rows, size
 Status dataset_write_split(H5File *f, const char *group, const DatasetRows *r, int gzip_level)
 {
     if (r->n == 0) return XT_OK;
-    XT_ASSERT((r->y != NULL) != (r->t != NULL));
+    XT_ASSERT(!(r->y && r->t)); /* neither: X only (rows to predict) */
     size_t xw = r->d * (r->x_u8 ? 1 : sizeof(float));
     size_t yw = r->t ? r->k * sizeof(float) : sizeof(int32_t);
     const void *X = r->X, *Y = r->t ? (const void *)r->t : (const void *)r->y;
     void *xsel = NULL, *ysel = NULL;
     Status st = XT_OK;
+    bool has_y = r->y || r->t;
     if (r->rows) {
         X = xsel = select_rows(r->X, xw, r->rows, r->n);
-        Y = ysel = select_rows(Y, yw, r->rows, r->n);
-        if (!xsel || !ysel) {
+        Y = ysel = has_y ? select_rows(Y, yw, r->rows, r->n) : NULL;
+        if (!xsel || (has_y && !ysel)) {
             log_error("%s:%s: out of memory writing %zu rows", h5io_path(f), group, r->n);
             st = XT_ERR_RUNTIME;
         }
@@ -955,7 +956,7 @@ Status dataset_write_split(H5File *f, const char *group, const DatasetRows *r, i
     size_t xd[2] = {r->n, r->d}, yd[2] = {r->n, r->k};
     if (st == XT_OK) st = h5io_create_group(f, group);
     if (st == XT_OK) st = h5io_write(f, xp, r->x_u8 ? H5IO_U8 : H5IO_F32, 2, xd, X, gzip_level);
-    if (st == XT_OK)
+    if (st == XT_OK && has_y)
         st = r->t ? h5io_write(f, yp, H5IO_F32, 2, yd, Y, gzip_level)
                   : h5io_write(f, yp, H5IO_I32, 1, yd, Y, gzip_level);
     if (st == XT_OK && r->scale > 0.0) st = h5io_attr_write_f64(f, xp, "scale", r->scale);

@@ -181,7 +181,7 @@ typedef struct {
     const void *X;       /* (rows, D): uint8 when x_u8, else float32 */
     bool x_u8;
     size_t d;
-    const int32_t *y;    /* class ids, or NULL when t is given */
+    const int32_t *y;    /* class ids, or NULL when t is given (both NULL: X only) */
     const float *t;      /* (rows, k) dense targets, or NULL */
     size_t k;
     const size_t *rows;  /* which rows, in order; NULL: the first n */

@@ -328,14 +328,10 @@ static void test_convert_csv_dialects(void **state)
     h5io_strs_free(v, n);
     assert_int_equal(h5io_close(&f), XT_OK);
 
-    /* split: val + test fractions partition the rows (column a counts the rows: refused
-     * as row numbers unless kept) */
+    /* split: val + test fractions partition the rows */
     write_text("e.csv", "a,b\n1,0\n2,1\n3,0\n4,1\n5,0\n6,1\n7,0\n8,1\n9,0\n10,1\n");
     assert_int_equal(run("csv --input @/e.csv --header --val-fraction 0.2 --test-fraction 0.3 "
-                         "--out @/e.h5"), 2);
-    expect_msg("column 'a': it holds whole numbers increasing down the file");
-    assert_int_equal(run("csv --input @/e.csv --header --val-fraction 0.2 --test-fraction 0.3 "
-                         "--keep-columns a --out @/e.h5"), 0);
+                         "--out @/e.h5"), 0);
     Dataset a, b, c;
     load("e.h5:/train", &a);
     load("e.h5:/val", &b);
@@ -490,7 +486,7 @@ static void test_convert_csv_header_lines(void **state)
     /* a line of names and values is neither */
     write_text("mix.csv", "a,2,label\n1.5,2,0\n2.5,1,1\n");
     assert_int_equal(run("csv --input @/mix.csv --out @/mix.h5"), 2);
-    expect_msg("mix.csv:1: the first line is neither a header nor data");
+    expect_msg("mix.csv:1: the first line is neither a header (names only) nor data");
     /* a TSV without --delimiter is read as one */
     write_text("t.tsv", "x\ty\tspecies\n1\t2\ta\n3\t4\tb\n5\t6\ta\n");
     assert_int_equal(run("csv --input @/t.tsv --val-fraction 0 --out @/t.h5"), 0);
@@ -569,8 +565,8 @@ static void test_convert_csv_id_columns(void **state)
     dataset_free(&ds);
     /* a column counting the rows under another name is refused; --drop-columns drops it */
     u = (size_t)snprintf(text, sizeof text, "X,a,b\n");
-    for (int i = 0; i < 12; i++)
-        u += (size_t)snprintf(text + u, sizeof text - u, "%d,%d.5,%d\n", i + 1, i % 4, i / 6);
+    for (int i = 0; i < 24; i++)
+        u += (size_t)snprintf(text + u, sizeof text - u, "%d,%d.5,%d\n", i + 1, i % 4, i / 12);
     write_text("rn.csv", text);
     assert_int_equal(run("csv --input @/rn.csv --out @/rn.h5"), 2);
     expect_msg("column 'X': it holds whole numbers increasing down the file: row numbers or ids");
@@ -641,6 +637,20 @@ static void test_convert_csv_test_input(void **state)
     int32_t y[2] = {2, 0};
     assert_memory_equal(te.X, X, sizeof X);
     assert_memory_equal(te.y, y, sizeof y);
+    dataset_free(&te);
+    /* rows to predict: no label column, /test gets X only */
+    write_text("te3.csv", "b,a\n3,25.5\n1,4.5\n2,0.5\n");
+    assert_int_equal(run("csv --input @/tr.csv --test-input @/te3.csv --val-fraction 0 "
+                         "--out @/tt3.h5"), 0);
+    char spec[700];
+    path_in(spec, sizeof spec, "tt3.h5:/test");
+    DatasetInfo in;
+    assert_int_equal(dataset_probe(spec, NULL, false, &in), XT_OK);
+    assert_false(in.has_y);
+    assert_int_equal(in.n, 3);
+    assert_int_equal(dataset_load(&te, &in, 0, in.n, 0, NULL), XT_OK);
+    float X3[6] = {25.5f, 3, 4.5f, 1, 0.5f, 2};
+    assert_memory_equal(te.X, X3, sizeof X3);
     dataset_free(&te);
     /* a column missing and one extra: both listed */
     write_text("te2.csv", "label,a,c\n2,3,25.5\n");
