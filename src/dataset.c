@@ -780,6 +780,14 @@ static Status read_class_names(H5File *f, Dataset *ds)
     if (st == XT_OK && h5io_attr_exists(f, in->group, "label_values"))
         st = h5io_attr_read_strs(f, in->group, "label_values", &ds->label_values,
                                  &ds->n_label_values);
+    if (st == XT_OK && h5io_attr_exists(f, "/", "feature_names"))
+        st = h5io_attr_read_strs(f, "/", "feature_names", &ds->feature_names,
+                                 &ds->n_feature_names);
+    if (st == XT_OK && ds->feature_names && ds->n_feature_names != in->d) { /* not X's */
+        h5io_strs_free(ds->feature_names, ds->n_feature_names);
+        ds->feature_names = NULL;
+        ds->n_feature_names = 0;
+    }
     return st;
 }
 
@@ -853,8 +861,11 @@ void dataset_free(Dataset *ds)
     free(ds->t);
     h5io_strs_free(ds->class_names, ds->n_class_names);
     h5io_strs_free(ds->label_values, ds->n_label_values);
+    h5io_strs_free(ds->feature_names, ds->n_feature_names);
     ds->label_values = NULL;
     ds->n_label_values = 0;
+    ds->feature_names = NULL;
+    ds->n_feature_names = 0;
     ds->X = NULL;
     ds->X8 = NULL;
     ds->y = NULL;

@@ -74,6 +74,9 @@ typedef struct {
     char **label_values;      /* the label_values attribute (the labels before convert
                                  mapped them to 0..K-1), or NULL */
     size_t n_label_values;
+    char **feature_names;     /* the file's feature_names attribute when it names D
+                                 features (convert writes it), or NULL */
+    size_t n_feature_names;
 } Dataset;
 
 /* Splits "file.h5:/group[?X=NAME&y=NAME]" into file and group (default group "/train";

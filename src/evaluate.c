@@ -260,6 +260,24 @@ static Status check_names(const ModelFile *mf, const Dataset *ds, const char *mo
     return XT_ERR_USAGE;
 }
 
+/* The data's features must be the model's when both are named (a CSV converted again on
+ * its own gets its own categories: the same D, other columns). Local (rank 0 prints). */
+static Status check_features(const ModelFile *mf, const Dataset *ds, const char *model_path,
+                             const char *spec)
+{
+    if (!ds->feature_names || !mf->feature_names || ds->n_feature_names != mf->n_feature_names)
+        return XT_OK; /* D itself is checked by check_fit */
+    for (size_t j = 0; j < mf->n_feature_names; j++) {
+        if (!strcmp(ds->feature_names[j], mf->feature_names[j])) continue;
+        log_error0("%s: feature %zu is '%.60s' but the model %s was trained on '%.60s' there: "
+                   "the columns differ (a CSV converted on its own gets its own categories; "
+                   "convert rows to predict as the --test-input of the training conversion)",
+                   spec, j, ds->feature_names[j], model_path, mf->feature_names[j]);
+        return XT_ERR_USAGE;
+    }
+    return XT_OK;
+}
+
 Status eval_load(const Comm *comm, const char *model_path, const char *spec, size_t batch,
                  double budget, const char *budget_name, bool targets, ModelFile *mf,
                  Dataset *ds, RowSource *src, Model *m, LossKind *kind)
@@ -293,7 +311,8 @@ Status eval_load(const Comm *comm, const char *model_path, const char *spec, siz
         log_info("memory   %s is read from the file in blocks of %zu rows: its rows do not fit "
                  "the budget of %s per rank (%s)", spec, batch, hb, why);
     }
-    st = comm_agree(comm, check_names(mf, ds, model_path, spec));
+    st = comm_agree(comm, check_names(mf, ds, model_path, spec) != XT_OK
+                              ? XT_ERR_USAGE : check_features(mf, ds, model_path, spec));
     if (st != XT_OK) return st;
     if (mf->normalize != NORM_NONE) rowsource_set_normalization(src, mf->shift, mf->mul);
     size_t cap = hi - lo < batch ? hi - lo : batch;

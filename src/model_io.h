@@ -38,6 +38,10 @@ typedef struct {
     char **label_values;      /* K original label values (the data's label_values: what
                                  class id c stood for before convert mapped it) or NULL */
     size_t n_label_values;
+    char **feature_names;     /* D names of the training file's features (its
+                                 feature_names attribute; one-hot columns as "color=red"), or
+                                 NULL; eval and predict refuse data whose names differ */
+    size_t n_feature_names;
     int64_t epoch;            /* the epoch these parameters are from */
     double val_loss, val_accuracy;
     char train_split[XT_PATH_MAX + 260]; /* "" when unknown */

@@ -144,6 +144,12 @@ static void csv_rows(FILE *f, const Predictions *all, const ModelFile *mf, bool 
 {
     bool names = !ml && mf->class_names;
     bool values = !ml && mf->label_values && mf->n_label_values >= all->K;
+    if (values && names) { /* word labels: their values are the names already */
+        bool same = true;
+        for (size_t k = 0; k < all->K && same; k++)
+            same = class_name(mf, k) && !strcmp(class_name(mf, k), mf->label_values[k]);
+        values = !same;
+    }
     for (size_t k = 0; ml && k < all->K; k++)
         fprintf(f, "%spredicted_%zu", k ? "," : "", k);
     if (!ml) fprintf(f, "predicted%s%s", values ? ",class_id" : "", names ? ",predicted_name" : "");

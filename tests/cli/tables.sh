@@ -183,4 +183,37 @@ xt 1 convert h5 --input 'ad.h5ad:/?X=X&y=obs/cell_type' --out ad-split.h5 >ad-sp
   py -c 'import h5py; f = h5py.File("ad-split.h5"); assert list(f.attrs["class_names"]) == ["B", "NK", "T"]' &&
   pass "convert h5 of AnnData's categories keeps them as class_names" || { fail "convert h5 AnnData"; cat ad-split.log; }
 
+# ---- categories at predict time: the training conversion's, never a new one ----------------------
+py - <<'PY'
+import numpy as np
+r = np.random.RandomState(7)
+colors = ["red", "green", "blue"]
+with open("cat.csv", "w") as f:
+    f.write("color,size,kind\n")
+    for i in range(120):
+        c = r.randint(0, 3); f.write("%s,%.3f,%s\n" % (colors[c], r.randn() + c, "ab"[c == 2]))
+with open("new.csv", "w") as f:                     # rows to predict: no label, other colours
+    f.write("size,color\n")
+    for i in range(10): f.write("%.3f,%s\n" % (r.randn(), ["red", "teal", "blue"][i % 3]))
+with open("new-alone.csv", "w") as f:               # the same rows converted on their own
+    f.write("color,size,kind\n")
+    for i in range(10): f.write("%s,%.3f,%s\n" % (["red", "teal", "blue"][i % 3], r.randn(), "ab"[i % 2]))
+PY
+if xt 1 convert csv --input cat.csv --test-input new.csv --out cat.h5 >cat.log 2>&1; then
+  grep -q "column 'color' is categorical (3 different words" cat.log &&
+    grep -q "no label column 'kind': its rows become /test with X only" cat.log &&
+    grep -q "3 row(s) of /test have a category of column 'color' that the training rows lack (e.g. 'teal'" cat.log &&
+    pass "rows to predict (no label, an unseen colour) get the training rows' one-hot columns, said" || { fail "categorical messages"; cat cat.log; }
+else fail "convert with an unlabelled --test-input"; cat cat.log; fi
+printf "[data]\ntrain = cat.h5:/train\nval = cat.h5:/val\n[model]\ntype = logistic\n[train]\nepochs = 2\nprogress = false\n[run]\ndir = runs/cat\n" > cat.ini
+xt 1 train cat.ini >cat-train.log 2>&1 || { fail "train on categories"; tail -3 cat-train.log; }
+xt 2 predict --model runs/cat/model.h5 --data cat.h5:/test --out cat-pred.csv >cat-pred.log 2>&1 &&
+  [ "$(sed 1d cat-pred.csv | wc -l)" = 10 ] && head -1 cat-pred.csv | grep -q "^predicted,predicted_name,p_a,p_b$" &&
+  pass "predict on the unlabelled /test, in the original labels" || { fail "predict on /test"; cat cat-pred.log; head -2 cat-pred.csv; }
+xt 1 convert csv --input new-alone.csv --val-fraction 0 --out alone.h5 >/dev/null 2>&1
+if xt 1 predict --model runs/cat/model.h5 --data alone.h5:/train --out alone.csv >alone.log 2>&1; then
+  fail "data converted on its own (other categories, same D) was not refused"
+else grep -q "feature 0 is 'color=blue' but the model runs/cat/model.h5 was trained on 'color=blue'\|feature 1 is 'color=red' but the model runs/cat/model.h5 was trained on 'color=green'" alone.log &&
+  pass "predict refuses features named otherwise than the model's (a separate conversion)" || { fail "feature names check"; cat alone.log; }; fi
+
 finish
