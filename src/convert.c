@@ -442,7 +442,7 @@ Status convert_labels_from_numbers(const char *path, const double *lab, size_t n
 }
 
 /* Whether s is well-formed UTF-8 (no overlongs, surrogates or code points > U+10FFFF). */
-static bool valid_utf8(const char *s)
+bool convert_valid_utf8(const char *s)
 {
     const unsigned char *p = (const unsigned char *)s;
     while (*p) {
@@ -481,7 +481,7 @@ Status convert_labels_from_text(const char *path, char *const *lab, size_t n, in
     /* Word labels become the class_names attribute, stored as UTF-8 strings: refuse
      * bytes that are not UTF-8 (h5py and h5dump could not read them back). */
     for (size_t i = 0; i < n; i++)
-        if (!valid_utf8(lab[i])) {
+        if (!convert_valid_utf8(lab[i])) {
             log_error("%s: the label of data row %zu is not valid UTF-8 text (convert the "
                       "file to UTF-8, e.g. with iconv)", path, i + 1);
             return XT_ERR_USAGE;

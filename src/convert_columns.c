@@ -272,6 +272,14 @@ static Status refuse_words(const CsvTable *t, size_t j, const ColumnStats *s,
     return XT_ERR_USAGE;
 }
 
+/* The line where word w of column j first occurs. */
+static size_t first_line_of(const CsvTable *t, size_t j, size_t w)
+{
+    for (size_t i = 0; i < t->n; i++)
+        if (t->cells[i * t->ncol + j] == cell_from_word((uint32_t)w)) return t->line[i];
+    return t->first_line;
+}
+
 static Status choose_kinds(ColumnPlan *p, const CsvTable *t, const ColumnOptions *o)
 {
     char a[96];
@@ -292,6 +300,13 @@ static Status choose_kinds(ColumnPlan *p, const CsvTable *t, const ColumnOptions
                       "anyway, one column per word)", t->path, a, k, t->n, r, r);
             return XT_ERR_USAGE;
         }
+        for (size_t w = 0; w < k; w++)
+            if (!convert_valid_utf8(t->dict[j].words[w])) {
+                log_error("%s: column %s: the category on line %zu is not valid UTF-8 text "
+                          "(convert the file to UTF-8, e.g. with iconv)", t->path, a,
+                          first_line_of(t, j, w));
+                return XT_ERR_USAGE;
+            }
         p->role[j] = COL_CATEGORICAL;
         log_info("convert csv: %s: column %s is categorical (%zu different words; %s): one-hot "
                  "encoded", t->path, a, k, t->as_words[j] ? "--categorical" : "no number in it");
@@ -322,6 +337,11 @@ Status columns_plan(ColumnPlan *p, const CsvTable *t, const ColumnOptions *o)
         p->fill[j] = NAN;
         p->fill_cat[j] = -1;
         if (!(p->name[j] = strdup(t->header ? t->first[j] : buf))) return XT_ERR_RUNTIME;
+        if (!convert_valid_utf8(p->name[j])) {
+            log_error("%s:%zu: header field %zu is not valid UTF-8 text (convert the file to "
+                      "UTF-8, e.g. with iconv)", t->path, t->first_line, j + 1);
+            return XT_ERR_USAGE;
+        }
     }
     Status st = check_list(t, o->drop, o->n_drop, "--drop-columns");
     if (st == XT_OK) st = check_list(t, o->keep, o->n_keep, "--keep-columns");

@@ -134,6 +134,8 @@ Status convert_each_line(const char *cmd, const char *path, ConvertLineFn fn, vo
 Status convert_rows_read(const char *path, size_t n);
 
 bool convert_blank(const char *s);
+/* Whether s is well-formed UTF-8 (HDF5 string attributes are stored as UTF-8). */
+bool convert_valid_utf8(const char *s);
 char *convert_trim(char *s);
 /* A whole field as a finite float32. Returns NULL or what is wrong. */
 const char *convert_parse_float(const char *s, float *out);

@@ -609,6 +609,10 @@ static void test_convert_csv_categorical(void **state)
     /* only the columns named: a word elsewhere is refused with the hints */
     assert_int_equal(run("csv --input @/cat.csv --categorical none --out @/c2.h5"), 2);
     expect_msg("cat.csv:2: field 1 'red': not a number. If 'red' marks a missing value: --na-values 'red'; if the column is categorical: --categorical color");
+    /* categories become feature names: UTF-8 only */
+    write_text("cat8.csv", "color,size,kind\nred,1,a\ncaf\xe9,2,b\nred,3,a\n");
+    assert_int_equal(run("csv --input @/cat8.csv --out @/c2.h5"), 2);
+    expect_msg("cat8.csv: column 'color': the category on line 3 is not valid UTF-8");
     /* numbers and words in one column */
     write_text("mixed.csv", "a,b,label\n1,2,0\n3,x4,1\n5,6,1\n");
     assert_int_equal(run("csv --input @/mixed.csv --out @/c2.h5"), 2);

@@ -182,7 +182,7 @@ bad list_empty_element       2 "model.hidden=16,,8: element 2 is empty" "${T[@]}
 bad value_overlong           2 "run.dir=a+\.\.\.: too long: 5000 characters" "${T[@]}" --set "run.dir=$(head -c 5000 /dev/zero | tr '\0' a)"
 bad eval_missing_model       2 "eval: --model M.h5 is required" eval --data d_good.h5
 bad eval_unknown_option      2 "unknown option '--colour'" eval --model run/model.h5 --data d_good.h5 --colour
-bad predict_missing_out      2 "predict: --out P.h5\|P.csv is required" predict --model run/model.h5 --data d_good.h5:/val
+bad predict_missing_out      2 "predict: --out P.h5\|P.csv\|- is required" predict --model run/model.h5 --data d_good.h5:/val
 bad gen_rows_garbage         2 "--rows '10x': not an unsigned integer" gen blobs --rows 10x --out g.h5
 
 # ---- config files ----------------------------------------------------------------------
