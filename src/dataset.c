@@ -731,7 +731,9 @@ Status dataset_check_rows(Dataset *ds, size_t k)
         if (v < 0) {
             log_error("%s:%s: label %" PRId32 " at row %zu: class ids are 0..K-1%s", in->file, yp,
                       v, ds->lo + i,
-                      v == -1 ? "; labels -1/+1 (two classes, as LIBSVM writes them) are mapped "
+                      in->y_labels == LABELS_CODES ? " (a category code of -1 is a missing value: "
+                                                     "drop such rows, or give them a category)"
+                      : v == -1 ? "; labels -1/+1 (two classes, as LIBSVM writes them) are mapped "
                                 "to 0/1 by `xentrain convert h5` (or y = (y + 1) / 2)"
                               : "; relabel from 0 (`xentrain convert h5` maps labels to 0..K-1 "
                                 "and keeps the originals as label_values)");
