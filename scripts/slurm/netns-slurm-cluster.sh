@@ -287,7 +287,8 @@ do_start() {
   mkdir -p "$dir/state" "$dir/spool" "$dir/log" "$dir/run" "$dir/tmp"
   printf 'ID=%s\nN=%s\nDATA=%s\nMGMT=%s\nRATE=%s\nCPUS=%s\n' "$ID" "$N" "$DATA" "$MGMT" "$RATE" "$CPUS" \
     > "$dir/cluster.env"
-  trap 'echo "netns-slurm-cluster: start failed; tearing down" >&2; do_stop' ERR
+  # whatever stops the start half-way (die, a failed command) takes down what it started
+  trap 'echo "netns-slurm-cluster: start failed; tearing down" >&2; do_stop' EXIT
   network_up
   write_conf
   start_munge
@@ -295,7 +296,7 @@ do_start() {
     die "slurmctld did not start (see $dir/log/slurmctld.log)"
   for i in $(seq 0 $((N - 1))); do start_slurmd "$i"; done
   wait_idle "$N" || die "not all $N nodes idle after 20 s (see $dir/log/): $(in_cluster sinfo -h -N -o '%N %t' | tr '\n' ' ')"
-  trap - ERR
+  trap - EXIT
   echo "netns-slurm-cluster: $N nodes n0..n$((N - 1)) idle (management $MGMT.1-$N, data $DATA.1-$N${RATE:+ at $RATE}, $CPUS CPUs each); controller $MGMT.254; namespaces $ID-*" >&2
   echo "netns-slurm-cluster: run Slurm commands with: $0 exec $dir COMMAND..." >&2
 }
