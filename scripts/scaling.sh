@@ -63,8 +63,10 @@
 #   scaling-wide.csv mode,model,P,hosts,ranks_per_node, then samples_per_s and efficiency of every
 #                  --reduce path: the paths side by side (speedups against P = 1 of the same path)
 #   allreduce.csv  transport,P,bytes,seconds (median of 50 calls after 10 warm-up calls)
-#   allreduce-fit.csv, allreduce-fit.txt  transport,P,alpha_us,beta_ns_per_byte,GBps,link_rate:
-#                  the alpha-beta model fitted per transport and P (below)
+#   allreduce-fit.csv, allreduce-fit.txt  transport,P,alpha_us,beta_ns_per_byte,GBps,largest_GBps,
+#                  link_rate: the alpha-beta model fitted per transport and P (below), and
+#                  bytes / seconds of the largest message (a shaped link's token bucket lets
+#                  mid-sized messages through at full speed, which the fit follows)
 #   speedup.png, efficiency.png (gnuplot)
 # Inside an allocation (--slurm): the points are the allocation's node counts and ranks per node,
 #   each launched with `srun --mpi=pmix --nodes=n --ntasks-per-node=k` (XT_SRUN_MPI overrides the
@@ -411,15 +413,16 @@ C
   awk -F, -v rates="$rates" '
     BEGIN { n = split(rates, kv, ";"); for (i = 1; i <= n; i++) if (split(kv[i], p, "=") == 2) lr[p[1]] = p[2] }
     NR > 1 && $2 > 1 { k = $1 SUBSEP $2; w = 1 / ($4 * $4); S[k] += w; X[k] += w * $3; Y[k] += w * $4;
-                       XX[k] += w * $3 * $3; XY[k] += w * $3 * $4 }
+                       XX[k] += w * $3 * $3; XY[k] += w * $3 * $4
+                       if ($3 > big[k]) { big[k] = $3; bigt[k] = $4 } }
     END { for (k in S) { split(k, tp, SUBSEP); P = tp[2]
             B = (S[k] * XY[k] - X[k] * Y[k]) / (S[k] * XX[k] - X[k] * X[k]); A = (Y[k] - B * X[k]) / S[k]
             a = A / (2 * (P - 1)); b = B * P / (2 * (P - 1))
-            printf "%s,%d,%.3f,%.4f,%.3f,%s\n", tp[1], P, a * 1e6, b * 1e9, 1 / b / 1e9,
-                   (tp[1] in lr) ? lr[tp[1]] : "-" } }' "$arcsv" | sort > "$tmp/fit"
-  { echo "transport,P,alpha_us,beta_ns_per_byte,GBps,link_rate"; cat "$tmp/fit"; } > "$out/allreduce-fit.csv"
-  awk -F, '{ printf "allreduce fit %-12s P=%s: alpha = %.2f us, beta = %.3f ns/byte (1/beta = %.2f GB/s)%s\n",
-                    $1, $2, $3, $4, $5, ($6 == "-") ? "" : ", link " $6 }' "$tmp/fit" | tee "$out/allreduce-fit.txt"
+            printf "%s,%d,%.3f,%.4f,%.3f,%.3f,%s\n", tp[1], P, a * 1e6, b * 1e9, 1 / b / 1e9,
+                   big[k] / bigt[k] / 1e9, (tp[1] in lr) ? lr[tp[1]] : "-" } }' "$arcsv" | sort > "$tmp/fit"
+  { echo "transport,P,alpha_us,beta_ns_per_byte,GBps,largest_GBps,link_rate"; cat "$tmp/fit"; } > "$out/allreduce-fit.csv"
+  awk -F, '{ printf "allreduce fit %-12s P=%s: alpha = %.2f us, beta = %.3f ns/byte (1/beta = %.2f GB/s; largest message %.3f GB/s)%s\n",
+                    $1, $2, $3, $4, $5, $6, ($7 == "-") ? "" : ", link " $7 }' "$tmp/fit" | tee "$out/allreduce-fit.txt"
 fi
 
 # plots: speedup and efficiency against P, one line per model, mode and path (and, inside an
