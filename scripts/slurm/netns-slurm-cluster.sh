@@ -31,9 +31,9 @@
 #              data       xtnet0 = DATA.(I+1)  MPI traffic (btl tcp): the "fabric", shapeable
 #   controller namespace ID-ctl, host name ctl, MGMT.254 on the management network: slurmctld;
 #              also the "login node" where `exec` runs the Slurm commands (sbatch, salloc,
-#              squeue, scontrol) with DIR/env sourced: SLURM_CONF and the Open MPI settings
-#              that put MPI traffic on xtnet0 and the launcher's on xtmgt0 (sbatch passes them
-#              on to the job)
+#              squeue, scontrol) with DIR/env sourced: SLURM_CONF and the Open MPI (and MPICH)
+#              settings that put MPI traffic on xtnet0 and the launcher's on xtmgt0 (sbatch
+#              passes them on to the job)
 #   switch     namespace ID-sw holding both bridges (br0 data: ports hI; br1 management: ports
 #              mI and mc), as scripts/netns/netns-cluster.sh; `link` and `fail` act on its ports
 #   munged     in the root namespace; its socket is a file in DIR, reachable from every
@@ -225,6 +225,9 @@ export SLURM_CONF=$dir/slurm.conf
 export OMPI_MCA_btl_tcp_if_include=$dif OMPI_MCA_oob_tcp_if_include=$mif
 # the nodes share this machine's cores: ranks waiting in MPI must yield them
 export OMPI_MCA_mpi_yield_when_idle=1
+# MPICH: hydra's proxies reach mpiexec on the management network (the node names resolve
+# nowhere), ch4:ucx's traffic on the data network
+export HYDRA_IFACE=$mif UCX_NET_DEVICES=$dif
 EOF
 }
 
