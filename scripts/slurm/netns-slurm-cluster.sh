@@ -226,8 +226,9 @@ export OMPI_MCA_btl_tcp_if_include=$dif OMPI_MCA_oob_tcp_if_include=$mif
 # the nodes share this machine's cores: ranks waiting in MPI must yield them
 export OMPI_MCA_mpi_yield_when_idle=1
 # MPICH: hydra's proxies reach mpiexec on the management network (the node names resolve
-# nowhere), ch4:ucx's traffic on the data network
-export HYDRA_IFACE=$mif UCX_NET_DEVICES=$dif
+# nowhere). UCX (MPICH's ch4:ucx) cannot be pointed at xtnet0: it lists devices in
+# /sys/class/net, which in these namespaces still shows the root namespace's (see above)
+export HYDRA_IFACE=$mif
 EOF
 }
 
