@@ -50,6 +50,11 @@
 #   hides /sys/fs/cgroup, and slurmd then fails with "No filesystem mounted on /sys/fs/cgroup".
 # - Per-node files through slurm.conf's %n: SlurmdSpoolDir=DIR/spool/%n, SlurmdPidFile and
 #   SlurmdLogFile per %n. Every slurmd uses the same port, each in its own namespace.
+# - TmpFS=DIR/tmp/%n: Slurm's PMIx plugin (srun --mpi=pmix) makes spmix_appdir_UID_JOB.STEP
+#   under TmpFS; with one shared /tmp the second node of a step found the first node's directory
+#   ("File exists") and the launch failed.
+# - SlurmdParameters=config_overrides: --cpus may exceed the machine's cores (slurmd would
+#   otherwise report fewer CPUs than configured and the node would be "inval").
 # - Failure detection fast enough for a test: SlurmdTimeout=10 (a silent node is DOWN after
 #   10-15 s instead of 300 s), KillWait=5, and from scripts/slurm/local-cluster.sh
 #   AuthInfo=cred_expire=10 and sched_interval=2,bf_interval=2 (a requeued job restarts in about
@@ -62,7 +67,7 @@
 #   too.
 set -euo pipefail
 die() { echo "netns-slurm-cluster: $*" >&2; exit 1; }
-usage() { sed -n '2,64p' "$0"; }
+usage() { sed -n '2,/^set -euo pipefail$/p' "$0" | sed '$d'; }
 
 cmd=${1:-}
 case "$cmd" in
