@@ -117,7 +117,7 @@ while [ $# -gt 0 ]; do
     --no-allreduce) allreduce=0; shift ;;
     --out) out=$2; shift 2 ;;
     --xentrain) bin=$2; shift 2 ;;
-    -h|--help) sed -n '2,85p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^set -euo pipefail$/p' "$0" | sed '$d'; exit 0 ;;
     *) echo "scaling.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
