@@ -7,12 +7,13 @@
 #     shows the placement, and model.h5 equals the same job's on one node (`sbatch -N 1 -n 1`)
 #     dataset by dataset, byte for byte; the MPI traffic went over the data network (a node's
 #     xtnet0 received more than 10x what its management link did);
-#  2. Slurm's own warning before a time limit (`--time=1 --signal=USR1@25` for the srun script,
-#     `--signal=B:USR1@25` for the mpirun script): the job checkpoints, exits 75, requeues itself,
-#     and attempt 2 resumes and ends with the one-node model. The test raises the job's time
-#     limit as soon as attempt 1 has the warning, so that attempt 2 runs to the end (with the
-#     same 1-minute limit it would be warned again, checkpoint and requeue again: correct, but
-#     slow and of unknown length);
+#  2. Slurm's own warning before a time limit (`--time=1 --signal=USR1@20` for the srun script,
+#     `--signal=B:USR1@20` for the mpirun script; Slurm's 30-second check sends it 10-40 s after
+#     the start, while the training, slowed to 90 ms a step, needs about 55 s): the job
+#     checkpoints, exits 75, requeues itself, and attempt 2 resumes and ends with the one-node
+#     model. The test raises the job's time limit as soon as attempt 1 has the warning, so that
+#     attempt 2 runs to the end (with the same 1-minute limit it would be warned again,
+#     checkpoint and requeue again: correct, but slow and of unknown length);
 #  3. a scaling sweep under `salloc -N 3 --ntasks-per-node=2` (scripts/scaling.sh --slurm):
 #     a row for every placement (1, 2, 3 nodes x 1, 2 ranks per node) with its ranks per node,
 #     binding, transport and link rate, the alpha-beta fit per transport (shm, tcp:xtnet0 at
@@ -130,8 +131,8 @@ extend() { # extend KIND JOBID: once attempt 1 has the warning, raise the limit 
   done
 }
 for kind in $kinds; do
-  if [ "$kind" = srun ]; then sig=USR1@25; else sig=B:USR1@25; fi
-  tl[$kind]=$(XT_TEST_STEP_DELAY_MS=80 submit "tl-$kind.out" "xentrain-$kind.sbatch" -N 3 --ntasks-per-node=1 \
+  if [ "$kind" = srun ]; then sig=USR1@20; else sig=B:USR1@20; fi
+  tl[$kind]=$(XT_TEST_STEP_DELAY_MS=90 submit "tl-$kind.out" "xentrain-$kind.sbatch" -N 3 --ntasks-per-node=1 \
               --time=1 --signal="$sig" -- --set run.dir="tl-$kind") || fail "sbatch (time limit, $kind)"
   extend "$kind" "${tl[$kind]}" &
   watchers+=($!)
