@@ -62,24 +62,9 @@ pass "3 nodes (namespaces $ID-n0..n2, slurmd each), slurmctld, munged up, nodes 
 
 export XENTRAIN=$bin
 "$bin" gen blobs --rows 6000 --features 20 --classes 4 --noise 4 --seed 3 --out d.h5 >/dev/null || exit 1
-cat > c.ini <<'INI'
-[data]
-train = d.h5:/train
-val = d.h5:/val
-normalize = standardize
-[model]
-type = mlp
-hidden = 32
-[optim]
-lr = 0.02
-momentum = 0.9
-[train]
-epochs = 4
-batch_size = 32
-progress = false
-reproducible = true
-micro_batches = 6
-INI
+write_ini c.ini data.train=d.h5:/train data.val=d.h5:/val data.normalize=standardize \
+  model.type=mlp model.hidden=32 optim.lr=0.02 optim.momentum=0.9 train.epochs=4 \
+  train.batch_size=32 train.progress=false train.reproducible=true train.micro_batches=6
 
 kinds="srun mpirun" mpich=0
 if [ -n "${XT_MPIRUN:-}" ] && "$XT_MPIRUN" --version 2>&1 | grep -q HYDRA; then
