@@ -26,7 +26,8 @@
 #     a requeue would need Slurm to notice the node first, SlurmdTimeout, and to find 3 nodes
 #     again), the job COMPLETES, and model.h5, checkpoint.h5 and the metrics equal the one-node
 #     job's, bit for bit;
-#  5. `stop` leaves no daemon, namespace or process behind.
+#  5. `stop` leaves no daemon, namespace or process behind (and a failing or interrupted run
+#     stops the cluster too: the EXIT trap, and a deadline of the test's own before ctest's).
 # Needs root (exit 77 = skipped otherwise). Under an MPICH build (XT_MPIRUN names MPICH's
 # mpiexec) only the mpirun script runs (Debian's MPICH has no PMIx for srun), and the sweep
 # (srun --mpi=pmix), the data-network check (MPICH's UCX cannot see the namespaces' interfaces)
@@ -44,11 +45,22 @@ cl=$src/scripts/slurm/netns-slurm-cluster.sh
 
 "$src/scripts/slurm/local-cluster.sh" install || { echo "FAIL - installing Slurm"; exit 1; }
 cluster=$(mktemp -d /tmp/xt-nsc.XXXXXX) # short: the munge socket path must fit in 108 bytes
+watchers=() deadline_pid=
 cleanup() {
+  [ ${#watchers[@]} -eq 0 ] || kill "${watchers[@]}" 2>/dev/null
+  [ -z "$deadline_pid" ] || kill "$deadline_pid" 2>/dev/null
   "$cl" stop "$cluster"
   rm -rf "$cluster"
 }
 trap cleanup EXIT
+# ctest SIGKILLs a test at its TIMEOUT (480 s), and no trap survives that: the test stops itself
+# first (XT_CLUSTER_DEADLINE, default 400 s; a passing run takes about 160), so that the cleanup
+# above always runs. Its sleep is killed with it, so that nothing holds ctest's pipe open.
+trap 'fail "stopped by its own deadline (${XT_CLUSTER_DEADLINE:-400} s) or a signal: cleaning up"; exit 1' TERM INT HUP
+( trap 'kill "$s" 2>/dev/null; exit 0' TERM
+  sleep "${XT_CLUSTER_DEADLINE:-400}" & s=$!
+  wait "$s" && kill -TERM $$ ) </dev/null >/dev/null 2>&1 &
+deadline_pid=$!
 C() { "$cl" exec "$cluster" "$@"; }
 since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
 
@@ -105,7 +117,6 @@ same_run() { # same_run DIR: model.h5 and the metrics rows equal the one-node jo
 # --- 1 and 2: the time-limit jobs first (they wait for Slurm's warning), then the straight ones
 net0=$(rx 1 xtnet0) mgt0=$(rx 1 xtmgt0)
 declare -A tl=()
-watchers=()
 extend() { # extend KIND JOBID: once attempt 1 has the warning, raise the limit for attempt 2
   for _ in $(seq 480); do
     if grep -q "signal received: writing a checkpoint" "tl-$1.out" 2>/dev/null; then
@@ -179,6 +190,7 @@ fi
 
 # --- 2 (continued): the warning came, attempt 1 checkpointed, the limit was raised at once
 wait "${watchers[@]}"
+watchers=()
 for kind in $kinds; do [ -s "tl-$kind.extended" ] || fail "$kind: no time-limit warning within 2 minutes"; done
 wait_gone 150 "${tl[@]}" || fail "the time-limit jobs are still queued"
 for kind in $kinds; do
