@@ -371,10 +371,10 @@ static bool held_as_bytes(const RowSource *s)
 static void absmax_bytes(const RowSource *s, double *mx)
 {
     const size_t d = s->d;
-    uint8_t *m8 = calloc(d ? d : 1, 1);
+    uint8_t *restrict m8 = calloc(d ? d : 1, 1);
     if (m8) {
         for (size_t i = 0; i < s->n; i++) {
-            const uint8_t *x = s->ds->X8 + i * d;
+            const uint8_t *restrict x = s->ds->X8 + i * d; /* bytes alias anything: restrict */
             for (size_t j = 0; j < d; j++) m8[j] = x[j] > m8[j] ? x[j] : m8[j];
         }
     }
@@ -475,14 +475,14 @@ static void add_moments(const float *X, size_t m, size_t d, void *acc)
 static Status moments_bytes(const RowSource *s, const int *e, int64_t *s1, exact_u128 *s2)
 {
     const size_t d = s->d ? s->d : 1;
-    uint32_t *b = malloc(2 * d * sizeof *b);
+    uint32_t *restrict b = malloc(2 * d * sizeof *b);
     uint64_t *a = calloc(2 * d, sizeof *a);
     Status st = b && a ? XT_OK : XT_ERR_RUNTIME;
     for (size_t lo = 0; st == XT_OK && lo < s->n; lo += BYTE_ROWS) {
         size_t hi = s->n - lo < BYTE_ROWS ? s->n : lo + BYTE_ROWS;
         memset(b, 0, 2 * d * sizeof *b);
         for (size_t i = lo; i < hi; i++) {
-            const uint8_t *x = s->ds->X8 + i * s->d;
+            const uint8_t *restrict x = s->ds->X8 + i * s->d;
             for (size_t j = 0; j < s->d; j++) {
                 b[j] += x[j];
                 b[d + j] += (uint32_t)x[j] * x[j];

@@ -92,8 +92,9 @@ static void test_train_full_batch_matches_double_gd(void **state)
         assert_non_null(c);
         fprintf(c, "[data]\ntrain = %s:/train\nnormalize = none\nvirtual_shards = 8\n"
                    "[model]\ntype = softmax\ninit = zeros\n"
-                   "[optim]\nlr = %g\n[train]\nepochs = %d\nbatch_size = 0\ncheck_every = 1\n"
-                   "progress = false\n[run]\ndir = %s\n",
+                   "[optim]\nlr = %g\nmomentum = 0\n[train]\nepochs = %d\nbatch_size = 0\n"
+                   "check_every = 1\nprogress = false\n[early_stopping]\nenabled = false\n"
+                   "[run]\ndir = %s\n",
                 data, LR, EPOCHS, run);
         fclose(c);
     }

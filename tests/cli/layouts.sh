@@ -78,7 +78,7 @@ if xt 2 predict --model runs/names/model.h5 --data 'names.h5:/unlabeled?X=data' 
   pass "predict on rows without y: 100 rows to CSV (predicted, p_0, p_1)"
 else fail "predict without y"; tail -3 pred.log; fi
 tr 1 names --set 'data.train=names.h5:/train?X=data&y=labels' --set 'data.val=names.h5:/val?X=data&y=labels' --set optim.lr=0.3
-if grep -q "nothing to do" names.log && grep -q "optim.lr: '0.1' -> '0.3'" names.log && grep -q "NOT used" names.log; then
+if grep -q "nothing to do" names.log && grep -q "optim.lr: 'auto' -> '0.3'" names.log && grep -q "NOT used" names.log; then
   pass "rerun of a finished run: the new optim.lr is named as not used"
 else fail "rerun with a new lr"; tail -3 names.log; fi
 finish

@@ -65,8 +65,8 @@ for name in bc digits; do
     fi
     for np in 1 2; do
       xt $np train base.ini --set data.train=$src.h5:/train --set data.val=$src.h5:/val \
-        --set data.test=$src.h5:/test --set model.type=$type --set train.epochs=50 \
-        --set train.batch_size=32 --set train.progress=false --set run.dir=runs/$src.$np \
+        --set data.test=$src.h5:/test --set model.type=$type \
+        --set train.progress=false --set run.dir=runs/$src.$np \
         >$src.$np.log 2>&1
       acc=$(awk '/^accuracy/ { print $2 }' $src.$np.log)
       if [ -n "$acc" ] && within "$acc" "$sk"; then
