@@ -1,11 +1,14 @@
 /* xt_bench_standardize: the exact standardisation statistics (issue 29), the one-pass moments
  * (max |x|, then S1 = sum q and S2 = sum q^2 in 128 bits) against the two-pass form they
- * replaced (max |x|, sum q for the mean, then sum of rounded (x - mean)^2), on one rank's rows
- * in memory, interleaved repetition by repetition; medians. Also the largest relative
+ * replaced, as it was (rows copied out, max |x|, sum q for the mean, then sum of rounded
+ * (x - mean)^2), on one rank's rows in memory, interleaved repetition by repetition; medians. Also the largest relative
  * difference between the two methods' means and standard deviations.
- * Usage: xt_bench_standardize [ROWS] [FEATURES] [REPS]   (default 54000 784 7)
- * Prints CSV: method,rows,features,median_s,values_per_s, then a summary line. */
+ * Usage: xt_bench_standardize [ROWS] [FEATURES] [REPS] [float|bytes]   (default 54000 784 7
+ * float; bytes: X held compact as uint8, as converted images are)
+ * Prints CSV: method,X,rows,features,median_s,values_per_s, then a summary line. */
 #include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,22 +31,73 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* The two-pass form (the reference). */
+/* The two-pass form as it was before issue 29 (the reference): rows copied out block by
+ * block (rowsource_read), max |x| in double, then sum q for the mean and the sum of rounded
+ * (x - mean)^2, each on a 62 - log2 n bit grid. */
+static void old_blocks(const RowSource *s, void (*fn)(const float *, size_t, size_t, void *),
+                       void *acc)
+{
+    const size_t rows = 1024, d = s->d;
+    float *X = malloc(rows * d * sizeof *X);
+    if (!X) abort();
+    RowBatch b = {.X = X};
+    for (size_t lo = 0; lo < s->n; lo += rows) {
+        size_t m = s->n - lo < rows ? s->n - lo : rows;
+        rowsource_read(s, lo, m, &b);
+        fn(X, m, d, acc);
+    }
+    free(X);
+}
+
+static void old_absmax(const float *X, size_t m, size_t d, void *acc)
+{
+    double *mx = acc;
+    for (size_t i = 0; i < m; i++)
+        for (size_t j = 0; j < d; j++) {
+            double a = fabs((double)X[i * d + j]);
+            if (a > mx[j]) mx[j] = a;
+        }
+}
+
+typedef struct {
+    const double *center;
+    const int *e;
+    int64_t *out;
+} OldSums;
+
+static void old_fixed(const float *X, size_t m, size_t d, void *acc)
+{
+    OldSums *a = acc;
+    for (size_t i = 0; i < m; i++)
+        for (size_t j = 0; j < d; j++) {
+            double v = (double)X[i * d + j];
+            if (a->center) {
+                double c = v - a->center[j];
+                v = c * c;
+            }
+            a->out[j] += exact_fixed(v, a->e[j]);
+        }
+}
+
 static void two_pass(const RowSource *s, size_t n, double *mx, double *mean, double *sd)
 {
     const size_t d = s->d;
-    int64_t *sum = malloc(d * sizeof *sum);
+    int64_t *sum = calloc(d, sizeof *sum);
     int *e = malloc(d * sizeof *e);
     if (!sum || !e) abort();
-    rowsource_feature_absmax(s, mx);
+    for (size_t j = 0; j < d; j++) mx[j] = 0.0;
+    old_blocks(s, old_absmax, mx);
     for (size_t j = 0; j < d; j++) e[j] = exact_fixed_exponent(mx[j], n);
-    rowsource_feature_fixed_sums(s, NULL, e, sum);
+    OldSums a = {NULL, e, sum};
+    old_blocks(s, old_fixed, &a);
     for (size_t j = 0; j < d; j++) {
         mean[j] = ldexp((double)sum[j], -e[j]) / (double)n;
         double dev = mx[j] + fabs(mean[j]);
         e[j] = exact_fixed_exponent(dev * dev, n);
+        sum[j] = 0;
     }
-    rowsource_feature_fixed_sums(s, mean, e, sum);
+    a.center = mean;
+    old_blocks(s, old_fixed, &a);
     for (size_t j = 0; j < d; j++) sd[j] = sqrt(ldexp((double)sum[j], -e[j]) / (double)n);
     free(sum);
     free(e);
@@ -82,12 +136,20 @@ int main(int argc, char **argv)
     ds.info.n = n;
     ds.lo = 0;
     ds.hi = n;
+    bool bytes = argc > 4 && strcmp(argv[4], "bytes") == 0;
     ds.X = malloc(n * d * sizeof *ds.X);
     if (!ds.X) return 1;
     Rng r;
     rng_seed(&r, 29);
     for (size_t i = 0; i < n * d; i++) /* pixel-like values with a few wide features */
         ds.X[i] = (float)(i % d < 8 ? 1000.0 * rng_normal(&r) : floor(256.0 * rng_uniform(&r)) / 255.0);
+    if (bytes) { /* pixel values 0..255 held as bytes */
+        ds.X8 = malloc(n * d);
+        if (!ds.X8) return 1;
+        for (size_t i = 0; i < n * d; i++) ds.X8[i] = (uint8_t)(rng_uniform(&r) * 256.0);
+        free(ds.X);
+        ds.X = NULL;
+    }
     RowSource s;
     rowsource_init(&s, &ds);
     double *mx = malloc(d * sizeof *mx), *m1 = malloc(d * sizeof *m1), *s1 = malloc(d * sizeof *s1);
@@ -110,16 +172,18 @@ int main(int argc, char **argv)
         worst = fmax(worst, fabs(m1[j] - m2[j]) / fmax(fabs(m1[j]), s1[j]));
         worst = fmax(worst, fabs(s1[j] - s2[j]) / s1[j]);
     }
-    printf("method,rows,features,median_s,values_per_s\n");
+    printf("method,X,rows,features,median_s,values_per_s\n");
     const char *name[2] = {"two_pass", "one_pass_moments"};
     double med[2];
     for (int m = 0; m < 2; m++) {
         qsort(t[m], (size_t)reps, sizeof(double), cmp_double);
         med[m] = t[m][reps / 2];
-        printf("%s,%zu,%zu,%.4f,%.3g\n", name[m], n, d, med[m], (double)(n * d) / med[m]);
+        printf("%s,%s,%zu,%zu,%.4f,%.3g\n", name[m], bytes ? "bytes" : "float", n, d, med[m],
+               (double)(n * d) / med[m]);
     }
     printf("# speed-up %.2fx; largest relative difference of mean or sd (scaled by sd): %.2e\n",
            med[0] / med[1], worst);
     free(ds.X);
+    free(ds.X8);
     return 0;
 }

@@ -396,34 +396,6 @@ Status rowsource_feature_absmax(const RowSource *s, double *mx)
     return st;
 }
 
-typedef struct {
-    const double *center;
-    const int *e;
-    int64_t *out;
-} FixedSums;
-
-static void add_fixed(const float *X, size_t m, size_t d, void *acc)
-{
-    FixedSums *a = acc;
-    for (size_t i = 0; i < m; i++)
-        for (size_t j = 0; j < d; j++) {
-            double v = (double)X[i * d + j];
-            if (a->center) {
-                v -= a->center[j];
-                v *= v;
-            }
-            a->out[j] += exact_fixed(v, a->e[j]);
-        }
-}
-
-Status rowsource_feature_fixed_sums(const RowSource *s, const double *center, const int *e,
-                                    int64_t *out)
-{
-    for (size_t j = 0; j < s->d; j++) out[j] = 0;
-    FixedSums a = {center, e, out};
-    return for_blocks(s, add_fixed, &a);
-}
-
 /* One pass of exact moments (exact.h): q = rint(x 2^e) with |q| <= 2^24, so q^2 < 2^49 and
  * the sums of MOMENT_ROWS rows are exact in double (below 2^53), a loop without dependences
  * between columns that the compiler vectorises; every MOMENT_ROWS rows they move, exactly,

@@ -113,11 +113,6 @@ void rowsource_prefetch(const RowSource *s, const uint32_t *rows, size_t m);
 Status rowsource_feature_sums(const RowSource *s, double *sum, double *sumsq);
 /* Per-feature max |x| of the rows as they come out. */
 Status rowsource_feature_absmax(const RowSource *s, double *mx);
-/* Per-feature exact fixed-point sums (exact.h): out[j] = sum of exact_fixed(v, e[j]) with
- * v = x_j, or v = (x_j - center[j])^2 when center is given. Integer sums: the same
- * however the rows are spread over ranks. */
-Status rowsource_feature_fixed_sums(const RowSource *s, const double *center, const int *e,
-                                    int64_t *out);
 /* Per-feature fixed-point moments (exact.h) in one pass: s1[j] = sum of q, s2[j*4 .. j*4+3]
  * the limbs of sum of q^2, q = rint(x_j 2^e[j]) with e[j] = exact_grid_exponent(the column's
  * max |x| over all ranks). Integer sums: the same however the rows are spread over ranks (the
