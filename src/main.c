@@ -13,6 +13,7 @@
 #include "linalg.h"
 #include "predict.h"
 #include "log.h"
+#include "sighold.h"
 #include "train.h"
 
 static void usage(FILE *f)
@@ -70,6 +71,9 @@ static int run_on_rank0(Comm *comm, int (*fn)(int, char **), int argc, char **ar
 
 int main(int argc, char **argv)
 {
+    /* First: a SIGTERM/SIGINT/SIGUSR1 during MPI_Init must not end a training rank with
+     * the default action (sighold.h). */
+    if (argc >= 2 && !strcmp(argv[1], "train")) sighold_begin();
     if (argc < 2) {
         usage(stderr);
         return XT_ERR_USAGE;

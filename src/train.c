@@ -17,6 +17,7 @@
 #include "fault.h"
 #include "linalg.h"
 #include "log.h"
+#include "sighold.h"
 #include "trainer.h"
 
 /* Seconds between progress lines within an epoch (only when stdout is a terminal). */
@@ -522,6 +523,7 @@ int train_main(const Comm *comm, int argc, char **argv)
     if (!linalg_threads_from_env()) linalg_set_blas_threads(1);
     g_signal = 0;
     install_signal_handlers();
+    if (sighold_caught()) g_signal = sighold_caught(); /* held since main's first instruction */
     double t_start = comm_wtime();
     bool help = false;
     Status st = trainer_setup(tr, argc, argv, &help);
