@@ -30,12 +30,18 @@
 
 #include "log.h"
 
-#define H5IO_PATH_MAX 1024
+#define H5IO_PATH_MAX 4160 /* config.h XT_PATH_MAX (4096) and a file name */
+/* Longer paths are opened with the POSIX driver on every rank, even with a Comm: Open MPI
+ * 4.1's OMPIO formats "<path>.locktest.<rank>" into a 256-byte buffer when it opens a file
+ * (sharedfp/lockedfile, still so upstream) and aborts with "buffer overflow detected" from
+ * about 245 bytes. Reading rows is independent I/O either way (measured: equally fast). */
+#define H5IO_MPIIO_PATH_MAX 200
 #define H5IO_CHUNK_BYTES ((size_t)1 << 20) /* target size of one chunk when compressing */
 
 struct H5File {
     hid_t fid;
-    bool parallel;   /* opened with a Comm (MPI-IO driver) */
+    bool parallel;   /* opened with a Comm: every rank holds it */
+    bool mpio;       /* ... through the MPI-IO driver (not for long paths: H5IO_MPIIO_PATH_MAX) */
     bool writable;
     bool atomic;     /* created by h5io_create_atomic: lives at tmp until commit */
     char path[H5IO_PATH_MAX]; /* the name users know (the final name for atomic files) */
@@ -206,7 +212,8 @@ Status h5io_open_read(const char *path, const Comm *comm, H5File **out)
 
     fapl = H5Pcreate(H5P_FILE_ACCESS);
     st = fapl < 0 ? XT_ERR_RUNTIME : fapl_no_locking(fapl);
-    if (st == XT_OK && comm) {
+    f->mpio = comm != NULL && strlen(path) <= H5IO_MPIIO_PATH_MAX;
+    if (st == XT_OK && f->mpio) {
         MPI_Comm mc = *(const MPI_Comm *)comm_native(comm);
         if (H5Pset_fapl_mpio(fapl, mc, MPI_INFO_NULL) < 0) st = XT_ERR_RUNTIME;
     }
@@ -626,7 +633,7 @@ static Status read_rows(H5File *f, const char *dset, size_t row0, size_t nrows, 
         LOCAL_FAIL(f, dset, "cannot create a transfer property list");
         goto cleanup;
     }
-    if (f->parallel) {
+    if (f->mpio) {
         /* INDEPENDENT, not collective: ranks read different numbers of rows (some none)
          * and at different times, and HDF5 1.10 falls back to independent I/O anyway
          * whenever a type conversion is needed (uint8 -> float32 here), so asking for

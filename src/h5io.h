@@ -5,8 +5,9 @@
  * checked and closed) lives in one place. Every failure is logged here with the file
  * name and the object path, then returned as a Status.
  *
- * Files opened for reading with a Comm use the MPI-IO driver (parallel HDF5); with
- * comm == NULL they use the default POSIX driver. Read-only opens disable HDF5 file
+ * Files opened for reading with a Comm use the MPI-IO driver (parallel HDF5), except
+ * paths longer than 200 bytes (the POSIX driver on every rank: Open MPI 4.1's MPI-IO
+ * overflows a buffer on long names); with comm == NULL they use the default POSIX driver. Read-only opens disable HDF5 file
  * locking, which fails on some parallel file systems.
  *
  * Objects are named by absolute paths inside the file ("/train/X").

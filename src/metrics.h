@@ -41,7 +41,7 @@ typedef struct {
 
 typedef struct {
     FILE *f;
-    char path[1100];
+    char path[XT_PATH_MAX + 64];
 } Metrics;
 
 /* Creates (truncates) path and writes the header; append = true keeps existing rows
