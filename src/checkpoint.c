@@ -184,9 +184,10 @@ Status checkpoint_save(const char *path, const Checkpoint *ck)
     if (st == XT_OK) st = h5io_attr_write_i64(f, g, "blas_threads", s.blas_threads);
     if (st == XT_OK)
         st = h5io_attr_write_str(f, g, "config", ck->config_text ? ck->config_text : "");
-    if (st == XT_OK) return h5io_commit(&f);
-    h5io_close(&f); /* discards the temporary file; the old checkpoint stays */
-    log_error("checkpoint not written; %s keeps the previous checkpoint (if any)", path);
+    if (st == XT_OK) st = h5io_commit(&f); /* a failure (a full disk) removes the temporary */
+    else h5io_close(&f); /* discards the temporary file; the old checkpoint stays */
+    if (st != XT_OK)
+        log_error("checkpoint not written; %s keeps the previous checkpoint (if any)", path);
     return st;
 }
 

@@ -110,10 +110,12 @@ int main(int argc, char **argv)
     }
 
     Comm *comm = NULL;
+    h5io_init(); /* before MPI_Init: see h5io.h (a full disk must not crash MPI_Finalize) */
     if (comm_open(&argc, &argv, &comm) != XT_OK) return XT_ERR_RUNTIME;
     int code = serial ? run_on_rank0(comm, serial, argc - 1, argv + 1)
                       : parallel(comm, argc - 1, argv + 1);
     write_exit_status(comm, code);
+    h5io_shutdown();
     comm_close(&comm);
     return code;
 }

@@ -66,10 +66,7 @@ static Status setup_run_dir(Trainer *tr)
         fsutil_join(tr->ckpt_path, sizeof tr->ckpt_path, dir, "checkpoint.h5") != XT_OK ||
         fsutil_join(tr->last_path, sizeof tr->last_path, dir, "model-last.h5") != XT_OK)
         st = XT_ERR_USAGE;
-    if (tr->r == 0 && st == XT_OK) {
-        st = fsutil_mkdirs(dir);
-        if (st == XT_OK) st = fsutil_check_writable_dir(dir);
-    }
+    if (tr->r == 0 && st == XT_OK) st = runlock_acquire(dir, "run.dir", &tr->lock);
     return comm_agree(tr->comm, st);
 }
 
@@ -702,4 +699,5 @@ void trainer_free(Trainer *tr)
     free(tr->next_rows);
     free(tr->best);
     free(tr->cfg_text);
+    runlock_release(&tr->lock); /* last: the run's files are closed */
 }

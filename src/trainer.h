@@ -24,6 +24,7 @@
 #include "model_io.h"
 #include "optim.h"
 #include "rowsource.h"
+#include "runlock.h"
 #include "shard.h"
 
 /* Trailing slots of the gradient buffer that ride in the same allreduce. The flags and
@@ -65,6 +66,7 @@ typedef struct {
     char *cfg_text;    /* the resolved INI text, stored in checkpoints */
     char model_path[TRAINER_PATH_MAX], metrics_path[TRAINER_PATH_MAX];
     char ckpt_path[TRAINER_PATH_MAX];
+    RunLock *lock;     /* rank 0: run.dir's lock, held for the whole run (runlock.h) */
     /* data */
     DatasetInfo tinfo, vinfo, test_info; /* test_info.n == 0: no test split */
     Dataset train, val;
