@@ -165,6 +165,7 @@ Status checkpoint_save(const char *path, const Checkpoint *ck)
     H5File *f = NULL;
     Status st = h5io_create_atomic(path, &f);
     if (st == XT_OK) st = model_io_write_group(f, "/model", &ck->model);
+    fault_checkpoint_delay();
     if (st == XT_OK && fault_checkpoint_fails()) {
         log_error("writing %s failed (injected fault: a test hook)", path);
         st = XT_ERR_RUNTIME;
