@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "fsutil.h"
+#include "memplan.h"
 #include "linalg.h"
 #include "log.h"
 #include "opts.h"
@@ -506,8 +507,17 @@ static Status setup_model(Trainer *tr)
     }
     size_t cap = micro_cap(tr);
     size_t eval_cap = (size_t)c->eval.batch_size;
+    if (tr->has_val && eval_cap > tr->vinfo.n) eval_cap = tr->vinfo.n > 0 ? tr->vinfo.n : 1;
     size_t mb = cap > eval_cap ? cap : eval_cap;
+    MemNeeds need;
+    memplan_needs(&need, &shape, c, cap, tr->has_val ? tr->vinfo.n : 0, tr->dense ? tr->K : 0,
+                  tr->P, tr->repro ? (tr->sampler.g_hi - tr->sampler.g_lo) * (size_t)c->train.accumulate : 0);
+    st = comm_agree(tr->comm, memplan_refuse(&need, comm_local_size(tr->comm), tr->data_bytes));
+    if (st != XT_OK) return st;
     Status local = model_init(&tr->model, &shape, mb, N_SLOTS);
+    if (local != XT_OK)
+        log_error("out of memory for the model's parameters, gradients and activations (%zu "
+                  "parameters, passes of %zu rows)", shape.n_params, mb);
     if (local == XT_OK) local = alloc_step_buffers(tr);
     if (local == XT_OK) local = setup_loss(tr);
     /* validation in blocks of eval.batch_size rows: the same blocks at any P */

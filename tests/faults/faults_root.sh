@@ -7,7 +7,9 @@
 #     ends with exit 1 and leaves nothing;
 #  2. the whole job frozen with the cgroup freezer (as Slurm's scontrol suspend does) for
 #     longer than comm.timeout_s: thawed, it goes on and ends normally (the watchdog counts
-#     only time the job ran).
+#     only time the job ran);
+#  3. a model too large for a 3 GB memory cgroup: refused before it is allocated (exit 2),
+#     naming model.hidden and the limit.
 # Usage: faults_root.sh XENTRAIN SCRATCH_DIR MPIEXEC
 set -u
 bin=$1 tmp=$2 mpiexec=$3
@@ -105,6 +107,23 @@ if mkdir "$fz" 2>/dev/null; then
   else fail "2. frozen job: state $state, exit $code"; grep -E "watchdog|error" freeze.log | head -3; fi
 else
   echo "SKIP: no cgroup v1 freezer at /sys/fs/cgroup/freezer"; exit 77
+fi
+
+# 3. a model far larger than a 3 GB memory cgroup: refused before it is allocated, naming
+#    model.hidden and the limit (it used to be killed by the kernel: exit 137, no word)
+if mkdir "$mem" 2>/dev/null; then
+  echo $((3 * 1024 * 1024 * 1024)) > "$mem/memory.limit_in_bytes"
+  sh -c 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' _ "$mem" \
+    timeout -k 5 120 "$mpiexec" -np 2 "$bin" train f.ini --set run.dir=huge \
+    --set model.hidden=65536,65536 >mem.log 2>&1
+  code=$?
+  peak=$(cat "$mem/memory.max_usage_in_bytes")
+  if [ "$code" -eq 2 ] && grep -q "lower model.hidden" mem.log && grep -q "memory cgroup limit" mem.log &&
+     [ "$peak" -lt $((1024 * 1024 * 1024)) ]; then
+    pass "3. model.hidden = 65536,65536 under a 3 GB cgroup: refused (exit 2) naming model.hidden and the limit; peak $((peak / 1048576)) MiB"
+  else fail "3. huge model under a 3 GB cgroup: exit $code, peak $((peak / 1048576)) MiB"; grep -i error mem.log | head -2; fi
+else
+  echo "SKIP: no cgroup v1 memory controller at /sys/fs/cgroup/memory"; exit 77
 fi
 
 finish
