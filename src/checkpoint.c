@@ -25,7 +25,7 @@ static Status save_list(H5File *f, const char *group, const StateList *l)
     for (size_t i = 0; i < l->n_arrays && st == XT_OK; i++) {
         size_t d[1] = {l->arrays[i].n};
         snprintf(p, sizeof p, "%s/%s", group, l->arrays[i].name);
-        st = h5io_write(f, p, H5IO_F32, 1, d, l->arrays[i].data, 0);
+        st = model_io_write_floats(f, p, 1, d, l->arrays[i].data);
     }
     for (size_t i = 0; i < l->n_scalars && st == XT_OK; i++) {
         const StateScalar *s = &l->scalars[i];
@@ -85,7 +85,7 @@ static Status restore_arrays(H5File *f, const char *group, StateList *l)
                       a->n, info.rank, info.dims[0]);
             return XT_ERR_USAGE;
         }
-        if ((st = h5io_read_rows_float(f, p, 0, a->n, a->data)) != XT_OK) return st;
+        if ((st = model_io_read_floats(f, p, 1, &a->n, a->data)) != XT_OK) return st;
     }
     char **names = NULL;
     size_t n = 0;

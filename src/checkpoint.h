@@ -18,6 +18,7 @@
  *                       no other RNG state exists), config (the resolved INI text),
  *                       blas_threads (per rank: the reproducible mode's bits depend on it;
  *                       optional when reading)
+ *   every float32 array carries a crc32 attribute (model_io.h), checked on load
  * Version 1 files (before named state) still load: their momentum buffer is
  * /optimizer/velocity and their early-stopping state the /state attributes es_best,
  * es_best_epoch, es_bad_epochs.

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Corrupt state (issue 32 items 6, 7):
+#  a. a flipped bit inside a stored array of checkpoint.h5 (parameters, optimiser state) or
+#     model.h5: the resume or eval is refused (exit 2) naming the dataset, the file untouched;
+#  d. eval.batch_size = 2147483647: validation passes are capped by the split's rows (the
+#     run used to end with exit 1 and no word).
+# Usage: faults_state.sh XENTRAIN SCRATCH_DIR MPIEXEC
+set -u
+bin=$1 tmp=$2 mpiexec=$3
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../lib.sh"
+rm -rf "$tmp" && mkdir -p "$tmp" && cd "$tmp" || exit 1
+xt() { local np=$1; shift; timeout -k 5 120 "$mpiexec" -np "$np" "$bin" "$@"; }
+py=/usr/bin/python3
+"$bin" gen blobs --rows 4000 --features 20 --classes 3 --seed 1 --out d.h5 >/dev/null || exit 1
+cp d.h5 orig.h5
+cat > c.ini <<'INI'
+[data]
+train = d.h5:/train
+val = d.h5:/val
+[model]
+type = mlp
+hidden = 16
+[optim]
+momentum = 0.9
+[train]
+epochs = 4
+batch_size = 32
+progress = false
+INI
+# flip FILE DATASET: one bit of the dataset's 3rd value, in place (h5py gives its offset)
+flip() {
+  "$py" - "$1" "$2" <<'PY'
+import sys, h5py
+with h5py.File(sys.argv[1], "r") as f:
+    off = f[sys.argv[2]].id.get_offset()
+with open(sys.argv[1], "r+b") as fp:
+    fp.seek(off + 9); b = fp.read(1); fp.seek(off + 9); fp.write(bytes([b[0] ^ 0x04]))
+PY
+}
+
+# a. flipped bits
+xt 2 train c.ini --set run.dir=run --set train.epochs=2 >a0.log 2>&1 || fail "a. 2 epochs"
+for ds in /model/layer1/W /optimizer/velocity /best/layer2/b; do
+  cp run/checkpoint.h5 keep.h5
+  flip run/checkpoint.h5 "$ds"
+  sum=$(md5sum < run/checkpoint.h5)
+  xt 2 train c.ini --set run.dir=run >a1.log 2>&1
+  code=$?
+  if [ "$code" -eq 2 ] && grep -q "run/checkpoint.h5:$ds: checksum mismatch" a1.log &&
+     [ "$sum" = "$(md5sum < run/checkpoint.h5)" ]; then
+    pass "a. a flipped bit in checkpoint.h5:$ds: resume refused (exit 2) naming it, file untouched"
+  else fail "a. flipped bit in $ds: exit $code"; grep -i error a1.log | head -2; fi
+  cp keep.h5 run/checkpoint.h5
+done
+cp run/model.h5 m.h5 && flip m.h5 /model/layer2/W
+xt 1 eval --model m.h5 --data d.h5:/val >a2.log 2>&1
+code=$?
+if [ "$code" -eq 2 ] && grep -q "m.h5:/model/layer2/W: checksum mismatch" a2.log; then
+  pass "a. a flipped bit in model.h5: eval refused (exit 2) naming /model/layer2/W"
+else fail "a. flipped bit in model.h5: exit $code"; tail -2 a2.log; fi
+
+# d. eval.batch_size at its maximum
+cp orig.h5 d.h5
+xt 2 train c.ini --set run.dir=evbig --set train.epochs=1 --set eval.batch_size=2147483647 >d.log 2>&1
+code=$?
+if [ "$code" -eq 0 ] && [ "$(tail -n +2 evbig/metrics.csv | wc -l)" -eq 1 ]; then
+  pass "d. eval.batch_size = 2147483647: the run trains and validates (exit 0)"
+else fail "d. eval.batch_size = 2147483647: exit $code"; tail -3 d.log; fi
+
+finish
