@@ -156,6 +156,40 @@ static size_t position_attrs(CheckpointState *s, int64_t *step, int64_t *seed,
     return sizeof a / sizeof a[0];
 }
 
+/* The training split's fingerprint, as /state attributes data_*. */
+static const char *const DATA_ATTRS[5] = {"data_rows", "data_cols", "data_crc32", "data_bytes",
+                                          "data_mtime"};
+
+static void data_fields(DataPrint *d, int64_t *out[5])
+{
+    out[0] = &d->rows;
+    out[1] = &d->cols;
+    out[2] = &d->crc;
+    out[3] = &d->file_bytes;
+    out[4] = &d->mtime;
+}
+
+static Status save_data_print(H5File *f, const DataPrint *d)
+{
+    DataPrint copy = *d;
+    int64_t *v[5];
+    data_fields(&copy, v);
+    Status st = XT_OK;
+    for (int i = 0; i < 5 && st == XT_OK; i++) st = h5io_attr_write_i64(f, STATE_GROUP, DATA_ATTRS[i], *v[i]);
+    return st;
+}
+
+static Status read_data_print(H5File *f, CheckpointState *s)
+{
+    if (!h5io_attr_exists(f, STATE_GROUP, DATA_ATTRS[2])) return XT_OK; /* written before */
+    int64_t *v[5];
+    data_fields(&s->data, v);
+    Status st = XT_OK;
+    for (int i = 0; i < 5 && st == XT_OK; i++) st = h5io_attr_read_i64(f, STATE_GROUP, DATA_ATTRS[i], v[i]);
+    s->has_data = st == XT_OK;
+    return st;
+}
+
 Status checkpoint_save(const char *path, const Checkpoint *ck)
 {
     CheckpointState s = ck->state;
@@ -185,6 +219,7 @@ Status checkpoint_save(const char *path, const Checkpoint *ck)
     if (st == XT_OK) st = h5io_attr_write_i64(f, g, "blas_threads", s.blas_threads);
     if (st == XT_OK)
         st = h5io_attr_write_str(f, g, "config", ck->config_text ? ck->config_text : "");
+    if (st == XT_OK && s.has_data) st = save_data_print(f, &s.data);
     if (st == XT_OK) st = h5io_commit(&f); /* a failure (a full disk) removes the temporary */
     else h5io_close(&f); /* discards the temporary file; the old checkpoint stays */
     if (st != XT_OK)
@@ -232,6 +267,7 @@ static Status read_position(H5File *f, const char *path, CheckpointState *s)
         st = h5io_attr_read_f64(f, STATE_GROUP, "decisions_seen", &s->decisions_seen);
     if (st == XT_OK && h5io_attr_exists(f, STATE_GROUP, "blas_threads"))
         st = h5io_attr_read_i64(f, STATE_GROUP, "blas_threads", &s->blas_threads);
+    if (st == XT_OK) st = read_data_print(f, s);
     if (st != XT_OK) return st;
     s->step = (uint64_t)step;
     s->seed = (uint64_t)seed;

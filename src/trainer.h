@@ -69,6 +69,7 @@ typedef struct {
     RunLock *lock;     /* rank 0: run.dir's lock, held for the whole run (runlock.h) */
     /* data */
     DatasetInfo tinfo, vinfo, test_info; /* test_info.n == 0: no test split */
+    DataPrint data_print; /* the training split's fingerprint, kept in checkpoints */
     Dataset train, val;
     RowSource train_rows, val_rows;
     bool has_val;

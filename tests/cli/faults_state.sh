@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# Corrupt state (issue 32 items 6, 7):
+# Corrupt state and changed data (issue 32 items 6, 7, 9):
 #  a. a flipped bit inside a stored array of checkpoint.h5 (parameters, optimiser state) or
 #     model.h5: the resume or eval is refused (exit 2) naming the dataset, the file untouched;
+#  b. the training data regenerated between a run and its resume: refused (exit 2) naming
+#     data.train; a copy of the original data (another mtime) resumes;
+#  c. streamed data changed in place during the run (labels out of range, NaN): the run
+#     stops (exit 2) saying the file changed, naming the row (not "diverged", no assertion);
 #  d. eval.batch_size = 2147483647: validation passes are capped by the split's rows (the
 #     run used to end with exit 1 and no word).
 # Usage: faults_state.sh XENTRAIN SCRATCH_DIR MPIEXEC
@@ -58,6 +62,42 @@ code=$?
 if [ "$code" -eq 2 ] && grep -q "m.h5:/model/layer2/W: checksum mismatch" a2.log; then
   pass "a. a flipped bit in model.h5: eval refused (exit 2) naming /model/layer2/W"
 else fail "a. flipped bit in model.h5: exit $code"; tail -2 a2.log; fi
+
+# b. the data regenerated between the run and its resume; then a copy of the original
+"$bin" gen blobs --rows 4000 --features 20 --classes 3 --seed 2 --out d.h5 >/dev/null || exit 1
+xt 2 train c.ini --set run.dir=run >b1.log 2>&1
+code=$?
+if [ "$code" -eq 2 ] && grep -q "data.train = d.h5:/train is not the data run/checkpoint.h5 was trained on" b1.log; then
+  pass "b. regenerated training data: resume refused (exit 2) naming data.train"
+else fail "b. regenerated data: exit $code"; grep -i error b1.log | head -2; fi
+sleep 1 && cp orig.h5 d.h5 # a copy: another mtime, the same data
+xt 2 train c.ini --set run.dir=run >b2.log 2>&1
+code=$?
+if [ "$code" -eq 0 ] && grep -q "resume: run/checkpoint.h5, epoch 3 step 0" b2.log; then
+  pass "b. a copy of the original data (new mtime) resumes"
+else fail "b. resume on a copy of the data: exit $code"; grep -i error b2.log | head -2; fi
+
+# c. streamed data changed in place mid-run
+for what in label nan; do
+  cp orig.h5 s.h5
+  XT_TEST_STEP_DELAY_MS=3 xt 2 train c.ini --set data.train=s.h5:/train --set data.val= \
+    --set data.stream=true --set train.epochs=6 --set run.dir=stream$what >c$what.log 2>&1 &
+  job=$!
+  for i in $(seq 1 300); do grep -q "start-up took" c$what.log && break; sleep 0.05; done
+  "$py" - s.h5 "$what" <<'PY'
+import sys, h5py, numpy as np
+with h5py.File(sys.argv[1], "r+") as f:
+    if sys.argv[2] == "label": f["/train/y"][...] = 99
+    else: f["/train/X"][...] = np.nan
+PY
+  wait $job
+  code=$?
+  case $what in label) want="has label 99, outside \[0, 3)" ;; nan) want="holds NaN in X column" ;; esac
+  if [ "$code" -eq 2 ] && grep -q "s.h5:/train: row [0-9]* (read for epoch [0-9]*) $want" c$what.log &&
+     grep -q "the file was changed during the run" c$what.log && ! grep -q "diverged" c$what.log; then
+    pass "c. streamed data changed in place ($what): stopped (exit 2), the file changed, naming the row"
+  else fail "c. streamed data changed in place ($what): exit $code"; grep -iE "error|diverged|assert" c$what.log | head -3; fi
+done
 
 # d. eval.batch_size at its maximum
 cp orig.h5 d.h5
