@@ -90,13 +90,16 @@ int main(int argc, char **argv)
     size_t maxn = 0;
     for (size_t i = 0; i < ns; i++) maxn = sizes[i] > maxn ? sizes[i] : maxn;
     char why[256];
-    if (comm_step_setup(c, maxn * 4, why, sizeof why) != XT_OK) {
+    CommPath *via[2] = {NULL, NULL}; /* MPI, shared memory */
+    if (comm_path_open_mpi(c, &via[0]) != XT_OK ||
+        comm_path_open_shm(c, maxn * 4, &via[1], why, sizeof why) != XT_OK) {
         if (r == 0) fprintf(stderr, "xt_bench_reduce: no shared-memory path: %s\n", why);
+        comm_path_close(&via[0]);
         comm_close(&c);
         return 2;
     }
     /* both paths reduce the segment and gather into the parameter segment, as the trainer */
-    float *seg = comm_step_buffer(c), *params = comm_step_param_buffer(c);
+    float *seg = comm_path_buffer(via[1]), *params = comm_path_param_buffer(via[1]);
     size_t *off = malloc(((size_t)P + 1) * sizeof *off), *offb = malloc(((size_t)P + 1) * sizeof *offb);
     double *t = malloc(2 * (size_t)reps * sizeof *t);
     if (!params || !off || !offb || !t) abort();
@@ -116,17 +119,17 @@ int main(int argc, char **argv)
             /* the two paths alternate call by call: a drift of the shared machine hits both */
             for (int k = -10; k < reps; k++) {
                 for (int path = 0; path < 2; path++) {
-                    comm_step_use(c, path ? COMM_STEP_SHM : COMM_STEP_MPI);
+                    CommPath *cp = via[path];
                     fill(seg, n, r);
                     comm_barrier(c);
                     double t0 = comm_wtime();
                     if (op == 0) {
-                        comm_step_allreduce(c, seg, n, COMM_F32);
+                        comm_path_allreduce(cp, seg, n, COMM_F32);
                         sink += consume(seg, 0, n);
                     } else {
-                        comm_step_reduce_scatter(c, seg, off, 0, COMM_F32);
+                        comm_path_reduce_scatter(cp, seg, off, 0, COMM_F32);
                         sink += consume(seg, off[r], off[r + 1]);
-                        comm_step_allgather(c, params, offb);
+                        comm_path_allgather(cp, params, offb);
                         sink += consume(params, 0, n);
                     }
                     double dt = comm_wtime() - t0;
@@ -154,6 +157,8 @@ int main(int argc, char **argv)
     free(off);
     free(offb);
     free(t);
+    comm_path_close(&via[1]);
+    comm_path_close(&via[0]);
     comm_close(&c);
     return 0;
 }

@@ -8,5 +8,5 @@ shift || true
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-RelWithDebInfo}" \
       -DXT_WERROR="${XT_WERROR:-OFF}" -DXT_SANITIZE="${XT_SANITIZE:-OFF}" "$@" >"$build.configure.log" 2>&1 \
   || { cat "$build.configure.log"; exit 1; }
-grep -A14 'configure summary' "$build.configure.log" | sed 's/^-- //'
+grep -A15 'configure summary' "$build.configure.log" | sed 's/^-- //'
 cmake --build "$build" -j "${JOBS:-$(nproc)}"

@@ -7,7 +7,9 @@
 #   --with-tools  also gnuplot, hdf5-tools (h5dump/h5ls/h5diff), time and valgrind
 #   --with-tests  also what the tests compare against or need: PyTorch, scikit-learn and
 #                 h5py (reference losses, accuracy on scikit-learn's data sets), iproute2
-#                 (network namespaces), procps (pgrep)
+#                 (network namespaces), procps (pgrep), python3-onnx (onnx.checker) and
+#                 Node.js with npm when the node or npm command is missing (tests/cli/export.sh
+#                 installs ONNX Runtime for Node from the npm registry into the build directory)
 #   --with-fuzz   also clang and its sanitizer runtimes (libFuzzer), for scripts/fuzz.sh
 #   --with-mpich  also MPICH and parallel HDF5 for MPICH (cmake -DXT_MPI=mpich; Debian keeps
 #                 Open MPI as the default mpicc/mpirun)
@@ -18,12 +20,16 @@ pkgs=(build-essential cmake pkg-config
       openmpi-bin libopenmpi-dev
       libopenblas-dev
       libhdf5-openmpi-dev
-      libcmocka-dev libinih-dev zlib1g-dev)
+      libcmocka-dev libinih-dev zlib1g-dev
+      libprotobuf-c-dev protobuf-c-compiler libonnx-dev)
+with_tests=false
 for arg in "$@"; do
   case "$arg" in
     --with-data)  pkgs+=(dataset-fashion-mnist) ;;
     --with-tools) pkgs+=(gnuplot-nox hdf5-tools time valgrind) ;;
-    --with-tests) pkgs+=(python3-torch python3-sklearn python3-h5py python3-numpy iproute2 procps) ;;
+    --with-tests) pkgs+=(python3-torch python3-sklearn python3-h5py python3-numpy iproute2 procps
+                         python3-onnx)
+                  with_tests=true ;;
     --with-fuzz)  pkgs+=(clang libclang-rt-14-dev) ;;
     --with-mpich) pkgs+=(mpich libmpich-dev libhdf5-mpich-dev) ;;
     --with-blis)  pkgs+=(libblis-dev) ;;
@@ -38,6 +44,13 @@ for p in "${pkgs[@]}"; do
     missing+=("$p")
   fi
 done
+# Node.js and npm (ONNX Runtime for Node in tests/cli/export.sh): Debian's packages only when
+# a command is missing. A machine may have them from elsewhere (NodeSource's nodejs bundles
+# npm, and Debian's npm package conflicts with it).
+if $with_tests; then
+  command -v node >/dev/null 2>&1 || missing+=(nodejs)
+  command -v npm >/dev/null 2>&1 || missing+=(npm)
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#pkgs[@]} packages present"

@@ -17,7 +17,7 @@
 #include "comm_shm.h"
 #include "log.h"
 
-_Static_assert(RING_MAX_OPS == COMM_ASYNC_MAX, "comm.h promises the ring's queue length");
+_Static_assert(RING_MAX_OPS == COMM_RING_MAX, "comm.h promises the ring's queue length");
 
 /* Seconds on a monotonic clock: the watchdog thread uses it too, and it never calls MPI. */
 static double mono_seconds(void)
@@ -51,23 +51,13 @@ typedef struct {
     pthread_t thread;
 } Watch;
 
-/* The step's reduction path; a pointer in Comm, so that functions taking a const Comm may
- * set it up. */
-typedef struct {
-    ShmRed *shm;         /* the node's shared window, or NULL */
-    CommStep use;
-    int *counts, *displs; /* (P) for MPI_Reduce_scatter and MPI_Allgatherv */
-    Ring *ring;           /* comm.overlap's non-blocking ring allreduces, or NULL */
-} StepPath;
-
 struct Comm {
     MPI_Comm world;
     int rank, size;
-    int local_size, node_count;
+    int local_size, node_count, local_min, local_max;
     int node_cpus;        /* CPUs this node's ranks may run on (union of their affinities) */
     bool oversubscribed;  /* on some node, more ranks than such CPUs (same on every rank) */
     double init_seconds;
-    StepPath *step;
 };
 
 /* The watchdog is process-wide (one per rank); collectives consult it through g_watch,
@@ -188,16 +178,11 @@ Status comm_open(int *argc, char ***argv, Comm **out)
     clock_gettime(CLOCK_MONOTONIC, &t1);
     Comm *c = calloc(1, sizeof *c);
     if (!c) abort_world(XT_ERR_RUNTIME);
-    c->step = calloc(1, sizeof *c->step);
-    if (!c->step) abort_world(XT_ERR_RUNTIME);
     (void)provided; /* the watchdog and stream reader threads exist but never call MPI */
     c->init_seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     c->world = MPI_COMM_WORLD;
     MPI_Comm_rank(c->world, &c->rank);
     MPI_Comm_size(c->world, &c->size);
-    c->step->counts = calloc((size_t)c->size, sizeof(int));
-    c->step->displs = calloc((size_t)c->size, sizeof(int));
-    if (!c->step->counts || !c->step->displs) abort_world(XT_ERR_RUNTIME);
     MPI_Comm node;
     MPI_Comm_split_type(c->world, MPI_COMM_TYPE_SHARED, c->rank, MPI_INFO_NULL, &node);
     MPI_Comm_size(node, &c->local_size);
@@ -205,6 +190,10 @@ Status comm_open(int *argc, char ***argv, Comm **out)
     MPI_Comm_rank(node, &node_rank);
     int leader = node_rank == 0 ? 1 : 0;
     MPI_Allreduce(&leader, &c->node_count, 1, MPI_INT, MPI_SUM, c->world);
+    int range[2] = {c->local_size, -c->local_size};
+    MPI_Allreduce(MPI_IN_PLACE, range, 2, MPI_INT, MPI_MIN, c->world);
+    c->local_min = range[0];
+    c->local_max = -range[1];
     /* The node's CPUs: the union of its ranks' affinity masks (a bound rank sees one core,
      * an unbound one all of the cpuset). */
     long conf = sysconf(_SC_NPROCESSORS_CONF); /* sized for the machine, past 1024 CPUs too */
@@ -231,11 +220,6 @@ void comm_close(Comm **c)
 {
     if (!c || !*c) return;
     g_watch = NULL; /* the detached thread only reads it while collectives run */
-    ring_close(&(*c)->step->ring);
-    shmred_close(&(*c)->step->shm);
-    free((*c)->step->counts);
-    free((*c)->step->displs);
-    free((*c)->step);
     free(*c);
     *c = NULL;
     int fin = 0;
@@ -249,6 +233,13 @@ int comm_local_size(const Comm *c) { return c->local_size; }
 int comm_node_count(const Comm *c) { return c->node_count; }
 int comm_node_cpus(const Comm *c) { return c->node_cpus; }
 bool comm_oversubscribed(const Comm *c) { return c->oversubscribed; }
+
+void comm_placement(const Comm *c, CommPlacement *out)
+{
+    *out = (CommPlacement){.P = c->size, .nodes = c->node_count, .local = c->local_size,
+                           .local_min = c->local_min, .local_max = c->local_max,
+                           .node_cpus = c->node_cpus, .oversubscribed = c->oversubscribed};
+}
 double comm_wtime(void) { return mono_seconds(); }
 double comm_init_seconds(const Comm *c) { return c->init_seconds; }
 const void *comm_native(const Comm *c) { return &c->world; }
@@ -382,133 +373,192 @@ void comm_barrier(const Comm *c)
     watch_end();
 }
 
-/* ---- the step's reductions -------------------------------------------------------------- */
+/* ---- the step's transports ------------------------------------------------------------ */
 
-Status comm_step_setup(const Comm *c, size_t bytes, char *why, size_t len)
-{
-    StepPath *sp = c->step;
-    shmred_close(&sp->shm);
-    sp->use = COMM_STEP_MPI;
-    watch_begin("shared-memory window set-up");
-    Status st = shmred_open(&sp->shm, c->world, bytes, why, len);
-    watch_end();
-    if (st == XT_OK) sp->use = COMM_STEP_SHM;
-    return st;
-}
+/* A transport's three operations, chosen when it is opened. */
+typedef struct {
+    void (*allreduce)(CommPath *p, void *buf, size_t n, CommType t);
+    void (*reduce_scatter)(CommPath *p, void *buf, const size_t *off, size_t tail, CommType t);
+    void (*allgather)(CommPath *p, void *buf, const size_t *off);
+} PathOps;
 
-void comm_step_use(const Comm *c, CommStep which)
-{
-    c->step->use = which == COMM_STEP_SHM && c->step->shm ? COMM_STEP_SHM : COMM_STEP_MPI;
-}
-
-CommStep comm_step_current(const Comm *c) { return c->step->use; }
-
-void *comm_step_buffer(const Comm *c) { return c->step->shm ? shmred_segment(c->step->shm) : NULL; }
-void *comm_step_param_buffer(const Comm *c)
-{
-    return c->step->shm ? shmred_param_segment(c->step->shm) : NULL;
-}
-
-void comm_step_shape(const Comm *c, int *local, int *nodes)
-{
-    *local = c->step->shm ? shmred_local_size(c->step->shm) : 0;
-    *nodes = c->step->shm ? shmred_nodes(c->step->shm) : 0;
-}
+struct CommPath {
+    const PathOps *ops;
+    const Comm *comm;
+    ShmRed *shm;          /* the node's shared window, or NULL (MPI) */
+    int *counts, *displs; /* (P) for MPI_Reduce_scatter and MPI_Allgatherv */
+};
 
 static MPI_Datatype mpi_type(CommType t) { return t == COMM_F32 ? MPI_FLOAT : MPI_INT32_T; }
+static ShmType shm_type(CommType t) { return t == COMM_F32 ? SHM_F32 : SHM_I32; }
 
-void comm_step_allreduce(const Comm *c, void *buf, size_t n, CommType t)
+static void mpi_allreduce(CommPath *p, void *buf, size_t n, CommType t)
 {
-    if (c->step->use == COMM_STEP_SHM) {
-        watch_begin("shared-memory allreduce");
-        shmred_allreduce(c->step->shm, buf, n, t == COMM_F32 ? SHM_F32 : SHM_I32);
-        watch_end();
-        return;
-    }
-    allreduce_chunked(c, buf, n, mpi_type(t), 4, MPI_SUM);
+    allreduce_chunked(p->comm, buf, n, mpi_type(t), 4, MPI_SUM);
 }
 
-void comm_step_reduce_scatter(const Comm *c, void *buf, const size_t *off, size_t tail,
-                              CommType t)
+static void mpi_reduce_scatter(CommPath *p, void *buf, const size_t *off, size_t tail, CommType t)
 {
-    StepPath *sp = c->step;
+    const Comm *c = p->comm;
     XT_ASSERT(off[c->size] <= (size_t)INT_MAX);
-    if (sp->use == COMM_STEP_SHM) {
-        watch_begin("shared-memory reduce-scatter");
-        shmred_reduce_scatter(sp->shm, buf, off, tail, t == COMM_F32 ? SHM_F32 : SHM_I32);
-        watch_end();
-        return;
-    }
     char *b = buf;
     if (tail > 0) allreduce_chunked(c, b + off[c->size] * 4, tail, mpi_type(t), 4, MPI_SUM);
-    for (int r = 0; r < c->size; r++) sp->counts[r] = (int)(off[r + 1] - off[r]);
+    for (int r = 0; r < c->size; r++) p->counts[r] = (int)(off[r + 1] - off[r]);
     watch_begin("MPI_Reduce_scatter");
     /* In place, MPI leaves this rank's piece at the start of buf: moved to where it belongs. */
-    if (MPI_Reduce_scatter(MPI_IN_PLACE, buf, sp->counts, mpi_type(t), MPI_SUM, c->world) !=
+    if (MPI_Reduce_scatter(MPI_IN_PLACE, buf, p->counts, mpi_type(t), MPI_SUM, c->world) !=
         MPI_SUCCESS)
         abort_world(XT_ERR_RUNTIME);
     watch_end();
     memmove(b + off[c->rank] * 4, b, (off[c->rank + 1] - off[c->rank]) * 4);
 }
 
-void comm_step_allgather(const Comm *c, void *buf, const size_t *off)
+static void mpi_allgather(CommPath *p, void *buf, const size_t *off)
 {
-    StepPath *sp = c->step;
+    const Comm *c = p->comm;
     XT_ASSERT(off[c->size] <= (size_t)INT_MAX);
-    if (sp->use == COMM_STEP_SHM && shmred_nodes(sp->shm) == 1) {
-        watch_begin("shared-memory allgather");
-        shmred_allgather(sp->shm, buf, off);
-        watch_end();
-        return;
-    }
     for (int r = 0; r < c->size; r++) {
-        sp->counts[r] = (int)(off[r + 1] - off[r]);
-        sp->displs[r] = (int)off[r];
+        p->counts[r] = (int)(off[r + 1] - off[r]);
+        p->displs[r] = (int)off[r];
     }
     watch_begin("MPI_Allgatherv");
-    if (MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, sp->counts, sp->displs, MPI_BYTE,
+    if (MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, p->counts, p->displs, MPI_BYTE,
                        c->world) != MPI_SUCCESS)
         abort_world(XT_ERR_RUNTIME);
     watch_end();
 }
 
-/* ---- overlap ---------------------------------------------------------------------------- */
-
-Status comm_async_start(const Comm *c, size_t max_floats, char *why, size_t len)
+static void shm_allreduce(CommPath *p, void *buf, size_t n, CommType t)
 {
-    StepPath *sp = c->step;
-    if (sp->ring && ring_max_floats(sp->ring) >= max_floats) return XT_OK;
-    ring_close(&sp->ring); /* too small for this model: every rank reopens it */
-    sp->ring = ring_open(c->world, max_floats);
-    if (!sp->ring) {
-        snprintf(why, len, "out of memory for the ring's receive buffers");
-        return XT_ERR_RUNTIME;
-    }
-    return XT_OK;
-}
-
-void comm_async_sum(const Comm *c, float *buf, size_t n)
-{
-    XT_ASSERT(c->step->ring);
-    ring_start(c->step->ring, buf, n);
-}
-
-bool comm_async_progress(const Comm *c)
-{
-    return c->step->ring ? ring_progress(c->step->ring) : true;
-}
-
-void comm_async_wait(const Comm *c)
-{
-    watch_begin("ring allreduce (layer by layer, overlapped with backward)");
-    ring_wait(c->step->ring);
+    watch_begin("shared-memory allreduce");
+    shmred_allreduce(p->shm, buf, n, shm_type(t));
     watch_end();
 }
 
-double comm_async_inflight(const Comm *c)
+static void shm_reduce_scatter(CommPath *p, void *buf, const size_t *off, size_t tail, CommType t)
 {
-    return c->step->ring ? ring_inflight_seconds(c->step->ring) : 0.0;
+    XT_ASSERT(off[p->comm->size] <= (size_t)INT_MAX);
+    watch_begin("shared-memory reduce-scatter");
+    shmred_reduce_scatter(p->shm, buf, off, tail, shm_type(t));
+    watch_end();
 }
+
+static void shm_allgather(CommPath *p, void *buf, const size_t *off)
+{
+    XT_ASSERT(off[p->comm->size] <= (size_t)INT_MAX);
+    watch_begin("shared-memory allgather");
+    shmred_allgather(p->shm, buf, off);
+    watch_end();
+}
+
+static const PathOps MPI_PATH = {mpi_allreduce, mpi_reduce_scatter, mpi_allgather};
+static const PathOps SHM_PATH = {shm_allreduce, shm_reduce_scatter, shm_allgather};
+/* Several nodes: the pushes of shmred_allgather reach one node only. */
+static const PathOps SHM_NODES_PATH = {shm_allreduce, shm_reduce_scatter, mpi_allgather};
+
+static CommPath *path_new(const Comm *c)
+{
+    CommPath *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    *p = (CommPath){.ops = &MPI_PATH, .comm = c,
+                    .counts = calloc((size_t)c->size, sizeof(int)),
+                    .displs = calloc((size_t)c->size, sizeof(int))};
+    if (p->counts && p->displs) return p;
+    comm_path_close(&p);
+    return NULL;
+}
+
+Status comm_path_open_mpi(const Comm *c, CommPath **out)
+{
+    *out = path_new(c);
+    return *out ? XT_OK : XT_ERR_RUNTIME;
+}
+
+Status comm_path_open_shm(const Comm *c, size_t bytes, CommPath **out, char *why, size_t len)
+{
+    *out = NULL;
+    CommPath *p = path_new(c);
+    Status st = comm_agree(c, p ? XT_OK : XT_ERR_RUNTIME);
+    if (st != XT_OK) {
+        snprintf(why, len, "out of memory");
+        comm_path_close(&p);
+        return st;
+    }
+    watch_begin("shared-memory window set-up");
+    st = shmred_open(&p->shm, c->world, bytes, why, len);
+    watch_end();
+    if (st != XT_OK) {
+        comm_path_close(&p);
+        return st;
+    }
+    p->ops = shmred_nodes(p->shm) == 1 ? &SHM_PATH : &SHM_NODES_PATH;
+    *out = p;
+    return XT_OK;
+}
+
+void comm_path_close(CommPath **pp)
+{
+    if (!pp || !*pp) return;
+    CommPath *p = *pp;
+    shmred_close(&p->shm);
+    free(p->counts);
+    free(p->displs);
+    free(p);
+    *pp = NULL;
+}
+
+void *comm_path_buffer(const CommPath *p) { return p->shm ? shmred_segment(p->shm) : NULL; }
+
+void *comm_path_param_buffer(const CommPath *p)
+{
+    return p->ops == &SHM_PATH ? shmred_param_segment(p->shm) : NULL;
+}
+
+void comm_path_shape(const CommPath *p, int *local, int *nodes)
+{
+    *local = p->shm ? shmred_local_size(p->shm) : 0;
+    *nodes = p->shm ? shmred_nodes(p->shm) : 0;
+}
+
+void comm_path_allreduce(CommPath *p, void *buf, size_t n, CommType t)
+{
+    p->ops->allreduce(p, buf, n, t);
+}
+
+void comm_path_reduce_scatter(CommPath *p, void *buf, const size_t *off, size_t tail, CommType t)
+{
+    p->ops->reduce_scatter(p, buf, off, tail, t);
+}
+
+void comm_path_allgather(CommPath *p, void *buf, const size_t *off)
+{
+    p->ops->allgather(p, buf, off);
+}
+
+/* ---- overlap ---------------------------------------------------------------------------- */
+
+Status comm_ring_open(const Comm *c, size_t max_floats, CommRing **out, char *why, size_t len)
+{
+    *out = ring_open(c->world, max_floats);
+    if (*out) return XT_OK;
+    snprintf(why, len, "out of memory for the ring's receive buffers");
+    return XT_ERR_RUNTIME;
+}
+
+void comm_ring_close(CommRing **r) { ring_close(r); }
+
+void comm_ring_sum(CommRing *r, float *buf, size_t n) { ring_start(r, buf, n); }
+
+bool comm_ring_progress(CommRing *r) { return ring_progress(r); }
+
+void comm_ring_wait(CommRing *r)
+{
+    watch_begin("ring allreduce (layer by layer, overlapped with backward)");
+    ring_wait(r);
+    watch_end();
+}
+
+double comm_ring_inflight(const CommRing *r) { return ring_inflight_seconds(r); }
 
 void comm_abort(const Comm *c, int code)
 {

@@ -3,8 +3,8 @@
  *
  * A Comm is an opaque handle over MPI_COMM_WORLD. Every function marked "Collective"
  * must be reached by all ranks in the same order; none of them allocates, except the set-up
- * of the step's paths (comm_step_setup: the shared window; comm_async_start: the ring's
- * duplicate communicator and receive buffers).
+ * of the step's transports (comm_path_open_*: the shared window; comm_ring_open: the ring's
+ * duplicate communicator and receive buffers), which return objects the caller owns.
  * Buffers longer than INT_MAX elements are sent in chunks (Open MPI 4.1 has no
  * large-count calls).
  *
@@ -46,6 +46,17 @@ int comm_node_count(const Comm *c);
  * whether some node has more ranks than such CPUs (the same answer on every rank). */
 int comm_node_cpus(const Comm *c);
 bool comm_oversubscribed(const Comm *c);
+/* Where the ranks run, as the plan (plan.h) reads it; the same on every rank but `local`
+ * and `node_cpus`, which are this rank's node's. */
+typedef struct {
+    int P;               /* ranks */
+    int nodes;           /* nodes (MPI_COMM_TYPE_SHARED groups) */
+    int local;           /* ranks on this rank's node */
+    int local_min, local_max; /* the fewest and most ranks on a node */
+    int node_cpus;       /* CPUs this node's ranks may run on */
+    bool oversubscribed; /* some node has more ranks than such CPUs */
+} CommPlacement;
+void comm_placement(const Comm *c, CommPlacement *out);
 /* "Open MPI v4.1.4, ..." (first line of MPI_Get_library_version: the library this process
  * runs with). Local; may be called before comm_open. */
 void comm_library_version(char *buf, size_t len);
@@ -80,60 +91,65 @@ void comm_gatherv(const Comm *c, const void *send, size_t bytes, void *recv0,
                   const size_t *counts);
 void comm_barrier(const Comm *c);
 
-/* ---- the training step's reductions --------------------------------------------------
- * Through MPI (MPI_Allreduce, MPI_Reduce_scatter, MPI_Allgatherv), or, after
- * comm_step_setup chose it, through the node's shared memory (comm_shm.c: a fixed
- * summation order, several nodes as one slice owner per node allreducing with MPI).
- * Elements are 4 bytes: float sums, or int32 sums (the reproducible mode's, exact). */
+/* ---- the training step's transports ----------------------------------------------------
+ * A CommPath carries the step's sums across ranks, through MPI (MPI_Allreduce,
+ * MPI_Reduce_scatter, MPI_Allgatherv) or through the node's shared memory (comm_shm.c: a
+ * fixed summation order; several nodes as one slice owner per node allreducing with MPI).
+ * It is opened once at set-up by the reduction that uses it (reduce.h) and owned by it; the
+ * Comm itself never changes after comm_open. Elements are 4 bytes: float sums, or int32 sums
+ * (the reproducible mode's, exact). */
 typedef enum { COMM_F32, COMM_I32 } CommType;
-typedef enum { COMM_STEP_MPI, COMM_STEP_SHM } CommStep;
+typedef struct CommPath CommPath;
 
-/* Collective: maps the node's shared window for buffers of up to `bytes` bytes. XT_OK, or
- * an error with the reason in why (one rank per node, unequal nodes); every rank gets the
- * same answer. The step then uses shared memory until comm_step_use says otherwise. */
-Status comm_step_setup(const Comm *c, size_t bytes, char *why, size_t len);
-/* Local (every rank must choose the same): which path the step's reductions take. MPI when
- * no shared window was set up. */
-void comm_step_use(const Comm *c, CommStep which);
-CommStep comm_step_current(const Comm *c);
-/* This rank's segment of the shared window (bytes as set up), or NULL: a caller that
- * computes its send buffer there saves a copy. */
-void *comm_step_buffer(const Comm *c);
-/* This rank's parameter segment (bytes as set up), or NULL: parameters kept there are
- * allgathered by pushes (comm_step_allgather on it). */
-void *comm_step_param_buffer(const Comm *c);
-/* The shared-memory path's shape: ranks per node and nodes (0, 0 without one). */
-void comm_step_shape(const Comm *c, int *local, int *nodes);
+/* Local: the MPI transport (counts arrays for P ranks). */
+Status comm_path_open_mpi(const Comm *c, CommPath **out);
+/* Collective: maps the node's shared window for buffers of up to `bytes` bytes. XT_OK, or an
+ * error with the reason in why (one rank per node, unequal nodes, no window); every rank
+ * gets the same answer and *out is NULL on failure. */
+Status comm_path_open_shm(const Comm *c, size_t bytes, CommPath **out, char *why, size_t len);
+/* Collective for a shared-memory path (frees the window); sets *p to NULL. Safe on NULL. */
+void comm_path_close(CommPath **p);
+/* This rank's shared segment (bytes as opened), or NULL for MPI: a caller that computes its
+ * send buffer there saves a copy. */
+void *comm_path_buffer(const CommPath *p);
+/* This rank's parameter segment when allgathers are pushes (shared memory, one node), else
+ * NULL: parameters kept there are allgathered with one barrier. */
+void *comm_path_param_buffer(const CommPath *p);
+/* Ranks per node and nodes of a shared-memory path (0, 0 for MPI). */
+void comm_path_shape(const CommPath *p, int *local, int *nodes);
 /* Collective: n elements summed in place. */
-void comm_step_allreduce(const Comm *c, void *buf, size_t n, CommType t);
+void comm_path_allreduce(CommPath *p, void *buf, size_t n, CommType t);
 /* Collective: off[0..P] cut buf into the ranks' pieces in rank order (off[P] <= INT_MAX);
  * on return buf[off[r], off[r+1]) holds this rank's piece of the sum and buf[off[P],
  * off[P] + tail) the sum of the tail (the step's loss, weight and flags reach every rank);
  * the rest of buf is undefined. */
-void comm_step_reduce_scatter(const Comm *c, void *buf, const size_t *off, size_t tail,
+void comm_path_reduce_scatter(CommPath *p, void *buf, const size_t *off, size_t tail,
                               CommType t);
 /* Collective, in place: off[0..P] in bytes; rank r contributes buf[off[r], off[r+1]), and
  * every rank ends with all of buf[0, off[P]). */
-void comm_step_allgather(const Comm *c, void *buf, const size_t *off);
+void comm_path_allgather(CommPath *p, void *buf, const size_t *off);
 
 /* ---- overlap: non-blocking ring allreduces progressed during backward -------------------
- * comm_async_sum starts summing a buffer over all ranks (a ring: comm_ring.h) and returns at
- * once; comm_async_progress, called between pieces of the caller's computation, moves the
- * sums on (the library transfers data only inside MPI calls); comm_async_wait completes all
+ * comm_ring_sum starts summing a buffer over all ranks (a ring: comm_ring.h) and returns at
+ * once; comm_ring_progress, called between pieces of the caller's computation, moves the
+ * sums on (the library transfers data only inside MPI calls); comm_ring_wait completes all
  * of them. Every rank queues the same sizes in the same order; between the first
- * comm_async_sum of a step and comm_async_wait the caller makes no other collective call. */
+ * comm_ring_sum of a step and comm_ring_wait the caller makes no other collective call. */
+typedef struct Ring CommRing;
 /* Collective. max_floats: the most floats one step queues. XT_OK, or an error with the
  * reason (no memory on some rank): the same answer on every rank. */
-Status comm_async_start(const Comm *c, size_t max_floats, char *why, size_t len);
-/* Local: starts the sum of n floats in place (at most COMM_ASYNC_MAX per step). */
-#define COMM_ASYNC_MAX 64
-void comm_async_sum(const Comm *c, float *buf, size_t n);
+Status comm_ring_open(const Comm *c, size_t max_floats, CommRing **out, char *why, size_t len);
+/* Collective (frees the duplicate communicator); sets *r to NULL. Safe on NULL. */
+void comm_ring_close(CommRing **r);
+/* Local: starts the sum of n floats in place (at most COMM_RING_MAX per step). */
+#define COMM_RING_MAX 64
+void comm_ring_sum(CommRing *r, float *buf, size_t n);
 /* Local and cheap: advances the sums in flight, if any; true when none is left. */
-bool comm_async_progress(const Comm *c);
+bool comm_ring_progress(CommRing *r);
 /* Collective in effect: returns when every started sum is complete. */
-void comm_async_wait(const Comm *c);
+void comm_ring_wait(CommRing *r);
 /* Seconds the sums were in flight (from a step's first start to its last completion). */
-double comm_async_inflight(const Comm *c);
+double comm_ring_inflight(const CommRing *r);
 
 /* Ends every rank of the job now (MPI_Abort). For a rank failing alone. */
 _Noreturn void comm_abort(const Comm *c, int code);

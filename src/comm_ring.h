@@ -1,5 +1,5 @@
 /* comm_ring: non-blocking ring allreduces that the caller progresses (comm.overlap).
- * Internal to the comm module (comm.c wraps it as comm_async_*); nothing else includes it.
+ * Internal to the comm module (comm.c wraps it as comm_ring_*); nothing else includes it.
  *
  * Each queued buffer (a bucket of layer gradients) is summed over the P ranks by a ring:
  * cut into P blocks; P - 1 reduce-scatter steps (send block r - s to the right neighbour,

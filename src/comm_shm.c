@@ -98,70 +98,63 @@ static void sum_i32(ShmRed *s, size_t lo, size_t hi, char *const *to, int nto)
     }
 }
 
-Status shmred_open(ShmRed **out, MPI_Comm world, size_t cap, char *why, size_t len)
+/* The node's ranks (in the test build, XT_TEST_NODE_RANKS = k pretends nodes of k
+ * consecutive ranks). */
+static MPI_Comm node_comm(MPI_Comm world, int wr)
 {
-    *out = NULL;
-    int P, wr;
-    MPI_Comm_size(world, &P);
-    MPI_Comm_rank(world, &wr);
     MPI_Comm node;
     MPI_Comm_split_type(world, MPI_COMM_TYPE_SHARED, wr, MPI_INFO_NULL, &node);
     int test = fault_node_ranks();
-    if (test > 0) { /* test hook: pretend nodes of k consecutive ranks */
+    if (test > 0) {
         MPI_Comm sub;
         MPI_Comm_split(node, wr / test, wr, &sub);
         MPI_Comm_free(&node);
         node = sub;
     }
-    int L, me;
-    MPI_Comm_size(node, &L);
-    MPI_Comm_rank(node, &me);
-    int lmin[2] = {L, -L}, nodes = 0, leader = me == 0;
+    return node;
+}
+
+/* Why the node shape rules the window out (NULL: it does not). Collective over world. */
+static const char *shape_refusal(MPI_Comm world, int L, int me, int *nodes, char *why, size_t len)
+{
+    int lmin[2] = {L, -L}, leader = me == 0;
     MPI_Allreduce(MPI_IN_PLACE, lmin, 2, MPI_INT, MPI_MIN, world);
-    MPI_Allreduce(&leader, &nodes, 1, MPI_INT, MPI_SUM, world);
+    MPI_Allreduce(&leader, nodes, 1, MPI_INT, MPI_SUM, world);
     if (-lmin[1] < 2) {
         snprintf(why, len, "one rank per node: nothing to share");
-        MPI_Comm_free(&node);
-        return XT_ERR_USAGE;
+        return why;
     }
     if (lmin[0] != -lmin[1]) {
         snprintf(why, len, "the nodes run different numbers of ranks (%d to %d): the "
                  "hierarchical reduction needs the same number on every node", lmin[0], -lmin[1]);
-        MPI_Comm_free(&node);
-        return XT_ERR_USAGE;
+        return why;
     }
-    ShmRed *s = calloc(1, sizeof *s);
-    if (s) {
-        s->seg = calloc((size_t)L, sizeof *s->seg);
-        s->pseg = calloc((size_t)L, sizeof *s->pseg);
-        s->lo = calloc((size_t)L + 1, sizeof *s->lo);
-    }
-    int ok = s && s->seg && s->pseg && s->lo;
-    MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_MIN, world);
-    if (!ok) {
-        if (s) {
-            free(s->seg);
-            free(s->pseg);
-            free(s->lo);
-        }
-        free(s);
-        MPI_Comm_free(&node);
-        snprintf(why, len, "out of memory");
-        return XT_ERR_RUNTIME;
-    }
-    *s = (ShmRed){.node = node, .me = me, .L = L, .nodes = nodes, .P = P, .world_rank = wr,
-               .cap = (cap + 63) / 64 * 64, .seg = s->seg, .pseg = s->pseg, .lo = s->lo};
-    /* Local rank 0: control block, shared area, its own segment; the others: a segment.
-     * Non-contiguous: each rank's memory is placed near it (first touch on NUMA nodes). */
+    return NULL;
+}
+
+static void shm_free(ShmRed *s)
+{
+    if (!s) return;
+    free(s->seg);
+    free(s->pseg);
+    free(s->lo);
+    free(s);
+}
+
+/* Local rank 0: control block, shared area, its own segment; the others: a segment.
+ * Non-contiguous: each rank's memory is placed near it (first touch on NUMA nodes).
+ * Collective over the node. */
+static void map_window(ShmRed *s)
+{
     /* + 64: the library's base address need not be on a cache line (seen: 8 bytes past) */
-    MPI_Aint mine = (MPI_Aint)(64 + 2 * s->cap + (me == 0 ? sizeof(Ctrl) + s->cap : 0));
+    MPI_Aint mine = (MPI_Aint)(64 + 2 * s->cap + (s->me == 0 ? sizeof(Ctrl) + s->cap : 0));
     MPI_Info info;
     MPI_Info_create(&info);
     MPI_Info_set(info, "alloc_shared_noncontig", "true");
     char *base = NULL;
-    MPI_Win_allocate_shared(mine, 1, info, node, &base, &s->win);
+    MPI_Win_allocate_shared(mine, 1, info, s->node, &base, &s->win);
     MPI_Info_free(&info);
-    for (int k = 0; k < L; k++) {
+    for (int k = 0; k < s->L; k++) {
         MPI_Aint sz;
         int du;
         char *p;
@@ -174,10 +167,42 @@ Status shmred_open(ShmRed **out, MPI_Comm world, size_t cap, char *why, size_t l
             s->shared = p + sizeof(Ctrl);
         }
     }
-    if (me == 0) {
+    if (s->me == 0) {
         atomic_init(&s->ctrl->arrived, 0);
         atomic_init(&s->ctrl->generation, 0);
     }
+}
+
+Status shmred_open(ShmRed **out, MPI_Comm world, size_t cap, char *why, size_t len)
+{
+    *out = NULL;
+    int P, wr, L, me, nodes = 0;
+    MPI_Comm_size(world, &P);
+    MPI_Comm_rank(world, &wr);
+    MPI_Comm node = node_comm(world, wr);
+    MPI_Comm_size(node, &L);
+    MPI_Comm_rank(node, &me);
+    if (shape_refusal(world, L, me, &nodes, why, len)) {
+        MPI_Comm_free(&node);
+        return XT_ERR_USAGE;
+    }
+    ShmRed *s = calloc(1, sizeof *s);
+    if (s) {
+        *s = (ShmRed){.node = node, .me = me, .L = L, .nodes = nodes, .P = P, .world_rank = wr,
+                      .cap = (cap + 63) / 64 * 64,
+                      .seg = calloc((size_t)L, sizeof *s->seg),
+                      .pseg = calloc((size_t)L, sizeof *s->pseg),
+                      .lo = calloc((size_t)L + 1, sizeof *s->lo)};
+    }
+    int ok = s && s->seg && s->pseg && s->lo;
+    MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_MIN, world);
+    if (!ok) {
+        shm_free(s);
+        MPI_Comm_free(&node);
+        snprintf(why, len, "out of memory");
+        return XT_ERR_RUNTIME;
+    }
+    map_window(s);
     MPI_Comm_split(world, me, wr, &s->cross);
     MPI_Barrier(node); /* the control block is initialised before anyone uses it */
     *out = s;
@@ -191,10 +216,7 @@ void shmred_close(ShmRed **sp)
     MPI_Win_free(&s->win);
     MPI_Comm_free(&s->cross);
     MPI_Comm_free(&s->node);
-    free(s->seg);
-    free(s->pseg);
-    free(s->lo);
-    free(s);
+    shm_free(s);
     *sp = NULL;
 }
 

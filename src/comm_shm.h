@@ -1,10 +1,10 @@
 /* comm_shm: the step's reductions through the node's shared memory (comm.allreduce = shm).
- * Internal to the comm module (comm.c dispatches to it); nothing else includes this header.
+ * Internal to the comm module (comm.c wraps it as a CommPath); nothing else includes this header.
  *
  * The ranks of a node (MPI_COMM_TYPE_SHARED) map one MPI-3 shared window:
  *   every rank   a segment of `cap` bytes: its send buffer. A caller that computes into it
- *                (comm_step_buffer) saves the copy in. And a parameter segment of `cap`
- *                bytes: a caller that keeps its parameters there (comm_step_param_buffer)
+ *                (comm_path_buffer) saves the copy in. And a parameter segment of `cap`
+ *                bytes: a caller that keeps its parameters there (comm_path_param_buffer)
  *                has them allgathered by pushes, with one barrier.
  *   local rank 0 also the control block (a barrier of two atomic counters on their own
  *                cache lines) and a shared area of `cap` bytes (allgather, small results).

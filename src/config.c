@@ -69,6 +69,8 @@ typedef struct {
     double dmin, dmax;          /* KT_DOUBLE and double lists */
     Bound lo, hi;
     const char *const *choices; /* KT_ENUM: NULL-terminated, index = enum value */
+    const char *word;           /* KT_LIST: a word that may stand for the list ... */
+    size_t word_offset;         /* ... stored as true in this bool (the list left empty) */
     const char *allowed;        /* overrides the generated "allowed" text */
     const char *help;           /* one line */
 } Key;
@@ -180,9 +182,12 @@ static const Key KEYS[] = {
     /* [loss] */
     K_DBL(KEY_TRAJ, "loss", "label_smoothing", loss.label_smoothing, "0", BOUND_INCL, 0.0,
           BOUND_EXCL, 1.0, "e: targets become (1 - e) * onehot + e / K"),
-    K_DLIST(KEY_TRAJ, "loss", "class_weights", loss.class_weights, loss.n_class_weights, "",
-            BOUND_INCL, 0.0, BOUND_NONE, 0.0,
-            "per-class loss weights, one per class; empty = all 1"),
+    { .flags = KEY_TRAJ, .section = "loss", .name = "class_weights", .type = KT_LIST,
+      .elem = KT_DOUBLE, .offset = FIELD(loss.class_weights),
+      .size = FSIZE(loss.class_weights) / sizeof(double),
+      .count_offset = FIELD(loss.n_class_weights), .def = "", .lo = BOUND_INCL, .dmin = 0.0,
+      .word = "balanced", .word_offset = FIELD(loss.class_weights_balanced),
+      .help = "per-class loss weights; empty = all 1; balanced = n / (K * count)" },
     K_DBL(KEY_TRAJ, "loss", "pos_weight", loss.pos_weight, "1", BOUND_EXCL, 0.0, BOUND_NONE, 0.0,
           "weight of positive targets in sigmoid losses (logistic, multi-label)"),
     K_INT(KEY_TRAJ, "loss", "ignore_index", loss.ignore_index, "-1", -1, XT_MAX_CLASSES - 1,
@@ -461,6 +466,7 @@ static void allowed_text(const Key *k, char *buf, size_t len)
         sink_printf(&s, "up to %zu comma-separated %s, each ", k->size,
                     k->elem == KT_INT ? "integers" : "numbers");
         range_text(k, k->elem, &s);
+        if (k->word) sink_printf(&s, "; or %s", k->word);
         break;
     }
 }
@@ -505,6 +511,12 @@ static const char *parse_scalar(const Key *k, KeyType t, const char *text, Scala
 static const char *set_list(Config *cfg, const Key *k, const char *value, bool append,
                             char *why, size_t whylen)
 {
+    if (k->word) { /* "balanced" instead of the numbers */
+        bool word = strutil_ieq(value, k->word);
+        if (word) store_int(cfg, k->count_offset, 0);
+        memcpy((char *)field_at(cfg, k->word_offset), &word, sizeof word);
+        if (word) return NULL;
+    }
     int count0 = append ? load_int(cfg, k->count_offset) : 0;
     for (int pass = 0; pass < 2; pass++) {
         size_t n = (size_t)count0, idx = 0;
@@ -635,6 +647,9 @@ static void format_value(const Config *cfg, const Key *k, Sink *s, size_t wrap)
     }
     case KT_LIST: {
         int n = load_int(cfg, k->count_offset);
+        bool word = false;
+        if (k->word) memcpy(&word, (const char *)cfield_at(cfg, k->word_offset), sizeof word);
+        if (word) sink_printf(s, "%s", k->word);
         for (int i = 0; i < n; i++) {
             if (i > 0) {
                 sink_printf(s, ",");
@@ -788,10 +803,18 @@ static void unknown_key_text(const char *section, const char *name, char *buf, s
 /* Cross-key rules                                                             */
 /* ------------------------------------------------------------------------- */
 
+static bool values_equal(const Config *a, const Config *b, const Key *k);
+
+/* Whether a key differs from its default (def: config_defaults), as the key table says. */
+static bool changed(const Config *cfg, const Config *def, const char *section, const char *name)
+{
+    return def && !values_equal(cfg, def, key_named(section, name));
+}
+
 /* Checks the rules that involve more than one key. Returns the key to blame (the one
  * a user would change) with the reason in why, or NULL when all hold. */
 /* The [optim] rules that involve more than one key. */
-static const Key *check_optim_rules(const Config *cfg, char *why, size_t len)
+static const Key *check_optim_rules(const Config *cfg, const Config *def, char *why, size_t len)
 {
     if (cfg->optim.nesterov && !(cfg->optim.momentum > 0.0)) {
         snprintf(why, len, "needs optim.momentum > 0 (e.g. momentum = 0.9)");
@@ -801,7 +824,8 @@ static const Key *check_optim_rules(const Config *cfg, char *why, size_t len)
     bool adam_like = opt == OPT_ADAM || opt == OPT_ADAMW || opt == OPT_LAMB;
     if (adam_like && cfg->optim.momentum > 0.0) {
         snprintf(why, len, "optim.optimizer = %s keeps moments of its own: set optim.betas "
-                 "(default 0.9,0.999) and momentum = 0", OPTIMIZER_NAMES[opt]);
+                 "(default %s) and momentum = 0", OPTIMIZER_NAMES[opt],
+                 key_named("optim", "betas")->def);
         return key_named("optim", "momentum");
     }
     if (opt != OPT_SGD && cfg->optim.nesterov) {
@@ -815,33 +839,38 @@ static const Key *check_optim_rules(const Config *cfg, char *why, size_t len)
     /* a key the chosen optimiser does not read is refused when changed from its default,
      * as model.hidden is for a linear model: a silently ignored setting misleads */
     const char *name = OPTIMIZER_NAMES[opt];
-    if (!adam_like && (cfg->optim.betas[0] != 0.9 || cfg->optim.betas[1] != 0.999)) {
+    if (!adam_like && changed(cfg, def, "optim", "betas")) {
         snprintf(why, len, "used by adam, adamw and lamb only, not optim.optimizer = %s", name);
         return key_named("optim", "betas");
     }
-    if (opt == OPT_SGD && cfg->optim.eps != 1e-8) {
+    if (opt == OPT_SGD && changed(cfg, def, "optim", "eps")) {
         snprintf(why, len, "used by adam, adamw, lamb and lars, not optim.optimizer = sgd");
         return key_named("optim", "eps");
     }
-    if (opt != OPT_LARS && cfg->optim.trust_coefficient != 0.001) {
+    if (opt != OPT_LARS && changed(cfg, def, "optim", "trust_coefficient")) {
         snprintf(why, len, "used by lars only, not optim.optimizer = %s", name);
         return key_named("optim", "trust_coefficient");
     }
-    if (opt != OPT_LARS && opt != OPT_LAMB && !cfg->optim.exclude_bias) {
+    if (opt != OPT_LARS && opt != OPT_LAMB && changed(cfg, def, "optim", "exclude_bias")) {
         snprintf(why, len, "used by lars and lamb only, not optim.optimizer = %s", name);
         return key_named("optim", "exclude_bias");
     }
     return NULL;
 }
 
+const char *config_overlap_conflict(const Config *cfg)
+{
+    return cfg->train.reproducible          ? "train.reproducible = true"
+           : cfg->optim.shard == SHARD_TRUE ? "optim.shard = true"
+           : cfg->comm.allreduce == ALLREDUCE_SHM ? "comm.allreduce = shm"
+                                                  : NULL;
+}
+
 /* The [comm] rules that involve more than one key. */
 static const Key *check_comm_rules(const Config *cfg, char *why, size_t len)
 {
     if (cfg->comm.overlap != OVERLAP_TRUE) return NULL;
-    const char *other = cfg->train.reproducible          ? "train.reproducible = true"
-                        : cfg->optim.shard == SHARD_TRUE ? "optim.shard = true"
-                        : cfg->comm.allreduce == ALLREDUCE_SHM ? "comm.allreduce = shm"
-                                                               : NULL;
+    const char *other = config_overlap_conflict(cfg);
     if (!other) return NULL;
     snprintf(why, len, "overlap allreduces the gradient layer by layer through MPI while "
              "backward runs; it cannot be combined with %s (set one of them to false/auto)",
@@ -849,7 +878,7 @@ static const Key *check_comm_rules(const Config *cfg, char *why, size_t len)
     return key_named("comm", "overlap");
 }
 
-static const Key *check_rules(const Config *cfg, char *why, size_t len)
+static const Key *check_rules_with(const Config *cfg, const Config *def, char *why, size_t len)
 {
     const Key *ck = check_comm_rules(cfg, why, len);
     if (ck) return ck;
@@ -898,7 +927,7 @@ static const Key *check_rules(const Config *cfg, char *why, size_t len)
             return key_named("loss", "ignore_index");
         }
     }
-    const Key *k = check_optim_rules(cfg, why, len);
+    const Key *k = check_optim_rules(cfg, def, why, len);
     if (k) return k;
     if (!cfg->train.reproducible && cfg->train.micro_batches != 0) {
         snprintf(why, len, "used by train.reproducible = true only");
@@ -909,10 +938,9 @@ static const Key *check_rules(const Config *cfg, char *why, size_t len)
                  "the same at every P: use train.batch_size with train.reproducible");
         return key_named("train", "batch_per_rank");
     }
-    if (cfg->train.reproducible &&
-        config_micro_batches(cfg) * cfg->train.accumulate > EXACT_MAX_TERMS) {
+    if (cfg->train.micro_batches * cfg->train.accumulate > EXACT_MAX_TERMS) {
         snprintf(why, len, "train.micro_batches x train.accumulate = %" PRId64 " exceeds %d "
-                 "micro-batches per update", config_micro_batches(cfg) * cfg->train.accumulate,
+                 "micro-batches per update", cfg->train.micro_batches * cfg->train.accumulate,
                  EXACT_MAX_TERMS);
         return key_named("train", "accumulate");
     }
@@ -947,13 +975,15 @@ static const Key *check_rules(const Config *cfg, char *why, size_t len)
     return NULL;
 }
 
-int64_t config_micro_batches(const Config *cfg)
+/* The cross-key rules against the key table's defaults (out of memory for them: the rules
+ * that compare with a default are skipped). */
+static const Key *check_rules(const Config *cfg, char *why, size_t len)
 {
-    if (cfg->train.micro_batches > 0) return cfg->train.micro_batches;
-    int64_t S = cfg->data.virtual_shards;
-    int64_t g = cfg->train.batch_size / 128; /* full batch (0): 8, the partials' memory */
-    if (g < 8) g = 8;
-    return g < S ? g : S;
+    Config *def = malloc(sizeof *def);
+    if (def) config_defaults(def);
+    const Key *k = check_rules_with(cfg, def, why, len);
+    free(def);
+    return k;
 }
 
 double config_memory_budget(const Config *cfg)
@@ -1061,7 +1091,7 @@ typedef struct {
     bool lenient;         /* unknown keys are skipped (text saved by another version) */
     char *line;           /* the current line, whole (grown as needed; freed by the parser) */
     size_t line_cap;
-    const char *stash;    /* the value of a line too long for libinih (in line) ... */
+    char *stash;          /* the value of a line too long for libinih (in line) ... */
     int stash_line;       /* ... and its line number (0: none) */
     bool failed;
     int err_line;
@@ -1202,11 +1232,27 @@ static char *ini_read_line(char *str, int num, void *stream)
     return out;
 }
 
+/* A value in matching quotes ("runs/a b" or 'x') means what is inside them: INI files
+ * written by other tools (Python's configparser users, shells) quote paths. buf may be v
+ * itself (a long line's value is unquoted in place). */
+static const char *unquote(const char *v, char *buf, size_t len)
+{
+    size_t n = strlen(v);
+    if (n < 2 || n - 1 > len || (v[0] != '"' && v[0] != '\'') || v[n - 1] != v[0]) return v;
+    memmove(buf, v + 1, n - 2);
+    buf[n - 2] = '\0';
+    return buf;
+}
+
 static int ini_on_pair(void *user, const char *raw_section, const char *name, const char *value)
 {
     LoadCtx *ctx = user;
     if (ctx->failed) return 0;
-    if (ctx->stash_line == ctx->lineno && ctx->stash) value = ctx->stash; /* a long line's */
+    char unquoted[INI_MAX_LINE + 1];
+    if (ctx->stash_line == ctx->lineno && ctx->stash) /* a long line's, unquoted in place */
+        value = unquote(ctx->stash, ctx->stash, strlen(ctx->stash) + 1);
+    else
+        value = unquote(value, unquoted, sizeof unquoted);
     char section[LEV_MAX + 1], shown[ECHO_MAX + 8], why[160], allowed[160];
     trim_copy(raw_section, strlen(raw_section), section, sizeof section);
     echo_value(value, shown, sizeof shown);

@@ -82,7 +82,9 @@ typedef struct {
     struct {
         double label_smoothing;
         double class_weights[XT_MAX_CLASSES];
-        int n_class_weights;    /* 0 = all ones */
+        int n_class_weights;    /* 0 = all ones (or balanced) */
+        bool class_weights_balanced; /* "balanced": n / (K * count of the class), from the
+                                        training rows (scikit-learn's) */
         double pos_weight;      /* binary / multi-label positive weight */
         int64_t ignore_index;   /* class id whose rows are skipped; -1 = none */
     } loss;
@@ -176,9 +178,10 @@ Status config_set(Config *cfg, const char *assignment, char *err, size_t errlen)
  * stopping needs data.val and start_epoch <= epochs. On failure writes
  * "section.key = value: reason" into err and returns XT_ERR_USAGE. Local. */
 Status config_validate(const Config *cfg, char *err, size_t errlen);
-/* train.micro_batches resolved (auto: global batch / 128, at least 8 (also for a full
- * batch), at most data.virtual_shards; the trainer also caps it at the row count). */
-int64_t config_micro_batches(const Config *cfg);
+/* What comm.overlap cannot be combined with in this configuration ("train.reproducible =
+ * true", ...), or NULL: the one list both the rule for overlap = true and plan.c's auto
+ * read. Local. */
+const char *config_overlap_conflict(const Config *cfg);
 /* data.memory_budget in bytes (0 = auto; config_validate has checked the text). */
 double config_memory_budget(const Config *cfg);
 

@@ -22,17 +22,18 @@ static int ceil_log2(size_t v)
     return c;
 }
 
-Status exact_grad_init(ExactGrad *g, size_t n, size_t terms, size_t local, size_t extra)
+Status exact_grad_init(ExactGrad *g, size_t n, size_t terms, size_t local, int32_t *acc,
+                       size_t extra)
 {
-    XT_ASSERT(terms >= 1 && terms <= EXACT_MAX_TERMS);
+    XT_ASSERT(terms >= 1 && terms <= EXACT_MAX_TERMS && acc);
     *g = (ExactGrad){.n = n, .nblocks = (n + EXACT_BLOCK - 1) / EXACT_BLOCK, .extra = extra,
-                     .c = ceil_log2(terms), .local = local > 0 ? local : 1};
+                     .c = ceil_log2(terms), .local = local > 0 ? local : 1, .acc = acc};
+    memset(acc, 0, exact_grad_len(g) * sizeof *acc);
     size_t nb = g->nblocks > 0 ? g->nblocks : 1;
     g->mx = malloc(nb * sizeof *g->mx);
     g->e = malloc(nb * sizeof *g->e);
-    g->acc = calloc(exact_grad_len(g), sizeof *g->acc);
     g->part = calloc(g->local, sizeof *g->part);
-    bool ok = g->mx && g->e && g->acc && g->part;
+    bool ok = g->mx && g->e && g->part;
     for (size_t i = 0; ok && i < g->local; i++) {
         g->part[i] = malloc((n > 0 ? n : 1) * sizeof **g->part);
         ok = g->part[i] != NULL;
@@ -50,16 +51,7 @@ void exact_grad_free(ExactGrad *g)
     free(g->part);
     free(g->mx);
     free(g->e);
-    if (!g->acc_borrowed) free(g->acc);
     *g = (ExactGrad){0};
-}
-
-void exact_grad_use_acc(ExactGrad *g, int32_t *buf)
-{
-    if (!g->acc_borrowed) free(g->acc);
-    g->acc = buf;
-    g->acc_borrowed = true;
-    memset(g->acc, 0, exact_grad_len(g) * sizeof *g->acc);
 }
 
 void exact_grad_begin(ExactGrad *g)

@@ -52,18 +52,17 @@ typedef struct {
     int32_t *mx;       /* (nblocks) largest frexp exponent among the partials (INT32_MIN:
                           all zero); reduced with MAX over ranks before conversion */
     int32_t *e;        /* (nblocks) the update's block exponents */
-    int32_t *acc;      /* (n + extra): integer sums, then the caller's slots */
+    int32_t *acc;      /* (n + extra) the caller's: integer sums, then the caller's slots */
     size_t extra;
-    bool acc_borrowed; /* acc is the caller's (exact_grad_use_acc), not freed here */
 } ExactGrad;
 
 /* terms: micro-batches per update over all ranks (1 .. EXACT_MAX_TERMS); local: the most
- * this rank computes; extra: the caller's int32 slots after the sums. */
-Status exact_grad_init(ExactGrad *g, size_t n, size_t terms, size_t local, size_t extra);
+ * this rank computes; acc: the caller's buffer of n + extra int32 (extra: the caller's slots
+ * after the sums), for example a shared-memory segment the reduction reads in place;
+ * borrowed: it must outlive g. */
+Status exact_grad_init(ExactGrad *g, size_t n, size_t terms, size_t local, int32_t *acc,
+                       size_t extra);
 void exact_grad_free(ExactGrad *g);
-/* Makes acc the caller's buffer of n + extra int32 (a shared-memory segment the reduction
- * reads in place); it must outlive g. */
-void exact_grad_use_acc(ExactGrad *g, int32_t *buf);
 /* A new update: no partials, zero slots. */
 void exact_grad_begin(ExactGrad *g);
 /* The buffer for the next micro-batch's partial gradient (n floats). */

@@ -277,13 +277,74 @@ static void quantize(const float *x, uint8_t *q, size_t n)
     }
 }
 
+/* The attributes that say how the file was made. */
+static Status write_attributes(H5File *f, const GenOptions *o, const GenSplit *sp)
+{
+    Status st = XT_OK;
+    if (o->x_u8) /* the quantisation, for readers of the file */
+        for (int s = 0; s < 3 && st == XT_OK; s++) {
+            char xp[64];
+            snprintf(xp, sizeof xp, "%s/X", sp[s].group);
+            if (sp[s].n > 0)
+                st = h5io_attr_write_str(f, xp, "encoding", "uint8 = round(16 x + 128), clamped");
+        }
+    if (st == XT_OK) st = h5io_attr_write_str(f, "/", "generator", o->name);
+    if (st == XT_OK) st = h5io_attr_write_i64(f, "/", "seed", (int64_t)o->seed);
+    if (st == XT_OK) st = h5io_attr_write_f64(f, "/", "noise", o->noise);
+    if (st == XT_OK) st = h5io_attr_write_i64(f, "/", "classes", (int64_t)o->k);
+    return st;
+}
+
+/* Block buffers for the rows being generated. */
+typedef struct {
+    size_t rows;
+    float *X, *t;
+    uint8_t *X8;
+    int32_t *y;
+    double *par;
+} GenBlock;
+
+static void block_free(GenBlock *b)
+{
+    free(b->X);
+    free(b->X8);
+    free(b->y);
+    free(b->t);
+    free(b->par);
+}
+
+/* Rows in blocks of GEN_BLOCK_BYTES, written as they come, with progress for big files. */
+static Status write_rows(H5File *f, const GenOptions *o, const GenSplit *sp, GenBlock *b,
+                         Rng *rng)
+{
+    const size_t n = o->rows, d = o->d;
+    double bytes = (double)n * (double)d * (o->x_u8 ? 1.0 : 4.0), t0 = now_s(), last = t0;
+    bool progress = bytes >= (double)GEN_PROGRESS_BYTES;
+    Status st = XT_OK;
+    for (size_t row0 = 0; row0 < n && st == XT_OK; row0 += b->rows) {
+        size_t m = n - row0 < b->rows ? n - row0 : b->rows;
+        gen_rows(o, rng, b->par, m, b->X, b->y, b->t);
+        if (o->x_u8) quantize(b->X, b->X8, m * d);
+        st = write_block(f, o, sp, row0, m, o->x_u8 ? (const void *)b->X8 : b->X, b->y, b->t);
+        double now = now_s();
+        if (progress && st == XT_OK && row0 + m < n && now - last >= GEN_PROGRESS_EVERY_S) {
+            double done = (double)(row0 + m) / (double)n, rate = done * bytes / (now - t0);
+            log_info("gen: %3.0f%%  %.2f of %.2f GB of X written, %.0f MB/s, about %.0f s left",
+                     100.0 * done, done * bytes / 1e9, bytes / 1e9, rate / 1e6,
+                     (1.0 - done) * bytes / rate);
+            last = now;
+        }
+    }
+    if (st == XT_OK && progress) log_info("gen: %.2f GB of X in %.1f s", bytes / 1e9, now_s() - t0);
+    return st;
+}
+
 int gen_main(int argc, char **argv)
 {
     GenOptions o;
     bool help = false;
     Status st = gen_parse(argc, argv, &o, &help);
     if (help || st != XT_OK) return (int)st;
-
     size_t n = o.rows, d = o.d, k = o.k;
     size_t n_val = (size_t)llround(o.val_fraction * (double)n);
     size_t n_test = (size_t)llround(o.test_fraction * (double)n);
@@ -296,68 +357,33 @@ int gen_main(int argc, char **argv)
     const GenSplit sp[3] = {{"/train", 0, n_train}, {"/val", n_train, n_val},
                             {"/test", n_train + n_val, n_test}};
     bool dense = o.kind == GEN_MULTILABEL || o.soft;
-    size_t block = GEN_BLOCK_BYTES / (d * sizeof(float));
-    if (block < 1) block = 1;
-    if (block > n) block = n;
-    float *X = malloc(block * d * sizeof *X);
-    uint8_t *X8 = o.x_u8 ? malloc(block * d) : NULL;
-    int32_t *y = dense ? NULL : malloc(block * sizeof *y);
-    float *t = dense ? malloc(block * k * sizeof *t) : NULL;
-    double *par = malloc((k * d + k) * sizeof *par);
+    size_t rows = GEN_BLOCK_BYTES / (d * sizeof(float));
+    rows = rows < 1 ? 1 : rows > n ? n : rows;
+    GenBlock b = {.rows = rows, .X = malloc(rows * d * sizeof(float)),
+                  .X8 = o.x_u8 ? malloc(rows * d) : NULL,
+                  .y = dense ? NULL : malloc(rows * sizeof(int32_t)),
+                  .t = dense ? malloc(rows * k * sizeof(float)) : NULL,
+                  .par = malloc((k * d + k) * sizeof(double))};
     H5File *f = NULL;
-    if (!X || (o.x_u8 && !X8) || (!y && !t) || !par) {
-        log_error("gen: out of memory for a block of %zu x %zu rows", block, d);
-        st = XT_ERR_RUNTIME;
-        goto cleanup;
+    if (!b.X || (o.x_u8 && !b.X8) || (!b.y && !b.t) || !b.par) {
+        log_error("gen: out of memory for a block of %zu x %zu rows", rows, d);
+        block_free(&b);
+        return XT_ERR_RUNTIME;
     }
     Rng rng;
     rng_seed(&rng, o.seed);
-    gen_params(&o, &rng, par);
-
+    gen_params(&o, &rng, b.par);
     st = h5io_create_atomic(o.out, &f);
     for (int s = 0; s < 3 && st == XT_OK; s++)
         st = dataset_create_split(f, sp[s].group, sp[s].n, d, o.x_u8, dense, k, o.gzip);
-    double bytes = (double)n * (double)d * (o.x_u8 ? 1.0 : 4.0), t0 = now_s(), last = t0;
-    bool progress = bytes >= (double)GEN_PROGRESS_BYTES;
-    for (size_t row0 = 0; row0 < n && st == XT_OK; row0 += block) {
-        size_t m = n - row0 < block ? n - row0 : block;
-        gen_rows(&o, &rng, par, m, X, y, t);
-        if (o.x_u8) quantize(X, X8, m * d);
-        st = write_block(f, &o, sp, row0, m, o.x_u8 ? (const void *)X8 : X, y, t);
-        double now = now_s();
-        if (progress && st == XT_OK && row0 + m < n && now - last >= GEN_PROGRESS_EVERY_S) {
-            double done = (double)(row0 + m) / (double)n, rate = done * bytes / (now - t0);
-            log_info("gen: %3.0f%%  %.2f of %.2f GB of X written, %.0f MB/s, about %.0f s left",
-                     100.0 * done, done * bytes / 1e9, bytes / 1e9, rate / 1e6,
-                     (1.0 - done) * bytes / rate);
-            last = now;
-        }
-    }
-    if (st == XT_OK && o.x_u8) /* the quantisation, for readers of the file */
-        for (int s = 0; s < 3 && st == XT_OK; s++) {
-            char xp[64];
-            snprintf(xp, sizeof xp, "%s/X", sp[s].group);
-            if (sp[s].n > 0)
-                st = h5io_attr_write_str(f, xp, "encoding", "uint8 = round(16 x + 128), clamped");
-        }
-    if (st == XT_OK) st = h5io_attr_write_str(f, "/", "generator", o.name);
-    if (st == XT_OK) st = h5io_attr_write_i64(f, "/", "seed", (int64_t)o.seed);
-    if (st == XT_OK) st = h5io_attr_write_f64(f, "/", "noise", o.noise);
-    if (st == XT_OK) st = h5io_attr_write_i64(f, "/", "classes", (int64_t)k);
+    if (st == XT_OK) st = write_rows(f, &o, sp, &b, &rng);
+    if (st == XT_OK) st = write_attributes(f, &o, sp);
     if (st == XT_OK) st = h5io_commit(&f);
     if (st == XT_OK)
         log_info("gen %s: wrote %s: /train %zu, /val %zu, /test %zu rows; D = %zu (%s), %s = %zu",
                  o.name, o.out, n_train, n_val, n_test, d, o.x_u8 ? "uint8" : "float32",
                  o.soft ? "soft classes" : dense ? "labels" : "classes", k);
-    if (st == XT_OK && progress)
-        log_info("gen: %.2f GB of X in %.1f s", bytes / 1e9, now_s() - t0);
-cleanup:
-    if (st != XT_OK) st = XT_ERR_RUNTIME; /* input was validated: what is left is I/O */
     h5io_close(&f);
-    free(X);
-    free(X8);
-    free(y);
-    free(t);
-    free(par);
-    return (int)st;
+    block_free(&b);
+    return st == XT_OK ? 0 : XT_ERR_RUNTIME; /* input was validated: what is left is I/O */
 }

@@ -8,6 +8,7 @@
 #include "convert.h"
 #include "error.h"
 #include "evaluate.h"
+#include "export.h"
 #include "gen.h"
 #include "h5io.h"
 #include "linalg.h"
@@ -23,9 +24,10 @@ static void usage(FILE *f)
             "\n"
             "usage:\n"
             "  mpirun -np P xentrain train CONFIG.ini [--set section.key=value]...\n"
-            "  xentrain eval    --model M.h5 --data F.h5:/test [--json OUT.json]\n"
-            "  xentrain predict --model M.h5 --data F.h5:/test --out P.h5\n"
-            "  xentrain convert {idx|csv|libsvm} ... --out F.h5\n"
+            "  xentrain eval    --model M.h5 --data F.h5:/test [--json OUT.json | --json -]\n"
+            "  xentrain predict --model M.h5 --data F.h5:/test --out P.h5|P.csv|-\n"
+            "  xentrain export  --model M.h5 --format onnx|safetensors --out FILE\n"
+            "  xentrain convert {idx|csv|libsvm|h5} ... --out F.h5\n"
             "  xentrain gen     {blobs|xor|spirals|multilabel} ... --out F.h5\n"
             "  xentrain --help | --version | --help-config[=md]\n"
             "\n"
@@ -100,12 +102,13 @@ int main(int argc, char **argv)
     int (*parallel)(const Comm *, int, char **) = NULL;
     if (!strcmp(cmd, "convert")) serial = convert_main;
     else if (!strcmp(cmd, "gen")) serial = gen_main;
+    else if (!strcmp(cmd, "export")) serial = export_main;
     else if (!strcmp(cmd, "train")) parallel = train_main;
     else if (!strcmp(cmd, "eval")) parallel = evaluate_main;
     else if (!strcmp(cmd, "predict")) parallel = predict_main;
     if (!serial && !parallel) {
-        fprintf(stderr, "xentrain: error: unknown %s '%s' (try: train, eval, predict, convert, "
-                        "gen, --help)\n", cmd[0] == '-' ? "option" : "subcommand", cmd);
+        fprintf(stderr, "xentrain: error: unknown %s '%s' (try: train, eval, predict, export, "
+                        "convert, gen, --help)\n", cmd[0] == '-' ? "option" : "subcommand", cmd);
         return XT_ERR_USAGE;
     }
 

@@ -112,17 +112,13 @@ void model_shape_describe(const ModelShape *s, char *buf, size_t len)
                  s->head == HEAD_SOFTMAX ? "softmax" : "sigmoid", s->n_params);
 }
 
-Status model_init(Model *m, const ModelShape *s, size_t max_batch, size_t grad_extra)
+Status model_init(Model *m, const ModelShape *s, size_t max_batch, float *params)
 {
-    *m = (Model){.shape = *s, .max_batch = max_batch > 0 ? max_batch : 1};
+    *m = (Model){.shape = *s, .max_batch = max_batch > 0 ? max_batch : 1, .params = params};
     size_t widest = 0;
     for (int l = 0; l <= s->n_layers; l++)
         if (s->sizes[l] > widest) widest = s->sizes[l];
-    m->params = linalg_alloc(s->n_params * sizeof *m->params);
-    m->grads = linalg_alloc((s->n_params + grad_extra) * sizeof *m->grads);
-    if (m->params) memset(m->params, 0, s->n_params * sizeof *m->params);
-    if (m->grads) memset(m->grads, 0, (s->n_params + grad_extra) * sizeof *m->grads);
-    bool ok = m->params && m->grads;
+    bool ok = params != NULL;
     for (int l = 1; l <= s->n_layers && ok; l++) {
         m->act[l] = linalg_alloc(m->max_batch * s->sizes[l] * sizeof(float));
         ok = m->act[l] != NULL;
@@ -138,18 +134,8 @@ Status model_init(Model *m, const ModelShape *s, size_t max_batch, size_t grad_e
     return XT_OK;
 }
 
-void model_use_params(Model *m, float *buf)
-{
-    memcpy(buf, m->params, m->shape.n_params * sizeof *buf);
-    if (!m->params_borrowed) free(m->params);
-    m->params = buf;
-    m->params_borrowed = true;
-}
-
 void model_free(Model *m)
 {
-    if (!m->params_borrowed) free(m->params);
-    free(m->grads);
     for (int l = 0; l <= MODEL_MAX_LAYERS; l++) free(m->act[l]);
     free(m->work[0]);
     free(m->work[1]);
@@ -225,17 +211,6 @@ const float *model_forward(Model *m, const float *X, size_t B)
     return m->act[s->n_layers];
 }
 
-void model_backward(Model *m, const float *X, const float *dlogits, size_t B, bool accumulate)
-{
-    model_backward_into(m, X, dlogits, B, accumulate, m->grads);
-}
-
-void model_backward_into(Model *m, const float *X, const float *dlogits, size_t B,
-                         bool accumulate, float *grads)
-{
-    model_backward_hooked(m, X, dlogits, B, accumulate, grads, NULL);
-}
-
 /* C = op(A) op(B) (M, N, K as linalg_gemm) in pieces of rows with hooks->progress between
  * them, or in one call without hooks. */
 static void gemm_pieces(float *C, const float *A, const float *Bm, size_t M, size_t N, size_t K,
@@ -254,8 +229,8 @@ static void gemm_pieces(float *C, const float *A, const float *Bm, size_t M, siz
     }
 }
 
-void model_backward_hooked(Model *m, const float *X, const float *dlogits, size_t B,
-                           bool accumulate, float *grads, const BackwardHooks *hooks)
+void model_backward(Model *m, const float *X, const float *dlogits, size_t B, bool accumulate,
+                    float *grads, const BackwardHooks *hooks)
 {
     const float beta = accumulate ? 1.0f : 0.0f;
     const ModelShape *s = &m->shape;

@@ -14,7 +14,8 @@
  *   multilabel : D -> K,    sigmoid head per output
  *   mlp        : D -> H1 -> ... -> K, relu/tanh/sigmoid hidden, softmax or sigmoid head
  * Forward and backward use cblas_sgemm through linalg. Buffers for activations are
- * allocated once for a maximum batch (model_init); nothing allocates afterwards.
+ * allocated once for a maximum batch (model_init); nothing allocates afterwards. The model
+ * owns no parameters or gradients: it computes over the caller's buffers.
  * Local everywhere.
  */
 #ifndef XT_MODEL_H
@@ -66,23 +67,18 @@ void model_shape_describe(const ModelShape *s, char *buf, size_t len);
 
 typedef struct {
     ModelShape shape;
-    float *params;  /* (n_params) owned, or the caller's (model_use_params) */
-    bool params_borrowed;
-    float *grads;   /* (n_params + grad_extra) owned; the extra trailing floats are the
-                       caller's (e.g. a loss sum riding in the same allreduce) */
+    float *params;  /* (n_params) the caller's, borrowed (the trainer's reduction owns them,
+                       eval and predict the loaded model file) */
     size_t max_batch;
     float *act[MODEL_MAX_LAYERS + 1]; /* act[l] (max_batch, sizes[l]), l = 1..L; act[0] unused */
     float *work[2];                   /* backward scratch, (max_batch, widest layer) each */
 } Model;
 
-/* Allocates params (zeroed), grads (n_params + grad_extra floats) and activation buffers
- * for up to max_batch rows. */
-Status model_init(Model *m, const ModelShape *s, size_t max_batch, size_t grad_extra);
+/* Allocates the activation buffers for up to max_batch rows over the caller's parameters
+ * (n_params floats, borrowed: they must outlive m). Gradients go where each backward is
+ * told (model_backward), so the caller decides where they live. */
+Status model_init(Model *m, const ModelShape *s, size_t max_batch, float *params);
 void model_free(Model *m);
-
-/* Moves the parameters into buf (n_params floats, e.g. a shared-memory segment the
- * parameter allgather writes into) and uses it from now on; buf must outlive m. */
-void model_use_params(Model *m, float *buf);
 
 /* zeros: all zero; xavier: W ~ U(-a, a), a = sqrt(6 / (in + out)); he: W ~ N(0, 2 / in).
  * Biases start at zero. Draws from rng in layer order. */
@@ -91,12 +87,6 @@ void model_init_params(Model *m, Init init, Rng *rng);
 /* Forward for B <= max_batch rows of X (B, D). Returns the logits (B, outputs), a view
  * into the model's buffers valid until the next forward. */
 const float *model_forward(Model *m, const float *X, size_t B);
-/* Backward after model_forward on the same X: given dL/dlogits (B, outputs), writes
- * dL/dparams into m->grads (overwrites), or adds them when accumulate (micro-steps). */
-void model_backward(Model *m, const float *X, const float *dlogits, size_t B, bool accumulate);
-/* The same into grads (n_params floats) instead of m->grads. */
-void model_backward_into(Model *m, const float *X, const float *dlogits, size_t B,
-                         bool accumulate, float *grads);
 /* What a hooked backward calls (comm.overlap): layer_done(ctx, l) as soon as layer l's
  * gradients (W_l, b_l: grads[w_off[l-1], w_off[l-1] + the layer's size)) are final, layers
  * in the order L .. 1, before the rest of backward runs: the moment to start reducing them;
@@ -109,8 +99,12 @@ typedef struct {
 } BackwardHooks;
 #define MODEL_PIECE_FLOPS ((size_t)1 << 27)
 #define MODEL_PIECE_MIN_ROWS 16
-void model_backward_hooked(Model *m, const float *X, const float *dlogits, size_t B,
-                           bool accumulate, float *grads, const BackwardHooks *hooks);
+/* Backward after model_forward on the same X: given dL/dlogits (B, outputs), writes
+ * dL/dparams into grads (n_params floats; overwrites), or adds them when accumulate
+ * (micro-batches). hooks: NULL, or the calls above (the products are then computed in
+ * pieces). */
+void model_backward(Model *m, const float *X, const float *dlogits, size_t B, bool accumulate,
+                    float *grads, const BackwardHooks *hooks);
 
 /* A 64-bit hash of the parameter bytes (replica checks: equal iff bit-identical,
  * up to hash collisions). */

@@ -80,7 +80,7 @@ typedef struct {
 
 /* The hook that completes a sharded Optim's norm blocks: buf holds every block's partial
  * sums (doubles); off[0..P] in bytes cut it into the ranks' parts, and this rank has written
- * its own part. On return every part must be filled (comm_step_allgather). Collective. */
+ * its own part. On return every part must be filled (comm_path_allgather). Collective. */
 typedef void (*OptimGather)(void *ctx, void *buf, const size_t *off);
 
 typedef struct {

@@ -12,9 +12,80 @@
 /* Rows per block when a statistic reads the whole source. */
 #define ROWSOURCE_BLOCK_ROWS 1024
 
+/* The two ways rows are held. Every function of the interface dispatches through these. */
+struct RowSourceOps {
+    void (*gather)(const RowSource *s, const uint32_t *rows, size_t m, RowBatch *out);
+    void (*read)(const RowSource *s, size_t lo, size_t m, RowBatch *out);
+    void (*prefetch)(const RowSource *s, const uint32_t *rows, size_t m);
+    void (*begin_step)(RowSource *s, uint64_t epoch, size_t t);
+};
+
+static void copy_targets(const RowSource *s, size_t row, size_t i, RowBatch *out)
+{
+    const Dataset *ds = s->ds;
+    if (s->target == TARGET_DENSE) {
+        if (out->t)
+            memcpy(out->t + i * s->k_dense, ds->t + row * s->k_dense, s->k_dense * sizeof(float));
+    } else if (out->y) {
+        out->y[i] = ds->y[row];
+    }
+}
+
+static void memory_gather(const RowSource *s, const uint32_t *rows, size_t m, RowBatch *out)
+{
+    dataset_gather_rows(out->X, s->ds, rows, m, s->shift, s->mul);
+    for (size_t i = 0; i < m; i++) copy_targets(s, rows[i], i, out);
+}
+
+static void memory_read(const RowSource *s, size_t lo, size_t m, RowBatch *out)
+{
+    dataset_read_rows(out->X, s->ds, lo, m, s->shift, s->mul);
+    for (size_t i = 0; i < m; i++) copy_targets(s, lo + i, i, out);
+}
+
+static void memory_prefetch(const RowSource *s, const uint32_t *rows, size_t m)
+{
+    dataset_prefetch_rows(s->ds, rows, m);
+}
+
+static void memory_begin_step(RowSource *s, uint64_t epoch, size_t t)
+{
+    (void)s;
+    (void)epoch;
+    (void)t;
+}
+
+static void stream_src_gather(const RowSource *s, const uint32_t *rows, size_t m, RowBatch *out)
+{
+    stream_gather(s->stream, rows, m, out->X, out->y, out->t, s->shift, s->mul);
+}
+
+static void stream_src_read(const RowSource *s, size_t lo, size_t m, RowBatch *out)
+{
+    stream_read(s->stream, lo, m, out->X, out->y, out->t, s->shift, s->mul);
+}
+
+static void stream_src_prefetch(const RowSource *s, const uint32_t *rows, size_t m)
+{
+    (void)s; /* the reader thread reads ahead */
+    (void)rows;
+    (void)m;
+}
+
+static void stream_src_begin_step(RowSource *s, uint64_t epoch, size_t t)
+{
+    stream_begin_step(s->stream, epoch, t);
+}
+
+static const RowSourceOps MEMORY_OPS = {memory_gather, memory_read, memory_prefetch,
+                                        memory_begin_step};
+static const RowSourceOps STREAM_OPS = {stream_src_gather, stream_src_read, stream_src_prefetch,
+                                        stream_src_begin_step};
+
 void rowsource_init(RowSource *s, Dataset *ds)
 {
-    *s = (RowSource){.n = ds->hi - ds->lo,
+    *s = (RowSource){.ops = &MEMORY_OPS,
+                     .n = ds->hi - ds->lo,
                      .d = ds->info.d,
                      .target = ds->info.target,
                      .k_dense = ds->info.k_dense,
@@ -30,7 +101,7 @@ void rowsource_free(RowSource *s)
 void rowsource_set_normalization(RowSource *s, const float *shift, const float *mul)
 {
     if (!shift) return;
-    if (s->stream || s->ds->X8) {
+    if (s->stream || s->ds->X8) { /* normalised as rows are handed out */
         s->shift = shift;
         s->mul = mul;
     } else {
@@ -38,49 +109,108 @@ void rowsource_set_normalization(RowSource *s, const float *shift, const float *
     }
 }
 
-static void copy_targets(const RowSource *s, size_t row, size_t i, RowBatch *out)
-{
-    const Dataset *ds = s->ds;
-    if (s->target == TARGET_DENSE) {
-        if (out->t)
-            memcpy(out->t + i * s->k_dense, ds->t + row * s->k_dense, s->k_dense * sizeof(float));
-    } else if (out->y) {
-        out->y[i] = ds->y[row];
-    }
-}
-
 void rowsource_gather(const RowSource *s, const uint32_t *rows, size_t m, RowBatch *out)
 {
-    if (s->stream) {
-        stream_gather(s->stream, rows, m, out->X, out->y, out->t, s->shift, s->mul);
-        return;
-    }
-    dataset_gather_rows(out->X, s->ds, rows, m, s->shift, s->mul);
-    for (size_t i = 0; i < m; i++) copy_targets(s, rows[i], i, out);
+    s->ops->gather(s, rows, m, out);
 }
 
 void rowsource_read(const RowSource *s, size_t lo, size_t m, RowBatch *out)
 {
     XT_ASSERT(lo + m <= s->n);
-    if (s->stream) {
-        stream_read(s->stream, lo, m, out->X, out->y, out->t, s->shift, s->mul);
-        return;
-    }
-    dataset_read_rows(out->X, s->ds, lo, m, s->shift, s->mul);
-    for (size_t i = 0; i < m; i++) copy_targets(s, lo + i, i, out);
+    s->ops->read(s, lo, m, out);
 }
 
 void rowsource_prefetch(const RowSource *s, const uint32_t *rows, size_t m)
 {
-    if (!s->stream) dataset_prefetch_rows(s->ds, rows, m);
+    s->ops->prefetch(s, rows, m);
 }
 
 void rowsource_begin_step(RowSource *s, uint64_t epoch, size_t t)
 {
-    if (s->stream) stream_begin_step(s->stream, epoch, t);
+    s->ops->begin_step(s, epoch, t);
+}
+
+/* The read size a stream gets from a budget: a small share of it, 4 KiB to 4 MiB. */
+static size_t stream_io_bytes(double budget)
+{
+    double io = budget > 0 ? budget / 32 : 4194304.0;
+    return (size_t)(io < 4096.0 ? 4096.0 : io > 4194304.0 ? 4194304.0 : io);
+}
+
+/* The smallest budget that holds one step in each of two windows besides the stream's own
+ * buffers, which grow with the budget (their reads take a share of it). */
+static double stream_sufficient_budget(const Stream *st, size_t local, size_t max_local)
+{
+    double steps = 2.0 * (double)max_local * (double)stream_row_bytes(st);
+    double b = steps + (double)stream_fixed_bytes_at(st, local, stream_io_bytes(0.0));
+    for (int i = 0; i < 64; i++) { /* the buffers' share of b is under a quarter: converges */
+        double next = steps + (double)stream_fixed_bytes_at(st, local, stream_io_bytes(b));
+        if (next <= b) break;
+        b = next;
+    }
+    return ceil(b / 1024.0) * 1024.0;
+}
+
+Status rowsource_plan_training(RowSource *s, const Sampler *sp, double budget, uint64_t epochs,
+                               double *bytes, char *err, size_t errlen)
+{
+    size_t local = sp->row_hi - sp->row_lo;
+    if (!s->stream) {
+        *bytes = (double)local * dataset_row_bytes(&s->ds->info, s->ds->X8 != NULL);
+        return XT_OK;
+    }
+    size_t row = stream_row_bytes(s->stream);
+    double fixed = (double)stream_fixed_bytes(s->stream, local) + (double)local * sizeof(uint32_t);
+    double wr = budget > 0 ? (budget - fixed) / (2.0 * (double)row) : (double)local;
+    if (wr > (double)local) wr = (double)local;
+    if (wr < (double)sp->max_local) {
+        char hb[32], hn[32];
+        strutil_human_bytes(budget, hb, sizeof hb);
+        double enough = stream_sufficient_budget(s->stream, local, sp->max_local) +
+                        (double)local * sizeof(uint32_t);
+        strutil_human_bytes(enough, hn, sizeof hn);
+        snprintf(err, errlen, "data.memory_budget: %s per rank is too small to stream the "
+                 "training rows: one step of %zu rows in each of two windows plus the reader's "
+                 "buffers needs data.memory_budget = %.0f (%s) or more; or lower "
+                 "train.batch_size, or use more ranks", hb, sp->max_local, enough, hn);
+        return XT_ERR_USAGE;
+    }
+    *bytes = fixed + 2.0 * wr * (double)row;
+    return stream_plan(s->stream, sp, (size_t)wr, epochs);
+}
+
+void rowsource_describe(const RowSource *s, char *buf, size_t len)
+{
+    if (!s->stream) {
+        snprintf(buf, len, "in memory");
+        return;
+    }
+    char how[600];
+    StreamStats ss;
+    stream_stats(s->stream, &ss);
+    stream_describe(s->stream, how, sizeof how);
+    if (ss.window_rows == 0) snprintf(buf, len, "streamed from the file in blocks (%s)", how);
+    else
+        snprintf(buf, len, "streaming from the file (%s): two windows of %zu rows (about %zu "
+                 "steps each) read ahead", how, ss.window_rows, ss.window_steps);
+}
+
+void rowsource_stream_stats(RowSource *s, StreamStats *out)
+{
+    *out = (StreamStats){0};
+    if (!s->stream) return;
+    stream_stop(s->stream); /* its counters are final */
+    stream_stats(s->stream, out);
 }
 
 /* ---- memory or stream -------------------------------------------------------------------- */
+
+RowHolding rowsource_holding(StreamMode mode, double need_max, double budget)
+{
+    bool big = budget > 0 && need_max > budget;
+    if (mode == STREAM_TRUE || (mode == STREAM_AUTO && big)) return HOLD_STREAM;
+    return big ? HOLD_REFUSED : HOLD_MEMORY;
+}
 
 double rowsource_budget(double configured, int local_ranks, char *why, size_t whylen)
 {
@@ -107,10 +237,8 @@ static Status open_stream(RowSource *s, Dataset *ds, const DatasetInfo *info, si
 {
     char why[XT_PATH_MAX + 1200];
     Stream *st = NULL;
-    /* the reader's buffers: a small share of the budget, 4 KiB to 4 MiB */
-    double io = o->budget > 0 ? o->budget / 32 : 4194304.0;
-    io = io < 4096.0 ? 4096.0 : io > 4194304.0 ? 4194304.0 : io;
-    Status rc = stream_open(&st, info, lo, hi, o->compact, (size_t)io, why, sizeof why);
+    Status rc = stream_open(&st, info, lo, hi, o->compact, stream_io_bytes(o->budget), why,
+                            sizeof why);
     if (rc != XT_OK) {
         log_error("%s: %s:%s cannot be streamed: %s%s", o->what, info->file, info->group, why,
                   o->mode == STREAM_AUTO ? " (and its rows do not fit data.memory_budget)" : "");
@@ -129,6 +257,7 @@ static Status open_stream(RowSource *s, Dataset *ds, const DatasetInfo *info, si
         return rc;
     }
     rowsource_init(s, ds);
+    s->ops = &STREAM_OPS;
     s->stream = st;
     return XT_OK;
 }
@@ -139,10 +268,11 @@ Status rowsource_open(RowSource *s, Dataset *ds, const DatasetInfo *info, size_t
     *s = (RowSource){0};
     double need = (double)(hi - lo) * dataset_row_bytes(info, o->compact) +
                   (double)(hi - lo) * (double)o->extra_per_row;
-    int32_t big = o->budget > 0 && need > o->budget;
-    if (comm) comm_allreduce_max_i32(comm, &big, 1);
-    *streamed = o->mode == STREAM_TRUE || (o->mode == STREAM_AUTO && big);
-    if (!*streamed && big) { /* data.stream = false and a rank over the budget: all refuse */
+    double need_max = need;
+    if (comm) comm_allreduce_max_double(comm, &need_max, 1);
+    RowHolding h = rowsource_holding(o->mode, need_max, o->budget);
+    *streamed = h == HOLD_STREAM;
+    if (h == HOLD_REFUSED) { /* data.stream = false and a rank over the budget: all refuse */
         if (need > o->budget) {
             char hneed[32], hbudget[32];
             strutil_human_bytes(need, hneed, sizeof hneed);

@@ -28,12 +28,15 @@ typedef struct {
     float *t;
 } RowBatch;
 
+typedef struct RowSourceOps RowSourceOps; /* the implementation: memory or stream */
+
 typedef struct {
+    const RowSourceOps *ops;
     size_t n, d;           /* rows held, features */
     TargetKind target;
     size_t k_dense;        /* target width when target == TARGET_DENSE */
     Dataset *ds;           /* the rows' Dataset: borrowed (row arrays empty when streamed) */
-    Stream *stream;        /* the streamed source, or NULL: owned */
+    Stream *stream;        /* a streamed source's stream, owned; NULL in memory */
     const float *shift, *mul; /* normalisation applied on the way out, or NULL */
 } RowSource;
 
@@ -45,6 +48,12 @@ void rowsource_free(RowSource *s);
 /* ---- memory or stream -------------------------------------------------------------------- */
 
 typedef enum { STREAM_FALSE, STREAM_TRUE, STREAM_AUTO } StreamMode; /* data.stream */
+
+/* The one rule for holding a split's rows (the plan and rowsource_open both ask it): stream
+ * them when mode says true, or auto and the largest rank's rows (need_max bytes) exceed the
+ * budget (> 0); refuse when mode says false and they exceed it; else keep them in memory. */
+typedef enum { HOLD_MEMORY, HOLD_STREAM, HOLD_REFUSED } RowHolding;
+RowHolding rowsource_holding(StreamMode mode, double need_max, double budget);
 
 /* How rowsource_open may hold a split's rows. */
 typedef struct {
@@ -66,17 +75,27 @@ double rowsource_budget(double configured, int local_ranks, char *why, size_t wh
 
 /* Loads rows [lo, hi) of a split into ds (dataset_load / dataset_load_compact, with their
  * checks) or opens them for streaming (stream.h: the same checks in one scan), as
- * o->mode and o->budget decide: false = memory (a split larger than the budget is refused,
- * naming data.stream and data.memory_budget), true = stream, auto = stream exactly when the
- * rows do not fit. *streamed tells which. With comm the choice is agreed (every rank
- * streams when one must) and the load is collective; with comm == NULL, Local. On success
- * s is the source over the rows. */
+ * rowsource_holding decides from o->mode and o->budget with the largest rank's need (with
+ * comm: agreed, every rank streams when one must, and the load is collective; with comm ==
+ * NULL, Local). A refusal names data.stream and data.memory_budget. *streamed tells which.
+ * On success s is the source over the rows. */
 Status rowsource_open(RowSource *s, Dataset *ds, const DatasetInfo *info, size_t lo, size_t hi,
                       size_t k, const SourceOptions *o, const Comm *comm, bool *streamed);
 
+/* Training rows read ahead for the steps to come (a streamed source: two windows of steps
+ * planned from a copy of the sampler in what `budget` leaves after the stream's own
+ * buffers). *bytes: what the rows take (windows and buffers, or the rows in memory).
+ * XT_ERR_USAGE with the sufficient data.memory_budget in err when one step does not fit.
+ * Local. */
+Status rowsource_plan_training(RowSource *s, const Sampler *sampler, double budget,
+                               uint64_t epochs, double *bytes, char *err, size_t errlen);
 /* A hint that training step t of epoch (0-based) comes next: a streamed source makes its
  * rows available (waiting for its reader when it is behind). A no-op in memory. */
 void rowsource_begin_step(RowSource *s, uint64_t epoch, size_t t);
+/* How the rows are held, for banners: "in memory" or the stream's layout and windows. */
+void rowsource_describe(const RowSource *s, char *buf, size_t len);
+/* A streamed source's figures so far (its reader stopped first); zeros in memory. */
+void rowsource_stream_stats(RowSource *s, StreamStats *out);
 /* From now on rows come out normalised (shift and mul: D values, borrowed). A float32
  * Dataset is normalised once, in place; uint8 rows are normalised as they are gathered
  * (4x less memory than float). */

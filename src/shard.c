@@ -272,3 +272,56 @@ size_t sampler_global_count(const Sampler *s, size_t t)
     }
     return m;
 }
+
+/* ---- the step plan ----------------------------------------------------------------------- */
+
+size_t step_plan_max_parts(const Sampler *s, size_t pieces)
+{
+    size_t groups = s->G > 0 ? s->g_hi - s->g_lo : 1;
+    return (groups > 0 ? groups : 1) * (pieces > 0 ? pieces : 1);
+}
+
+Status step_plan_init(StepPlan *p, const Sampler *s, size_t pieces)
+{
+    *p = (StepPlan){.t = SIZE_MAX, .pieces = pieces > 0 ? pieces : 1};
+    p->mb = malloc(step_plan_max_parts(s, pieces) * sizeof *p->mb);
+    p->rows = malloc((s->max_local > 0 ? s->max_local : 1) * sizeof *p->rows);
+    if (p->mb && p->rows) return XT_OK;
+    step_plan_free(p);
+    return XT_ERR_RUNTIME;
+}
+
+void step_plan_free(StepPlan *p)
+{
+    free(p->mb);
+    free(p->rows);
+    *p = (StepPlan){.t = SIZE_MAX};
+}
+
+/* Rows [0, m) of rows cut into p->pieces micro-batches; `grouped`: each its own partial. */
+static void plan_pieces(StepPlan *p, const uint32_t *rows, size_t m, bool grouped)
+{
+    const size_t k = p->pieces;
+    for (size_t c = 0; c < k; c++) {
+        size_t lo = (m * c) / k, hi = (m * (c + 1)) / k;
+        if (hi == lo) continue;
+        p->mb[p->n] = (MicroBatch){.rows = rows + lo, .m = hi - lo, .part = grouped ? p->n : 0};
+        p->n++;
+    }
+}
+
+void step_plan_make(StepPlan *p, const Sampler *s, size_t t)
+{
+    p->t = t;
+    p->n = 0;
+    if (s->G == 0) {
+        plan_pieces(p, p->rows, sampler_step_rows(s, t, p->rows), false);
+        return;
+    }
+    size_t used = 0;
+    for (size_t g = s->g_lo; g < s->g_hi; g++) {
+        size_t m = sampler_group_rows(s, t, g, p->rows + used);
+        plan_pieces(p, p->rows + used, m, true);
+        used += m;
+    }
+}

@@ -93,4 +93,36 @@ size_t sampler_max_group_rows(const Sampler *s);
 /* Rows in step t's GLOBAL batch (the same on every rank, without communication). */
 size_t sampler_global_count(const Sampler *s, size_t t);
 
+/* ---- the step plan ----------------------------------------------------------------------
+ * What one optimiser step computes on this rank, for the trainer's one micro-batch loop:
+ * which rows, in how many micro-batches, into which partial gradient buffer.
+ *   without groups  this rank's rows of the step, cut into `pieces` (train.accumulate)
+ *                   near-equal micro-batches, all into partial 0: their gradients add up in
+ *                   one buffer (micro-batch c holds rows [m c / k, m (c+1) / k));
+ *   with groups     (reproducible mode) each owned group's rows, cut the same way; the i-th
+ *                   micro-batch goes into partial i: each is a P-independent set of rows
+ *                   whose partial is combined exactly (exact.h).
+ * Empty micro-batches are left out, so a rank without rows has none. Local. */
+typedef struct {
+    const uint32_t *rows; /* local row indices: a view into the plan's row list */
+    size_t m;
+    size_t part;          /* the partial buffer its gradient goes to */
+} MicroBatch;
+
+typedef struct {
+    size_t t;          /* the step planned (SIZE_MAX: none) */
+    size_t n;          /* micro-batches */
+    size_t pieces;     /* micro-batches per group (or per step without groups) */
+    MicroBatch *mb;    /* (max_parts) */
+    uint32_t *rows;    /* (max_local) */
+} StepPlan;
+
+/* Allocates a plan for s's steps. XT_ERR_RUNTIME when out of memory. */
+Status step_plan_init(StepPlan *p, const Sampler *s, size_t pieces);
+void step_plan_free(StepPlan *p);
+/* The most micro-batches (and partial buffers) a step of s has on this rank. */
+size_t step_plan_max_parts(const Sampler *s, size_t pieces);
+/* Fills p with step t of the current epoch. */
+void step_plan_make(StepPlan *p, const Sampler *s, size_t t);
+
 #endif

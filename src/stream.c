@@ -35,8 +35,8 @@ typedef struct {
     H5ioLayout lay;
     MemType mem;
     size_t mem_esize;
-    char path[340];               /* "/train/X" */
-    char name[XT_PATH_MAX + 340]; /* "file.h5:/train/X", for messages */
+    char path[600];               /* "/train/X" */
+    char name[XT_PATH_MAX + 600]; /* "file.h5:/train/X", for messages */
 } Array;
 
 /* A decoded chunk row of one array: rows [i * chunk_rows, ...) at full width, stored type. */
@@ -435,8 +435,7 @@ static Status array_open(H5File *f, const DatasetInfo *info, const char *dset_na
                          Array *a, char *why, size_t whylen)
 {
     char *path = a->path;
-    snprintf(a->path, sizeof a->path, "%s%s%s", info->group, strcmp(info->group, "/") ? "/" : "",
-             dset_name);
+    dataset_object_path(info, dset_name, a->path, sizeof a->path);
     snprintf(a->name, sizeof a->name, "%s:%s", info->file, path);
     a->mem = mem;
     a->mem_esize = mem == MEM_U8 ? 1 : 4;
@@ -520,9 +519,11 @@ Status stream_open(Stream **out, const DatasetInfo *info, size_t lo, size_t hi, 
     if (st == XT_OK)
         st = array_open(f, info, info->x_name, compact && info->x_u8 ? MEM_U8 : MEM_F32, &s->x,
                         why, whylen);
+    char yids[700]; /* y, or y/codes for categories */
+    dataset_y_path(info, yids, sizeof yids);
     if (st == XT_OK && s->has_y)
-        st = array_open(f, info, info->y_name, info->target == TARGET_CLASS ? MEM_I32 : MEM_F32,
-                        &s->y, why, whylen);
+        st = array_open(f, info, yids, info->target == TARGET_CLASS ? MEM_I32 : MEM_F32, &s->y,
+                        why, whylen);
     if (st == XT_OK) {
         s->fd = open(info->file, O_RDONLY | O_CLOEXEC);
         if (s->fd < 0) {
@@ -559,18 +560,20 @@ size_t stream_row_bytes(const Stream *s)
     return b;
 }
 
-size_t stream_block_rows(const Stream *s)
+static size_t block_rows_at(const Stream *s, size_t io_bytes)
 {
-    size_t r = s->io_bytes / (s->x.lay.cols * sizeof(float));
+    size_t r = io_bytes / (s->x.lay.cols * sizeof(float));
     return r ? r : 1;
 }
 
-size_t stream_fixed_bytes(const Stream *s, size_t local_rows)
+size_t stream_block_rows(const Stream *s) { return block_rows_at(s, s->io_bytes); }
+
+size_t stream_fixed_bytes_at(const Stream *s, size_t local_rows, size_t io_bytes)
 {
     /* the helper's permutation, the two readers' run buffers, a sequential block in the
      * memory types and as the float rows handed out */
-    size_t b = local_rows * sizeof(uint32_t) + 2 * s->io_bytes +
-               stream_block_rows(s) * (stream_row_bytes(s) + s->x.lay.cols * sizeof(float));
+    size_t b = local_rows * sizeof(uint32_t) + 2 * io_bytes +
+               block_rows_at(s, io_bytes) * (stream_row_bytes(s) + s->x.lay.cols * sizeof(float));
     const Array *arr[2] = {&s->x, &s->y};
     for (int i = 0; i < 2; i++) {
         const H5ioLayout *l = &arr[i]->lay;
@@ -580,6 +583,11 @@ size_t stream_fixed_bytes(const Stream *s, size_t local_rows)
         b += 2 * (l->chunk_rows * l->cols * l->esize + 3 * chunk);
     }
     return b;
+}
+
+size_t stream_fixed_bytes(const Stream *s, size_t local_rows)
+{
+    return stream_fixed_bytes_at(s, local_rows, s->io_bytes);
 }
 
 static bool block_reserve(Stream *s, size_t m)

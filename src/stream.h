@@ -53,6 +53,8 @@ void stream_set_drop_cache(Stream *s, bool drop);
  * permutation of `local_rows` rows). Local. */
 size_t stream_row_bytes(const Stream *s);
 size_t stream_fixed_bytes(const Stream *s, size_t local_rows);
+/* The same had the stream been opened with reads of io_bytes (what another budget gives). */
+size_t stream_fixed_bytes_at(const Stream *s, size_t local_rows, size_t io_bytes);
 /* Rows per block that sequential readers should ask for (io_bytes of float rows). */
 size_t stream_block_rows(const Stream *s);
 

@@ -1,5 +1,5 @@
 /* train_outputs: what a run leaves behind besides checkpoints (see trainer.h): the
- * model files and the closing line. */
+ * model files, the stream's totals and the closing line. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -13,11 +13,15 @@ ModelFile trainer_model_file(const Trainer *tr, const float *params, int64_t epo
 {
     ModelFile mf = {.shape = tr->model.shape,
                     .params = (float *)params,
-                    .normalize = tr->norm,
+                    .normalize = tr->plan.norm,
                     .shift = tr->shift,
                     .mul = tr->mul,
                     .class_names = tr->train.class_names,
                     .n_class_names = tr->train.n_class_names,
+                    .label_values = tr->train.label_values,
+                    .n_label_values = tr->train.n_label_values,
+                    .feature_names = tr->train.feature_names,
+                    .n_feature_names = tr->train.n_feature_names,
                     .epoch = epoch,
                     .val_loss = vl,
                     .val_accuracy = va};
@@ -25,6 +29,23 @@ ModelFile trainer_model_file(const Trainer *tr, const float *params, int64_t epo
     mf.has_ignore = tr->cfg.loss.ignore_index >= 0;
     mf.ignore_index = tr->cfg.loss.ignore_index;
     return mf;
+}
+
+void trainer_report_stream(Trainer *tr)
+{
+    if (!tr->plan.stream) return;
+    StreamStats ss;
+    rowsource_stream_stats(&tr->train_rows, &ss);
+    double v[4] = {ss.bytes_read, ss.bytes_needed, ss.io_s, ss.wait_s};
+    comm_allreduce_sum_double(tr->comm, v, 4);
+    if (tr->r != 0) return;
+    double hidden = v[2] > 0 ? 1.0 - v[3] / v[2] : 1.0;
+    if (hidden < 0) hidden = 0;
+    log_info("stream totals: bytes_read=%.0f bytes_needed=%.0f io_s=%.3f wait_s=%.3f hidden=%.3f "
+             "amplification=%.3f", v[0], v[1], v[2], v[3], hidden, v[1] > 0 ? v[0] / v[1] : 0.0);
+    log_info("stream: read %.1f MiB for %.1f MiB of rows; the reader thread spent %.2f s "
+             "reading, training waited %.2f s for it (%.0f%% of the reading hidden behind "
+             "compute)", v[0] / 1048576.0, v[1] / 1048576.0, v[2], v[3], 100.0 * hidden);
 }
 
 /* The closing line for the decision; returns the exit code. */
@@ -46,7 +67,7 @@ int trainer_report_end(const Trainer *tr, const EsDecision *dec)
         return XT_ERR_RUNTIME;
     case ES_STOP_SIGNAL:
         log_info("checkpointed %s after a signal; exit code %d asks the scheduler to requeue "
-                 "(train.resume = auto continues from it)", tr->ckpt_path, XT_ERR_REQUEUE);
+                 "(train.resume = auto continues from it)", tr->files.ckpt, XT_ERR_REQUEUE);
         return XT_ERR_REQUEUE;
     case ES_CONTINUE: break;
     }
@@ -63,30 +84,30 @@ int trainer_finish_models(Trainer *tr, const EsDecision *dec)
         /* A run resumed into a new run.dir may not have improved since: model.h5 still
          * gets the best epoch (from the checkpoint's /best). */
         int64_t held = 0;
-        bool stale = !fsutil_exists(tr->model_path) ||
-                     model_io_read_epoch(tr->model_path, &held) != XT_OK ||
+        bool stale = !fsutil_exists(tr->files.model) ||
+                     model_io_read_epoch(tr->files.model, &held) != XT_OK ||
                      held != tr->es.best_epoch;
-        if (tr->model_keeps_best && tr->has_best && stale) {
-            ModelFile mf = trainer_model_file(tr, tr->best, tr->es.best_epoch, tr->best_vl,
-                                              tr->best_va);
-            st = model_io_save(tr->model_path, &mf);
+        if (tr->model_keeps_best && tr->best.has && stale) {
+            ModelFile mf = trainer_model_file(tr, tr->best.params, tr->es.best_epoch, tr->best.vl,
+                                              tr->best.va);
+            st = model_io_save(tr->files.model, &mf);
         }
         bool differs = tr->model_keeps_best && tr->es.best_epoch != dec->epoch;
         if (differs && st == XT_OK) {
             ModelFile mf = trainer_model_file(tr, tr->model.params, dec->epoch, tr->last_vl,
                                               tr->last_va);
-            st = model_io_save(tr->last_path, &mf);
-        } else if (st == XT_OK && fsutil_exists(tr->last_path) && remove(tr->last_path) != 0) {
-            log_error("cannot remove the stale %s", tr->last_path);
+            st = model_io_save(tr->files.last, &mf);
+        } else if (st == XT_OK && fsutil_exists(tr->files.last) && remove(tr->files.last) != 0) {
+            log_error("cannot remove the stale %s", tr->files.last);
             st = XT_ERR_RUNTIME;
         }
-        if (st == XT_OK) st = model_io_read_epoch(tr->model_path, &held);
+        if (st == XT_OK) st = model_io_read_epoch(tr->files.model, &held);
         if (st == XT_OK)
-            log_info("wrote %s (epoch %lld, %s), %s%s", tr->model_path, (long long)held,
+            log_info("wrote %s (epoch %lld, %s), %s%s", tr->files.model, (long long)held,
                      !tr->has_val ? "the last epoch: no validation split"
                      : tr->model_keeps_best ? "the best validation epoch"
                                             : "the last epoch: restore_best = false",
-                     tr->metrics_path, differs ? ", model-last.h5 (the last epoch)" : "");
+                     tr->files.metrics, differs ? ", model-last.h5 (the last epoch)" : "");
     }
     return comm_agree(tr->comm, st) != XT_OK ? XT_ERR_RUNTIME : 0;
 }

@@ -17,7 +17,7 @@ Status trainer_write_checkpoint(Trainer *tr, int64_t epoch, size_t step_in_epoch
                                 const EpochSums *sums, bool finished, int32_t action)
 {
     StateList tmp, es;
-    const StateList *opt = trainer_optim_state(tr, &tmp);
+    const StateList *opt = reduce_state(tr->red, &tmp);
     if (!opt) {
         log_error("no checkpoint: the sharded optimiser state could not be gathered");
         return XT_ERR_RUNTIME;
@@ -42,9 +42,10 @@ Status trainer_write_checkpoint(Trainer *tr, int64_t epoch, size_t step_in_epoch
                      .optimizer = opt,
                      .early_stop = &es};
     ck.model = trainer_model_file(tr, tr->model.params, epoch - (step_in_epoch == 0), NAN, NAN);
-    if (tr->has_best)
-        ck.best = trainer_model_file(tr, tr->best, tr->es.best_epoch, tr->best_vl, tr->best_va);
-    return checkpoint_save(tr->ckpt_path, &ck);
+    if (tr->best.has)
+        ck.best = trainer_model_file(tr, tr->best.params, tr->es.best_epoch, tr->best.vl,
+                                     tr->best.va);
+    return checkpoint_save(tr->files.ckpt, &ck);
 }
 
 /* Rank 0 writes the resolved config.ini, once every check has passed (a refused resume
@@ -76,8 +77,8 @@ static Status choose_checkpoint(Trainer *tr, char *path, size_t len, int32_t *us
     *use = 0;
     if (tr->r == 0) {
         if (!strcmp(c->train.resume, "auto")) {
-            *use = fsutil_exists(tr->ckpt_path);
-            snprintf(path, len, "%s", tr->ckpt_path);
+            *use = fsutil_exists(tr->files.ckpt);
+            snprintf(path, len, "%s", tr->files.ckpt);
         } else if (strcmp(c->train.resume, "never") != 0) {
             snprintf(path, len, "%s", c->train.resume);
             *use = fsutil_exists(path) ? 1 : -1;
@@ -131,21 +132,21 @@ static Status restore(Trainer *tr, const char *path, const Checkpoint *ck)
 {
     StateList es;
     early_stop_state(&tr->es, &es);
-    Status st = trainer_restore_optim(tr, path, &es);
+    Status st = reduce_restore_state(tr->red, path, &es);
     if (st != XT_OK) return st;
     size_t n = tr->model.shape.n_params;
     memcpy(tr->model.params, ck->model.params, n * sizeof(float));
     if (tr->r == 0 && ck->best.params) {
-        memcpy(tr->best, ck->best.params, n * sizeof(float));
-        tr->has_best = true;
-        tr->best_vl = ck->best.val_loss;
-        tr->best_va = ck->best.val_accuracy;
+        memcpy(tr->best.params, ck->best.params, n * sizeof(float));
+        tr->best.has = true;
+        tr->best.vl = ck->best.val_loss;
+        tr->best.va = ck->best.val_accuracy;
     }
     const CheckpointState *cs = &ck->state;
     tr->step = cs->step;
-    tr->start_epoch = cs->epoch;
-    tr->start_step = (size_t)cs->step_in_epoch;
-    tr->start_sums = (EpochSums){.loss_sum = cs->loss_sum, .weight_sum = cs->weight_sum,
+    tr->start.epoch = cs->epoch;
+    tr->start.step = (size_t)cs->step_in_epoch;
+    tr->start.sums = (EpochSums){.loss_sum = cs->loss_sum, .weight_sum = cs->weight_sum,
                                  .rows = cs->rows_seen, .correct = cs->correct_seen,
                                  .decisions = cs->decisions_seen};
     return XT_OK;
@@ -156,8 +157,8 @@ static void report_resume(Trainer *tr, const char *path, const Checkpoint *ck)
 {
     const CheckpointState *cs = &ck->state;
     if ((cs->finished && cs->final_action == ES_STOP_EARLY) ||
-        tr->start_epoch > tr->cfg.train.epochs) {
-        tr->nothing_to_do = true;
+        tr->start.epoch > tr->cfg.train.epochs) {
+        tr->start.nothing_to_do = true;
         log_info("resume: %s records a finished run (%s at epoch %lld); nothing to do "
                  "(raise train.epochs to continue, or train.resume = never to start over)",
                  path, early_stop_action_name((EsAction)cs->final_action),
@@ -172,9 +173,9 @@ static void report_resume(Trainer *tr, const char *path, const Checkpoint *ck)
                      "run.dir) to start over", diff);
     } else {
         log_info("resume: %s, epoch %lld step %zu (optimiser step %llu), written by %lld rank(s), "
-                 "continuing on %d", path, (long long)cs->epoch, tr->start_step,
+                 "continuing on %d", path, (long long)cs->epoch, tr->start.step,
                  (unsigned long long)cs->step, (long long)cs->ranks, tr->P);
-        if (tr->repro && cs->blas_threads > 0 && cs->blas_threads != linalg_blas_threads())
+        if (tr->plan.G > 0 && cs->blas_threads > 0 && cs->blas_threads != linalg_blas_threads())
             log_warn("resume: %s was written with %lld BLAS thread(s) per rank, this run has %d: "
                      "a GEMM's bits can depend on the thread count, so the run may leave the "
                      "reproducible trajectory (set OPENBLAS_NUM_THREADS=%lld to stay on it)", path,
@@ -193,8 +194,8 @@ static Status resume_from(Trainer *tr, const char *path)
     if (st == XT_OK) report_resume(tr, path, &ck);
     checkpoint_free(&ck);
     if (st != XT_OK) return st;
-    Status local = tr->r == 0 ? metrics_open_resume(&tr->metrics, tr->metrics_path,
-                                                    tr->start_epoch)
+    Status local = tr->r == 0 ? metrics_open_resume(&tr->metrics, tr->files.metrics,
+                                                    tr->start.epoch)
                               : XT_OK;
     return comm_agree(tr->comm, local);
 }
@@ -208,14 +209,14 @@ Status trainer_resume(Trainer *tr)
     Status fp = tr->r == 0 ? dataset_fingerprint(&tr->tinfo, &tr->data_print) : XT_OK;
     if ((fp = comm_agree(tr->comm, fp)) != XT_OK) return fp;
     comm_bcast(tr->comm, &tr->data_print, sizeof tr->data_print, 0);
-    tr->start_epoch = 1;
+    tr->start.epoch = 1;
     char path[TRAINER_PATH_MAX] = "";
     int32_t use = 0;
     Status st = choose_checkpoint(tr, path, sizeof path, &use);
     if (st == XT_OK && use) st = resume_from(tr, path);
     else if (st == XT_OK)
         st = comm_agree(tr->comm,
-                        tr->r == 0 ? metrics_open(&tr->metrics, tr->metrics_path, false) : XT_OK);
-    if (st == XT_OK && !tr->nothing_to_do) st = write_resolved_config(tr);
+                        tr->r == 0 ? metrics_open(&tr->metrics, tr->files.metrics, false) : XT_OK);
+    if (st == XT_OK && !tr->start.nothing_to_do) st = write_resolved_config(tr);
     return st;
 }

@@ -1,7 +1,41 @@
 # Shared helpers of the shell tests; source it. Each check prints "ok   - ..." or
 # "FAIL - ..." and the script ends with `finish`, which prints the "N passed, M failed" line
 # CTest's readers look for and returns non-zero when anything failed.
+#
+# Every shell test starts with `xt_begin "$@"`, launches xentrain only through `xt` (or
+# `xt_launch` for another command on the ranks) and writes its configs with `write_ini`.
 passes=0 failures=0
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+# xt_begin XENTRAIN SCRATCH_DIR [MPIEXEC]: the tests' prologue: $bin, $tmp and $mpiexec set
+# (tests/CMakeLists.txt passes them; MPIEXEC defaults to mpirun), the scratch directory
+# emptied and entered.
+xt_begin() {
+  bin=$1 tmp=$2 mpiexec=${3:-mpirun}
+  case $tmp in /*) ;; *) tmp=$PWD/$tmp ;; esac
+  rm -rf "$tmp" && mkdir -p "$tmp" && cd "$tmp" || exit 1
+}
+
+# xt_launch NP COMMAND...: COMMAND on NP ranks through $mpiexec, killed after XT_TIMEOUT
+# seconds (default 120; a test whose runs are longer sets it). More ranks than cores is fine:
+# the tests' environment sets Open MPI's oversubscription (MPICH needs nothing).
+XT_TIMEOUT=${XT_TIMEOUT:-120}
+xt_launch() { local np=$1; shift; timeout -k 5 "$XT_TIMEOUT" "$mpiexec" -np "$np" "$@"; }
+# xt NP ARGS...: xentrain ARGS on NP ranks.
+xt() { local np=$1; shift; xt_launch "$np" "$bin" "$@"; }
+
+# write_ini FILE section.key=value...: FILE as an INI config: one [section] per section, in
+# the order the keys first name it, each key = value line in the order given.
+write_ini() {
+  local file=$1; shift
+  if [ $# -eq 0 ]; then : > "$file"; return; fi
+  printf '%s\n' "$@" | awk '{
+      eq = index($0, "="); key = substr($0, 1, eq - 1); val = substr($0, eq + 1)
+      dot = index(key, "."); sec = substr(key, 1, dot - 1); name = substr(key, dot + 1)
+      if (!(sec in seen)) { seen[sec] = ++ns; order[ns] = sec }
+      lines[sec] = lines[sec] name " = " val "\n" }
+    END { for (i = 1; i <= ns; i++) printf "[%s]\n%s", order[i], lines[order[i]] }' > "$file"
+}
 # The test's own Open MPI session directory (tests/CMakeLists.txt), made before the first
 # mpirun: two mpiruns started together would race creating its parents.
 if [ -n "${OMPI_MCA_orte_tmpdir_base:-}" ]; then mkdir -p "$OMPI_MCA_orte_tmpdir_base" || exit 1; fi

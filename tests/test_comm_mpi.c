@@ -6,7 +6,9 @@
  *  - the in-flight time counts a span once: a bucket started after the queue drained
  *    starts a new span (the sum of spans never exceeds the wall time);
  *  - comm_node_cpus holds this rank's own CPUs and no more than the machine has, and
- *    comm_oversubscribed is the same on every rank: some node has more ranks than CPUs. */
+ *    comm_oversubscribed is the same on every rank: some node has more ranks than CPUs;
+ *    comm_placement's fewest and most ranks per node are the node sizes' min and max.
+ * The step's reductions built on these transports are tested in test_reduce_mpi.c. */
 #define _GNU_SOURCE /* sched_getaffinity */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -44,16 +46,17 @@ static void test_ring_sums_exactly(void **state)
     float *buf = malloc(total * sizeof *buf);
     assert_non_null(buf);
     char why[200];
-    assert_int_equal(comm_async_start(g_comm, total, why, sizeof why), XT_OK);
+    CommRing *ring = NULL;
+    assert_int_equal(comm_ring_open(g_comm, total, &ring, why, sizeof why), XT_OK);
     for (int step = 0; step < 2; step++) {
         size_t off = 0;
         for (size_t b = 0; b < NB; b++) {
             for (size_t i = 0; i < SIZES[b]; i++) buf[off + i] = value(r, b, i) + (float)step;
-            comm_async_sum(g_comm, buf + off, SIZES[b]);
-            for (int k = 0; k < 3; k++) comm_async_progress(g_comm);
+            comm_ring_sum(ring, buf + off, SIZES[b]);
+            for (int k = 0; k < 3; k++) comm_ring_progress(ring);
             off += SIZES[b];
         }
-        comm_async_wait(g_comm);
+        comm_ring_wait(ring);
         size_t bad = 0;
         off = 0;
         for (size_t b = 0; b < NB; b++) {
@@ -66,7 +69,9 @@ static void test_ring_sums_exactly(void **state)
         }
         assert_int_equal(bad, 0);
     }
-    assert_true(comm_async_inflight(g_comm) >= 0.0);
+    assert_true(comm_ring_inflight(ring) >= 0.0);
+    comm_ring_close(&ring);
+    assert_null(ring);
     free(buf);
 }
 
@@ -84,21 +89,23 @@ static void test_inflight_spans(void **state)
     static float a[N], b[N];
     for (size_t i = 0; i < N; i++) a[i] = b[i] = 1.0f;
     char why[200];
-    assert_int_equal(comm_async_start(g_comm, 2 * N, why, sizeof why), XT_OK);
+    CommRing *ring = NULL;
+    assert_int_equal(comm_ring_open(g_comm, 2 * N, &ring, why, sizeof why), XT_OK);
     MPI_Barrier(MPI_COMM_WORLD);
-    const double before = comm_async_inflight(g_comm), t0 = wall();
-    comm_async_sum(g_comm, a, N);
+    const double before = comm_ring_inflight(ring), t0 = wall();
+    comm_ring_sum(ring, a, N);
     /* move bucket a on until it is complete here (at most 20 s), then idle 50 ms */
     bool drained = false;
     for (int k = 0; k < 80000 && !drained; k++) {
-        drained = comm_async_progress(g_comm);
+        drained = comm_ring_progress(ring);
         if (!drained) nanosleep(&(struct timespec){.tv_nsec = 250000}, NULL);
     }
     assert_true(drained);
     nanosleep(&(struct timespec){.tv_nsec = 50000000}, NULL);
-    comm_async_sum(g_comm, b, N);
-    comm_async_wait(g_comm);
-    const double elapsed = wall() - t0, counted = comm_async_inflight(g_comm) - before;
+    comm_ring_sum(ring, b, N);
+    comm_ring_wait(ring);
+    const double elapsed = wall() - t0, counted = comm_ring_inflight(ring) - before;
+    comm_ring_close(&ring);
     assert_true(a[0] == (float)comm_size(g_comm) && b[N - 1] == (float)comm_size(g_comm));
     /* two spans, the idle 50 ms in neither: well under the wall time */
     assert_true(counted <= elapsed - 0.04);
@@ -116,6 +123,16 @@ static void test_placement_facts(void **state)
     int over = local > cpus, any = 0;
     MPI_Allreduce(&over, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
     assert_int_equal(comm_oversubscribed(g_comm), any != 0);
+    /* the placement the plan reads: the fewest and most ranks on a node, the same everywhere */
+    CommPlacement at;
+    comm_placement(g_comm, &at);
+    int mm[2] = {local, -local};
+    MPI_Allreduce(MPI_IN_PLACE, mm, 2, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    assert_int_equal(at.local_min, mm[0]);
+    assert_int_equal(at.local_max, -mm[1]);
+    assert_true(at.local_min <= at.local && at.local <= at.local_max);
+    assert_int_equal(at.P, comm_size(g_comm));
+    assert_int_equal(at.oversubscribed, comm_oversubscribed(g_comm));
 }
 
 int main(int argc, char **argv)

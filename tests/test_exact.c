@@ -38,12 +38,13 @@ static void make_partials(float part[G][N])
 static void reduce_at(float part[G][N], int P, const int *order, float *out)
 {
     ExactGrad x[G];
+    static int32_t acc[G][N + 2];
     int32_t mx[(N + EXACT_BLOCK - 1) / EXACT_BLOCK];
     size_t nb = (N + EXACT_BLOCK - 1) / EXACT_BLOCK;
     for (size_t b = 0; b < nb; b++) mx[b] = INT32_MIN;
     for (int r = 0; r < P; r++) {
         int lo = r * G / P, hi = (r + 1) * G / P;
-        assert_int_equal(exact_grad_init(&x[r], N, G, (size_t)(hi - lo), 2), XT_OK);
+        assert_int_equal(exact_grad_init(&x[r], N, G, (size_t)(hi - lo), acc[r], 2), XT_OK);
         exact_grad_begin(&x[r]);
         for (int g = lo; g < hi; g++) {
             memcpy(exact_grad_next(&x[r]), part[g], sizeof part[g]);
@@ -121,7 +122,8 @@ static void test_exact_nonfinite(void **state)
 {
     (void)state;
     ExactGrad x;
-    assert_int_equal(exact_grad_init(&x, 40, 2, 2, 0), XT_OK);
+    int32_t acc[40];
+    assert_int_equal(exact_grad_init(&x, 40, 2, 2, acc, 0), XT_OK);
     exact_grad_begin(&x);
     float *p = exact_grad_next(&x);
     for (int i = 0; i < 40; i++) p[i] = 1.0f;

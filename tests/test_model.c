@@ -20,7 +20,8 @@
 #define BATCH 4
 
 /* Mean loss of the model on (X, y or t) and, when g != NULL, its gradient in m->grads. */
-static double model_loss(Model *m, const float *X, const int32_t *y, const float *t, bool grad)
+/* The mean loss; with grads, its gradient there too. */
+static double model_loss(Model *m, const float *X, const int32_t *y, const float *t, float *grads)
 {
     const ModelShape *s = &m->shape;
     size_t K = model_outputs(s);
@@ -31,10 +32,10 @@ static double model_loss(Model *m, const float *X, const int32_t *y, const float
     if (s->type == MODEL_LOGISTIC) loss_binary_xent(dz, NULL, &tot, z, y, BATCH, &o);
     else if (s->head == HEAD_SOFTMAX) loss_softmax_xent(dz, NULL, &tot, z, y, BATCH, K, &o);
     else loss_sigmoid_xent(dz, NULL, &tot, z, t, BATCH, K, &o);
-    if (grad) {
+    if (grads) {
         float sc = (float)loss_grad_scale(&tot, LOSS_REDUCE_MEAN);
         for (size_t i = 0; i < BATCH * K; i++) dz[i] *= sc;
-        model_backward(m, X, dz, BATCH, false);
+        model_backward(m, X, dz, BATCH, false, grads, NULL);
     }
     return loss_reduce(&tot, LOSS_REDUCE_MEAN);
 }
@@ -47,7 +48,9 @@ static double fd_model(ModelType type, Activation act, Head head, const char *na
     char err[256];
     assert_int_equal(model_shape_init(&s, type, act, head, D, hidden, 2, K, err, sizeof err), XT_OK);
     Model m;
-    assert_int_equal(model_init(&m, &s, BATCH, 0), XT_OK);
+    float *params = calloc(s.n_params, sizeof *params), *grads = calloc(s.n_params, sizeof *grads);
+    assert_true(params && grads);
+    assert_int_equal(model_init(&m, &s, BATCH, params), XT_OK);
     Rng rng;
     rng_seed(&rng, 11);
     model_init_params(&m, INIT_XAVIER, &rng);
@@ -58,23 +61,25 @@ static double fd_model(ModelType type, Activation act, Head head, const char *na
     for (size_t i = 0; i < BATCH * D; i++) X[i] = (float)rng_normal(&rng);
     int32_t y[BATCH] = {0, 1, 2 % (int32_t)K, 1};
     float t[BATCH * 3] = {1, 0, 1, 0, 0, 1, 1, 1, 0, 0, 1, 0};
-    model_loss(&m, X, y, t, true);
+    model_loss(&m, X, y, t, grads);
     double worst = 0.0;
     for (size_t p = 0; p < s.n_params; p++) {
         float keep = m.params[p];
         const double h = 3e-3;
         float pp = (float)(keep + h), pm = (float)(keep - h);
         m.params[p] = pp;
-        double lp = model_loss(&m, X, y, t, false);
+        double lp = model_loss(&m, X, y, t, NULL);
         m.params[p] = pm;
-        double lm = model_loss(&m, X, y, t, false);
+        double lm = model_loss(&m, X, y, t, NULL);
         m.params[p] = keep;
         double fd = (lp - lm) / ((double)pp - (double)pm);
-        double e = fabs(fd - (double)m.grads[p]) / fmax(fabs(fd), 1e-2);
+        double e = fabs(fd - (double)grads[p]) / fmax(fabs(fd), 1e-2);
         if (e > worst) worst = e;
     }
     printf("  model fd %-28s %4zu params  max rel err %.2e\n", name, s.n_params, worst);
     model_free(&m);
+    free(params);
+    free(grads);
     return worst;
 }
 
@@ -113,7 +118,8 @@ static void test_model_hand_set_weights(void **state)
                                       sizeof err), XT_OK);
     assert_int_equal(s.n_params, 2 * 2 + 2 + 2 * 2 + 2);
     Model m;
-    assert_int_equal(model_init(&m, &s, 2, 0), XT_OK);
+    float params[12], paramsl[3];
+    assert_int_equal(model_init(&m, &s, 2, params), XT_OK);
     /* W1 = [[1, -1], [2, 0.5]] (out, in), b1 = [0, -1]; W2 = [[1, 1], [-1, 2]], b2 = [0.5, 0] */
     const float p[12] = {1, -1, 2, 0.5f, 0, -1, 1, 1, -1, 2, 0.5f, 0};
     memcpy(m.params, p, sizeof p);
@@ -127,7 +133,7 @@ static void test_model_hand_set_weights(void **state)
     assert_int_equal(model_shape_init(&sl, MODEL_LOGISTIC, ACT_RELU, HEAD_SIGMOID, 2, NULL, 0, 2, err,
                                       sizeof err), XT_OK);
     Model ml;
-    assert_int_equal(model_init(&ml, &sl, 2, 0), XT_OK);
+    assert_int_equal(model_init(&ml, &sl, 2, paramsl), XT_OK);
     ml.params[0] = 0.5f;
     ml.params[1] = -2.0f;
     ml.params[2] = 0.25f;
@@ -172,7 +178,9 @@ static void test_model_init_schemes(void **state)
     assert_int_equal(model_shape_init(&s, MODEL_MLP, ACT_RELU, HEAD_SOFTMAX, 300, h, 1, 10, err,
                                       sizeof err), XT_OK);
     Model m;
-    assert_int_equal(model_init(&m, &s, 1, 0), XT_OK);
+    float *params = calloc(s.n_params, sizeof *params);
+    assert_true(params != NULL);
+    assert_int_equal(model_init(&m, &s, 1, params), XT_OK);
     Rng r;
     rng_seed(&r, 5);
     model_init_params(&m, INIT_XAVIER, &r);
@@ -199,6 +207,7 @@ static void test_model_init_schemes(void **state)
     m.params[s.n_params - 1] = 1e-45f;
     assert_true(model_param_hash(m.params, s.n_params) != h0);
     model_free(&m);
+    free(params);
 }
 
 typedef struct {
@@ -230,7 +239,9 @@ static void test_model_hooked_backward(void **state)
     assert_int_equal(model_shape_init(&s, MODEL_MLP, ACT_RELU, HEAD_SOFTMAX, D, hidden, 2, 10,
                                       err, sizeof err), XT_OK);
     Model m;
-    assert_int_equal(model_init(&m, &s, B, 0), XT_OK);
+    float *params = calloc(s.n_params, sizeof *params);
+    assert_true(params != NULL);
+    assert_int_equal(model_init(&m, &s, B, params), XT_OK);
     Rng r;
     rng_seed(&r, 8);
     model_init_params(&m, INIT_HE, &r);
@@ -241,10 +252,10 @@ static void test_model_hooked_backward(void **state)
     for (size_t i = 0; i < B * D; i++) X[i] = (float)rng_normal(&r);
     for (size_t i = 0; i < B * 10; i++) dz[i] = (float)(0.01 * rng_normal(&r));
     model_forward(&m, X, B);
-    model_backward_into(&m, X, dz, B, false, g1);
+    model_backward(&m, X, dz, B, false, g1, NULL);
     HookLog h = {.m = &m, .grads = g2, .seen = seen};
     BackwardHooks hooks = {.layer_done = log_layer, .progress = log_progress, .ctx = &h};
-    model_backward_hooked(&m, X, dz, B, false, g2, &hooks);
+    model_backward(&m, X, dz, B, false, g2, &hooks);
     assert_int_equal(h.n_done, 3);
     for (int k = 0; k < 3; k++) assert_int_equal(h.order[k], 3 - k);
     assert_true(h.progress > 16); /* 1024-row products in 64-row pieces */
@@ -261,6 +272,7 @@ static void test_model_hooked_backward(void **state)
     free(g2);
     free(seen);
     model_free(&m);
+    free(params);
 }
 
 int main(void)

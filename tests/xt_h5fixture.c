@@ -69,3 +69,48 @@ Status xt_h5_write_unsupported(const char *path, const char *dset, const char *k
     if (f >= 0 && H5Fclose(f) < 0) st = XT_ERR_RUNTIME;
     return st;
 }
+
+static hid_t file_type(const char *t)
+{
+    if (!strcmp(t, "u8")) return H5T_STD_U8LE;
+    if (!strcmp(t, "i16")) return H5T_STD_I16LE;
+    if (!strcmp(t, "i32")) return H5T_STD_I32LE;
+    if (!strcmp(t, "f32")) return H5T_IEEE_F32LE;
+    if (!strcmp(t, "f64be")) return H5T_IEEE_F64BE;
+    return H5T_IEEE_F64LE;
+}
+
+static hid_t create_plist(const XtH5Layout *lay, int rank, size_t cols)
+{
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    if (dcpl < 0 || lay->chunk_rows == 0) return dcpl;
+    hsize_t chunk[2] = {lay->chunk_rows, lay->chunk_cols ? lay->chunk_cols : cols};
+    bool ok = H5Pset_chunk(dcpl, rank, chunk) >= 0;
+    if (ok && lay->shuffle) ok = H5Pset_shuffle(dcpl) >= 0;
+    if (ok && lay->gzip > 0) ok = H5Pset_deflate(dcpl, (unsigned)lay->gzip) >= 0;
+    if (ok) return dcpl;
+    H5Pclose(dcpl);
+    return H5I_INVALID_HID;
+}
+
+Status xt_h5_write_matrix(const char *path, const char *dset, const double *v, size_t rows,
+                          size_t cols, const XtH5Layout *lay)
+{
+    int rank = cols > 0 ? 2 : 1;
+    hsize_t dims[2] = {rows, cols};
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t space = H5Screate_simple(rank, dims, NULL), lcpl = H5Pcreate(H5P_LINK_CREATE);
+    hid_t dcpl = create_plist(lay, rank, cols), d = H5I_INVALID_HID;
+    if (f >= 0 && space >= 0 && lcpl >= 0 && dcpl >= 0 &&
+        H5Pset_create_intermediate_group(lcpl, 1) >= 0)
+        d = H5Dcreate2(f, dset, file_type(lay->type), space, lcpl, dcpl, H5P_DEFAULT);
+    Status st = d >= 0 && H5Dwrite(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0
+                    ? XT_OK
+                    : XT_ERR_RUNTIME;
+    if (d >= 0) H5Dclose(d);
+    if (dcpl >= 0) H5Pclose(dcpl);
+    if (lcpl >= 0) H5Pclose(lcpl);
+    if (space >= 0) H5Sclose(space);
+    if (f >= 0 && H5Fclose(f) < 0) st = XT_ERR_RUNTIME;
+    return st;
+}

@@ -20,43 +20,30 @@
 # only: ctest runs the corpus as two tests, each with its own timeout.
 set -u
 export LC_ALL=C   # messages may quote bytes that are not UTF-8: match them as bytes
-XT=${1:?usage: run.sh XENTRAIN SCRATCH_DIR MPIEXEC MKFIXTURES [FILTER]}
-DIR=${2:?scratch dir}
-MPIEXEC=${3:?mpiexec}
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../lib.sh"
+xt_begin "${1:?usage: run.sh XENTRAIN SCRATCH_DIR MPIEXEC MKFIXTURES [FILTER]}" "${2:?scratch dir}" \
+  "${3:?mpiexec}"
+XT=$bin DIR=$tmp
 MKFIX=${4:?xt_mkfixtures}
 FILTER=${5:-}
 SHARD=${SHARD:-0/1}
 shard_i=${SHARD%/*} shard_n=${SHARD#*/}
 CASE_TIMEOUT=${CASE_TIMEOUT:-60}
+XT_TIMEOUT=$CASE_TIMEOUT
 # Files a failing run may legitimately rewrite (none: every pre-existing file must stay
 # byte-identical). A space-separated list can be given for experiments.
 KNOWN_CHANGES=${KNOWN_CHANGES-}
-case $DIR in /*) ;; *) DIR=$PWD/$DIR ;; esac
-rm -rf "$DIR" && mkdir -p "$DIR/fx" || exit 1
+mkdir -p "$DIR/fx" || exit 1
 FX=$DIR/fx
-passes=0 failures=0 ncases=0
-pass() { echo "ok - $1"; passes=$((passes + 1)); }
-fail() { echo "FAIL - $1"; failures=$((failures + 1)); }
+ncases=0
 CRASH='Segmentation|core dumped|AddressSanitizer|LeakSanitizer|runtime error:|MPI_ABORT was invoked|Process received signal|Assertion|XT_ASSERT|Aborted'
 
 # ---- fixtures ----------------------------------------------------------------------
 "$MKFIX" "$FX" || { fail "xt_mkfixtures"; echo "0 passed, 1 failed"; exit 1; }
 cd "$FX" || exit 1
-cat > base.ini <<'INI'
-; a valid config: every case breaks one thing
-[data]
-train = d_good.h5:/train
-val = d_good.h5:/val
-[model]
-type = softmax
-[train]
-epochs = 2
-batch_size = 8
-progress = false
-resume = never
-[run]
-dir = run
-INI
+# a valid config: every case breaks one thing
+write_ini base.ini data.train=d_good.h5:/train data.val=d_good.h5:/val model.type=softmax \
+  train.epochs=2 train.batch_size=8 train.progress=false train.resume=never run.dir=run
 # a finished run: run/model.h5, run/checkpoint.h5 (what a failed run must not damage)
 if ! "$XT" train base.ini >setup.log 2>&1 || [ ! -s run/model.h5 ] || [ ! -s run/checkpoint.h5 ]; then
   fail "setup: training the reference run"; cat setup.log; echo "$passes passed, $failures failed"; exit 1
@@ -134,7 +121,7 @@ run_case() {
     local t0=$SECONDS out rc
     # Each rank prints its own exit code and then exits 0, so mpiexec lets every rank finish
     # and we see every rank's code (a rank killed by a signal prints nothing).
-    out=$(timeout -k 5 "$CASE_TIMEOUT" "$MPIEXEC" -np "$np" bash -c \
+    out=$(xt_launch "$np" bash -c \
       '"$0" "$@"; echo "xt-rank-exit ${OMPI_COMM_WORLD_RANK:-${PMI_RANK:-0}} $?"' "$XT" "$@" 2>&1 </dev/null)
     rc=$?
     local dt=$((SECONDS - t0)) why=""
@@ -185,7 +172,7 @@ bad list_empty_element       2 "model.hidden=16,,8: element 2 is empty" "${T[@]}
 bad value_overlong           2 "run.dir=a+\.\.\.: too long: 5000 characters" "${T[@]}" --set "run.dir=$(head -c 5000 /dev/zero | tr '\0' a)"
 bad eval_missing_model       2 "eval: --model M.h5 is required" eval --data d_good.h5
 bad eval_unknown_option      2 "unknown option '--colour'" eval --model run/model.h5 --data d_good.h5 --colour
-bad predict_missing_out      2 "predict: --out P.h5\|P.csv is required" predict --model run/model.h5 --data d_good.h5:/val
+bad predict_missing_out      2 "predict: --out P.h5\|P.csv\|- is required" predict --model run/model.h5 --data d_good.h5:/val
 bad gen_rows_garbage         2 "--rows '10x': not an unsigned integer" gen blobs --rows 10x --out g.h5
 
 # ---- config files ----------------------------------------------------------------------
@@ -220,11 +207,11 @@ bad data_zero_features       2 "expected D > 0 features, got \(40, 0\)" "${T[@]}
 bad data_nan                 2 "/train/X: non-finite value NaN at row 17, column 1" "${T[@]}" $(split d_nan.h5)
 bad data_inf                 2 "/train/X: non-finite value \+Inf at row 31, column 2" "${T[@]}" $(split d_inf.h5)
 bad data_f64_beyond_float32  2 "non-finite value \+Inf at row 5, column 0.*overflow float32" "${T[@]}" $(split d_f64big.h5)
-bad data_label_negative      2 "class ids must be >= 0, the smallest is -3" "${T[@]}" $(split d_labelneg.h5)
+bad data_label_negative      2 "/train/y: label -3 at row [0-9]+: class ids are 0..K-1; relabel from 0" "${T[@]}" $(split d_labelneg.h5)
 bad data_label_too_many      2 "largest class id 5000 gives 5001 classes \(limit 4096\)" "${T[@]}" $(split d_labelhuge.h5)
 bad data_label_val_range     2 "/val/y: label 7 at row 36 is outside \[0, 3\)" "${T[@]}" $(split d_labelval.h5)
 bad data_label_classes_set   2 "/train/y: label 2 at row [0-9]+ is outside \[0, 2\)" "${T[@]}" $(split d_good.h5) --set model.classes=2
-bad data_label_int64         2 "/train/y: rows .*do not convert exactly to int32" "${T[@]}" $(split d_label64.h5)
+bad data_label_int64         2 "/train/y: rows .*integers outside int32's range \(class ids go up to 2\^31 - 1" "${T[@]}" $(split d_label64.h5)
 bad data_bad_scale_attr      2 "attribute scale = -1, expected a finite number > 0" "${T[@]}" $(split d_scale.h5)
 bad data_soft_target_range   2 "/train/y: target 1.5 at row 29, column 1 is outside \[0, 1\]" "${T[@]}" $(split d_softbad.h5) --set model.type=multilabel
 bad data_dims_overflow       2 "d_overflow.h5:/train: (a rank would hold [0-9]+ rows|rows .* need about).*use more ranks" "${T[@]}" --set data.train=d_overflow.h5:/train --set data.val=
@@ -276,7 +263,7 @@ wait
 # every mpirun has ended: the cases' (empty) session directories go
 [ -n "$ompi_base" ] && find "$ompi_base" -mindepth 1 -type d -empty -delete
 cat "$DIR"/res/*.txt 2>/dev/null
-passes=$((passes + $(cat "$DIR"/res/*.txt 2>/dev/null | grep -c '^ok - ')))
+passes=$((passes + $(cat "$DIR"/res/*.txt 2>/dev/null | grep -c '^ok  *- ')))
 failures=$((failures + $(cat "$DIR"/res/*.txt 2>/dev/null | grep -c '^FAIL - ')))
 
 # ---- numerical faults -----------------------------------------------------------------------
@@ -288,7 +275,7 @@ if numeric; then
   for np in 1 2; do
     w=$DIR/case/numeric.np$np
     rm -rf "$w" && mkdir -p "$w" && cp -a "$FX/." "$w/" && cd "$w" || exit 1
-    x() { timeout -k 5 "$CASE_TIMEOUT" "$MPIEXEC" -np "$np" "$XT" "$@"; }
+    x() { xt "$np" "$@"; }
     # 1. divergence: two good epochs on 1e30 features without normalisation at lr 1e-40
     #    (finite losses), then resume to epoch 6 at lr 1 (the learning rate may change on
     #    resume): the logits overflow float32 in epoch 3.

@@ -12,31 +12,14 @@
 #    an error naming the collective and step.
 # Usage: checkpoint.sh XENTRAIN SCRATCH_DIR MPIEXEC
 set -u
-bin=$1 tmp=$2 mpiexec=$3
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../lib.sh"
-rm -rf "$tmp" && mkdir -p "$tmp" && cd "$tmp" || exit 1
-xt() { local np=$1; shift; timeout -k 5 120 "$mpiexec" -np "$np" "$bin" "$@"; }
+xt_begin "$@"
 core() { metrics_core "$1"; }
 
 "$bin" gen blobs --rows 12000 --features 30 --classes 4 --noise 4 --seed 5 --out d.h5 >/dev/null || exit 1
-cat > c.ini <<'INI'
-[data]
-train = d.h5:/train
-val = d.h5:/val
-normalize = standardize
-[model]
-type = mlp
-hidden = 64,32
-[optim]
-lr = 0.02
-momentum = 0.9
-[train]
-epochs = 6
-batch_size = 32
-progress = false
-[checkpoint]
-every = 1
-INI
+write_ini c.ini data.train=d.h5:/train data.val=d.h5:/val data.normalize=standardize \
+  model.type=mlp model.hidden=64,32 optim.lr=0.02 optim.momentum=0.9 train.epochs=6 \
+  train.batch_size=32 train.progress=false checkpoint.every=1
 
 # 1. straight vs stop-and-resume, same P
 xt 2 train c.ini --set run.dir=straight >straight.log 2>&1 || fail "straight run"

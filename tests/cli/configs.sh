@@ -6,11 +6,11 @@
 # rank-0 validation.
 # Usage: configs.sh XENTRAIN SCRATCH_DIR MPIEXEC
 set -u
-bin=$1 tmp=$2 mpiexec=$3
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-. "$root/tests/lib.sh"
-rm -rf "$tmp" && mkdir -p "$tmp/data" && cd "$tmp" || exit 1
-xt() { local np=$1; shift; timeout -k 5 180 "$mpiexec" -np "$np" "$bin" "$@"; }
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../lib.sh"
+xt_begin "$@"
+XT_TIMEOUT=180
+mkdir -p data || exit 1
 
 for cfg in "$root"/configs/*.ini; do
   name=$(basename "$cfg" .ini)

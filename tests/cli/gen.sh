@@ -7,9 +7,8 @@
 #  - bad --dtype is refused.
 # Usage: gen.sh XENTRAIN SCRATCH_DIR MPIEXEC
 set -u
-bin=$1 tmp=$2
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../lib.sh"
-rm -rf "$tmp" && mkdir -p "$tmp" && cd "$tmp" || exit 1
+xt_begin "$@"
 
 # 100 000 x 200 float32 = 76 MiB: two blocks of 83 886 rows
 big="spirals --rows 100000 --features 200 --val-fraction 0 --test-fraction 0.02 --seed 4"
@@ -43,7 +42,7 @@ sys.exit(0 if ok else 1)
 PY
 then pass "--dtype uint8: X = round(16 x + 128) clamped, same labels, encoding attribute"
 else fail "--dtype uint8 does not store what it says"; fi
-printf '[data]\ntrain = u.h5:/train\nval = u.h5:/val\n[train]\nepochs = 3\nprogress = false\n' > u.ini
+write_ini u.ini data.train=u.h5:/train data.val=u.h5:/val train.epochs=3 train.progress=false
 "$bin" train u.ini --set run.dir=ru >ru.log 2>&1
 acc=$(awk -F, 'END { print $4 }' ru/metrics.csv 2>/dev/null)
 if grep -q "standardised" ru.log && awk -v a="${acc:-0}" 'BEGIN { exit !(a > 0.9) }'; then

@@ -5,9 +5,9 @@
 # installed example config through the installed xt-mpirun at P = 2.
 # Usage: install.sh BUILD_DIR SCRATCH_DIR MPIEXEC
 set -u
-build=$1 tmp=$2 mpiexec=$3
+build=$1
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../lib.sh"
-rm -rf "$tmp" && mkdir -p "$tmp" && cd "$tmp" || exit 1
+xt_begin "$build/xentrain" "$2" "$3"
 prefix=$tmp/prefix
 if cmake --install "$build" --prefix "$prefix" >install.log 2>&1; then
   pass "cmake --install --prefix $prefix"

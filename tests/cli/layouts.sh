@@ -8,11 +8,10 @@
 # Skipped (saying so) without python3-h5py.
 # Usage: layouts.sh XENTRAIN SCRATCH_DIR MPIEXEC
 set -u
-bin=$1 tmp=$2 mpiexec=$3
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../lib.sh"
+xt_begin "$@"
+XT_TIMEOUT=60
 /usr/bin/python3 -c 'import h5py' 2>/dev/null || { echo "SKIP: python3-h5py is needed to write the layouts"; exit 77; }
-rm -rf "$tmp" && mkdir -p "$tmp" && cd "$tmp" || exit 1
-xt() { local np=$1; shift; timeout -k 5 60 "$mpiexec" -np "$np" "$bin" "$@"; }
 /usr/bin/python3 - <<'PY' || { fail "h5py fixtures"; finish; exit 1; }
 import h5py, numpy as np
 r = np.random.RandomState(1)
@@ -45,7 +44,7 @@ with h5py.File("links.h5", "w") as f:
     f["soft"] = h5py.SoftLink("/train")
     split(f, "val", X[200:], y[200:])
 PY
-: > base.ini
+write_ini base.ini
 tr() { local np=$1 name=$2; shift 2; xt $np train base.ini --set model.type=logistic --set train.epochs=3 \
   --set train.progress=false --set run.dir=runs/$name "$@" >$name.log 2>&1; }
 for f in col float bool; do

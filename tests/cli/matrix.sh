@@ -12,10 +12,9 @@
 # Any other exit code (a crash, a signal, 1) fails. The closing line counts both kinds.
 # Usage: matrix.sh XENTRAIN SCRATCH_DIR MPIEXEC
 set -u
-bin=$1 tmp=$2 mpiexec=$3
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../lib.sh"
-rm -rf "$tmp" && mkdir -p "$tmp" && cd "$tmp" || exit 1
-xt() { local np=$1; shift; timeout -k 5 60 "$mpiexec" -np "$np" "$bin" "$@"; }
+xt_begin "$@"
+XT_TIMEOUT=60
 
 g="--rows 400 --features 5 --seed 3 --val-fraction 0.25 --test-fraction 0.25"
 "$bin" gen blobs --classes 2 $g --out binary.h5 >/dev/null &&
@@ -23,7 +22,7 @@ g="--rows 400 --features 5 --seed 3 --val-fraction 0.25 --test-fraction 0.25"
   "$bin" gen blobs --classes 3 --soft --noise 2 $g --out probs.h5 >/dev/null &&
   "$bin" gen multilabel --classes 3 $g --out multihot.h5 >/dev/null || { echo "gen failed"; exit 1; }
 
-printf '[train]\nepochs = 2\n' > base.ini
+write_ini base.ini train.epochs=2
 
 # run_case NAME NP DIST TARGET ARGS...: writes NAME.result (trained, refused, or FAIL ...)
 run_case() {

@@ -8,11 +8,9 @@
 #  - train.accumulate = 4 with batch_size 64 trains the batch-256 model (float order aside).
 # Usage: optimizers.sh XENTRAIN SCRATCH_DIR MPIEXEC
 set -u
-bin=$1 tmp=$2 mpiexec=$3
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-. "$here/../lib.sh"
-rm -rf "$tmp" && mkdir -p "$tmp" && cd "$tmp" || exit 1
-xt() { local np=$1; shift; timeout -k 5 120 "$mpiexec" -np "$np" "$bin" "$@"; }
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../lib.sh"
+xt_begin "$@"
 fixture=$here/../ref/torch_optim.txt
 py=/usr/bin/python3
 
@@ -26,7 +24,8 @@ with h5py.File(sys.argv[2], "w") as f:
     f["train/X"] = X
     f["train/y"] = y
 PY
-printf '[data]\ntrain = ref.h5:/train\nnormalize = none\n[model]\ntype = softmax\ninit = zeros\n[train]\nepochs = 25\nbatch_size = 0\nprogress = false\n' > ref.ini
+write_ini ref.ini data.train=ref.h5:/train data.normalize=none model.type=softmax \
+  model.init=zeros train.epochs=25 train.batch_size=0 train.progress=false
 while read -r tag name rest; do
   [ "$tag" = case ] || continue
   read -r _ losses
@@ -51,7 +50,8 @@ done < "$fixture"
 # 2. exact resume for every optimiser, and the optimiser named in the checkpoint
 "$bin" gen blobs --classes 3 --rows 1200 --features 6 --noise 3 --seed 5 --val-fraction 0.2 \
   --out d.h5 >/dev/null || fail "gen"
-printf '[data]\ntrain = d.h5:/train\nval = d.h5:/val\n[model]\ntype = mlp\nhidden = 12\n[train]\nepochs = 6\nbatch_size = 32\nprogress = false\n' > c.ini
+write_ini c.ini data.train=d.h5:/train data.val=d.h5:/val model.type=mlp model.hidden=12 \
+  train.epochs=6 train.batch_size=32 train.progress=false
 for opt in sgd adam adamw lars lamb; do
   a=(--set optim.optimizer=$opt)
   case $opt in

@@ -15,12 +15,8 @@
 #    are refused.
 # Usage: reproducible.sh XENTRAIN SCRATCH_DIR MPIEXEC
 set -u
-bin=$1 tmp=$2 mpiexec=$3
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../lib.sh"
-rm -rf "$tmp" && mkdir -p "$tmp" && cd "$tmp" || exit 1
-xt() { local np=$1; shift; timeout -k 5 120 "$mpiexec" --oversubscribe -np "$np" "$bin" "$@"; }
-"$mpiexec" --version 2>&1 | grep -qE "Open MPI|OpenRTE" || xt() {
-  local np=$1; shift; timeout -k 5 120 "$mpiexec" -np "$np" "$bin" "$@"; }
+xt_begin "$@"
 # the columns that must match: epoch, train_loss, val_loss, val_accuracy, step, lr, val_f1,
 # best, train_accuracy
 cols() { cut -d, -f1-6,13,18,19 "$1"; }
@@ -36,26 +32,9 @@ cp d.h5 ds.h5 && /usr/bin/python3 -c '
 import h5py
 with h5py.File("ds.h5", "a") as f:
     for g in ("train", "val", "test"): f[g + "/X"].attrs["scale"] = 0.25' || exit 1
-cat > c.ini <<'INI'
-[data]
-train = d.h5:/train
-val = d.h5:/val
-virtual_shards = 37
-[model]
-type = mlp
-hidden = 16,8
-[optim]
-lr = 0.05
-momentum = 0.9
-[train]
-epochs = 3
-batch_size = 96
-reproducible = true
-micro_batches = 12
-progress = false
-[checkpoint]
-every = 1
-INI
+write_ini c.ini data.train=d.h5:/train data.val=d.h5:/val data.virtual_shards=37 model.type=mlp \
+  model.hidden=16,8 optim.lr=0.05 optim.momentum=0.9 train.epochs=3 train.batch_size=96 \
+  train.reproducible=true train.micro_batches=12 train.progress=false checkpoint.every=1
 
 # case NAME: settings (each case runs at every P)
 declare -A cases=(

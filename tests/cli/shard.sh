@@ -18,38 +18,17 @@
 #    ranks share CPUs), never by a timing, so repeated runs take the same path.
 # Usage: shard.sh XENTRAIN SCRATCH_DIR MPIEXEC
 set -u
-bin=$1 tmp=$2 mpiexec=$3
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../lib.sh"
-rm -rf "$tmp" && mkdir -p "$tmp" && cd "$tmp" || exit 1
-xt() { local np=$1; shift; timeout -k 5 120 "$mpiexec" --oversubscribe -np "$np" "$bin" "$@"; }
-"$mpiexec" --version 2>&1 | grep -qE "Open MPI|OpenRTE" || xt() {
-  local np=$1; shift; timeout -k 5 120 "$mpiexec" -np "$np" "$bin" "$@"; }
+xt_begin "$@"
 cols() { cut -d, -f1-6,13,18,19 "$1"; }
 same_run() {
   cmp -s <(cols "$1/metrics.csv") <(cols "$2/metrics.csv") && same_h5 "$1/model.h5" "$2/model.h5"
 }
 
 "$bin" gen spirals --rows 2503 --features 6 --classes 3 --seed 7 --out d.h5 >/dev/null || exit 1
-cat > c.ini <<'INI'
-[data]
-train = d.h5:/train
-val = d.h5:/val
-virtual_shards = 37
-[model]
-type = mlp
-hidden = 40,24
-[optim]
-lr = 0.05
-momentum = 0.9
-[train]
-epochs = 2
-batch_size = 96
-reproducible = true
-micro_batches = 12
-progress = false
-[checkpoint]
-every = 1
-INI
+write_ini c.ini data.train=d.h5:/train data.val=d.h5:/val data.virtual_shards=37 model.type=mlp \
+  model.hidden=40,24 optim.lr=0.05 optim.momentum=0.9 train.epochs=2 train.batch_size=96 \
+  train.reproducible=true train.micro_batches=12 train.progress=false checkpoint.every=1
 
 # 1. reproducible mode: every path gives the P = 1 bits
 declare -A cases=(
@@ -165,7 +144,7 @@ xt 2 train c.ini --set run.dir=ovbad --set comm.overlap=true --set optim.shard=t
 code=$?
 [ $code -eq 2 ] && grep -q "comm.overlap=true: overlap .* cannot be combined with train.reproducible = true" ovbad.log &&
   pass "comm.overlap = true with train.reproducible refused (exit 2), naming both" || { fail "overlap + reproducible: exit $code"; tail -2 ovbad.log; }
-grep -q "reduced after backward, not overlapped (comm.overlap = auto: off with train.reproducible)" sgd.3.true.shm.log &&
+grep -q "reduced after backward, not overlapped (comm.overlap = auto: off with train.reproducible = true)" sgd.3.true.shm.log &&
   pass "comm.overlap = auto says why it is off" || fail "overlap auto reason"
 
 # 4. exact resume across paths (reproducible mode: bit for bit)

@@ -8,16 +8,14 @@
 # and the same accuracy. Skipped, saying so, when python3-sklearn or python3-h5py is absent.
 # Usage: sklearn.sh XENTRAIN SCRATCH_DIR MPIEXEC
 set -u
-bin=$1 tmp=$2 mpiexec=$3
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../lib.sh"
+xt_begin "$@"
 py=/usr/bin/python3
 if ! $py -c 'import sklearn, h5py' 2>/dev/null; then
   echo "SKIP: python3-sklearn and python3-h5py are needed for the comparison"; exit 77
 fi
 data=$($py -c 'import os, sklearn.datasets as d; print(os.path.join(os.path.dirname(d.__file__), "data"))')
-rm -rf "$tmp" && mkdir -p "$tmp" && cd "$tmp" || exit 1
-xt() { local np=$1; shift; timeout -k 5 120 "$mpiexec" -np "$np" "$bin" "$@"; }
-: > base.ini
+write_ini base.ini
 split="--val-fraction 0.15 --test-fraction 0.25 --stratify --seed 1"
 "$bin" convert csv --input "$data/breast_cancer.csv" --skip-rows 1 $split --out bc.h5 >bc.conv.log 2>&1 &&
   "$bin" convert csv --input "$data/digits.csv.gz" $split --out digits.h5 >dg.conv.log 2>&1 ||

@@ -26,13 +26,10 @@
 # Skipped (saying so) without python3-h5py.
 # Usage: stream.sh XENTRAIN SCRATCH_DIR MPIEXEC
 set -u
-bin=$1 tmp=$2 mpiexec=$3
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../lib.sh"
+xt_begin "$@"
+XT_TIMEOUT=60
 /usr/bin/python3 -c 'import h5py' 2>/dev/null || { echo "SKIP: python3-h5py is needed to write the layouts"; exit 77; }
-rm -rf "$tmp" && mkdir -p "$tmp" && cd "$tmp" || exit 1
-xt() { local np=$1; shift; timeout -k 5 60 "$mpiexec" --oversubscribe -np "$np" "$bin" "$@"; }
-"$mpiexec" --version 2>&1 | grep -qE "Open MPI|OpenRTE" || xt() {
-  local np=$1; shift; timeout -k 5 60 "$mpiexec" -np "$np" "$bin" "$@"; }
 # the columns that must match: epoch, train_loss, val_loss, val_accuracy, step, lr, val_f1,
 # best, train_accuracy
 cols() { cut -d, -f1-6,13,18,19 "$1"; }
@@ -99,24 +96,9 @@ rewrite("d.h5", "yfloat.h5", y=dict(dtype="f4"))
 rewrite("ml.h5", "mlgz.h5", y=dict(chunks=(100, 5), compression="gzip"))
 rewrite("d.h5", "fletcher.h5", x=dict(chunks=(100, 16), fletcher32=True))
 PY
-cat > c.ini <<'INI'
-[data]
-train = d.h5:/train
-val = d.h5:/val
-virtual_shards = 12
-[model]
-type = mlp
-hidden = 16,8
-[optim]
-lr = 0.05
-momentum = 0.9
-[train]
-epochs = 3
-batch_size = 96
-progress = false
-[checkpoint]
-every = 0
-INI
+write_ini c.ini data.train=d.h5:/train data.val=d.h5:/val data.virtual_shards=12 model.type=mlp \
+  model.hidden=16,8 optim.lr=0.05 optim.momentum=0.9 train.epochs=3 train.batch_size=96 \
+  train.progress=false checkpoint.every=0
 on() { echo --set "data.train=$1.h5:/train" --set "data.val=$1.h5:/val"; }
 SOFTMAX=(--set model.type=softmax --set model.hidden=)
 

@@ -9,38 +9,15 @@
 #  - a diverging run exits 3; eval/predict agree across rank counts.
 # Usage: train.sh XENTRAIN SCRATCH_DIR MPIEXEC
 set -u
-bin=$1 tmp=$2 mpiexec=$3
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../lib.sh"
-rm -rf "$tmp" && mkdir -p "$tmp" && cd "$tmp" || exit 1
-xt() { # xt NP ARGS... : runs xentrain on NP ranks with a hard time limit
-  local np=$1; shift
-  timeout -k 5 120 "$mpiexec" -np "$np" "$bin" "$@"
-}
+xt_begin "$@"
 
 "$bin" gen blobs --rows 1430 --features 8 --classes 3 --noise 2.0 --val-fraction 0.15 \
   --test-fraction 0.15 --seed 3 --out blobs.h5 >/dev/null || { echo "gen failed"; exit 1; }
-cat > inv.ini <<'INI'
-[data]
-train = blobs.h5:/train
-val = blobs.h5:/val
-normalize = standardize
-virtual_shards = 12
-[model]
-type = mlp
-hidden = 16,8
-activation = tanh
-[optim]
-lr = 0.1
-momentum = 0.9
-[train]
-epochs = 12
-batch_size = 50
-check_every = 1
-progress = false
-[early_stopping]
-enabled = true
-patience = 2
-INI
+write_ini inv.ini data.train=blobs.h5:/train data.val=blobs.h5:/val data.normalize=standardize \
+  data.virtual_shards=12 model.type=mlp model.hidden=16,8 model.activation=tanh optim.lr=0.1 \
+  optim.momentum=0.9 train.epochs=12 train.batch_size=50 train.check_every=1 \
+  train.progress=false early_stopping.enabled=true early_stopping.patience=2
 
 # 1. rank-count invariance
 for np in 1 2 3 4; do
@@ -67,30 +44,11 @@ else fail "corrupted replica: wrong message"; cat corrupt.log; fi
 # 3. overfitting: early stopping at best + patience, model.h5 = best epoch
 "$bin" gen blobs --rows 2000 --features 40 --classes 3 --noise 15 --val-fraction 0.45 \
   --test-fraction 0.45 --seed 7 --out overfit.h5 >/dev/null
-cat > overfit.ini <<'INI'
-[data]
-train = overfit.h5:/train
-val = overfit.h5:/val
-normalize = standardize
-[model]
-type = mlp
-hidden = 128,128
-init = he
-[optim]
-lr = 0.005
-momentum = 0.9
-[train]
-epochs = 200
-batch_size = 20
-progress = false
-[early_stopping]
-enabled = true
-monitor = val_loss
-patience = 4
-restore_best = true
-[run]
-dir = overfit
-INI
+write_ini overfit.ini data.train=overfit.h5:/train data.val=overfit.h5:/val \
+  data.normalize=standardize model.type=mlp model.hidden=128,128 model.init=he optim.lr=0.005 \
+  optim.momentum=0.9 train.epochs=200 train.batch_size=20 train.progress=false \
+  early_stopping.enabled=true early_stopping.monitor=val_loss early_stopping.patience=4 \
+  early_stopping.restore_best=true run.dir=overfit
 if xt 2 train overfit.ini >overfit.log 2>&1; then
   best=$(awk -F, 'NR > 1 { if (b == "" || $3 < v) { v = $3; b = $1 } } END { print b }' overfit/metrics.csv)
   bestv=$(awk -F, -v b="$best" 'NR > 1 && $1 == b { print $3 }' overfit/metrics.csv)

@@ -1,0 +1,266 @@
+/* plan: the run's decisions (see plan.h). */
+#include "plan.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "exact.h"
+#include "linalg.h"
+#include "rowsource.h"
+#include "shard.h"
+#include "strutil.h"
+
+/* Rows per block of train.shuffle = block when X is contiguous and no size is given. */
+#define DEFAULT_SHUFFLE_BLOCK 1024
+/* train.micro_batches = auto: one group per this many rows of the batch, at least the floor
+ * (a full batch too: the partial gradients' memory). */
+#define AUTO_GROUP_ROWS 128
+#define AUTO_GROUPS_MIN 8
+/* comm.overlap = auto wants each ring message (a bucket / P) at least this large: the ring
+ * pays 2 (P - 1) latencies per bucket. */
+#define RING_MIN_MESSAGE (64u << 10)
+
+size_t plan_max_rank_rows(size_t n, size_t S, size_t G, int P, size_t *lo, size_t *hi)
+{
+    size_t most = 0;
+    *lo = *hi = 0;
+    for (int r = 0; r < P; r++) {
+        size_t s_lo, s_hi;
+        shard_rank_shards_grouped(S, G, P, r, &s_lo, &s_hi);
+        size_t a = shard_row_begin(n, S, s_lo), b = shard_row_begin(n, S, s_hi);
+        if (b - a > most || r == 0) {
+            most = b - a;
+            *lo = a;
+            *hi = b;
+        }
+    }
+    return most;
+}
+
+/* train.micro_batches resolved (reproducible mode only). */
+static void plan_groups(Plan *p, const Config *c)
+{
+    p->G = 0;
+    if (!c->train.reproducible) {
+        snprintf(p->groups_why, sizeof p->groups_why, "train.reproducible = false");
+        return;
+    }
+    if (c->train.micro_batches > 0) {
+        p->G = (size_t)c->train.micro_batches;
+        snprintf(p->groups_why, sizeof p->groups_why, "train.micro_batches = %zu", p->G);
+        return;
+    }
+    size_t g = (size_t)c->train.batch_size / AUTO_GROUP_ROWS;
+    if (g < AUTO_GROUPS_MIN) g = AUTO_GROUPS_MIN;
+    p->G = g < p->S ? g : p->S;
+    snprintf(p->groups_why, sizeof p->groups_why,
+             "train.micro_batches = auto: batch / %d, at least %d, at most the shards",
+             AUTO_GROUP_ROWS, AUTO_GROUPS_MIN);
+}
+
+static void plan_shuffle(Plan *p, const Config *c, const PlanFacts *f)
+{
+    p->shuffle_block = 0;
+    p->shuffle_why[0] = '\0';
+    if (c->train.shuffle != SHUFFLE_BLOCK) return;
+    if (c->train.shuffle_block > 0) {
+        p->shuffle_block = (size_t)c->train.shuffle_block;
+        snprintf(p->shuffle_why, sizeof p->shuffle_why, "train.shuffle_block");
+    } else if (f->x_chunk_rows > 0) {
+        p->shuffle_block = f->x_chunk_rows;
+        snprintf(p->shuffle_why, sizeof p->shuffle_why, "X's rows per chunk");
+    } else {
+        p->shuffle_block = DEFAULT_SHUFFLE_BLOCK;
+        snprintf(p->shuffle_why, sizeof p->shuffle_why, "default: X is not chunked");
+    }
+}
+
+/* data.normalize = auto: the scale attribute when X has one, else standardisation; scale
+ * without the attribute is refused (one global max |x| would squash every feature by the
+ * largest one). */
+static Status plan_norm(Plan *p, const Config *c, const PlanFacts *f, char *err, size_t len)
+{
+    p->norm = c->data.normalize;
+    if (p->norm == NORM_AUTO) {
+        p->norm = f->x_has_scale ? NORM_SCALE : NORM_STANDARDIZE;
+        snprintf(p->norm_why, sizeof p->norm_why, "auto: X has %s scale attribute",
+                 f->x_has_scale ? "a" : "no");
+    } else {
+        snprintf(p->norm_why, sizeof p->norm_why, "%s",
+                 p->norm == NORM_NONE ? "data.normalize = none" : "as configured");
+    }
+    if (p->norm == NORM_SCALE && !f->x_has_scale) {
+        snprintf(err, len, "data.normalize = scale: %s/X has no scale attribute to multiply by; "
+                 "use data.normalize = standardize (or auto), or add the attribute (e.g. scale = "
+                 "1/255 for 8-bit pixels)", c->data.train);
+        return XT_ERR_USAGE;
+    }
+    return XT_OK;
+}
+
+/* Whether the training rows are streamed; refuses what cannot run in the budget. */
+static Status plan_stream(Plan *p, const Config *c, const PlanFacts *f, char *err, size_t len)
+{
+    size_t lo, hi;
+    size_t rows = plan_max_rank_rows(f->n, p->S, p->G, f->at.P, &lo, &hi);
+    bool never = c->data.stream == DATA_STREAM_FALSE;
+    double index = (double)rows * sizeof(uint32_t) * (never ? 1.0 : 2.0);
+    char hb[32], hn[32];
+    strutil_human_bytes(p->budget, hb, sizeof hb);
+    if (p->budget > 0 && index > p->budget) {
+        strutil_human_bytes(index, hn, sizeof hn);
+        snprintf(err, len, "%s: rows [%zu, %zu) need about %s for their shuffle order alone (4 "
+                 "bytes per row%s), more than a rank's budget of %s (%s): use more ranks (or "
+                 "nodes), or raise data.memory_budget", c->data.train, lo, hi, hn,
+                 never ? "" : ", twice when streamed", hb, p->budget_why);
+        return XT_ERR_USAGE;
+    }
+    double need = (double)rows * f->row_bytes;
+    RowHolding h = rowsource_holding((StreamMode)c->data.stream, need, p->budget);
+    if (h == HOLD_REFUSED) {
+        strutil_human_bytes(need, hn, sizeof hn);
+        snprintf(err, len, "data.train: %s rows [%zu, %zu) need about %s in memory, more than "
+                 "a rank's data.memory_budget of %s, and data.stream = false: set data.stream = "
+                 "auto (or true) to stream them from the file, raise data.memory_budget, or use "
+                 "more ranks (or nodes)", c->data.train, lo, hi, hn, hb);
+        return XT_ERR_USAGE;
+    }
+    p->stream = h == HOLD_STREAM;
+    snprintf(p->stream_why, sizeof p->stream_why, "%s",
+             c->data.stream == DATA_STREAM_TRUE    ? "data.stream = true"
+             : c->data.stream == DATA_STREAM_FALSE ? "data.stream = false"
+             : p->stream ? "data.stream = auto: the rows do not fit the budget"
+                         : "data.stream = auto: they fit the budget");
+    return XT_OK;
+}
+
+Status plan_data(Plan *p, const Config *c, const PlanFacts *f, char *err, size_t len)
+{
+    size_t P = (size_t)f->at.P;
+    p->global_batch = c->train.batch_per_rank > 0 ? (size_t)c->train.batch_per_rank * P
+                                                  : (size_t)c->train.batch_size;
+    p->global_batch *= (size_t)c->train.accumulate; /* 0 stays the full batch */
+    p->pieces = (size_t)c->train.accumulate;
+    p->S = shard_count(f->n, (size_t)c->data.virtual_shards);
+    plan_groups(p, c);
+    if (p->G * p->pieces > EXACT_MAX_TERMS) {
+        snprintf(err, len, "train.accumulate = %zu: train.micro_batches x train.accumulate = %zu "
+                 "exceeds %d micro-batches per update", p->pieces, p->G * p->pieces,
+                 EXACT_MAX_TERMS);
+        return XT_ERR_USAGE;
+    }
+    plan_shuffle(p, c, f);
+    p->budget = f->budget;
+    snprintf(p->budget_why, sizeof p->budget_why, "%s", f->budget_why ? f->budget_why : "");
+    Status st = plan_norm(p, c, f, err, len);
+    if (st == XT_OK && f->n > 0 && P <= p->S && p->G <= p->S && (p->G == 0 || P <= p->G))
+        st = plan_stream(p, c, f, err, len); /* else sampler_init says what is wrong */
+    return st;
+}
+
+/* comm.overlap resolved. */
+static void plan_overlap(Plan *p, const Config *c, const CommPlacement *at, const PlanModelFacts *m)
+{
+    const char *conflict = config_overlap_conflict(c);
+    p->overlap = false;
+    if (c->comm.overlap == OVERLAP_FALSE) {
+        snprintf(p->overlap_why, sizeof p->overlap_why, "comm.overlap = false");
+    } else if (at->P == 1) {
+        snprintf(p->overlap_why, sizeof p->overlap_why, "one rank: nothing to reduce");
+    } else if (c->comm.overlap == OVERLAP_TRUE) {
+        p->overlap = true;
+        snprintf(p->overlap_why, sizeof p->overlap_why, "comm.overlap = true");
+    } else if (conflict) {
+        snprintf(p->overlap_why, sizeof p->overlap_why, "comm.overlap = auto: off with %s",
+                 conflict);
+    } else if (m->buckets < 2) {
+        snprintf(p->overlap_why, sizeof p->overlap_why, "comm.overlap = auto: off, one bucket "
+                 "of layers merged to 256 KiB, whose reduction could only start when backward "
+                 "ends");
+    } else if (at->nodes < 2) {
+        snprintf(p->overlap_why, sizeof p->overlap_why,
+                 "comm.overlap = auto: off, one node: the reduction is fast");
+    } else if (at->local_max > 1) {
+        snprintf(p->overlap_why, sizeof p->overlap_why, "comm.overlap = auto: off, several ranks "
+                 "per node: the node's shared memory and the sharded update serve them");
+    } else if (m->smallest / (size_t)at->P < RING_MIN_MESSAGE) {
+        snprintf(p->overlap_why, sizeof p->overlap_why, "comm.overlap = auto: off, ring "
+                 "messages under 64 KiB at this P: latency-bound");
+    } else {
+        p->overlap = true;
+        snprintf(p->overlap_why, sizeof p->overlap_why, "comm.overlap = auto: %d buckets of "
+                 "layers on %d nodes, one rank each, ring messages of %zu KiB or more",
+                 m->buckets, at->nodes, m->smallest / (size_t)at->P / 1024);
+    }
+}
+
+static void plan_shard(Plan *p, const Config *c, const CommPlacement *at)
+{
+    const char *v = c->optim.shard == SHARD_TRUE ? "true" : "auto";
+    p->shard = c->optim.shard != SHARD_FALSE && at->P > 1 && !p->overlap;
+    if (p->overlap && c->optim.shard == SHARD_AUTO && at->P > 1)
+        snprintf(p->shard_why, sizeof p->shard_why, "optim.shard = auto: off with overlap");
+    else if (c->optim.shard == SHARD_FALSE)
+        snprintf(p->shard_why, sizeof p->shard_why, "optim.shard = false");
+    else if (at->P == 1)
+        snprintf(p->shard_why, sizeof p->shard_why, "optim.shard = %s: one rank, nothing to "
+                 "share", v);
+    else
+        snprintf(p->shard_why, sizeof p->shard_why, "optim.shard = %s",
+                 c->optim.shard == SHARD_TRUE ? "true" : "auto: P > 1");
+}
+
+/* comm.allreduce resolved. auto decides by the ranks' placement, never by a timing: a timed
+ * choice could differ between two runs of one configuration, and the two paths sum in
+ * different orders, so the models would differ in their last bits. Spinning barriers need a
+ * CPU per rank. */
+static void plan_path(Plan *p, const Config *c, const CommPlacement *at)
+{
+    p->shm = false;
+    p->shm_asked = c->comm.allreduce == ALLREDUCE_SHM;
+    if (p->overlap) {
+        snprintf(p->path_why, sizeof p->path_why, "%s", p->overlap_why);
+    } else if (c->comm.allreduce == ALLREDUCE_MPI) {
+        snprintf(p->path_why, sizeof p->path_why, "comm.allreduce = mpi");
+    } else if (c->comm.allreduce == ALLREDUCE_SHM) {
+        p->shm = true;
+        snprintf(p->path_why, sizeof p->path_why, "comm.allreduce = shm");
+    } else if (at->oversubscribed) {
+        snprintf(p->path_why, sizeof p->path_why, "comm.allreduce = auto: %d ranks share %d "
+                 "CPU(s) on a node; shared memory needs a CPU per rank", at->local, at->node_cpus);
+    } else if (at->local_max < 2) {
+        snprintf(p->path_why, sizeof p->path_why,
+                 "comm.allreduce = auto: one rank per node: nothing to share");
+    } else if (at->local_min != at->local_max) {
+        snprintf(p->path_why, sizeof p->path_why, "comm.allreduce = auto: the nodes run "
+                 "different numbers of ranks (%d to %d)", at->local_min, at->local_max);
+    } else {
+        p->shm = true;
+        snprintf(p->path_why, sizeof p->path_why, "comm.allreduce = auto: a CPU per rank, %d "
+                 "ranks on %d CPUs", at->local, at->node_cpus);
+    }
+}
+
+void plan_step(Plan *p, const Config *c, const CommPlacement *at, const PlanModelFacts *m)
+{
+    plan_overlap(p, c, at, m);
+    plan_shard(p, c, at);
+    plan_path(p, c, at);
+}
+
+int plan_apply_blas(char *why, size_t len)
+{
+    linalg_set_blas_threads(plan_blas(linalg_threads_from_env(), linalg_blas_threads(), why, len));
+    return linalg_blas_threads();
+}
+
+int plan_blas(bool env_sets, int env_threads, char *why, size_t len)
+{
+    if (env_sets) {
+        snprintf(why, len, "as the environment sets it");
+        return env_threads > 0 ? env_threads : 1;
+    }
+    snprintf(why, len, "default: one per rank, the ranks fill the cores");
+    return 1;
+}

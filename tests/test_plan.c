@@ -1,0 +1,265 @@
+/* plan: every auto decision as a table of cases (configuration + placement + data facts ->
+ * decision and reason), and the refusals. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "plan.h"
+
+static void assert_has(const char *text, const char *part)
+{
+    if (!strstr(text, part)) fail_msg("'%s' does not contain '%s'", text, part);
+}
+
+/* A configuration from --set style assignments over the defaults. */
+static void cfg_with(Config *c, const char *const *sets, size_t n)
+{
+    char err[512];
+    assert_int_equal(config_load(c, NULL, sets, n, err, sizeof err), XT_OK);
+}
+
+static CommPlacement placed(int P, int nodes, int cpus, bool over)
+{
+    int local = P / nodes;
+    return (CommPlacement){.P = P, .nodes = nodes, .local = local, .local_min = local,
+                           .local_max = local, .node_cpus = cpus, .oversubscribed = over};
+}
+
+static PlanFacts facts(size_t n, int P)
+{
+    return (PlanFacts){.n = n, .d = 10, .row_bytes = 44.0, .budget = 0.0, .budget_why = "test",
+                       .at = placed(P, 1, 8, false)};
+}
+
+static void test_plan_batches_and_groups(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *sets[3];
+        size_t n_sets, rows;
+        int P;
+        size_t global, G, pieces, S;
+        const char *why;
+    } cases[] = {
+        /* train.micro_batches = auto: batch / 128, at least 8, at most the shards */
+        {{"train.reproducible=true", "train.batch_size=4096"}, 2, 10000, 1, 4096, 32, 1, 64,
+         "auto: batch / 128"},
+        {{"train.reproducible=true", "data.virtual_shards=5"}, 2, 10000, 1, 128, 5, 1, 5, "auto"},
+        {{"train.reproducible=true"}, 1, 10000, 2, 128, 8, 1, 64, "auto"},
+        {{"train.reproducible=true", "train.batch_size=0"}, 2, 10000, 1, 0, 8, 1, 64, "auto"},
+        {{"train.reproducible=true"}, 1, 6, 1, 128, 6, 1, 6, "auto"}, /* fewer rows than 8 */
+        {{"train.reproducible=true", "train.micro_batches=12"}, 2, 10000, 1, 128, 12, 1, 64,
+         "train.micro_batches = 12"},
+        {{"train.reproducible=true", "train.accumulate=4"}, 2, 10000, 1, 512, 8, 4, 64, "auto"},
+        {{"train.batch_per_rank=10"}, 1, 1000, 3, 30, 0, 1, 64, "train.reproducible = false"},
+        {{"train.accumulate=4", "train.batch_size=64"}, 2, 1000, 2, 256, 0, 4, 64,
+         "train.reproducible = false"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        Config c;
+        cfg_with(&c, cases[i].sets, cases[i].n_sets);
+        PlanFacts f = facts(cases[i].rows, cases[i].P);
+        Plan p;
+        char err[512];
+        assert_int_equal(plan_data(&p, &c, &f, err, sizeof err), XT_OK);
+        if (p.global_batch != cases[i].global || p.G != cases[i].G ||
+            p.pieces != cases[i].pieces || p.S != cases[i].S)
+            fail_msg("case %zu: batch %zu G %zu pieces %zu S %zu", i, p.global_batch, p.G,
+                     p.pieces, p.S);
+        assert_has(p.groups_why, cases[i].why);
+    }
+}
+
+static void test_plan_shuffle_and_norm(void **state)
+{
+    (void)state;
+    Config c;
+    Plan p;
+    char err[512];
+    PlanFacts f = facts(1000, 1);
+    const char *block[] = {"train.shuffle=block"};
+    cfg_with(&c, block, 1);
+    assert_int_equal(plan_data(&p, &c, &f, err, sizeof err), XT_OK);
+    assert_int_equal(p.shuffle_block, 1024);
+    assert_has(p.shuffle_why, "not chunked");
+    f.x_chunk_rows = 100;
+    assert_int_equal(plan_data(&p, &c, &f, err, sizeof err), XT_OK);
+    assert_int_equal(p.shuffle_block, 100);
+    const char *sized[] = {"train.shuffle=block", "train.shuffle_block=7"};
+    cfg_with(&c, sized, 2);
+    assert_int_equal(plan_data(&p, &c, &f, err, sizeof err), XT_OK);
+    assert_int_equal(p.shuffle_block, 7);
+    cfg_with(&c, NULL, 0); /* rows shuffled: no blocks */
+    assert_int_equal(plan_data(&p, &c, &f, err, sizeof err), XT_OK);
+    assert_int_equal(p.shuffle_block, 0);
+    /* data.normalize = auto: scale with the attribute, else standardise */
+    assert_int_equal(p.norm, NORM_STANDARDIZE);
+    assert_has(p.norm_why, "auto: X has no scale attribute");
+    f.x_has_scale = true;
+    assert_int_equal(plan_data(&p, &c, &f, err, sizeof err), XT_OK);
+    assert_int_equal(p.norm, NORM_SCALE);
+    assert_has(p.norm_why, "auto: X has a scale attribute");
+    const char *none[] = {"data.normalize=none"};
+    cfg_with(&c, none, 1);
+    assert_int_equal(plan_data(&p, &c, &f, err, sizeof err), XT_OK);
+    assert_int_equal(p.norm, NORM_NONE);
+    const char *scale[] = {"data.normalize=scale"};
+    cfg_with(&c, scale, 1);
+    f.x_has_scale = false;
+    assert_int_equal(plan_data(&p, &c, &f, err, sizeof err), XT_ERR_USAGE);
+    assert_has(err, "no scale attribute");
+}
+
+static void test_plan_stream(void **state)
+{
+    (void)state;
+    /* 1000 rows of 44 bytes over 2 ranks: 500 rows, 22000 bytes per rank */
+    static const struct {
+        const char *set;
+        double budget;
+        Status st;
+        bool stream;
+        const char *why;
+    } cases[] = {
+        {"data.stream=auto", 0.0, XT_OK, false, "they fit the budget"},
+        {"data.stream=auto", 30000.0, XT_OK, false, "they fit the budget"},
+        {"data.stream=auto", 20000.0, XT_OK, true, "do not fit the budget"},
+        {"data.stream=true", 0.0, XT_OK, true, "data.stream = true"},
+        {"data.stream=false", 30000.0, XT_OK, false, "data.stream = false"},
+        {"data.stream=false", 20000.0, XT_ERR_USAGE, false, "data.stream = false: set"},
+        {"data.stream=auto", 3000.0, XT_ERR_USAGE, false, "shuffle order alone"}, /* 2 x 2000 */
+        {"data.stream=false", 3000.0, XT_OK, false, "data.stream = false"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        Config c;
+        cfg_with(&c, &cases[i].set, 1);
+        PlanFacts f = facts(1000, 2);
+        f.budget = cases[i].budget;
+        f.row_bytes = 44.0;
+        if (i == 7) f.row_bytes = 4.0; /* the index fits once; the rows then fit too */
+        Plan p;
+        char err[1024] = "";
+        Status st = plan_data(&p, &c, &f, err, sizeof err);
+        if (st != cases[i].st) fail_msg("case %zu: status %d (%s)", i, (int)st, err);
+        if (st == XT_OK) {
+            assert_int_equal(p.stream, cases[i].stream);
+            assert_has(p.stream_why, cases[i].why);
+        } else {
+            assert_has(err, cases[i].why);
+        }
+    }
+    /* more micro-batches per update than the exact sums take */
+    Config c;
+    const char *many[] = {"train.reproducible=true", "train.micro_batches=64",
+                          "train.accumulate=64"};
+    cfg_with(&c, many, 3);
+    PlanFacts f = facts(100000, 1);
+    f.n = 100000;
+    Plan p;
+    char err[512];
+    assert_int_equal(plan_data(&p, &c, &f, err, sizeof err), XT_OK); /* 4096: the limit */
+    const char *more[] = {"train.reproducible=true", "train.batch_size=16384",
+                          "train.accumulate=64", "data.virtual_shards=4096"};
+    cfg_with(&c, more, 4); /* auto: 128 groups x 64 */
+    assert_int_equal(plan_data(&p, &c, &f, err, sizeof err), XT_ERR_USAGE);
+    assert_has(err, "exceeds 4096 micro-batches per update");
+}
+
+static void test_plan_step_decisions(void **state)
+{
+    (void)state;
+    const PlanModelFacts big = {.buckets = 3, .smallest = 4u << 20};
+    const PlanModelFacts one = {.buckets = 1, .smallest = 4u << 20};
+    static const struct {
+        const char *set;
+        int P, nodes, cpus;
+        bool over, two_buckets;
+        bool overlap, shard, shm;
+        const char *overlap_why, *path_why;
+    } cases[] = {
+        {"comm.overlap=auto", 1, 1, 8, false, true, false, false, false, "one rank",
+         "one rank per node"},
+        {"comm.overlap=auto", 2, 1, 8, false, true, false, true, true, "one node",
+         "a CPU per rank, 2 ranks on 8 CPUs"},
+        {"comm.overlap=auto", 2, 1, 1, true, true, false, true, false, "one node",
+         "2 ranks share 1 CPU(s)"},
+        {"comm.overlap=auto", 4, 4, 8, false, true, true, false, false, "3 buckets",
+         "3 buckets of layers on 4 nodes"},
+        {"comm.overlap=auto", 4, 4, 8, false, false, false, true, false, "one bucket",
+         "one rank per node"},
+        {"comm.overlap=auto", 4, 2, 8, false, true, false, true, true, "several ranks per node",
+         "a CPU per rank, 2 ranks"},
+        {"train.reproducible=true", 4, 4, 8, false, true, false, true, false,
+         "off with train.reproducible = true", "one rank per node"},
+        {"comm.overlap=false", 4, 4, 8, false, true, false, true, false, "comm.overlap = false",
+         "one rank per node"},
+        {"comm.overlap=true", 2, 1, 8, false, false, true, false, false, "comm.overlap = true",
+         "comm.overlap = true"},
+        {"optim.shard=false", 2, 1, 8, false, true, false, false, true, "one node",
+         "a CPU per rank"},
+        {"comm.allreduce=mpi", 2, 1, 8, false, true, false, true, false, "one node",
+         "comm.allreduce = mpi"},
+        {"comm.allreduce=shm", 2, 2, 8, false, true, false, true, true, "off with comm.allreduce",
+         "comm.allreduce = shm"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        Config c;
+        cfg_with(&c, &cases[i].set, 1);
+        CommPlacement at = placed(cases[i].P, cases[i].nodes, cases[i].cpus, cases[i].over);
+        Plan p;
+        memset(&p, 0, sizeof p);
+        plan_step(&p, &c, &at, cases[i].two_buckets ? &big : &one);
+        if (p.overlap != cases[i].overlap || p.shard != cases[i].shard || p.shm != cases[i].shm)
+            fail_msg("case %zu: overlap %d shard %d shm %d (%s | %s | %s)", i, p.overlap, p.shard,
+                     p.shm, p.overlap_why, p.shard_why, p.path_why);
+        assert_has(p.overlap_why, cases[i].overlap_why);
+        assert_has(p.path_why, cases[i].path_why);
+    }
+    /* unequal nodes and slow rings keep MPI and overlap off */
+    Config c;
+    cfg_with(&c, NULL, 0);
+    CommPlacement at = placed(3, 2, 8, false);
+    at.local_min = 1;
+    at.local_max = 2;
+    Plan p;
+    plan_step(&p, &c, &at, &big);
+    assert_false(p.shm);
+    assert_has(p.path_why, "different numbers of ranks (1 to 2)");
+    at = placed(64, 64, 8, false);
+    PlanModelFacts small = {.buckets = 2, .smallest = 1u << 20}; /* 16 KiB per message */
+    plan_step(&p, &c, &at, &small);
+    assert_false(p.overlap);
+    assert_has(p.overlap_why, "latency-bound");
+}
+
+static void test_plan_blas_and_rank_rows(void **state)
+{
+    (void)state;
+    char why[128];
+    assert_int_equal(plan_blas(false, 4, why, sizeof why), 1);
+    assert_has(why, "one per rank");
+    assert_int_equal(plan_blas(true, 4, why, sizeof why), 4);
+    assert_has(why, "environment");
+    size_t lo, hi;
+    /* 10 rows, 4 shards (2, 3, 2, 3 rows), 3 ranks owning shards {0}, {1}, {2, 3} */
+    assert_int_equal(plan_max_rank_rows(10, 4, 0, 3, &lo, &hi), 5);
+    assert_int_equal(lo, 5);
+    assert_int_equal(hi, 10);
+    assert_int_equal(plan_max_rank_rows(10, 4, 0, 1, &lo, &hi), 10);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_plan_batches_and_groups),
+        cmocka_unit_test(test_plan_shuffle_and_norm),
+        cmocka_unit_test(test_plan_stream),
+        cmocka_unit_test(test_plan_step_decisions),
+        cmocka_unit_test(test_plan_blas_and_rank_rows),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,222 @@
+/* reduce: every implementation of the step's reduction, in process, at several P, against
+ * the plain sum:
+ *   sum (MPI allreduce), sum sharded (MPI reduce-scatter + allgather), sum and sum sharded
+ *   over the node's shared memory, ring (overlap), exact (MPI, sharded, shared memory);
+ * each rank runs an uneven number of micro-batches (a rank with none among them at P >= 3),
+ * whose "backward" writes integer-valued gradients layer by layer through the reduction's
+ * hooks, as model_backward does. Checked on every rank, over several steps:
+ *   - this rank's slice of the reduced gradient is exactly the sum over ranks and
+ *     micro-batches (integer values: exact in float in any order);
+ *   - the totals (loss, weight, right and all decisions) are exactly the sums;
+ *   - the update (SGD, momentum) leaves every rank with all the parameters (the allgather of
+ *     a sharded update), each the expected value;
+ *   - rank 0 gathers the whole optimiser state for a checkpoint;
+ *   - a NaN loss on one rank, and a signal on one rank, reach every rank at the same step.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "reduce.h"
+#include "xt_test.h"
+
+static Comm *g_comm;
+static volatile sig_atomic_t g_sig;
+
+typedef struct {
+    const char *name;
+    bool exact, overlap, shard, shm;
+} Case;
+
+static const Case CASES[] = {
+    {"sum mpi", false, false, false, false},       {"sum mpi sharded", false, false, true, false},
+    {"sum shm", false, false, false, true},        {"sum shm sharded", false, false, true, true},
+    {"ring", false, true, false, false},           {"exact mpi", true, false, false, false},
+    {"exact mpi sharded", true, false, true, false}, {"exact shm sharded", true, false, true, true},
+};
+
+/* Micro-batches of rank q in a step: uneven, none on rank 2. */
+static size_t parts_of(int q) { return (size_t)((q + 1) % 3); }
+
+/* Gradient element j of micro-batch i of rank q at step s: small integers. */
+static float value(int q, size_t i, size_t j, int s)
+{
+    return (float)((int)((size_t)q * 7 + i * 3 + j + (size_t)s) % 13 - 6);
+}
+
+static ModelShape test_shape(void)
+{
+    ModelShape s;
+    char err[256];
+    const int64_t hidden[2] = {300, 300}; /* two ring buckets: layers 3+2, then layer 1 */
+    assert_int_equal(model_shape_init(&s, MODEL_MLP, ACT_RELU, HEAD_SOFTMAX, 50, hidden, 2, 10,
+                                      err, sizeof err), XT_OK);
+    return s;
+}
+
+/* What model_backward does to the buffer, layer L .. 1, with the hooks between layers. */
+static void fake_backward(float *g, bool acc, const BackwardHooks *h, const ModelShape *s,
+                          int q, size_t i, int step)
+{
+    for (int l = s->n_layers; l >= 1; l--) {
+        size_t lo = s->w_off[l - 1], hi = s->b_off[l - 1] + s->sizes[l];
+        for (size_t j = lo; j < hi; j++) g[j] = (acc ? g[j] : 0.0f) + value(q, i, j, step);
+        if (h && h->progress) h->progress(h->ctx);
+        if (h && h->layer_done) h->layer_done(h->ctx, l);
+    }
+}
+
+/* One step of rank q; loss_nan: this rank's loss is NaN. */
+static const float *run_step(Reduce *red, const ModelShape *s, int q, int step, bool loss_nan,
+                             StepTotals *tot)
+{
+    reduce_begin(red);
+    size_t m = parts_of(q);
+    for (size_t i = 0; i < m; i++) {
+        StepSums ss = {.loss = loss_nan ? NAN : q + 0.5, .weight = 2.0, .correct = 1.0,
+                       .decisions = 2.0};
+        reduce_add(red, i, &ss);
+        bool acc;
+        float *g = reduce_partial(red, i, &acc);
+        fake_backward(g, acc, reduce_hooks(red, i + 1 == m), s, q, i, step);
+        reduce_partial_done(red, i);
+    }
+    ReduceTimes t;
+    return reduce_finish(red, tot, &t);
+}
+
+static double expected(int P, size_t j, int step)
+{
+    double sum = 0.0;
+    for (int q = 0; q < P; q++)
+        for (size_t i = 0; i < parts_of(q); i++) sum += value(q, i, j, step);
+    return sum;
+}
+
+static Plan case_plan(const Case *c, int P)
+{
+    Plan p;
+    memset(&p, 0, sizeof p);
+    p.G = c->exact ? (size_t)(3 * P) : 0;
+    p.pieces = 1;
+    p.overlap = c->overlap && P > 1;
+    p.shard = c->shard && P > 1;
+    p.shm = c->shm;
+    snprintf(p.path_why, sizeof p.path_why, "test: %s", c->name);
+    snprintf(p.overlap_why, sizeof p.overlap_why, "test");
+    return p;
+}
+
+/* The step's gradient and totals against the plain sums. */
+static void check_step(const Reduce *red, const float *grads, const StepTotals *tot, int P,
+                       int step)
+{
+    size_t lo, hi, bad = 0, mb = 0;
+    reduce_slice(red, &lo, &hi);
+    for (size_t j = lo; j < hi; j++) bad += grads[j] != (float)expected(P, j, step);
+    double loss = 0.0;
+    for (int q = 0; q < P; q++) {
+        mb += parts_of(q);
+        loss += (double)parts_of(q) * (q + 0.5);
+    }
+    assert_all_ranks(g_comm, bad == 0);
+    assert_all_ranks(g_comm, tot->sums.loss == loss && tot->sums.weight == 2.0 * (double)mb &&
+                                 tot->sums.correct == (double)mb &&
+                                 tot->sums.decisions == 2.0 * (double)mb);
+    assert_all_ranks(g_comm, !tot->nonfinite && !tot->signal);
+}
+
+/* After one SGD update from zero with lr 1 and momentum: p = -g, velocity = g. */
+static void check_update(Reduce *red, const ModelShape *s, int P, int r)
+{
+    const float *p = reduce_params(red);
+    size_t bad = 0;
+    for (size_t j = 0; j < s->n_params; j++) bad += p[j] != (float)-expected(P, j, 0);
+    assert_all_ranks(g_comm, bad == 0);
+    reduce_gather_state(red);
+    if (r == 0) {
+        StateList tmp;
+        const StateList *st = reduce_state(red, &tmp);
+        assert_non_null(st);
+        assert_int_equal(st->n_arrays, 1);
+        assert_int_equal(st->arrays[0].n, s->n_params);
+        for (size_t j = 0; j < s->n_params; j++)
+            bad += st->arrays[0].data[j] != (float)expected(P, j, 0);
+        assert_int_equal(bad, 0);
+    }
+    reduce_drop_state(red);
+}
+
+static void run_case(const Case *c)
+{
+    const int P = comm_size(g_comm), r = comm_rank(g_comm);
+    ModelShape s = test_shape();
+    Plan plan = case_plan(c, P);
+    OptimSettings os = {.kind = OPT_SGD, .lr = 1.0, .momentum = 0.9, .schedule = SCHED_CONSTANT,
+                        .epochs = 1, .steps_per_epoch = 1};
+    ReduceSpec spec = {.plan = &plan, .shape = &s, .oset = &os, .parts = 3,
+                       .terms = (size_t)(3 * P), .signal = &g_sig};
+    Reduce *red = NULL;
+    assert_int_equal(reduce_open(g_comm, &spec, &red), XT_OK);
+    char desc[1024];
+    reduce_describe(red, desc, sizeof desc);
+    if (r == 0) printf("  P = %d, %-18s %s\n", P, c->name, desc);
+    StepTotals tot;
+    const float *g = run_step(red, &s, r, 0, false, &tot);
+    check_step(red, g, &tot, P, 0);
+    reduce_update(red, g, 1.0f, 1.0);
+    check_update(red, &s, P, r);
+    g = run_step(red, &s, r, 1, false, &tot); /* the buffers are reused */
+    check_step(red, g, &tot, P, 1);
+    /* a NaN loss on the last rank with rows reaches every rank */
+    int nan_rank = parts_of(P - 1) > 0 ? P - 1 : P - 2;
+    g = run_step(red, &s, r, 2, r == nan_rank, &tot);
+    assert_all_ranks(g_comm, tot.nonfinite && g == NULL);
+    /* a signal on the last rank reaches every rank */
+    g_sig = r == P - 1 ? SIGUSR1 : 0;
+    run_step(red, &s, r, 3, false, &tot);
+    g_sig = 0;
+    assert_all_ranks(g_comm, tot.signal && !tot.nonfinite);
+    reduce_close(&red);
+    assert_null(red);
+}
+
+static void test_reduce_every_implementation(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof CASES / sizeof *CASES; i++) run_case(&CASES[i]);
+}
+
+/* The ring's buckets: layers merged from the top until 256 KiB, the slots in the first. */
+static void test_reduce_ring_buckets(void **state)
+{
+    (void)state;
+    ModelShape s = test_shape();
+    size_t smallest;
+    assert_int_equal(reduce_ring_buckets(&s, &smallest), 2);
+    /* layer 1 alone: 50 x 300 + 300 floats */
+    assert_int_equal(smallest, (50 * 300 + 300) * sizeof(float));
+    ModelShape lin;
+    char err[256];
+    assert_int_equal(model_shape_init(&lin, MODEL_SOFTMAX, ACT_RELU, HEAD_SOFTMAX, 784, NULL, 0,
+                                      10, err, sizeof err), XT_OK);
+    assert_int_equal(reduce_ring_buckets(&lin, &smallest), 1);
+}
+
+int main(int argc, char **argv)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_reduce_every_implementation),
+        cmocka_unit_test(test_reduce_ring_buckets),
+    };
+    return xt_test_run_mpi(&argc, &argv, "reduce_mpi", tests, sizeof tests / sizeof *tests,
+                           &g_comm);
+}
