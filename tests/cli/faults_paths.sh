@@ -5,10 +5,8 @@
 # streamed or in memory, at P = 2 (MPI-IO opens), with the test split, eval and predict.
 # Usage: faults_paths.sh XENTRAIN SCRATCH_DIR MPIEXEC
 set -u
-bin=$1 tmp=$2 mpiexec=$3
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../lib.sh"
-rm -rf "$tmp" && mkdir -p "$tmp" && cd "$tmp" || exit 1
-xt() { local np=$1; shift; timeout -k 5 120 "$mpiexec" -np "$np" "$bin" "$@"; }
+xt_begin "$@"
 
 # $tmp/ + ten components of 99 characters: the data directory is over 1,000 characters
 long=$tmp

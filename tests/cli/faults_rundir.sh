@@ -10,23 +10,11 @@
 #  e. a run.dir that cannot be a directory is a config error (exit 2) naming run.dir.
 # Usage: faults_rundir.sh XENTRAIN SCRATCH_DIR MPIEXEC
 set -u
-bin=$1 tmp=$2 mpiexec=$3
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../lib.sh"
-rm -rf "$tmp" && mkdir -p "$tmp" && cd "$tmp" || exit 1
-xt() { local np=$1; shift; timeout -k 5 120 "$mpiexec" -np "$np" "$bin" "$@"; }
+xt_begin "$@"
 "$bin" gen blobs --rows 4000 --features 20 --classes 3 --seed 1 --out d.h5 >/dev/null || exit 1
-cat > c.ini <<'INI'
-[data]
-train = d.h5:/train
-val = d.h5:/val
-[model]
-type = mlp
-hidden = 16
-[train]
-epochs = 8
-batch_size = 32
-progress = false
-INI
+write_ini c.ini data.train=d.h5:/train data.val=d.h5:/val model.type=mlp model.hidden=16 \
+  train.epochs=8 train.batch_size=32 train.progress=false
 rows() { [ -f "$1" ] && tail -n +2 "$1" | wc -l || echo 0; }
 wait_rows() { for i in $(seq 1 600); do [ "$(rows "$1")" -ge "$2" ] && return 0; sleep 0.05; done; return 1; }
 

@@ -13,26 +13,14 @@
 #     whenever the ranks had started.
 # Usage: faults_signals.sh XENTRAIN SCRATCH_DIR MPIEXEC
 set -u
-bin=$1 tmp=$2 mpiexec=$3
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../lib.sh"
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-rm -rf "$tmp" && mkdir -p "$tmp" && cd "$tmp" || exit 1
+xt_begin "$@"
 launcher=$mpiexec # under MPICH the tests launch through xt-mpirun already (XT_MPIRUN is set)
 [ "$(basename "$mpiexec")" = xt-mpirun ] && launcher=${XT_MPIRUN:-mpirun}
 
 "$bin" gen blobs --rows 4000 --features 20 --classes 3 --seed 1 --out d.h5 >/dev/null || exit 1
-cat > c.ini <<'INI'
-[data]
-train = d.h5:/train
-val = d.h5:/val
-[model]
-type = mlp
-hidden = 16
-[train]
-epochs = 20
-batch_size = 32
-progress = false
-INI
+write_ini c.ini data.train=d.h5:/train data.val=d.h5:/val model.type=mlp model.hidden=16 \
+  train.epochs=20 train.batch_size=32 train.progress=false
 
 # Helpers with builtins only (past one pgrep): a fork takes 10-20 ms here, and the moments
 # that matter are that short.
@@ -75,7 +63,7 @@ early_rank() {
 # a. SIGUSR1 to rank 1 as soon as it has its handler, or 30 ms after it exists (today's code
 #    installs it only after MPI_Init, 0.2 s or more later: the default action ends the rank)
 for sig in USR1 TERM; do
-  XT_TEST_STEP_DELAY_MS=2 timeout -k 5 120 "$mpiexec" -np 2 "$bin" train c.ini --set run.dir=init$sig \
+  XT_TEST_STEP_DELAY_MS=2 xt 2 train c.ini --set run.dir=init$sig \
     >init$sig.log 2>&1 &
   job=$!
   t0=$EPOCHREALTIME pid=
@@ -93,7 +81,7 @@ for sig in USR1 TERM; do
     pass "a. SIG$sig to rank 1 during start-up: held, checkpoint after step 1, exit 75"
   else fail "a. SIG$sig to rank 1 during start-up: exit $code (pid '$pid', start-up done: $init_done)"; tail -3 init$sig.log; fi
 done
-if timeout -k 5 120 "$mpiexec" -np 2 "$bin" train c.ini --set run.dir=initUSR1 >resume.log 2>&1 &&
+if xt 2 train c.ini --set run.dir=initUSR1 >resume.log 2>&1 &&
    grep -q "resume: initUSR1/checkpoint.h5, epoch 1 step 1" resume.log; then
   pass "a. the run resumes from that checkpoint (epoch 1 step 1) and completes"
 else fail "a. resume after the early signal"; tail -3 resume.log; fi

@@ -10,27 +10,13 @@
 #     run used to end with exit 1 and no word).
 # Usage: faults_state.sh XENTRAIN SCRATCH_DIR MPIEXEC
 set -u
-bin=$1 tmp=$2 mpiexec=$3
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../lib.sh"
-rm -rf "$tmp" && mkdir -p "$tmp" && cd "$tmp" || exit 1
-xt() { local np=$1; shift; timeout -k 5 120 "$mpiexec" -np "$np" "$bin" "$@"; }
+xt_begin "$@"
 py=/usr/bin/python3
 "$bin" gen blobs --rows 4000 --features 20 --classes 3 --seed 1 --out d.h5 >/dev/null || exit 1
 cp d.h5 orig.h5
-cat > c.ini <<'INI'
-[data]
-train = d.h5:/train
-val = d.h5:/val
-[model]
-type = mlp
-hidden = 16
-[optim]
-momentum = 0.9
-[train]
-epochs = 4
-batch_size = 32
-progress = false
-INI
+write_ini c.ini data.train=d.h5:/train data.val=d.h5:/val model.type=mlp model.hidden=16 \
+  optim.momentum=0.9 train.epochs=4 train.batch_size=32 train.progress=false
 # flip FILE DATASET: one bit of the dataset's 3rd value, in place (h5py gives its offset)
 flip() {
   "$py" - "$1" "$2" <<'PY'

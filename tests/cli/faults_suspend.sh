@@ -10,25 +10,11 @@
 #     stopped rank, continued to be ended, prints no watchdog line of its own.
 # Usage: faults_suspend.sh XENTRAIN SCRATCH_DIR MPIEXEC
 set -u
-bin=$1 tmp=$2 mpiexec=$3
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../lib.sh"
-rm -rf "$tmp" && mkdir -p "$tmp" && cd "$tmp" || exit 1
-xt() { local np=$1; shift; timeout -k 5 120 "$mpiexec" -np "$np" "$bin" "$@"; }
+xt_begin "$@"
 "$bin" gen blobs --rows 4000 --features 20 --classes 3 --seed 1 --out d.h5 >/dev/null || exit 1
-cat > c.ini <<'INI'
-[data]
-train = d.h5:/train
-val = d.h5:/val
-[model]
-type = mlp
-hidden = 16
-[train]
-epochs = 2
-batch_size = 32
-progress = false
-[comm]
-timeout_s = 2
-INI
+write_ini c.ini data.train=d.h5:/train data.val=d.h5:/val model.type=mlp model.hidden=16 \
+  train.epochs=2 train.batch_size=32 train.progress=false comm.timeout_s=2
 # tree PID: PID and every process under it (the launcher and the ranks it started)
 tree() { local c; echo "$1"; for c in $(pgrep -P "$1"); do tree "$c"; done; }
 wait_rows() { for i in $(seq 1 600); do [ -s "$1" ] && [ "$(wc -l < "$1")" -ge "$2" ] && return 0; sleep 0.05; done; return 1; }

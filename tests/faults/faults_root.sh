@@ -12,11 +12,9 @@
 #     naming model.hidden and the limit.
 # Usage: faults_root.sh XENTRAIN SCRATCH_DIR MPIEXEC
 set -u
-bin=$1 tmp=$2 mpiexec=$3
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../lib.sh"
+xt_begin "$@"
 if [ "$(id -u)" -ne 0 ]; then echo "SKIP: needs root (tmpfs mounts, the cgroup freezer)"; exit 77; fi
-rm -rf "$tmp" && mkdir -p "$tmp" && cd "$tmp" || exit 1
-xt() { local np=$1; shift; timeout -k 5 120 "$mpiexec" -np "$np" "$bin" "$@"; }
 mnt=$tmp/small
 fz=/sys/fs/cgroup/freezer/xt-faults-$$ mem=/sys/fs/cgroup/memory/xt-faults-$$
 # cgroups made here are emptied (their processes back to the root group) and removed
@@ -36,18 +34,8 @@ mkdir -p "$mnt"
 if ! mount -t tmpfs -o size=300k tmpfs "$mnt"; then echo "SKIP: cannot mount a tmpfs here"; exit 77; fi
 
 "$bin" gen blobs --rows 4000 --features 200 --classes 10 --seed 1 --out d.h5 >/dev/null || exit 1
-cat > c.ini <<'INI'
-[data]
-train = d.h5:/train
-val = d.h5:/val
-[model]
-type = mlp
-hidden = 64
-[train]
-epochs = 3
-batch_size = 32
-progress = false
-INI
+write_ini c.ini data.train=d.h5:/train data.val=d.h5:/val model.type=mlp model.hidden=64 \
+  train.epochs=3 train.batch_size=32 train.progress=false
 
 # 1. a full disk
 xt 2 train c.ini --set run.dir="$mnt/run" >full.log 2>&1
@@ -74,24 +62,12 @@ rm -f "$mnt/filler"
 
 # 2. the cgroup freezer: the whole job frozen for 6 s with comm.timeout_s = 2 (rank 0 sleeps
 #    40 ms per step, so rank 1 waits inside the step's collective nearly all the time)
-cat > f.ini <<'INI'
-[data]
-train = d.h5:/train
-val = d.h5:/val
-[model]
-type = mlp
-hidden = 16
-[train]
-epochs = 2
-batch_size = 64
-progress = false
-[comm]
-timeout_s = 2
-INI
+write_ini f.ini data.train=d.h5:/train data.val=d.h5:/val model.type=mlp model.hidden=16 \
+  train.epochs=2 train.batch_size=64 train.progress=false comm.timeout_s=2
 if mkdir "$fz" 2>/dev/null; then
-  XT_TEST_STEP_DELAY_MS=40 XT_TEST_STEP_DELAY_RANK=0 \
-    sh -c 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' _ "$fz" \
-    timeout -k 5 120 "$mpiexec" -np 2 "$bin" train f.ini --set run.dir=frozen >freeze.log 2>&1 &
+  ( echo "$BASHPID" > "$fz/cgroup.procs" &&
+    XT_TEST_STEP_DELAY_MS=40 XT_TEST_STEP_DELAY_RANK=0 xt 2 train f.ini --set run.dir=frozen ) \
+    >freeze.log 2>&1 &
   job=$!
   for i in $(seq 1 200); do grep -q "start-up took" freeze.log && break; sleep 0.05; done
   sleep 1
@@ -113,9 +89,8 @@ fi
 #    model.hidden and the limit (it used to be killed by the kernel: exit 137, no word)
 if mkdir "$mem" 2>/dev/null; then
   echo $((3 * 1024 * 1024 * 1024)) > "$mem/memory.limit_in_bytes"
-  sh -c 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' _ "$mem" \
-    timeout -k 5 120 "$mpiexec" -np 2 "$bin" train f.ini --set run.dir=huge \
-    --set model.hidden=65536,65536 >mem.log 2>&1
+  ( echo "$BASHPID" > "$mem/cgroup.procs" &&
+    xt 2 train f.ini --set run.dir=huge --set model.hidden=65536,65536 ) >mem.log 2>&1
   code=$?
   peak=$(cat "$mem/memory.max_usage_in_bytes")
   if [ "$code" -eq 2 ] && grep -q "lower model.hidden" mem.log && grep -q "memory cgroup limit" mem.log &&
