@@ -56,8 +56,8 @@ static Status write_resolved_config(Trainer *tr)
     if (tr->r == 0) {
         char path[TRAINER_PATH_MAX], tmp[TRAINER_PATH_MAX + 32];
         fsutil_join(path, sizeof path, tr->cfg.run.dir, "config.ini");
-        fsutil_temp_name(tmp, sizeof tmp, path);
-        FILE *f = fopen(tmp, "w");
+        fsutil_temp_name(tmp, sizeof tmp, path); /* fits: 17 bytes over a joined path */
+        FILE *f = fopen(tmp, "wx");
         bool ok = f && fputs(tr->cfg_text, f) >= 0;
         if (f) ok = (fclose(f) == 0) && ok;
         st = ok ? fsutil_commit(tmp, path) : XT_ERR_RUNTIME;

@@ -4,7 +4,7 @@
 #     naming the file and "No space left on device", the run ends with exit 1 (not 139: HDF5
 #     1.10.8 used to crash in MPI_Finalize after the failed close), no temporary is left,
 #     the previous checkpoint resumes once there is room; predict --out onto a full disk
-#     ends with exit 1 and leaves nothing;
+#     ends with exit 1 and leaves nothing, as does export in either format;
 #  2. the whole job frozen with the cgroup freezer (as Slurm's scontrol suspend does) for
 #     longer than comm.timeout_s: thawed, it goes on and ends normally (the watchdog counts
 #     only time the job ran);
@@ -58,6 +58,13 @@ code=$?
 if [ "$code" -eq 1 ] && grep -q "No space left on device" pred.log && ! ls "$mnt" | grep -q pred; then
   pass "1. predict --out onto a full disk: exit 1, nothing left"
 else fail "1. predict onto a full disk: exit $code, $(ls "$mnt" | tr '\n' ' ')"; tail -3 pred.log; fi
+for fmt in onnx safetensors; do
+  "$bin" export --model "$mnt/run/model.h5" --format $fmt --out "$mnt/m.$fmt" >exp$fmt.log 2>&1
+  code=$?
+  if [ "$code" -eq 1 ] && grep -q "No space left on device" exp$fmt.log && ! ls "$mnt" | grep -q "^m\."; then
+    pass "1. export --format $fmt onto a full disk: exit 1, nothing left"
+  else fail "1. export $fmt onto a full disk: exit $code, $(ls "$mnt" | tr '\n' ' ')"; tail -3 exp$fmt.log; fi
+done
 rm -f "$mnt/filler"
 
 # 2. the cgroup freezer: the whole job frozen for 6 s with comm.timeout_s = 2 (rank 0 sleeps
