@@ -855,7 +855,7 @@ static void test_config_round_trip(void **state)
 
 /* Cluster paths of 1,000 characters (issue 32): config.ini and a checkpoint's stored text
  * (config_load_text) read back what config_to_ini wrote, and a user's file may hold them
- * too, on one line and with an inline comment. */
+ * too, on one line, with an inline comment, in quotes. */
 static void test_config_long_paths(void **state)
 {
     (void)state;
@@ -889,6 +889,12 @@ static void test_config_long_paths(void **state)
     char *ini = malloc(len);
     assert_non_null(ini);
     snprintf(ini, len, "[data]\ntrain = %s   ; on the cluster\n[run]\ndir = %s\n", spec, dir);
+    st = load_text(back, "user.ini", ini, NULL, 0, err, sizeof err, path, sizeof path);
+    if (st != XT_OK) fail_msg("%s", err);
+    assert_string_equal(back->data.train, spec);
+    assert_string_equal(back->run.dir, dir);
+    /* quoted, as short values may be: what is inside the quotes */
+    snprintf(ini, len, "[data]\ntrain = \"%s\"\n[run]\ndir = '%s'   ; quoted\n", spec, dir);
     st = load_text(back, "user.ini", ini, NULL, 0, err, sizeof err, path, sizeof path);
     if (st != XT_OK) fail_msg("%s", err);
     assert_string_equal(back->data.train, spec);
