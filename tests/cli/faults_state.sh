@@ -7,7 +7,8 @@
 #  c. streamed data changed in place during the run (labels out of range, NaN): the run
 #     stops (exit 2) saying the file changed, naming the row (not "diverged", no assertion);
 #  d. eval.batch_size = 2147483647: validation passes are capped by the split's rows (the
-#     run used to end with exit 1 and no word).
+#     run used to end with exit 1 and no word);
+#  e. an allocation that fails under an address-space limit names the buffer.
 # Usage: faults_state.sh XENTRAIN SCRATCH_DIR MPIEXEC
 set -u
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../lib.sh"
@@ -92,5 +93,19 @@ code=$?
 if [ "$code" -eq 0 ] && [ "$(tail -n +2 evbig/metrics.csv | wc -l)" -eq 1 ]; then
   pass "d. eval.batch_size = 2147483647: the run trains and validates (exit 0)"
 else fail "d. eval.batch_size = 2147483647: exit $code"; tail -3 d.log; fi
+
+# e. an allocation that fails although the estimate fits (here an address-space limit, as
+#    Slurm propagates `ulimit -v` from the submitting shell): the run says which buffer
+#    (it used to end with exit 1 and no word of its own); a small run under the same limit
+#    shows the limit leaves room for MPI and HDF5
+"$bin" gen blobs --rows 30000 --features 20 --classes 3 --seed 1 --out big.h5 >/dev/null || exit 1
+(ulimit -v 500000 && xt 1 train c.ini --set run.dir=small --set train.epochs=1) >e0.log 2>&1 ||
+  fail "e. a small run under ulimit -v 500000 (exit $?): the limit is too small for MPI here"
+(ulimit -v 500000 && xt 1 train c.ini --set data.train=big.h5:/train --set data.val=big.h5:/val \
+  --set run.dir=act --set model.hidden=4096 --set train.batch_size=16384) >e1.log 2>&1
+code=$?
+if [ "$code" -eq 1 ] && grep -q "error: out of memory for the model's activations (98307 parameters, passes of" e1.log; then
+  pass "e. an allocation that fails (ulimit -v): exit 1 naming the model's activations"
+else fail "e. a failed allocation: exit $code"; grep -v '^ ' e1.log | tail -3; fi
 
 finish
