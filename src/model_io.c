@@ -165,6 +165,10 @@ static Status check_exact(H5File *f, const char *p, int rank, const size_t *dims
     return XT_OK;
 }
 
+/* What to do about a corrupt array, in a model file or a checkpoint. */
+#define CORRUPT_HINT \
+    "use another copy of the file (a checkpoint: or train.resume = never to start over)"
+
 Status model_io_read_floats(H5File *f, const char *dset, int rank, const size_t *dims,
                             float *out)
 {
@@ -179,17 +183,16 @@ Status model_io_read_floats(H5File *f, const char *dset, int rank, const size_t 
         uint32_t now = crc_floats(out, n);
         if (stored != (int64_t)now) {
             log_error("%s:%s: checksum mismatch (crc32 stored %08llx, of the data read %08x): "
-                      "the array is corrupt (a flipped bit on disk or in a copy); use another "
-                      "copy of the file, or train.resume = never to start over", h5io_path(f),
-                      dset, (unsigned long long)stored, now);
+                      "the array is corrupt (a flipped bit on disk or in a copy); %s",
+                      h5io_path(f), dset, (unsigned long long)stored, now, CORRUPT_HINT);
             return XT_ERR_USAGE;
         }
     }
     for (size_t i = 0; i < n; i++) {
         if (isfinite(out[i])) continue;
         log_error("%s:%s: value %zu is %s: a model or checkpoint never stores one (the file is "
-                  "corrupt); use another copy of the file, or train.resume = never to start "
-                  "over", h5io_path(f), dset, i, isnan(out[i]) ? "NaN" : "infinite");
+                  "corrupt); %s", h5io_path(f), dset, i, isnan(out[i]) ? "NaN" : "infinite",
+                  CORRUPT_HINT);
         return XT_ERR_USAGE;
     }
     return XT_OK;
