@@ -1059,6 +1059,18 @@ static Status crc_rows(H5File *f, const char *dset, size_t row_bytes, size_t r0,
     return st;
 }
 
+/* The same for a string dataset (labels as h5py and AnnData write them): the texts with
+ * their terminating NULs, whether stored with variable or fixed length. */
+static Status crc_text_rows(H5File *f, const char *dset, size_t r0, size_t m, uLong *crc)
+{
+    char **v = NULL;
+    Status st = h5io_read_rows_strs(f, dset, r0, m, &v);
+    for (size_t i = 0; st == XT_OK && i < m; i++)
+        *crc = crc32(*crc, (const Bytef *)v[i], (uInt)(strlen(v[i]) + 1));
+    h5io_strs_free(v, v ? m : 0);
+    return st;
+}
+
 Status dataset_fingerprint(const DatasetInfo *info, DataPrint *fp)
 {
     *fp = (DataPrint){.rows = (int64_t)info->n, .cols = (int64_t)info->d};
@@ -1067,9 +1079,10 @@ Status dataset_fingerprint(const DatasetInfo *info, DataPrint *fp)
         fp->file_bytes = (int64_t)sb.st_size;
         fp->mtime = (int64_t)sb.st_mtime;
     }
-    char xp[340], yp[340];
-    join(xp, sizeof xp, info->group, info->x_name);
-    join(yp, sizeof yp, info->group, info->y_name);
+    char xp[700], yp[700];
+    dataset_object_path(info, info->x_name, xp, sizeof xp);
+    dataset_y_path(info, yp, sizeof yp); /* the class ids' codes for AnnData's categories */
+    bool texts = info->y_labels == LABELS_STRINGS;
     H5File *f = NULL;
     Status st = h5io_open_read(info->file, NULL, &f);
     H5ioInfo xi = {0}, yi = {0};
@@ -1082,7 +1095,8 @@ Status dataset_fingerprint(const DatasetInfo *info, DataPrint *fp)
         size_t r0 = (size_t)i * (info->n - 1) / (PRINT_RUNS - 1);
         size_t m = info->n - r0 < PRINT_ROWS ? info->n - r0 : PRINT_ROWS;
         st = crc_rows(f, xp, xrow, r0, m, &crc);
-        if (st == XT_OK && info->has_y) st = crc_rows(f, yp, yrow, r0, m, &crc);
+        if (st == XT_OK && info->has_y)
+            st = texts ? crc_text_rows(f, yp, r0, m, &crc) : crc_rows(f, yp, yrow, r0, m, &crc);
     }
     fp->crc = (int64_t)crc;
     if (f) st = xt_status_merge(st, h5io_close(&f));

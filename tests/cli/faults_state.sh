@@ -3,7 +3,8 @@
 #  a. a flipped bit inside a stored array of checkpoint.h5 (parameters, optimiser state) or
 #     model.h5: the resume or eval is refused (exit 2) naming the dataset, the file untouched;
 #  b. the training data regenerated between a run and its resume: refused (exit 2) naming
-#     data.train; a copy of the original data (another mtime) resumes;
+#     data.train; a copy of the original data (another mtime) resumes; so with labels
+#     stored as strings or as AnnData's categories;
 #  c. streamed data changed in place during the run (labels out of range, NaN): the run
 #     stops (exit 2) saying the file changed, naming the row (not "diverged", no assertion);
 #  d. eval.batch_size = 2147483647: validation passes are capped by the split's rows (the
@@ -63,6 +64,35 @@ code=$?
 if [ "$code" -eq 0 ] && grep -q "resume: run/checkpoint.h5, epoch 3 step 0" b2.log; then
   pass "b. a copy of the original data (new mtime) resumes"
 else fail "b. resume on a copy of the data: exit $code"; grep -i error b2.log | head -2; fi
+# the fingerprint of labels stored as strings (h5py, variable length) and as AnnData's
+# categories (codes + categories, X and y named by paths): a resume on the same file
+# resumes, the file with its labels swapped is refused
+"$py" - <<'PY' || fail "b. h5py label layouts"
+import h5py, numpy as np
+r = np.random.RandomState(3)
+y = r.randint(0, 3, 600); X = (r.randn(600, 4) + y[:, None]).astype("f4")
+names = np.array(["cat", "dog", "eel"])
+for swap in (0, 1):
+    with h5py.File("str%d.h5" % swap, "w") as f:
+        f["train/X"] = X; f["train/y"] = names[(y + swap) % 3].astype(object)
+    with h5py.File("ad%d.h5ad" % swap, "w") as f:
+        f["X"] = X; g = f.create_group("obs/cell_type")
+        g["codes"] = ((y + swap) % 3).astype("i1"); g["categories"] = np.array([b"B", b"NK", b"T"])
+PY
+for kind in str ad; do
+  if [ $kind = str ]; then spec=lab.h5:/train; ext=h5; else spec='lab.h5:/?X=X&y=obs/cell_type'; ext=h5ad; fi
+  cp $kind"0.$ext" lab.h5
+  xt 2 train c.ini --set "data.train=$spec" --set data.val= --set run.dir=$kind --set train.epochs=2 >b3.log 2>&1 &&
+    xt 2 train c.ini --set "data.train=$spec" --set data.val= --set run.dir=$kind >b4.log 2>&1
+  code=$?
+  cp $kind"1.$ext" lab.h5
+  xt 2 train c.ini --set "data.train=$spec" --set data.val= --set run.dir=$kind --set train.epochs=6 >b5.log 2>&1
+  code2=$?
+  if [ "$code" -eq 0 ] && grep -q "resume: $kind/checkpoint.h5, epoch 3 step 0" b4.log && [ "$code2" -eq 2 ] &&
+     grep -q "is not the data $kind/checkpoint.h5 was trained on" b5.log; then
+    pass "b. labels as $kind: the same file resumes, its labels swapped is refused"
+  else fail "b. labels as $kind: exit $code then $code2"; grep -ih error b4.log b5.log | head -2; fi
+done
 
 # c. streamed data changed in place mid-run
 for what in label nan; do
