@@ -62,7 +62,7 @@ typedef struct {
 /* A cheap fingerprint of a split's contents, kept in checkpoints so that a resume on other
  * data (the file regenerated, another file at the same path) is refused. The shape and a
  * CRC-32 of 16 evenly spaced runs of 4 rows of X and y as stored (the first and the last
- * rows among them): a copy of the file (another mtime, another layout of the same data)
+ * rows among them; string labels as their texts, categories by their codes): a copy of the file (another mtime, another layout of the same data)
  * matches; regenerated data almost surely does not; a change of a few values between the
  * sampled rows is not seen (cheap by design: 64 rows read). The file's size and mtime are
  * recorded for messages only. */
