@@ -7,9 +7,9 @@
 #include <string.h>
 
 #include "fsutil.h"
-#include "memplan.h"
 #include "linalg.h"
 #include "log.h"
+#include "memplan.h"
 #include "opts.h"
 #include "rng.h"
 #include "trainer.h"
@@ -174,8 +174,9 @@ static Status setup_reduce(Trainer *tr, const ModelShape *shape,
     optim_settings(tr, shape);
     size_t parts = step_plan_max_parts(&tr->sampler, tr->plan.pieces);
     MemNeeds need; /* refused before anything is allocated (memplan.h) */
+    size_t k_targets = tr->tinfo.target == TARGET_DENSE ? tr->K : 0;
     memplan_needs(&need, shape, &tr->cfg, micro_cap(tr), tr->has_val ? tr->vinfo.n : 0,
-                  tr->tinfo.target == TARGET_DENSE ? tr->K : 0, tr->P, tr->plan.G > 0 ? parts : 0);
+                  k_targets, tr->P, tr->plan.G > 0 ? parts : 0);
     need.sharded = tr->plan.shard;
     Status st = memplan_refuse(&need, comm_local_size(tr->comm), tr->data_bytes);
     if ((st = comm_agree(tr->comm, st)) != XT_OK) return st;
