@@ -33,7 +33,8 @@ static double mono_seconds(void)
 /* A wake-up later than this past its period means the process did not run in between
  * (SIGSTOP, Ctrl-Z, Slurm's suspend, the cgroup freezer: a stopped process's monotonic
  * clock runs on): that time is not counted as waiting. A busy machine delays a thread by
- * far less. */
+ * far less. Half of comm.timeout_s when that is smaller, so that a stop long enough to
+ * matter is always seen (a rank stopped for about the timeout would count it otherwise). */
 #define WATCHDOG_SUSPEND_S 2.0
 
 /* What the watchdog thread reads; the main thread writes it around collectives. */
@@ -108,7 +109,8 @@ static void *watchdog_main(void *arg)
         last = now;
         /* first the time this process was stopped, then the timeout: a collective that
          * spans a suspension counts only the time the job ran */
-        if (gap > WATCHDOG_PERIOD_S + WATCHDOG_SUSPEND_S)
+        double late = w->timeout_s / 2 < WATCHDOG_SUSPEND_S ? w->timeout_s / 2 : WATCHDOG_SUSPEND_S;
+        if (gap > WATCHDOG_PERIOD_S + late)
             atomic_store(&w->stopped, atomic_load(&w->stopped) + gap - WATCHDOG_PERIOD_S);
         const char *op = atomic_load(&w->op);
         if (!op) continue;
