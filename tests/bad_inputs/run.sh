@@ -159,7 +159,7 @@ bad train_unknown_option     2 "unknown option '--bogus'" train base.ini --bogus
 bad key_typo_suggests        2 "unknown key 'optim.lrr' \(did you mean 'optim.lr'\?\)" "${T[@]}" --set optim.lrr=0.1
 bad section_typo_suggests    2 "unknown section \[optimizer\].*did you mean 'optim.lr'" "${T[@]}" --set optimizer.lr=1
 bad set_without_value        2 "optim.lr: expected section.key=value" "${T[@]}" --set optim.lr
-bad value_out_of_range       2 "optim.lr=-1: out of range \(allowed: 0 < value <= 1000\)" "${T[@]}" --set optim.lr=-1
+bad value_out_of_range       2 "optim.lr=-1: out of range \(allowed: 0 < value <= 1000, or auto\)" "${T[@]}" --set optim.lr=-1
 bad value_wrong_type         2 "train.epochs=ten: not an integer" "${T[@]}" --set train.epochs=ten
 bad value_empty              2 "train.epochs=: empty value" "${T[@]}" --set train.epochs=
 bad value_enormous           2 "train.epochs=99999999999999999999999: out of range" "${T[@]}" --set train.epochs=99999999999999999999999
