@@ -25,7 +25,7 @@ static Status save_list(H5File *f, const char *group, const StateList *l)
     for (size_t i = 0; i < l->n_arrays && st == XT_OK; i++) {
         size_t d[1] = {l->arrays[i].n};
         snprintf(p, sizeof p, "%s/%s", group, l->arrays[i].name);
-        st = h5io_write(f, p, H5IO_F32, 1, d, l->arrays[i].data, 0);
+        st = model_io_write_floats(f, p, 1, d, l->arrays[i].data);
     }
     for (size_t i = 0; i < l->n_scalars && st == XT_OK; i++) {
         const StateScalar *s = &l->scalars[i];
@@ -85,7 +85,7 @@ static Status restore_arrays(H5File *f, const char *group, StateList *l)
                       a->n, info.rank, info.dims[0]);
             return XT_ERR_USAGE;
         }
-        if ((st = h5io_read_rows_float(f, p, 0, a->n, a->data)) != XT_OK) return st;
+        if ((st = model_io_read_floats(f, p, 1, &a->n, a->data)) != XT_OK) return st;
     }
     char **names = NULL;
     size_t n = 0;
@@ -156,6 +156,40 @@ static size_t position_attrs(CheckpointState *s, int64_t *step, int64_t *seed,
     return sizeof a / sizeof a[0];
 }
 
+/* The training split's fingerprint, as /state attributes data_*. */
+static const char *const DATA_ATTRS[5] = {"data_rows", "data_cols", "data_crc32", "data_bytes",
+                                          "data_mtime"};
+
+static void data_fields(DataPrint *d, int64_t *out[5])
+{
+    out[0] = &d->rows;
+    out[1] = &d->cols;
+    out[2] = &d->crc;
+    out[3] = &d->file_bytes;
+    out[4] = &d->mtime;
+}
+
+static Status save_data_print(H5File *f, const DataPrint *d)
+{
+    DataPrint copy = *d;
+    int64_t *v[5];
+    data_fields(&copy, v);
+    Status st = XT_OK;
+    for (int i = 0; i < 5 && st == XT_OK; i++) st = h5io_attr_write_i64(f, STATE_GROUP, DATA_ATTRS[i], *v[i]);
+    return st;
+}
+
+static Status read_data_print(H5File *f, CheckpointState *s)
+{
+    if (!h5io_attr_exists(f, STATE_GROUP, DATA_ATTRS[2])) return XT_OK; /* written before */
+    int64_t *v[5];
+    data_fields(&s->data, v);
+    Status st = XT_OK;
+    for (int i = 0; i < 5 && st == XT_OK; i++) st = h5io_attr_read_i64(f, STATE_GROUP, DATA_ATTRS[i], v[i]);
+    s->has_data = st == XT_OK;
+    return st;
+}
+
 Status checkpoint_save(const char *path, const Checkpoint *ck)
 {
     CheckpointState s = ck->state;
@@ -165,6 +199,7 @@ Status checkpoint_save(const char *path, const Checkpoint *ck)
     H5File *f = NULL;
     Status st = h5io_create_atomic(path, &f);
     if (st == XT_OK) st = model_io_write_group(f, "/model", &ck->model);
+    fault_checkpoint_delay();
     if (st == XT_OK && fault_checkpoint_fails()) {
         log_error("writing %s failed (injected fault: a test hook)", path);
         st = XT_ERR_RUNTIME;
@@ -184,9 +219,11 @@ Status checkpoint_save(const char *path, const Checkpoint *ck)
     if (st == XT_OK) st = h5io_attr_write_i64(f, g, "blas_threads", s.blas_threads);
     if (st == XT_OK)
         st = h5io_attr_write_str(f, g, "config", ck->config_text ? ck->config_text : "");
-    if (st == XT_OK) return h5io_commit(&f);
-    h5io_close(&f); /* discards the temporary file; the old checkpoint stays */
-    log_error("checkpoint not written; %s keeps the previous checkpoint (if any)", path);
+    if (st == XT_OK && s.has_data) st = save_data_print(f, &s.data);
+    if (st == XT_OK) st = h5io_commit(&f); /* a failure (a full disk) removes the temporary */
+    else h5io_close(&f); /* discards the temporary file; the old checkpoint stays */
+    if (st != XT_OK)
+        log_error("checkpoint not written; %s keeps the previous checkpoint (if any)", path);
     return st;
 }
 
@@ -230,6 +267,7 @@ static Status read_position(H5File *f, const char *path, CheckpointState *s)
         st = h5io_attr_read_f64(f, STATE_GROUP, "decisions_seen", &s->decisions_seen);
     if (st == XT_OK && h5io_attr_exists(f, STATE_GROUP, "blas_threads"))
         st = h5io_attr_read_i64(f, STATE_GROUP, "blas_threads", &s->blas_threads);
+    if (st == XT_OK) st = read_data_print(f, s);
     if (st != XT_OK) return st;
     s->step = (uint64_t)step;
     s->seed = (uint64_t)seed;

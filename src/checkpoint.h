@@ -17,7 +17,10 @@
  *                       seed (the sampler is a pure function of seed, epoch and shard:
  *                       no other RNG state exists), config (the resolved INI text),
  *                       blas_threads (per rank: the reproducible mode's bits depend on it;
- *                       optional when reading)
+ *                       optional when reading), data_rows, data_cols, data_crc32,
+ *                       data_bytes, data_mtime (the training split's fingerprint,
+ *                       dataset_fingerprint; optional when reading: older files have none)
+ *   every float32 array carries a crc32 attribute (model_io.h), checked on load
  * Version 1 files (before named state) still load: their momentum buffer is
  * /optimizer/velocity and their early-stopping state the /state attributes es_best,
  * es_best_epoch, es_bad_epochs.
@@ -36,6 +39,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dataset.h"
 #include "error.h"
 #include "model_io.h"
 #include "state.h"
@@ -55,6 +59,8 @@ typedef struct {
     int64_t ranks;
     uint64_t seed;
     int64_t blas_threads;   /* BLAS threads per rank when written (0 in older files) */
+    bool has_data;          /* the training split's fingerprint is known (not in older files) */
+    DataPrint data;
 } CheckpointState;
 
 typedef struct {

@@ -29,11 +29,21 @@ static double mono_seconds(void)
 
 /* How often the watchdog looks. */
 #define WATCHDOG_PERIOD_NS 500000000L
+#define WATCHDOG_PERIOD_S 0.5
+/* A wake-up later than this past its period means the process did not run in between
+ * (SIGSTOP, Ctrl-Z, Slurm's suspend, the cgroup freezer: a stopped process's monotonic
+ * clock runs on): that time is not counted as waiting. A busy machine delays a thread by
+ * far less. Half of comm.timeout_s when that is smaller, so that a stop long enough to
+ * matter is always seen (a rank stopped for about the timeout would count it otherwise). */
+#define WATCHDOG_SUSPEND_S 2.0
 
 /* What the watchdog thread reads; the main thread writes it around collectives. */
 typedef struct {
     _Atomic(const char *) op;   /* the collective in progress, or NULL */
     _Atomic double since;       /* when it started (mono_seconds) */
+    _Atomic double stopped_then; /* `stopped` when it started */
+    _Atomic double stopped;     /* seconds this process did not run (watchdog thread only) */
+    _Atomic(const char *) phase; /* what the ranks wait for outside collectives, or NULL */
     _Atomic int64_t epoch;
     _Atomic uint64_t step;
     double timeout_s;
@@ -59,6 +69,7 @@ static Watch *g_watch;
 static inline void watch_begin(const char *op)
 {
     if (!g_watch) return;
+    atomic_store(&g_watch->stopped_then, atomic_load(&g_watch->stopped));
     atomic_store(&g_watch->since, mono_seconds());
     atomic_store(&g_watch->op, op);
 }
@@ -68,23 +79,45 @@ static inline void watch_end(void)
     if (g_watch) atomic_store(&g_watch->op, (const char *)NULL);
 }
 
+/* The error line: which collective, where, and whom it waits for. */
+static void watchdog_report(Watch *w, const char *op, double waited)
+{
+    const char *phase = atomic_load(&w->phase);
+    char why[320];
+    if (phase)
+        snprintf(why, sizeof why, "while %s: that took longer than the timeout, or a rank "
+                                  "or a link is gone (if it is only slow, raise comm.timeout_s "
+                                  "above its longest run)", phase);
+    else
+        snprintf(why, sizeof why, "a rank or a link is gone or stuck");
+    fprintf(stderr,
+            "xentrain: [rank %d] watchdog: %s did not complete within %.0f s (epoch %lld, "
+            "step %llu) %s; ending the job (comm.timeout_s = %g)\n",
+            w->rank, op, waited, (long long)atomic_load(&w->epoch),
+            (unsigned long long)atomic_load(&w->step), why, w->timeout_s);
+    fflush(stderr);
+}
+
 static void *watchdog_main(void *arg)
 {
     Watch *w = arg;
     const struct timespec half = {0, WATCHDOG_PERIOD_NS};
+    double last = mono_seconds();
     for (;;) {
         nanosleep(&half, NULL);
+        double now = mono_seconds(), gap = now - last;
+        last = now;
+        /* first the time this process was stopped, then the timeout: a collective that
+         * spans a suspension counts only the time the job ran */
+        double late = w->timeout_s / 2 < WATCHDOG_SUSPEND_S ? w->timeout_s / 2 : WATCHDOG_SUSPEND_S;
+        if (gap > WATCHDOG_PERIOD_S + late)
+            atomic_store(&w->stopped, atomic_load(&w->stopped) + gap - WATCHDOG_PERIOD_S);
         const char *op = atomic_load(&w->op);
         if (!op) continue;
-        double waited = mono_seconds() - atomic_load(&w->since);
+        double waited = now - atomic_load(&w->since) -
+                        (atomic_load(&w->stopped) - atomic_load(&w->stopped_then));
         if (waited <= w->timeout_s || atomic_load(&w->op) != op) continue;
-        fprintf(stderr,
-                "xentrain: [rank %d] watchdog: %s did not complete within %.0f s (epoch %lld, "
-                "step %llu): a rank or a link is gone or stuck; ending the job "
-                "(comm.timeout_s = %g)\n",
-                w->rank, op, waited, (long long)atomic_load(&w->epoch),
-                (unsigned long long)atomic_load(&w->step), w->timeout_s);
-        fflush(stderr);
+        watchdog_report(w, op, waited);
         _exit(XT_ERR_RUNTIME);
     }
     return NULL;
@@ -100,6 +133,7 @@ void comm_watchdog_start(const Comm *c, double timeout_s)
     w->timeout_s = timeout_s;
     w->rank = c->rank;
     atomic_store(&w->op, (const char *)NULL);
+    atomic_store(&w->phase, (const char *)NULL);
     if (pthread_create(&w->thread, NULL, watchdog_main, w) == 0) {
         pthread_detach(w->thread);
         w->running = true;
@@ -115,6 +149,12 @@ void comm_watch_position(const Comm *c, int64_t epoch, uint64_t step)
     (void)c;
     atomic_store(&g_watch_state.epoch, epoch);
     atomic_store(&g_watch_state.step, step);
+}
+
+void comm_watch_phase(const Comm *c, const char *phase)
+{
+    (void)c;
+    atomic_store(&g_watch_state.phase, phase);
 }
 
 static void abort_world(int code)

@@ -159,10 +159,17 @@ _Noreturn void comm_abort(const Comm *c, int code);
  * timeout_s; if so it prints which collective, at which epoch and step
  * (comm_watch_position), and ends this process with exit code 1, which makes the
  * launcher end the job: a cut link or a dead node becomes an error, not a silent hang.
- * The timeout must exceed the longest phase in which ranks wait for rank 0 alone
- * (validation, checkpoint writing). Local. */
+ * Only time the process ran counts: a wake-up of the thread more than 2 s late means the
+ * process was stopped (SIGSTOP, Ctrl-Z, Slurm's suspend, the cgroup freezer, which sends
+ * no SIGCONT), and that time is not waiting. The timeout must exceed the longest phase in
+ * which ranks wait for rank 0 alone (validation, checkpoint writing). Local. */
 void comm_watchdog_start(const Comm *c, double timeout_s);
 void comm_watch_position(const Comm *c, int64_t epoch, uint64_t step);
+/* What the ranks wait for outside collectives, named in the watchdog's message instead of
+ * "a rank or a link is gone or stuck" (e.g. "rank 0 was writing checkpoint.h5"); NULL
+ * when nothing. Every rank sets the same phase around the same code. `phase` must be a
+ * string constant (the thread reads it later). Local. */
+void comm_watch_phase(const Comm *c, const char *phase);
 
 /* The underlying MPI_Comm, as a pointer to it, for HDF5's MPI-IO driver only. */
 const void *comm_native(const Comm *c);

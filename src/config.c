@@ -8,7 +8,8 @@
  *     the callback type, not the library: an ABI mismatch). The reader counts lines,
  *     and libinih calls the handler right after reading the line it belongs to.
  *   - libinih silently splits a line longer than its buffer (200 bytes) into two
- *     lines; the reader sees every line whole and refuses an over-long one.
+ *     lines; the reader sees every line whole and hands libinih a long line's value
+ *     itself (ini_long_line), so that whatever config_to_ini writes reads back.
  *   - We open the file ourselves (stat + fopen + fstat), so "missing", "a directory"
  *     and "unreadable" get their own messages instead of ini_parse's -1.
  * Parsing stops at the first error: the reader returns NULL once one is recorded.
@@ -1135,6 +1136,10 @@ typedef struct {
     size_t set_of[N_KEYS];/* 1 + index of the --set that last set it, 0 = none */
     const char *text;     /* parsing text in memory (config_load_text), not a file */
     bool lenient;         /* unknown keys are skipped (text saved by another version) */
+    char *line;           /* the current line, whole (grown as needed; freed by the parser) */
+    size_t line_cap;
+    char *stash;          /* the value of a line too long for libinih (in line) ... */
+    int stash_line;       /* ... and its line number (0: none) */
     bool failed;
     int err_line;
     char *err;
@@ -1155,21 +1160,96 @@ static void ctx_fail(LoadCtx *ctx, const char *fmt, ...)
     set_err(ctx->err, ctx->errlen, "%s:%d: %s", ctx->path, ctx->lineno, msg);
 }
 
-/* libinih's line source: one whole line per call, counted; refuses a line that does
- * not fit libinih's buffer (num) and stops the parse once an error is recorded. */
+/* The longest line read (a list of XT_MAX_CLASSES numbers on one line fits easily). */
+#define INI_LINE_MAX ((size_t)1 << 20)
+/* What libinih is handed in place of a value the reader keeps (ini_on_pair swaps it). */
+#define INI_STASHED "\x01"
+
+/* Appends c to ctx->line (grown as needed); false at INI_LINE_MAX or out of memory. */
+static bool line_push(LoadCtx *ctx, size_t n, char c)
+{
+    if (n + 2 > ctx->line_cap) {
+        size_t cap = ctx->line_cap ? 2 * ctx->line_cap : 256;
+        if (cap > INI_LINE_MAX) return false;
+        char *p = realloc(ctx->line, cap);
+        if (!p) return false;
+        ctx->line = p;
+        ctx->line_cap = cap;
+    }
+    ctx->line[n] = c;
+    return true;
+}
+
+/* libinih's rule for the end of a name or value: the first of `chars` (NULL: none) or an
+ * inline comment (';' after whitespace). */
+static char *find_chars_or_comment(char *s, const char *chars)
+{
+    bool was_space = false;
+    while (*s && !(chars && strchr(chars, *s)) && !(was_space && *s == ';')) {
+        was_space = isspace((unsigned char)*s) != 0;
+        s++;
+    }
+    return s;
+}
+
+/* A line longer than libinih's buffer (cap bytes): libinih would split it. The reader keeps
+ * the value as libinih would have taken it (up to an inline comment, blanks trimmed: its
+ * three rules) and hands libinih the line with INI_STASHED in place of the value, so that
+ * libinih still decides sections, comments, names and continuations. Values of any length
+ * thus read back (a 1,000-character run.dir stored in a checkpoint's config, or written
+ * by a user). */
+static char *ini_long_line(LoadCtx *ctx, char *str, size_t cap)
+{
+    char *line = ctx->line, *s = line;
+    while (isspace((unsigned char)*s)) s++;
+    if (*s == ';' || *s == '#') { /* a long comment */
+        snprintf(str, cap, ";\n");
+        return str;
+    }
+    bool cont = ctx->indented && ctx->last_key != NULL; /* libinih: a continuation line */
+    size_t head = 0;
+    char *value = s;
+    if (!cont) {
+        char *sep = find_chars_or_comment(s, "=:");
+        if (*s == '[' || (*sep != '=' && *sep != ':')) {
+            ctx_fail(ctx, "a line of %zu characters that is not 'key = value' (a section name or "
+                          "a key cannot be that long)", strlen(line));
+            return NULL;
+        }
+        head = (size_t)(sep + 1 - line);
+        value = sep + 1;
+    }
+    if (head + sizeof INI_STASHED + 3 > cap) {
+        ctx_fail(ctx, "a key name of %zu characters (keys are short: see xentrain --help-config)",
+                 head);
+        return NULL;
+    }
+    char *end = find_chars_or_comment(value, NULL);
+    *end = '\0';
+    while (end > value && isspace((unsigned char)end[-1])) *--end = '\0';
+    while (isspace((unsigned char)*value)) value++;
+    ctx->stash = value;
+    ctx->stash_line = ctx->lineno;
+    if (cont) snprintf(str, cap, " %s\n", INI_STASHED);
+    else snprintf(str, cap, "%.*s%s\n", (int)head, line, INI_STASHED);
+    return str;
+}
+
+/* libinih's line source: one whole line per call, counted; a line that does not fit
+ * libinih's buffer (num) goes through ini_long_line. Stops the parse once an error is
+ * recorded. */
 static char *ini_read_line(char *str, int num, void *stream)
 {
     LoadCtx *ctx = stream;
-    if (ctx->failed || num < 4) return NULL;
+    ctx->stash_line = 0;
+    if (ctx->failed || num < 16) return NULL;
     size_t cap = (size_t)num, n = 0;
     bool too_long = false, nul = false;
     int c;
     while ((c = getc(ctx->fp)) != EOF) {
         if (c == '\0') nul = true;
-        if (n + 1 < cap)
-            str[n++] = (char)c;
-        else
-            too_long = true;
+        if (!too_long && line_push(ctx, n, (char)c)) n++;
+        else too_long = true;
         if (c == '\n') break;
     }
     if (ferror(ctx->fp)) {
@@ -1177,35 +1257,36 @@ static char *ini_read_line(char *str, int num, void *stream)
         ctx_fail(ctx, "read error: %s", strerror(errno));
         return NULL;
     }
-    if (n == 0) return NULL; /* end of file */
+    if (n == 0 && !too_long) return NULL; /* end of file */
     ctx->lineno++;
-    str[n] = '\0';
-    size_t content = n;
-    while (content > 0 && (str[content - 1] == '\n' || str[content - 1] == '\r')) content--;
+    if (too_long) {
+        ctx_fail(ctx, "line longer than %zu bytes", INI_LINE_MAX);
+        return NULL;
+    }
+    ctx->line[n] = '\0';
+    while (n > 0 && (ctx->line[n - 1] == '\n' || ctx->line[n - 1] == '\r')) ctx->line[--n] = '\0';
     if (nul) {
         ctx_fail(ctx, "contains a NUL byte: not a text file?");
         return NULL;
     }
-    if (too_long || content > cap - 3) {
-        ctx_fail(ctx, "line longer than %zu characters (libinih's limit); shorten it, or "
-                      "continue a list on indented lines",
-                 cap - 3);
-        return NULL;
-    }
-    const char *s = str; /* a UTF-8 BOM on line 1 cannot matter: no key precedes it */
+    const char *s = ctx->line; /* a UTF-8 BOM on line 1 cannot matter: no key precedes it */
     ctx->indented = isspace((unsigned char)*s) != 0;
     while (isspace((unsigned char)*s)) s++;
-    if (*s == '[') ctx->last_key = NULL; /* libinih forgets prev_name at a section */
-    return str;
+    bool section = *s == '[';
+    char *out = n + 3 > cap ? ini_long_line(ctx, str, cap) : str;
+    if (out == str && n + 3 <= cap) snprintf(str, cap, "%s\n", ctx->line);
+    if (section) ctx->last_key = NULL; /* libinih forgets prev_name at a section */
+    return out;
 }
 
 /* A value in matching quotes ("runs/a b" or 'x') means what is inside them: INI files
- * written by other tools (Python's configparser users, shells) quote paths. */
+ * written by other tools (Python's configparser users, shells) quote paths. buf may be v
+ * itself (a long line's value is unquoted in place). */
 static const char *unquote(const char *v, char *buf, size_t len)
 {
     size_t n = strlen(v);
     if (n < 2 || n - 1 > len || (v[0] != '"' && v[0] != '\'') || v[n - 1] != v[0]) return v;
-    memcpy(buf, v + 1, n - 2);
+    memmove(buf, v + 1, n - 2);
     buf[n - 2] = '\0';
     return buf;
 }
@@ -1215,7 +1296,10 @@ static int ini_on_pair(void *user, const char *raw_section, const char *name, co
     LoadCtx *ctx = user;
     if (ctx->failed) return 0;
     char unquoted[INI_MAX_LINE + 1];
-    value = unquote(value, unquoted, sizeof unquoted);
+    if (ctx->stash_line == ctx->lineno && ctx->stash) /* a long line's, unquoted in place */
+        value = unquote(ctx->stash, ctx->stash, strlen(ctx->stash) + 1);
+    else
+        value = unquote(value, unquoted, sizeof unquoted);
     char section[LEV_MAX + 1], shown[ECHO_MAX + 8], why[160], allowed[160];
     trim_copy(raw_section, strlen(raw_section), section, sizeof section);
     echo_value(value, shown, sizeof shown);
@@ -1312,6 +1396,9 @@ static Status parse_stream(LoadCtx *ctx)
     int rc = ini_parse_stream(ini_read_line, ctx, ini_on_pair, ctx);
     fclose(ctx->fp);
     ctx->fp = NULL;
+    free(ctx->line);
+    ctx->line = NULL;
+    ctx->line_cap = 0;
     if (rc == -2) {
         set_err(ctx->err, ctx->errlen, "%s: out of memory while parsing", path);
         return XT_ERR_RUNTIME;

@@ -23,8 +23,9 @@
  *   - an indented line continues the previous key's value (INI continuation): allowed
  *     for list keys only (model.hidden, loss.class_weights), whose elements it appends;
  *     a list may end with one trailing comma. Indenting any other key is an error.
- *   - a line longer than libinih's 197 characters is an error (libinih would split
- *     it silently). Values cannot start or end with blanks, nor contain " ;".
+ *   - lines may be of any length up to 1 MiB (a 1,000-character path): the reader hands
+ *     libinih (whose buffer is 200 bytes) a long line's value itself. Values cannot
+ *     start or end with blanks, nor contain " ;".
  *   - cross-key rules (config_validate) run after the file and every --set.
  */
 #ifndef XT_CONFIG_H
@@ -38,7 +39,7 @@
 
 #include "error.h"
 
-#define XT_PATH_MAX 1024
+#define XT_PATH_MAX 4096 /* PATH_MAX on Linux: cluster paths of several hundred bytes are common */
 #define XT_MAX_HIDDEN 8
 #define XT_MAX_CLASSES 4096
 /* The stored value of a number set to "auto" (decided at start-up: plan.h). */

@@ -14,6 +14,8 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <zlib.h>
 
 #include "h5io.h"
 #include "fsutil.h"
@@ -1006,4 +1008,118 @@ Status dataset_write_rows(H5File *f, const char *group, size_t row0, const Datas
         st = r->t ? h5io_write_rows(f, yp, H5IO_F32, row0, r->n, r->t)
                   : h5io_write_rows(f, yp, H5IO_I32, row0, r->n, r->y);
     return st;
+}
+
+bool dataset_row_valid(const Dataset *ds, size_t i, size_t k, bool probs, char *why, size_t len)
+{
+    const DatasetInfo *in = &ds->info;
+    const size_t d = in->d, kd = in->k_dense;
+    for (size_t j = 0; ds->X && j < d; j++) {
+        float v = ds->X[i * d + j];
+        if (isfinite(v)) continue;
+        snprintf(why, len, "holds %s in X column %zu", isnan(v) ? "NaN" : "an infinite value", j);
+        return false;
+    }
+    if (ds->y && k > 0 && (ds->y[i] < 0 || (size_t)ds->y[i] >= k)) {
+        snprintf(why, len, "has label %" PRId32 ", outside [0, %zu)", ds->y[i], k);
+        return false;
+    }
+    double sum = 0.0;
+    for (size_t j = 0; ds->t && j < kd; j++) {
+        float v = ds->t[i * kd + j];
+        sum += (double)v;
+        if (v >= 0.0f && v <= 1.0f) continue;
+        snprintf(why, len, "has target %g in column %zu, outside [0, 1]", (double)v, j);
+        return false;
+    }
+    if (ds->t && probs && in->target == TARGET_DENSE && fabs(sum - 1.0) > DATASET_SUM_TOLERANCE) {
+        snprintf(why, len, "has targets summing to %g, not 1", sum);
+        return false;
+    }
+    return true;
+}
+
+/* ---- fingerprint --------------------------------------------------------------------- */
+
+#define PRINT_RUNS 16
+#define PRINT_ROWS 4
+
+/* CRC-32 of rows [r0, r0 + m) of dset as stored. */
+static Status crc_rows(H5File *f, const char *dset, size_t row_bytes, size_t r0, size_t m,
+                       uLong *crc)
+{
+    unsigned char *buf = malloc(m * row_bytes > 0 ? m * row_bytes : 1);
+    if (!buf) {
+        log_error("%s:%s: out of memory for the fingerprint's rows", h5io_path(f), dset);
+        return XT_ERR_RUNTIME;
+    }
+    Status st = h5io_read_rows_raw(f, dset, r0, m, buf);
+    if (st == XT_OK) *crc = crc32(*crc, buf, (uInt)(m * row_bytes));
+    free(buf);
+    return st;
+}
+
+/* The same for a string dataset (labels as h5py and AnnData write them): the texts with
+ * their terminating NULs, whether stored with variable or fixed length. */
+static Status crc_text_rows(H5File *f, const char *dset, size_t r0, size_t m, uLong *crc)
+{
+    char **v = NULL;
+    Status st = h5io_read_rows_strs(f, dset, r0, m, &v);
+    for (size_t i = 0; st == XT_OK && i < m; i++)
+        *crc = crc32(*crc, (const Bytef *)v[i], (uInt)(strlen(v[i]) + 1));
+    h5io_strs_free(v, v ? m : 0);
+    return st;
+}
+
+Status dataset_fingerprint(const DatasetInfo *info, DataPrint *fp)
+{
+    *fp = (DataPrint){.rows = (int64_t)info->n, .cols = (int64_t)info->d};
+    struct stat sb;
+    if (stat(info->file, &sb) == 0) {
+        fp->file_bytes = (int64_t)sb.st_size;
+        fp->mtime = (int64_t)sb.st_mtime;
+    }
+    char xp[700], yp[700];
+    dataset_object_path(info, info->x_name, xp, sizeof xp);
+    dataset_y_path(info, yp, sizeof yp); /* the class ids' codes for AnnData's categories */
+    bool texts = info->y_labels == LABELS_STRINGS;
+    H5File *f = NULL;
+    Status st = h5io_open_read(info->file, NULL, &f);
+    H5ioInfo xi = {0}, yi = {0};
+    if (st == XT_OK) st = h5io_info(f, xp, &xi);
+    if (st == XT_OK && info->has_y) st = h5io_info(f, yp, &yi);
+    uLong crc = crc32(0L, Z_NULL, 0);
+    size_t xrow = xi.type_size * (xi.rank > 1 ? xi.dims[1] : 1);
+    size_t yrow = yi.type_size * (yi.rank > 1 ? yi.dims[1] : 1);
+    for (int i = 0; st == XT_OK && info->n > 0 && i < PRINT_RUNS; i++) {
+        size_t r0 = (size_t)i * (info->n - 1) / (PRINT_RUNS - 1);
+        size_t m = info->n - r0 < PRINT_ROWS ? info->n - r0 : PRINT_ROWS;
+        st = crc_rows(f, xp, xrow, r0, m, &crc);
+        if (st == XT_OK && info->has_y)
+            st = texts ? crc_text_rows(f, yp, r0, m, &crc) : crc_rows(f, yp, yrow, r0, m, &crc);
+    }
+    fp->crc = (int64_t)crc;
+    if (f) st = xt_status_merge(st, h5io_close(&f));
+    return st;
+}
+
+bool dataset_fingerprint_match(const DataPrint *saved, const DataPrint *now, const char *spec,
+                               const char *where)
+{
+    if (saved->rows == now->rows && saved->cols == now->cols && saved->crc == now->crc)
+        return true;
+    char then[64] = "?", later[64] = "?";
+    time_t a = (time_t)saved->mtime, b = (time_t)now->mtime;
+    struct tm tm;
+    if (saved->mtime && localtime_r(&a, &tm)) strftime(then, sizeof then, "%Y-%m-%d %H:%M:%S", &tm);
+    if (now->mtime && localtime_r(&b, &tm)) strftime(later, sizeof later, "%Y-%m-%d %H:%M:%S", &tm);
+    log_error0("data.train = %s is not the data %s was trained on: it has %lld x %lld rows and "
+               "content fingerprint %08llx, the checkpoint's data had %lld x %lld and %08llx "
+               "(file %lld bytes, modified %s; now %lld bytes, modified %s). Resuming would "
+               "continue on other data: restore the original file, or start over with "
+               "train.resume = never (or another run.dir)", spec, where, (long long)now->rows,
+               (long long)now->cols, (unsigned long long)now->crc, (long long)saved->rows,
+               (long long)saved->cols, (unsigned long long)saved->crc,
+               (long long)saved->file_bytes, then, (long long)now->file_bytes, later);
+    return false;
 }

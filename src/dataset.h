@@ -59,6 +59,19 @@ typedef struct {
     size_t x_chunk_rows;      /* X's rows per chunk when chunked, else 0 */
 } DatasetInfo;
 
+/* A cheap fingerprint of a split's contents, kept in checkpoints so that a resume on other
+ * data (the file regenerated, another file at the same path) is refused. The shape and a
+ * CRC-32 of 16 evenly spaced runs of 4 rows of X and y as stored (the first and the last
+ * rows among them; string labels as their texts, categories by their codes): a copy of the file (another mtime, another layout of the same data)
+ * matches; regenerated data almost surely does not; a change of a few values between the
+ * sampled rows is not seen (cheap by design: 64 rows read). The file's size and mtime are
+ * recorded for messages only. */
+typedef struct {
+    int64_t rows, cols;
+    int64_t crc;              /* CRC-32 of the sampled rows */
+    int64_t file_bytes, mtime;
+} DataPrint;
+
 typedef struct {
     DatasetInfo info;
     size_t lo, hi;            /* global rows [lo, hi) held here */
@@ -173,6 +186,18 @@ void dataset_prefetch_rows(const Dataset *ds, const uint32_t *rows, size_t m);
 
 /* Frees the arrays; safe on a zeroed Dataset; idempotent. */
 void dataset_free(Dataset *ds);
+
+/* Whether row i (0-based among ds's rows) passes dataset_check_rows's checks (and, with
+ * probs, dataset_check_distributions's); when not, why says what is wrong ("label 7 is
+ * outside [0, 3)"). For re-checking rows read later (streaming). Local; does not log. */
+bool dataset_row_valid(const Dataset *ds, size_t i, size_t k, bool probs, char *why, size_t len);
+
+/* The fingerprint of the split info describes (probed). Local (a serial open: rank 0). */
+Status dataset_fingerprint(const DatasetInfo *info, DataPrint *fp);
+/* Whether now matches the fingerprint a checkpoint recorded; when not, rank 0 logs why,
+ * naming the split (spec) and the checkpoint (where). Local. */
+bool dataset_fingerprint_match(const DataPrint *saved, const DataPrint *now, const char *spec,
+                               const char *where);
 
 /* X[i][j] = (X[i][j] - shift[j]) * mul[j] over the rows held (not for X8). Local. */
 void dataset_apply_affine(Dataset *ds, const float *shift, const float *mul);

@@ -413,8 +413,8 @@ static Status write_json(const char *path, const EvalStats *st, const ModelFile 
         return fflush(stdout) == 0 ? XT_OK : XT_ERR_RUNTIME;
     }
     char tmp[XT_PATH_MAX + 32];
-    fsutil_temp_name(tmp, sizeof tmp, path);
-    FILE *f = fopen(tmp, "w");
+    if (fsutil_temp_name(tmp, sizeof tmp, path) != XT_OK) return XT_ERR_USAGE;
+    FILE *f = fopen(tmp, "wx");
     if (!f) {
         log_error("cannot write %s: %s", tmp, strerror(errno));
         return XT_ERR_RUNTIME;

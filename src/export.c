@@ -234,8 +234,8 @@ Status export_write_atomic(const ExportJob *job, ExportFill fill)
                   XT_PATH_MAX - 1);
         return XT_ERR_USAGE;
     }
-    fsutil_temp_name(tmp, sizeof tmp, job->out);
-    FILE *f = fopen(tmp, "wb");
+    if (fsutil_temp_name(tmp, sizeof tmp, job->out) != XT_OK) return XT_ERR_USAGE;
+    FILE *f = fopen(tmp, "wbx"); /* the name is unique: never another's temporary */
     if (!f) {
         log_error("export: cannot write %s: %s", tmp, strerror(errno));
         return XT_ERR_RUNTIME;
@@ -281,8 +281,8 @@ Status export_write(const ModelFile *mf, const char *model, ExportFormat fmt, co
     "               \"0.bias\", \"2.weight\", ...), float32; normalisation, class names\n"   \
     "               and the model's description in __metadata__. docs/export.md has\n"      \
     "               the PyTorch code that builds the matching model and loads it.\n"        \
-    "The output is written to OUT.tmp.<pid>, then renamed: a failed export leaves no\n"     \
-    "file and never touches an existing one."
+    "The output is written to OUT.tmp.<random>, then renamed: a failed export\n"            \
+    "leaves no file and never touches an existing one."
 
 typedef struct {
     const char *model, *format, *out;

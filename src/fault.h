@@ -12,6 +12,10 @@
  *                                      of step STEP, as a cut link would (the watchdog);
  *   XT_TEST_STEP_DELAY_MS=N            every step sleeps N ms (1..9999), so that a test
  *                                      can signal or kill a run mid-epoch on any machine;
+ *   XT_TEST_STEP_DELAY_RANK=R          ... on rank R only (the others wait for it inside
+ *                                      the step's collective, as a watchdog test needs);
+ *   XT_TEST_CHECKPOINT_DELAY_MS=N      a checkpoint write takes N ms more (the others wait
+ *                                      for rank 0 in a collective meanwhile);
  *   XT_FAULT_CHECKPOINT=fail           checkpoint writes fail half-way, as on a full disk;
  *   XT_TEST_NODE_RANKS=K               the shared-memory reduction treats every K
  *                                      consecutive ranks as one node (its multi-node path
@@ -32,6 +36,8 @@ void fault_before_reduce(int rank, uint64_t step);
 void fault_after_update(int rank, uint64_t step, float *params);
 /* True when a checkpoint write must fail now. */
 bool fault_checkpoint_fails(void);
+/* Sleeps XT_TEST_CHECKPOINT_DELAY_MS. */
+void fault_checkpoint_delay(void);
 /* XT_TEST_NODE_RANKS, or 0. */
 int fault_node_ranks(void);
 #else
@@ -43,6 +49,7 @@ static inline void fault_after_update(int rank, uint64_t step, float *params)
     (void)params;
 }
 static inline bool fault_checkpoint_fails(void) { return false; }
+static inline void fault_checkpoint_delay(void) {}
 static inline int fault_node_ranks(void) { return 0; }
 #endif
 

@@ -3,9 +3,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -60,9 +63,45 @@ Status fsutil_join(char *buf, size_t len, const char *dir, const char *name)
     return XT_OK;
 }
 
-void fsutil_temp_name(char *buf, size_t len, const char *path)
+/* 48 random bits: getrandom, or (without it) the pid, the clock and a counter mixed. */
+static uint64_t temp_suffix(void)
 {
-    snprintf(buf, len, "%s.tmp.%ld", path, (long)getpid());
+    static uint64_t counter;
+    uint64_t r = 0;
+    if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        r = ((uint64_t)getpid() << 32) ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^
+            (++counter * 0x9e3779b97f4a7c15ULL);
+        r ^= r >> 29;
+        r *= 0xbf58476d1ce4e5b9ULL;
+        r ^= r >> 32;
+    }
+    return r & 0xffffffffffffULL;
+}
+
+Status fsutil_temp_name(char *buf, size_t len, const char *path)
+{
+    int n = snprintf(buf, len, "%s.tmp.%012llx", path, (unsigned long long)temp_suffix());
+    if (n < 0 || (size_t)n >= len) {
+        log_error("%s: path too long for a temporary name beside it (%zu characters)", path,
+                  strlen(path));
+        return XT_ERR_USAGE;
+    }
+    return XT_OK;
+}
+
+bool fsutil_is_temp_of(const char *name, const char *const *outputs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        size_t k = strlen(outputs[i]);
+        if (strncmp(name, outputs[i], k) != 0 || strncmp(name + k, ".tmp", 4) != 0) continue;
+        const char *rest = name + k + 4;
+        if (*rest == '\0') return true;
+        if (*rest++ != '.' || !*rest) continue;
+        if (strspn(rest, "0123456789abcdef") == strlen(rest)) return true;
+    }
+    return false;
 }
 
 static Status fsync_path(const char *path, bool dir)

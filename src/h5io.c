@@ -30,16 +30,22 @@
 
 #include "log.h"
 
-#define H5IO_PATH_MAX 1024
+#define H5IO_PATH_MAX 4160 /* config.h XT_PATH_MAX (4096) and a file name */
+/* Longer paths are opened with the POSIX driver on every rank, even with a Comm: Open MPI
+ * 4.1's OMPIO formats "<path>.locktest.<rank>" into a 256-byte buffer when it opens a file
+ * (sharedfp/lockedfile, still so upstream) and aborts with "buffer overflow detected" from
+ * about 245 bytes. Reading rows is independent I/O either way (measured: equally fast). */
+#define H5IO_MPIIO_PATH_MAX 200
 #define H5IO_CHUNK_BYTES ((size_t)1 << 20) /* target size of one chunk when compressing */
 
 struct H5File {
     hid_t fid;
-    bool parallel;   /* opened with a Comm (MPI-IO driver) */
+    bool parallel;   /* opened with a Comm: every rank holds it */
+    bool mpio;       /* ... through the MPI-IO driver (not for long paths: H5IO_MPIIO_PATH_MAX) */
     bool writable;
     bool atomic;     /* created by h5io_create_atomic: lives at tmp until commit */
     char path[H5IO_PATH_MAX]; /* the name users know (the final name for atomic files) */
-    char tmp[H5IO_PATH_MAX + 8];
+    char tmp[H5IO_PATH_MAX + 32];
 };
 
 void h5io_describe(char *buf, size_t len)
@@ -54,6 +60,29 @@ void h5io_describe(char *buf, size_t len)
              "serial"
 #endif
     );
+}
+
+/* ---- library start and end --------------------------------------------------------- */
+
+/* Set when an H5Fclose failed (its flush failed: a full disk, a quota). HDF5 1.10.8 then
+ * keeps the half-closed file in its ID table and its library shutdown dereferences it
+ * (HDFFV-11052, fixed in 1.14): a segfault in MPI_Finalize instead of our exit code. */
+static bool g_close_failed;
+
+void h5io_init(void)
+{
+    /* Before MPI_Init: a library started while MPI is up hangs its shutdown on
+     * MPI_COMM_SELF, run by MPI_Finalize; started before, it ends only when asked
+     * (h5io_shutdown) or at exit (atexit, which H5dont_atexit turns off). */
+    H5dont_atexit();
+    H5open();
+}
+
+void h5io_shutdown(void)
+{
+    /* After a failed close the library cannot shut down without crashing; the process is
+     * about to exit, which releases its files anyway. */
+    if (!g_close_failed) H5close();
 }
 
 /* ---- error plumbing ------------------------------------------------------------- */
@@ -74,11 +103,24 @@ static herr_t walk_innermost(unsigned n, const H5E_error2_t *e, void *data)
     return 0;
 }
 
-/* The innermost HDF5 error message of the current stack, or "" when there is none. */
+/* The innermost HDF5 error message of the current stack, or "" when there is none. A
+ * failed system call's message ("file write failed: time = <ctime with its newline>, ...,
+ * error message = 'No space left on device', ...") is cut to its verb and the system's
+ * words: one line, the part a user acts on. */
 static void h5_reason(char *buf)
 {
     buf[0] = '\0';
     H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, walk_innermost, buf);
+    const char *what = strstr(buf, "error message = '"), *colon = strchr(buf, ':');
+    if (what && colon && colon < what) {
+        char sys[128];
+        what += strlen("error message = '");
+        size_t n = strcspn(what, "'");
+        snprintf(sys, sizeof sys, "%.*s", (int)(n < sizeof sys ? n : sizeof sys - 1), what);
+        snprintf(buf + (colon - buf), 256 - (size_t)(colon - buf), ": %s", sys);
+    }
+    for (char *p = buf; *p; p++)
+        if (*p == '\n' || *p == '\r') *p = ' ';
 }
 
 /* Logs "FILE[:OBJ]: message[ (HDF5: reason)]". `uniform` says every rank sees the same
@@ -206,7 +248,8 @@ Status h5io_open_read(const char *path, const Comm *comm, H5File **out)
 
     fapl = H5Pcreate(H5P_FILE_ACCESS);
     st = fapl < 0 ? XT_ERR_RUNTIME : fapl_no_locking(fapl);
-    if (st == XT_OK && comm) {
+    f->mpio = comm != NULL && strlen(path) <= H5IO_MPIIO_PATH_MAX;
+    if (st == XT_OK && f->mpio) {
         MPI_Comm mc = *(const MPI_Comm *)comm_native(comm);
         if (H5Pset_fapl_mpio(fapl, mc, MPI_INFO_NULL) < 0) st = XT_ERR_RUNTIME;
     }
@@ -255,9 +298,11 @@ static Status create_at(const char *path, const char *actual, H5File *f)
     }
     /* Writers keep HDF5's default locking: a reader on a shared file system may not
      * have it, but a writer that races another writer should fail. */
-    f->fid = H5Fcreate(actual, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    /* a temporary name is unique (fsutil_temp_name): never truncate another's file */
+    f->fid = H5Fcreate(actual, f->atomic ? H5F_ACC_EXCL : H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     if (f->fid < 0) {
         h5_fail(NULL, actual, NULL, true, false, "cannot create the file");
+        if (f->atomic) unlink(actual); /* a full disk leaves a stub: never ours to keep */
         st = XT_ERR_RUNTIME;
     }
     f->writable = true;
@@ -284,8 +329,8 @@ Status h5io_create_atomic(const char *path, H5File **out)
     h5_init();
     H5File *f = NULL;
     Status st = file_alloc(path, &f);
+    if (st == XT_OK) st = fsutil_temp_name(f->tmp, sizeof f->tmp, path);
     if (st == XT_OK) {
-        snprintf(f->tmp, sizeof f->tmp, "%s.tmp", path);
         f->atomic = true;
         st = create_at(path, f->tmp, f);
     }
@@ -308,8 +353,9 @@ static Status file_close_handle(H5File *f)
         LOCAL_FAIL(f, NULL, "cannot flush");
         st = XT_ERR_RUNTIME;
     }
-    if (H5Fclose(f->fid) < 0 && st == XT_OK) {
-        LOCAL_FAIL(f, NULL, "cannot close");
+    if (H5Fclose(f->fid) < 0) {
+        g_close_failed = true;
+        if (st == XT_OK) LOCAL_FAIL(f, NULL, "cannot close");
         st = XT_ERR_RUNTIME;
     }
     f->fid = H5I_INVALID_HID;
@@ -635,7 +681,7 @@ static Status read_rows(H5File *f, const char *dset, size_t row0, size_t nrows, 
         LOCAL_FAIL(f, dset, "cannot create a transfer property list");
         goto cleanup;
     }
-    if (f->parallel) {
+    if (f->mpio) {
         /* INDEPENDENT, not collective: ranks read different numbers of rows (some none)
          * and at different times, and HDF5 1.10 falls back to independent I/O anyway
          * whenever a type conversion is needed (uint8 -> float32 here), so asking for

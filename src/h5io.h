@@ -5,8 +5,9 @@
  * checked and closed) lives in one place. Every failure is logged here with the file
  * name and the object path, then returned as a Status.
  *
- * Files opened for reading with a Comm use the MPI-IO driver (parallel HDF5); with
- * comm == NULL they use the default POSIX driver. Read-only opens disable HDF5 file
+ * Files opened for reading with a Comm use the MPI-IO driver (parallel HDF5), except
+ * paths longer than 200 bytes (the POSIX driver on every rank: Open MPI 4.1's MPI-IO
+ * overflows a buffer on long names); with comm == NULL they use the default POSIX driver. Read-only opens disable HDF5 file
  * locking, which fails on some parallel file systems.
  *
  * Objects are named by absolute paths inside the file ("/train/X").
@@ -50,6 +51,14 @@ typedef struct {
     size_t chunk_rows;    /* rows per chunk when chunked; 0 otherwise */
 } H5ioInfo;
 
+/* The library's start and end, for a program: h5io_init before MPI_Init (and before any
+ * other h5io call), h5io_shutdown before MPI_Finalize. Without them HDF5 starts at its
+ * first call and shuts down inside MPI_Finalize, where HDF5 1.10.8 crashes after a file
+ * failed to close (a full disk: HDFFV-11052); with them a failed close is reported and
+ * the process ends with its own exit code. Local. */
+void h5io_init(void);
+void h5io_shutdown(void);
+
 /* "HDF5 1.10.8 (built with 1.10.8, parallel)": the library this process runs with and
  * the headers it was built with. Local. */
 void h5io_describe(char *buf, size_t len);
@@ -59,9 +68,11 @@ void h5io_describe(char *buf, size_t len);
 Status h5io_open_read(const char *path, const Comm *comm, H5File **out);
 /* Create (truncate) for writing, serial POSIX driver. Local. */
 Status h5io_create(const char *path, H5File **out);
-/* Create for atomic replacement: writes go to "PATH.tmp"; h5io_commit flushes, closes,
- * fsyncs and renames it to PATH (then fsyncs the directory), so PATH is either the old
- * file or the complete new one. h5io_close on such a file discards PATH.tmp. Local. */
+/* Create for atomic replacement: writes go to a temporary name of its own beside PATH
+ * (fsutil_temp_name: "PATH.tmp.<random>", created exclusively); h5io_commit flushes,
+ * closes, fsyncs and renames it to PATH (then fsyncs the directory), so PATH is either
+ * the old file or the complete new one. h5io_close on such a file discards the temporary.
+ * Local. */
 Status h5io_create_atomic(const char *path, H5File **out);
 Status h5io_commit(H5File **f);
 /* Flush and close; sets *f to NULL; safe on NULL. Returns a failure to flush. With a

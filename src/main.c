@@ -14,6 +14,7 @@
 #include "linalg.h"
 #include "predict.h"
 #include "log.h"
+#include "sighold.h"
 #include "train.h"
 
 static void usage(FILE *f)
@@ -72,6 +73,9 @@ static int run_on_rank0(Comm *comm, int (*fn)(int, char **), int argc, char **ar
 
 int main(int argc, char **argv)
 {
+    /* First: a SIGTERM/SIGINT/SIGUSR1 during MPI_Init must not end a training rank with
+     * the default action (sighold.h). */
+    if (argc >= 2 && !strcmp(argv[1], "train")) sighold_begin();
     if (argc < 2) {
         usage(stderr);
         return XT_ERR_USAGE;
@@ -109,10 +113,12 @@ int main(int argc, char **argv)
     }
 
     Comm *comm = NULL;
+    h5io_init(); /* before MPI_Init: see h5io.h (a full disk must not crash MPI_Finalize) */
     if (comm_open(&argc, &argv, &comm) != XT_OK) return XT_ERR_RUNTIME;
     int code = serial ? run_on_rank0(comm, serial, argc - 1, argv + 1)
                       : parallel(comm, argc - 1, argv + 1);
     write_exit_status(comm, code);
+    h5io_shutdown();
     comm_close(&comm);
     return code;
 }

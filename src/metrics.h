@@ -41,16 +41,19 @@ typedef struct {
 
 typedef struct {
     FILE *f;
-    char path[1100];
+    char path[XT_PATH_MAX + 64];
+    unsigned long long dev, ino; /* the file opened: a row is written only while path is it */
 } Metrics;
 
 /* Creates (truncates) path and writes the header; append = true keeps existing rows
  * (resume) and writes the header only to an empty file. */
 Status metrics_open(Metrics *m, const char *path, bool append);
-/* For a resumed run: keeps the rows of epochs before `epoch` (a killed run may have
- * written rows its checkpoint does not cover) under the current header, rewriting the
- * file atomically, then opens it for appending. */
+/* For a resumed run: keeps the whole rows of epochs before `epoch` (a killed run may have
+ * written rows its checkpoint does not cover, or half a row) under the current header,
+ * rewriting the file atomically, then opens it for appending. */
 Status metrics_open_resume(Metrics *m, const char *path, int64_t epoch);
+/* Appends one row with one write. Fails, naming the file, when path is no longer the file
+ * that was opened (deleted, or replaced: run.dir purged during the run). */
 Status metrics_write(Metrics *m, const MetricsRow *row);
 void metrics_close(Metrics *m);
 /* The console line for one epoch. */

@@ -1,11 +1,51 @@
 #include "model_io.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "h5io.h"
 #include "log.h"
+
+#define CRC_ATTR "crc32"
+
+/* zlib's CRC-32 of n float32 values as little-endian IEEE bytes (the bytes on any host). */
+static uint32_t crc_floats(const float *x, size_t n)
+{
+    const uint16_t one = 1;
+    bool little = *(const unsigned char *)&one == 1;
+    uLong crc = crc32(0L, Z_NULL, 0);
+    unsigned char buf[4096];
+    for (size_t i = 0; i < n;) {
+        size_t m = n - i;
+        if (little) { /* the memory is the bytes: in pieces that fit zlib's uInt */
+            if (m > ((size_t)1 << 28)) m = (size_t)1 << 28;
+            crc = crc32(crc, (const Bytef *)(x + i), (uInt)(4 * m));
+        } else {
+            if (m > sizeof buf / 4) m = sizeof buf / 4;
+            for (size_t j = 0; j < m; j++) {
+                uint32_t u;
+                memcpy(&u, x + i + j, 4);
+                for (int b = 0; b < 4; b++) buf[4 * j + (size_t)b] = (unsigned char)(u >> (8 * b));
+            }
+            crc = crc32(crc, buf, (uInt)(4 * m));
+        }
+        i += m;
+    }
+    return (uint32_t)crc;
+}
+
+Status model_io_write_floats(H5File *f, const char *dset, int rank, const size_t *dims,
+                             const float *data)
+{
+    size_t n = 1;
+    for (int i = 0; i < rank; i++) n *= dims[i];
+    Status st = h5io_write(f, dset, H5IO_F32, rank, dims, data, 0);
+    if (st == XT_OK) st = h5io_attr_write_i64(f, dset, CRC_ATTR, (int64_t)crc_floats(data, n));
+    return st;
+}
 
 /* The widest layer a model file may claim (a hostile file claims more). */
 #define MODEL_IO_MAX_WIDTH (INT64_C(1) << 26)
@@ -50,18 +90,18 @@ Status model_io_write_group(H5File *f, const char *g, const ModelFile *mf)
         snprintf(p, sizeof p, "%s/layer%d", g, l);
         st = h5io_create_group(f, p);
         snprintf(p, sizeof p, "%s/layer%d/W", g, l);
-        if (st == XT_OK) st = h5io_write(f, p, H5IO_F32, 2, dw, mf->params + s->w_off[l - 1], 0);
+        if (st == XT_OK) st = model_io_write_floats(f, p, 2, dw, mf->params + s->w_off[l - 1]);
         snprintf(p, sizeof p, "%s/layer%d/b", g, l);
-        if (st == XT_OK) st = h5io_write(f, p, H5IO_F32, 1, db, mf->params + s->b_off[l - 1], 0);
+        if (st == XT_OK) st = model_io_write_floats(f, p, 1, db, mf->params + s->b_off[l - 1]);
     }
     if (st == XT_OK && mf->normalize != NORM_NONE) {
         size_t d[1] = {s->sizes[0]};
         snprintf(p, sizeof p, "%s/normalization", g);
         st = h5io_create_group(f, p);
         snprintf(p, sizeof p, "%s/normalization/shift", g);
-        if (st == XT_OK) st = h5io_write(f, p, H5IO_F32, 1, d, mf->shift, 0);
+        if (st == XT_OK) st = model_io_write_floats(f, p, 1, d, mf->shift);
         snprintf(p, sizeof p, "%s/normalization/mul", g);
-        if (st == XT_OK) st = h5io_write(f, p, H5IO_F32, 1, d, mf->mul, 0);
+        if (st == XT_OK) st = model_io_write_floats(f, p, 1, d, mf->mul);
     }
     return st;
 }
@@ -125,11 +165,43 @@ static Status check_exact(H5File *f, const char *p, int rank, const size_t *dims
     return XT_OK;
 }
 
+/* What to do about a corrupt array, in a model file or a checkpoint. */
+#define CORRUPT_HINT \
+    "use another copy of the file (a checkpoint: or train.resume = never to start over)"
+
+Status model_io_read_floats(H5File *f, const char *dset, int rank, const size_t *dims,
+                            float *out)
+{
+    Status st = check_exact(f, dset, rank, dims);
+    if (st == XT_OK) st = h5io_read_rows_float(f, dset, 0, dims[0], out);
+    if (st != XT_OK) return st;
+    size_t n = 1;
+    for (int i = 0; i < rank; i++) n *= dims[i];
+    if (h5io_attr_exists(f, dset, CRC_ATTR)) { /* files written before checksums have none */
+        int64_t stored = 0;
+        if ((st = h5io_attr_read_i64(f, dset, CRC_ATTR, &stored)) != XT_OK) return st;
+        uint32_t now = crc_floats(out, n);
+        if (stored != (int64_t)now) {
+            log_error("%s:%s: checksum mismatch (crc32 stored %08llx, of the data read %08x): "
+                      "the array is corrupt (a flipped bit on disk or in a copy); %s",
+                      h5io_path(f), dset, (unsigned long long)stored, now, CORRUPT_HINT);
+            return XT_ERR_USAGE;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (isfinite(out[i])) continue;
+        log_error("%s:%s: value %zu is %s: a model or checkpoint never stores one (the file is "
+                  "corrupt); %s", h5io_path(f), dset, i, isnan(out[i]) ? "NaN" : "infinite",
+                  CORRUPT_HINT);
+        return XT_ERR_USAGE;
+    }
+    return XT_OK;
+}
+
 /* Reads a float dataset that must have exactly the given rank and dims. */
 static Status read_exact(H5File *f, const char *p, int rank, const size_t *dims, float *out)
 {
-    Status st = check_exact(f, p, rank, dims);
-    return st != XT_OK ? st : h5io_read_rows_float(f, p, 0, dims[0], out);
+    return model_io_read_floats(f, p, rank, dims, out);
 }
 
 /* Version, model type, activation, head, normalisation and layer sizes: the shape. */

@@ -13,6 +13,9 @@
  *   /model/layer<l>/b  float32 (sizes[l])
  *   /model/normalization/shift, /mul  float32 (D): x' = (x - shift) * mul, when
  *                               normalize != none (eval and predict apply it)
+ *   every float32 array carries an int64 attribute crc32: zlib's CRC-32 of its values as
+ *   little-endian IEEE bytes, checked on load (files written before it have none and are
+ *   read unchecked); loaded arrays must hold finite values only
  * Saving is atomic (temporary file, fsync, rename, directory fsync). Rank 0 only.
  */
 #ifndef XT_MODEL_IO_H
@@ -65,6 +68,14 @@ void model_io_free(ModelFile *mf);
 
 /* Writes the /model group and its contents into an open file (used by checkpoints). */
 struct H5File;
+/* A float32 array with its crc32 attribute (see above). Local. */
+Status model_io_write_floats(struct H5File *f, const char *dset, int rank, const size_t *dims,
+                             const float *data);
+/* Reads a float32 array that must have exactly these dims, verifies its crc32 when it has
+ * one and that every value is finite: XT_ERR_USAGE naming the file and dataset otherwise.
+ * Local. */
+Status model_io_read_floats(struct H5File *f, const char *dset, int rank, const size_t *dims,
+                            float *out);
 Status model_io_write_group(struct H5File *f, const char *group, const ModelFile *mf);
 Status model_io_read_group(struct H5File *f, const char *group, ModelFile *mf);
 

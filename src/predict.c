@@ -198,8 +198,8 @@ static Status write_csv(const PredictArgs *a, const Predictions *all, const Mode
         return XT_ERR_RUNTIME;
     }
     char tmp[XT_PATH_MAX + 48];
-    fsutil_temp_name(tmp, sizeof tmp, a->out);
-    FILE *f = fopen(tmp, "w");
+    if (fsutil_temp_name(tmp, sizeof tmp, a->out) != XT_OK) return XT_ERR_USAGE;
+    FILE *f = fopen(tmp, "wx");
     if (!f) {
         log_error("cannot write %s: %s", tmp, strerror(errno));
         return XT_ERR_RUNTIME;

@@ -65,6 +65,7 @@ typedef struct {
     uint32_t *rows;    /* sorted, relative to the opened range */
     unsigned char *x, *y; /* n rows in memory types */
     bool failed;
+    bool changed; /* a row failed the scan's checks: the file changed (err says where) */
 } Window;
 
 struct Stream {
@@ -86,6 +87,10 @@ struct Stream {
     size_t window_rows;
     Window win[2];
     int cur; /* the window the trainer reads, or -1 */
+    size_t k;   /* labels later rows must stay below: the classes the scan checked them
+                   against, or (classes not known yet) one past the largest label it saw */
+    bool probs; /* the scan checked probability rows */
+    bool scanned; /* rows read later are checked as the scan checked them */
     uint64_t next_epoch;
     size_t next_t;
     pthread_t th;
@@ -597,6 +602,24 @@ static bool block_reserve(Stream *s, size_t m)
     return true;
 }
 
+/* Rows read after the start-up scan must pass its checks: a row that does not means the
+ * file changed under the run (in place, regenerated, truncated). 0 rows or the index of
+ * the first bad one plus one; why is set. */
+static size_t first_invalid(const Stream *s, const Dataset *v, size_t n, char *why, size_t len)
+{
+    if (!s->scanned) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!dataset_row_valid(v, i, s->k, s->probs, why, len)) return i + 1;
+    return 0;
+}
+
+/* The file changed during the run: an input error, the same on a resume (exit 2). */
+_Noreturn static void data_changed(const char *msg)
+{
+    log_error("%s", msg);
+    comm_abort(NULL, XT_ERR_USAGE);
+}
+
 _Noreturn static void read_failed(const char *msg)
 {
     log_error("%s; the data could be read when the run started: was the file changed, or is "
@@ -643,6 +666,9 @@ Status stream_scan(Stream *s, Dataset *ds, size_t k, bool probs)
         if (first || v.label_min < ds->label_min) ds->label_min = v.label_min;
         if (first || v.label_max > ds->label_max) ds->label_max = v.label_max;
     }
+    s->k = k > 0 ? k : ds->label_max >= 0 ? (size_t)ds->label_max + 1 : 0;
+    s->probs = probs;
+    s->scanned = true;
     return dataset_read_class_names(ds);
 }
 
@@ -669,6 +695,17 @@ void stream_read(Stream *s, size_t lo, size_t m, float *X, int32_t *y, float *t,
     if (!read_both(s, NULL, lo, m, s->bx, (y || t) ? s->by : NULL, &s->main_rd))
         read_failed(s->main_rd.err);
     Dataset v = view_of(s, 0, m, s->bx, s->by);
+    char why[160], msg[XT_PATH_MAX + 800];
+    Dataset c = v; /* the targets were not read when not asked for */
+    if (!y && !t) c.y = NULL, c.t = NULL;
+    size_t bad = first_invalid(s, &c, m, why, sizeof why);
+    if (bad) {
+        snprintf(msg, sizeof msg, "%s:%s: row %zu %s, but the start-up scan found every row "
+                 "valid: the file was changed during the run (stop whatever rewrites it; the "
+                 "checkpoint resumes the run)", s->info.file, s->info.group,
+                 s->lo + lo + bad - 1, why);
+        data_changed(msg);
+    }
     rows_out(s, &v, NULL, 0, m, X, y, t, shift, mul);
 }
 
@@ -697,6 +734,18 @@ static void fill_window(Stream *s, Window *w)
     w->n = n;
     qsort(w->rows, n, sizeof *w->rows, cmp_u32);
     w->failed = !read_both(s, w->rows, 0, n, w->x, w->y, &s->help_rd);
+    w->changed = false;
+    char why[160];
+    Dataset v = view_of(s, 0, n, w->x, w->y);
+    size_t bad = w->failed ? 0 : first_invalid(s, &v, n, why, sizeof why);
+    if (bad) { /* checked here, off the trainer's path; reported by stream_begin_step */
+        snprintf(s->help_rd.err, sizeof s->help_rd.err,
+                 "%s:%s: row %zu (read for epoch %llu) %s, but the start-up scan found every "
+                 "row valid: the file was changed during the run (stop whatever rewrites it; "
+                 "the checkpoint resumes the run)", s->info.file, s->info.group,
+                 s->lo + w->rows[bad - 1], (unsigned long long)w->epoch + 1, why);
+        w->failed = w->changed = true;
+    }
 }
 
 static void *helper_main(void *arg)
@@ -826,6 +875,7 @@ void stream_begin_step(Stream *s, uint64_t epoch, size_t t)
     }
     pthread_mutex_unlock(&s->mu);
     s->wait_s += comm_wtime() - t0;
+    if (s->win[s->cur].changed) data_changed(s->help_rd.err);
     if (s->win[s->cur].failed) read_failed(s->help_rd.err);
 }
 

@@ -22,6 +22,7 @@
 #include "fault.h"
 #include "linalg.h"
 #include "log.h"
+#include "sighold.h"
 #include "trainer.h"
 
 /* Seconds between progress lines within an epoch (only when stdout is a terminal). */
@@ -188,6 +189,7 @@ static StepOutcome train_step(Trainer *tr, size_t t, EpochRun *er)
 static EsDecision stop_on_signal(Trainer *tr, const EpochRun *er, size_t t)
 {
     Status st = XT_OK;
+    comm_watch_phase(tr->comm, "rank 0 was writing checkpoint.h5 after a signal");
     reduce_gather_state(tr->red); /* a sharded state comes together on rank 0 */
     if (tr->r == 0) {
         log_info("signal received: writing a checkpoint at epoch %lld step %zu",
@@ -198,6 +200,7 @@ static EsDecision stop_on_signal(Trainer *tr, const EpochRun *er, size_t t)
     EsDecision dec = {.action = st == XT_OK ? ES_STOP_SIGNAL : ES_STOP_ERROR,
                       .epoch = (int32_t)er->epoch};
     comm_bcast(tr->comm, &dec, sizeof dec, 0);
+    comm_watch_phase(tr->comm, NULL);
     return dec;
 }
 
@@ -302,18 +305,22 @@ static EsDecision end_epoch(Trainer *tr, EpochRun *er)
     const EpochSums *es = &er->sums;
     double train_loss = er->diverged ? NAN : (es->weight_sum > 0 ? es->loss_sum / es->weight_sum : 0.0);
     double tv = comm_wtime(), vl = NAN, va = NAN, vf = NAN;
+    comm_watch_phase(tr->comm, "the epoch was being validated (by rank 0 alone unless "
+                               "eval.distributed)");
     if (!er->diverged) validate(tr, &vl, &va, &vf);
     er->val = comm_wtime() - tv;
     EsDecision dec = {.action = ES_CONTINUE};
     /* Any epoch may end the run, and a finished run writes a checkpoint: with a sharded
      * update the state is gathered whenever checkpoints are on (a few MiB per epoch). */
     if (tr->cfg.checkpoint.every > 0) reduce_gather_state(tr->red);
+    comm_watch_phase(tr->comm, "rank 0 was writing model.h5, metrics.csv and checkpoint.h5");
     if (tr->r == 0) {
         dec = decide(tr, er, train_loss, vl, va);
         record_epoch(tr, er, train_loss, vl, va, vf, &dec);
     }
     reduce_drop_state(tr->red);
     comm_bcast(tr->comm, &dec, sizeof dec, 0);
+    comm_watch_phase(tr->comm, NULL);
     return dec;
 }
 
@@ -353,7 +360,9 @@ static int finish_run(Trainer *tr, const EsDecision *dec)
     trainer_report_stream(tr);
     reduce_report(tr->red);
     int code = trainer_report_end(tr, dec);
+    comm_watch_phase(tr->comm, "rank 0 was writing model-last.h5");
     if (code == 0) code = trainer_finish_models(tr, dec);
+    comm_watch_phase(tr->comm, NULL);
     char test_spec[XT_PATH_MAX], model_path[TRAINER_PATH_MAX];
     snprintf(test_spec, sizeof test_spec, "%s", tr->cfg.data.test);
     snprintf(model_path, sizeof model_path, "%s", tr->files.model);
@@ -381,10 +390,14 @@ int train_main(const Comm *comm, int argc, char **argv)
     tr->plan.blas_threads = plan_apply_blas(tr->plan.blas_why, sizeof tr->plan.blas_why);
     g_signal = 0;
     install_signal_handlers();
+    if (sighold_caught()) g_signal = sighold_caught(); /* held since main's first instruction */
     double t_start = comm_wtime();
     bool help = false;
+    comm_watch_phase(comm, "the ranks were starting up (loading the data and the checkpoint; "
+                           "rank 0 alone reads data.val and checkpoint.h5)");
     Status st = trainer_setup(tr, argc, argv, &g_signal, &help);
     if (st == XT_OK && !help) st = trainer_resume(tr);
+    comm_watch_phase(comm, NULL);
     if (st != XT_OK || help || tr->start.nothing_to_do) {
         trainer_free(tr);
         free(tr);

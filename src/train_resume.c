@@ -35,7 +35,9 @@ Status trainer_write_checkpoint(Trainer *tr, int64_t epoch, size_t step_in_epoch
                                .final_action = action,
                                .ranks = tr->P,
                                .blas_threads = linalg_blas_threads(),
-                               .seed = tr->cfg.train.seed},
+                               .seed = tr->cfg.train.seed,
+                               .has_data = true,
+                               .data = tr->data_print},
                      .config_text = tr->cfg_text,
                      .optimizer = opt,
                      .early_stop = &es};
@@ -54,8 +56,8 @@ static Status write_resolved_config(Trainer *tr)
     if (tr->r == 0) {
         char path[TRAINER_PATH_MAX], tmp[TRAINER_PATH_MAX + 32];
         fsutil_join(path, sizeof path, tr->cfg.run.dir, "config.ini");
-        fsutil_temp_name(tmp, sizeof tmp, path);
-        FILE *f = fopen(tmp, "w");
+        fsutil_temp_name(tmp, sizeof tmp, path); /* fits: 17 bytes over a joined path */
+        FILE *f = fopen(tmp, "wx");
         bool ok = f && fputs(tr->cfg_text, f) >= 0;
         if (f) ok = (fclose(f) == 0) && ok;
         st = ok ? fsutil_commit(tmp, path) : XT_ERR_RUNTIME;
@@ -107,6 +109,9 @@ static Status check_compatible(const Trainer *tr, const char *path, const Checkp
                    "train.resume = never to start over", path, diff);
         return XT_ERR_USAGE;
     }
+    if (ck->state.has_data && !dataset_fingerprint_match(&ck->state.data, &tr->data_print,
+                                                         tr->cfg.data.train, path))
+        return XT_ERR_USAGE;
     if (ck->model.shape.n_params != tr->model.shape.n_params ||
         ck->model.shape.sizes[0] != tr->model.shape.sizes[0]) {
         log_error0("%s holds a model with %zu parameters (D = %zu); this run builds %zu (D = %zu)",
@@ -201,6 +206,9 @@ Status trainer_resume(Trainer *tr)
     tr->cfg_text = malloc(need);
     if (comm_agree(tr->comm, tr->cfg_text ? XT_OK : XT_ERR_RUNTIME) != XT_OK) return XT_ERR_RUNTIME;
     config_to_ini(&tr->cfg, tr->cfg_text, need);
+    Status fp = tr->r == 0 ? dataset_fingerprint(&tr->tinfo, &tr->data_print) : XT_OK;
+    if ((fp = comm_agree(tr->comm, fp)) != XT_OK) return fp;
+    comm_bcast(tr->comm, &tr->data_print, sizeof tr->data_print, 0);
     tr->start.epoch = 1;
     char path[TRAINER_PATH_MAX] = "";
     int32_t use = 0;

@@ -9,6 +9,7 @@
 #include "fsutil.h"
 #include "linalg.h"
 #include "log.h"
+#include "memplan.h"
 #include "opts.h"
 #include "rng.h"
 #include "trainer.h"
@@ -63,10 +64,7 @@ static Status setup_run_dir(Trainer *tr)
         fsutil_join(f->ckpt, sizeof f->ckpt, dir, "checkpoint.h5") != XT_OK ||
         fsutil_join(f->last, sizeof f->last, dir, "model-last.h5") != XT_OK)
         st = XT_ERR_USAGE;
-    if (tr->r == 0 && st == XT_OK) {
-        st = fsutil_mkdirs(dir);
-        if (st == XT_OK) st = fsutil_check_writable_dir(dir);
-    }
+    if (tr->r == 0 && st == XT_OK) st = runlock_acquire(dir, "run.dir", &tr->lock);
     return comm_agree(tr->comm, st);
 }
 
@@ -175,6 +173,13 @@ static Status setup_reduce(Trainer *tr, const ModelShape *shape,
     plan_step(&tr->plan, &tr->cfg, &at, &mf);
     optim_settings(tr, shape);
     size_t parts = step_plan_max_parts(&tr->sampler, tr->plan.pieces);
+    MemNeeds need; /* refused before anything is allocated (memplan.h) */
+    size_t k_targets = tr->tinfo.target == TARGET_DENSE ? tr->K : 0;
+    memplan_needs(&need, shape, &tr->cfg, micro_cap(tr), tr->has_val ? tr->vinfo.n : 0,
+                  k_targets, tr->P, tr->plan.G > 0 ? parts : 0);
+    need.sharded = tr->plan.shard;
+    Status st = memplan_refuse(&need, comm_local_size(tr->comm), tr->data_bytes);
+    if ((st = comm_agree(tr->comm, st)) != XT_OK) return st;
     ReduceSpec spec = {.plan = &tr->plan, .shape = shape, .oset = &tr->oset, .parts = parts,
                        .terms = (tr->plan.G > 0 ? tr->plan.G : 1) * tr->plan.pieces,
                        .signal = signal};
@@ -195,8 +200,12 @@ static Status setup_model(Trainer *tr, const volatile sig_atomic_t *signal)
     }
     if ((st = setup_reduce(tr, &shape, signal)) != XT_OK) return st;
     size_t cap = micro_cap(tr), eval_cap = (size_t)c->eval.batch_size;
-    Status local = model_init(&tr->model, &shape, cap > eval_cap ? cap : eval_cap,
-                              reduce_params(tr->red));
+    if (tr->has_val && eval_cap > tr->vinfo.n) eval_cap = tr->vinfo.n > 0 ? tr->vinfo.n : 1;
+    size_t mb = cap > eval_cap ? cap : eval_cap;
+    Status local = model_init(&tr->model, &shape, mb, reduce_params(tr->red));
+    if (local != XT_OK)
+        log_error("out of memory for the model's activations (%zu parameters, passes of %zu "
+                  "rows)", shape.n_params, mb);
     if (local == XT_OK) local = alloc_step_buffers(tr);
     if (local == XT_OK) local = setup_loss(tr);
     /* validation in blocks of eval.batch_size rows: the same blocks at any P */
@@ -251,4 +260,5 @@ void trainer_free(Trainer *tr)
     tr->class_w = tr->batch.X = tr->batch.t = tr->dz = tr->best.params = NULL;
     tr->batch.y = NULL;
     tr->cfg_text = NULL;
+    runlock_release(&tr->lock); /* last: the run's files are closed */
 }

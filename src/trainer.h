@@ -30,6 +30,7 @@
 #include "plan.h"
 #include "reduce.h"
 #include "rowsource.h"
+#include "runlock.h"
 #include "shard.h"
 
 /* The epoch's accumulators so far, saved in checkpoints. */
@@ -74,8 +75,10 @@ typedef struct {
     char *cfg_text;     /* the resolved INI text, stored in checkpoints */
     RunFiles files;
     Plan plan;          /* every auto resolved, with its reason */
+    RunLock *lock;      /* rank 0: run.dir's lock, held for the whole run (runlock.h) */
     /* data */
     DatasetInfo tinfo, vinfo, test_info; /* test_info.n == 0: no test split */
+    DataPrint data_print; /* the training split's fingerprint, kept in checkpoints */
     Dataset train, val;
     RowSource train_rows, val_rows;
     bool has_val;

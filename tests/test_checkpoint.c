@@ -187,6 +187,101 @@ static void test_checkpoint_loads_version_1(void **state)
     assert_int_equal(bad, 0);
 }
 
+/* Flips one bit of dset's stored values in path (a contiguous dataset: the layout gives
+ * where its bytes lie). */
+static void flip_bit(const char *path, const char *dset, size_t byte)
+{
+    H5File *f = NULL;
+    H5ioLayout lay;
+    char why[256];
+    assert_int_equal(h5io_open_read(path, NULL, &f), XT_OK);
+    assert_int_equal(h5io_layout(f, dset, &lay, why, sizeof why), XT_OK);
+    assert_false(lay.chunked);
+    uint64_t off = lay.offset + byte;
+    h5io_layout_free(&lay);
+    h5io_close(&f);
+    FILE *fp = fopen(path, "r+b");
+    assert_non_null(fp);
+    assert_int_equal(fseek(fp, (long)off, SEEK_SET), 0);
+    int c = fgetc(fp);
+    assert_int_equal(fseek(fp, (long)off, SEEK_SET), 0);
+    fputc(c ^ 0x10, fp);
+    fclose(fp);
+}
+
+static void expect_message(const char *err, const char *want)
+{
+    if (!strstr(err, want)) fail_msg("missing \"%s\" in: %s", want, err);
+}
+
+/* A flipped bit inside any stored array (parameters, optimiser state) is refused on load,
+ * naming the dataset; so is a non-finite value stored with a valid checksum. */
+static void test_checkpoint_detects_corrupt_arrays(void **state)
+{
+    (void)state;
+    Modules a;
+    memset(&a, 0, sizeof a);
+    modules(&a, "adam", true);
+    for (int i = 0; i < 6; i++) a.m[i] = a.v[i] = 0.25f * (float)(i + 1);
+    float params[6] = {1, -2, 3, -4, 5, -6};
+    const char *dsets[] = {"/model/layer1/W", "/model/layer1/b", "/optimizer/m", "/optimizer/v"};
+    char path[600], err[2048];
+    for (int d = 0; d < 4; d++) {
+        save("flip.h5", &a, params);
+        path_in(path, sizeof path, "flip.h5");
+        flip_bit(path, dsets[d], 5); /* a mantissa bit of the second value */
+        Checkpoint ck;
+        xt_test_capture_begin();
+        Status st = checkpoint_load(path, &ck);
+        if (st == XT_OK) {
+            checkpoint_free(&ck);
+            Modules b;
+            memset(&b, 0, sizeof b);
+            modules(&b, "adam", true);
+            st = checkpoint_restore(path, &b.opt, &b.es);
+        }
+        xt_test_capture_end(err, sizeof err);
+        assert_int_equal(st, XT_ERR_USAGE);
+        char want[128];
+        snprintf(want, sizeof want, "%s: checksum mismatch", dsets[d]);
+        expect_message(err, want);
+    }
+    params[4] = NAN;
+    save("nan.h5", &a, params);
+    path_in(path, sizeof path, "nan.h5");
+    Checkpoint ck;
+    xt_test_capture_begin();
+    Status st = checkpoint_load(path, &ck);
+    xt_test_capture_end(err, sizeof err);
+    assert_int_equal(st, XT_ERR_USAGE);
+    expect_message(err, "/model/layer1/b: value 0 is NaN");
+}
+
+/* A model written before checksums (no crc32 attributes) still loads. */
+static void test_checkpoint_reads_arrays_without_checksums(void **state)
+{
+    (void)state;
+    char path[600];
+    path_in(path, sizeof path, "nocrc.h5");
+    float params[6] = {6, 5, 4, 3, 2, 1};
+    ModelFile mf = {.shape = shape(), .params = params, .epoch = 1};
+    H5File *f = NULL;
+    assert_int_equal(h5io_create(path, &f), XT_OK);
+    assert_int_equal(model_io_write_group(f, "/model", &mf), XT_OK);
+    size_t dw[2] = {2, 2}, db[1] = {2};
+    /* rewrite the arrays as an older xentrain did: no attribute */
+    assert_int_equal(h5io_write(f, "/old/layer1/W", H5IO_F32, 2, dw, params, 0), XT_OK);
+    assert_int_equal(h5io_write(f, "/old/layer1/b", H5IO_F32, 1, db, params + 4, 0), XT_OK);
+    assert_int_equal(h5io_close(&f), XT_OK);
+    assert_int_equal(h5io_open_read(path, NULL, &f), XT_OK);
+    assert_false(h5io_attr_exists(f, "/old/layer1/W", "crc32"));
+    assert_true(h5io_attr_exists(f, "/model/layer1/W", "crc32"));
+    float w[4];
+    assert_int_equal(model_io_read_floats(f, "/old/layer1/W", 2, dw, w), XT_OK);
+    assert_memory_equal(w, params, sizeof w);
+    h5io_close(&f);
+}
+
 int main(void)
 {
     log_set_quiet(true);
@@ -194,6 +289,8 @@ int main(void)
         cmocka_unit_test(test_checkpoint_named_state_roundtrip),
         cmocka_unit_test(test_checkpoint_refuses_other_state),
         cmocka_unit_test(test_checkpoint_loads_version_1),
+        cmocka_unit_test(test_checkpoint_detects_corrupt_arrays),
+        cmocka_unit_test(test_checkpoint_reads_arrays_without_checksums),
     };
     return cmocka_run_group_tests(tests, xt_test_group_setup, xt_test_group_teardown);
 }

@@ -619,32 +619,26 @@ static void test_config_file_errors(void **state)
     assert_int_equal(st, XT_ERR_USAGE);
     assert_has(err, ":1: syntax error");
 
-    /* a line longer than libinih's buffer: refused, not split */
+    /* lines longer than libinih's 200-byte buffer are read whole (libinih alone would
+     * split them): a 250-character value, one of 198 with "\n", one of 197 with "\r\n" */
     char text[400];
-    int n = snprintf(text, sizeof text, "[data]\ntrain = ");
-    memset(text + n, 'x', 250);
-    snprintf(text + n + 250, sizeof text - (size_t)n - 250, ".h5\n");
-    st = load_text(c, "long.ini", text, NULL, 0, err, sizeof err, path, sizeof path);
+    const size_t lens[3] = {250, 198 - 8, 197 - 8};
+    const char *ends[3] = {".h5\n", "\n", "\r\n"};
+    for (int i = 0; i < 3; i++) {
+        int n = snprintf(text, sizeof text, "[data]\ntrain = ");
+        memset(text + n, 'x', lens[i]);
+        snprintf(text + n + lens[i], sizeof text - (size_t)n - lens[i], "%s", ends[i]);
+        st = load_text(c, "long.ini", text, NULL, 0, err, sizeof err, path, sizeof path);
+        if (st != XT_OK) fail_msg("%s", err);
+        assert_int_equal(strlen(c->data.train), lens[i] + (i == 0 ? 3 : 0));
+    }
+    /* a long line that is not key = value is a syntax error naming its line */
+    int n = snprintf(text, sizeof text, "[data]\n");
+    memset(text + n, 'w', 300);
+    snprintf(text + n + 300, sizeof text - (size_t)n - 300, "\n");
+    st = load_text(c, "long3.ini", text, NULL, 0, err, sizeof err, path, sizeof path);
     assert_int_equal(st, XT_ERR_USAGE);
-    assert_has(err, ":2: line longer than 197 characters");
-
-    /* one character less than that still fits libinih's buffer with "\n" but not
-     * with "\r\n": refused either way */
-    n = snprintf(text, sizeof text, "[data]\ntrain = ");
-    memset(text + n, 'z', 198 - 8);
-    snprintf(text + n + 198 - 8, sizeof text - (size_t)n - 190, "\n");
-    st = load_text(c, "long2.ini", text, NULL, 0, err, sizeof err, path, sizeof path);
-    assert_int_equal(st, XT_ERR_USAGE);
-    assert_has(err, ":2: line longer than 197 characters");
-
-    /* the longest line libinih takes whole is accepted */
-    n = snprintf(text, sizeof text, "[data]\ntrain = ");
-    memset(text + n, 'y', 197 - 8);
-    snprintf(text + n + 197 - 8, sizeof text - (size_t)n - 189, "\r\n");
-    st = load_text(c, "edge.ini", text, NULL, 0, err, sizeof err, path, sizeof path);
-    if (st != XT_OK) fail_msg("%s", err);
-    assert_int_equal(strlen(c->data.train), 197 - 8);
-
+    assert_has(err, ":2: a line of 300 characters that is not 'key = value'");
     /* a key twice */
     st = load_text(c, "dup.ini", "[optim]\nlr = 0.1\nmomentum = 0.5\nlr = 0.2\n", NULL, 0, err,
                    sizeof err, path, sizeof path);
@@ -859,6 +853,57 @@ static void test_config_round_trip(void **state)
     free(c);
 }
 
+/* Cluster paths of 1,000 characters (issue 32): config.ini and a checkpoint's stored text
+ * (config_load_text) read back what config_to_ini wrote, and a user's file may hold them
+ * too, on one line, with an inline comment, in quotes. */
+static void test_config_long_paths(void **state)
+{
+    (void)state;
+    Config *c = malloc(sizeof *c);
+    assert_non_null(c);
+    char err[512] = "", path[600];
+    char dir[1001], spec[1100], set_dir[1100], set_train[1200];
+    for (int i = 0; i < 1000; i++) dir[i] = i % 100 == 99 ? '/' : (char)('a' + i % 26);
+    dir[1000] = '\0';
+    snprintf(spec, sizeof spec, "%s/data.h5:/train", dir);
+    snprintf(set_dir, sizeof set_dir, "run.dir=%s", dir);
+    snprintf(set_train, sizeof set_train, "data.train=%s", spec);
+    config_defaults(c);
+    expect_set_ok(c, set_dir);
+    expect_set_ok(c, set_train);
+    round_trip(c);
+    size_t need = config_to_ini(c, NULL, 0) + 1;
+    char *text = malloc(need);
+    assert_non_null(text);
+    config_to_ini(c, text, need);
+    Config *back = malloc(sizeof *back);
+    assert_non_null(back);
+    Status st = config_load_text(back, text, "checkpoint.h5", err, sizeof err);
+    if (st != XT_OK) fail_msg("%s", err);
+    assert_string_equal(back->run.dir, dir);
+    assert_string_equal(back->data.train, spec);
+    free(text);
+
+    /* a user's file: one long line each, an inline comment after one */
+    size_t len = 4096;
+    char *ini = malloc(len);
+    assert_non_null(ini);
+    snprintf(ini, len, "[data]\ntrain = %s   ; on the cluster\n[run]\ndir = %s\n", spec, dir);
+    st = load_text(back, "user.ini", ini, NULL, 0, err, sizeof err, path, sizeof path);
+    if (st != XT_OK) fail_msg("%s", err);
+    assert_string_equal(back->data.train, spec);
+    assert_string_equal(back->run.dir, dir);
+    /* quoted, as short values may be: what is inside the quotes */
+    snprintf(ini, len, "[data]\ntrain = \"%s\"\n[run]\ndir = '%s'   ; quoted\n", spec, dir);
+    st = load_text(back, "user.ini", ini, NULL, 0, err, sizeof err, path, sizeof path);
+    if (st != XT_OK) fail_msg("%s", err);
+    assert_string_equal(back->data.train, spec);
+    assert_string_equal(back->run.dir, dir);
+    free(ini);
+    free(back);
+    free(c);
+}
+
 static void test_config_reference(void **state)
 {
     (void)state;
@@ -998,6 +1043,7 @@ int main(void)
         cmocka_unit_test(test_config_continuation_lines),
         cmocka_unit_test(test_config_cross_key_rules),
         cmocka_unit_test(test_config_round_trip),
+        cmocka_unit_test(test_config_long_paths),
         cmocka_unit_test(test_config_reference),
         cmocka_unit_test(test_config_text_diff_and_settings),
         cmocka_unit_test(test_config_class_weights_balanced),

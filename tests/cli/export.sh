@@ -244,9 +244,9 @@ mkdir -p adir
 refuse "--out adir is a directory" "--out naming a directory" --model $model --format onnx --out adir
 cp run_logistic/model.h5 nan.h5 && $py -c 'import h5py, numpy as np
 with h5py.File("nan.h5", "a") as f:
-    s = f["model/normalization/shift"]; v = s[:]; v[2] = np.nan; s[...] = v'
-for fmt in onnx safetensors; do
-  refuse "nan.h5: /model/normalization shift\[2\] = nan is not finite" "a NaN in the normalisation ($fmt)" \
+    s = f["model/normalization/shift"]; v = s[:]; v[2] = np.nan; s[...] = v; del s.attrs["crc32"]'
+for fmt in onnx safetensors; do # (no checksum: written by another tool; with one it is a mismatch)
+  refuse "nan.h5:/model/normalization/shift: value 2 is NaN" "a NaN in the normalisation ($fmt)" \
     --model nan.h5 --format $fmt --out keep.onnx
 done
 cp run_softmax/model.h5 latin1.h5 && $py -c 'import h5py
