@@ -56,7 +56,11 @@ int trainer_report_end(const Trainer *tr, const EsDecision *dec)
                  dec->best_epoch, mon, dec->best_value,
                  c->early_stopping.restore_best ? ", restored" : "");
         return 0;
-    case ES_STOP_MAX_EPOCHS: log_info("finished %d epochs", dec->epoch); return 0;
+    case ES_STOP_CONVERGED: log_info("%s", tr->end_why); return 0; /* a solver's reason */
+    case ES_STOP_MAX_EPOCHS:
+        if (tr->end_why[0]) log_info("%s", tr->end_why); /* a solver's */
+        else log_info("finished %d epochs", dec->epoch);
+        return 0;
     case ES_STOP_DIVERGED: return XT_ERR_DIVERGED;
     case ES_STOP_ERROR:
         log_error0("stopping: rank 0 could not write its outputs (see above)");
