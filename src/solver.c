@@ -113,9 +113,11 @@ void solver_free(Solver *s)
 
 double solver_grad_norm(const Solver *s) { return s->have ? norm_inf(s->g, s->n) : NAN; }
 
-/* The convergence tests at x_k after an iteration that moved from F = f_old. */
-static SolverStatus converged(const Solver *s, double f_old)
+/* The convergence tests at x_k after an iteration that moved from F = f_old; the record
+ * ||g||^2 updated. */
+static SolverStatus converged(Solver *s, double f_old)
 {
+    s->gg_best = fmin(s->gg_best, dot_ff(s->g, s->g, s->n));
     if (norm_inf(s->g, s->n) <= s->set.tol) return SOLVER_CONVERGED_G;
     double scale = fmax(fmax(fabs(f_old), fabs(s->f)), 1.0);
     if (s->set.ftol > 0.0 && f_old - s->f <= s->set.ftol * scale) return SOLVER_CONVERGED_F;
@@ -163,7 +165,7 @@ static void lbfgs_direction(Solver *s)
 /* One point on the search line: step a, F, the directional derivative g.d; moved: the
  * point differs from x_k (a step below the floats' resolution does not). */
 typedef struct {
-    double a, f, dg;
+    double a, f, dg, gg; /* gg = ||g||^2 at the point */
     double aux[SOLVER_AUX];
     bool finite, moved;
 } Trial;
@@ -178,8 +180,12 @@ static bool evaluate(Solver *s, const SolverOps *ops, double a, Trial *t)
     s->evals++;
     if (e == SOLVER_EVAL_INTERRUPTED) return false;
     t->finite = e == SOLVER_EVAL_OK && isfinite(t->f);
-    if (t->finite) t->dg = dot_fd(s->g_new, s->d, s->n);
-    else t->f = INFINITY;
+    if (t->finite) {
+        t->dg = dot_fd(s->g_new, s->d, s->n);
+        t->gg = dot_ff(s->g_new, s->g_new, s->n);
+    } else {
+        t->f = INFINITY;
+    }
     return true;
 }
 
@@ -207,11 +213,15 @@ static double interpolate(const Trial *lo, const Trial *hi)
 /* Whether a step ends the search: the strong Wolfe conditions, or the approximate ones of
  * Hager & Zhang for an objective flat to its precision (the curvature condition with F no
  * higher than F(x_k) + eps; for a quadratic the curvature condition alone implies a
- * decrease). */
-static bool acceptable(const Trial *t, double f0, double dg0, double eps)
+ * decrease). Where F is flat to its precision it no longer tells better from worse, so a
+ * step accepted on the approximate conditions must also lower ||g||^2 below the lowest of
+ * any iterate so far (gg_best): without that the iterates wander, or cycle, at the level of
+ * F's rounding and never settle; with it a step either lowers F for real or sets a record,
+ * so no point repeats. */
+static bool acceptable(const Trial *t, double f0, double dg0, double gg_best, double eps)
 {
     if (!t->finite || fabs(t->dg) > -WOLFE_C2 * dg0) return false;
-    return t->f <= f0 + WOLFE_C1 * t->a * dg0 || t->f <= f0 + eps;
+    return t->f <= f0 + WOLFE_C1 * t->a * dg0 || (t->f <= f0 + eps && t->gg < gg_best);
 }
 
 /* Shrinks the bracket [lo, hi] (lo.a < hi.a; lo descends with F <= F(x_k) + eps and its
@@ -228,7 +238,7 @@ static int zoom(Solver *s, const SolverOps *ops, double dg0, double eps, Trial l
         if (!evaluate(s, ops, interpolate(&lo, &hi), &t)) return -1;
         used++;
         if (!t.moved) break;
-        if (acceptable(&t, f0, dg0, eps)) {
+        if (acceptable(&t, f0, dg0, s->gg_best, eps)) {
             swap_f(&s->g_new, &s->g_lo);
             *out = t;
             return 1;
@@ -258,7 +268,7 @@ static int line_search(Solver *s, const SolverOps *ops, double dg0, double a1, T
     for (int i = 1; i <= SOLVER_MAX_LS; i++, a *= EXTRAPOLATE) {
         if (!evaluate(s, ops, a, &cur)) return -1;
         if (!cur.moved) break;
-        if (acceptable(&cur, f0, dg0, eps)) {
+        if (acceptable(&cur, f0, dg0, s->gg_best, eps)) {
             swap_f(&s->g_new, &s->g_lo);
             *out = cur;
             return 1;
@@ -409,7 +419,9 @@ static SolverStatus tron_iterate(Solver *s, const SolverOps *ops)
     double actred = finite ? s->f - fnew : -INFINITY, snorm = sqrt(dot_dd(sv, sv, n));
     if (s->iter == 0) delta = fmin(delta, snorm);
     /* Near the optimum F changes by less than its precision: a step that leaves F within
-     * that and lowers the gradient's norm is taken as the model predicted it. */
+     * that and lowers the gradient's norm is taken as the model predicted it (a rejected
+     * step shrinks the radius, so this cannot cycle; the stricter record of lbfgs's
+     * approximate Wolfe steps would stop TRON short of the optimum). */
     bool flat = finite && fabs(actred) <= F_EPS * fmax(fabs(s->f), 1.0) &&
                 dot_ff(s->g_new, s->g_new, n) < dot_ff(s->g, s->g, n);
     bool accept = actred > TR_ETA0 * prered || (flat && prered > 0.0);
@@ -444,6 +456,7 @@ SolverStatus solver_iterate(Solver *s, const SolverOps *ops)
         s->evals++;
         if (e == SOLVER_EVAL_INTERRUPTED) return SOLVER_INTERRUPTED;
         if (e != SOLVER_EVAL_OK || !isfinite(s->f)) return SOLVER_DIVERGED;
+        s->gg_best = dot_ff(s->g, s->g, s->n);
         if (norm_inf(s->g, s->n) <= s->set.tol) {
             s->have = 1;
             s->iter++;
@@ -473,6 +486,7 @@ void solver_state(Solver *s, StateList *out)
     state_add_i64(out, "iter", &s->iter);
     state_add_f64(out, "aux0", &s->aux[0]);
     state_add_f64(out, "aux1", &s->aux[1]);
+    state_add_f64(out, "gg_best", &s->gg_best);
     if (lbfgs) {
         state_add_array(out, "s", s->S, s->set.history * s->n);
         state_add_array(out, "y", s->Y, s->set.history * s->n);

@@ -11,8 +11,9 @@
  *           along -g with the history cleared. Near the optimum the objective is flat to its
  *           working precision (float32 logits: about 1e-9 relative) while its gradient is
  *           still accurate: the search then also accepts Hager & Zhang's approximate Wolfe
- *           conditions (the curvature condition with F within 1e-6 relative of F(x_k)) and
- *           brackets by the slope's sign, so the iterate keeps approaching the optimum.
+ *           conditions (the curvature condition with F within 1e-6 relative of F(x_k)) when the
+ *           step also lowers ||g|| (the merit where F is flat), and brackets by the slope's
+ *           sign, so the iterate keeps approaching the optimum and settles there.
  *   newton  trust-region Newton with conjugate gradient (Steihaug), as LIBLINEAR's TRON (Lin,
  *           Weng & Keerthi, "Trust region Newton method for large-scale logistic regression",
  *           JMLR 2008, Algorithm 2 with Lin & More's radius rule): CG on H s = -g inside
@@ -31,8 +32,9 @@
  * reduction), so every rank takes the same decisions and holds the same iterate without
  * further communication. The caller relies on this; the replica check (reduce.h) verifies it.
  *
- * State: x_k is the caller's point between iterations; F(x_k), its gradient and the method's
- * state (the (s, y) history, the trust radius) are listed by solver_state for checkpoints.
+ * State: x_k is the caller's point between iterations; F(x_k), its gradient, the lowest
+ * ||g||^2 so far and the method's state (the (s, y) history, the trust radius) are listed by
+ * solver_state for checkpoints.
  * An iteration changes the state only when it ends; an evaluation that reports
  * SOLVER_EVAL_INTERRUPTED abandons it (the point is restored to x_k), so a checkpoint taken
  * then and resumed repeats the same iteration with the same bits.
@@ -92,6 +94,7 @@ typedef struct {
     float *g;          /* (n) gradient at x_k */
     double f;          /* F(x_k) */
     double aux[SOLVER_AUX];
+    double gg_best;    /* the lowest ||g||^2 of any iterate so far (flat steps must beat it) */
     int64_t have;      /* 1 when f, g, aux hold x_k's values */
     int64_t iter;      /* iterations ended */
     float *S, *Y;      /* lbfgs: (history, n) ring of pairs */
@@ -123,8 +126,8 @@ void solver_lbfgs_apply(Solver *s, const float *v, double *out);
 double solver_grad_norm(const Solver *s);
 
 /* The state a checkpoint must carry, as views of s's buffers: kind "lbfgs" (arrays "grad",
- * "s", "y"; scalars f, have, iter, count, head, aux0, aux1) or "newton" ("grad"; f, have,
- * iter, delta, aux0, aux1). x_k is the caller's point (the checkpoint's model). Local. */
+ * "s", "y"; scalars f, have, iter, aux0, aux1, gg_best, count, head) or "newton" ("grad"; f,
+ * have, iter, aux0, aux1, gg_best, delta). x_k is the caller's point (the checkpoint's model). Local. */
 void solver_state(Solver *s, StateList *out);
 
 /* The L2 penalty (lambda / 2) sum x_j^2 over `nseg` ranges [off, off + len) of the

@@ -467,7 +467,7 @@ static void test_solver_state_lists(void **state)
     assert_string_equal(l.arrays[1].name, "s");
     assert_int_equal(l.arrays[1].n, 21);
     assert_int_equal(l.arrays[2].n, 21);
-    assert_int_equal(l.n_scalars, 7);
+    assert_int_equal(l.n_scalars, 8);
     solver_free(&s);
     settings(&set, SOLVER_NEWTON, 1e-6);
     assert_int_equal(solver_init(&s, &set, 3, x), XT_OK);
