@@ -38,7 +38,8 @@ typedef struct TrainSolver {
     Solver s;
     SolverPenalty pen;   /* lambda: optim.weight_decay, or 1 / (C W) after the first pass */
     bool lambda_given;   /* optim.weight_decay */
-    double weight;       /* W, the loss's denominator (the same every pass) */
+    double weight;       /* W, the loss's denominator (the same every pass; checkpointed: a
+                            resumed newton iteration's products need it before any F) */
     StateList state;     /* the solver's, checkpointed in the optimiser's place */
     EpochRun *er;        /* the epoch being run (its timers) */
     double pass_s;       /* seconds spent in passes during the current iteration */
@@ -67,6 +68,13 @@ static SolverEval end_pass(TrainSolver *ts, const StepTotals *tot, const ReduceT
     tr->step++;
     if (tot->signal) return SOLVER_EVAL_INTERRUPTED; /* every rank sees the same sum */
     return tot->nonfinite ? SOLVER_EVAL_NONFINITE : SOLVER_EVAL_OK;
+}
+
+/* W, and lambda = 1 / (C W) unless optim.weight_decay gave it. */
+static void set_weight(TrainSolver *ts, double weight)
+{
+    ts->weight = weight;
+    if (!ts->lambda_given) ts->pen.lambda = 1.0 / (ts->tr->cfg.optim.C * weight);
 }
 
 /* F, its gradient and (loss, accuracy) at the model's parameters: one pass. */
@@ -116,8 +124,7 @@ static SolverEval pass_fg(void *ctx, double *f, float *g, double aux[SOLVER_AUX]
     if (e == SOLVER_EVAL_OK && !(tot.sums.weight > 0.0)) e = SOLVER_EVAL_NONFINITE;
     if (e == SOLVER_EVAL_OK) {
         double t0 = comm_wtime();
-        ts->weight = tot.sums.weight;
-        if (!ts->lambda_given) ts->pen.lambda = 1.0 / (tr->cfg.optim.C * ts->weight);
+        set_weight(ts, tot.sums.weight);
         double pen = solver_objective_grad(&ts->pen, ts->weight, tr->model.params, sums, n, g);
         *f = tot.sums.loss / ts->weight + pen;
         aux[0] = tot.sums.loss / ts->weight;
@@ -184,7 +191,11 @@ static SolverEval pass_hv(void *ctx, const float *v, float *hv)
     ReduceTimes rt;
     const float *sums = reduce_finish(tr->red, &tot, &rt);
     SolverEval e = end_pass(ts, &tot, &rt);
-    if (e == SOLVER_EVAL_OK) solver_objective_grad(&ts->pen, ts->weight, v, sums, n, hv);
+    if (e == SOLVER_EVAL_OK) {
+        XT_ASSERT(ts->weight > 0.0); /* from x_k's evaluation, or the checkpoint */
+        set_weight(ts, ts->weight);
+        solver_objective_grad(&ts->pen, ts->weight, v, sums, n, hv);
+    }
     ts->pass_s += comm_wtime() - start;
     return e;
 }
@@ -298,6 +309,7 @@ static Status open_solver(Trainer *tr, TrainSolver *ts)
         if (tr->steps[0].mb[i].m > rows) rows = tr->steps[0].mb[i].m;
     if (set.kind == SOLVER_NEWTON && (st = open_stack(ts, rows)) != XT_OK) return st;
     solver_state(&ts->s, &ts->state);
+    state_add_f64(&ts->state, "weight", &ts->weight);
     reduce_set_solver_state(tr->red, &ts->state);
     return XT_OK;
 }
