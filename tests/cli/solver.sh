@@ -68,9 +68,9 @@ while read -r tag name data C cw; do
     for np in 1 2 3; do
       run=sk-$name-$opt-$np
       if xt $np train base.ini "${args[@]}" --set optim.optimizer=$opt --set run.dir=$run \
-           >$run.log 2>&1; then
+           >$run.log 2>&1 </dev/null; then  # mpirun would read the fixture from stdin
         read -r dw df < <($py compare.py "$fixture" "$name" "$run")
-        why=$(grep -o 'converged[^$]*' $run.log | tail -1 | cut -c1-90)
+        why=$(grep -E '^converged' $run.log | tail -1 | cut -c1-90) # not "stopped: ... not converged"
         if awk -v a="$dw" -v b="$df" 'BEGIN { exit !(a <= 1e-6 && b <= 1e-6) }' && [ -n "$why" ]; then
           pass "$name $opt P=$np: coefficients within $dw, objective within $df of scikit-learn ($why)"
         else fail "$name $opt P=$np: coefficients $dw, objective $df (bar 1e-6); '$why'"; tail -2 $run.log; fi
@@ -158,8 +158,8 @@ xt 1 eval --model s-newton/model.h5 --data g.h5:/val >ev.log 2>&1 &&
   xt 1 predict --model s-newton/model.h5 --data g.h5:/val --out p.h5 >pr.log 2>&1
 acc=$(awk '/^accuracy/ { print $2 }' ev.log)
 vacc=$(awk -F, 'END { print $4 }' s-newton/metrics.csv)
-if [ -s p.h5 ] && [ -n "$acc" ] && awk -v a="$acc" -v b="$vacc" 'BEGIN { d = a - b; exit !(d < 1e-6 && d > -1e-6) }'; then
-  pass "eval and predict read the solver's model.h5 (accuracy $acc, as its last validation row)"
+if [ -s p.h5 ] && [ -n "$acc" ] && awk -v a="$acc" -v b="$vacc" 'BEGIN { d = a - b; exit !(d <= 5e-5 && d >= -5e-5) }'; then
+  pass "eval and predict read the solver's model.h5 (accuracy $acc, its last validation row's $vacc to eval's 4 digits)"
 else fail "eval/predict of the solver's model: accuracy '$acc', metrics '$vacc'"; fi
 
 # 7. refusals: exit 2 with the fix
@@ -177,7 +177,7 @@ refuse "a schedule" "remove optim.schedule" --set optim.optimizer=newton --set o
 refuse "a learning rate" "line search chooses every step" --set optim.optimizer=lbfgs --set optim.lr=0.5
 refuse "momentum" "remove optim.momentum" --set optim.optimizer=lbfgs --set optim.momentum=0.9
 refuse "newton for the mlp" "use optim.optimizer = lbfgs" --set optim.optimizer=newton \
-  --set model.type=mlp --set model.hidden=8
+  --set model.type=mlp --set model.hidden=8 --set model.init=xavier
 refuse "C and weight_decay" "not both" --set optim.optimizer=lbfgs --set optim.C=2 --set optim.weight_decay=0.1
 refuse "optim.shard = true" "nothing to shard" --set optim.optimizer=lbfgs --set optim.shard=true
 refuse "history for newton" "lbfgs only" --set optim.optimizer=newton --set optim.history=5
