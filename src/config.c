@@ -808,9 +808,11 @@ static bool changed(const Config *cfg, const Config *def, const char *section, c
     return def && !values_equal(cfg, def, key_named(section, name));
 }
 
+static const Key *check_solver_rules(const Config *cfg, const Config *def, char *why, size_t len);
+
 /* Checks the rules that involve more than one key. Returns the key to blame (the one
  * a user would change) with the reason in why, or NULL when all hold. */
-/* The [optim] rules that involve more than one key. */
+/* The [optim] rules that involve more than one key (with the solvers', below). */
 static const Key *check_optim_rules(const Config *cfg, const Config *def, char *why, size_t len)
 {
     if (cfg->optim.nesterov && !(cfg->optim.momentum > 0.0)) {
@@ -852,7 +854,7 @@ static const Key *check_optim_rules(const Config *cfg, const Config *def, char *
         snprintf(why, len, "used by lars and lamb only, not optim.optimizer = %s", name);
         return key_named("optim", "exclude_bias");
     }
-    return NULL;
+    return check_solver_rules(cfg, def, why, len);
 }
 
 bool config_is_solver(Optimizer o) { return o == OPT_LBFGS || o == OPT_NEWTON; }
@@ -1008,8 +1010,7 @@ static const Key *check_rules_with(const Config *cfg, const Config *def, char *w
             return key_named("loss", "ignore_index");
         }
     }
-    const Key *k = check_optim_rules(cfg, def, why, len);
-    if (!k) k = check_solver_rules(cfg, def, why, len);
+    const Key *k = check_optim_rules(cfg, def, why, len); /* and the solvers' */
     if (k) return k;
     if (!cfg->train.reproducible && cfg->train.micro_batches != 0) {
         snprintf(why, len, "used by train.reproducible = true only");
