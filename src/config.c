@@ -68,6 +68,8 @@ typedef struct {
     double dmin, dmax;          /* KT_DOUBLE and double lists */
     Bound lo, hi;
     const char *const *choices; /* KT_ENUM: NULL-terminated, index = enum value */
+    const char *word;           /* KT_LIST: a word that may stand for the list ... */
+    size_t word_offset;         /* ... stored as true in this bool (the list left empty) */
     const char *allowed;        /* overrides the generated "allowed" text */
     const char *help;           /* one line */
 } Key;
@@ -180,9 +182,12 @@ static const Key KEYS[] = {
     /* [loss] */
     K_DBL(KEY_TRAJ, "loss", "label_smoothing", loss.label_smoothing, "0", BOUND_INCL, 0.0,
           BOUND_EXCL, 1.0, "e: targets become (1 - e) * onehot + e / K"),
-    K_DLIST(KEY_TRAJ, "loss", "class_weights", loss.class_weights, loss.n_class_weights, "",
-            BOUND_INCL, 0.0, BOUND_NONE, 0.0,
-            "per-class loss weights, one per class; empty = all 1"),
+    { .flags = KEY_TRAJ, .section = "loss", .name = "class_weights", .type = KT_LIST,
+      .elem = KT_DOUBLE, .offset = FIELD(loss.class_weights),
+      .size = FSIZE(loss.class_weights) / sizeof(double),
+      .count_offset = FIELD(loss.n_class_weights), .def = "", .lo = BOUND_INCL, .dmin = 0.0,
+      .word = "balanced", .word_offset = FIELD(loss.class_weights_balanced),
+      .help = "per-class loss weights; empty = all 1; balanced = n / (K * count)" },
     K_DBL(KEY_TRAJ, "loss", "pos_weight", loss.pos_weight, "1", BOUND_EXCL, 0.0, BOUND_NONE, 0.0,
           "weight of positive targets in sigmoid losses (logistic, multi-label)"),
     K_INT(KEY_TRAJ, "loss", "ignore_index", loss.ignore_index, "-1", -1, XT_MAX_CLASSES - 1,
@@ -473,6 +478,7 @@ static void allowed_text(const Key *k, char *buf, size_t len)
         sink_printf(&s, "up to %zu comma-separated %s, each ", k->size,
                     k->elem == KT_INT ? "integers" : "numbers");
         range_text(k, k->elem, &s);
+        if (k->word) sink_printf(&s, "; or %s", k->word);
         break;
     }
 }
@@ -517,6 +523,12 @@ static const char *parse_scalar(const Key *k, KeyType t, const char *text, Scala
 static const char *set_list(Config *cfg, const Key *k, const char *value, bool append,
                             char *why, size_t whylen)
 {
+    if (k->word) { /* "balanced" instead of the numbers */
+        bool word = strutil_ieq(value, k->word);
+        if (word) store_int(cfg, k->count_offset, 0);
+        memcpy((char *)field_at(cfg, k->word_offset), &word, sizeof word);
+        if (word) return NULL;
+    }
     int count0 = append ? load_int(cfg, k->count_offset) : 0;
     for (int pass = 0; pass < 2; pass++) {
         size_t n = (size_t)count0, idx = 0;
@@ -647,6 +659,9 @@ static void format_value(const Config *cfg, const Key *k, Sink *s, size_t wrap)
     }
     case KT_LIST: {
         int n = load_int(cfg, k->count_offset);
+        bool word = false;
+        if (k->word) memcpy(&word, (const char *)cfield_at(cfg, k->word_offset), sizeof word);
+        if (word) sink_printf(s, "%s", k->word);
         for (int i = 0; i < n; i++) {
             if (i > 0) {
                 sink_printf(s, ",");
@@ -1246,10 +1261,23 @@ static char *ini_read_line(char *str, int num, void *stream)
     return str;
 }
 
+/* A value in matching quotes ("runs/a b" or 'x') means what is inside them: INI files
+ * written by other tools (Python's configparser users, shells) quote paths. */
+static const char *unquote(const char *v, char *buf, size_t len)
+{
+    size_t n = strlen(v);
+    if (n < 2 || n - 1 > len || (v[0] != '"' && v[0] != '\'') || v[n - 1] != v[0]) return v;
+    memcpy(buf, v + 1, n - 2);
+    buf[n - 2] = '\0';
+    return buf;
+}
+
 static int ini_on_pair(void *user, const char *raw_section, const char *name, const char *value)
 {
     LoadCtx *ctx = user;
     if (ctx->failed) return 0;
+    char unquoted[INI_MAX_LINE + 1];
+    value = unquote(value, unquoted, sizeof unquoted);
     char section[LEV_MAX + 1], shown[ECHO_MAX + 8], why[160], allowed[160];
     trim_copy(raw_section, strlen(raw_section), section, sizeof section);
     echo_value(value, shown, sizeof shown);

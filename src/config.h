@@ -83,7 +83,9 @@ typedef struct {
     struct {
         double label_smoothing;
         double class_weights[XT_MAX_CLASSES];
-        int n_class_weights;    /* 0 = all ones */
+        int n_class_weights;    /* 0 = all ones (or balanced) */
+        bool class_weights_balanced; /* "balanced": n / (K * count of the class), from the
+                                        training rows (scikit-learn's) */
         double pos_weight;      /* binary / multi-label positive weight */
         int64_t ignore_index;   /* class id whose rows are skipped; -1 = none */
     } loss;

@@ -1,4 +1,4 @@
-/* convert: `xentrain convert {idx|csv|libsvm}` and what its readers share (see
+/* convert: `xentrain convert {idx|csv|libsvm|h5}` and what its readers share (see
  * convert_common.h): output options, line reading, number parsing, label remapping,
  * the train/val/test split and the atomic write.
  *
@@ -442,7 +442,7 @@ Status convert_labels_from_numbers(const char *path, const double *lab, size_t n
 }
 
 /* Whether s is well-formed UTF-8 (no overlongs, surrogates or code points > U+10FFFF). */
-static bool valid_utf8(const char *s)
+bool convert_valid_utf8(const char *s)
 {
     const unsigned char *p = (const unsigned char *)s;
     while (*p) {
@@ -481,7 +481,7 @@ Status convert_labels_from_text(const char *path, char *const *lab, size_t n, in
     /* Word labels become the class_names attribute, stored as UTF-8 strings: refuse
      * bytes that are not UTF-8 (h5py and h5dump could not read them back). */
     for (size_t i = 0; i < n; i++)
-        if (!valid_utf8(lab[i])) {
+        if (!convert_valid_utf8(lab[i])) {
             log_error("%s: the label of data row %zu is not valid UTF-8 text (convert the "
                       "file to UTF-8, e.g. with iconv)", path, i + 1);
             return XT_ERR_USAGE;
@@ -512,19 +512,23 @@ Status convert_write(const char *cmd, const ConvertTable *t, const LabelMap *m,
     st = h5io_create_atomic(o->out, &f);
     for (int g = 0; g < 3 && st == XT_OK; g++) {
         DatasetRows r = {.X = t->X, .x_u8 = t->x_u8, .d = t->d, .y = t->y,
-                         .rows = sets[g].idx, .n = sets[g].n};
+                         .rows = sets[g].idx, .n = sets[g].n, .scale = t->scale};
+        if (g == 2 && t->test_unlabelled) r.y = NULL; /* rows to predict: X only */
         st = dataset_write_split(f, groups[g], &r, (int)o->gzip);
     }
     size_t counts[3] = {sets[0].n, sets[1].n, sets[2].n};
     for (int g = 0; g < 3 && st == XT_OK && m->remapped; g++)
-        if (counts[g])
+        if (counts[g] && !(g == 2 && t->test_unlabelled))
             st = h5io_attr_write_strs(f, groups[g], "label_values",
                                       (const char *const *)m->values, m->k);
-    if (st == XT_OK && m->names)
-        st = h5io_attr_write_strs(f, "/", "class_names", (const char *const *)m->values, m->k);
+    if (st == XT_OK && (m->names || t->class_names))
+        st = h5io_attr_write_strs(f, "/", "class_names",
+                                  (const char *const *)(m->names ? m->values : t->class_names),
+                                  m->k);
     if (st == XT_OK && t->feature_names)
         st = h5io_attr_write_strs(f, "/", "feature_names", (const char *const *)t->feature_names,
                                   t->d);
+    if (st == XT_OK && t->write_extra) st = t->write_extra(f, t->extra_ctx);
     char src[64];
     snprintf(src, sizeof src, "xentrain convert %s", cmd);
     if (st == XT_OK) st = h5io_attr_write_str(f, "/", "created_by", src);
@@ -551,11 +555,13 @@ double convert_physical_memory(void)
 static void convert_usage(FILE *f)
 {
     fprintf(f,
-            "usage: xentrain convert {idx|csv|libsvm} [options] --out F.h5\n"
+            "usage: xentrain convert {idx|csv|libsvm|h5} [options] --out F.h5\n"
             "\n"
             "  idx     IDX image and label files (MNIST, Fashion-MNIST), gzip or plain\n"
             "  csv     delimited text with a label column\n"
             "  libsvm  LIBSVM / svmlight sparse text\n"
+            "  h5      one split of an HDF5 file (X and y; AnnData's categories too), split\n"
+            "          into /train, /val and /test with labels mapped to 0..K-1\n"
             "\n"
             "Run `xentrain convert FORMAT --help` for the options. Exit codes: 0 done,\n"
             "1 I/O failure while writing, 2 bad options or bad input (the message names\n"
@@ -599,13 +605,14 @@ static int run_reader(const ConvertReader *r, int argc, char **argv)
     free((void *)table.y);
     if (table.feature_names) h5io_strs_free(table.feature_names, table.d);
     convert_labelmap_free(&m);
+    if (r->release) r->release();
     return (int)st;
 }
 
 int convert_main(int argc, char **argv)
 {
     static const ConvertReader *const readers[] = {&convert_idx_reader, &convert_csv_reader,
-                                                   &convert_libsvm_reader};
+                                                   &convert_libsvm_reader, &convert_h5_reader};
     if (argc < 2) {
         convert_usage(stderr);
         return XT_ERR_USAGE;
@@ -617,6 +624,6 @@ int convert_main(int argc, char **argv)
     }
     for (size_t i = 0; i < sizeof readers / sizeof readers[0]; i++)
         if (!strcmp(fmt, readers[i]->name)) return run_reader(readers[i], argc - 1, argv + 1);
-    log_error("convert: unknown format '%s' (expected idx, csv or libsvm)", fmt);
+    log_error("convert: unknown format '%s' (expected idx, csv, libsvm or h5)", fmt);
     return XT_ERR_USAGE;
 }

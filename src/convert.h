@@ -1,4 +1,4 @@
-/* convert: `xentrain convert {idx|csv|libsvm}`: real data sets into the HDF5 layout
+/* convert: `xentrain convert {idx|csv|libsvm|h5}`: real data sets into the HDF5 layout
  * of dataset.h. Serial: main.c runs it on rank 0 only and shares the exit status.
  */
 #ifndef XT_CONVERT_H

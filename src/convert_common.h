@@ -51,6 +51,13 @@ typedef struct {
     size_t n, d;
     const int32_t *y;
     char **feature_names;
+    double scale;        /* X's scale attribute (0: none) */
+    bool test_unlabelled; /* the fixed_test rows have no label: /test holds X only */
+    char **class_names;  /* class names when the labels are not words themselves, or NULL
+                            (borrowed; k of them, LabelMap.k) */
+    /* More for the output file (csv: the /encoding group), or NULL; ctx is the reader's. */
+    Status (*write_extra)(H5File *f, const void *ctx);
+    const void *extra_ctx;
 } ConvertTable;
 
 /* The rows of one split, ascending. */
@@ -103,11 +110,14 @@ typedef struct {
      * write on its own (idx: uint8 pixels, a separate test set). */
     Status (*read)(OutOptions *out, ConvertTable *t, LabelMap *m);
     Status (*run)(const OutOptions *out);
+    /* Frees what read kept for write_extra; NULL: nothing. */
+    void (*release)(void);
 } ConvertReader;
 
-#define CONVERT_READER_OPTS 8
+#define CONVERT_READER_OPTS 14
 
-extern const ConvertReader convert_idx_reader, convert_csv_reader, convert_libsvm_reader;
+extern const ConvertReader convert_idx_reader, convert_csv_reader, convert_libsvm_reader,
+    convert_h5_reader;
 
 
 /* Writes train/val/test of a float table and the label attributes, atomically. */
@@ -124,6 +134,8 @@ Status convert_each_line(const char *cmd, const char *path, ConvertLineFn fn, vo
 Status convert_rows_read(const char *path, size_t n);
 
 bool convert_blank(const char *s);
+/* Whether s is well-formed UTF-8 (HDF5 string attributes are stored as UTF-8). */
+bool convert_valid_utf8(const char *s);
 char *convert_trim(char *s);
 /* A whole field as a finite float32. Returns NULL or what is wrong. */
 const char *convert_parse_float(const char *s, float *out);

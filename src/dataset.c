@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include "h5io.h"
@@ -69,9 +70,10 @@ static Status parse_names(const char *spec, DatasetInfo *info, char *err, size_t
         q++;
         size_t len = strcspn(q, "&");
         char *dst = !strncmp(q, "X=", 2) ? info->x_name : !strncmp(q, "y=", 2) ? info->y_name : NULL;
-        if (!dst || len <= 2 || len - 2 >= sizeof info->x_name || memchr(q + 2, '/', len - 2)) {
+        if (!dst || len <= 2 || len - 2 >= sizeof info->x_name) {
             snprintf(err, errlen, "'%s': after '?' the spec takes X=NAME and y=NAME, joined by "
-                     "'&' (e.g. f.h5:/train?X=data&y=labels), got '%.*s'", spec, (int)len, q);
+                     "'&', each a name in the group or a path (e.g. f.h5:/train?X=data&y=labels, "
+                     "f.h5ad:/?X=X&y=obs/cell_type), got '%.*s'", spec, (int)len, q);
             return XT_ERR_USAGE;
         }
         snprintf(dst, sizeof info->x_name, "%.*s", (int)(len - 2), q + 2);
@@ -128,7 +130,167 @@ static void probe_fail(const Comm *comm, const char *fmt, ...)
 
 static void join(char *out, size_t len, const char *group, const char *name)
 {
-    snprintf(out, len, "%s%s%s", group, strcmp(group, "/") ? "/" : "", name);
+    if (name[0] == '/') snprintf(out, len, "%s", name); /* a path from the file's root */
+    else snprintf(out, len, "%s%s%s", group, strcmp(group, "/") ? "/" : "", name);
+}
+
+void dataset_object_path(const DatasetInfo *info, const char *name, char *out, size_t len)
+{
+    join(out, len, info->group, name);
+}
+
+void dataset_y_path(const DatasetInfo *info, char *out, size_t len)
+{
+    char yp[600];
+    join(yp, sizeof yp, info->group, info->y_name);
+    snprintf(out, len, "%s%s", yp, info->y_labels == LABELS_CODES ? "/codes" : "");
+}
+
+/* ---- labels stored as strings or categories --------------------------------------------- */
+
+static int cmp_text(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Adds every string of dataset `path` to *all (n of them, cap). */
+static Status add_strings(H5File *f, const char *path, char ***all, size_t *n, size_t *cap)
+{
+    H5ioInfo in;
+    char **v = NULL;
+    if (h5io_info(f, path, &in) != XT_OK) return XT_ERR_USAGE;
+    Status st = h5io_read_rows_strs(f, path, 0, in.dims[0], &v);
+    for (size_t i = 0; st == XT_OK && i < in.dims[0]; i++) {
+        if (*n == *cap) {
+            char **g = realloc(*all, (*cap = *cap ? 2 * *cap : 1024) * sizeof *g);
+            if (!g) {
+                st = XT_ERR_RUNTIME;
+                break;
+            }
+            *all = g;
+        }
+        (*all)[(*n)++] = v[i];
+        v[i] = NULL;
+    }
+    h5io_strs_free(v, in.dims[0]);
+    return st;
+}
+
+/* The class list of string labels: the class_names attribute (its order), else the sorted
+ * distinct strings of y in the split's group and in its sibling groups (a file's /train,
+ * /val and /test then agree on the ids). */
+static Status string_classes(H5File *f, const DatasetInfo *info, char ***out, size_t *k)
+{
+    const char *owner = h5io_attr_exists(f, info->group, "class_names") ? info->group
+                        : h5io_attr_exists(f, "/", "class_names") ? "/" : NULL;
+    if (owner) return h5io_attr_read_strs(f, owner, "class_names", out, k);
+    char parent[256], **groups = NULL, **all = NULL, path[900], yp[600];
+    size_t ng = 0, n = 0, cap = 0;
+    const char *slash = strrchr(info->group, '/');
+    snprintf(parent, sizeof parent, "%.*s", slash && slash != info->group ? (int)(slash - info->group) : 1,
+             info->group);
+    join(yp, sizeof yp, info->group, info->y_name);
+    Status st = add_strings(f, yp, &all, &n, &cap);
+    bool siblings = info->y_name[0] != '/' && strcmp(info->group, "/") &&
+                    h5io_list(f, parent, &groups, &ng) == XT_OK;
+    for (size_t i = 0; st == XT_OK && siblings && i < ng; i++) {
+        snprintf(path, sizeof path, "%s%s%s/%s", strcmp(parent, "/") ? parent : "", "/",
+                 groups[i], info->y_name);
+        H5ioInfo in;
+        if (!strcmp(path, yp) || !h5io_exists(f, path) || h5io_is_group(f, path)) continue;
+        if (h5io_info(f, path, &in) == XT_OK && !strcmp(in.type_name, "string") && in.rank == 1)
+            st = add_strings(f, path, &all, &n, &cap);
+    }
+    if (siblings) h5io_strs_free(groups, ng);
+    size_t u = 0;
+    if (st == XT_OK) qsort(all, n, sizeof *all, cmp_text);
+    for (size_t i = 0; st == XT_OK && i < n; i++) {
+        if (u > 0 && !strcmp(all[i], all[u - 1])) free(all[i]);
+        else all[u++] = all[i];
+    }
+    if (st != XT_OK) h5io_strs_free(all, n);
+    *out = st == XT_OK ? all : NULL;
+    *k = st == XT_OK ? u : 0;
+    return st;
+}
+
+/* ids[i] = the index of texts[i] in classes (k of them); refuses a text not there. */
+static Status map_strings(const DatasetInfo *in, char **texts, size_t n, char **classes, size_t k,
+                          size_t row0, int32_t *ids)
+{
+    size_t *order = malloc((k ? k : 1) * sizeof *order);
+    if (!order) return XT_ERR_RUNTIME;
+    for (size_t c = 0; c < k; c++) order[c] = c; /* sorted by name, for bsearch */
+    for (size_t a = 1; a < k; a++)
+        for (size_t b = a; b > 0 && strcmp(classes[order[b - 1]], classes[order[b]]) > 0; b--) {
+            size_t t = order[b];
+            order[b] = order[b - 1];
+            order[b - 1] = t;
+        }
+    Status st = XT_OK;
+    for (size_t i = 0; i < n && st == XT_OK; i++) {
+        size_t lo = 0, hi = k;
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            if (strcmp(classes[order[mid]], texts[i]) < 0) lo = mid + 1;
+            else hi = mid;
+        }
+        if (lo < k && !strcmp(classes[order[lo]], texts[i])) {
+            ids[i] = (int32_t)order[lo];
+            continue;
+        }
+        log_error("%s:%s/%s: label '%.60s' at row %zu is not one of the %zu class_names", in->file,
+                  in->group, in->y_name, texts[i], row0 + i, k);
+        st = XT_ERR_USAGE;
+    }
+    free(order);
+    return st;
+}
+
+/* Class ids of rows [lo, lo + n) of string labels. */
+static Status read_string_labels(H5File *f, const DatasetInfo *in, size_t lo, size_t n, int32_t *y)
+{
+    char yp[600], **texts = NULL, **classes = NULL;
+    size_t k = 0;
+    join(yp, sizeof yp, in->group, in->y_name);
+    Status st = string_classes(f, in, &classes, &k);
+    if (st == XT_OK) st = h5io_read_rows_strs(f, yp, lo, n, &texts);
+    if (st == XT_OK) st = map_strings(in, texts, n, classes, k, lo, y);
+    h5io_strs_free(texts, texts ? n : 0);
+    h5io_strs_free(classes, k);
+    return st;
+}
+
+/* How the file stores the labels at yp (LABELS_*) and how many classes it declares. */
+static Status probe_labels(H5File *f, DatasetInfo *info, const char *yp, const Comm *comm)
+{
+    char p[700];
+    H5ioInfo in;
+    info->k_declared = 0;
+    if (info->y_labels == LABELS_CODES) {
+        snprintf(p, sizeof p, "%s/categories", yp);
+        if (h5io_info(f, p, &in) != XT_OK) return XT_ERR_USAGE;
+        if (strcmp(in.type_name, "string") || in.rank != 1) {
+            probe_fail(comm, "%s:%s: expected 1-D strings, got %s", info->file, p, in.type_name);
+            return XT_ERR_USAGE;
+        }
+        info->k_declared = in.dims[0];
+        return XT_OK;
+    }
+    if (info->y_labels == LABELS_STRINGS) {
+        char **classes = NULL;
+        Status st = string_classes(f, info, &classes, &info->k_declared);
+        h5io_strs_free(classes, info->k_declared);
+        return st;
+    }
+    const char *attr = h5io_attr_exists(f, info->group, "label_values") ? "label_values"
+                       : "class_names";
+    const char *owner = h5io_attr_exists(f, info->group, attr) ? info->group
+                        : h5io_attr_exists(f, "/", attr) ? "/" : NULL;
+    char **v = NULL;
+    Status st = owner ? h5io_attr_read_strs(f, owner, attr, &v, &info->k_declared) : XT_OK;
+    h5io_strs_free(v, info->k_declared);
+    return st;
 }
 
 /* "(it holds: a, b, c)" for a message about a missing dataset. */
@@ -142,6 +304,26 @@ static void members_text(H5File *f, const char *group, char *buf, size_t len)
     for (size_t i = 0; i < n && used < len; i++)
         used += (size_t)snprintf(buf + used, len - used, "%s %s", i ? "," : "", names[i]);
     if (n == 0 && used < len) snprintf(buf + used, len - used, " nothing");
+    h5io_strs_free(names, n);
+}
+
+/* "; did you mean /val?" when a member of group is close to name: within 2 edits, or one
+ * starts the other ("validation" and "val"). */
+static void nearest_member(H5File *f, const char *group, const char *name, char *buf, size_t len)
+{
+    char **names = NULL;
+    size_t n = 0, best = 3;
+    buf[0] = '\0';
+    if (h5io_list(f, group, &names, &n) != XT_OK) return;
+    for (size_t i = 0; i < n; i++) {
+        size_t a = strlen(names[i]), b = strlen(name), m = a < b ? a : b;
+        size_t d = m >= 3 && !strncasecmp(names[i], name, m) ? 0 : strutil_edit_distance(names[i], name);
+        if (d < best) {
+            best = d;
+            snprintf(buf, len, "; did you mean %s%s%s?", strcmp(group, "/") ? group : "",
+                     "/", names[i]);
+        }
+    }
     h5io_strs_free(names, n);
 }
 
@@ -186,9 +368,11 @@ static Status probe_y(H5File *f, DatasetInfo *info, const char *yp, size_t n, co
     char ys[96];
     if (h5io_info(f, yp, &yi) != XT_OK) return XT_ERR_USAGE;
     shape_str(&yi, ys, sizeof ys);
-    bool numeric = yi.cls != H5IO_CLASS_OTHER;
-    bool column = yi.rank == 1 || (yi.rank == 2 && yi.dims[1] == 1);
+    bool strings = !strcmp(yi.type_name, "string") && info->y_labels != LABELS_CODES;
+    bool numeric = yi.cls != H5IO_CLASS_OTHER || strings;
+    bool column = yi.rank == 1 || (yi.rank == 2 && yi.dims[1] == 1 && !strings);
     bool is_class = numeric && column && yi.dims[0] == n;
+    if (is_class && strings) info->y_labels = LABELS_STRINGS;
     bool is_dense = yi.rank == 2 && yi.dims[0] == n && yi.dims[1] > 1 &&
                     yi.cls == H5IO_CLASS_FLOAT;
     if (!is_class && !is_dense) {
@@ -203,20 +387,36 @@ static Status probe_y(H5File *f, DatasetInfo *info, const char *yp, size_t n, co
     snprintf(info->y_type, sizeof info->y_type, "%s%s", ys,
              is_class && yi.cls == H5IO_CLASS_FLOAT ? ": whole numbers read as class ids"
              : is_class && !strcmp(yi.type_name, "bool") ? ": read as class ids 0/1"
-                                                         : "");
+             : info->y_labels == LABELS_STRINGS ? ": class names (ids in sorted order)"
+             : info->y_labels == LABELS_CODES ? ": category codes (the categories name them)"
+                                              : "");
     return XT_OK;
 }
 
 static Status probe_layout(H5File *f, const Comm *comm, bool need_y, DatasetInfo *info)
 {
-    char xp[340], yp[340], holds[256];
+    char xp[600], yp[600], holds[256];
     H5ioInfo xi;
     const char *file = info->file, *group = info->group;
     join(xp, sizeof xp, group, info->x_name);
     join(yp, sizeof yp, group, info->y_name);
     if (!h5io_exists(f, group)) {
-        probe_fail(comm, "%s: no group '%s' (a split is named FILE.h5:/GROUP, e.g. %s:/train)",
-                   file, group, file);
+        char parent[256], near[300] = "";
+        const char *slash = strrchr(group, '/');
+        snprintf(parent, sizeof parent, "%.*s", slash && slash != group ? (int)(slash - group) : 1,
+                 group);
+        while (strcmp(parent, "/") && !h5io_exists(f, parent)) { /* the deepest that exists */
+            char *cut = strrchr(parent, '/');
+            if (cut == parent) cut[1] = '\0';
+            else *cut = '\0';
+        }
+        char missing[256]; /* the first component that does not exist */
+        const char *rest = group + strlen(parent) + (strcmp(parent, "/") ? 1 : 0);
+        snprintf(missing, sizeof missing, "%.*s", (int)strcspn(rest, "/"), rest);
+        members_text(f, parent, holds, sizeof holds);
+        nearest_member(f, parent, missing, near, sizeof near);
+        probe_fail(comm, "%s: no group '%s' (in %s, %s%s); a split is named FILE.h5:/GROUP",
+                   file, group, strcmp(parent, "/") ? parent : "the file", holds, near);
         return XT_ERR_USAGE;
     }
     bool has_y = h5io_exists(f, yp);
@@ -228,9 +428,26 @@ static Status probe_layout(H5File *f, const Comm *comm, bool need_y, DatasetInfo
         return XT_ERR_USAGE;
     }
     H5ioInfo yi = {0};
-    if (has_y && h5io_info(f, yp, &yi) != XT_OK) return XT_ERR_USAGE;
+    char ids[700];
+    if (has_y && h5io_is_group(f, yp)) { /* AnnData's categorical column: codes, categories */
+        snprintf(ids, sizeof ids, "%s/codes", yp);
+        char cats[700];
+        snprintf(cats, sizeof cats, "%s/categories", yp);
+        if (!h5io_exists(f, ids) || !h5io_exists(f, cats)) {
+            members_text(f, yp, holds, sizeof holds);
+            probe_fail(comm, "%s:%s: a group (%s), not labels: y may be a dataset or a group "
+                       "with codes and categories (AnnData's categorical columns)", file, yp,
+                       holds);
+            return XT_ERR_USAGE;
+        }
+        info->y_labels = LABELS_CODES;
+    } else {
+        snprintf(ids, sizeof ids, "%s", yp);
+    }
+    if (has_y && h5io_info(f, ids, &yi) != XT_OK) return XT_ERR_USAGE;
     Status st = probe_x(f, info, xp, has_y ? yi.dims[0] : 0, comm, &xi);
-    if (st == XT_OK && has_y) st = probe_y(f, info, yp, xi.dims[0], comm);
+    if (st == XT_OK && has_y) st = probe_y(f, info, ids, xi.dims[0], comm);
+    if (st == XT_OK && has_y && info->target == TARGET_CLASS) st = probe_labels(f, info, yp, comm);
     if (st != XT_OK) return st;
     info->n = xi.dims[0];
     info->d = xi.dims[1];
@@ -318,12 +535,135 @@ static Status load_check_memory(const DatasetInfo *info, size_t lo, size_t hi, b
 
 static Status read_class_names(H5File *f, Dataset *ds);
 
+/* Class ids of rows [lo, lo + n): integers, string labels mapped to their ids, or category
+ * codes (a missing code, -1, refused). */
+static Status read_class_ids(H5File *f, const DatasetInfo *in, size_t lo, size_t n, int32_t *y)
+{
+    if (n == 0) return XT_OK;
+    if (in->y_labels == LABELS_STRINGS) return read_string_labels(f, in, lo, n, y);
+    char ids[700];
+    dataset_y_path(in, ids, sizeof ids);
+    Status st = h5io_read_rows_i32(f, ids, lo, n, y);
+    for (size_t i = 0; st == XT_OK && in->y_labels == LABELS_CODES && i < n; i++)
+        if (y[i] < 0) {
+            log_error("%s:%s: row %zu has no category (code %d: a missing value); drop such "
+                      "rows, or give them a category", in->file, ids, lo + i, (int)y[i]);
+            st = XT_ERR_USAGE;
+        }
+    return st;
+}
+
+#define DATASET_LABEL_BLOCK ((size_t)1 << 20) /* class ids per read when scanning a split */
+
+/* Calls fn on the class ids of rows [lo, hi), a block at a time, from a serial open. */
+static Status scan_class_ids(const DatasetInfo *in, size_t lo, size_t hi,
+                             Status (*fn)(const int32_t *y, size_t row0, size_t n, void *ctx),
+                             void *ctx)
+{
+    H5File *f = NULL;
+    int32_t *y = malloc((hi - lo < DATASET_LABEL_BLOCK ? hi - lo : DATASET_LABEL_BLOCK) * sizeof *y + 1);
+    Status st = y ? h5io_open_read(in->file, NULL, &f) : XT_ERR_RUNTIME;
+    for (size_t r0 = lo; st == XT_OK && r0 < hi; r0 += DATASET_LABEL_BLOCK) {
+        size_t m = hi - r0 < DATASET_LABEL_BLOCK ? hi - r0 : DATASET_LABEL_BLOCK;
+        st = read_class_ids(f, in, r0, m, y);
+        if (st == XT_OK) st = fn(y, r0, m, ctx);
+    }
+    if (f) st = xt_status_merge(st, h5io_close(&f));
+    free(y);
+    return st;
+}
+
+typedef struct {
+    const DatasetInfo *in;
+    size_t k;
+    double *counts;
+} LabelScan;
+
+static Status check_block(const int32_t *y, size_t row0, size_t n, void *ctx)
+{
+    const LabelScan *c = ctx;
+    for (size_t i = 0; i < n; i++) {
+        if (y[i] >= 0 && (size_t)y[i] < c->k) continue;
+        char yp[700];
+        dataset_y_path(c->in, yp, sizeof yp);
+        log_error("%s:%s: label %d at row %zu is outside [0, %zu): the model has K = %zu "
+                  "classes (from the training split); is this split from the same data set?%s",
+                  c->in->file, yp, (int)y[i], row0 + i, c->k, c->k,
+                  y[i] == -1 ? " Labels -1/+1: `xentrain convert h5` maps them to 0/1" : "");
+        return XT_ERR_USAGE;
+    }
+    return XT_OK;
+}
+
+Status dataset_check_labels(const DatasetInfo *info, size_t k, const Comm *comm)
+{
+    Status st = XT_OK;
+    LabelScan c = {.in = info, .k = k};
+    bool mine = !comm || comm_rank(comm) == 0;
+    if (mine && info->has_y && info->target == TARGET_CLASS && k > 0)
+        st = scan_class_ids(info, 0, info->n, check_block, &c);
+    return comm ? comm_agree(comm, st) : st;
+}
+
+static Status count_block(const int32_t *y, size_t row0, size_t n, void *ctx)
+{
+    const LabelScan *c = ctx;
+    (void)row0;
+    for (size_t i = 0; i < n; i++)
+        if (y[i] >= 0 && (size_t)y[i] < c->k) c->counts[y[i]] += 1.0;
+    return XT_OK;
+}
+
+Status dataset_count_classes(const Dataset *ds, size_t k, double *counts)
+{
+    for (size_t c = 0; c < k; c++) counts[c] = 0.0;
+    LabelScan c = {.in = &ds->info, .k = k, .counts = counts};
+    if (ds->y) return count_block(ds->y, ds->lo, ds->hi - ds->lo, &c);
+    return ds->hi > ds->lo ? scan_class_ids(&ds->info, ds->lo, ds->hi, count_block, &c) : XT_OK;
+}
+
+Status dataset_balanced_weights(const Dataset *ds, size_t K, long ignore, const Comm *comm,
+                                float **weights)
+{
+    *weights = NULL;
+    double *counts = calloc(K ? K : 1, sizeof *counts);
+    float *w = malloc((K ? K : 1) * sizeof *w);
+    Status st = counts && w ? XT_OK : XT_ERR_RUNTIME;
+    if (st == XT_OK && ds->info.target != TARGET_CLASS) {
+        log_error0("loss.class_weights = balanced needs class ids; %s:%s has (N, K) targets "
+                   "(give the weights as numbers)", ds->info.file, ds->info.group);
+        st = XT_ERR_USAGE;
+    }
+    if (st == XT_OK) st = dataset_count_classes(ds, K, counts);
+    st = comm_agree(comm, st);
+    if (st == XT_OK) {
+        char err[400];
+        comm_allreduce_sum_double(comm, counts, K);
+        st = loss_balanced_weights(counts, K, ignore, w, err, sizeof err); /* same everywhere */
+        if (st != XT_OK) log_error0("%s:%s: %s", ds->info.file, ds->info.group, err);
+    }
+    if (st == XT_OK && comm_rank(comm) == 0) {
+        char line[1024];
+        size_t u = 0;
+        double n = 0.0;
+        for (size_t c = 0; c < K; c++) n += (long)c == ignore ? 0.0 : counts[c];
+        for (size_t c = 0; c < K && u + 40 < sizeof line; c++)
+            u += (size_t)snprintf(line + u, sizeof line - u, "%s%.6g", c ? "," : "", (double)w[c]);
+        log_info("loss     loss.class_weights = balanced: n / (K * count) over the %.0f training "
+                 "rows: %s%s", n, line, u + 40 >= sizeof line ? ",..." : "");
+    }
+    free(counts);
+    if (st == XT_OK) *weights = w;
+    else free(w);
+    return st;
+}
+
 static Status load_rows(Dataset *ds, H5File *f, size_t k, bool compact)
 {
     const DatasetInfo *in = &ds->info;
     size_t rows = ds->hi - ds->lo, d = in->d;
     size_t kd = in->k_dense;
-    char xp[340], yp[340];
+    char xp[600], yp[600];
     join(xp, sizeof xp, in->group, in->x_name);
     join(yp, sizeof yp, in->group, in->y_name);
 
@@ -362,7 +702,7 @@ static Status load_rows(Dataset *ds, H5File *f, size_t k, bool compact)
     if (!in->has_y) {
         /* nothing to read */
     } else if (in->target == TARGET_CLASS) {
-        st = h5io_read_rows_i32(f, yp, ds->lo, rows, ds->y);
+        st = read_class_ids(f, in, ds->lo, rows, ds->y);
     } else {
         st = h5io_read_rows_float(f, yp, ds->lo, rows, ds->t);
     }
@@ -375,7 +715,7 @@ Status dataset_check_rows(Dataset *ds, size_t k)
 {
     const DatasetInfo *in = &ds->info;
     size_t rows = ds->hi - ds->lo, d = in->d, kd = in->k_dense;
-    char xp[340], yp[340];
+    char xp[600], yp[600];
     join(xp, sizeof xp, in->group, in->x_name);
     join(yp, sizeof yp, in->group, in->y_name);
     for (size_t i = 0; ds->X && i < rows * d; i++) {
@@ -388,7 +728,18 @@ Status dataset_check_rows(Dataset *ds, size_t k)
     }
     for (size_t i = 0; ds->y && i < rows; i++) {
         int32_t v = ds->y[i];
-        if (k > 0 && (v < 0 || (size_t)v >= k)) {
+        if (v < 0) {
+            log_error("%s:%s: label %" PRId32 " at row %zu: class ids are 0..K-1%s", in->file, yp,
+                      v, ds->lo + i,
+                      in->y_labels == LABELS_CODES ? " (a category code of -1 is a missing value: "
+                                                     "drop such rows, or give them a category)"
+                      : v == -1 ? "; labels -1/+1 (two classes, as LIBSVM writes them) are mapped "
+                                "to 0/1 by `xentrain convert h5` (or y = (y + 1) / 2)"
+                              : "; relabel from 0 (`xentrain convert h5` maps labels to 0..K-1 "
+                                "and keeps the originals as label_values)");
+            return XT_ERR_USAGE;
+        }
+        if (k > 0 && (size_t)v >= k) {
             log_error("%s:%s: label %" PRId32 " at row %zu is outside [0, %zu) "
                       "(K = %zu classes)", in->file, yp, v, ds->lo + i, k, k);
             return XT_ERR_USAGE;
@@ -406,16 +757,40 @@ Status dataset_check_rows(Dataset *ds, size_t k)
     return XT_OK;
 }
 
-/* class_names: on the group first, then on the file root. */
+/* class_names: the categories or the string labels' classes, else the attribute on the
+ * group first, then on the file root; label_values on the group. */
 static Status read_class_names(H5File *f, Dataset *ds)
 {
     const DatasetInfo *in = &ds->info;
-    const char *owner = h5io_attr_exists(f, in->group, "class_names") ? in->group
-                        : h5io_attr_exists(f, "/", "class_names") ? "/" : NULL;
-    if (owner)
-        return h5io_attr_read_strs(f, owner, "class_names", &ds->class_names,
-                                   &ds->n_class_names);
-    return XT_OK;
+    char p[700];
+    Status st = XT_OK;
+    if (in->has_y && in->y_labels == LABELS_CODES) {
+        join(p, sizeof p, in->group, in->y_name);
+        strncat(p, "/categories", sizeof p - strlen(p) - 1);
+        H5ioInfo ci;
+        st = h5io_info(f, p, &ci);
+        if (st == XT_OK) st = h5io_read_rows_strs(f, p, 0, ci.dims[0], &ds->class_names);
+        if (st == XT_OK) ds->n_class_names = ci.dims[0];
+    } else if (in->has_y && in->y_labels == LABELS_STRINGS) {
+        st = string_classes(f, in, &ds->class_names, &ds->n_class_names);
+    } else {
+        const char *owner = h5io_attr_exists(f, in->group, "class_names") ? in->group
+                            : h5io_attr_exists(f, "/", "class_names") ? "/" : NULL;
+        if (owner)
+            st = h5io_attr_read_strs(f, owner, "class_names", &ds->class_names, &ds->n_class_names);
+    }
+    if (st == XT_OK && h5io_attr_exists(f, in->group, "label_values"))
+        st = h5io_attr_read_strs(f, in->group, "label_values", &ds->label_values,
+                                 &ds->n_label_values);
+    if (st == XT_OK && h5io_attr_exists(f, "/", "feature_names"))
+        st = h5io_attr_read_strs(f, "/", "feature_names", &ds->feature_names,
+                                 &ds->n_feature_names);
+    if (st == XT_OK && ds->feature_names && ds->n_feature_names != in->d) { /* not X's */
+        h5io_strs_free(ds->feature_names, ds->n_feature_names);
+        ds->feature_names = NULL;
+        ds->n_feature_names = 0;
+    }
+    return st;
 }
 
 Status dataset_read_class_names(Dataset *ds)
@@ -487,6 +862,12 @@ void dataset_free(Dataset *ds)
     free(ds->y);
     free(ds->t);
     h5io_strs_free(ds->class_names, ds->n_class_names);
+    h5io_strs_free(ds->label_values, ds->n_label_values);
+    h5io_strs_free(ds->feature_names, ds->n_feature_names);
+    ds->label_values = NULL;
+    ds->n_label_values = 0;
+    ds->feature_names = NULL;
+    ds->n_feature_names = 0;
     ds->X = NULL;
     ds->X8 = NULL;
     ds->y = NULL;
@@ -567,27 +948,28 @@ static void *select_rows(const void *src, size_t width, const size_t *rows, size
 Status dataset_write_split(H5File *f, const char *group, const DatasetRows *r, int gzip_level)
 {
     if (r->n == 0) return XT_OK;
-    XT_ASSERT((r->y != NULL) != (r->t != NULL));
+    XT_ASSERT(!(r->y && r->t)); /* neither: X only (rows to predict) */
     size_t xw = r->d * (r->x_u8 ? 1 : sizeof(float));
     size_t yw = r->t ? r->k * sizeof(float) : sizeof(int32_t);
     const void *X = r->X, *Y = r->t ? (const void *)r->t : (const void *)r->y;
     void *xsel = NULL, *ysel = NULL;
     Status st = XT_OK;
+    bool has_y = r->y || r->t;
     if (r->rows) {
         X = xsel = select_rows(r->X, xw, r->rows, r->n);
-        Y = ysel = select_rows(Y, yw, r->rows, r->n);
-        if (!xsel || !ysel) {
+        Y = ysel = has_y ? select_rows(Y, yw, r->rows, r->n) : NULL;
+        if (!xsel || (has_y && !ysel)) {
             log_error("%s:%s: out of memory writing %zu rows", h5io_path(f), group, r->n);
             st = XT_ERR_RUNTIME;
         }
     }
-    char xp[340], yp[340];
+    char xp[600], yp[600];
     join(xp, sizeof xp, group, "X");
     join(yp, sizeof yp, group, "y");
     size_t xd[2] = {r->n, r->d}, yd[2] = {r->n, r->k};
     if (st == XT_OK) st = h5io_create_group(f, group);
     if (st == XT_OK) st = h5io_write(f, xp, r->x_u8 ? H5IO_U8 : H5IO_F32, 2, xd, X, gzip_level);
-    if (st == XT_OK)
+    if (st == XT_OK && has_y)
         st = r->t ? h5io_write(f, yp, H5IO_F32, 2, yd, Y, gzip_level)
                   : h5io_write(f, yp, H5IO_I32, 1, yd, Y, gzip_level);
     if (st == XT_OK && r->scale > 0.0) st = h5io_attr_write_f64(f, xp, "scale", r->scale);
@@ -600,7 +982,7 @@ Status dataset_create_split(H5File *f, const char *group, size_t n, size_t d, bo
                             bool dense, size_t k, int gzip_level)
 {
     if (n == 0) return XT_OK;
-    char xp[340], yp[340];
+    char xp[600], yp[600];
     join(xp, sizeof xp, group, "X");
     join(yp, sizeof yp, group, "y");
     size_t xd[2] = {n, d}, yd[2] = {n, k};
@@ -616,7 +998,7 @@ Status dataset_write_rows(H5File *f, const char *group, size_t row0, const Datas
 {
     XT_ASSERT(!r->rows && (r->y != NULL) != (r->t != NULL));
     if (r->n == 0) return XT_OK;
-    char xp[340], yp[340];
+    char xp[600], yp[600];
     join(xp, sizeof xp, group, "X");
     join(yp, sizeof yp, group, "y");
     Status st = h5io_write_rows(f, xp, r->x_u8 ? H5IO_U8 : H5IO_F32, row0, r->n, r->X);

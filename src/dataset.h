@@ -1,7 +1,8 @@
 /* dataset: one split of an HDF5 data file, as the rows this rank holds.
  *
  * A split is named "file.h5:/group" ("file.h5" alone means "/train"); datasets with other
- * names than X and y are named after a '?': "file.h5:/group?X=data&y=labels". The group holds
+ * names than X and y are named after a '?': "file.h5:/group?X=data&y=labels" (a name may be
+ * a path: "f.h5ad:/?X=X&y=obs/cell_type"). The group holds
  *   X  (N, D)  any integer or float type, converted to float32 on read;
  *   y  (N,)    integer class ids (converted to int32), or
  *      (N, K)  floats in [0, 1]: multi-label or soft targets.
@@ -29,17 +30,28 @@
 #include "h5io.h"
 #include "loss.h"
 
+/* How class ids are stored: integers (bools, whole floats); strings (variable- or fixed-
+ * length: the class names; ids in the order of the class_names attribute when there is
+ * one, else the sorted distinct strings of y in this group and its sibling groups, so that
+ * /train, /val and /test of a file agree); or a group with integer `codes` and string
+ * `categories` (AnnData's categorical columns, e.g. /obs/cell_type; code -1 = missing). */
+typedef enum { LABELS_IDS, LABELS_STRINGS, LABELS_CODES } DatasetLabels;
+
 typedef struct {
     char file[XT_PATH_MAX];   /* path of the HDF5 file */
     char group[256];          /* "/train" */
     bool group_given;         /* the spec named the group (else "/train" was assumed) */
-    char x_name[64], y_name[64]; /* the datasets' names in the group ("X", "y") */
+    char x_name[128], y_name[128]; /* the datasets' names in the group ("X", "y"), or paths
+                                        (relative to the group, or from the root with '/') */
     uint64_t x_object;        /* X's address in the file (h5io), to spot links; 0 unknown */
     bool has_y;               /* the split holds targets (predict reads splits without) */
     char y_type[160];         /* y's shape and type, and how it is read, for banners */
     size_t n;                 /* N rows */
     size_t d;                 /* D features */
     TargetKind target;        /* y is (N,) class ids or (N, K) dense */
+    DatasetLabels y_labels;   /* how class ids are stored (TARGET_CLASS) */
+    size_t k_declared;        /* classes the file names for y: its categories, its distinct
+                                 strings, or the label_values or class_names attribute; 0 */
     size_t k_dense;           /* K when target == TARGET_DENSE, else 0 */
     double x_scale;           /* X's "scale" attribute, or 0 when absent */
     bool x_u8;                /* X is stored as uint8 (dataset_load_compact keeps it so) */
@@ -56,8 +68,15 @@ typedef struct {
     int32_t *y;               /* (hi - lo) class ids, TARGET_CLASS; owned */
     float *t;                 /* (hi - lo, K) dense targets, TARGET_DENSE; owned */
     int32_t label_min, label_max; /* over the rows held (TARGET_CLASS; 0,-1 if none) */
-    char **class_names;       /* from the "class_names" attribute, or NULL */
+    char **class_names;       /* the class_names attribute, or the string labels' or the
+                                 categories' names; NULL when none */
     size_t n_class_names;
+    char **label_values;      /* the label_values attribute (the labels before convert
+                                 mapped them to 0..K-1), or NULL */
+    size_t n_label_values;
+    char **feature_names;     /* the file's feature_names attribute when it names D
+                                 features (convert writes it), or NULL */
+    size_t n_feature_names;
 } Dataset;
 
 /* Splits "file.h5:/group[?X=NAME&y=NAME]" into file and group (default group "/train";
@@ -65,6 +84,13 @@ typedef struct {
  * XT_ERR_USAGE with a message in err for an empty or overlong spec. Local. */
 Status dataset_parse_spec(const char *spec, char *file, size_t file_len, char *group,
                           size_t group_len, char *err, size_t errlen);
+
+/* The path in the file of a split's dataset `name` (x_name, y_name): relative to the group,
+ * or from the root when it starts with '/'. Local. */
+void dataset_object_path(const DatasetInfo *info, const char *name, char *out, size_t len);
+
+/* The path of the dataset that holds the class ids (y, or y/codes). Local. */
+void dataset_y_path(const DatasetInfo *info, char *out, size_t len);
 
 /* Whether two paths name the same file (same device and inode; the same string when
  * either cannot be stat'ed). Local. */
@@ -96,8 +122,27 @@ Status dataset_check_rows(Dataset *ds, size_t k);
 /* Bytes one row takes in memory: X as float32 (uint8 when compact and X is uint8) and its
  * targets when the split has them. Local. */
 double dataset_row_bytes(const DatasetInfo *info, bool compact);
-/* Reads the class_names attribute (group, then file root) into ds. Local (serial open). */
+/* Reads the class_names attribute (group, then file root) into ds, or the names the labels
+ * themselves carry (strings, categories), and label_values. Local (serial open). */
 Status dataset_read_class_names(Dataset *ds);
+
+/* Checks every class id of a split against K = k before any work (the test split is
+ * otherwise read only after training): names the first row outside [0, k). Rank 0 reads
+ * the ids from the file in blocks; Collective over comm (agreed) when comm != NULL, Local
+ * otherwise. A no-op for dense targets, k == 0 or a split without y. */
+Status dataset_check_labels(const DatasetInfo *info, size_t k, const Comm *comm);
+
+/* counts[c] = rows of class c (c < k) among the rows this Dataset holds, read from memory
+ * or, for streamed rows, from the file. The caller sums them over ranks (balanced class
+ * weights: loss_balanced_weights). Local. */
+Status dataset_count_classes(const Dataset *ds, size_t k, double *counts);
+
+/* loss.class_weights = balanced: *weights (K floats, malloc'd) = n / (K * count of the
+ * class) over the training rows of every rank (loss_balanced_weights; the class `ignore`,
+ * loss.ignore_index or -1, left out). Refuses dense targets and a class without rows.
+ * Collective over comm (agreed; rank 0 prints the weights). */
+Status dataset_balanced_weights(const Dataset *ds, size_t K, long ignore, const Comm *comm,
+                                float **weights);
 
 /* For probability targets (LOSS_SOFTMAX_PROBS): every held row of y must sum to 1
  * (within DATASET_SUM_TOLERANCE). A multi-hot or all-zero row is refused, naming the
@@ -139,7 +184,7 @@ typedef struct {
     const void *X;       /* (rows, D): uint8 when x_u8, else float32 */
     bool x_u8;
     size_t d;
-    const int32_t *y;    /* class ids, or NULL when t is given */
+    const int32_t *y;    /* class ids, or NULL when t is given (both NULL: X only) */
     const float *t;      /* (rows, k) dense targets, or NULL */
     size_t k;
     const size_t *rows;  /* which rows, in order; NULL: the first n */

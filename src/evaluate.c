@@ -15,6 +15,7 @@
 #include "strutil.h"
 #include "loss.h"
 #include "model_io.h"
+#include "plan.h"
 #include "opts.h"
 #include "shard.h"
 
@@ -238,9 +239,49 @@ static Status check_fit(const ModelFile *mf, const DatasetInfo *info, const char
     return XT_OK;
 }
 
+/* Labels stored as names (strings, categories) are ids in the data's own class list: it
+ * must be the model's. Local (rank 0 prints). */
+static Status check_names(const ModelFile *mf, const Dataset *ds, const char *model_path,
+                          const char *spec)
+{
+    if (!ds->info.has_y || ds->info.y_labels == LABELS_IDS || !ds->class_names ||
+        !mf->class_names)
+        return XT_OK;
+    bool same = ds->n_class_names == mf->n_class_names;
+    for (size_t c = 0; same && c < mf->n_class_names; c++)
+        same = !strcmp(ds->class_names[c], mf->class_names[c]);
+    if (same) return XT_OK;
+    char a[512] = "", b[512] = "";
+    for (size_t c = 0; c < ds->n_class_names && strlen(a) + 80 < sizeof a; c++)
+        snprintf(a + strlen(a), sizeof a - strlen(a), "%s'%.60s'", c ? ", " : "", ds->class_names[c]);
+    for (size_t c = 0; c < mf->n_class_names && strlen(b) + 80 < sizeof b; c++)
+        snprintf(b + strlen(b), sizeof b - strlen(b), "%s'%.60s'", c ? ", " : "", mf->class_names[c]);
+    log_error0("%s: its labels are the classes %s but the model %s has %s: the class ids would "
+               "not mean the same classes", spec, a, model_path, b);
+    return XT_ERR_USAGE;
+}
+
+/* The data's features must be the model's when both are named (a CSV converted again on
+ * its own gets its own categories: the same D, other columns). Local (rank 0 prints). */
+static Status check_features(const ModelFile *mf, const Dataset *ds, const char *model_path,
+                             const char *spec)
+{
+    if (!ds->feature_names || !mf->feature_names || ds->n_feature_names != mf->n_feature_names)
+        return XT_OK; /* D itself is checked by check_fit */
+    for (size_t j = 0; j < mf->n_feature_names; j++) {
+        if (!strcmp(ds->feature_names[j], mf->feature_names[j])) continue;
+        log_error0("%s: feature %zu is '%.60s' but the model %s was trained on '%.60s' there: "
+                   "the columns differ (a CSV converted on its own gets its own categories; "
+                   "convert rows to predict as the --test-input of the training conversion)",
+                   spec, j, ds->feature_names[j], model_path, mf->feature_names[j]);
+        return XT_ERR_USAGE;
+    }
+    return XT_OK;
+}
+
 Status eval_load(const Comm *comm, const char *model_path, const char *spec, size_t batch,
-                 double budget, bool targets, ModelFile *mf, Dataset *ds, RowSource *src,
-                 Model *m, LossKind *kind)
+                 double budget, const char *budget_name, bool targets, ModelFile *mf,
+                 Dataset *ds, RowSource *src, Model *m, LossKind *kind)
 {
     Status st = comm_agree(comm, model_io_load(model_path, mf));
     if (st != XT_OK) return st;
@@ -260,6 +301,7 @@ Status eval_load(const Comm *comm, const char *model_path, const char *spec, siz
                        .budget = rowsource_budget(budget, comm_local_size(comm), why, sizeof why),
                        .probs = *kind == LOSS_SOFTMAX_PROBS, .what = spec,
                        .local_ranks = comm_local_size(comm)};
+    if (budget > 0) snprintf(why, sizeof why, "%s", budget_name); /* the option given */
     bool streamed = false;
     st = rowsource_open(src, ds, &info, lo, hi, info.target == TARGET_DENSE ? 0 : K, &o, comm,
                         &streamed);
@@ -270,6 +312,9 @@ Status eval_load(const Comm *comm, const char *model_path, const char *spec, siz
         log_info("memory   %s is read from the file in blocks of %zu rows: its rows do not fit "
                  "the budget of %s per rank (%s)", spec, batch, hb, why);
     }
+    st = comm_agree(comm, check_names(mf, ds, model_path, spec) != XT_OK
+                              ? XT_ERR_USAGE : check_features(mf, ds, model_path, spec));
+    if (st != XT_OK) return st;
     if (mf->normalize != NORM_NONE) rowsource_set_normalization(src, mf->shift, mf->mul);
     size_t cap = hi - lo < batch ? hi - lo : batch;
     return comm_agree(comm, model_init(m, s, cap > 0 ? cap : 1, mf->params));
@@ -287,7 +332,8 @@ static void print_confusion(const EvalStats *st, const ModelFile *mf)
         u += (size_t)snprintf(line + u, sizeof line - u, " %7zu", k);
     log_info("%s", line);
     for (size_t i = 0; i < K; i++) {
-        const char *name = mf->class_names && i < mf->n_class_names ? mf->class_names[i] : "";
+        char name[64] = "";
+        if (mf->class_names || mf->label_values) model_io_class_text(mf, i, name, sizeof name);
         u = (size_t)snprintf(line, sizeof line, "%3zu %-10.10s", i, name);
         for (size_t k = 0; k < K && u < sizeof line; k++)
             u += (size_t)snprintf(line + u, sizeof line - u, " %7.0f", st->confusion[i * K + k]);
@@ -332,6 +378,9 @@ static void json_report(FILE *f, const EvalStats *st, const ModelFile *mf, const
         eval_class_scores(st, k, &sc);
         fprintf(f, "%s\n    {\"index\": %zu, \"name\": ", k ? "," : "", k);
         if (mf->class_names && k < mf->n_class_names) json_string(f, mf->class_names[k]);
+        else fputs("null", f);
+        fputs(", \"label\": ", f);
+        if (mf->label_values && k < mf->n_label_values) json_string(f, mf->label_values[k]);
         else fputs("null", f);
         fprintf(f, ", \"precision\": %.9g, \"recall\": %.9g, \"f1\": %.9g, \"support\": %.0f}",
                 sc.precision, sc.recall, sc.f1, sc.support);
@@ -390,7 +439,11 @@ static void print_scores(const EvalStats *st, const ModelFile *mf)
     for (size_t k = 0; k < st->K; k++) {
         EvalScores sc;
         eval_class_scores(st, k, &sc);
-        const char *name = mf->class_names && k < mf->n_class_names ? mf->class_names[k] : "";
+        char name[64] = "";
+        if (!st->multilabel && (mf->class_names || mf->label_values))
+            model_io_class_text(mf, k, name, sizeof name);
+        else if (mf->class_names && k < mf->n_class_names)
+            snprintf(name, sizeof name, "%s", mf->class_names[k]);
         log_info("%3zu %-12.12s %9.4f %9.4f %9.4f %9.0f", k, name, sc.precision, sc.recall,
                  sc.f1, sc.support);
     }
@@ -462,8 +515,10 @@ static Status binary_auc(const Comm *comm, Model *m, const RowSource *src, EvalS
     return st_;
 }
 
-int evaluate_run(const Comm *comm, const char *model_path, const char *spec,
-                 const char *json_path, size_t batch, double budget)
+/* evaluate_run with the name of the option that set the budget, for messages. */
+static int evaluate_named(const Comm *comm, const char *model_path, const char *spec,
+                          const char *json_path, size_t batch, double budget,
+                          const char *budget_name)
 {
     ModelFile mf = {0};
     Dataset ds = {0};
@@ -472,7 +527,8 @@ int evaluate_run(const Comm *comm, const char *model_path, const char *spec,
     EvalStats st = {0};
     LossKind kind;
     double auc = NAN;
-    Status s = eval_load(comm, model_path, spec, batch, budget, true, &mf, &ds, &src, &m, &kind);
+    Status s = eval_load(comm, model_path, spec, batch, budget, budget_name, true, &mf, &ds, &src,
+                         &m, &kind);
     if (s == XT_OK) s = comm_agree(comm, eval_stats_init(&st, &mf.shape, kind, m.max_batch));
     if (s == XT_OK) {
         /* rows with the label the run ignored are left out, as its validation did */
@@ -486,7 +542,8 @@ int evaluate_run(const Comm *comm, const char *model_path, const char *spec,
         bool quiet = json_path && !strcmp(json_path, "-"); /* stdout is the JSON */
         if (!quiet) {
             log_info("model    %s (%s, epoch %lld)", model_path, desc, (long long)mf.epoch);
-            log_info("data     %s (%.0f rows, %d ranks)", spec, *st.rows, comm_size(comm));
+            log_info("data     %s (%.0f rows, %d rank(s), %d BLAS thread(s) per rank)", spec,
+                     *st.rows, comm_size(comm), linalg_blas_threads());
             if (mf.has_ignore)
                 log_info("ignored  rows labelled %lld are left out (the run's loss.ignore_index)",
                          (long long)mf.ignore_index);
@@ -507,6 +564,12 @@ int evaluate_run(const Comm *comm, const char *model_path, const char *spec,
     dataset_free(&ds);
     model_io_free(&mf);
     return (int)s;
+}
+
+int evaluate_run(const Comm *comm, const char *model_path, const char *spec,
+                 const char *json_path, size_t batch, double budget)
+{
+    return evaluate_named(comm, model_path, spec, json_path, batch, budget, "data.memory_budget");
 }
 
 /* ---- `xentrain eval` ----------------------------------------------------------------- */
@@ -541,10 +604,13 @@ int evaluate_main(const Comm *comm, int argc, char **argv)
         return 0;
     }
     if (st != XT_OK) return (int)st;
+    char blas_why[PLAN_WHY];
+    plan_apply_blas(blas_why, sizeof blas_why);
+    if (json && !strcmp(json, "-")) log_set_quiet(true); /* stdout is the JSON */
     double budget = 0.0;
     if (strutil_parse_bytes(budget_text, &budget)) {
         log_error0("eval: --memory-budget %s is not a byte count (e.g. 0, 512M, 2G)", budget_text);
         return XT_ERR_USAGE;
     }
-    return evaluate_run(comm, model, data, json, batch, budget);
+    return evaluate_named(comm, model, data, json, batch, budget, "--memory-budget");
 }

@@ -74,12 +74,12 @@ double eval_macro_f1(const EvalStats *st);
  * applies the model's normalisation; rows go through m in passes of at most `batch`
  * rows. targets = false (predict) reads X only: y may be absent, and is ignored when
  * present. The rows are held in memory, or read from the file block by block when they
- * do not fit `budget` bytes per rank (0 = auto, rowsource_budget). Collective (agreed).
+ * do not fit `budget` bytes per rank (0 = auto, rowsource_budget; budget_name, the option
+ * that set it, for messages). Collective (agreed).
  * Used by eval and predict. */
 Status eval_load(const Comm *comm, const char *model_path, const char *spec, size_t batch,
-                 double budget,
-                 bool targets, ModelFile *mf, Dataset *ds, RowSource *src, Model *m,
-                 LossKind *kind);
+                 double budget, const char *budget_name, bool targets, ModelFile *mf,
+                 Dataset *ds, RowSource *src, Model *m, LossKind *kind);
 
 /* Evaluates model_path on the split `spec` and prints the report (rank 0); writes it as
  * JSON to json_path too when not NULL. Collective. Returns an exit code. */

@@ -363,6 +363,15 @@ bool h5io_exists(H5File *f, const char *obj)
     return H5Oexists_by_name(f->fid, obj, H5P_DEFAULT) > 0;
 }
 
+bool h5io_is_group(H5File *f, const char *obj)
+{
+    if (!h5io_exists(f, obj)) return false;
+    hid_t o = H5Oopen(f->fid, obj, H5P_DEFAULT);
+    bool group = o >= 0 && H5Iget_type(o) == H5I_GROUP;
+    if (o >= 0) H5Oclose(o);
+    return group;
+}
+
 Status h5io_create_group(H5File *f, const char *group)
 {
     if (h5io_exists(f, group)) return XT_OK;
@@ -641,7 +650,16 @@ static Status read_rows(H5File *f, const char *dset, size_t row0, size_t nrows, 
         goto cleanup;
     }
     if (H5Dread(d, memtype, mspace, fspace, dxpl, out) < 0) {
-        if (overflow)
+        hid_t ft = overflow ? H5Dget_type(d) : H5I_INVALID_HID;
+        bool int_src = ft >= 0 && H5Tget_class(ft) == H5T_INTEGER;
+        close_type(&ft);
+        if (overflow && int_src)
+            LOCAL_FAIL(f, dset, "rows [%zu, %zu): integers outside %s's range%s", row0,
+                       row0 + nrows, mem_name,
+                       strstr(mem_name, "int32") ? " (class ids go up to 2^31 - 1: relabel them "
+                                                   "0..K-1, as `xentrain convert h5` does, "
+                                                   "keeping the originals as label_values)" : "");
+        else if (overflow)
             LOCAL_FAIL(f, dset, "rows [%zu, %zu): values do not convert exactly to %s%s", row0,
                        row0 + nrows, mem_name,
                        strstr(mem_name, "int") ? " (class ids must be whole numbers; "
@@ -667,6 +685,11 @@ Status h5io_read_rows_float(H5File *f, const char *dset, size_t row0, size_t nro
     return read_rows(f, dset, row0, nrows, H5T_NATIVE_FLOAT, false, "float32", out);
 }
 
+Status h5io_read_rows_f64(H5File *f, const char *dset, size_t row0, size_t nrows, double *out)
+{
+    return read_rows(f, dset, row0, nrows, H5T_NATIVE_DOUBLE, false, "float64", out);
+}
+
 Status h5io_read_rows_i32(H5File *f, const char *dset, size_t row0, size_t nrows, int32_t *out)
 {
     return read_rows(f, dset, row0, nrows, H5T_NATIVE_INT32, true, "int32", out);
@@ -675,6 +698,71 @@ Status h5io_read_rows_i32(H5File *f, const char *dset, size_t row0, size_t nrows
 Status h5io_read_rows_u8(H5File *f, const char *dset, size_t row0, size_t nrows, uint8_t *out)
 {
     return read_rows(f, dset, row0, nrows, H5T_NATIVE_UINT8, true, "uint8", out);
+}
+
+/* Copies n strings of a variable- or fixed-length string buffer into malloc'd texts. */
+static Status copy_strs(char **out, char **vl, const char *fixed, size_t len, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!(out[i] = strdup(vl ? (vl[i] ? vl[i] : "") : fixed + i * (len + 1))))
+            return XT_ERR_RUNTIME;
+    return XT_OK;
+}
+
+Status h5io_read_rows_strs(H5File *f, const char *dset, size_t row0, size_t nrows, char ***out)
+{
+    *out = NULL;
+    Status st = XT_ERR_USAGE;
+    hid_t d = dset_open(f, dset), t = H5I_INVALID_HID, mt = H5I_INVALID_HID;
+    hid_t fspace = H5I_INVALID_HID, mspace = H5I_INVALID_HID;
+    char **strs = calloc(nrows ? nrows : 1, sizeof *strs), **vl = NULL, *fixed = NULL;
+    bool none = false;
+    if (d < 0 || !strs) goto cleanup;
+    t = H5Dget_type(d);
+    if (t < 0 || H5Tget_class(t) != H5T_STRING) {
+        LOCAL_FAIL(f, dset, "expected strings");
+        goto cleanup;
+    }
+    st = select_rows(f, dset, d, row0, nrows, &fspace, &mspace, &none);
+    if (st != XT_OK || none) goto done;
+    st = XT_ERR_RUNTIME;
+    htri_t is_vlen = H5Tis_variable_str(t);
+    size_t len = H5Tget_size(t);
+    mt = H5Tcopy(H5T_C_S1);
+    if (is_vlen < 0 || mt < 0 || H5Tset_cset(mt, H5Tget_cset(t)) < 0 ||
+        H5Tset_size(mt, is_vlen > 0 ? H5T_VARIABLE : len + 1) < 0 ||
+        (is_vlen == 0 && H5Tset_strpad(mt, H5T_STR_NULLTERM) < 0)) {
+        LOCAL_FAIL(f, dset, "cannot set up the string type");
+        goto cleanup;
+    }
+    if (is_vlen > 0) vl = calloc(nrows, sizeof *vl);
+    else fixed = calloc(nrows, len + 1);
+    if ((!vl && !fixed) || H5Dread(d, mt, mspace, fspace, H5P_DEFAULT, vl ? (void *)vl : fixed) < 0) {
+        LOCAL_FAIL(f, dset, "cannot read rows [%zu, %zu) as strings", row0, row0 + nrows);
+        st = XT_ERR_USAGE;
+        goto cleanup;
+    }
+    st = copy_strs(strs, vl, fixed, len, nrows);
+    if (vl) H5Dvlen_reclaim(mt, mspace, H5P_DEFAULT, vl);
+    if (st != XT_OK) {
+        log_error("%s:%s: out of memory for %zu strings", f->path, dset, nrows);
+        goto cleanup;
+    }
+done:
+    if (st == XT_OK) {
+        *out = strs;
+        strs = NULL;
+    }
+cleanup:
+    h5io_strs_free(strs, nrows);
+    free(vl);
+    free(fixed);
+    close_space(&mspace);
+    close_space(&fspace);
+    close_type(&mt);
+    close_type(&t);
+    close_dset(&d);
+    return st;
 }
 
 Status h5io_read_rows_raw(H5File *f, const char *dset, size_t row0, size_t nrows, void *out)

@@ -70,6 +70,7 @@ Status h5io_close(H5File **f);
 const char *h5io_path(const H5File *f);
 
 bool h5io_exists(H5File *f, const char *obj);   /* group or dataset, any depth */
+bool h5io_is_group(H5File *f, const char *obj);
 Status h5io_create_group(H5File *f, const char *group); /* creates parents too */
 Status h5io_info(H5File *f, const char *dset, H5ioInfo *info);
 /* The names of a group's members (datasets and groups), in name order, as a malloc'd
@@ -83,7 +84,14 @@ Status h5io_list(H5File *f, const char *group, char ***names, size_t *n);
  * follow IEEE rules (float64 beyond float32's range becomes +-Inf). */
 Status h5io_read_rows_float(H5File *f, const char *dset, size_t row0, size_t nrows, float *out);
 Status h5io_read_rows_i32(H5File *f, const char *dset, size_t row0, size_t nrows, int32_t *out);
+/* float64: integers up to 2^53 exactly (labels of any integer type, before relabelling). */
+Status h5io_read_rows_f64(H5File *f, const char *dset, size_t row0, size_t nrows, double *out);
 Status h5io_read_rows_u8(H5File *f, const char *dset, size_t row0, size_t nrows, uint8_t *out);
+
+/* Rows [row0, row0 + nrows) of a 1-D string dataset (variable- or fixed-length, as h5py
+ * and AnnData write them) as a malloc'd array of nrows malloc'd texts (h5io_strs_free).
+ * Local. */
+Status h5io_read_rows_strs(H5File *f, const char *dset, size_t row0, size_t nrows, char ***out);
 
 /* Reads rows [row0, row0 + nrows) in the dataset's own stored type (no conversion): the
  * bytes a direct reader must find at the layout's offsets (h5io_layout). Local. */

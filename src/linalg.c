@@ -107,6 +107,7 @@ bool linalg_threads_from_env(void)
     return false;
 }
 
+
 void *linalg_alloc(size_t bytes)
 {
     size_t rounded = (bytes + 63) / 64 * 64;

@@ -307,6 +307,30 @@ Status loss_check_options(LossKind kind, const LossOptions *opt, size_t n_weight
     return XT_OK;
 }
 
+Status loss_balanced_weights(const double *counts, size_t K, long ignore, float *w, char *err,
+                             size_t errlen)
+{
+    double n = 0.0;
+    size_t k_used = 0;
+    for (size_t c = 0; c < K; c++)
+        if ((long)c != ignore) {
+            n += counts[c];
+            k_used++;
+        }
+    for (size_t c = 0; c < K; c++) {
+        w[c] = 1.0f;
+        if ((long)c == ignore) continue;
+        if (counts[c] <= 0.0) {
+            snprintf(err, errlen, "loss.class_weights = balanced: class %zu has no training "
+                     "rows, so its weight n / (K * 0) is infinite; give the weights as numbers, "
+                     "or leave the class out of model.classes", c);
+            return XT_ERR_USAGE;
+        }
+        w[c] = (float)(n / ((double)k_used * counts[c]));
+    }
+    return XT_OK;
+}
+
 double loss_reduce(const LossTotals *t, LossReduction r)
 {
     switch (r) {

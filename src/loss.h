@@ -132,6 +132,13 @@ void loss_hessian_vector(LossKind kind, float *hv, const float *z, const float *
  * pos_weight a sigmoid (3, 4), class weights one per class or output (n_weights of
  * them for K classes; 2 for BINARY). On failure writes "loss.key: reason, fix" into
  * err and returns XT_ERR_USAGE. Local. */
+/* scikit-learn's "balanced" class weights: w[c] = n / (K * counts[c]) with n the rows
+ * counted; a class `ignore` (loss.ignore_index; -1: none) is left out of n and K and gets
+ * weight 1 (its rows never count). A class without rows is refused (its weight would be
+ * infinite), with the reason in err. Local. */
+Status loss_balanced_weights(const double *counts, size_t K, long ignore, float *w, char *err,
+                             size_t errlen);
+
 Status loss_check_options(LossKind kind, const LossOptions *opt, size_t n_weights, size_t K,
                           char *err, size_t errlen);
 const char *loss_kind_name(LossKind kind);

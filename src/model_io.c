@@ -39,6 +39,12 @@ Status model_io_write_group(H5File *f, const char *g, const ModelFile *mf)
     if (st == XT_OK && mf->class_names && mf->n_class_names > 0)
         st = h5io_attr_write_strs(f, g, "class_names", (const char *const *)mf->class_names,
                                   mf->n_class_names);
+    if (st == XT_OK && mf->label_values && mf->n_label_values > 0)
+        st = h5io_attr_write_strs(f, g, "label_values", (const char *const *)mf->label_values,
+                                  mf->n_label_values);
+    if (st == XT_OK && mf->feature_names && mf->n_feature_names > 0)
+        st = h5io_attr_write_strs(f, g, "feature_names", (const char *const *)mf->feature_names,
+                                  mf->n_feature_names);
     for (int l = 1; l <= s->n_layers && st == XT_OK; l++) {
         size_t dw[2] = {s->sizes[l], s->sizes[l - 1]}, db[1] = {s->sizes[l]};
         snprintf(p, sizeof p, "%s/layer%d", g, l);
@@ -221,6 +227,10 @@ static Status read_extras(H5File *f, const char *g, ModelFile *mf)
         st = h5io_attr_read_f64(f, g, "val_accuracy", &mf->val_accuracy);
     if (st == XT_OK && h5io_attr_exists(f, g, "class_names"))
         st = h5io_attr_read_strs(f, g, "class_names", &mf->class_names, &mf->n_class_names);
+    if (st == XT_OK && h5io_attr_exists(f, g, "label_values"))
+        st = h5io_attr_read_strs(f, g, "label_values", &mf->label_values, &mf->n_label_values);
+    if (st == XT_OK && h5io_attr_exists(f, g, "feature_names"))
+        st = h5io_attr_read_strs(f, g, "feature_names", &mf->feature_names, &mf->n_feature_names);
     if (st == XT_OK && h5io_attr_exists(f, g, "train_split"))
         st = h5io_attr_read_str(f, g, "train_split", mf->train_split, sizeof mf->train_split);
     mf->has_ignore = st == XT_OK && h5io_attr_exists(f, g, "ignore_index");
@@ -278,5 +288,16 @@ void model_io_free(ModelFile *mf)
     free(mf->shift);
     free(mf->mul);
     if (mf->class_names) h5io_strs_free(mf->class_names, mf->n_class_names);
+    if (mf->label_values) h5io_strs_free(mf->label_values, mf->n_label_values);
+    if (mf->feature_names) h5io_strs_free(mf->feature_names, mf->n_feature_names);
     *mf = (ModelFile){0};
+}
+
+void model_io_class_text(const ModelFile *mf, size_t c, char *buf, size_t len)
+{
+    const char *v = mf->label_values && c < mf->n_label_values ? mf->label_values[c] : NULL;
+    const char *n = mf->class_names && c < mf->n_class_names ? mf->class_names[c] : NULL;
+    if (v && n && strcmp(v, n)) snprintf(buf, len, "%s (%s)", v, n);
+    else if (v || n) snprintf(buf, len, "%s", v ? v : n);
+    else snprintf(buf, len, "%zu", c);
 }

@@ -5,6 +5,9 @@
  *                               model_type, activation, head, layer_sizes (int64[L+1]),
  *                               classes, normalize, epoch, val_loss, val_accuracy,
  *                               xentrain_version, class_names (optional, string[K]),
+ *                               label_values (optional, string[K]: the original label of
+ *                               each class id, e.g. "1", "2", "5"; since xentrain 0.1.0 of
+ *                               issue 26, same format_version: older files lack it),
  *                               train_split (optional: FILE.h5:/GROUP it was trained on)
  *   /model/layer<l>/W  float32 (sizes[l], sizes[l-1])   (out, in), as torch.nn.Linear
  *   /model/layer<l>/b  float32 (sizes[l])
@@ -32,6 +35,13 @@ typedef struct {
     float *shift, *mul;       /* (D) each or NULL (normalize == none) */
     char **class_names;       /* K names or NULL */
     size_t n_class_names;
+    char **label_values;      /* K original label values (the data's label_values: what
+                                 class id c stood for before convert mapped it) or NULL */
+    size_t n_label_values;
+    char **feature_names;     /* D names of the training file's features (its
+                                 feature_names attribute; one-hot columns as "color=red"), or
+                                 NULL; eval and predict refuse data whose names differ */
+    size_t n_feature_names;
     int64_t epoch;            /* the epoch these parameters are from */
     double val_loss, val_accuracy;
     char train_split[XT_PATH_MAX + 260]; /* "" when unknown */
@@ -44,6 +54,9 @@ Status model_io_save(const char *path, const ModelFile *mf);
 /* Reads and validates (format, version, type, shapes). Errors name the file and the
  * object at fault. Local. */
 Status model_io_load(const char *path, ModelFile *mf);
+/* How class c is shown to users: "5 (dog)", "dog", "5" or "c", from label_values and
+ * class_names when the file has them. Local. */
+void model_io_class_text(const ModelFile *mf, size_t c, char *buf, size_t len);
 /* Only the epoch attribute of path's /model (what the run's closing line and plots
  * report: the file's own claim). Local. */
 Status model_io_read_epoch(const char *path, int64_t *epoch);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "exact.h"
+#include "linalg.h"
 #include "rowsource.h"
 #include "shard.h"
 #include "strutil.h"
@@ -315,6 +316,12 @@ void plan_step(Plan *p, const Config *c, const CommPlacement *at, const PlanMode
     plan_overlap(p, c, at, m);
     plan_shard(p, c, at);
     plan_path(p, c, at);
+}
+
+int plan_apply_blas(char *why, size_t len)
+{
+    linalg_set_blas_threads(plan_blas(linalg_threads_from_env(), linalg_blas_threads(), why, len));
+    return linalg_blas_threads();
 }
 
 int plan_blas(bool env_sets, int env_threads, char *why, size_t len)

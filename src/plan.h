@@ -100,8 +100,13 @@ Status plan_data(Plan *p, const Config *c, const PlanFacts *f, char *err, size_t
 void plan_step(Plan *p, const Config *c, const CommPlacement *at, const PlanModelFacts *m);
 
 /* BLAS threads per rank: the environment's (OPENBLAS_NUM_THREADS and the like) when it sets
- * them, else 1 (the ranks fill the cores; threads inside a rank would share them). */
+ * them, else 1 (the ranks fill the cores; threads inside a rank would share them, and a
+ * product's last bits depend on the count: eval at P = 1 and P = 2 would differ). */
 int plan_blas(bool env_sets, int env_threads, char *why, size_t len);
+/* What train, eval and predict do first: plan_blas applied (linalg_set_blas_threads), the
+ * count in force returned and its reason in why. The one function of this module that acts.
+ * Local; call before the first BLAS call. */
+int plan_apply_blas(char *why, size_t len);
 
 /* The most training rows one rank holds when N rows in S virtual shards (G groups, 0 for
  * none) are spread over P ranks (shard.h's rule), and which rows they are. */

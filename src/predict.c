@@ -11,10 +11,12 @@
 #include "evaluate.h"
 #include "fsutil.h"
 #include "h5io.h"
+#include "linalg.h"
 #include "log.h"
 #include "loss.h"
 #include "model.h"
 #include "model_io.h"
+#include "plan.h"
 #include "opts.h"
 #include "rowsource.h"
 #include "strutil.h"
@@ -109,6 +111,9 @@ static Status write_h5(const PredictArgs *a, const Predictions *all, const Model
     if (st == XT_OK && mf->class_names)
         st = h5io_attr_write_strs(f, "/", "class_names", (const char *const *)mf->class_names,
                                   mf->n_class_names);
+    if (st == XT_OK && mf->label_values)
+        st = h5io_attr_write_strs(f, "/", "label_values", (const char *const *)mf->label_values,
+                                  mf->n_label_values);
     if (st == XT_OK) st = h5io_commit(&f);
     h5io_close(&f);
     return st;
@@ -136,22 +141,21 @@ static void csv_field(FILE *f, const char *prefix, const char *text)
 
 /* CSV, one row per input row: predicted (and predicted_name) then p_<class> columns;
  * multi-label: one 0/1 column and one probability column per label. */
-static Status write_csv(const PredictArgs *a, const Predictions *all, const ModelFile *mf,
-                        bool ml)
+static void csv_rows(FILE *f, const Predictions *all, const ModelFile *mf, bool ml)
 {
-    char tmp[XT_PATH_MAX + 48];
-    fsutil_temp_name(tmp, sizeof tmp, a->out);
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        log_error("cannot write %s: %s", tmp, strerror(errno));
-        return XT_ERR_RUNTIME;
-    }
     bool names = !ml && mf->class_names;
+    bool values = !ml && mf->label_values && mf->n_label_values >= all->K;
+    if (values && names) { /* word labels: their values are the names already */
+        bool same = true;
+        for (size_t k = 0; k < all->K && same; k++)
+            same = class_name(mf, k) && !strcmp(class_name(mf, k), mf->label_values[k]);
+        values = !same;
+    }
     for (size_t k = 0; ml && k < all->K; k++)
         fprintf(f, "%spredicted_%zu", k ? "," : "", k);
-    if (!ml) fprintf(f, "predicted%s", names ? ",predicted_name" : "");
+    if (!ml) fprintf(f, "predicted%s%s", values ? ",class_id" : "", names ? ",predicted_name" : "");
     for (size_t k = 0; k < all->K; k++) {
-        const char *cn = class_name(mf, k);
+        const char *cn = values ? mf->label_values[k] : class_name(mf, k);
         char head[48];
         if (cn) {
             size_t len = strlen(cn);
@@ -168,6 +172,10 @@ static Status write_csv(const PredictArgs *a, const Predictions *all, const Mode
     }
     fputc('\n', f);
     for (size_t i = 0; i < all->n; i++) {
+        if (values) { /* the label as the data had it, then the class id */
+            csv_field(f, "", mf->label_values[all->pred[i]]);
+            fputc(',', f);
+        }
         for (size_t k = 0; k < all->pk; k++)
             fprintf(f, "%s%d", k ? "," : "", (int)all->pred[i * all->pk + k]);
         if (names) {
@@ -177,6 +185,26 @@ static Status write_csv(const PredictArgs *a, const Predictions *all, const Mode
         for (size_t k = 0; k < all->K; k++) fprintf(f, ",%.9g", (double)all->prob[i * all->K + k]);
         fputc('\n', f);
     }
+}
+
+/* The CSV to a.out (atomically), or to stdout for "-". */
+static Status write_csv(const PredictArgs *a, const Predictions *all, const ModelFile *mf,
+                        bool ml)
+{
+    if (!strcmp(a->out, "-")) {
+        csv_rows(stdout, all, mf, ml);
+        if (fflush(stdout) == 0 && !ferror(stdout)) return XT_OK;
+        log_error("cannot write the predictions to stdout: %s", strerror(errno));
+        return XT_ERR_RUNTIME;
+    }
+    char tmp[XT_PATH_MAX + 48];
+    fsutil_temp_name(tmp, sizeof tmp, a->out);
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        log_error("cannot write %s: %s", tmp, strerror(errno));
+        return XT_ERR_RUNTIME;
+    }
+    csv_rows(f, all, mf, ml);
     bool bad = ferror(f) != 0;
     if (fclose(f) != 0 || bad) {
         log_error("cannot write %s: %s", tmp, strerror(errno));
@@ -219,7 +247,8 @@ static Status gather_and_write(const Comm *comm, const PredictArgs *a, const Pre
     }
     if (st == XT_OK && r == 0) {
         Predictions all = {.prob = all_prob, .pred = all_pred, .n = N, .K = pr->K, .pk = pr->pk};
-        local = is_csv(a->out) ? write_csv(a, &all, mf, ml) : write_h5(a, &all, mf, ml);
+        bool csv = is_csv(a->out) || !strcmp(a->out, "-");
+        local = csv ? write_csv(a, &all, mf, ml) : write_h5(a, &all, mf, ml);
         if (local == XT_OK) log_info("wrote %zu predictions to %s", N, a->out);
     }
     if (st == XT_OK) st = comm_agree(comm, local);
@@ -236,20 +265,23 @@ static Status predict_parse(int argc, char **argv, PredictArgs *a, bool *help)
         {.name = "model", OPT_STRING, &a->model, "M.h5", "the model file (model.h5 of a run)",
          .required = true},
         {.name = "data", OPT_STRING, &a->data, "F.h5:/GROUP", "the rows to predict", .required = true},
-        {.name = "out", OPT_STRING, &a->out, "P.h5|P.csv",
-         "output: HDF5, or CSV when the name ends in .csv", .required = true},
+        {.name = "out", OPT_STRING, &a->out, "P.h5|P.csv|-",
+         "output: HDF5, or CSV when the name ends in .csv\n(- : CSV to stdout, alone)",
+         .required = true},
         {.name = "batch-size", OPT_SIZE, &a->batch, "N", "rows per forward pass (1024)", 1,
          PREDICT_MAX_BATCH},
         {.name = "memory-budget", OPT_STRING, &a->budget_text, "BYTES",
          "memory per rank for the rows (e.g. 512M, 2G); a split that\ndoes not fit is read "
          "from the file in blocks (0 = auto: 80% of\nthe usable memory over the node's ranks)"},
     };
-    OptTable t = {.cmd = "predict", .synopsis = "--model M.h5 --data F.h5[:/group] --out P.h5",
+    OptTable t = {.cmd = "predict", .synopsis = "--model M.h5 --data F.h5[:/group] --out P.h5|P.csv|-",
                   .about = "Predicts every row of the split; y is not needed (and ignored when\n"
                            "present). HDF5 output: /probabilities (N, K) float32 (K = 2 for\n"
                            "logistic regression: P(0), P(1)) and /predicted (class ids, or (N, K)\n"
-                           "0/1 for multi-label), with the model's class_names. CSV output: one\n"
-                           "line per row: predicted, predicted_name, p_<class>...",
+                           "0/1 for multi-label), with the model's class_names and label_values.\n"
+                           "CSV output: one line per row: predicted (the label as the training\n"
+                           "data had it; then class_id when that differs), predicted_name,\n"
+                           "p_<class>...",
                   .opts = opts, .n_opts = sizeof opts / sizeof opts[0]};
     Status st = opts_parse(&t, argc, argv, help);
     if (*help && log_rank() == 0) opts_print_help(&t, stdout);
@@ -267,6 +299,9 @@ int predict_main(const Comm *comm, int argc, char **argv)
     bool help = false;
     Status s = predict_parse(argc, argv, &a, &help);
     if (help || s != XT_OK) return (int)s;
+    char blas_why[PLAN_WHY];
+    plan_apply_blas(blas_why, sizeof blas_why);
+    if (!strcmp(a.out, "-")) log_set_quiet(true); /* stdout is the CSV */
     ModelFile mf = {0};
     Dataset ds = {0};
     RowSource src = {0};
@@ -274,7 +309,8 @@ int predict_main(const Comm *comm, int argc, char **argv)
     RowBatch batch = {0};
     Predictions pr = {0};
     LossKind kind;
-    s = eval_load(comm, a.model, a.data, a.batch, a.budget, false, &mf, &ds, &src, &m, &kind);
+    s = eval_load(comm, a.model, a.data, a.batch, a.budget, "--memory-budget", false, &mf, &ds,
+                  &src, &m, &kind);
     if (s != XT_OK) goto cleanup;
     const ModelShape *sh = &mf.shape;
     bool ml = sh->head == HEAD_SIGMOID && sh->type != MODEL_LOGISTIC;

@@ -35,8 +35,8 @@ typedef struct {
     H5ioLayout lay;
     MemType mem;
     size_t mem_esize;
-    char path[340];               /* "/train/X" */
-    char name[XT_PATH_MAX + 340]; /* "file.h5:/train/X", for messages */
+    char path[600];               /* "/train/X" */
+    char name[XT_PATH_MAX + 600]; /* "file.h5:/train/X", for messages */
 } Array;
 
 /* A decoded chunk row of one array: rows [i * chunk_rows, ...) at full width, stored type. */
@@ -430,8 +430,7 @@ static Status array_open(H5File *f, const DatasetInfo *info, const char *dset_na
                          Array *a, char *why, size_t whylen)
 {
     char *path = a->path;
-    snprintf(a->path, sizeof a->path, "%s%s%s", info->group, strcmp(info->group, "/") ? "/" : "",
-             dset_name);
+    dataset_object_path(info, dset_name, a->path, sizeof a->path);
     snprintf(a->name, sizeof a->name, "%s:%s", info->file, path);
     a->mem = mem;
     a->mem_esize = mem == MEM_U8 ? 1 : 4;
@@ -515,9 +514,11 @@ Status stream_open(Stream **out, const DatasetInfo *info, size_t lo, size_t hi, 
     if (st == XT_OK)
         st = array_open(f, info, info->x_name, compact && info->x_u8 ? MEM_U8 : MEM_F32, &s->x,
                         why, whylen);
+    char yids[700]; /* y, or y/codes for categories */
+    dataset_y_path(info, yids, sizeof yids);
     if (st == XT_OK && s->has_y)
-        st = array_open(f, info, info->y_name, info->target == TARGET_CLASS ? MEM_I32 : MEM_F32,
-                        &s->y, why, whylen);
+        st = array_open(f, info, yids, info->target == TARGET_CLASS ? MEM_I32 : MEM_F32, &s->y,
+                        why, whylen);
     if (st == XT_OK) {
         s->fd = open(info->file, O_RDONLY | O_CLOEXEC);
         if (s->fd < 0) {

@@ -382,9 +382,7 @@ int train_main(const Comm *comm, int argc, char **argv)
     Config defaults;
     config_defaults(&defaults);
     comm_watchdog_start(comm, defaults.comm.timeout_s);
-    tr->plan.blas_threads = plan_blas(linalg_threads_from_env(), linalg_blas_threads(),
-                                      tr->plan.blas_why, sizeof tr->plan.blas_why);
-    linalg_set_blas_threads(tr->plan.blas_threads);
+    tr->plan.blas_threads = plan_apply_blas(tr->plan.blas_why, sizeof tr->plan.blas_why);
     g_signal = 0;
     install_signal_handlers();
     double t_start = comm_wtime();

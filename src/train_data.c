@@ -181,6 +181,7 @@ static Status decide_classes(Trainer *tr)
         return XT_ERR_USAGE;
     }
     tr->K = c->model.classes > 0 ? (size_t)c->model.classes : (size_t)mm[0] + 1;
+    if (c->model.classes == 0 && tr->tinfo.k_declared > tr->K) tr->K = tr->tinfo.k_declared;
     if (tr->K < 2) tr->K = 2;
     if (tr->K > XT_MAX_CLASSES) {
         log_error0("%s: largest class id %lld gives %zu classes (limit %d)", yname,
@@ -279,6 +280,11 @@ Status trainer_setup_data(Trainer *tr)
     if (st == XT_OK) st = plan_training_data(tr);
     if (st == XT_OK) st = load_shard(tr);
     if (st == XT_OK) st = decide_classes(tr);
+    if (st == XT_OK && tr->tinfo.target != TARGET_DENSE && tr->test_info.n > 0)
+        st = dataset_check_labels(&tr->test_info, tr->K, tr->comm);
+    if (st == XT_OK && tr->cfg.loss.class_weights_balanced)
+        st = dataset_balanced_weights(&tr->train, tr->K, (long)tr->cfg.loss.ignore_index, tr->comm,
+                                      &tr->class_w);
     if (st == XT_OK) st = fit_normalization(tr);
     if (st == XT_OK) st = load_val(tr);
     return st;

@@ -18,6 +18,10 @@ ModelFile trainer_model_file(const Trainer *tr, const float *params, int64_t epo
                     .mul = tr->mul,
                     .class_names = tr->train.class_names,
                     .n_class_names = tr->train.n_class_names,
+                    .label_values = tr->train.label_values,
+                    .n_label_values = tr->train.n_label_values,
+                    .feature_names = tr->train.feature_names,
+                    .n_feature_names = tr->train.n_feature_names,
                     .epoch = epoch,
                     .val_loss = vl,
                     .val_accuracy = va};

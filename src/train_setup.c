@@ -120,7 +120,10 @@ static Status setup_loss(Trainer *tr)
         log_error0("%s: %s", c->data.train, err);
         return XT_ERR_USAGE;
     }
-    if (c->loss.n_class_weights == 0) return XT_OK;
+    if (c->loss.n_class_weights == 0) {
+        tr->lopt.class_weight = tr->class_w; /* balanced (train_data.c), or NULL */
+        return XT_OK;
+    }
     tr->class_w = malloc(tr->K * sizeof *tr->class_w);
     if (!tr->class_w) return XT_ERR_RUNTIME;
     for (size_t k = 0; k < tr->K; k++) tr->class_w[k] = (float)c->loss.class_weights[k];

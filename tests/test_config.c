@@ -931,6 +931,40 @@ static void test_config_reference(void **state)
 /* The resolved INI text reads back into the same Config; config_diff names the keys
  * that differ, trajectory keys apart from the others; unknown keys in saved text (from
  * another version) are skipped. */
+/* loss.class_weights = balanced: a word for the list, written back as such; quoted INI
+ * values */
+static void test_config_class_weights_balanced(void **state)
+{
+    (void)state;
+    Config a, b;
+    char err[512] = "";
+    const char *over[] = {"loss.class_weights=Balanced"};
+    assert_int_equal(config_load(&a, NULL, over, 1, err, sizeof err), XT_OK);
+    assert_true(a.loss.class_weights_balanced);
+    assert_int_equal(a.loss.n_class_weights, 0);
+    size_t need = config_to_ini(&a, NULL, 0) + 1;
+    char *text = malloc(need);
+    config_to_ini(&a, text, need);
+    assert_non_null(strstr(text, "\nclass_weights = balanced"));
+    assert_int_equal(config_load_text(&b, text, "saved", err, sizeof err), XT_OK);
+    assert_true(b.loss.class_weights_balanced);
+    free(text);
+    const char *nums[] = {"loss.class_weights=balanced", "loss.class_weights=1,2"};
+    assert_int_equal(config_load(&a, NULL, nums, 2, err, sizeof err), XT_OK);
+    assert_false(a.loss.class_weights_balanced);
+    assert_int_equal(a.loss.n_class_weights, 2);
+    /* values in matching quotes mean what is inside them */
+    assert_int_equal(config_load_text(&b, "[run]\ndir = \"runs/q d\"\n[data]\ntrain = 'f.h5:/train'\n"
+                                          "[model]\nhidden = \"8,4\"\n", "quoted", err, sizeof err),
+                     XT_OK);
+    assert_string_equal(b.run.dir, "runs/q d");
+    assert_string_equal(b.data.train, "f.h5:/train");
+    assert_int_equal(b.model.n_hidden, 2);
+    const char *bad[] = {"loss.class_weights=balance"};
+    assert_int_equal(config_load(&a, NULL, bad, 1, err, sizeof err), XT_ERR_USAGE);
+    assert_non_null(strstr(err, "or balanced"));
+}
+
 static void test_config_text_diff_and_settings(void **state)
 {
     (void)state;
@@ -988,6 +1022,7 @@ int main(void)
         cmocka_unit_test(test_config_round_trip),
         cmocka_unit_test(test_config_reference),
         cmocka_unit_test(test_config_text_diff_and_settings),
+        cmocka_unit_test(test_config_class_weights_balanced),
     };
     return cmocka_run_group_tests(tests, xt_test_group_setup, xt_test_group_teardown);
 }

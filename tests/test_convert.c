@@ -378,7 +378,7 @@ static void test_convert_csv_errors(void **state)
         {"csv --input @/m3.csv --out @/x.h5", "m3.csv:2: field 2 '4.5.6': trailing characters after the number"},
         {"csv --input @/m4.csv --out @/x.h5", "m4.csv:2: field 2 '': empty field (missing value)"},
         {"csv --input @/m5.csv --out @/x.h5", "m5.csv:2: unterminated quoted field"},
-        {"csv --input @/m6.csv --out @/x.h5", "m6.csv:2: field 2 'nan': NaN is not allowed"},
+        {"csv --input @/m6.csv --out @/x.h5", "m6.csv:2: field 2 'nan': missing value"},
         {"csv --input @/m7.csv --out @/x.h5", "m7.csv: no data rows"},
         {"csv --input @/m8.csv --out @/x.h5", "m8.csv:2: field 2 '1e39': outside the float32 range"},
         {"csv --input @/long.csv --out @/x.h5", "long.csv:2: line longer than 8388608 bytes"},
@@ -395,6 +395,273 @@ static void test_convert_csv_errors(void **state)
     }
     assert_false(exists("x.h5"));
     assert_false(exists("x.h5.tmp"));
+}
+
+/* ---- csv: users' tables (issue 26) ------------------------------------------------ */
+
+/* The string-array attribute `attr` of `obj` in the output file `name`; *n gets its length. */
+static char **read_strs(const char *name, const char *obj, const char *attr, size_t *n)
+{
+    char p[600];
+    path_in(p, sizeof p, name);
+    H5File *f = NULL;
+    char **v = NULL;
+    assert_int_equal(h5io_open_read(p, NULL, &f), XT_OK);
+    assert_int_equal(h5io_attr_read_strs(f, obj, attr, &v, n), XT_OK);
+    assert_int_equal(h5io_close(&f), XT_OK);
+    return v;
+}
+
+/* Rows of 30 class ids 0..2 in column `lab` of a numeric table: x = the row's class times
+ * 10 plus a row-dependent part, so each row is recognisable after a split. */
+static void write_numeric(const char *name, const char *header, bool label_first)
+{
+    char text[8192];
+    size_t u = (size_t)snprintf(text, sizeof text, "%s", header);
+    for (int i = 0; i < 30; i++) {
+        int c = (i * 7) % 3;
+        if (label_first) u += (size_t)snprintf(text + u, sizeof text - u, "%d,%d.5,%d\n", c, c * 10 + i % 5, i % 4);
+        else u += (size_t)snprintf(text + u, sizeof text - u, "%d.5,%d,%d\n", c * 10 + i % 5, i % 4, c);
+    }
+    write_text(name, text);
+}
+
+static void test_convert_csv_label_choice(void **state)
+{
+    (void)state;
+    /* the class ids in the first column, named "class": the default (the last column, an
+     * integer feature) is refused with the fix; naming it works */
+    write_numeric("lf.csv", "class,x1,x2\n", true);
+    assert_int_equal(run("csv --input @/lf.csv --out @/lf.h5"), 2);
+    expect_msg("the header names column 'class', a usual name for the label: give --label-column class");
+    assert_false(exists("lf.h5"));
+    assert_int_equal(run("csv --input @/lf.csv --label-column class --val-fraction 0 --out @/lf.h5"), 0);
+    Dataset ds;
+    load("lf.h5", &ds);
+    assert_int_equal(ds.info.d, 2);
+    for (size_t i = 0; i < 30; i++) assert_int_equal(ds.y[i], (int32_t)((i * 7) % 3));
+    dataset_free(&ds);
+    /* a case-insensitive suggestion */
+    assert_int_equal(run("csv --input @/lf.csv --label-column CLASS --out @/lf2.h5"), 2);
+    expect_msg("no column named 'CLASS' in the header (--label-column); did you mean 'class'?");
+    /* no header, label first: the last column holds fractions, not labels */
+    write_text("nf.csv", "0,1,2.5\n1,3,4.25\n2,5,6.5\n0,2,1.5\n");
+    assert_int_equal(run("csv --input @/nf.csv --out @/nf.h5"), 2);
+    expect_msg("holds numbers that are not whole ('2.5'): a feature or a regression target");
+    /* words in the first column, numbers in the last: the label is likely the first */
+    write_text("wf.csv", "T,2,8,3\nI,5,12,3\nD,4,11,6\nT,7,11,6\nI,2,1,3\n");
+    assert_int_equal(run("csv --input @/wf.csv --out @/wf.h5"), 2);
+    expect_msg("the label is likely the first column: --label-column 0");
+    assert_int_equal(run("csv --input @/wf.csv --label-column 0 --val-fraction 0 --out @/wf.h5"), 0);
+    size_t n = 0;
+    char **names = read_strs("wf.h5", "/", "class_names", &n);
+    assert_int_equal(n, 3);
+    assert_string_equal(names[0], "D");
+    h5io_strs_free(names, n);
+    /* a label column with one value */
+    write_text("one.csv", "a,b,label\n1,2,7\n3,5,7\n2,2,7\n");
+    assert_int_equal(run("csv --input @/one.csv --out @/one.h5"), 2);
+    expect_msg("holds one value ('7') in every row: nothing to classify");
+}
+
+static void test_convert_csv_header_lines(void **state)
+{
+    (void)state;
+    /* pandas' header of unnamed columns: 0,1,2 then the rows; not a data row */
+    write_text("nh.csv", "0,1,2\n1.5,2,0\n2.5,1,1\n0.5,3,0\n4.5,0,1\n");
+    assert_int_equal(run("csv --input @/nh.csv --val-fraction 0 --out @/nh.h5"), 0);
+    Dataset ds;
+    load("nh.h5", &ds);
+    assert_int_equal(ds.info.n, 4);
+    float X[8] = {1.5f, 2, 2.5f, 1, 0.5f, 3, 4.5f, 0};
+    assert_memory_equal(ds.X, X, sizeof X);
+    dataset_free(&ds);
+    /* numbered feature columns and a named label column */
+    write_text("nh2.csv", "0,1,label\n1.5,2,0\n2.5,1,1\n0.5,3,0\n");
+    assert_int_equal(run("csv --input @/nh2.csv --val-fraction 0 --out @/nh2.h5"), 0);
+    load("nh2.h5", &ds);
+    assert_int_equal(ds.info.n, 3);
+    assert_null(ds.class_names);
+    dataset_free(&ds);
+    /* a line of names and values is neither */
+    write_text("mix.csv", "a,2,label\n1.5,2,0\n2.5,1,1\n");
+    assert_int_equal(run("csv --input @/mix.csv --out @/mix.h5"), 2);
+    expect_msg("mix.csv:1: the first line is neither a header (names only) nor data");
+    /* a TSV without --delimiter is read as one */
+    write_text("t.tsv", "x\ty\tspecies\n1\t2\ta\n3\t4\tb\n5\t6\ta\n");
+    assert_int_equal(run("csv --input @/t.tsv --val-fraction 0 --out @/t.h5"), 0);
+    load("t.h5", &ds);
+    assert_int_equal(ds.info.d, 2);
+    dataset_free(&ds);
+    /* with another --delimiter, the tab is named in the message */
+    write_text("t2.tsv", "\"x\"\ty\tq\n1\t2\t3\n");
+    assert_int_equal(run("csv --input @/t2.tsv --delimiter , --out @/t2.h5"), 2);
+    expect_msg("a TSV file? --delimiter tab");
+}
+
+/* R's write.csv: quoted names, an unnamed column of row names, NA, quoted factor labels,
+ * sorted by class (so the row names leak the label). */
+static const char *const r_csv =
+    "\"\",\"Sepal.Length\",\"Sepal.Width\",\"Species\"\n"
+    "\"1\",5.1,3.5,\"setosa\"\n\"2\",4.9,NA,\"setosa\"\n\"3\",4.7,3.2,\"setosa\"\n"
+    "\"4\",7,3.2,\"versicolor\"\n\"5\",6.4,3.3,\"versicolor\"\n\"6\",6.9,3.1,\"versicolor\"\n"
+    "\"7\",6.3,NA,\"virginica\"\n\"8\",5.8,2.7,\"virginica\"\n\"9\",7.1,3,\"virginica\"\n";
+
+static void test_convert_csv_r_style(void **state)
+{
+    (void)state;
+    write_text("r.csv", r_csv);
+    /* NA is refused by default, naming the column, the line and the choices */
+    assert_int_equal(run("csv --input @/r.csv --out @/r.h5"), 2);
+    expect_msg("r.csv:3: field 3 'NA': missing value; column 'Sepal.Width' has 2 missing value(s): --missing drop");
+    /* dropped rows */
+    assert_int_equal(run("csv --input @/r.csv --missing drop --val-fraction 0 --out @/r.h5"), 0);
+    Dataset ds;
+    load("r.h5", &ds);
+    assert_int_equal(ds.info.n, 7);
+    assert_int_equal(ds.info.d, 2); /* the row names are not a feature */
+    assert_true(ds.X[2] == 4.7f && ds.X[3] == 3.2f);
+    dataset_free(&ds);
+    size_t n = 0;
+    char **names = read_strs("r.h5", "/", "feature_names", &n);
+    assert_int_equal(n, 2);
+    assert_string_equal(names[0], "Sepal.Length");
+    h5io_strs_free(names, n);
+    /* the median of the training rows fills the gaps; stored in /encoding */
+    assert_int_equal(run("csv --input @/r.csv --missing median --val-fraction 0 --out @/r.h5"), 0);
+    load("r.h5", &ds);
+    assert_int_equal(ds.info.n, 9);
+    assert_true(ds.X[3] == 3.2f && ds.X[13] == 3.2f); /* median of 3.5 3.2 3.2 3.3 3.1 2.7 3 */
+    dataset_free(&ds);
+    char **roles = read_strs("r.h5", "/encoding", "roles", &n);
+    assert_int_equal(n, 4);
+    assert_string_equal(roles[0], "dropped");
+    assert_string_equal(roles[3], "label");
+    h5io_strs_free(roles, n);
+    char **fill = read_strs("r.h5", "/encoding", "fill", &n);
+    assert_true(strtod(fill[2], NULL) == (double)3.2f);
+    h5io_strs_free(fill, n);
+    /* the mean, from the training rows only: a val split changes it */
+    assert_int_equal(run("csv --input @/r.csv --missing mean --val-fraction 0 --out @/r.h5"), 0);
+    load("r.h5", &ds);
+    assert_true(ds.X[3] == (float)((3.5 + 3.2 + 3.2 + 3.3 + 3.1 + 2.7 + 3.0) / 7));
+    dataset_free(&ds);
+}
+
+static void test_convert_csv_id_columns(void **state)
+{
+    (void)state;
+    char text[4096];
+    size_t u = (size_t)snprintf(text, sizeof text, "PassengerId,Age,Fare,Survived\n");
+    for (int i = 0; i < 12; i++)
+        u += (size_t)snprintf(text + u, sizeof text - u, "%d,%d,%d.25,%d\n", 100 - 3 * i,
+                              20 + i % 5, i % 3, i % 2);
+    write_text("id.csv", text);
+    assert_int_equal(run("csv --input @/id.csv --val-fraction 0 --out @/id.h5"), 0);
+    Dataset ds;
+    load("id.h5", &ds);
+    assert_int_equal(ds.info.d, 2);
+    assert_true(ds.X[0] == 20 && ds.X[1] == 0.25f);
+    dataset_free(&ds);
+    /* a column counting the rows under another name is refused; --drop-columns drops it */
+    u = (size_t)snprintf(text, sizeof text, "X,a,b\n");
+    for (int i = 0; i < 24; i++)
+        u += (size_t)snprintf(text + u, sizeof text - u, "%d,%d.5,%d\n", i + 1, i % 4, i / 12);
+    write_text("rn.csv", text);
+    assert_int_equal(run("csv --input @/rn.csv --out @/rn.h5"), 2);
+    expect_msg("column 'X': it holds whole numbers increasing down the file: row numbers or ids");
+    expect_msg("--drop-columns X or --keep-columns X");
+    assert_int_equal(run("csv --input @/rn.csv --drop-columns X --val-fraction 0 --out @/rn.h5"), 0);
+    load("rn.h5", &ds);
+    assert_int_equal(ds.info.d, 1);
+    assert_true(ds.X[0] == 0.5f);
+    dataset_free(&ds);
+    assert_int_equal(run("csv --input @/rn.csv --drop-columns nope --out @/rn2.h5"), 2);
+    expect_msg("no column named 'nope' in the header (--drop-columns)");
+    assert_int_equal(run("csv --input @/rn.csv --drop-columns X,b --out @/rn2.h5"), 2);
+    expect_msg("--drop-columns names the label column");
+}
+
+static void test_convert_csv_categorical(void **state)
+{
+    (void)state;
+    write_text("cat.csv", "color,size,kind\nred,1.5,a\nblue,2,b\nred,3,a\ngreen,1,b\nblue,0.5,a\n");
+    write_text("cat-test.csv", "size,kind,color\n2,b,red\n1,a,purple\n");
+    assert_int_equal(run("csv --input @/cat.csv --test-input @/cat-test.csv --val-fraction 0 "
+                         "--out @/cat.h5"), 0);
+    size_t n = 0;
+    char **names = read_strs("cat.h5", "/", "feature_names", &n);
+    assert_int_equal(n, 4);
+    assert_string_equal(names[0], "color=blue");
+    assert_string_equal(names[2], "color=red");
+    assert_string_equal(names[3], "size");
+    h5io_strs_free(names, n);
+    Dataset tr, te;
+    load("cat.h5:/train", &tr);
+    load("cat.h5:/test", &te);
+    float X0[4] = {0, 0, 1, 1.5f}, T[8] = {0, 0, 1, 2, 0, 0, 0, 1}; /* purple: zeros */
+    assert_memory_equal(tr.X, X0, sizeof X0);
+    assert_memory_equal(te.X, T, sizeof T);
+    int32_t ty[2] = {1, 0};
+    assert_memory_equal(te.y, ty, sizeof ty);
+    dataset_free(&tr);
+    dataset_free(&te);
+    /* only the columns named: a word elsewhere is refused with the hints */
+    assert_int_equal(run("csv --input @/cat.csv --categorical none --out @/c2.h5"), 2);
+    expect_msg("cat.csv:2: field 1 'red': not a number. If 'red' marks a missing value: --na-values 'red'; if the column is categorical: --categorical color");
+    /* categories become feature names: UTF-8 only */
+    write_text("cat8.csv", "color,size,kind\nred,1,a\ncaf\xe9,2,b\nred,3,a\n");
+    assert_int_equal(run("csv --input @/cat8.csv --out @/c2.h5"), 2);
+    expect_msg("cat8.csv: column 'color': the category on line 3 is not valid UTF-8");
+    /* numbers and words in one column */
+    write_text("mixed.csv", "a,b,label\n1,2,0\n3,x4,1\n5,6,1\n");
+    assert_int_equal(run("csv --input @/mixed.csv --out @/c2.h5"), 2);
+    expect_msg("mixed.csv:3: field 2 'x4': not a number; column 'b' holds numbers elsewhere (line 2)");
+    /* a word column with a different value in every row is not categorical */
+    char text[8192];
+    size_t u = (size_t)snprintf(text, sizeof text, "name,v,label\n");
+    for (int i = 0; i < 40; i++)
+        u += (size_t)snprintf(text + u, sizeof text - u, "person%d,%d.5,%d\n", (i * 13) % 40, i % 3, i % 2);
+    write_text("names.csv", text);
+    assert_int_equal(run("csv --input @/names.csv --out @/c2.h5"), 2);
+    expect_msg("column 'name' holds 40 different words in 40 rows: free text or ids");
+}
+
+static void test_convert_csv_test_input(void **state)
+{
+    (void)state;
+    write_numeric("tr.csv", "a,b,label\n", false);
+    /* the test file's columns in another order, the label first */
+    write_text("te.csv", "label,b,a\n2,3,25.5\n0,1,4.5\n");
+    assert_int_equal(run("csv --input @/tr.csv --test-input @/te.csv --val-fraction 0 "
+                         "--out @/tt.h5"), 0);
+    Dataset te;
+    load("tt.h5:/test", &te);
+    float X[4] = {25.5f, 3, 4.5f, 1};
+    int32_t y[2] = {2, 0};
+    assert_memory_equal(te.X, X, sizeof X);
+    assert_memory_equal(te.y, y, sizeof y);
+    dataset_free(&te);
+    /* rows to predict: no label column, /test gets X only */
+    write_text("te3.csv", "b,a\n3,25.5\n1,4.5\n2,0.5\n");
+    assert_int_equal(run("csv --input @/tr.csv --test-input @/te3.csv --val-fraction 0 "
+                         "--out @/tt3.h5"), 0);
+    char spec[700];
+    path_in(spec, sizeof spec, "tt3.h5:/test");
+    DatasetInfo in;
+    assert_int_equal(dataset_probe(spec, NULL, false, &in), XT_OK);
+    assert_false(in.has_y);
+    assert_int_equal(in.n, 3);
+    assert_int_equal(dataset_load(&te, &in, 0, in.n, 0, NULL), XT_OK);
+    float X3[6] = {25.5f, 3, 4.5f, 1, 0.5f, 2};
+    assert_memory_equal(te.X, X3, sizeof X3);
+    dataset_free(&te);
+    /* a column missing and one extra: both listed */
+    write_text("te2.csv", "label,a,c\n2,3,25.5\n");
+    assert_int_equal(run("csv --input @/tr.csv --test-input @/te2.csv --out @/tt2.h5"), 2);
+    expect_msg("te2.csv: its columns differ from");
+    expect_msg("missing 'b'; not in the training file 'c'");
+    assert_false(exists("tt2.h5"));
 }
 
 /* ---- libsvm --------------------------------------------------------------------- */
@@ -496,6 +763,12 @@ int main(void)
         cmocka_unit_test(test_convert_idx_errors),
         cmocka_unit_test(test_convert_csv_dialects),
         cmocka_unit_test(test_convert_csv_errors),
+        cmocka_unit_test(test_convert_csv_label_choice),
+        cmocka_unit_test(test_convert_csv_header_lines),
+        cmocka_unit_test(test_convert_csv_r_style),
+        cmocka_unit_test(test_convert_csv_id_columns),
+        cmocka_unit_test(test_convert_csv_categorical),
+        cmocka_unit_test(test_convert_csv_test_input),
         cmocka_unit_test(test_convert_libsvm_roundtrip),
         cmocka_unit_test(test_convert_libsvm_errors),
     };

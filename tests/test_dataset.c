@@ -377,9 +377,9 @@ static void test_dataset_bad_values(void **state)
     done(&f);
     load_fails("values.h5:/lab", 0, 4, 3, XT_ERR_USAGE,
                "values.h5:/lab/y: label 5 at row 2 is outside [0, 3) (K = 3 classes)");
-    load_fails("values.h5:/neg", 1, 3, 3, XT_ERR_USAGE, "label -1 at row 1 is outside [0, 3)");
+    load_fails("values.h5:/neg", 1, 3, 3, XT_ERR_USAGE, "label -1 at row 1: class ids are 0..K-1; labels -1/+1");
     load_fails("values.h5:/huge", 0, 4, 0, XT_ERR_USAGE,
-               "values.h5:/huge/y: rows [0, 4): values do not convert exactly to int32");
+               "values.h5:/huge/y: rows [0, 4): integers outside int32's range (class ids go up to 2^31 - 1");
     load_fails("values.h5:/ovf", 1, 4, 0, XT_ERR_USAGE,
                "values.h5:/ovf/X: non-finite value +Inf at row 3, column 1");
     load_fails("values.h5:/inf", 0, 4, 0, XT_ERR_USAGE, "non-finite value -Inf at row 2, column 2");
@@ -534,6 +534,56 @@ static void test_dataset_compact_gather(void **state)
     dataset_free(&a); /* idempotent */
 }
 
+/* The labels' declared classes (label_values), a split's labels checked against K from the
+ * file (the test split before training), class counts in memory and from the file, and the
+ * ids of an AnnData-style categorical group (codes and categories, a path in the spec). */
+static void test_dataset_labels_checked_and_counted(void **state)
+{
+    (void)state;
+    H5File *f = fixture("lab.h5");
+    float X[12] = {0};
+    int32_t y[6] = {0, 2, 2, 1, 2, 0}, bad[6] = {0, 1, 4, 1, 0, 0};
+    put(f, "/train/X", H5IO_F32, 2, 6, 2, 0, X);
+    put(f, "/train/y", H5IO_I32, 1, 6, 0, 0, y);
+    const char *vals[4] = {"1", "2", "5", "7"};
+    assert_int_equal(h5io_attr_write_strs(f, "/train", "label_values", vals, 4), XT_OK);
+    put(f, "/test/X", H5IO_F32, 2, 6, 2, 0, X);
+    put(f, "/test/y", H5IO_I32, 1, 6, 0, 0, bad);
+    put(f, "/obs/kind/codes", H5IO_I32, 1, 6, 0, 0, y);
+    done(&f);
+    char spec[700], err[2048];
+    DatasetInfo tr, te, ob;
+    path_in(spec, sizeof spec, "lab.h5:/train");
+    assert_int_equal(dataset_probe(spec, NULL, true, &tr), XT_OK);
+    assert_int_equal(tr.k_declared, 4);
+    Dataset ds;
+    assert_int_equal(dataset_load(&ds, &tr, 1, 6, 4, NULL), XT_OK);
+    assert_int_equal(ds.n_label_values, 4);
+    double counts[4];
+    assert_int_equal(dataset_count_classes(&ds, 4, counts), XT_OK);
+    assert_true(counts[0] == 1 && counts[1] == 1 && counts[2] == 3 && counts[3] == 0);
+    Dataset streamed = ds; /* as a streamed Dataset (no y in memory): counted from the file */
+    streamed.y = NULL;
+    assert_int_equal(dataset_count_classes(&streamed, 4, counts), XT_OK);
+    assert_true(counts[0] == 1 && counts[1] == 1 && counts[2] == 3 && counts[3] == 0);
+    dataset_free(&ds);
+    path_in(spec, sizeof spec, "lab.h5:/test");
+    assert_int_equal(dataset_probe(spec, NULL, true, &te), XT_OK);
+    xt_test_capture_begin();
+    Status st = dataset_check_labels(&te, 4, NULL);
+    xt_test_capture_end(err, sizeof err);
+    assert_int_equal(st, XT_ERR_USAGE);
+    expect_msg(err, "lab.h5:/test/y: label 4 at row 2 is outside [0, 4)");
+    assert_int_equal(dataset_check_labels(&te, 5, NULL), XT_OK);
+    /* y names a group without categories: refused, listing what it holds */
+    path_in(spec, sizeof spec, "lab.h5:/?X=train/X&y=obs/kind");
+    xt_test_capture_begin();
+    st = dataset_probe(spec, NULL, true, &ob);
+    xt_test_capture_end(err, sizeof err);
+    assert_int_equal(st, XT_ERR_USAGE);
+    expect_msg(err, "lab.h5:/obs/kind: a group (it holds: codes), not labels");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -548,6 +598,7 @@ int main(void)
         cmocka_unit_test(test_dataset_memory_guard),
         cmocka_unit_test(test_dataset_statistics),
         cmocka_unit_test(test_dataset_compact_gather),
+        cmocka_unit_test(test_dataset_labels_checked_and_counted),
     };
     return cmocka_run_group_tests(tests, xt_test_group_setup, xt_test_group_teardown);
 }

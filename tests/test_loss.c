@@ -546,6 +546,23 @@ static void test_loss_matches_pytorch(void **state)
     assert_int_equal(cases, 36);
 }
 
+/* scikit-learn's compute_class_weight("balanced"): n / (K * count), by hand. */
+static void test_loss_balanced_weights(void **state)
+{
+    (void)state;
+    double counts[3] = {240, 40, 20};
+    float w[3];
+    char err[256];
+    assert_int_equal(loss_balanced_weights(counts, 3, -1, w, err, sizeof err), XT_OK);
+    assert_true(w[0] == (float)(300.0 / 720.0) && w[1] == 2.5f && w[2] == 5.0f);
+    /* the ignored class leaves n and K: 260 rows over 2 classes */
+    assert_int_equal(loss_balanced_weights(counts, 3, 1, w, err, sizeof err), XT_OK);
+    assert_true(w[0] == (float)(260.0 / 480.0) && w[1] == 1.0f && w[2] == 6.5f);
+    counts[1] = 0;
+    assert_int_equal(loss_balanced_weights(counts, 3, -1, w, err, sizeof err), XT_ERR_USAGE);
+    assert_non_null(strstr(err, "class 1 has no training rows"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -560,6 +577,7 @@ int main(void)
         cmocka_unit_test(test_loss_label_smoothing_by_hand),
         cmocka_unit_test(test_loss_multilabel_is_sum_of_binary),
         cmocka_unit_test(test_loss_matches_pytorch),
+        cmocka_unit_test(test_loss_balanced_weights),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

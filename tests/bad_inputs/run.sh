@@ -169,7 +169,7 @@ bad list_empty_element       2 "model.hidden=16,,8: element 2 is empty" "${T[@]}
 bad value_overlong           2 "run.dir=a+\.\.\.: too long: 5000 characters" "${T[@]}" --set "run.dir=$(head -c 5000 /dev/zero | tr '\0' a)"
 bad eval_missing_model       2 "eval: --model M.h5 is required" eval --data d_good.h5
 bad eval_unknown_option      2 "unknown option '--colour'" eval --model run/model.h5 --data d_good.h5 --colour
-bad predict_missing_out      2 "predict: --out P.h5\|P.csv is required" predict --model run/model.h5 --data d_good.h5:/val
+bad predict_missing_out      2 "predict: --out P.h5\|P.csv\|- is required" predict --model run/model.h5 --data d_good.h5:/val
 bad gen_rows_garbage         2 "--rows '10x': not an unsigned integer" gen blobs --rows 10x --out g.h5
 
 # ---- config files ----------------------------------------------------------------------
@@ -204,11 +204,11 @@ bad data_zero_features       2 "expected D > 0 features, got \(40, 0\)" "${T[@]}
 bad data_nan                 2 "/train/X: non-finite value NaN at row 17, column 1" "${T[@]}" $(split d_nan.h5)
 bad data_inf                 2 "/train/X: non-finite value \+Inf at row 31, column 2" "${T[@]}" $(split d_inf.h5)
 bad data_f64_beyond_float32  2 "non-finite value \+Inf at row 5, column 0.*overflow float32" "${T[@]}" $(split d_f64big.h5)
-bad data_label_negative      2 "class ids must be >= 0, the smallest is -3" "${T[@]}" $(split d_labelneg.h5)
+bad data_label_negative      2 "/train/y: label -3 at row [0-9]+: class ids are 0..K-1; relabel from 0" "${T[@]}" $(split d_labelneg.h5)
 bad data_label_too_many      2 "largest class id 5000 gives 5001 classes \(limit 4096\)" "${T[@]}" $(split d_labelhuge.h5)
 bad data_label_val_range     2 "/val/y: label 7 at row 36 is outside \[0, 3\)" "${T[@]}" $(split d_labelval.h5)
 bad data_label_classes_set   2 "/train/y: label 2 at row [0-9]+ is outside \[0, 2\)" "${T[@]}" $(split d_good.h5) --set model.classes=2
-bad data_label_int64         2 "/train/y: rows .*do not convert exactly to int32" "${T[@]}" $(split d_label64.h5)
+bad data_label_int64         2 "/train/y: rows .*integers outside int32's range \(class ids go up to 2\^31 - 1" "${T[@]}" $(split d_label64.h5)
 bad data_bad_scale_attr      2 "attribute scale = -1, expected a finite number > 0" "${T[@]}" $(split d_scale.h5)
 bad data_soft_target_range   2 "/train/y: target 1.5 at row 29, column 1 is outside \[0, 1\]" "${T[@]}" $(split d_softbad.h5) --set model.type=multilabel
 bad data_dims_overflow       2 "d_overflow.h5:/train: (a rank would hold [0-9]+ rows|rows .* need about).*use more ranks" "${T[@]}" --set data.train=d_overflow.h5:/train --set data.val=

@@ -123,7 +123,7 @@ check "convert of a bad csv on 2 ranks exits 2" 2 "bad.csv:3: field 2" \
 
 # ---- CSV conveniences: preamble, header names, a separate test file, stratified splits ----
 printf '4,2,no,yes\n1,2,0\n3,4,1\n5,6,0\n7,8,1\n' >"$DIR/pre.csv"
-check "csv: a preamble line names --skip-rows" 2 "neither a header .* nor data.*preamble.*--skip-rows 1" \
+check "csv: a preamble line names --skip-rows" 2 "pre.csv:2: 3 fields, expected 4 \\(as on line 1\\); if the first line is a preamble.*--skip-rows 1" \
     "$XT" convert csv --input "$DIR/pre.csv" --out "$DIR/x.h5"
 check "csv: --skip-rows 1 reads it" 0 "/train 4, /val 0" \
     "$XT" convert csv --input "$DIR/pre.csv" --skip-rows 1 --val-fraction 0 --out "$DIR/pre.h5"
@@ -133,12 +133,12 @@ check "csv: more classes than half the rows is warned about" 0 \
     "$XT" convert csv --input "$DIR/many.csv" --val-fraction 0 --out "$DIR/many.h5"
 printf '1,NA,0\n3,4,1\n5,6,0\n' >"$DIR/na1.csv"
 check "csv: a first data row with a missing value is not taken for a header" 2 \
-    "na1.csv:1: field 2 'NA' is not a number but field 1 is" \
+    "na1.csv:1: field 2 'NA': missing value; column 2 has 1 missing value" \
     "$XT" convert csv --input "$DIR/na1.csv" --out "$DIR/na1.h5"
-printf 'a,b,label\n1,x,0\n' >"$DIR/bad2.csv"
-check "csv: a bad field's message ends with the hint, not a stray index" 2 \
-    "field 2 'x': not a number \\(if this column holds the labels: --label-column 1\\)$" \
-    "$XT" convert csv --input "$DIR/bad2.csv" --out "$DIR/bad2.h5"
+printf 'a,b,label\n1,x,0\n2,y,1\n' >"$DIR/bad2.csv"
+check "csv: a bad field's message ends with the hints, not a stray index" 2 \
+    "field 2 'x': not a number. If 'x' marks a missing value: --na-values 'x'; if the column is categorical: --categorical b$" \
+    "$XT" convert csv --input "$DIR/bad2.csv" --categorical none --out "$DIR/bad2.h5"
 printf 'a,b,label\n1,2,0\n3,4,1\n5,6,0\n7,8,1\n' >"$DIR/hdr.csv"
 printf 'a,b,label\n9,9,1\n' >"$DIR/hdr_test.csv"
 check "csv: --test-input becomes /test" 0 "/train 4, /val 0, /test 1 rows" \
@@ -148,8 +148,12 @@ if command -v h5dump >/dev/null; then
     check "csv: header names become feature_names" 0 '"a", "b"' h5dump -a /feature_names "$DIR/hdr.h5"
 fi
 printf 'x,label\n%s\n' "$(for i in $(seq 1 40); do echo "$i,$(( i <= 30 ? 0 : 1 ))"; done)" >"$DIR/strat.csv"
-check "csv: --stratify keeps the class proportions in /val" 0 "/train 32, /val 8" \
+check "csv: a column counting the rows (sorted by class) is refused" 2 \
+    "column 'x': it holds whole numbers increasing down the file: row numbers or ids" \
     "$XT" convert csv --input "$DIR/strat.csv" --val-fraction 0.2 --stratify --out "$DIR/strat.h5"
+check "csv: --stratify keeps the class proportions in /val" 0 "/train 32, /val 8" \
+    "$XT" convert csv --input "$DIR/strat.csv" --val-fraction 0.2 --stratify --keep-columns x \
+    --out "$DIR/strat.h5"
 if command -v h5dump >/dev/null; then
     check "csv: stratified /val holds 6 of class 0 and 2 of class 1" 0 "\(0\): 0, 0, 0, 0, 0, 0, 1, 1" \
         h5dump -d /val/y "$DIR/strat.h5"
