@@ -11,7 +11,7 @@
  *           along -g with the history cleared. Near the optimum the objective is flat to its
  *           working precision (float32 logits: about 1e-9 relative) while its gradient is
  *           still accurate: the search then also accepts Hager & Zhang's approximate Wolfe
- *           conditions (the curvature condition with F within 1e-6 relative of F(x_k)) when the
+ *           conditions (the curvature condition with F within 1e-8 relative of F(x_k)) when the
  *           step also lowers ||g|| (the merit where F is flat), and brackets by the slope's
  *           sign, so the iterate keeps approaching the optimum and settles there.
  *   newton  trust-region Newton with conjugate gradient (Steihaug), as LIBLINEAR's TRON (Lin,
