@@ -234,7 +234,7 @@ static const Key KEYS[] = {
           "lbfgs: (step, gradient change) pairs kept for the inverse-Hessian estimate"),
     K_DBL(0, "optim", "tol", optim.tol, "1e-6", BOUND_INCL, 0.0, BOUND_NONE, 0.0,
           "lbfgs, newton: converged when max |gradient of the objective| <= tol"),
-    K_DBL(0, "optim", "ftol", optim.ftol, "1e-9", BOUND_INCL, 0.0, BOUND_EXCL, 1.0,
+    K_DBL(0, "optim", "ftol", optim.ftol, "1e-12", BOUND_INCL, 0.0, BOUND_EXCL, 1.0,
           "lbfgs, newton: converged when an iteration lowers the objective by <= ftol, relative"),
     K_INT(0, "optim", "max_passes", optim.max_passes, "1000", 1, XT_INT31_MAX,
           "lbfgs, newton: no iteration starts after this many passes over the rows"),
