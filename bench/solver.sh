@@ -7,7 +7,7 @@
 #         logistic regression; scikit-learn lbfgs (1 and 2 BLAS threads), liblinear-train
 #         -s 0 (Debian's liblinear-tools: trust-region Newton, one thread; its default -e
 #         0.01 and -e 0.0001), xentrain lbfgs and newton at P = 1 and 2;
-#   fm10  the 54 000 training rows, 10 classes: softmax regression; scikit-learn lbfgs and
+#   fm10  the first 12 000 training rows, 10 classes: softmax regression; scikit-learn lbfgs and
 #         xentrain (LIBLINEAR's -s 0 is one-vs-rest for several classes: another objective).
 # C = 1 everywhere (scikit-learn's default); xentrain's objective is scikit-learn's divided
 # by C n (docs/solvers.md). LIBLINEAR penalises its bias feature (-B 1), so its optimum
