@@ -97,7 +97,7 @@ static SolverEval eval_fg(void *ctx, double *f, float *g, double aux[SOLVER_AUX]
 {
     Problem *p = ctx;
     if (++p->calls == p->interrupt_at) return SOLVER_EVAL_INTERRUPTED;
-    double x[NMAX], gd[NMAX];
+    double x[NMAX] = {0}, gd[NMAX] = {0}; /* zeroed: gcc -O3 cannot see that n <= NMAX */
     for (size_t i = 0; i < p->n; i++) x[i] = (double)p->point[i];
     switch (p->which) {
     case 0: *f = quad_f(p, x, gd, NULL, NULL); break;
@@ -123,7 +123,7 @@ static SolverEval eval_hv(void *ctx, const float *v, float *hv)
     Problem *p = ctx;
     if (++p->calls == p->interrupt_at) return SOLVER_EVAL_INTERRUPTED;
     p->hv_calls++;
-    double x[NMAX], vd[NMAX], h[NMAX];
+    double x[NMAX] = {0}, vd[NMAX] = {0}, h[NMAX] = {0};
     for (size_t i = 0; i < p->n; i++) {
         x[i] = (double)p->point[i];
         vd[i] = (double)v[i];
