@@ -46,10 +46,11 @@ sk_run() { # rep set threads
   local fit nfev f
   read -r fit nfev f < <($py bench/solver_ref.py sklearn "$tmp/$2.h5" $C "$3")
   local tool="scikit-learn lbfgs"
-  [ "$3" -gt 1 ] && tool="scikit-learn lbfgs, $3 BLAS threads"
+  [ "$3" -gt 1 ] && tool="scikit-learn lbfgs ($3 BLAS threads)"  # no comma: a CSV field
   for m in "passes $nfev" "seconds $fit" "objective $f" "passes_to_target $nfev" \
            "seconds_to_target $fit"; do emit "$1" "$2" "$tool" 1 $m; done
-  target[$2]=$f
+  [ "$3" -eq 1 ] && target[$2]=$f # the target: the one-thread run's objective
+  return 0
 }
 
 ll_run() { # rep eps
@@ -100,7 +101,7 @@ for rep in $(seq 1 "$reps"); do
   done
 done
 {
-  echo "bench/solver.sh, $(date -u +%Y-%m-%d), $reps repetitions (medians), $(nproc) CPUs, one BLAS thread per rank"
+  echo "bench/solver.sh, $(date -u +%Y-%m-%d), $reps repetitions (medians), $(getconf _NPROCESSORS_ONLN) CPUs (nproc would obey OMP_NUM_THREADS), one BLAS thread per rank"
   echo
   $py bench/solver_ref.py summary "$raw"
 } | tee "$out/solver.md"
