@@ -185,6 +185,11 @@ static void plan_solver(Plan *p, const Config *c, const PlanFacts *f)
                  "optim.tol, optim.ftol or optim.max_passes = %lld ends the run",
                  (long long)c->optim.max_passes);
     }
+    if (config_changed(c, "early_stopping", "enabled")) return;
+    p->early_stop = false; /* patience on a monitored value would stop short of the optimum */
+    snprintf(p->early_stop_why, sizeof p->early_stop_why, "off: a full-batch solver stops at "
+             "its tolerances; early_stopping.enabled = true stops it on the monitored value "
+             "instead (model.h5 then keeps the best iteration, else the last)");
 }
 
 Status plan_data(Plan *p, const Config *c, const PlanFacts *f, char *err, size_t len)
@@ -201,6 +206,8 @@ Status plan_data(Plan *p, const Config *c, const PlanFacts *f, char *err, size_t
     snprintf(p->epochs_why, sizeof p->epochs_why, "train.epochs");
     p->solver_rows = 0;
     p->solver_why[0] = '\0';
+    p->early_stop = c->early_stopping.enabled;
+    snprintf(p->early_stop_why, sizeof p->early_stop_why, "early_stopping.enabled");
     if (p->solver) plan_solver(p, c, f);
     if (p->G * p->pieces > EXACT_MAX_TERMS) {
         snprintf(err, len, "train.accumulate = %zu: train.micro_batches x train.accumulate = %zu "

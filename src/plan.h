@@ -58,6 +58,9 @@ typedef struct {
     char solver_why[PLAN_WHY];
     int64_t epochs;        /* the loop's last epoch (a solver's iteration cap) */
     char epochs_why[PLAN_WHY];
+    bool early_stop;       /* early_stopping.enabled as the run applies it (a solver: off
+                              unless given) */
+    char early_stop_why[PLAN_WHY];
     /* batches */
     size_t global_batch;   /* rows per update (train.batch_size or batch_per_rank x P, times
                               train.accumulate); 0: the full batch */

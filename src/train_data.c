@@ -115,6 +115,7 @@ static Status plan_training_data(Trainer *tr)
     /* A solver's iteration cap is the loop's last epoch: the loop, the resume check and
      * config.ini read train.epochs */
     if (st == XT_OK) tr->cfg.train.epochs = tr->plan.epochs;
+    if (st == XT_OK) tr->cfg.early_stopping.enabled = tr->plan.early_stop; /* likewise */
     return st;
 }
 

@@ -320,6 +320,9 @@ Status trainer_setup_solver(Trainer *tr)
     if (!tr->plan.solver) return XT_OK;
     XT_ASSERT(tr->model.shape.type != MODEL_MLP || tr->cfg.optim.optimizer == OPT_LBFGS);
     tr->method = &TRAIN_SOLVER;
+    /* model.h5 is the optimum, not the best validation iteration, unless the run stops on
+     * validation (plan.h: early_stop) */
+    if (!tr->cfg.early_stopping.enabled) tr->model_keeps_best = false;
     TrainSolver *ts = calloc(1, sizeof *ts);
     Status st = ts ? XT_OK : XT_ERR_RUNTIME;
     tr->solver = ts;
@@ -367,4 +370,6 @@ void trainer_banner_solver(const Trainer *tr)
              "or optim.max_passes = %lld; iterations: %s", c->optim.tol, c->optim.ftol,
              (long long)c->optim.max_passes, p->epochs_why);
     log_info("         passes: every training row, in file order; %s", p->solver_why);
+    log_info("         early stopping %s", p->early_stop ? "on (early_stopping.enabled = true)"
+                                                         : p->early_stop_why);
 }

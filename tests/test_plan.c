@@ -286,7 +286,18 @@ static void test_plan_solver(void **state)
         assert_has(p.shard_why, "off for a full-batch solver");
         assert_has(p.overlap_why, "once per pass");
         if (p.wide) assert_has(p.path_why, "in double");
+        assert_false(p.early_stop); /* off unless given: patience stops short of the optimum */
+        assert_has(p.early_stop_why, "stops at its tolerances");
     }
+    const char *es[] = {"optim.optimizer=newton", "data.val=v.h5:/val",
+                        "early_stopping.enabled=true"};
+    Config ce;
+    cfg_with(&ce, es, 3);
+    PlanFacts fe = facts(1000, 1);
+    Plan pe;
+    char erre[512];
+    assert_int_equal(plan_data(&pe, &ce, &fe, erre, sizeof erre), XT_OK);
+    assert_true(pe.solver && pe.early_stop);
     Config c; /* SGD keeps train.epochs and decides nothing of the solver's */
     cfg_with(&c, NULL, 0);
     PlanFacts f = facts(1000, 1);
