@@ -11,6 +11,15 @@
 #include "shard.h"
 #include "strutil.h"
 
+/* optim.lr = auto and optim.momentum = auto: the optimiser's own (docs/semantics.md has the
+ * measurements that chose them). */
+#define AUTO_LR_SGD 0.01
+#define AUTO_LR_ADAPTIVE 0.001
+#define AUTO_MOMENTUM 0.9
+/* train.batch_size = auto: this many rows, unless the split gives fewer than AUTO_MIN_STEPS
+ * steps per epoch with it (small tables: 150 rows made one update per epoch). */
+#define AUTO_BATCH 128
+#define AUTO_MIN_STEPS 10
 /* Rows per block of train.shuffle = block when X is contiguous and no size is given. */
 #define DEFAULT_SHUFFLE_BLOCK 1024
 /* train.micro_batches = auto: one group per this many rows of the batch, at least the floor
@@ -58,7 +67,7 @@ static void plan_groups(Plan *p, const Config *c)
         snprintf(p->groups_why, sizeof p->groups_why, "train.micro_batches = %zu", p->G);
         return;
     }
-    size_t g = (size_t)c->train.batch_size / AUTO_GROUP_ROWS;
+    size_t g = p->global_batch / AUTO_GROUP_ROWS; /* before train.accumulate */
     if (g < AUTO_GROUPS_MIN) g = AUTO_GROUPS_MIN;
     p->G = g < p->S ? g : p->S;
     snprintf(p->groups_why, sizeof p->groups_why,
@@ -162,6 +171,7 @@ static size_t pass_rows(const Plan *p, const PlanFacts *f)
 static void plan_solver(Plan *p, const Config *c, const PlanFacts *f)
 {
     p->global_batch = 0;
+    snprintf(p->batch_why, sizeof p->batch_why, "the full batch: a full-batch solver");
     size_t rows = pass_rows(p, f);
     size_t target = SOLVER_PIECE_BYTES / (4 * (f->d > 0 ? f->d : 1));
     target = target < SOLVER_PIECE_MIN ? SOLVER_PIECE_MIN
@@ -185,22 +195,71 @@ static void plan_solver(Plan *p, const Config *c, const PlanFacts *f)
                  "optim.tol, optim.ftol or optim.max_passes = %lld ends the run",
                  (long long)c->optim.max_passes);
     }
-    if (config_changed(c, "early_stopping", "enabled")) return;
+    /* enabled's default is true, so only a monitor named by the user asks for it */
+    if (!c->early_stopping.enabled || config_changed(c, "early_stopping", "monitor")) return;
     p->early_stop = false; /* patience on a monitored value would stop short of the optimum */
     snprintf(p->early_stop_why, sizeof p->early_stop_why, "off: a full-batch solver stops at "
-             "its tolerances; early_stopping.enabled = true stops it on the monitored value "
-             "instead (model.h5 then keeps the best iteration, else the last)");
+             "its tolerances; naming early_stopping.monitor (e.g. val_loss) stops it on that "
+             "value instead (model.h5 then keeps the best iteration, else the last)");
+}
+
+/* The learning rate and momentum the optimiser runs with. */
+static void plan_optim(Plan *p, const Config *c)
+{
+    Optimizer o = c->optim.optimizer;
+    if (config_is_solver(o)) { /* config.c refuses optim.lr and optim.momentum for them */
+        p->lr = AUTO_LR_ADAPTIVE; /* unused: no optimiser step */
+        p->momentum = 0.0;
+        snprintf(p->lr_why, sizeof p->lr_why, "none: the %s chooses every step",
+                 o == OPT_LBFGS ? "line search" : "trust region");
+        return;
+    }
+    bool sgd_like = o == OPT_SGD || o == OPT_LARS; /* the optimisers with a momentum */
+    bool lr_auto = config_is_auto_f64(c->optim.lr);
+    bool mom_auto = sgd_like && config_is_auto_f64(c->optim.momentum);
+    p->lr = lr_auto ? (sgd_like ? AUTO_LR_SGD : AUTO_LR_ADAPTIVE) : c->optim.lr;
+    p->momentum = mom_auto ? AUTO_MOMENTUM
+                  : config_is_auto_f64(c->optim.momentum) ? 0.0 : c->optim.momentum;
+    const char *name = o == OPT_SGD ? "sgd" : o == OPT_LARS ? "lars" : o == OPT_ADAM ? "adam"
+                       : o == OPT_ADAMW ? "adamw" : "lamb";
+    if (!lr_auto && !mom_auto)
+        snprintf(p->lr_why, sizeof p->lr_why, "as configured");
+    else
+        snprintf(p->lr_why, sizeof p->lr_why, "%s%s%s = auto: %s's own", lr_auto ? "optim.lr" : "",
+                 lr_auto && mom_auto ? " and " : "", mom_auto ? "optim.momentum" : "", name);
+}
+
+/* The global batch of one micro-step (train.accumulate multiplies it later). */
+static void plan_batch(Plan *p, const Config *c, const PlanFacts *f)
+{
+    size_t P = (size_t)f->at.P;
+    if (c->train.batch_per_rank > 0) {
+        p->global_batch = (size_t)c->train.batch_per_rank * P;
+        snprintf(p->batch_why, sizeof p->batch_why, "train.batch_per_rank x P");
+    } else if (c->train.batch_size != CONFIG_AUTO_I64) {
+        p->global_batch = (size_t)c->train.batch_size;
+        snprintf(p->batch_why, sizeof p->batch_why, "train.batch_size");
+    } else if (f->n >= (size_t)AUTO_BATCH * AUTO_MIN_STEPS) {
+        p->global_batch = AUTO_BATCH;
+        snprintf(p->batch_why, sizeof p->batch_why, "train.batch_size = auto: %d", AUTO_BATCH);
+    } else {
+        size_t b = f->n / AUTO_MIN_STEPS;
+        p->global_batch = b > P ? b : P;
+        snprintf(p->batch_why, sizeof p->batch_why,
+                 "train.batch_size = auto: a tenth of the %zu training rows (at least 1 per "
+                 "rank), for %d steps per epoch; %d would give fewer", f->n, AUTO_MIN_STEPS,
+                 AUTO_BATCH);
+    }
 }
 
 Status plan_data(Plan *p, const Config *c, const PlanFacts *f, char *err, size_t len)
 {
-    size_t P = (size_t)f->at.P;
-    p->global_batch = c->train.batch_per_rank > 0 ? (size_t)c->train.batch_per_rank * P
-                                                  : (size_t)c->train.batch_size;
-    p->global_batch *= (size_t)c->train.accumulate; /* 0 stays the full batch */
-    p->pieces = (size_t)c->train.accumulate;
+    plan_optim(p, c);
+    plan_batch(p, c, f);
     p->S = shard_count(f->n, (size_t)c->data.virtual_shards);
     plan_groups(p, c);
+    p->global_batch *= (size_t)c->train.accumulate; /* 0 stays the full batch */
+    p->pieces = (size_t)c->train.accumulate;
     p->solver = config_is_solver(c->optim.optimizer);
     p->epochs = c->train.epochs;
     snprintf(p->epochs_why, sizeof p->epochs_why, "train.epochs");
@@ -219,6 +278,7 @@ Status plan_data(Plan *p, const Config *c, const PlanFacts *f, char *err, size_t
     p->budget = f->budget;
     snprintf(p->budget_why, sizeof p->budget_why, "%s", f->budget_why ? f->budget_why : "");
     Status st = plan_norm(p, c, f, err, len);
+    size_t P = (size_t)f->at.P;
     if (st == XT_OK && f->n > 0 && P <= p->S && p->G <= p->S && (p->G == 0 || P <= p->G))
         st = plan_stream(p, c, f, err, len); /* else sampler_init says what is wrong */
     return st;

@@ -219,11 +219,14 @@ static EsDecision decide(Trainer *tr, const EpochRun *er, double train_loss, dou
         else if (ending && er->capped) d.action = ES_STOP_MAX_EPOCHS;
         return d;
     }
+    char fix[96];
+    if (tr->plan.solver)
+        snprintf(fix, sizeof fix, "the solver's starting point has no finite loss: check the "
+                 "data and model.init");
+    else
+        snprintf(fix, sizeof fix, "lower optim.lr (now %g) or set optim.clip_norm", tr->oset.lr);
     log_error("training diverged: the loss became NaN or Inf in epoch %lld (step %llu); %s. %s",
-              (long long)er->epoch, (unsigned long long)tr->step + 1,
-              tr->plan.solver ? "the solver's starting point has no finite loss: check the data "
-                                "and model.init"
-                              : "lower optim.lr or set optim.clip_norm",
+              (long long)er->epoch, (unsigned long long)tr->step + 1, fix,
               tr->best.has ? "model.h5 keeps the best epoch, checkpoint.h5 the last good state"
                            : "no model was saved");
     return (EsDecision){.action = ES_STOP_DIVERGED, .epoch = (int32_t)er->epoch,
@@ -262,6 +265,12 @@ static void record_epoch(Trainer *tr, const EpochRun *er, double train_loss, dou
     }
     tr->last_vl = vl;
     tr->last_va = va;
+    if (!er->diverged) {
+        RunTrace *t = &tr->trace;
+        if (t->epochs++ == 0) t->first_loss = train_loss;
+        t->last_loss = train_loss;
+        t->last_improved = dec->improved != 0;
+    }
     if (!er->diverged && (dec->improved || !tr->model_keeps_best)) {
         ModelFile mf = trainer_model_file(tr, tr->model.params, er->epoch, vl, va);
         if (model_io_save(tr->files.model, &mf) != XT_OK) dec->action = ES_STOP_ERROR;

@@ -370,6 +370,6 @@ void trainer_banner_solver(const Trainer *tr)
              "or optim.max_passes = %lld; iterations: %s", c->optim.tol, c->optim.ftol,
              (long long)c->optim.max_passes, p->epochs_why);
     log_info("         passes: every training row, in file order; %s", p->solver_why);
-    log_info("         early stopping %s", p->early_stop ? "on (early_stopping.enabled = true)"
+    log_info("         early stopping %s", p->early_stop ? "on (early_stopping.monitor given)"
                                                          : p->early_stop_why);
 }
