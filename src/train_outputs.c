@@ -144,7 +144,8 @@ int trainer_finish_models(Trainer *tr, const EsDecision *dec)
             log_info("wrote %s (epoch %lld, %s), %s%s", tr->files.model, (long long)held,
                      !tr->has_val ? "the last epoch: no validation split"
                      : tr->model_keeps_best ? "the best validation epoch"
-                                            : "the last epoch: restore_best = false",
+                     : tr->plan.solver ? "the last iteration: the solver's result"
+                     : "the last epoch: restore_best = false",
                      tr->files.metrics, differs ? ", model-last.h5 (the last epoch)" : "");
     }
     return comm_agree(tr->comm, st) != XT_OK ? XT_ERR_RUNTIME : 0;
