@@ -2,7 +2,7 @@
 # Installs the Debian 12 packages xentrain needs, skipping those already present.
 # Idempotent; needs root (or sudo).
 # Usage: scripts/install-deps.sh [--with-data] [--with-tools] [--with-tests] [--with-fuzz]
-#                                [--with-mpich] [--with-blis]
+#                                [--with-mpich] [--with-blis] [--with-bench]
 #   --with-data   also Fashion-MNIST (dataset-fashion-mnist)
 #   --with-tools  also gnuplot, hdf5-tools (h5dump/h5ls/h5diff), time and valgrind
 #   --with-tests  also what the tests compare against or need: PyTorch, scikit-learn and
@@ -17,6 +17,8 @@
 #   --with-mpich  also MPICH and parallel HDF5 for MPICH (cmake -DXT_MPI=mpich; Debian keeps
 #                 Open MPI as the default mpicc/mpirun)
 #   --with-blis   also BLIS (cmake -DBLA_VENDOR=FLAME)
+#   --with-bench  also what bench/solver.sh compares against: scikit-learn, h5py and
+#                 LIBLINEAR's command-line tools (liblinear-tools)
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config
@@ -36,8 +38,9 @@ for arg in "$@"; do
     --with-fuzz)  pkgs+=(clang libclang-rt-14-dev) ;;
     --with-mpich) pkgs+=(mpich libmpich-dev libhdf5-mpich-dev) ;;
     --with-blis)  pkgs+=(libblis-dev) ;;
+    --with-bench) pkgs+=(python3-sklearn python3-h5py python3-numpy liblinear-tools) ;;
     *) echo "install-deps.sh: unknown option '$arg' (use --with-data, --with-tools, --with-tests," \
-            "--with-fuzz, --with-mpich, --with-blis)" >&2; exit 2 ;;
+            "--with-fuzz, --with-mpich, --with-blis, --with-bench)" >&2; exit 2 ;;
   esac
 done
 

@@ -99,7 +99,8 @@ static const char *const HEAD_NAMES[] = {"softmax", "sigmoid", NULL};
 static const char *const INIT_NAMES[] = {"zeros", "xavier", "he", NULL};
 static const char *const SCHEDULE_NAMES[] = {"constant", "step", "cosine", NULL};
 static const char *const LR_SCALING_NAMES[] = {"none", "linear", NULL};
-static const char *const OPTIMIZER_NAMES[] = {"sgd", "adam", "adamw", "lars", "lamb", NULL};
+static const char *const OPTIMIZER_NAMES[] = {"sgd", "adam", "adamw", "lars", "lamb", "lbfgs",
+                                               "newton", NULL};
 static const char *const MONITOR_NAMES[] = {"val_loss", "val_accuracy", "train_loss", "auto", NULL};
 static const char *const MODE_NAMES[] = {"auto", "min", "max", NULL};
 /* Enums whose first two choices are "false" and "true" also take the boolean words. */
@@ -224,7 +225,8 @@ static const Key KEYS[] = {
     K_ENUM(0, "optim", "lr_scaling", optim.lr_scaling, "none", LR_SCALING_NAMES,
            "linear: lr *= P, for users who grow the batch with P"),
     K_ENUM(KEY_TRAJ, "optim", "optimizer", optim.optimizer, "sgd", OPTIMIZER_NAMES,
-           "sgd, adam, adamw (decoupled decay), lars or lamb (layer-wise trust ratios)"),
+           "sgd, adam, adamw (decoupled decay), lars, lamb; lbfgs or newton: full-batch "
+           "solvers to the optimum (docs/solvers.md)"),
     K_DLIST(0, "optim", "betas", optim.betas, optim.n_betas, "0.9,0.999", BOUND_INCL, 0.0,
             BOUND_EXCL, 1.0, "adam, adamw, lamb: decay rates of the first and second moments"),
     K_DBL(0, "optim", "eps", optim.eps, "1e-8", BOUND_EXCL, 0.0, BOUND_INCL, 1.0,
@@ -236,6 +238,17 @@ static const Key KEYS[] = {
     K_ENUM(0, "optim", "shard", optim.shard, "auto", SHARD_NAMES,
            "each rank updates 1/P of the parameters and optimiser state (reduce-scatter, "
            "allgather); auto = when P > 1"),
+    K_DBL(KEY_TRAJ, "optim", "C", optim.C, "1", BOUND_EXCL, 0.0, BOUND_NONE, 0.0,
+          "lbfgs, newton: scikit-learn's C, LIBLINEAR's -c: minimises the mean loss + "
+          "||W||^2 / (2 C n), n = the mean's denominator"),
+    K_INT(KEY_TRAJ, "optim", "history", optim.history, "10", 1, 1000,
+          "lbfgs: (step, gradient change) pairs kept for the inverse-Hessian estimate"),
+    K_DBL(0, "optim", "tol", optim.tol, "1e-6", BOUND_INCL, 0.0, BOUND_NONE, 0.0,
+          "lbfgs, newton: converged when max |gradient of the objective| <= tol"),
+    K_DBL(0, "optim", "ftol", optim.ftol, "1e-12", BOUND_INCL, 0.0, BOUND_EXCL, 1.0,
+          "lbfgs, newton: converged when an iteration lowers the objective by <= ftol, relative"),
+    K_INT(0, "optim", "max_passes", optim.max_passes, "1000", 1, XT_INT31_MAX,
+          "lbfgs, newton: no iteration starts after this many passes over the rows"),
     /* [train] */
     K_INT(0, "train", "epochs", train.epochs, "200", 1, XT_EPOCHS_MAX,
           "most epochs; early stopping usually ends the run before"),
@@ -837,9 +850,11 @@ static bool changed(const Config *cfg, const Config *def, const char *section, c
     return def && !values_equal(cfg, def, key_named(section, name));
 }
 
+static const Key *check_solver_rules(const Config *cfg, const Config *def, char *why, size_t len);
+
 /* Checks the rules that involve more than one key. Returns the key to blame (the one
  * a user would change) with the reason in why, or NULL when all hold. */
-/* The [optim] rules that involve more than one key. */
+/* The [optim] rules that involve more than one key (with the solvers', below). */
 static const Key *check_optim_rules(const Config *cfg, const Config *def, char *why, size_t len)
 {
     if (cfg->optim.nesterov && !config_is_auto_f64(cfg->optim.momentum) &&
@@ -881,6 +896,90 @@ static const Key *check_optim_rules(const Config *cfg, const Config *def, char *
     if (opt != OPT_LARS && opt != OPT_LAMB && changed(cfg, def, "optim", "exclude_bias")) {
         snprintf(why, len, "used by lars and lamb only, not optim.optimizer = %s", name);
         return key_named("optim", "exclude_bias");
+    }
+    return check_solver_rules(cfg, def, why, len);
+}
+
+bool config_is_solver(Optimizer o) { return o == OPT_LBFGS || o == OPT_NEWTON; }
+
+/* The keys only the full-batch solvers read. */
+static const char *const SOLVER_KEYS[] = {"C", "history", "tol", "ftol", "max_passes"};
+
+/* SGD's keys a full-batch solver has no use for, when changed: the key and why. */
+static const Key *solver_refusal(const Config *cfg, const Config *def, char *why, size_t len)
+{
+    const char *name = OPTIMIZER_NAMES[cfg->optim.optimizer];
+    if (changed(cfg, def, "train", "batch_size") && cfg->train.batch_size != 0) {
+        snprintf(why, len, "optim.optimizer = %s evaluates every training row in each pass (one "
+                 "reduction per pass): remove train.batch_size (or set 0, the full batch)", name);
+        return key_named("train", "batch_size");
+    }
+    if (cfg->train.batch_per_rank > 0) {
+        snprintf(why, len, "optim.optimizer = %s evaluates every training row in each pass: "
+                 "remove train.batch_per_rank", name);
+        return key_named("train", "batch_per_rank");
+    }
+    if (cfg->optim.momentum > 0.0) {
+        snprintf(why, len, "optim.optimizer = %s takes no momentum (its history is "
+                 "optim.history): remove optim.momentum", name);
+        return key_named("optim", "momentum");
+    }
+    static const char *const STEP_KEYS[] = {"lr", "schedule", "warmup_epochs", "step_size",
+                                            "gamma", "lr_scaling", "clip_norm"};
+    for (size_t i = 0; i < sizeof STEP_KEYS / sizeof *STEP_KEYS; i++) {
+        if (!changed(cfg, def, "optim", STEP_KEYS[i])) continue;
+        snprintf(why, len, "optim.optimizer = %s has no learning rate: its %s chooses every step; "
+                 "remove optim.%s", name,
+                 cfg->optim.optimizer == OPT_LBFGS ? "line search" : "trust region", STEP_KEYS[i]);
+        return key_named("optim", STEP_KEYS[i]);
+    }
+    return NULL;
+}
+
+/* The rules of the full-batch solvers (optim.optimizer = lbfgs, newton). */
+static const Key *check_solver_rules(const Config *cfg, const Config *def, char *why, size_t len)
+{
+    Optimizer opt = cfg->optim.optimizer;
+    if (!config_is_solver(opt)) {
+        for (size_t i = 0; i < sizeof SOLVER_KEYS / sizeof *SOLVER_KEYS; i++) {
+            if (!changed(cfg, def, "optim", SOLVER_KEYS[i])) continue;
+            snprintf(why, len, "used by the full-batch solvers (optim.optimizer = lbfgs or newton) "
+                     "only, not optim.optimizer = %s", OPTIMIZER_NAMES[opt]);
+            return key_named("optim", SOLVER_KEYS[i]);
+        }
+        return NULL;
+    }
+    if (opt == OPT_NEWTON && cfg->model.type == MODEL_MLP) {
+        snprintf(why, len, "trust-region Newton takes the Hessian of a linear model (logistic, "
+                 "softmax, multilabel); for model.type = mlp use optim.optimizer = lbfgs");
+        return key_named("optim", "optimizer");
+    }
+    if (opt == OPT_NEWTON && changed(cfg, def, "optim", "history")) {
+        snprintf(why, len, "used by optim.optimizer = lbfgs only (newton keeps no history)");
+        return key_named("optim", "history");
+    }
+    const Key *k = solver_refusal(cfg, def, why, len);
+    if (k) return k;
+    if (cfg->optim.weight_decay > 0.0 && changed(cfg, def, "optim", "C")) {
+        snprintf(why, len, "give the L2 strength once: optim.C (scikit-learn's C), or "
+                 "optim.weight_decay = 1 / (C n) with n the loss's denominator; not both");
+        return key_named("optim", "weight_decay");
+    }
+    if (cfg->optim.shard == SHARD_TRUE) {
+        snprintf(why, len, "a full-batch solver updates once per pass, every rank the same "
+                 "way: nothing to shard (set optim.shard = auto or false)");
+        return key_named("optim", "shard");
+    }
+    if (cfg->comm.overlap == OVERLAP_TRUE) {
+        snprintf(why, len, "a full-batch solver reduces once per pass, after it: nothing to "
+                 "overlap (set comm.overlap = auto or false)");
+        return key_named("comm", "overlap");
+    }
+    if (cfg->comm.allreduce == ALLREDUCE_SHM && !cfg->train.reproducible) {
+        snprintf(why, len, "a full-batch solver sums in double precision through MPI (its line "
+                 "search compares objectives to 1e-15); use comm.allreduce = auto or mpi, or "
+                 "train.reproducible = true (exact integer sums, through shared memory too)");
+        return key_named("comm", "allreduce");
     }
     return NULL;
 }
@@ -1031,6 +1130,16 @@ static const Key *check_rules(const Config *cfg, char *why, size_t len)
     const Key *k = check_rules_with(cfg, def, why, len);
     free(def);
     return k;
+}
+
+bool config_changed(const Config *cfg, const char *section, const char *name)
+{
+    Config *def = malloc(sizeof *def);
+    if (!def) return true; /* out of memory: as if given (the plan keeps the value) */
+    config_defaults(def);
+    bool c = changed(cfg, def, section, name);
+    free(def);
+    return c;
 }
 
 double config_memory_budget(const Config *cfg)

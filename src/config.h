@@ -56,7 +56,9 @@ typedef enum { HEAD_SOFTMAX, HEAD_SIGMOID } Head;
 typedef enum { INIT_ZEROS, INIT_XAVIER, INIT_HE } Init;
 typedef enum { SCHED_CONSTANT, SCHED_STEP, SCHED_COSINE } Schedule;
 typedef enum { LR_SCALE_NONE, LR_SCALE_LINEAR } LrScaling;
-typedef enum { OPT_SGD, OPT_ADAM, OPT_ADAMW, OPT_LARS, OPT_LAMB } Optimizer;
+/* OPT_LBFGS and OPT_NEWTON are the full-batch solvers (solver.h): no learning rate, one
+ * reduction per pass over the rows. */
+typedef enum { OPT_SGD, OPT_ADAM, OPT_ADAMW, OPT_LARS, OPT_LAMB, OPT_LBFGS, OPT_NEWTON } Optimizer;
 /* MONITOR_AUTO resolves in early_stop_init: val_loss with a validation split, else train_loss. */
 typedef enum { MONITOR_VAL_LOSS, MONITOR_VAL_ACCURACY, MONITOR_TRAIN_LOSS, MONITOR_AUTO } Monitor;
 typedef enum { MODE_AUTO, MODE_MIN, MODE_MAX } MonitorMode;
@@ -109,6 +111,12 @@ typedef struct {
         double trust_coefficient; /* lars: eta */
         bool exclude_bias;      /* lars, lamb: biases take no trust ratio, no decay */
         OptimShard shard;       /* each rank updates a slice (reduce-scatter + allgather) */
+        /* full-batch solvers (lbfgs, newton) */
+        double C;               /* inverse L2 strength: scikit-learn's C, LIBLINEAR's -c */
+        int64_t history;        /* lbfgs: (s, y) pairs kept */
+        double tol;             /* stop when max |gradient of the objective| <= tol */
+        double ftol;            /* stop when the objective's relative decrease <= ftol */
+        int64_t max_passes;     /* no solver iteration starts after this many passes */
     } optim;
     struct {
         int64_t epochs;
@@ -188,6 +196,11 @@ Status config_validate(const Config *cfg, char *err, size_t errlen);
  * true", ...), or NULL: the one list both the rule for overlap = true and plan.c's auto
  * read. Local. */
 const char *config_overlap_conflict(const Config *cfg);
+/* Whether optim.optimizer is a full-batch solver (lbfgs, newton). */
+bool config_is_solver(Optimizer o);
+/* Whether section.name differs from the key table's default (the plan's rules for keys
+ * whose default means "not given", e.g. train.epochs for a solver). Local. */
+bool config_changed(const Config *cfg, const char *section, const char *name);
 /* data.memory_budget in bytes (0 = auto; config_validate has checked the text). */
 double config_memory_budget(const Config *cfg);
 

@@ -89,6 +89,7 @@ const char *early_stop_action_name(EsAction a)
     case ES_STOP_DIVERGED: return "diverged";
     case ES_STOP_ERROR: return "error";
     case ES_STOP_SIGNAL: return "signal";
+    case ES_STOP_CONVERGED: return "converged";
     }
     return "unknown";
 }

@@ -32,7 +32,8 @@ typedef enum {
     ES_STOP_MAX_EPOCHS = 2,
     ES_STOP_DIVERGED = 3,
     ES_STOP_ERROR = 4,  /* set by the trainer when rank 0 failed at a rank-0-only task */
-    ES_STOP_SIGNAL = 5  /* set by the trainer when a rank caught SIGTERM/SIGINT/SIGUSR1 */
+    ES_STOP_SIGNAL = 5, /* set by the trainer when a rank caught SIGTERM/SIGINT/SIGUSR1 */
+    ES_STOP_CONVERGED = 6 /* set by the trainer when a full-batch solver converged */
 } EsAction;
 
 /* What rank 0 broadcasts after each epoch: plain integers and one double. */

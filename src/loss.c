@@ -373,3 +373,69 @@ double loss_bce_prob_grad(double a, double y, double eps)
     double c = clamp_prob(a, eps);
     return (c - y) / (c * (1.0 - c));
 }
+
+/* ---- curvature along a direction (full-batch Newton) --------------------------------------- */
+
+/* hv = S (p * u - p (p . u)) for one row of softmax logits z. */
+static void softmax_row_hv(float *hv, const float *z, const float *u, size_t K, double S)
+{
+    double m = (double)z[0];
+    for (size_t k = 1; k < K; k++) m = fmax(m, (double)z[k]);
+    double sum = 0.0, pu = 0.0;
+    for (size_t k = 0; k < K; k++) {
+        double e = exp((double)z[k] - m);
+        sum += e;
+        pu += e * (double)u[k];
+    }
+    pu /= sum;
+    for (size_t k = 0; k < K; k++) {
+        double p = exp((double)z[k] - m) / sum;
+        hv[k] = (float)(S * p * ((double)u[k] - pu));
+    }
+}
+
+/* The row's total target weight S of losses 1 and 2 (see loss_hessian_vector). */
+static double softmax_row_weight(LossKind kind, LossTargets tg, size_t i, size_t K,
+                                 const LossOptions *opt)
+{
+    const double e = opt->label_smoothing, off = e / (double)K;
+    const float *c = opt->class_weight;
+    if (kind == LOSS_SOFTMAX) {
+        double cy = c ? (double)c[tg.y[i]] : 1.0, W = 0.0;
+        if (!c || e == 0.0) return cy; /* smoothing alone: sum of targets is 1 */
+        for (size_t k = 0; k < K; k++) W += (double)c[k];
+        return (1.0 - e) * cy + off * W;
+    }
+    double S = 0.0;
+    for (size_t k = 0; k < K; k++)
+        S += (c ? (double)c[k] : 1.0) * ((1.0 - e) * (double)tg.t[i * K + k] + off);
+    return S;
+}
+
+void loss_hessian_vector(LossKind kind, float *hv, const float *z, const float *u,
+                         LossTargets tg, size_t B, size_t K, const LossOptions *opt)
+{
+    const double e = opt->label_smoothing, pw = opt->pos_weight;
+    const size_t KO = kind == LOSS_BINARY ? 1 : K;
+    for (size_t i = 0; i < B; i++) {
+        float *h = hv + i * KO;
+        const float *zi = z + i * KO, *ui = u + i * KO;
+        bool ids = kind == LOSS_BINARY || kind == LOSS_SOFTMAX;
+        if (ids && tg.y[i] == opt->ignore_index) {
+            for (size_t k = 0; k < KO; k++) h[k] = 0.0f;
+            continue;
+        }
+        if (kind == LOSS_SOFTMAX || kind == LOSS_SOFTMAX_PROBS) {
+            softmax_row_hv(h, zi, ui, K, softmax_row_weight(kind, tg, i, K, opt));
+            continue;
+        }
+        for (size_t k = 0; k < KO; k++) {
+            double y = kind == LOSS_BINARY ? (double)tg.y[i] : (double)tg.t[i * K + k];
+            double c = !opt->class_weight ? 1.0
+                       : kind == LOSS_BINARY ? (double)opt->class_weight[tg.y[i]]
+                                             : (double)opt->class_weight[k];
+            double ys = (1.0 - e) * y + 0.5 * e, s = loss_sigmoid((double)zi[k]);
+            h[k] = (float)(c * (pw * ys + 1.0 - ys) * s * (1.0 - s) * (double)ui[k]);
+        }
+    }
+}

@@ -117,6 +117,17 @@ void loss_compute(LossKind kind, float *grad, float *row_loss, LossTotals *total
                   const float *z, LossTargets targets, size_t B, size_t K,
                   const LossOptions *opt);
 
+/* The loss's curvature along a direction, per row: hv_i = (d^2 l_i / d z_i^2) u_i for the
+ * kind, targets and options of loss_compute (B rows, K outputs; rows whose label is
+ * ignore_index give 0). From the definitions above:
+ *   1., 2. (softmax)   hv_i = S_i (p_i * u_i - p_i (p_i . u_i)), S_i = sum_k T_ik the row's
+ *                      total target weight (w_i without smoothing, sum_k c_k t'_ik for 2.);
+ *   3., 4. (sigmoids)  hv_ik = c (pw y' + 1 - y') s(z_ik) (1 - s(z_ik)) u_ik.
+ * A linear model whose logits move by u = X v has H v = X^T hv (full-batch Newton, solver.h).
+ * Local; no allocation. */
+void loss_hessian_vector(LossKind kind, float *hv, const float *z, const float *u,
+                         LossTargets tg, size_t B, size_t K, const LossOptions *opt);
+
 /* Whether the options apply to the loss: ignore_index needs class ids (1, 3),
  * pos_weight a sigmoid (3, 4), class weights one per class or output (n_weights of
  * them for K classes; 2 for BINARY). On failure writes "loss.key: reason, fix" into

@@ -14,7 +14,8 @@
 
 static const char *HEADER = "epoch,train_loss,val_loss,val_accuracy,step,lr,samples_per_s,"
                             "compute_s,allreduce_s,io_s,val_s,epoch_s,val_f1,"
-                            "forward_s,loss_s,backward_s,optim_s,best,train_accuracy,reduce_s";
+                            "forward_s,loss_s,backward_s,optim_s,best,train_accuracy,reduce_s,"
+                            "objective,grad_norm";
 
 Status metrics_open(Metrics *m, const char *path, bool append)
 {
@@ -116,7 +117,10 @@ Status metrics_write(Metrics *m, const MetricsRow *r)
     put(row, len, &used, ",%.4f,%.4f,%.4f,%.4f,%d", r->forward_s, r->loss_s, r->backward_s,
         r->optim_s, r->best ? 1 : 0);
     opt_num(row, len, &used, true, r->train_accuracy, 9);
-    put(row, len, &used, ",%.4f\n", r->reduce_s);
+    put(row, len, &used, ",%.4f", r->reduce_s);
+    opt_num(row, len, &used, !isnan(r->objective), r->objective, 17);
+    opt_num(row, len, &used, !isnan(r->grad_norm), r->grad_norm, 9);
+    put(row, len, &used, "\n");
     XT_ASSERT(used < len);
     errno = 0;
     if (check_same_file(m) != XT_OK) return XT_ERR_RUNTIME;
@@ -146,7 +150,11 @@ void metrics_format_line(const MetricsRow *r, char *buf, size_t len)
         snprintf(vl, sizeof vl, "%8.5f", r->val_loss);
         snprintf(va, sizeof va, "%7.4f", r->val_accuracy);
     }
-    snprintf(buf, len, "%5lld  %10.6f  %9.4f  %s  %s  %8.2e  %9.0f  %6.2fs %6.2fs %5.2fs %6.2fs",
-             (long long)r->epoch, r->train_loss, r->train_accuracy, vl, va, r->lr,
-             r->samples_per_s, r->compute_s, r->allreduce_s, r->io_s, r->val_s);
+    int used = snprintf(buf, len, "%5lld  %10.6f  %9.4f  %s  %s  %8.2e  %9.0f  %6.2fs %6.2fs "
+                        "%5.2fs %6.2fs", (long long)r->epoch, r->train_loss, r->train_accuracy,
+                        vl, va, r->lr, r->samples_per_s, r->compute_s, r->allreduce_s, r->io_s,
+                        r->val_s);
+    if (!isnan(r->objective) && used > 0 && (size_t)used < len) /* a full-batch solver's */
+        snprintf(buf + used, len - (size_t)used, "  objective %.12g |g| %.2e (pass %lld)",
+                 r->objective, r->grad_norm, (long long)r->step);
 }

@@ -3,7 +3,7 @@
  * Columns (the first four are fixed by DESIGN.md §4):
  *   epoch,train_loss,val_loss,val_accuracy,step,lr,samples_per_s,
  *   compute_s,allreduce_s,io_s,val_s,epoch_s,val_f1,forward_s,loss_s,backward_s,optim_s,
- *   best,train_accuracy,reduce_s
+ *   best,train_accuracy,reduce_s,objective,grad_norm
  * train_loss and val_loss are printed with 17 significant digits (a double round-trips:
  * two runs that claim the same loss hold the same bits). best is 1 on the epoch that became the best so far (the log's `*`): the monitored
  * validation metric improved, or, without validation, every epoch. The last row with 1
@@ -11,6 +11,10 @@
  * (compute_s = forward_s + loss_s + backward_s + optim_s + reduce_s; io_s = gathering batch
  * rows; reduce_s = the reproducible mode's exponents and conversions to and from integers,
  * 0 otherwise).
+ * objective and grad_norm are a full-batch solver's (optim.optimizer = lbfgs, newton): the
+ * objective (mean loss + L2 penalty) and max |its gradient| after the iteration; empty
+ * otherwise. For a solver an epoch is one iteration, step counts passes over the rows and lr
+ * is the step length (lbfgs: |x_k+1 - x_k|; newton: the trial step's length).
  * Times are this rank's (rank 0's) wall-clock seconds within the epoch.
  * val_* are empty when there is no validation split; val_f1 is the macro F1 for
  * multi-label models and empty otherwise. Rank 0 only. Each row is flushed at once.
@@ -37,6 +41,7 @@ typedef struct {
     double train_accuracy;         /* right decisions / decisions over the epoch's steps, as
                                       the parameters stood at each step (before its update) */
     double reduce_s;
+    double objective, grad_norm;   /* a full-batch solver's; NAN otherwise */
 } MetricsRow;
 
 typedef struct {

@@ -3,7 +3,8 @@
 #include <math.h>
 #include <stdlib.h>
 
-static const char *const KIND_NAMES[] = {"sgd", "adam", "adamw", "lars", "lamb"};
+static const char *const KIND_NAMES[] = {"sgd", "adam", "adamw", "lars", "lamb", "lbfgs",
+                                         "newton"};
 
 const char *optim_name(Optimizer kind)
 {
@@ -426,6 +427,8 @@ double optim_step(Optim *o, float *params, const float *grad, float grad_scale, 
     case OPT_LARS: lars_step(o, params, grad, gs, lr); break;
     case OPT_LAMB: lamb_step(o, params, grad, gs, lr); break;
     case OPT_SGD: break;
+    case OPT_LBFGS:
+    case OPT_NEWTON: XT_ASSERT(!"a full-batch solver takes no optimiser step (solver.h)");
     }
     return norm;
 }

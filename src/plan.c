@@ -29,6 +29,13 @@
 /* comm.overlap = auto wants each ring message (a bucket / P) at least this large: the ring
  * pays 2 (P - 1) latencies per bucket. */
 #define RING_MIN_MESSAGE (64u << 10)
+/* A full-batch solver reads its rows in micro-batches of about this many bytes of features
+ * (the micro-batch stays in cache between forward and backward), within these row counts. */
+#define SOLVER_PIECE_BYTES ((size_t)4 << 20)
+#define SOLVER_PIECE_MIN 256
+#define SOLVER_PIECE_MAX 65536
+/* A solver's iteration cap when train.epochs is not given (the key's largest value). */
+#define SOLVER_EPOCHS 1000000
 
 size_t plan_max_rank_rows(size_t n, size_t S, size_t G, int P, size_t *lo, size_t *hi)
 {
@@ -72,7 +79,7 @@ static void plan_shuffle(Plan *p, const Config *c, const PlanFacts *f)
 {
     p->shuffle_block = 0;
     p->shuffle_why[0] = '\0';
-    if (c->train.shuffle != SHUFFLE_BLOCK) return;
+    if (c->train.shuffle != SHUFFLE_BLOCK || p->solver) return;
     if (c->train.shuffle_block > 0) {
         p->shuffle_block = (size_t)c->train.shuffle_block;
         snprintf(p->shuffle_why, sizeof p->shuffle_why, "train.shuffle_block");
@@ -144,10 +151,69 @@ static Status plan_stream(Plan *p, const Config *c, const PlanFacts *f, char *er
     return XT_OK;
 }
 
+/* The most rows a micro-batch of a full-batch pass would hold in one piece: a group's rows
+ * (P-independent) in the reproducible mode, else the largest rank's. */
+static size_t pass_rows(const Plan *p, const PlanFacts *f)
+{
+    size_t lo, hi, most = 0;
+    if (p->G == 0) return plan_max_rank_rows(f->n, p->S, 0, f->at.P, &lo, &hi);
+    for (size_t g = 0; g < p->G; g++) {
+        size_t a = shard_row_begin(f->n, p->S, shard_row_begin(p->S, p->G, g));
+        size_t b = shard_row_begin(f->n, p->S, shard_row_begin(p->S, p->G, g + 1));
+        if (b - a > most) most = b - a;
+    }
+    return most;
+}
+
+/* optim.optimizer = lbfgs or newton: the full batch each pass, in file order, read in
+ * pieces of about SOLVER_PIECE_BYTES (train.accumulate = 1) or train.accumulate pieces; the
+ * iteration cap. */
+static void plan_solver(Plan *p, const Config *c, const PlanFacts *f)
+{
+    p->global_batch = 0;
+    snprintf(p->batch_why, sizeof p->batch_why, "the full batch: a full-batch solver");
+    size_t rows = pass_rows(p, f);
+    size_t target = SOLVER_PIECE_BYTES / (4 * (f->d > 0 ? f->d : 1));
+    target = target < SOLVER_PIECE_MIN ? SOLVER_PIECE_MIN
+             : target > SOLVER_PIECE_MAX ? SOLVER_PIECE_MAX : target;
+    if (c->train.accumulate == 1) p->pieces = rows > target ? (rows + target - 1) / target : 1;
+    size_t most = (p->G > 0 ? p->G : 1) * p->pieces;
+    if (p->G > 0 && most > EXACT_MAX_TERMS) p->pieces = EXACT_MAX_TERMS / p->G;
+    p->solver_rows = (rows + p->pieces - 1) / p->pieces;
+    snprintf(p->solver_why, sizeof p->solver_why, "%s: micro-batches of at most %zu rows (%s)",
+             p->G > 0 ? "each group's rows" : "this rank's rows", p->solver_rows,
+             c->train.accumulate > 1 ? "train.accumulate pieces"
+                                     : "about 4 MiB of features, kept in cache from forward to "
+                                       "backward");
+    if (config_changed(c, "train", "epochs")) {
+        p->epochs = c->train.epochs;
+        snprintf(p->epochs_why, sizeof p->epochs_why, "train.epochs = %lld iterations at most",
+                 (long long)c->train.epochs);
+    } else {
+        p->epochs = SOLVER_EPOCHS;
+        snprintf(p->epochs_why, sizeof p->epochs_why, "train.epochs not set: no iteration cap; "
+                 "optim.tol, optim.ftol or optim.max_passes = %lld ends the run",
+                 (long long)c->optim.max_passes);
+    }
+    /* enabled's default is true, so only a monitor named by the user asks for it */
+    if (!c->early_stopping.enabled || config_changed(c, "early_stopping", "monitor")) return;
+    p->early_stop = false; /* patience on a monitored value would stop short of the optimum */
+    snprintf(p->early_stop_why, sizeof p->early_stop_why, "off: a full-batch solver stops at "
+             "its tolerances; naming early_stopping.monitor (e.g. val_loss) stops it on that "
+             "value instead (model.h5 then keeps the best iteration, else the last)");
+}
+
 /* The learning rate and momentum the optimiser runs with. */
 static void plan_optim(Plan *p, const Config *c)
 {
     Optimizer o = c->optim.optimizer;
+    if (config_is_solver(o)) { /* config.c refuses optim.lr and optim.momentum for them */
+        p->lr = AUTO_LR_ADAPTIVE; /* unused: no optimiser step */
+        p->momentum = 0.0;
+        snprintf(p->lr_why, sizeof p->lr_why, "none: the %s chooses every step",
+                 o == OPT_LBFGS ? "line search" : "trust region");
+        return;
+    }
     bool sgd_like = o == OPT_SGD || o == OPT_LARS; /* the optimisers with a momentum */
     bool lr_auto = config_is_auto_f64(c->optim.lr);
     bool mom_auto = sgd_like && config_is_auto_f64(c->optim.momentum);
@@ -194,6 +260,14 @@ Status plan_data(Plan *p, const Config *c, const PlanFacts *f, char *err, size_t
     plan_groups(p, c);
     p->global_batch *= (size_t)c->train.accumulate; /* 0 stays the full batch */
     p->pieces = (size_t)c->train.accumulate;
+    p->solver = config_is_solver(c->optim.optimizer);
+    p->epochs = c->train.epochs;
+    snprintf(p->epochs_why, sizeof p->epochs_why, "train.epochs");
+    p->solver_rows = 0;
+    p->solver_why[0] = '\0';
+    p->early_stop = c->early_stopping.enabled;
+    snprintf(p->early_stop_why, sizeof p->early_stop_why, "early_stopping.enabled");
+    if (p->solver) plan_solver(p, c, f);
     if (p->G * p->pieces > EXACT_MAX_TERMS) {
         snprintf(err, len, "train.accumulate = %zu: train.micro_batches x train.accumulate = %zu "
                  "exceeds %d micro-batches per update", p->pieces, p->G * p->pieces,
@@ -215,7 +289,10 @@ static void plan_overlap(Plan *p, const Config *c, const CommPlacement *at, cons
 {
     const char *conflict = config_overlap_conflict(c);
     p->overlap = false;
-    if (c->comm.overlap == OVERLAP_FALSE) {
+    if (p->solver) {
+        snprintf(p->overlap_why, sizeof p->overlap_why, "a full-batch solver reduces once per "
+                 "pass, after it");
+    } else if (c->comm.overlap == OVERLAP_FALSE) {
         snprintf(p->overlap_why, sizeof p->overlap_why, "comm.overlap = false");
     } else if (at->P == 1) {
         snprintf(p->overlap_why, sizeof p->overlap_why, "one rank: nothing to reduce");
@@ -249,8 +326,11 @@ static void plan_overlap(Plan *p, const Config *c, const CommPlacement *at, cons
 static void plan_shard(Plan *p, const Config *c, const CommPlacement *at)
 {
     const char *v = c->optim.shard == SHARD_TRUE ? "true" : "auto";
-    p->shard = c->optim.shard != SHARD_FALSE && at->P > 1 && !p->overlap;
-    if (p->overlap && c->optim.shard == SHARD_AUTO && at->P > 1)
+    p->shard = c->optim.shard != SHARD_FALSE && at->P > 1 && !p->overlap && !p->solver;
+    if (p->solver && c->optim.shard != SHARD_FALSE)
+        snprintf(p->shard_why, sizeof p->shard_why, "optim.shard = %s: off for a full-batch "
+                 "solver, which updates once per pass, the same way on every rank", v);
+    else if (p->overlap && c->optim.shard == SHARD_AUTO && at->P > 1)
         snprintf(p->shard_why, sizeof p->shard_why, "optim.shard = auto: off with overlap");
     else if (c->optim.shard == SHARD_FALSE)
         snprintf(p->shard_why, sizeof p->shard_why, "optim.shard = false");
@@ -270,7 +350,12 @@ static void plan_path(Plan *p, const Config *c, const CommPlacement *at)
 {
     p->shm = false;
     p->shm_asked = c->comm.allreduce == ALLREDUCE_SHM;
-    if (p->overlap) {
+    p->wide = p->solver && p->G == 0;
+    if (p->wide) {
+        snprintf(p->path_why, sizeof p->path_why, "a full-batch solver: loss and gradient sums "
+                 "in double, whose line search and trust region compare objectives to about "
+                 "1e-15");
+    } else if (p->overlap) {
         snprintf(p->path_why, sizeof p->path_why, "%s", p->overlap_why);
     } else if (c->comm.allreduce == ALLREDUCE_MPI) {
         snprintf(p->path_why, sizeof p->path_why, "comm.allreduce = mpi");

@@ -7,11 +7,12 @@
  * decision with the reason written here, so what the log says is what ran.
  *
  * Two stages, because the second needs the model, which needs the data's classes:
- *   plan_data  batches, micro-batches (train.micro_batches, train.accumulate), the shuffle
+ *   plan_data  the method (SGD's steps, or a full-batch solver's passes: plan.h's `solver`),
+ *              batches, micro-batches (train.micro_batches, train.accumulate), the shuffle
  *              block, the normalisation, the memory budget and whether the training rows
  *              are streamed;
  *   plan_step  the step's reduction: overlap (comm.overlap), the sharded update
- *              (optim.shard) and the transport (comm.allreduce).
+ *              (optim.shard), the transport (comm.allreduce) and, for a solver, double sums.
  * plan_blas decides the BLAS threads per rank for every subcommand.
  *
  * What it does not do: open files, allocate or talk to other ranks. A decision that a
@@ -49,6 +50,17 @@ typedef struct {
 #define PLAN_WHY 400
 
 typedef struct {
+    /* the method */
+    bool solver;           /* optim.optimizer = lbfgs or newton: one iteration per epoch, each
+                              evaluation one pass over every row in file order, read in
+                              micro-batches of at most solver_rows rows */
+    size_t solver_rows;
+    char solver_why[PLAN_WHY];
+    int64_t epochs;        /* the loop's last epoch (a solver's iteration cap) */
+    char epochs_why[PLAN_WHY];
+    bool early_stop;       /* early_stopping.enabled as the run applies it (a solver: off
+                              unless given) */
+    char early_stop_why[PLAN_WHY];
     /* batches */
     size_t global_batch;   /* rows per update (train.batch_size or batch_per_rank x P, times
                               train.accumulate); 0: the full batch */
@@ -81,6 +93,7 @@ typedef struct {
     bool shm;              /* through the node's shared memory (else MPI; the ring for overlap) */
     bool shm_asked;        /* comm.allreduce = shm: a window that cannot be had is warned */
     char path_why[PLAN_WHY]; /* the reason (reduce.c describes the path with it) */
+    bool wide;             /* sums in double through MPI (a solver without the exact sums) */
 } Plan;
 
 /* Batches, micro-batches, shuffle, normalisation, memory. XT_ERR_USAGE with the keys and the

@@ -57,7 +57,8 @@ static void gather_blocks(void *ctx, void *buf, const size_t *off)
 
 static const ReduceOps *reduce_choose(const Plan *p)
 {
-    return p->G > 0 ? &REDUCE_EXACT : p->overlap ? &REDUCE_RING : &REDUCE_SUM;
+    return p->G > 0 ? &REDUCE_EXACT : p->wide ? &REDUCE_WIDE : p->overlap ? &REDUCE_RING
+                                                                      : &REDUCE_SUM;
 }
 
 /* The transport: the ring needs none; shared memory when the plan says so and the window
@@ -294,8 +295,11 @@ void reduce_gather_state(Reduce *r)
     free(counts);
 }
 
+void reduce_set_solver_state(Reduce *r, StateList *s) { r->solver_state = s; }
+
 const StateList *reduce_state(Reduce *r, StateList *tmp)
 {
+    if (r->solver_state) return r->solver_state;
     if (!sliced(r)) {
         optim_state(&r->optim, tmp);
         return tmp;
@@ -305,6 +309,7 @@ const StateList *reduce_state(Reduce *r, StateList *tmp)
 
 Status reduce_restore_state(Reduce *r, const char *path, StateList *early_stop)
 {
+    if (r->solver_state) return checkpoint_restore(path, r->solver_state, early_stop);
     StateList mine;
     optim_state(&r->optim, &mine);
     if (!sliced(r)) return checkpoint_restore(path, &mine, early_stop);

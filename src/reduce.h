@@ -24,6 +24,8 @@
  *   exact  each micro-batch its own partial, rounded once to integers and summed exactly,
  *          the same bits at any P (train.reproducible; exact.h), allreduced or sliced like
  *          sum                                                           reduce_exact.c
+ *   wide   float sums like sum, then the gradient and the totals allreduced in double: a
+ *          full-batch solver's pass (its line search needs the loss to 1e-15) reduce_wide.c
  * A new way to reduce (a sparse exchange of the touched rows, a full-batch solver's fused
  * (loss, gradient) sums) is one more implementation of reduce_impl.h's table.
  *
@@ -124,6 +126,10 @@ void reduce_gather_state(Reduce *r);
 const StateList *reduce_state(Reduce *r, StateList *tmp);
 /* Frees what reduce_gather_state gathered. */
 void reduce_drop_state(Reduce *r);
+/* A full-batch solver keeps its own state (solver.h): from now on checkpoints store `s`
+ * (borrowed: its buffers must outlive r) in place of the optimiser's, and
+ * reduce_restore_state restores into it. Local. */
+void reduce_set_solver_state(Reduce *r, StateList *s);
 /* Local: this rank's optimiser state (its slice when sharded) and the early-stopping state
  * from a checkpoint. */
 Status reduce_restore_state(Reduce *r, const char *path, StateList *early_stop);

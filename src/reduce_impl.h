@@ -31,7 +31,7 @@ typedef struct {
     void (*report)(const Reduce *r);
 } ReduceOps;
 
-extern const ReduceOps REDUCE_SUM, REDUCE_RING, REDUCE_EXACT;
+extern const ReduceOps REDUCE_SUM, REDUCE_RING, REDUCE_EXACT, REDUCE_WIDE;
 
 struct Reduce {
     const ReduceOps *ops;
@@ -52,6 +52,8 @@ struct Reduce {
     StateList ostate;            /* rank 0, sharded: the gathered state for a checkpoint */
     float *ostate_buf[STATE_MAX_ITEMS];
     bool ostate_ready;
+    StateList *solver_state;     /* a full-batch solver's state, checkpointed in the optimiser's
+                                    place (reduce_set_solver_state); borrowed */
     const volatile sig_atomic_t *signal;
     char why[2 * PLAN_WHY];      /* reduce_describe's line */
     void *impl;

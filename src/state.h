@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STATE_MAX_ITEMS 8
+#define STATE_MAX_ITEMS 12 /* a full-batch solver lists 9 scalars (solver.h) */
 
 typedef struct {
     const char *name;

@@ -4,6 +4,7 @@
  *   for each epoch:
  *     for each step:  for each micro-batch of the step plan: gather, forward, loss, backward
  *                     -> the step's ONE reduction -> update
+ *                     (or, with a full-batch solver, one solver iteration: train_solver.c)
  *     at the end:     validate -> decide (rank 0) -> broadcast -> model, metrics, checkpoint
  *
  * Every mode (streamed rows, micro-batches, the sharded update, shared memory, overlap, the
@@ -44,20 +45,6 @@ static void install_signal_handlers(void)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL);
 }
-
-/* One epoch in progress: its sums, timers and where it stands. */
-typedef struct {
-    int64_t epoch;
-    double t_start, last_progress;
-    bool progress_shown;
-    EpochSums sums;  /* loss, weight, rows, correct and all decisions of the epoch so far */
-    double rows_now; /* rows trained in this process (for samples/s) */
-    double lr;
-    bool diverged;
-    /* wall-clock split, seconds; compute = forward + loss + backward + optim (+ reduce:
-     * the reproducible mode's conversions to and from integers) */
-    double forward, loss, backward, optim, allreduce, io, val, reduce;
-} EpochRun;
 
 typedef enum { STEP_OK, STEP_DIVERGED, STEP_SIGNALLED } StepOutcome;
 
@@ -185,16 +172,18 @@ static StepOutcome train_step(Trainer *tr, size_t t, EpochRun *er)
     return STEP_OK;
 }
 
-/* Some rank was asked to stop: rank 0 checkpoints after step t, every rank leaves. */
-static EsDecision stop_on_signal(Trainer *tr, const EpochRun *er, size_t t)
+/* Some rank was asked to stop: rank 0 checkpoints where the epoch resumes
+ * (er->resume_step), every rank leaves. */
+static EsDecision stop_on_signal(Trainer *tr, const EpochRun *er)
 {
     Status st = XT_OK;
     comm_watch_phase(tr->comm, "rank 0 was writing checkpoint.h5 after a signal");
     reduce_gather_state(tr->red); /* a sharded state comes together on rank 0 */
     if (tr->r == 0) {
         log_info("signal received: writing a checkpoint at epoch %lld step %zu",
-                 (long long)er->epoch, t + 1);
-        st = trainer_write_checkpoint(tr, er->epoch, t + 1, &er->sums, false, ES_CONTINUE);
+                 (long long)er->epoch, er->resume_step);
+        st = trainer_write_checkpoint(tr, er->epoch, er->resume_step, &er->sums, false,
+                                      ES_CONTINUE);
     }
     reduce_drop_state(tr->red);
     EsDecision dec = {.action = st == XT_OK ? ES_STOP_SIGNAL : ES_STOP_ERROR,
@@ -226,10 +215,21 @@ static void validate(Trainer *tr, double *loss, double *acc, double *f1)
 static EsDecision decide(Trainer *tr, const EpochRun *er, double train_loss, double vl,
                          double va)
 {
-    if (!er->diverged) return early_stop_update(&tr->es, er->epoch, train_loss, vl, va);
-    log_error("training diverged: the loss became NaN or Inf in epoch %lld (step %llu); lower "
-              "optim.lr (now %g) or set optim.clip_norm. %s", (long long)er->epoch,
-              (unsigned long long)tr->step + 1, tr->oset.lr,
+    if (!er->diverged) {
+        EsDecision d = early_stop_update(&tr->es, er->epoch, train_loss, vl, va);
+        bool ending = d.action == ES_CONTINUE || d.action == ES_STOP_MAX_EPOCHS;
+        if (ending && er->converged) d.action = ES_STOP_CONVERGED; /* a solver's, on every rank */
+        else if (ending && er->capped) d.action = ES_STOP_MAX_EPOCHS;
+        return d;
+    }
+    char fix[96];
+    if (tr->plan.solver)
+        snprintf(fix, sizeof fix, "the solver's starting point has no finite loss: check the "
+                 "data and model.init");
+    else
+        snprintf(fix, sizeof fix, "lower optim.lr (now %g) or set optim.clip_norm", tr->oset.lr);
+    log_error("training diverged: the loss became NaN or Inf in epoch %lld (step %llu); %s. %s",
+              (long long)er->epoch, (unsigned long long)tr->step + 1, fix,
               tr->best.has ? "model.h5 keeps the best epoch, checkpoint.h5 the last good state"
                            : "no model was saved");
     return (EsDecision){.action = ES_STOP_DIVERGED, .epoch = (int32_t)er->epoch,
@@ -252,7 +252,8 @@ static MetricsRow epoch_row(const Trainer *tr, const EpochRun *er, double train_
                         .allreduce_s = er->allreduce, .io_s = er->io, .val_s = er->val,
                         .epoch_s = now - er->t_start, .forward_s = er->forward,
                         .loss_s = er->loss, .backward_s = er->backward, .optim_s = er->optim,
-                        .best = improved, .reduce_s = er->reduce};
+                        .best = improved, .reduce_s = er->reduce,
+                        .objective = er->objective, .grad_norm = er->grad_norm};
 }
 
 /* Rank 0: keeps an improved epoch in model.h5, writes the metrics row and, when due, the
@@ -279,7 +280,7 @@ static void record_epoch(Trainer *tr, const EpochRun *er, double train_loss, dou
     }
     if (!er->diverged) {
         MetricsRow row = epoch_row(tr, er, train_loss, vl, va, vf, dec->improved != 0);
-        char line[256];
+        char line[384];
         metrics_format_line(&row, line, sizeof line);
         log_info("%s%s", line, dec->improved && tr->has_val ? "  *" : "");
         if (metrics_write(&tr->metrics, &row) != XT_OK) dec->action = ES_STOP_ERROR;
@@ -326,6 +327,24 @@ static EsDecision end_epoch(Trainer *tr, EpochRun *er)
 
 /* ---- the loop ---------------------------------------------------------------------------- */
 
+/* SGD's epoch: its steps from `first`. */
+static EpochEnd sgd_epoch(Trainer *tr, EpochRun *er, size_t first)
+{
+    sampler_begin_epoch(&tr->sampler, (uint64_t)(er->epoch - 1));
+    tr->steps[1].t = SIZE_MAX; /* a new epoch: new permutations */
+    for (size_t t = first; t < tr->sampler.T; t++) {
+        StepOutcome o = train_step(tr, t, er);
+        if (o == STEP_DIVERGED) return EPOCH_DIVERGED;
+        if (o == STEP_SIGNALLED) {
+            er->resume_step = t + 1;
+            return EPOCH_SIGNALLED;
+        }
+    }
+    return EPOCH_DONE;
+}
+
+const TrainMethod TRAIN_SGD = {.name = "sgd", .epoch = sgd_epoch};
+
 /* Returns the final decision (identical on every rank). */
 static EsDecision train_loop(Trainer *tr)
 {
@@ -334,18 +353,12 @@ static EsDecision train_loop(Trainer *tr)
     for (int64_t epoch = tr->start.epoch; epoch <= tr->cfg.train.epochs; epoch++) {
         bool first = epoch == tr->start.epoch;
         EpochRun er = {.epoch = epoch, .t_start = comm_wtime(),
-                       .lr = optim_lr(&tr->oset, tr->step > 0 ? tr->step - 1 : 0)};
+                       .lr = optim_lr(&tr->oset, tr->step > 0 ? tr->step - 1 : 0),
+                       .objective = NAN, .grad_norm = NAN};
         if (first) er.sums = tr->start.sums;
-        sampler_begin_epoch(&tr->sampler, (uint64_t)(epoch - 1));
-        tr->steps[1].t = SIZE_MAX; /* a new epoch: new permutations */
-        for (size_t t = first ? tr->start.step : 0; t < tr->sampler.T; t++) {
-            StepOutcome o = train_step(tr, t, &er);
-            if (o == STEP_SIGNALLED) return stop_on_signal(tr, &er, t);
-            if (o == STEP_DIVERGED) {
-                er.diverged = true;
-                break;
-            }
-        }
+        EpochEnd o = tr->method->epoch(tr, &er, first ? tr->start.step : 0);
+        if (o == EPOCH_SIGNALLED) return stop_on_signal(tr, &er);
+        er.diverged = o == EPOCH_DIVERGED;
         dec = end_epoch(tr, &er);
         if (dec.action != ES_CONTINUE) break;
     }

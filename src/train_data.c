@@ -112,6 +112,10 @@ static Status plan_training_data(Trainer *tr)
     comm_placement(tr->comm, &f.at);
     Status st = plan_data(&tr->plan, c, &f, err, sizeof err);
     if (st != XT_OK) log_error0("%s", err);
+    /* A solver's iteration cap is the loop's last epoch: the loop, the resume check and
+     * config.ini read train.epochs */
+    if (st == XT_OK) tr->cfg.train.epochs = tr->plan.epochs;
+    if (st == XT_OK) tr->cfg.early_stopping.enabled = tr->plan.early_stop; /* likewise */
     return st;
 }
 
@@ -123,9 +127,10 @@ static Status load_shard(Trainer *tr)
     const Plan *p = &tr->plan;
     const DatasetInfo *ti = &tr->tinfo;
     char err[1024];
+    /* a full-batch solver reads every row each pass, in file order (plan.h) */
+    bool shuffle = c->train.shuffle != SHUFFLE_NONE && !p->solver;
     Status st = sampler_init(&tr->sampler, ti->n, (size_t)c->data.virtual_shards, p->global_batch,
-                             tr->P, tr->r, c->train.seed, c->train.shuffle != SHUFFLE_NONE, p->G,
-                             err, sizeof err);
+                             tr->P, tr->r, c->train.seed, shuffle, p->G, err, sizeof err);
     if (st == XT_OK && p->shuffle_block > 0)
         st = sampler_set_block_shuffle(&tr->sampler, p->shuffle_block, err, sizeof err);
     if (st != XT_OK) log_error0("%s: %s", c->data.train, err);
@@ -139,6 +144,11 @@ static Status load_shard(Trainer *tr)
     st = rowsource_open(&tr->train_rows, &tr->train, ti, tr->sampler.row_lo, tr->sampler.row_hi,
                         kcheck, &o, tr->comm, &streamed);
     if (st != XT_OK) return st;
+    if (p->solver) { /* rows read in order, a micro-batch at a time: no windows to plan */
+        size_t local = tr->sampler.row_hi - tr->sampler.row_lo;
+        tr->data_bytes = streamed ? 0.0 : (double)local * dataset_row_bytes(ti, c->data.compact);
+        return XT_OK;
+    }
     st = rowsource_plan_training(&tr->train_rows, &tr->sampler, p->budget,
                                  (uint64_t)c->train.epochs, &tr->data_bytes, err, sizeof err);
     if (st != XT_OK) log_error("%s", err);

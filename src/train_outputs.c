@@ -88,12 +88,17 @@ int trainer_report_end(const Trainer *tr, const EsDecision *dec)
                  "(%s = %.6f)%s", dec->epoch, mon, (long long)c->early_stopping.patience,
                  dec->best_epoch, mon, dec->best_value,
                  tr->model_keeps_best ? ", restored" : "");
-        if (tr->r == 0) print_hints(tr, dec);
+        if (tr->r == 0 && !tr->plan.solver) print_hints(tr, dec); /* SGD's: lr, batch */
         return 0;
     case ES_STOP_MAX_EPOCHS:
+        if (tr->end_why[0]) { /* a solver's cap: its reason; SGD's hints do not apply */
+            log_info("%s", tr->end_why);
+            return 0;
+        }
         log_info("finished %d epochs", dec->epoch);
         if (tr->r == 0) print_hints(tr, dec);
         return 0;
+    case ES_STOP_CONVERGED: log_info("%s", tr->end_why); return 0; /* a solver's reason */
     case ES_STOP_DIVERGED: return XT_ERR_DIVERGED;
     case ES_STOP_ERROR:
         log_error0("stopping: rank 0 could not write its outputs (see above)");
@@ -139,7 +144,8 @@ int trainer_finish_models(Trainer *tr, const EsDecision *dec)
             log_info("wrote %s (epoch %lld, %s), %s%s", tr->files.model, (long long)held,
                      !tr->has_val ? "the last epoch: no validation split"
                      : tr->model_keeps_best ? "the best validation epoch"
-                                            : "the last epoch: restore_best = false",
+                     : tr->plan.solver ? "the last iteration: the solver's result"
+                     : "the last epoch: restore_best = false",
                      tr->files.metrics, differs ? ", model-last.h5 (the last epoch)" : "");
     }
     return comm_agree(tr->comm, st) != XT_OK ? XT_ERR_RUNTIME : 0;

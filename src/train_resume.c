@@ -156,7 +156,8 @@ static Status restore(Trainer *tr, const char *path, const Checkpoint *ck)
 static void report_resume(Trainer *tr, const char *path, const Checkpoint *ck)
 {
     const CheckpointState *cs = &ck->state;
-    if ((cs->finished && cs->final_action == ES_STOP_EARLY) ||
+    if ((cs->finished &&
+         (cs->final_action == ES_STOP_EARLY || cs->final_action == ES_STOP_CONVERGED)) ||
         tr->start.epoch > tr->cfg.train.epochs) {
         tr->start.nothing_to_do = true;
         log_info("resume: %s records a finished run (%s at epoch %lld); nothing to do "

@@ -224,7 +224,7 @@ static Status setup_model(Trainer *tr, const volatile sig_atomic_t *signal)
      * epoch when it differs), unless early_stopping.restore_best = false; without one,
      * the last epoch. */
     tr->model_keeps_best = tr->has_val && c->early_stopping.restore_best;
-    return XT_OK;
+    return trainer_setup_solver(tr); /* the method: SGD's steps, or a full-batch solver */
 }
 
 /* ---- all of it ------------------------------------------------------------------------ */
@@ -244,6 +244,7 @@ Status trainer_setup(Trainer *tr, int argc, char **argv, const volatile sig_atom
 
 void trainer_free(Trainer *tr)
 {
+    trainer_free_solver(tr);
     trainer_free_data(tr);
     model_free(&tr->model);
     reduce_close(&tr->red);

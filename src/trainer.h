@@ -4,8 +4,9 @@
  * files and the closing line). Nothing outside them includes this header.
  *
  * What the run does is decided once (plan.h) and built once: the training rows' source
- * (rowsource.h: memory or stream), the step plan (shard.h) and the step's reduction
- * (reduce.h: sum, ring or exact), so the loop never asks which mode it is in.
+ * (rowsource.h: memory or stream), the step plan (shard.h), the step's reduction
+ * (reduce.h: sum, ring, exact or wide) and the method of an epoch (TrainMethod: SGD's steps,
+ * or one iteration of a full-batch solver), so the loop never asks which mode it is in.
  * Every set-up step that all ranks run ends in one agreement (comm_agree), so a rank that
  * fails takes every rank down the same path out.
  */
@@ -68,7 +69,43 @@ typedef struct {
     bool nothing_to_do; /* resumed a run that had already finished */
 } RunStart;
 
+/* One epoch in progress: its sums, timers and where it stands. */
 typedef struct {
+    int64_t epoch;
+    double t_start, last_progress;
+    bool progress_shown;
+    EpochSums sums;  /* loss, weight, rows, correct and all decisions of the epoch so far */
+    double rows_now; /* rows trained in this process (for samples/s) */
+    double lr;       /* SGD: the learning rate; a solver: its step length (metrics' lr) */
+    bool diverged;
+    size_t resume_step; /* after EPOCH_SIGNALLED: the step of this epoch a resumed run runs next */
+    /* a full-batch solver: the objective and max |gradient| after the iteration (NAN for
+     * SGD), and whether it ended the run (converged, or its pass cap) */
+    double objective, grad_norm;
+    bool converged, capped;
+    /* wall-clock split, seconds; compute = forward + loss + backward + optim (+ reduce:
+     * the reproducible mode's conversions to and from integers) */
+    double forward, loss, backward, optim, allreduce, io, val, reduce;
+} EpochRun;
+
+typedef enum { EPOCH_DONE, EPOCH_DIVERGED, EPOCH_SIGNALLED } EpochEnd;
+
+typedef struct Trainer Trainer;
+
+/* How an epoch trains, chosen once at set-up (trainer_setup): SGD's steps (train.c) or one
+ * iteration of a full-batch solver (train_solver.c). The loop calls it and then ends the
+ * epoch the same way for both (validation, decision, metrics row, checkpoint). Collective. */
+typedef struct {
+    const char *name;
+    /* One epoch, from step `first` (a resumed epoch's; 0 otherwise). */
+    EpochEnd (*epoch)(Trainer *tr, EpochRun *er, size_t first);
+} TrainMethod;
+
+extern const TrainMethod TRAIN_SGD, TRAIN_SOLVER;
+
+struct TrainSolver; /* train_solver.c */
+
+struct Trainer {
     const Comm *comm;
     int P, r;
     Config cfg;
@@ -103,10 +140,13 @@ typedef struct {
     BestModel best;
     bool model_keeps_best; /* model.h5 holds the best epoch (else the latest) */
     double last_vl, last_va; /* the latest epoch's validation figures */
-    uint64_t step;      /* optimiser steps taken */
+    uint64_t step;      /* optimiser steps taken (a solver: passes over the rows) */
     RunStart start;
     RunTrace trace;
-} Trainer;
+    const TrainMethod *method;
+    struct TrainSolver *solver; /* a full-batch solver's, NULL for SGD */
+    char end_why[320];  /* a solver's closing line: why it stopped (the same on every rank) */
+};
 
 /* train_setup.c: parse the command line and config, create the run directory, load the
  * data, plan, build the model and the reduction (which reads `signal`, the flag train.c's
@@ -119,6 +159,13 @@ void trainer_free(Trainer *tr);
  * normalisation, validation rows). Collective. */
 Status trainer_setup_data(Trainer *tr);
 void trainer_free_data(Trainer *tr);
+
+/* train_solver.c: a full-batch solver over the model and the reduction (after both exist;
+ * registers its state for checkpoints). Collective (agreed). */
+Status trainer_setup_solver(Trainer *tr);
+void trainer_free_solver(Trainer *tr);
+/* Rank 0: the banner's lines of the solver. */
+void trainer_banner_solver(const Trainer *tr);
 
 /* train_banner.c: rank 0 prints what the run does and why. */
 void trainer_banner(const Trainer *tr);

@@ -26,7 +26,8 @@ static const char *const ALL_KEYS[] = {
     "loss.ignore_index", "optim.lr", "optim.momentum", "optim.nesterov", "optim.weight_decay",
     "optim.clip_norm", "optim.schedule", "optim.step_size", "optim.gamma",
     "optim.warmup_epochs", "optim.lr_scaling", "optim.optimizer", "optim.betas", "optim.eps",
-    "optim.trust_coefficient", "optim.exclude_bias", "optim.shard", "train.epochs", "train.batch_size",
+    "optim.trust_coefficient", "optim.exclude_bias", "optim.shard", "optim.C", "optim.history",
+    "optim.tol", "optim.ftol", "optim.max_passes", "train.epochs", "train.batch_size",
     "train.batch_per_rank", "train.accumulate", "train.seed", "train.shuffle",
     "train.shuffle_block", "data.stream", "data.memory_budget",
     "train.reproducible", "train.micro_batches", "train.check_every",
@@ -750,6 +751,27 @@ static void test_config_cross_key_rules(void **state)
                 "train.accumulate = 65", "exceeds 4096 micro-batches per update");
     expect_rule("[early_stopping]\nmonitor = val_loss\n", NULL, 0, "early_stopping.monitor",
                 "set data.val");
+    /* the full-batch solvers (docs/solvers.md) */
+    expect_rule("[optim]\noptimizer = lbfgs\n[train]\nbatch_size = 64\n", NULL, 0,
+                "train.batch_size = 64", "remove train.batch_size (or set 0");
+    expect_rule("[optim]\noptimizer = newton\nschedule = cosine\n", NULL, 0,
+                "optim.schedule = cosine", "its trust region chooses every step");
+    expect_rule("[optim]\noptimizer = lbfgs\nlr = 0.5\n", NULL, 0, "optim.lr = 0.5",
+                "its line search chooses every step");
+    expect_rule("[optim]\noptimizer = lbfgs\nmomentum = 0.5\n", NULL, 0,
+                "optim.momentum = 0.5", "remove optim.momentum");
+    expect_rule("[model]\ntype = mlp\nhidden = 8\n[optim]\noptimizer = newton\n", NULL, 0,
+                "optim.optimizer = newton", "use optim.optimizer = lbfgs");
+    expect_rule("[optim]\noptimizer = newton\nhistory = 4\n", NULL, 0, "optim.history = 4",
+                "lbfgs only");
+    expect_rule("[optim]\noptimizer = lbfgs\nC = 2\nweight_decay = 0.1\n", NULL, 0,
+                "optim.weight_decay = 0.1", "not both");
+    expect_rule("[optim]\noptimizer = lbfgs\nshard = true\n", NULL, 0, "optim.shard = true",
+                "nothing to shard");
+    expect_rule("[optim]\noptimizer = lbfgs\n[comm]\nallreduce = shm\n", NULL, 0,
+                "comm.allreduce = shm", "in double precision");
+    expect_rule("[optim]\ntol = 1e-3\n", NULL, 0, "optim.tol",
+                "full-batch solvers (optim.optimizer = lbfgs or newton) only");
     expect_rule("[data]\nval = v.h5:/val\n[train]\nepochs = 3\n[early_stopping]\n"
                 "enabled = true\nstart_epoch = 4\n",
                 NULL, 0, "early_stopping.start_epoch = 4", "after the last epoch");

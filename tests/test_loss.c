@@ -254,6 +254,81 @@ static void test_loss_finite_differences(void **state)
     printf("finite differences: worst max rel err over all losses/options/reductions: %.2e\n", worst);
 }
 
+/* loss_hessian_vector against central differences of loss_compute's gradient along u:
+ * (grad(z + h u) - grad(z - h u)) / 2h, for every loss and its options. */
+static double hv_fd_check(LossKind kind, size_t K, const LossOptions *o, LossTargets tg)
+{
+    const size_t n = B_FD * K;
+    const double h = 1e-2;
+    float z[B_FD * K_FD], u[B_FD * K_FD], zp[B_FD * K_FD], zm[B_FD * K_FD];
+    float gp[B_FD * K_FD], gm[B_FD * K_FD], hv[B_FD * K_FD];
+    Rng rng;
+    rng_seed(&rng, 11 + (uint64_t)kind);
+    for (size_t i = 0; i < n; i++) {
+        z[i] = (float)(1.5 * rng_normal(&rng));
+        u[i] = (float)rng_normal(&rng);
+        zp[i] = (float)((double)z[i] + h * (double)u[i]);
+        zm[i] = (float)((double)z[i] - h * (double)u[i]);
+    }
+    LossTotals t = {0};
+    loss_compute(kind, gp, NULL, &t, zp, tg, B_FD, K, o);
+    loss_compute(kind, gm, NULL, &t, zm, tg, B_FD, K, o);
+    loss_hessian_vector(kind, hv, z, u, tg, B_FD, K, o);
+    double an[B_FD * K_FD], fd[B_FD * K_FD];
+    for (size_t i = 0; i < n; i++) {
+        an[i] = (double)hv[i];
+        fd[i] = ((double)gp[i] - (double)gm[i]) / (2.0 * h);
+    }
+    size_t where;
+    return xt_max_rel_err(an, fd, n, 1e-1, &where);
+}
+
+static void test_loss_hessian_vector_finite_differences(void **state)
+{
+    (void)state;
+    int32_t y[B_FD] = {0, 3, 1, 2, 3}, yb[B_FD] = {1, 0, 0, 1, 1};
+    float t[B_FD * K_FD], tm[B_FD * K_FD];
+    for (size_t i = 0; i < B_FD * K_FD; i++) {
+        t[i] = (float)(0.1 + 0.2 * (double)((i * 7) % 5)) / 2.0f;
+        tm[i] = (i * 3) % 4 == 0 ? 1.0f : (i % 5 == 1 ? 0.3f : 0.0f);
+    }
+    for (size_t i = 0; i < B_FD; i++) { /* rows of t sum to 1 */
+        float s = 0.0f;
+        for (size_t k = 0; k < K_FD; k++) s += t[i * K_FD + k];
+        for (size_t k = 0; k < K_FD; k++) t[i * K_FD + k] /= s;
+    }
+    const float cw[K_FD] = {0.5f, 2.0f, 1.0f, 3.0f};
+    LossOptions plain = loss_options_default(), all = plain;
+    all.class_weight = cw;
+    all.label_smoothing = 0.2;
+    all.ignore_index = 1;
+    LossOptions sig = plain;
+    sig.class_weight = cw;
+    sig.label_smoothing = 0.1;
+    sig.pos_weight = 2.5;
+    const struct {
+        const char *name;
+        LossKind kind;
+        size_t K;
+        const LossOptions *o;
+        LossTargets tg;
+    } cases[] = {
+        {"softmax", LOSS_SOFTMAX, K_FD, &plain, {.y = y}},
+        {"softmax weights+smoothing+ignore", LOSS_SOFTMAX, K_FD, &all, {.y = y}},
+        {"softmax soft targets", LOSS_SOFTMAX_PROBS, K_FD, &plain, {.t = t}},
+        {"softmax soft targets weights+smoothing", LOSS_SOFTMAX_PROBS, K_FD, &sig, {.t = t}},
+        {"binary", LOSS_BINARY, 1, &plain, {.y = yb}},
+        {"binary weights+smoothing+pos_weight", LOSS_BINARY, 1, &sig, {.y = yb}},
+        {"multilabel", LOSS_MULTILABEL, K_FD, &plain, {.t = tm}},
+        {"multilabel weights+smoothing+pos_weight", LOSS_MULTILABEL, K_FD, &sig, {.t = tm}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        double e = hv_fd_check(cases[i].kind, cases[i].K, cases[i].o, cases[i].tg);
+        printf("  hv fd %-42s max rel err %.2e\n", cases[i].name, e);
+        assert_true(e < 2e-3);
+    }
+}
+
 /* Logits of magnitude 1e4 give finite losses and gradients, with the right values. */
 static void test_loss_extreme_logits(void **state)
 {
@@ -496,6 +571,7 @@ int main(void)
         cmocka_unit_test(test_loss_bce_prob_derivative),
         cmocka_unit_test(test_loss_nonneg_and_limit),
         cmocka_unit_test(test_loss_finite_differences),
+        cmocka_unit_test(test_loss_hessian_vector_finite_differences),
         cmocka_unit_test(test_loss_extreme_logits),
         cmocka_unit_test(test_loss_weights_ignore_by_hand),
         cmocka_unit_test(test_loss_label_smoothing_by_hand),

@@ -270,6 +270,79 @@ static void test_plan_step_decisions(void **state)
     assert_has(p.overlap_why, "latency-bound");
 }
 
+/* A full-batch solver: the full batch in pieces of about 4 MiB of features (a group's rows
+ * in the reproducible mode: the same pieces at any P), its iteration cap, and the step
+ * stage's reduction: no overlap, no sharding, double sums (exact ones when reproducible). */
+static void test_plan_solver(void **state)
+{
+    (void)state;
+    const PlanModelFacts big = {.buckets = 3, .smallest = 4u << 20};
+    static const struct {
+        const char *sets[3];
+        size_t n_sets;
+        int P;
+        size_t G, pieces, rows;
+        int64_t epochs;
+        bool wide, shm;
+        const char *epochs_why;
+    } cases[] = {
+        /* 1000 features: 1048 rows per piece; 100000 rows over 2 ranks: 48 pieces of 1042 */
+        {{"optim.optimizer=lbfgs"}, 1, 2, 0, 48, 1042, 1000000, true, false,
+         "train.epochs not set"},
+        {{"optim.optimizer=newton", "train.epochs=30"}, 2, 4, 0, 24, 1042, 30, true, false,
+         "train.epochs = 30"},
+        {{"optim.optimizer=lbfgs", "train.accumulate=3"}, 2, 2, 0, 3, 16667, 1000000, true,
+         false, "not set"},
+        /* reproducible: 8 groups of 12500 rows, 12 pieces each, at any P; the exact sums
+         * through the node's shared memory as for SGD */
+        {{"optim.optimizer=lbfgs", "train.reproducible=true"}, 2, 1, 8, 12, 1042, 1000000, false,
+         false, "not set"},
+        {{"optim.optimizer=lbfgs", "train.reproducible=true"}, 2, 4, 8, 12, 1042, 1000000, false,
+         true, "not set"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        Config c;
+        cfg_with(&c, cases[i].sets, cases[i].n_sets);
+        PlanFacts f = facts(100000, cases[i].P);
+        f.d = 1000;
+        f.at = placed(cases[i].P, 1, 8, false);
+        Plan p;
+        char err[512];
+        assert_int_equal(plan_data(&p, &c, &f, err, sizeof err), XT_OK);
+        plan_step(&p, &c, &f.at, &big);
+        if (!p.solver || p.global_batch != 0 || p.G != cases[i].G || p.pieces != cases[i].pieces ||
+            p.solver_rows != cases[i].rows || p.epochs != cases[i].epochs ||
+            p.wide != cases[i].wide || p.shard || p.overlap || p.shm != cases[i].shm)
+            fail_msg("case %zu: batch %zu G %zu pieces %zu rows %zu epochs %lld wide %d shard %d "
+                     "overlap %d shm %d", i, p.global_batch, p.G, p.pieces, p.solver_rows,
+                     (long long)p.epochs, p.wide, p.shard, p.overlap, p.shm);
+        assert_has(p.epochs_why, cases[i].epochs_why);
+        assert_has(p.shard_why, "off for a full-batch solver");
+        assert_has(p.overlap_why, "once per pass");
+        if (p.wide) assert_has(p.path_why, "in double");
+        assert_false(p.early_stop); /* off unless given: patience stops short of the optimum */
+        assert_has(p.early_stop_why, "stops at its tolerances");
+        assert_has(p.lr_why, "chooses every step"); /* no learning rate to make auto */
+    }
+    const char *es[] = {"optim.optimizer=newton", "data.val=v.h5:/val",
+                        "early_stopping.monitor=val_loss"};
+    Config ce;
+    cfg_with(&ce, es, 3);
+    PlanFacts fe = facts(1000, 1);
+    Plan pe;
+    char erre[512];
+    assert_int_equal(plan_data(&pe, &ce, &fe, erre, sizeof erre), XT_OK);
+    assert_true(pe.solver && pe.early_stop);
+    Config c; /* SGD keeps train.epochs and decides nothing of the solver's */
+    cfg_with(&c, NULL, 0);
+    PlanFacts f = facts(1000, 1);
+    Plan p;
+    char err[512];
+    assert_int_equal(plan_data(&p, &c, &f, err, sizeof err), XT_OK);
+    assert_false(p.solver);
+    assert_int_equal(p.epochs, 200);
+}
+
 static void test_plan_optimiser_defaults(void **state)
 {
     (void)state;
@@ -324,6 +397,7 @@ int main(void)
         cmocka_unit_test(test_plan_shuffle_and_norm),
         cmocka_unit_test(test_plan_stream),
         cmocka_unit_test(test_plan_step_decisions),
+        cmocka_unit_test(test_plan_solver),
         cmocka_unit_test(test_plan_optimiser_defaults),
         cmocka_unit_test(test_plan_batch_auto),
         cmocka_unit_test(test_plan_blas_and_rank_rows),

@@ -1,7 +1,8 @@
 /* reduce: every implementation of the step's reduction, in process, at several P, against
  * the plain sum:
  *   sum (MPI allreduce), sum sharded (MPI reduce-scatter + allgather), sum and sum sharded
- *   over the node's shared memory, ring (overlap), exact (MPI, sharded, shared memory);
+ *   over the node's shared memory, ring (overlap), exact (MPI, sharded, shared memory), wide
+ *   (a full-batch solver's double sums);
  * each rank runs an uneven number of micro-batches (a rank with none among them at P >= 3),
  * whose "backward" writes integer-valued gradients layer by layer through the reduction's
  * hooks, as model_backward does. Checked on every rank, over several steps:
@@ -12,6 +13,8 @@
  *     a sharded update), each the expected value;
  *   - rank 0 gathers the whole optimiser state for a checkpoint;
  *   - a NaN loss on one rank, and a signal on one rank, reach every rank at the same step.
+ * And the wide reduction keeps its totals in double (a loss float would round), and a
+ * solver's state replaces the optimiser's in what checkpoints store.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -33,14 +36,19 @@ static volatile sig_atomic_t g_sig;
 
 typedef struct {
     const char *name;
-    bool exact, overlap, shard, shm;
+    bool exact, overlap, shard, shm, wide;
 } Case;
 
 static const Case CASES[] = {
-    {"sum mpi", false, false, false, false},       {"sum mpi sharded", false, false, true, false},
-    {"sum shm", false, false, false, true},        {"sum shm sharded", false, false, true, true},
-    {"ring", false, true, false, false},           {"exact mpi", true, false, false, false},
-    {"exact mpi sharded", true, false, true, false}, {"exact shm sharded", true, false, true, true},
+    {"sum mpi", false, false, false, false, false},
+    {"sum mpi sharded", false, false, true, false, false},
+    {"sum shm", false, false, false, true, false},
+    {"sum shm sharded", false, false, true, true, false},
+    {"ring", false, true, false, false, false},
+    {"exact mpi", true, false, false, false, false},
+    {"exact mpi sharded", true, false, true, false, false},
+    {"exact shm sharded", true, false, true, true, false},
+    {"wide", false, false, false, false, true},
 };
 
 /* Micro-batches of rank q in a step: uneven, none on rank 2. */
@@ -110,6 +118,7 @@ static Plan case_plan(const Case *c, int P)
     p.overlap = c->overlap && P > 1;
     p.shard = c->shard && P > 1;
     p.shm = c->shm;
+    p.wide = c->wide;
     snprintf(p.path_why, sizeof p.path_why, "test: %s", c->name);
     snprintf(p.overlap_why, sizeof p.overlap_why, "test");
     return p;
@@ -195,6 +204,47 @@ static void test_reduce_every_implementation(void **state)
     for (size_t i = 0; i < sizeof CASES / sizeof *CASES; i++) run_case(&CASES[i]);
 }
 
+/* The wide reduction: totals in double (1 + r 2^-40 is not a float), and a solver's state in
+ * the optimiser's place for checkpoints. */
+static void test_reduce_wide_doubles_and_solver_state(void **state)
+{
+    (void)state;
+    const int P = comm_size(g_comm), r = comm_rank(g_comm);
+    ModelShape s = test_shape();
+    Case c = {"wide", false, false, false, false, true};
+    Plan plan = case_plan(&c, P);
+    OptimSettings os = {.kind = OPT_LBFGS, .schedule = SCHED_CONSTANT, .epochs = 1,
+                        .steps_per_epoch = 1};
+    ReduceSpec spec = {.plan = &plan, .shape = &s, .oset = &os, .parts = 1, .terms = 1,
+                       .signal = &g_sig};
+    Reduce *red = NULL;
+    assert_int_equal(reduce_open(g_comm, &spec, &red), XT_OK);
+    reduce_begin(red);
+    StepSums ss = {.loss = 1.0 + ldexp((double)r, -40), .weight = 1.0};
+    reduce_add(red, 0, &ss);
+    bool acc;
+    float *g = reduce_partial(red, 0, &acc);
+    for (size_t j = 0; j < s.n_params; j++) g[j] = (float)r;
+    reduce_partial_done(red, 0);
+    StepTotals tot;
+    ReduceTimes t;
+    const float *sums = reduce_finish(red, &tot, &t);
+    double want = (double)P + ldexp((double)P * (P - 1) / 2.0, -40);
+    assert_all_ranks(g_comm, tot.sums.loss == want && tot.sums.weight == (double)P);
+    assert_all_ranks(g_comm, sums && sums[0] == (float)(P * (P - 1) / 2));
+    float buf[3] = {1.0f, 2.0f, 3.0f};
+    double f = 0.5;
+    StateList mine, tmp;
+    state_init(&mine, "lbfgs");
+    state_add_array(&mine, "grad", buf, 3);
+    state_add_f64(&mine, "f", &f);
+    reduce_set_solver_state(red, &mine);
+    assert_ptr_equal(reduce_state(red, &tmp), &mine);
+    reduce_set_solver_state(red, NULL);
+    assert_ptr_not_equal(reduce_state(red, &tmp), &mine);
+    reduce_close(&red);
+}
+
 /* The ring's buckets: layers merged from the top until 256 KiB, the slots in the first. */
 static void test_reduce_ring_buckets(void **state)
 {
@@ -215,6 +265,7 @@ int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reduce_every_implementation),
+        cmocka_unit_test(test_reduce_wide_doubles_and_solver_state),
         cmocka_unit_test(test_reduce_ring_buckets),
     };
     return xt_test_run_mpi(&argc, &argv, "reduce_mpi", tests, sizeof tests / sizeof *tests,

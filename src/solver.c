@@ -1,0 +1,519 @@
+/* solver: L-BFGS with a strong-Wolfe line search, and trust-region Newton with conjugate
+ * gradient (see solver.h). Every sum here runs in double in index order, so the same
+ * inputs give the same bits; nothing else (no rank, no time) enters a decision. */
+#include "solver.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Strong Wolfe conditions: sufficient decrease and curvature (N&W 3.7). */
+#define WOLFE_C1 1e-4
+#define WOLFE_C2 0.9
+/* A trial step that still descends steeply grows by this factor. */
+#define EXTRAPOLATE 4.0
+/* Interpolated steps stay this fraction of the bracket away from its ends. */
+#define BRACKET_GUARD 0.1
+/* The objective is known to its working precision only (float32 logits: about 1e-9
+ * relative); near the optimum F barely changes and decisions rest on derivatives, which stay
+ * accurate. Values within F_EPS max(|F|, 1) of F(x_k) count as not higher (Hager & Zhang,
+ * "A new conjugate gradient method with guaranteed descent and an efficient line search",
+ * SIAM J. Optim. 2005: their approximate Wolfe conditions; their epsilon is 1e-6, meant for
+ * any objective: ours is 10 times its known precision, as 1e-6 let lbfgs accept rises of F
+ * far above the distance left to the optimum). */
+#define F_EPS 1e-8
+/* A pair (s, y) is kept only when s.y > this times y.y (curvature, with rounding). */
+#define CURVATURE_EPS 1e-10
+/* CG stops when ||r|| <= CG_TOL ||g|| (LIBLINEAR's eps_cg). */
+#define CG_TOL 0.1
+/* Trust-region acceptance and radius rule (Lin & More 1999; LIBLINEAR's TRON). */
+#define TR_ETA0 1e-4
+#define TR_ETA1 0.25
+#define TR_ETA2 0.75
+#define TR_SIGMA1 0.25
+#define TR_SIGMA2 0.5
+#define TR_SIGMA3 4.0
+
+/* ---- small vector helpers (double accumulation, index order) --------------------------- */
+
+static double dot_ff(const float *a, const float *b, size_t n)
+{
+    double t = 0.0;
+    for (size_t i = 0; i < n; i++) t += (double)a[i] * (double)b[i];
+    return t;
+}
+
+static double dot_fd(const float *a, const double *b, size_t n)
+{
+    double t = 0.0;
+    for (size_t i = 0; i < n; i++) t += (double)a[i] * b[i];
+    return t;
+}
+
+static double dot_dd(const double *a, const double *b, size_t n)
+{
+    double t = 0.0;
+    for (size_t i = 0; i < n; i++) t += a[i] * b[i];
+    return t;
+}
+
+static double norm_inf(const float *a, size_t n)
+{
+    double m = 0.0;
+    for (size_t i = 0; i < n; i++) m = fmax(m, fabs((double)a[i]));
+    return m;
+}
+
+static void swap_f(float **a, float **b)
+{
+    float *t = *a;
+    *a = *b;
+    *b = t;
+}
+
+/* point = x + a d, rounded to float. */
+static void set_point(Solver *s, const double *d, double a)
+{
+    for (size_t i = 0; i < s->n; i++) s->point[i] = (float)((double)s->x[i] + a * d[i]);
+}
+
+static void restore_point(Solver *s) { memcpy(s->point, s->x, s->n * sizeof *s->point); }
+
+/* ---- set-up ------------------------------------------------------------------------------ */
+
+Status solver_init(Solver *s, const SolverSettings *set, size_t n, float *point)
+{
+    XT_ASSERT(n > 0 && point && (set->kind == SOLVER_NEWTON || set->history >= 1));
+    *s = (Solver){.set = *set, .n = n, .point = point, .f = NAN};
+    float **fl[] = {&s->g, &s->g_new, &s->g_lo, &s->x, &s->vf, &s->hvf};
+    double **dl[] = {&s->d, &s->q, &s->r, &s->hd};
+    bool ok = true;
+    for (size_t i = 0; i < sizeof fl / sizeof *fl; i++) ok = (*fl[i] = calloc(n, sizeof(float))) && ok;
+    for (size_t i = 0; i < sizeof dl / sizeof *dl; i++) ok = (*dl[i] = calloc(n, sizeof(double))) && ok;
+    if (set->kind == SOLVER_LBFGS) {
+        size_t m = set->history;
+        ok = (s->S = calloc(m * n, sizeof(float))) && ok;
+        ok = (s->Y = calloc(m * n, sizeof(float))) && ok;
+        ok = (s->alpha = calloc(2 * m, sizeof(double))) && ok;
+    }
+    if (!ok) {
+        solver_free(s);
+        return XT_ERR_RUNTIME;
+    }
+    return XT_OK;
+}
+
+void solver_free(Solver *s)
+{
+    float *fl[] = {s->g, s->g_new, s->g_lo, s->x, s->vf, s->hvf, s->S, s->Y};
+    double *dl[] = {s->d, s->q, s->r, s->hd, s->alpha};
+    for (size_t i = 0; i < sizeof fl / sizeof *fl; i++) free(fl[i]);
+    for (size_t i = 0; i < sizeof dl / sizeof *dl; i++) free(dl[i]);
+    SolverSettings keep = s->set;
+    *s = (Solver){.set = keep};
+}
+
+double solver_grad_norm(const Solver *s) { return s->have ? norm_inf(s->g, s->n) : NAN; }
+
+/* The convergence tests at x_k after an iteration that moved from F = f_old; the record
+ * ||g||^2 updated. */
+static SolverStatus converged(Solver *s, double f_old)
+{
+    s->gg_best = fmin(s->gg_best, dot_ff(s->g, s->g, s->n));
+    if (norm_inf(s->g, s->n) <= s->set.tol) return SOLVER_CONVERGED_G;
+    double scale = fmax(fmax(fabs(f_old), fabs(s->f)), 1.0);
+    /* a flat step may raise F within its precision: that is no convergence (its ||g|| set a
+     * record, see acceptable) */
+    double dec = f_old - s->f;
+    if (s->set.ftol > 0.0 && dec >= 0.0 && dec <= s->set.ftol * scale) return SOLVER_CONVERGED_F;
+    return SOLVER_CONTINUE;
+}
+
+/* ---- L-BFGS ------------------------------------------------------------------------------ */
+
+/* Slot of the k-th newest pair (k = 0: the newest). */
+static size_t pair_slot(const Solver *s, int64_t k)
+{
+    int64_t m = (int64_t)s->set.history;
+    return (size_t)(((s->head - 1 - k) % m + m) % m);
+}
+
+void solver_lbfgs_apply(Solver *s, const float *v, double *out)
+{
+    const size_t n = s->n;
+    double *q = out, *rho = s->alpha + s->set.history;
+    for (size_t i = 0; i < n; i++) q[i] = (double)v[i];
+    double gamma = 1.0;
+    for (int64_t k = 0; k < s->count; k++) { /* newest to oldest */
+        const float *sk = s->S + pair_slot(s, k) * n, *yk = s->Y + pair_slot(s, k) * n;
+        double ys = dot_ff(yk, sk, n);
+        rho[k] = 1.0 / ys;
+        s->alpha[k] = rho[k] * dot_fd(sk, q, n);
+        for (size_t i = 0; i < n; i++) q[i] -= s->alpha[k] * (double)yk[i];
+        if (k == 0) gamma = ys / dot_ff(yk, yk, n);
+    }
+    for (size_t i = 0; i < n; i++) q[i] *= gamma;
+    for (int64_t k = s->count - 1; k >= 0; k--) { /* oldest to newest */
+        const float *sk = s->S + pair_slot(s, k) * n, *yk = s->Y + pair_slot(s, k) * n;
+        double b = rho[k] * dot_fd(yk, q, n);
+        for (size_t i = 0; i < n; i++) q[i] += (double)sk[i] * (s->alpha[k] - b);
+    }
+}
+
+/* d = -H g. */
+static void lbfgs_direction(Solver *s)
+{
+    solver_lbfgs_apply(s, s->g, s->d);
+    for (size_t i = 0; i < s->n; i++) s->d[i] = -s->d[i];
+}
+
+/* One point on the search line: step a, F, the directional derivative g.d; moved: the
+ * point differs from x_k (a step below the floats' resolution does not). */
+typedef struct {
+    double a, f, dg, gg; /* gg = ||g||^2 at the point */
+    double aux[SOLVER_AUX];
+    bool finite, moved;
+} Trial;
+
+/* Evaluates at x + a d into t (its gradient in g_new). Returns false when interrupted. */
+static bool evaluate(Solver *s, const SolverOps *ops, double a, Trial *t)
+{
+    set_point(s, s->d, a);
+    *t = (Trial){.a = a};
+    for (size_t i = 0; i < s->n && !t->moved; i++) t->moved = s->point[i] != s->x[i];
+    SolverEval e = ops->fg(ops->ctx, &t->f, s->g_new, t->aux);
+    s->evals++;
+    if (e == SOLVER_EVAL_INTERRUPTED) return false;
+    t->finite = e == SOLVER_EVAL_OK && isfinite(t->f);
+    if (t->finite) {
+        t->dg = dot_fd(s->g_new, s->d, s->n);
+        t->gg = dot_ff(s->g_new, s->g_new, s->n);
+    } else {
+        t->f = INFINITY;
+    }
+    return true;
+}
+
+/* A step inside the bracket [lo, hi] (lo < hi): where the slope's secant crosses zero when
+ * the slopes bracket one (exact for a quadratic), else the minimiser of the cubic through
+ * both ends' values and slopes; kept BRACKET_GUARD of the bracket away from its ends, else
+ * the middle. */
+static double interpolate(const Trial *lo, const Trial *hi)
+{
+    double a = lo->a, b = hi->a, w = b - a, t = NAN;
+    if (hi->finite && lo->dg < 0.0 && hi->dg >= 0.0) {
+        t = a - lo->dg * w / (hi->dg - lo->dg);
+    } else if (hi->finite) {
+        double d1 = lo->dg + hi->dg - 3.0 * (lo->f - hi->f) / (a - b);
+        double disc = d1 * d1 - lo->dg * hi->dg;
+        if (disc >= 0.0) {
+            double d2 = sqrt(disc);
+            t = b - w * (hi->dg + d2 - d1) / (hi->dg - lo->dg + 2.0 * d2);
+        }
+    }
+    return isfinite(t) && t >= a + BRACKET_GUARD * w && t <= b - BRACKET_GUARD * w ? t
+                                                                                  : a + 0.5 * w;
+}
+
+/* Whether a step ends the search: the strong Wolfe conditions, or the approximate ones of
+ * Hager & Zhang for an objective flat to its precision (the curvature condition with F no
+ * higher than F(x_k) + eps; for a quadratic the curvature condition alone implies a
+ * decrease). Where F is flat to its precision it no longer tells better from worse, so a
+ * step accepted on the approximate conditions must also lower ||g||^2 below the lowest of
+ * any iterate so far (gg_best): without that the iterates wander, or cycle, at the level of
+ * F's rounding and never settle; with it a step either lowers F for real or sets a record,
+ * so no point repeats. */
+static bool acceptable(const Trial *t, double f0, double dg0, double gg_best, double eps)
+{
+    if (!t->finite || fabs(t->dg) > -WOLFE_C2 * dg0) return false;
+    return t->f <= f0 + WOLFE_C1 * t->a * dg0 || (t->f <= f0 + eps && t->gg < gg_best);
+}
+
+/* Shrinks the bracket [lo, hi] (lo.a < hi.a; lo descends with F <= F(x_k) + eps and its
+ * gradient in g_lo unless lo.a == 0; hi has a slope >= 0 or a higher F) until a step is
+ * acceptable (Hager & Zhang's update rules U1-U3, with one evaluation per step). Returns 1
+ * with the step in *out (gradient in g_lo), 0 when the evaluations ran out (or the step no
+ * longer moves the point) without a lower F than F(x_k), -1 when interrupted. */
+static int zoom(Solver *s, const SolverOps *ops, double dg0, double eps, Trial lo, Trial hi,
+                int used, Trial *out)
+{
+    const double f0 = s->f;
+    while (used < SOLVER_MAX_LS) {
+        Trial t;
+        if (!evaluate(s, ops, interpolate(&lo, &hi), &t)) return -1;
+        used++;
+        if (!t.moved) break;
+        if (acceptable(&t, f0, dg0, s->gg_best, eps)) {
+            swap_f(&s->g_new, &s->g_lo);
+            *out = t;
+            return 1;
+        }
+        if (!t.finite || t.dg >= 0.0 || t.f > f0 + eps) {
+            hi = t;
+        } else {
+            swap_f(&s->g_new, &s->g_lo);
+            lo = t;
+        }
+    }
+    if (lo.a > 0.0 && lo.f < f0) { /* a decrease without the curvature condition */
+        *out = lo;
+        return 1;
+    }
+    return 0;
+}
+
+/* From step a1 along d (dg0 = g.d < 0): steps grow by EXTRAPOLATE while they descend, then
+ * zoom (N&W Algorithm 3.5 with zoom's rules above). As zoom for the result. */
+static int line_search(Solver *s, const SolverOps *ops, double dg0, double a1, Trial *out)
+{
+    const double f0 = s->f, eps = F_EPS * fmax(fabs(f0), 1.0);
+    Trial prev = {.a = 0.0, .f = f0, .dg = dg0, .finite = true}, cur;
+    memcpy(prev.aux, s->aux, sizeof prev.aux);
+    double a = a1;
+    for (int i = 1; i <= SOLVER_MAX_LS; i++, a *= EXTRAPOLATE) {
+        if (!evaluate(s, ops, a, &cur)) return -1;
+        if (!cur.moved) break;
+        if (acceptable(&cur, f0, dg0, s->gg_best, eps)) {
+            swap_f(&s->g_new, &s->g_lo);
+            *out = cur;
+            return 1;
+        }
+        if (!cur.finite || cur.dg >= 0.0 || cur.f > f0 + eps)
+            return zoom(s, ops, dg0, eps, prev, cur, i, out);
+        swap_f(&s->g_new, &s->g_lo); /* cur becomes the low end */
+        prev = cur;
+    }
+    if (prev.a > 0.0 && prev.f < f0) { /* still descending after every evaluation */
+        *out = prev;
+        return 1;
+    }
+    return 0;
+}
+
+/* The accepted step: the pair (s, y) into the history (after clearing it when reset), then
+ * x_k+1, F, g. */
+static SolverStatus lbfgs_accept(Solver *s, const Trial *t, bool reset)
+{
+    const size_t n = s->n;
+    set_point(s, s->d, t->a);
+    if (reset) s->count = s->head = 0;
+    size_t slot = (size_t)s->head;
+    float *sk = s->S + slot * n, *yk = s->Y + slot * n;
+    for (size_t i = 0; i < n; i++) {
+        sk[i] = (float)((double)s->point[i] - (double)s->x[i]);
+        yk[i] = (float)((double)s->g_lo[i] - (double)s->g[i]);
+    }
+    double sy = dot_ff(sk, yk, n), yy = dot_ff(yk, yk, n);
+    if (yy > 0.0 && sy > CURVATURE_EPS * yy) {
+        s->head = (s->head + 1) % (int64_t)s->set.history;
+        if (s->count < (int64_t)s->set.history) s->count++;
+    }
+    double f_old = s->f, dn = sqrt(dot_dd(s->d, s->d, n));
+    s->f = t->f;
+    memcpy(s->aux, t->aux, sizeof s->aux);
+    memcpy(s->g, s->g_lo, n * sizeof *s->g);
+    s->step = t->a * dn;
+    return converged(s, f_old);
+}
+
+static SolverStatus lbfgs_iterate(Solver *s, const SolverOps *ops)
+{
+    const size_t n = s->n;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        bool steepest = attempt > 0 || s->count == 0;
+        if (steepest)
+            for (size_t i = 0; i < n; i++) s->d[i] = -(double)s->g[i];
+        else lbfgs_direction(s);
+        double dg0 = dot_fd(s->g, s->d, n);
+        if (!(dg0 < 0.0)) {
+            if (steepest) return SOLVER_STALLED; /* g == 0 was caught by the tolerance */
+            continue;                            /* not a descent direction: -g instead */
+        }
+        double a1 = steepest ? 1.0 / sqrt(dot_dd(s->d, s->d, n)) : 1.0;
+        if (!(a1 <= 1.0)) a1 = 1.0;
+        Trial t;
+        int ls = line_search(s, ops, dg0, a1, &t);
+        if (ls < 0) return SOLVER_INTERRUPTED;
+        if (ls > 0) return lbfgs_accept(s, &t, attempt > 0);
+        if (steepest) break; /* no lower F along -g either */
+    }
+    restore_point(s);
+    return SOLVER_STALLED;
+}
+
+/* ---- trust-region Newton ------------------------------------------------------------------ */
+
+/* tau >= 0 with ||s + tau d|| = delta. */
+static double to_boundary(const double *sv, const double *d, size_t n, double delta)
+{
+    double sd = dot_dd(sv, d, n), dd = dot_dd(d, d, n), ss = dot_dd(sv, sv, n);
+    double root = sqrt(fmax(sd * sd + dd * (delta * delta - ss), 0.0));
+    return sd >= 0.0 ? (delta * delta - ss) / (sd + root) : (root - sd) / dd;
+}
+
+/* Steihaug CG on H s = -g within ||s|| <= delta: s in s->q, the residual -g - H s in s->r.
+ * Returns false when interrupted. */
+static bool tron_cg(Solver *s, const SolverOps *ops, double delta)
+{
+    const size_t n = s->n;
+    double *sv = s->q, *r = s->r, *d = s->d, *hd = s->hd;
+    for (size_t i = 0; i < n; i++) {
+        sv[i] = 0.0;
+        r[i] = d[i] = -(double)s->g[i];
+    }
+    double rr = dot_dd(r, r, n), cgtol = CG_TOL * sqrt(rr);
+    for (int j = 0; j < SOLVER_MAX_CG && sqrt(rr) > cgtol; j++) {
+        for (size_t i = 0; i < n; i++) s->vf[i] = (float)d[i];
+        SolverEval e = ops->hv(ops->ctx, s->vf, s->hvf);
+        s->products++;
+        if (e == SOLVER_EVAL_INTERRUPTED) return false;
+        if (e != SOLVER_EVAL_OK) break; /* an overflowing product: keep the step so far */
+        for (size_t i = 0; i < n; i++) hd[i] = (double)s->hvf[i];
+        double dhd = dot_dd(d, hd, n), a = rr / dhd, ss = 0.0;
+        for (size_t i = 0; dhd > 0.0 && i < n; i++) ss += (sv[i] + a * d[i]) * (sv[i] + a * d[i]);
+        if (!(dhd > 0.0) || ss >= delta * delta) { /* to the boundary, and stop */
+            double tau = to_boundary(sv, d, n, delta);
+            for (size_t i = 0; i < n; i++) {
+                sv[i] += tau * d[i];
+                r[i] -= tau * hd[i];
+            }
+            break;
+        }
+        for (size_t i = 0; i < n; i++) {
+            sv[i] += a * d[i];
+            r[i] -= a * hd[i];
+        }
+        double rr_new = dot_dd(r, r, n), beta = rr_new / rr;
+        for (size_t i = 0; i < n; i++) d[i] = r[i] + beta * d[i];
+        rr = rr_new;
+    }
+    return true;
+}
+
+/* The radius after a trial step of length snorm (Lin & More's rule, with the step that
+ * minimises the quadratic through F(x), g.s and F(x + s)). */
+static double tron_radius(double delta, double actred, double prered, double gs, double fdiff,
+                          double snorm)
+{
+    double a = fdiff <= 0.0 ? TR_SIGMA3 : fmax(TR_SIGMA1, -0.5 * gs / fdiff);
+    if (actred < TR_ETA0 * prered) return fmin(fmax(a, TR_SIGMA1) * snorm, TR_SIGMA2 * delta);
+    if (actred < TR_ETA1 * prered) return fmax(TR_SIGMA1 * delta, fmin(a * snorm, TR_SIGMA2 * delta));
+    if (actred < TR_ETA2 * prered) return fmax(TR_SIGMA1 * delta, fmin(a * snorm, TR_SIGMA3 * delta));
+    return fmax(delta, fmin(a * snorm, TR_SIGMA3 * delta));
+}
+
+static SolverStatus tron_iterate(Solver *s, const SolverOps *ops)
+{
+    const size_t n = s->n;
+    double delta = s->iter == 0 ? sqrt(dot_ff(s->g, s->g, n)) : s->delta;
+    if (!tron_cg(s, ops, delta)) return SOLVER_INTERRUPTED;
+    const double *sv = s->q;
+    set_point(s, sv, 1.0);
+    bool moved = false;
+    for (size_t i = 0; i < n && !moved; i++) moved = s->point[i] != s->x[i];
+    if (!moved) { /* the region is below the floats' resolution: no step can move x */
+        restore_point(s);
+        return SOLVER_STALLED;
+    }
+    double fnew, aux[SOLVER_AUX];
+    SolverEval e = ops->fg(ops->ctx, &fnew, s->g_new, aux);
+    s->evals++;
+    if (e == SOLVER_EVAL_INTERRUPTED) return SOLVER_INTERRUPTED;
+    bool finite = e == SOLVER_EVAL_OK && isfinite(fnew);
+    double gs = dot_fd(s->g, sv, n), prered = -0.5 * (gs - dot_dd(sv, s->r, n));
+    double actred = finite ? s->f - fnew : -INFINITY, snorm = sqrt(dot_dd(sv, sv, n));
+    if (s->iter == 0) delta = fmin(delta, snorm);
+    /* Near the optimum F changes by less than its precision: a step that leaves F within
+     * that and lowers the gradient's norm is taken as the model predicted it (a rejected
+     * step shrinks the radius, so this cannot cycle; the stricter record of lbfgs's
+     * approximate Wolfe steps would stop TRON short of the optimum). */
+    bool flat = finite && fabs(actred) <= F_EPS * fmax(fabs(s->f), 1.0) &&
+                dot_ff(s->g_new, s->g_new, n) < dot_ff(s->g, s->g, n);
+    bool accept = actred > TR_ETA0 * prered || (flat && prered > 0.0);
+    s->delta = tron_radius(delta, accept && flat ? prered : actred, prered, gs,
+                           finite ? fnew - s->f - gs : INFINITY, snorm);
+    s->step = snorm;
+    if (accept) {
+        double f_old = s->f;
+        s->f = fnew;
+        memcpy(s->aux, aux, sizeof s->aux);
+        memcpy(s->g, s->g_new, n * sizeof *s->g);
+        return converged(s, f_old);
+    }
+    restore_point(s);
+    double scale = fmax(fabs(s->f), 1.0);
+    if (!(prered > 0.0)) return SOLVER_STALLED;
+    /* even the model predicts less than ftol: the objective is converged */
+    if (s->set.ftol > 0.0 && prered <= s->set.ftol * scale) return SOLVER_CONVERGED_F;
+    return SOLVER_CONTINUE;
+}
+
+/* ---- one iteration ------------------------------------------------------------------------ */
+
+SolverStatus solver_iterate(Solver *s, const SolverOps *ops)
+{
+    s->evals = s->products = 0;
+    s->step = 0.0;
+    memcpy(s->x, s->point, s->n * sizeof *s->x);
+    double saved_delta = s->delta;
+    if (!s->have) { /* x_0: written into the state, made valid (have) when the iteration ends */
+        SolverEval e = ops->fg(ops->ctx, &s->f, s->g, s->aux);
+        s->evals++;
+        if (e == SOLVER_EVAL_INTERRUPTED) return SOLVER_INTERRUPTED;
+        if (e != SOLVER_EVAL_OK || !isfinite(s->f)) return SOLVER_DIVERGED;
+        s->gg_best = dot_ff(s->g, s->g, s->n);
+        if (norm_inf(s->g, s->n) <= s->set.tol) {
+            s->have = 1;
+            s->iter++;
+            return SOLVER_CONVERGED_G;
+        }
+    }
+    SolverStatus st = s->set.kind == SOLVER_LBFGS ? lbfgs_iterate(s, ops) : tron_iterate(s, ops);
+    if (st == SOLVER_INTERRUPTED) { /* nothing of the iteration stays */
+        restore_point(s);
+        s->delta = saved_delta;
+        return st;
+    }
+    s->have = 1;
+    s->iter++;
+    return st;
+}
+
+/* ---- state and objective ------------------------------------------------------------------- */
+
+void solver_state(Solver *s, StateList *out)
+{
+    bool lbfgs = s->set.kind == SOLVER_LBFGS;
+    state_init(out, lbfgs ? "lbfgs" : "newton");
+    state_add_array(out, "grad", s->g, s->n);
+    state_add_f64(out, "f", &s->f);
+    state_add_i64(out, "have", &s->have);
+    state_add_i64(out, "iter", &s->iter);
+    state_add_f64(out, "aux0", &s->aux[0]);
+    state_add_f64(out, "aux1", &s->aux[1]);
+    state_add_f64(out, "gg_best", &s->gg_best);
+    if (lbfgs) {
+        state_add_array(out, "s", s->S, s->set.history * s->n);
+        state_add_array(out, "y", s->Y, s->set.history * s->n);
+        state_add_i64(out, "count", &s->count);
+        state_add_i64(out, "head", &s->head);
+    } else {
+        state_add_f64(out, "delta", &s->delta);
+    }
+}
+
+double solver_objective_grad(const SolverPenalty *p, double weight, const float *x,
+                             const float *sums, size_t n, float *g)
+{
+    const double inv = 1.0 / weight;
+    for (size_t i = 0; i < n; i++) g[i] = (float)(inv * (double)sums[i]);
+    double pen = 0.0;
+    for (size_t k = 0; k < p->nseg; k++) {
+        XT_ASSERT(p->off[k] + p->len[k] <= n);
+        for (size_t i = p->off[k]; i < p->off[k] + p->len[k]; i++) {
+            g[i] = (float)(inv * (double)sums[i] + p->lambda * (double)x[i]);
+            pen += (double)x[i] * (double)x[i];
+        }
+    }
+    return 0.5 * p->lambda * pen;
+}

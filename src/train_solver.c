@@ -1,0 +1,375 @@
+/* train_solver: a full-batch solver (optim.optimizer = lbfgs or newton) as the trainer's
+ * method of an epoch (trainer.h: TrainMethod). One epoch is one iteration of solver.h; each
+ * of its evaluations is one pass over every training row through the step plan (the full
+ * batch, in file order, in micro-batches; the reproducible mode's groups) and ONE reduction
+ * (reduce.h: wide, or exact in the reproducible mode):
+ *
+ *   F and g   read -> forward -> loss (dL/dz) -> backward into the reduction's partial; the
+ *             reduction's totals carry the loss sum, its denominator W, the right and all
+ *             decisions and the non-finite and signal flags;
+ *             F = loss / W + (lambda / 2) ||weights||^2,  g = sums / W + lambda weights;
+ *   H v       (newton, linear models) the model over [W; V] gives the logits z and their
+ *             change u = X v in one GEMM -> loss_hessian_vector -> backward into the partial;
+ *             H v = sums / W + lambda v.
+ * lambda = 1 / (C W) (optim.C: then C W F is scikit-learn's and LIBLINEAR's objective
+ * 1/2 ||w||^2 + C sum_i loss_i), or optim.weight_decay when that is given. Intercepts are
+ * not penalised.
+ *
+ * Every rank takes the solver's decisions from the reduction's results, which are the same
+ * bits on every rank (the exact sums by construction; the double allreduce because MPI
+ * delivers one result to all): solver.h relies on it and each iteration ends with the
+ * replica check (train.check_every > 0). A signal rides in every pass's reduction: the
+ * iteration is abandoned on every rank at the same pass and the checkpoint holds the state
+ * it started from, so a resumed run repeats it with the same bits.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fault.h"
+#include "linalg.h"
+#include "log.h"
+#include "solver.h"
+#include "trainer.h"
+
+typedef struct TrainSolver {
+    Trainer *tr;
+    Solver s;
+    SolverPenalty pen;   /* lambda: optim.weight_decay, or 1 / (C W) after the first pass */
+    bool lambda_given;   /* optim.weight_decay */
+    double weight;       /* W, the loss's denominator (the same every pass; checkpointed: a
+                            resumed newton iteration's products need it before any F) */
+    StateList state;     /* the solver's, checkpointed in the optimiser's place */
+    EpochRun *er;        /* the epoch being run (its timers) */
+    double pass_s;       /* seconds spent in passes during the current iteration */
+    /* newton: the model over the stacked parameters [W; V] and [b; v_b] */
+    Model stack;
+    float *stacked;      /* (2 n) */
+    float *z, *u;        /* (rows, K) logits and their change, split from the stack's output */
+} TrainSolver;
+
+/* The rows of a micro-batch: a solver's sampler keeps file order, so they are the local
+ * rows [rows[0], rows[0] + m), read in one piece (memory or stream alike). */
+static void read_rows(Trainer *tr, const MicroBatch *mb)
+{
+    XT_ASSERT(mb->m > 0 && mb->rows[mb->m - 1] == mb->rows[0] + mb->m - 1);
+    rowsource_read(&tr->train_rows, mb->rows[0], mb->m, &tr->batch);
+}
+
+/* The pass's reduction is over: its bookkeeping. Returns what the solver is told. */
+static SolverEval end_pass(TrainSolver *ts, const StepTotals *tot, const ReduceTimes *rt)
+{
+    Trainer *tr = ts->tr;
+    EpochRun *er = ts->er;
+    er->allreduce += rt->comm_s;
+    er->reduce += rt->work_s;
+    er->rows_now += (double)tr->tinfo.n;
+    tr->step++;
+    if (tot->signal) return SOLVER_EVAL_INTERRUPTED; /* every rank sees the same sum */
+    return tot->nonfinite ? SOLVER_EVAL_NONFINITE : SOLVER_EVAL_OK;
+}
+
+/* W, and lambda = 1 / (C W) unless optim.weight_decay gave it. */
+static void set_weight(TrainSolver *ts, double weight)
+{
+    ts->weight = weight;
+    if (!ts->lambda_given) ts->pen.lambda = 1.0 / (ts->tr->cfg.optim.C * weight);
+}
+
+/* F, its gradient and (loss, accuracy) at the model's parameters: one pass. */
+static SolverEval pass_fg(void *ctx, double *f, float *g, double aux[SOLVER_AUX])
+{
+    TrainSolver *ts = ctx;
+    Trainer *tr = ts->tr;
+    EpochRun *er = ts->er;
+    const StepPlan *p = &tr->steps[0];
+    const size_t KO = model_outputs(&tr->model.shape), n = tr->model.shape.n_params;
+    double start = comm_wtime();
+    comm_watch_position(tr->comm, er->epoch, tr->step);
+    reduce_begin(tr->red);
+    for (size_t i = 0; i < p->n; i++) {
+        const MicroBatch *mb = &p->mb[i];
+        double t0 = comm_wtime();
+        read_rows(tr, mb);
+        double t1 = comm_wtime();
+        const float *z = model_forward(&tr->model, tr->batch.X, mb->m);
+        double t2 = comm_wtime();
+        LossTargets tg = {.y = tr->batch.y, .t = tr->batch.t};
+        LossTotals lt = {0};
+        StepSums ss = {0};
+        loss_compute(tr->loss_kind, tr->dz, NULL, &lt, z, tg, mb->m, KO, &tr->lopt);
+        loss_count_correct(tr->loss_kind, z, tg, mb->m, KO, tr->lopt.ignore_index, &ss.correct,
+                           &ss.decisions);
+        ss.loss = lt.sum;
+        ss.weight = lt.weight;
+        reduce_add(tr->red, mb->part, &ss);
+        double t3 = comm_wtime();
+        bool acc;
+        float *grads = reduce_partial(tr->red, mb->part, &acc);
+        model_backward(&tr->model, tr->batch.X, tr->dz, mb->m, acc, grads, NULL);
+        double t4 = comm_wtime();
+        reduce_partial_done(tr->red, mb->part);
+        er->io += t1 - t0;
+        er->forward += t2 - t1;
+        er->loss += t3 - t2;
+        er->backward += t4 - t3;
+        er->reduce += comm_wtime() - t4;
+    }
+    fault_before_reduce(tr->r, tr->step);
+    StepTotals tot;
+    ReduceTimes rt;
+    const float *sums = reduce_finish(tr->red, &tot, &rt);
+    SolverEval e = end_pass(ts, &tot, &rt);
+    if (e == SOLVER_EVAL_OK && !(tot.sums.weight > 0.0)) e = SOLVER_EVAL_NONFINITE;
+    if (e == SOLVER_EVAL_OK) {
+        double t0 = comm_wtime();
+        set_weight(ts, tot.sums.weight);
+        double pen = solver_objective_grad(&ts->pen, ts->weight, tr->model.params, sums, n, g);
+        *f = tot.sums.loss / ts->weight + pen;
+        aux[0] = tot.sums.loss / ts->weight;
+        aux[1] = tot.sums.decisions > 0 ? tot.sums.correct / tot.sums.decisions : NAN;
+        er->optim += comm_wtime() - t0;
+    }
+    ts->pass_s += comm_wtime() - start;
+    return e;
+}
+
+/* The stacked parameters [W; V_W] (2K, D) and [b; v_b] (2K) of a linear model. */
+static void stack_params(TrainSolver *ts, const float *v)
+{
+    const ModelShape *s = &ts->tr->model.shape;
+    const size_t KO = s->sizes[1], D = s->sizes[0];
+    const float *w = ts->tr->model.params;
+    float *out = ts->stacked;
+    memcpy(out, w + s->w_off[0], KO * D * sizeof *out);
+    memcpy(out + KO * D, v + s->w_off[0], KO * D * sizeof *out);
+    memcpy(out + 2 * KO * D, w + s->b_off[0], KO * sizeof *out);
+    memcpy(out + 2 * KO * D + KO, v + s->b_off[0], KO * sizeof *out);
+}
+
+/* H v at the model's parameters: one pass. */
+static SolverEval pass_hv(void *ctx, const float *v, float *hv)
+{
+    TrainSolver *ts = ctx;
+    Trainer *tr = ts->tr;
+    EpochRun *er = ts->er;
+    const StepPlan *p = &tr->steps[0];
+    const size_t KO = model_outputs(&tr->model.shape), n = tr->model.shape.n_params;
+    double start = comm_wtime();
+    comm_watch_position(tr->comm, er->epoch, tr->step);
+    stack_params(ts, v);
+    reduce_begin(tr->red);
+    for (size_t i = 0; i < p->n; i++) {
+        const MicroBatch *mb = &p->mb[i];
+        double t0 = comm_wtime();
+        read_rows(tr, mb);
+        double t1 = comm_wtime();
+        const float *zu = model_forward(&ts->stack, tr->batch.X, mb->m); /* (m, 2K) */
+        double t2 = comm_wtime();
+        for (size_t r = 0; r < mb->m; r++) {
+            memcpy(ts->z + r * KO, zu + r * 2 * KO, KO * sizeof *ts->z);
+            memcpy(ts->u + r * KO, zu + r * 2 * KO + KO, KO * sizeof *ts->u);
+        }
+        LossTargets tg = {.y = tr->batch.y, .t = tr->batch.t};
+        loss_hessian_vector(tr->loss_kind, tr->dz, ts->z, ts->u, tg, mb->m, KO, &tr->lopt);
+        reduce_add(tr->red, mb->part, &(StepSums){0});
+        double t3 = comm_wtime();
+        bool acc;
+        float *grads = reduce_partial(tr->red, mb->part, &acc);
+        model_backward(&tr->model, tr->batch.X, tr->dz, mb->m, acc, grads, NULL);
+        double t4 = comm_wtime();
+        reduce_partial_done(tr->red, mb->part);
+        er->io += t1 - t0;
+        er->forward += t2 - t1;
+        er->loss += t3 - t2;
+        er->backward += t4 - t3;
+        er->reduce += comm_wtime() - t4;
+    }
+    fault_before_reduce(tr->r, tr->step);
+    StepTotals tot;
+    ReduceTimes rt;
+    const float *sums = reduce_finish(tr->red, &tot, &rt);
+    SolverEval e = end_pass(ts, &tot, &rt);
+    if (e == SOLVER_EVAL_OK) {
+        XT_ASSERT(ts->weight > 0.0); /* from x_k's evaluation, or the checkpoint */
+        set_weight(ts, ts->weight);
+        solver_objective_grad(&ts->pen, ts->weight, v, sums, n, hv);
+    }
+    ts->pass_s += comm_wtime() - start;
+    return e;
+}
+
+/* tr->end_why: what the iteration's status means for the run, in the words of its keys. */
+static void describe_end(TrainSolver *ts, SolverStatus st, bool capped)
+{
+    Trainer *tr = ts->tr;
+    const Config *c = &tr->cfg;
+    double gn = solver_grad_norm(&ts->s);
+    unsigned long long passes = (unsigned long long)tr->step;
+    long long it = (long long)ts->s.iter;
+    char *out = tr->end_why;
+    size_t len = sizeof tr->end_why;
+    if (st == SOLVER_CONVERGED_G)
+        snprintf(out, len, "converged: max |g| = %.3g <= optim.tol = %g after %llu passes (%lld "
+                 "iterations)", gn, c->optim.tol, passes, it);
+    else if (st == SOLVER_CONVERGED_F)
+        snprintf(out, len, "converged: the objective's last decrease was at most optim.ftol = %g "
+                 "(relative) after %llu passes (%lld iterations); max |g| = %.3g", c->optim.ftol,
+                 passes, it, gn);
+    else if (st == SOLVER_STALLED)
+        snprintf(out, len, "converged to working precision: no lower objective along the search "
+                 "direction after %llu passes (%lld iterations); max |g| = %.3g (optim.tol = %g)",
+                 passes, it, gn, c->optim.tol);
+    else if (capped)
+        snprintf(out, len, "stopped: optim.max_passes = %lld reached after %lld iterations, not "
+                 "converged: max |g| = %.3g > optim.tol = %g", (long long)c->optim.max_passes,
+                 it, gn, c->optim.tol);
+    else
+        snprintf(out, len, "stopped after %lld iterations (train.epochs = %lld), not converged: "
+                 "max |g| = %.3g > optim.tol = %g after %llu passes", it,
+                 (long long)c->train.epochs, gn, c->optim.tol, passes);
+}
+
+/* One solver iteration as the epoch. Collective. */
+static EpochEnd solver_epoch(Trainer *tr, EpochRun *er, size_t first)
+{
+    (void)first; /* checkpoints fall between iterations: an iteration always starts afresh */
+    TrainSolver *ts = tr->solver;
+    ts->er = er;
+    ts->pass_s = 0.0;
+    uint64_t passes0 = tr->step;
+    double t0 = comm_wtime();
+    const SolverOps ops = {.fg = pass_fg, .hv = pass_hv, .ctx = ts};
+    SolverStatus st = solver_iterate(&ts->s, &ops);
+    er->optim += comm_wtime() - t0 - ts->pass_s;
+    if (st == SOLVER_INTERRUPTED) { /* the state is the iteration's start: resume repeats it */
+        tr->step = passes0;
+        er->resume_step = 0;
+        er->sums = (EpochSums){0};
+        return EPOCH_SIGNALLED;
+    }
+    if (st == SOLVER_DIVERGED) return EPOCH_DIVERGED;
+    const Solver *s = &ts->s;
+    bool acc = !isnan(s->aux[1]);
+    er->sums = (EpochSums){.loss_sum = s->aux[0], .weight_sum = 1.0, .rows = (double)tr->tinfo.n,
+                           .correct = acc ? s->aux[1] : 0.0, .decisions = acc ? 1.0 : 0.0};
+    er->objective = s->f;
+    er->grad_norm = solver_grad_norm(s);
+    er->lr = s->step;
+    er->converged = st != SOLVER_CONTINUE;
+    er->capped = !er->converged && tr->step >= (uint64_t)tr->cfg.optim.max_passes;
+    describe_end(ts, st, er->capped);
+    if (tr->cfg.train.check_every > 0) reduce_check_replicas(tr->red, tr->step);
+    return EPOCH_DONE;
+}
+
+const TrainMethod TRAIN_SOLVER = {.name = "full-batch solver", .epoch = solver_epoch};
+
+/* ---- set-up ------------------------------------------------------------------------------ */
+
+/* newton: the model over [W; V] (D -> 2K) and the buffers its output is split into. */
+static Status open_stack(TrainSolver *ts, size_t rows)
+{
+    const ModelShape *s = &ts->tr->model.shape;
+    const size_t KO = model_outputs(s);
+    ModelShape sh;
+    char err[256];
+    if (model_shape_init(&sh, MODEL_SOFTMAX, s->act, HEAD_SOFTMAX, s->sizes[0], NULL, 0, 2 * KO,
+                         err, sizeof err) != XT_OK)
+        return XT_ERR_RUNTIME;
+    ts->stacked = linalg_alloc(sh.n_params * sizeof *ts->stacked);
+    ts->z = malloc(rows * KO * sizeof *ts->z);
+    ts->u = malloc(rows * KO * sizeof *ts->u);
+    if (!ts->stacked || !ts->z || !ts->u) return XT_ERR_RUNTIME;
+    return model_init(&ts->stack, &sh, rows, ts->stacked);
+}
+
+static Status open_solver(Trainer *tr, TrainSolver *ts)
+{
+    const Config *c = &tr->cfg;
+    const ModelShape *s = &tr->model.shape;
+    ts->tr = tr;
+    SolverSettings set = {.kind = c->optim.optimizer == OPT_NEWTON ? SOLVER_NEWTON : SOLVER_LBFGS,
+                          .history = (size_t)c->optim.history, .tol = c->optim.tol,
+                          .ftol = c->optim.ftol};
+    Status st = solver_init(&ts->s, &set, s->n_params, tr->model.params);
+    if (st != XT_OK) return st;
+    for (int l = 0; l < s->n_layers; l++) { /* the weights W_l; the intercepts b_l are free */
+        ts->pen.off[ts->pen.nseg] = s->w_off[l];
+        ts->pen.len[ts->pen.nseg++] = s->sizes[l + 1] * s->sizes[l];
+    }
+    ts->lambda_given = c->optim.weight_decay > 0.0;
+    ts->pen.lambda = c->optim.weight_decay;
+    /* The pass's plan: step 0 of a sampler that keeps file order, made once. */
+    sampler_begin_epoch(&tr->sampler, 0);
+    step_plan_make(&tr->steps[0], &tr->sampler, 0);
+    size_t rows = 1;
+    for (size_t i = 0; i < tr->steps[0].n; i++)
+        if (tr->steps[0].mb[i].m > rows) rows = tr->steps[0].mb[i].m;
+    if (set.kind == SOLVER_NEWTON && (st = open_stack(ts, rows)) != XT_OK) return st;
+    solver_state(&ts->s, &ts->state);
+    state_add_f64(&ts->state, "weight", &ts->weight);
+    reduce_set_solver_state(tr->red, &ts->state);
+    return XT_OK;
+}
+
+Status trainer_setup_solver(Trainer *tr)
+{
+    tr->method = &TRAIN_SGD;
+    if (!tr->plan.solver) return XT_OK;
+    XT_ASSERT(tr->model.shape.type != MODEL_MLP || tr->cfg.optim.optimizer == OPT_LBFGS);
+    tr->method = &TRAIN_SOLVER;
+    /* model.h5 is the optimum, not the best validation iteration, unless the run stops on
+     * validation (plan.h: early_stop) */
+    if (!tr->cfg.early_stopping.enabled) tr->model_keeps_best = false;
+    TrainSolver *ts = calloc(1, sizeof *ts);
+    Status st = ts ? XT_OK : XT_ERR_RUNTIME;
+    tr->solver = ts;
+    if (ts) st = open_solver(tr, ts);
+    if (st != XT_OK)
+        log_error("out of memory for the %s solver's state (%zu parameters)",
+                  optim_name(tr->cfg.optim.optimizer), tr->model.shape.n_params);
+    return comm_agree(tr->comm, st);
+}
+
+void trainer_free_solver(Trainer *tr)
+{
+    TrainSolver *ts = tr->solver;
+    if (!ts) return;
+    if (tr->red) reduce_set_solver_state(tr->red, NULL);
+    solver_free(&ts->s);
+    model_free(&ts->stack);
+    free(ts->stacked);
+    free(ts->z);
+    free(ts->u);
+    free(ts);
+    tr->solver = NULL;
+}
+
+void trainer_banner_solver(const Trainer *tr)
+{
+    const Config *c = &tr->cfg;
+    const Plan *p = &tr->plan;
+    bool newton = c->optim.optimizer == OPT_NEWTON;
+    if (newton)
+        log_info("optim    newton: trust-region Newton with conjugate gradient (as LIBLINEAR's "
+                 "TRON), one pass per Hessian-vector product and per trial point");
+    else
+        log_info("optim    lbfgs: L-BFGS with %lld pairs of history and a strong-Wolfe line "
+                 "search, one pass per trial point", (long long)c->optim.history);
+    if (c->optim.weight_decay > 0.0)
+        log_info("         objective: mean loss + %g / 2 ||W||^2 (optim.weight_decay; "
+                 "intercepts free)", c->optim.weight_decay);
+    else
+        log_info("         objective: mean loss + ||W||^2 / (2 C n), C = %g (optim.C%s), n = the "
+                 "loss's denominator; intercepts free: scikit-learn's LogisticRegression(C) "
+                 "divided by C n", c->optim.C,
+                 config_changed(c, "optim", "C") ? "" : ": scikit-learn's default");
+    log_info("         stops: max |g| <= optim.tol = %g, a relative decrease <= optim.ftol = %g, "
+             "or optim.max_passes = %lld; iterations: %s", c->optim.tol, c->optim.ftol,
+             (long long)c->optim.max_passes, p->epochs_why);
+    log_info("         passes: every training row, in file order; %s", p->solver_why);
+    log_info("         early stopping %s", p->early_stop ? "on (early_stopping.monitor given)"
+                                                         : p->early_stop_why);
+}
