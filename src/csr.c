@@ -16,9 +16,24 @@ Status csr_init(CsrRows *c, size_t cap_rows, size_t cap_nnz, size_t d)
     return XT_ERR_RUNTIME;
 }
 
+Status csr_init_batch(CsrRows *c, size_t cap_rows, size_t cap_nnz, size_t d)
+{
+    Status st = csr_init(c, cap_rows, cap_nnz, d);
+    if (st != XT_OK) return st;
+    c->t_ptr = malloc((d + 1) * sizeof *c->t_ptr);
+    c->t_row = malloc((cap_nnz ? cap_nnz : 1) * sizeof *c->t_row);
+    c->t_val = malloc((cap_nnz ? cap_nnz : 1) * sizeof *c->t_val);
+    if (c->t_ptr && c->t_row && c->t_val) return XT_OK;
+    csr_free(c);
+    return XT_ERR_RUNTIME;
+}
+
 void csr_free(CsrRows *c)
 {
     if (!c) return;
+    free(c->t_ptr);
+    free(c->t_row);
+    free(c->t_val);
     free(c->indptr);
     free(c->indices);
     free(c->values);
@@ -199,16 +214,39 @@ void csr_mul_wt(float *Z, const CsrRows *X, const float *W, size_t out)
     }
 }
 
-void csr_grad_w(float *dW, const float *dZ, const CsrRows *X, size_t out, bool accumulate)
+/* X's non-zeros regrouped by column (a counting sort, rows in order within a column) into
+ * its scratch: column j's are t_row/t_val[t_ptr[j] .. t_ptr[j + 1]). */
+static void by_column(CsrRows *X)
 {
+    const size_t d = X->d, nnz = csr_nnz(X);
+    size_t *ptr = X->t_ptr;
+    memset(ptr, 0, (d + 1) * sizeof *ptr);
+    for (size_t k = 0; k < nnz; k++) ptr[X->indices[k] + 1]++;
+    for (size_t j = 0; j < d; j++) ptr[j + 1] += ptr[j];
+    for (size_t i = 0; i < X->m; i++) /* ptr[j] walks to the end of column j, then back */
+        for (size_t k = X->indptr[i]; k < X->indptr[i + 1]; k++) {
+            size_t at = ptr[X->indices[k]]++;
+            X->t_row[at] = (uint32_t)i;
+            X->t_val[at] = X->values[k];
+        }
+    for (size_t j = d; j > 0; j--) ptr[j] = ptr[j - 1];
+    ptr[0] = 0;
+}
+
+void csr_grad_w(float *dW, const float *dZ, CsrRows *X, size_t out, bool accumulate)
+{
+    XT_ASSERT(X->t_ptr != NULL);
     const size_t d = X->d;
     if (!accumulate) memset(dW, 0, out * d * sizeof *dW);
-    for (size_t i = 0; i < X->m; i++) {
-        const float *restrict dz = dZ + i * out;
-        for (size_t k = X->indptr[i]; k < X->indptr[i + 1]; k++) {
-            const size_t j = (size_t)X->indices[k];
-            const float v = X->values[k];
-            for (size_t o = 0; o < out; o++) dW[o * d + j] += dz[o] * v;
+    by_column(X);
+    for (size_t j = 0; j < d; j++) {
+        const size_t a = X->t_ptr[j], b = X->t_ptr[j + 1];
+        if (a == b) continue; /* an untouched column */
+        for (size_t o = 0; o < out; o++) {
+            double acc = (double)dW[o * d + j];
+            for (size_t k = a; k < b; k++)
+                acc += (double)dZ[(size_t)X->t_row[k] * out + o] * (double)X->t_val[k];
+            dW[o * d + j] = (float)acc;
         }
     }
 }

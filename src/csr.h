@@ -9,7 +9,7 @@
  *
  * The products (W row-major (out, d), as model.h stores a layer's weights):
  *   csr_mul_wt   Z (m, out) += X W^T        O(nnz x out), no extra memory
- *   csr_grad_w   dW (out, d) (+)= dZ^T X    O(nnz x out) (+ out x d to zero dW)
+ *   csr_grad_w   dW (out, d) (+)= dZ^T X    O(nnz x out + d) (+ out x d to zero dW)
  * Local everywhere.
  */
 #ifndef XT_CSR_H
@@ -27,11 +27,17 @@ typedef struct {
     int32_t *indices;     /* (nnz) column of each non-zero */
     float *values;        /* (nnz) */
     size_t cap_rows, cap_nnz; /* what the arrays hold */
+    /* a batch's scratch for csr_grad_w (csr_init_batch): the same non-zeros by column */
+    size_t *t_ptr;        /* (d + 1) */
+    uint32_t *t_row;      /* (cap_nnz) */
+    float *t_val;         /* (cap_nnz) */
 } CsrRows;
 
 /* Arrays for up to cap_rows rows and cap_nnz non-zeros of d features; m = 0.
  * XT_ERR_RUNTIME when out of memory (c is then freed). */
 Status csr_init(CsrRows *c, size_t cap_rows, size_t cap_nnz, size_t d);
+/* The same plus the scratch csr_grad_w needs (O(cap_nnz + d) more): a training batch. */
+Status csr_init_batch(CsrRows *c, size_t cap_rows, size_t cap_nnz, size_t d);
 /* Frees the arrays; safe on a zeroed CsrRows; idempotent. */
 void csr_free(CsrRows *c);
 /* Non-zeros held: indptr[m]. */
@@ -60,7 +66,9 @@ void csr_column_absmax(const CsrRows *c, double *mx);
 
 /* Z (m, out) += X W^T, with W (out, d) row-major. */
 void csr_mul_wt(float *Z, const CsrRows *X, const float *W, size_t out);
-/* dW (out, d) = dZ^T X, or += when accumulate; dZ (m, out). */
-void csr_grad_w(float *dW, const float *dZ, const CsrRows *X, size_t out, bool accumulate);
+/* dW (out, d) = dZ^T X, or += when accumulate; dZ (m, out). X must come from
+ * csr_init_batch: its non-zeros are regrouped by column in its scratch, and each element of
+ * dW touched is summed in double (rows in order) and rounded once. */
+void csr_grad_w(float *dW, const float *dZ, CsrRows *X, size_t out, bool accumulate);
 
 #endif

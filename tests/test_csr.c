@@ -23,7 +23,7 @@ static void random_csr(CsrRows *c, float *X, size_t m, size_t d, double density,
 {
     Rng r;
     rng_seed(&r, seed);
-    assert_int_equal(csr_init(c, m, m * d, d), XT_OK);
+    assert_int_equal(csr_init_batch(c, m, m * d, d), XT_OK);
     memset(X, 0, m * d * sizeof *X);
     size_t k = 0;
     for (size_t i = 0; i < m; i++) {
