@@ -986,10 +986,10 @@ Status dataset_write_split(H5File *f, const char *group, const DatasetRows *r, i
     void *xsel = NULL, *ysel = NULL;
     Status st = XT_OK;
     bool has_y = r->y || r->t;
-    if (r->rows) {
-        X = xsel = select_rows(r->X, xw, r->rows, r->n);
+    if (r->rows) { /* CSR rows are selected as they are written */
+        X = xsel = r->csr ? NULL : select_rows(r->X, xw, r->rows, r->n);
         Y = ysel = has_y ? select_rows(Y, yw, r->rows, r->n) : NULL;
-        if (!xsel || (has_y && !ysel)) {
+        if ((!xsel && !r->csr) || (has_y && !ysel)) {
             log_error("%s:%s: out of memory writing %zu rows", h5io_path(f), group, r->n);
             st = XT_ERR_RUNTIME;
         }
@@ -999,7 +999,9 @@ Status dataset_write_split(H5File *f, const char *group, const DatasetRows *r, i
     join(yp, sizeof yp, group, "y");
     size_t xd[2] = {r->n, r->d}, yd[2] = {r->n, r->k};
     if (st == XT_OK) st = h5io_create_group(f, group);
-    if (st == XT_OK) st = h5io_write(f, xp, r->x_u8 ? H5IO_U8 : H5IO_F32, 2, xd, X, gzip_level);
+    if (st == XT_OK)
+        st = r->csr ? dataset_csr_write(f, xp, r->csr, r->rows, r->n, gzip_level)
+                    : h5io_write(f, xp, r->x_u8 ? H5IO_U8 : H5IO_F32, 2, xd, X, gzip_level);
     if (st == XT_OK && has_y)
         st = r->t ? h5io_write(f, yp, H5IO_F32, 2, yd, Y, gzip_level)
                   : h5io_write(f, yp, H5IO_I32, 1, yd, Y, gzip_level);

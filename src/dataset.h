@@ -196,6 +196,8 @@ typedef struct {
     const size_t *rows;  /* which rows, in order; NULL: the first n */
     size_t n;
     double scale;        /* X's scale attribute; 0 = none */
+    const CsrRows *csr;  /* X as CSR rows (d of them wide), written as an AnnData csr_matrix
+                            group; X is then unused */
 } DatasetRows;
 
 /* Writes GROUP/X and GROUP/y (and X's scale) into f, the layout dataset_probe reads;

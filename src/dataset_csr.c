@@ -216,3 +216,44 @@ Status dataset_csr_load(Dataset *ds, H5File *f, const char *xp)
         log_error("%s:%s: %s", ds->info.file, xp, err);
     return st;
 }
+
+Status dataset_csr_write(H5File *f, const char *xp, const CsrRows *c, const size_t *rows,
+                         size_t n, int gzip_level)
+{
+    size_t nnz = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t r = rows ? rows[i] : i;
+        nnz += c->indptr[r + 1] - c->indptr[r];
+    }
+    int64_t *ip = malloc((n + 1) * sizeof *ip);
+    int32_t *ix = malloc((nnz ? nnz : 1) * sizeof *ix);
+    float *v = malloc((nnz ? nnz : 1) * sizeof *v);
+    Status st = ip && ix && v ? XT_OK : XT_ERR_RUNTIME;
+    if (st != XT_OK) log_error("%s:%s: out of memory writing %zu rows", h5io_path(f), xp, n);
+    for (size_t i = 0, at = 0; st == XT_OK && i < n; i++) {
+        size_t r = rows ? rows[i] : i, a = c->indptr[r], len = c->indptr[r + 1] - a;
+        ip[i] = (int64_t)at;
+        memcpy(ix + at, c->indices + a, len * sizeof *ix);
+        memcpy(v + at, c->values + a, len * sizeof *v);
+        at += len;
+        ip[i + 1] = (int64_t)at;
+    }
+    if (n == 0 && ip) ip[0] = 0;
+    char p[700];
+    size_t dn[1] = {n + 1}, dz[1] = {nnz};
+    int gz = nnz ? gzip_level : 0;
+    int64_t shape[2] = {(int64_t)n, (int64_t)c->d};
+    member(p, sizeof p, xp, "indptr");
+    if (st == XT_OK) st = h5io_write(f, p, H5IO_I64, 1, dn, ip, gzip_level);
+    member(p, sizeof p, xp, "indices");
+    if (st == XT_OK) st = h5io_write(f, p, H5IO_I32, 1, dz, ix, gz);
+    member(p, sizeof p, xp, "data");
+    if (st == XT_OK) st = h5io_write(f, p, H5IO_F32, 1, dz, v, gz);
+    if (st == XT_OK) st = h5io_attr_write_str(f, xp, "encoding-type", "csr_matrix");
+    if (st == XT_OK) st = h5io_attr_write_str(f, xp, "encoding-version", "0.1.0");
+    if (st == XT_OK) st = h5io_attr_write_i64s(f, xp, "shape", shape, 2);
+    free(ip);
+    free(ix);
+    free(v);
+    return st;
+}

@@ -33,4 +33,10 @@ Status dataset_csr_probe(H5File *f, const char *xp, DatasetInfo *info, char *err
  * failure with the file, the dataset and the global row. */
 Status dataset_csr_load(Dataset *ds, H5File *f, const char *xp);
 
+/* Writes rows[i] (i < n; rows NULL: the first n) of c as the CSR group xp in AnnData's
+ * layout: indptr int64, indices int32, data float32 (deflated at gzip_level as h5io_write),
+ * encoding-type = csr_matrix, encoding-version = 0.1.0, shape = (n, d). Local. */
+Status dataset_csr_write(H5File *f, const char *xp, const CsrRows *c, const size_t *rows,
+                         size_t n, int gzip_level);
+
 #endif

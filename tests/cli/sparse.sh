@@ -8,7 +8,10 @@
 #    within 1e-6 of the model's largest; the banner says the batches are CSR;
 #  - train.reproducible (CSR densified per micro-batch): metrics and model.h5 identical to the
 #    dense file's, bit for bit, at P = 1 and 3;
-#  - eval of the CSR split prints what eval of the dense split prints;
+#  - eval of the CSR split prints what eval of the dense split prints; predict writes the
+#    same file;
+#  - convert libsvm writes CSR by auto (the choice and reason printed), dense with --dense,
+#    and training on the converted file equals training on the dense one;
 #  - the comparison can fail: a different seed differs;
 #  - bad CSR (a column index outside [0, D) in rank 1's rows; data.normalize = standardize)
 #    is refused on every rank with the row or the key named.
@@ -143,6 +146,33 @@ xt 2 eval --model softmax.dense.1/model.h5 --data sparse.h5ad:/val >ev.sparse 2>
 if [ -s ev.dense ] && diff <(grep -v "data\|val" ev.dense) <(grep -v "data\|val" ev.sparse) >/dev/null &&
    grep -q "accuracy" ev.sparse; then pass "eval of the CSR split reports what the dense split's does"
 else fail "eval differs"; diff ev.dense ev.sparse | head -6; fi
+
+# predict on CSR rows: the same probabilities as on the dense rows
+xt 2 predict --model softmax.dense.1/model.h5 --data dense.h5:/val --out pd.h5 >pd.log 2>&1 &&
+  xt 3 predict --model softmax.dense.1/model.h5 --data sparse.h5ad:/val --out ps.h5 >ps.log 2>&1 &&
+  same_h5 pd.h5 ps.h5 && pass "predict on the CSR split writes what it writes for the dense split" ||
+  { fail "predict on CSR"; tail -2 ps.log; }
+
+# a LIBSVM file (scikit-learn's dump_svmlight_file of the training rows) converts to CSR,
+# with the choice and its reason printed, and trains as the dense file does
+/usr/bin/python3 - <<'PY' || fail "dump_svmlight_file"
+import h5py, scipy.sparse as sp
+from sklearn.datasets import dump_svmlight_file
+with h5py.File("sparse.h5ad", "r") as f:
+    g = f["train/X"]
+    X = sp.csr_matrix((g["data"][()], g["indices"][()], g["indptr"][()]), shape=tuple(g.attrs["shape"]))
+    dump_svmlight_file(X, f["train/y"][()], "train.svm", zero_based=True)
+PY
+"$bin" convert libsvm --input train.svm --zero-based --features 300 --val-fraction 0 --out conv.h5 >conv.log 2>&1
+"$bin" convert libsvm --input train.svm --zero-based --features 300 --val-fraction 0 --dense --out convd.h5 >convd.log 2>&1
+xt 2 train c.ini --set run.dir=svm.2 --set data.train=conv.h5:/train --set data.val=dense.h5:/val >svm.2.log 2>&1
+m=$(metrics_maxrel softmax.dense.2/metrics.csv svm.2/metrics.csv)
+if grep -q "X written as CSR: .* (auto: CSR is the smaller by half or more; --dense to force dense)" conv.log &&
+   grep -q "X written dense: .* (--dense)" convd.log &&
+   /usr/bin/python3 -c 'import h5py,sys; f=h5py.File("conv.h5"); g=h5py.File("convd.h5"); sys.exit(not (f["train/X"].attrs["encoding-type"]=="csr_matrix" and g["train/X"].ndim==2))' &&
+   awk -v m="$m" 'BEGIN { exit !(m <= 1e-6) }'; then
+  pass "convert libsvm: CSR by auto (reason printed), dense with --dense; training on it = dense ($m)"
+else fail "convert libsvm to CSR ($m)"; cat conv.log; tail -2 svm.2.log; fi
 
 # bad CSR and a normalisation that would densify: refused on every rank, named
 xt 2 train c.ini --set run.dir=bad --set data.train=sparse5.h5:/bad --set data.val= >bad.log 2>&1
