@@ -13,6 +13,8 @@
 #  - convert libsvm writes CSR by auto (the choice and reason printed), dense with --dense,
 #    and training on the converted file equals training on the dense one;
 #  - the comparison can fail: a different seed differs;
+#  - gen sparse and sparse-multilabel write seeded CSR files with long-tailed feature
+#    frequencies that models learn from;
 #  - bad CSR (a column index outside [0, D) in rank 1's rows; data.normalize = standardize)
 #    is refused on every rank with the row or the key named.
 # Usage: sparse.sh XENTRAIN SCRATCH_DIR MPIEXEC
@@ -173,6 +175,35 @@ if grep -q "X written as CSR: .* (auto: CSR is the smaller by half or more; --de
    awk -v m="$m" 'BEGIN { exit !(m <= 1e-6) }'; then
   pass "convert libsvm: CSR by auto (reason printed), dense with --dense; training on it = dense ($m)"
 else fail "convert libsvm to CSR ($m)"; cat conv.log; tail -2 svm.2.log; fi
+
+# gen sparse / sparse-multilabel: CSR files, the same bits from the same seed, a long tail of
+# feature frequencies, and data a model learns from
+"$bin" gen sparse --rows 3000 --features 2000 --nnz 12 --classes 5 --seed 3 --out g1.h5 >g1.log 2>&1
+"$bin" gen sparse --rows 3000 --features 2000 --nnz 12 --classes 5 --seed 3 --out g2.h5 >g2.log 2>&1
+"$bin" gen sparse --rows 3000 --features 2000 --nnz 12 --classes 5 --seed 4 --out g3.h5 >g3.log 2>&1
+"$bin" gen sparse-multilabel --rows 2000 --features 500 --classes 4 --out gm.h5 >gm.log 2>&1
+tail_ok=$(/usr/bin/python3 - <<'PY'
+import h5py, numpy as np
+f = h5py.File("g1.h5", "r"); g = f["train/X"]
+ip, ix = g["indptr"][()], g["indices"][()]
+n = len(ip) - 1; c = np.bincount(ix, minlength=2000)
+m = h5py.File("gm.h5", "r")["train"]
+ok = (g.attrs["encoding-type"] == "csr_matrix" and 10 <= len(ix) / n <= 14 and
+      c.max() > 0.3 * n and np.median(c) < 0.01 * n and m["y"].shape == (1600, 4) and
+      0.05 < m["y"][()].mean() < 0.95)
+print("ok" if ok else "bad: nnz/row %.1f top %d median %d of %d rows" % (len(ix) / n, c.max(), np.median(c), n))
+PY
+)
+same_h5 g1.h5 g2.h5 && ! same_h5 g3.h5 g1.h5 >/dev/null || tail_ok="$tail_ok; seeds"
+xt 2 train c.ini --set run.dir=gen --set data.train=g1.h5:/train --set data.val=g1.h5:/val \
+  --set optim.lr=0.5 --set train.epochs=5 >gen.log 2>&1
+xt 2 train c.ini --set run.dir=genml --set model.type=multilabel --set data.train=gm.h5:/train \
+  --set data.val=gm.h5:/val >genml.log 2>&1 || tail_ok="$tail_ok; multilabel run"
+maj=$(/usr/bin/python3 -c 'import h5py,numpy as np; y=h5py.File("g1.h5")["val/y"][()]; print(np.bincount(y).max()/len(y))')
+acc=$(tail -1 gen/metrics.csv | cut -d, -f4)
+if [ "$tail_ok" = ok ] && awk -v a="$acc" -v m="$maj" 'BEGIN { exit !(a > m + 0.05) }'; then
+  pass "gen sparse/sparse-multilabel: CSR, seeded, long-tailed; softmax reaches $acc (majority $maj)"
+else fail "gen sparse: $tail_ok, accuracy $acc vs majority $maj"; fi
 
 # bad CSR and a normalisation that would densify: refused on every rank, named
 xt 2 train c.ini --set run.dir=bad --set data.train=sparse5.h5:/bad --set data.val= >bad.log 2>&1
