@@ -7,9 +7,12 @@
 #   --with-tools  also gnuplot, hdf5-tools (h5dump/h5ls/h5diff), time and valgrind
 #   --with-tests  also what the tests compare against or need: PyTorch, scikit-learn and
 #                 h5py (reference losses, accuracy on scikit-learn's data sets), iproute2
-#                 (network namespaces), procps (pgrep), python3-onnx (onnx.checker) and
-#                 Node.js with npm when the node or npm command is missing (tests/cli/export.sh
-#                 installs ONNX Runtime for Node from the npm registry into the build directory)
+#                 (network namespaces, tc), procps (pgrep), util-linux (nsenter, unshare),
+#                 Slurm with munge (slurmctld, slurmd, slurm-client, munge: the Slurm tests start
+#                 their own daemons; apt is kept from starting them, see below), python3-onnx
+#                 (onnx.checker) and Node.js with npm when the node or npm command is missing
+#                 (tests/cli/export.sh installs ONNX Runtime for Node from the npm registry into
+#                 the build directory)
 #   --with-fuzz   also clang and its sanitizer runtimes (libFuzzer), for scripts/fuzz.sh
 #   --with-mpich  also MPICH and parallel HDF5 for MPICH (cmake -DXT_MPI=mpich; Debian keeps
 #                 Open MPI as the default mpicc/mpirun)
@@ -28,7 +31,7 @@ for arg in "$@"; do
     --with-data)  pkgs+=(dataset-fashion-mnist) ;;
     --with-tools) pkgs+=(gnuplot-nox hdf5-tools time valgrind) ;;
     --with-tests) pkgs+=(python3-torch python3-sklearn python3-h5py python3-numpy iproute2 procps
-                         python3-onnx)
+                         util-linux slurmctld slurmd slurm-client munge python3-onnx)
                   with_tests=true ;;
     --with-fuzz)  pkgs+=(clang libclang-rt-14-dev) ;;
     --with-mpich) pkgs+=(mpich libmpich-dev libhdf5-mpich-dev) ;;
@@ -61,6 +64,18 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Daemons (slurmctld, slurmd, munge): no systemd here, and the tests start their own, so a
+# temporary policy-rc.d that says 101 keeps apt from starting them; an existing one (Debian
+# container images ship one) is left exactly as it was.
+own_policy=0
+if [[ " ${missing[*]} " =~ \ (slurmctld|slurmd|munge)\  ]] && [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+  $SUDO chmod 755 /usr/sbin/policy-rc.d
+  own_policy=1
+fi
+rc=0
+$SUDO apt-get update -qq &&
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || rc=$?
+[ "$own_policy" -eq 1 ] && $SUDO rm -f /usr/sbin/policy-rc.d
+[ "$rc" -eq 0 ] || { echo "install-deps: apt-get failed (exit $rc)" >&2; exit "$rc"; }
 echo "install-deps: done"

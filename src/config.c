@@ -70,6 +70,8 @@ typedef struct {
     const char *const *choices; /* KT_ENUM: NULL-terminated, index = enum value */
     const char *word;           /* KT_LIST: a word that may stand for the list ... */
     size_t word_offset;         /* ... stored as true in this bool (the list left empty) */
+    bool auto_ok;               /* KT_DOUBLE, KT_INT: "auto" stands for a value decided at
+                                   start-up (plan.h), stored as CONFIG_AUTO_F64 / _I64 */
     const char *allowed;        /* overrides the generated "allowed" text */
     const char *help;           /* one line */
 } Key;
@@ -97,7 +99,7 @@ static const char *const INIT_NAMES[] = {"zeros", "xavier", "he", NULL};
 static const char *const SCHEDULE_NAMES[] = {"constant", "step", "cosine", NULL};
 static const char *const LR_SCALING_NAMES[] = {"none", "linear", NULL};
 static const char *const OPTIMIZER_NAMES[] = {"sgd", "adam", "adamw", "lars", "lamb", NULL};
-static const char *const MONITOR_NAMES[] = {"val_loss", "val_accuracy", NULL};
+static const char *const MONITOR_NAMES[] = {"val_loss", "val_accuracy", "train_loss", "auto", NULL};
 static const char *const MODE_NAMES[] = {"auto", "min", "max", NULL};
 /* Enums whose first two choices are "false" and "true" also take the boolean words. */
 static const char *const SHUFFLE_NAMES[] = {"false", "true", "block", NULL};
@@ -128,6 +130,13 @@ static const char *const OVERLAP_NAMES[] = {"false", "true", "auto", NULL};
 #define K_BOOL(fl, s, k, f, d, h)                                                          \
     { .flags = fl, .section = s, .name = k, .type = KT_BOOL, .offset = FIELD(f),          \
       .def = d, .help = h }
+/* A number that may also be "auto" (its default, decided at start-up with a reason). */
+#define K_DBL_AUTO(fl, s, k, f, lok, mn, hik, mx, h)                                       \
+    { .flags = fl, .section = s, .name = k, .type = KT_DOUBLE, .offset = FIELD(f),        \
+      .def = "auto", .lo = lok, .dmin = mn, .hi = hik, .dmax = mx, .auto_ok = true, .help = h }
+#define K_INT_AUTO(fl, s, k, f, mn, mx, h)                                                 \
+    { .flags = fl, .section = s, .name = k, .type = KT_INT, .offset = FIELD(f),           \
+      .def = "auto", .imin = mn, .imax = mx, .auto_ok = true, .help = h }
 #define K_ENUM(fl, s, k, f, d, names, h)                                                   \
     { .flags = fl, .section = s, .name = k, .type = KT_ENUM, .offset = FIELD(f),          \
       .def = d, .choices = names, .help = h }
@@ -192,10 +201,11 @@ static const Key KEYS[] = {
     K_INT(KEY_TRAJ, "loss", "ignore_index", loss.ignore_index, "-1", -1, XT_MAX_CLASSES - 1,
           "class id whose rows are left out of loss and gradient; -1 = none"),
     /* [optim] */
-    K_DBL(0, "optim", "lr", optim.lr, "0.1", BOUND_EXCL, 0.0, BOUND_INCL, 1e3,
-          "base learning rate"),
-    K_DBL(KEY_TRAJ, "optim", "momentum", optim.momentum, "0", BOUND_INCL, 0.0, BOUND_EXCL, 1.0,
-          "momentum coefficient; 0 = plain SGD"),
+    K_DBL_AUTO(0, "optim", "lr", optim.lr, BOUND_EXCL, 0.0, BOUND_INCL, 1e3,
+               "base learning rate; auto = the optimiser's own (sgd, lars 0.01; adam, adamw, "
+               "lamb 0.001)"),
+    K_DBL_AUTO(KEY_TRAJ, "optim", "momentum", optim.momentum, BOUND_INCL, 0.0, BOUND_EXCL, 1.0,
+               "momentum coefficient (sgd, lars); 0 = plain SGD; auto = 0.9 for sgd and lars"),
     K_BOOL(0, "optim", "nesterov", optim.nesterov, "false",
            "Nesterov momentum (needs momentum > 0)"),
     K_DBL(0, "optim", "weight_decay", optim.weight_decay, "0", BOUND_INCL, 0.0, BOUND_NONE, 0.0,
@@ -226,9 +236,11 @@ static const Key KEYS[] = {
            "each rank updates 1/P of the parameters and optimiser state (reduce-scatter, "
            "allgather); auto = when P > 1"),
     /* [train] */
-    K_INT(0, "train", "epochs", train.epochs, "10", 1, XT_EPOCHS_MAX, "maximum number of epochs"),
-    K_INT(KEY_TRAJ, "train", "batch_size", train.batch_size, "128", 0, XT_INT31_MAX,
-          "global batch size over all ranks; 0 = full batch"),
+    K_INT(0, "train", "epochs", train.epochs, "200", 1, XT_EPOCHS_MAX,
+          "most epochs; early stopping usually ends the run before"),
+    K_INT_AUTO(KEY_TRAJ, "train", "batch_size", train.batch_size, 0, XT_INT31_MAX,
+               "global batch over all ranks; 0 = full batch; auto = 128, or N/10 rows (at "
+               "least 1 per rank) when 128 gives under 10 steps per epoch"),
     K_INT(KEY_TRAJ, "train", "batch_per_rank", train.batch_per_rank, "0", 0, XT_INT31_MAX,
           "if > 0: global batch = P * this, overriding batch_size (weak scaling)"),
     K_INT(KEY_TRAJ, "train", "accumulate", train.accumulate, "1", 1, 65536,
@@ -258,16 +270,16 @@ static const Key KEYS[] = {
     K_INT(0, "eval", "batch_size", eval.batch_size, "1024", 1, XT_INT31_MAX,
           "rows per forward pass during evaluation"),
     /* [early_stopping] */
-    K_BOOL(0, "early_stopping", "enabled", early_stopping.enabled, "false",
-           "stop when the monitored value stops improving"),
-    K_ENUM(0, "early_stopping", "monitor", early_stopping.monitor, "val_loss", MONITOR_NAMES,
-           "validation metric to watch"),
+    K_BOOL(0, "early_stopping", "enabled", early_stopping.enabled, "true",
+           "stop when the monitored value has not improved for patience epochs"),
+    K_ENUM(0, "early_stopping", "monitor", early_stopping.monitor, "auto", MONITOR_NAMES,
+           "what to watch; auto = val_loss with a validation split, else train_loss"),
     K_ENUM(0, "early_stopping", "mode", early_stopping.mode, "auto", MODE_NAMES,
            "whether lower or higher is better; auto: min for loss, max for accuracy"),
-    K_INT(0, "early_stopping", "patience", early_stopping.patience, "5", 1, XT_EPOCHS_MAX,
-          "monitored epochs without improvement before stopping"),
-    K_DBL(0, "early_stopping", "min_delta", early_stopping.min_delta, "0", BOUND_INCL, 0.0,
-          BOUND_NONE, 0.0, "smallest change that counts as an improvement"),
+    K_INT(0, "early_stopping", "patience", early_stopping.patience, "10", 1, XT_EPOCHS_MAX,
+          "monitored epochs without improvement before stopping (scikit-learn's n_iter_no_change)"),
+    K_DBL(0, "early_stopping", "min_delta", early_stopping.min_delta, "1e-4", BOUND_INCL, 0.0,
+          BOUND_NONE, 0.0, "smallest change that counts as an improvement (scikit-learn's tol)"),
     K_INT(0, "early_stopping", "start_epoch", early_stopping.start_epoch, "1", 1, XT_EPOCHS_MAX,
           "first monitored epoch (earlier epochs never count)"),
     K_BOOL(0, "early_stopping", "restore_best", early_stopping.restore_best, "true",
@@ -454,7 +466,10 @@ static void allowed_text(const Key *k, char *buf, size_t len)
     case KT_STRING: sink_printf(&s, "text, at most %zu characters", k->size - 1); break;
     case KT_INT:
     case KT_UINT:
-    case KT_DOUBLE: range_text(k, k->type, &s); break;
+    case KT_DOUBLE:
+        range_text(k, k->type, &s);
+        if (k->auto_ok) sink_printf(&s, ", or auto");
+        break;
     case KT_BOOL: sink_printf(&s, "true, false, yes, no, on, off, 1, 0"); break;
     case KT_ENUM:
         for (size_t i = 0; k->choices[i]; i++)
@@ -579,6 +594,12 @@ static const char *set_value(Config *cfg, const Key *k, const char *value, bool 
     case KT_BOOL: {
         Scalar v;
         size_t vsize = 0;
+        if (k->auto_ok && strutil_ieq(value, "auto")) {
+            if (k->type == KT_DOUBLE) v.d = CONFIG_AUTO_F64;
+            else v.i = CONFIG_AUTO_I64;
+            memcpy(field_at(cfg, k->offset), &v, sizeof v.i);
+            return NULL;
+        }
         const char *bad = parse_scalar(k, k->type, value, &v, &vsize);
         if (bad) return bad;
         memcpy(field_at(cfg, k->offset), &v, vsize);
@@ -614,7 +635,8 @@ static void format_value(const Config *cfg, const Key *k, Sink *s, size_t wrap)
     case KT_INT: {
         int64_t v;
         memcpy(&v, p, sizeof v);
-        sink_printf(s, "%" PRId64, v);
+        if (k->auto_ok && v == CONFIG_AUTO_I64) sink_printf(s, "auto");
+        else sink_printf(s, "%" PRId64, v);
         break;
     }
     case KT_UINT: {
@@ -627,6 +649,10 @@ static void format_value(const Config *cfg, const Key *k, Sink *s, size_t wrap)
         double v;
         char num[32];
         memcpy(&v, p, sizeof v);
+        if (k->auto_ok && isnan(v)) {
+            sink_printf(s, "auto");
+            break;
+        }
         format_double(v, num, sizeof num);
         sink_printf(s, "%s", num);
         break;
@@ -815,7 +841,8 @@ static bool changed(const Config *cfg, const Config *def, const char *section, c
 /* The [optim] rules that involve more than one key. */
 static const Key *check_optim_rules(const Config *cfg, const Config *def, char *why, size_t len)
 {
-    if (cfg->optim.nesterov && !(cfg->optim.momentum > 0.0)) {
+    if (cfg->optim.nesterov && !config_is_auto_f64(cfg->optim.momentum) &&
+        !(cfg->optim.momentum > 0.0)) {
         snprintf(why, len, "needs optim.momentum > 0 (e.g. momentum = 0.9)");
         return key_named("optim", "nesterov");
     }
@@ -877,10 +904,9 @@ static const Key *check_comm_rules(const Config *cfg, char *why, size_t len)
     return key_named("comm", "overlap");
 }
 
-static const Key *check_rules_with(const Config *cfg, const Config *def, char *why, size_t len)
+/* The [model] and [loss] rules that involve more than one key. */
+static const Key *check_model_rules(const Config *cfg, char *why, size_t len)
 {
-    const Key *ck = check_comm_rules(cfg, why, len);
-    if (ck) return ck;
     bool mlp = cfg->model.type == MODEL_MLP;
     if (mlp && cfg->model.n_hidden == 0) {
         snprintf(why, len, "needs model.hidden, the hidden layer sizes (e.g. hidden = 256,128)");
@@ -926,8 +952,12 @@ static const Key *check_rules_with(const Config *cfg, const Config *def, char *w
             return key_named("loss", "ignore_index");
         }
     }
-    const Key *k = check_optim_rules(cfg, def, why, len);
-    if (k) return k;
+    return NULL;
+}
+
+/* The [data] and [train] rules that involve more than one key. */
+static const Key *check_train_rules(const Config *cfg, char *why, size_t len)
+{
     if (!cfg->train.reproducible && cfg->train.micro_batches != 0) {
         snprintf(why, len, "used by train.reproducible = true only");
         return key_named("train", "micro_batches");
@@ -956,12 +986,19 @@ static const Key *check_rules_with(const Config *cfg, const Config *def, char *w
         snprintf(why, len, "empty (allowed: auto, never, or a checkpoint path)");
         return key_named("train", "resume");
     }
+    return NULL;
+}
+
+/* The [early_stopping] rules that involve more than one key. */
+static const Key *check_es_rules(const Config *cfg, char *why, size_t len)
+{
     if (cfg->early_stopping.enabled) {
-        if (!cfg->data.val[0]) {
+        Monitor m = cfg->early_stopping.monitor;
+        if (!cfg->data.val[0] && (m == MONITOR_VAL_LOSS || m == MONITOR_VAL_ACCURACY)) {
             snprintf(why, len,
-                     "early stopping monitors the validation split: set data.val "
-                     "(e.g. val = data.h5:/val) or enabled = false");
-            return key_named("early_stopping", "enabled");
+                     "%s needs a validation split: set data.val (e.g. val = data.h5:/val), "
+                     "monitor = train_loss (or auto), or enabled = false", MONITOR_NAMES[m]);
+            return key_named("early_stopping", "monitor");
         }
         if (cfg->early_stopping.start_epoch > cfg->train.epochs) {
             snprintf(why, len,
@@ -972,6 +1009,16 @@ static const Key *check_rules_with(const Config *cfg, const Config *def, char *w
         }
     }
     return NULL;
+}
+
+static const Key *check_rules_with(const Config *cfg, const Config *def, char *why, size_t len)
+{
+    const Key *k = check_comm_rules(cfg, why, len);
+    if (!k) k = check_model_rules(cfg, why, len);
+    if (!k) k = check_optim_rules(cfg, def, why, len);
+    if (!k) k = check_train_rules(cfg, why, len);
+    if (!k) k = check_es_rules(cfg, why, len);
+    return k;
 }
 
 /* The cross-key rules against the key table's defaults (out of memory for them: the rules

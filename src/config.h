@@ -33,6 +33,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <math.h>
 #include <stdio.h>
 
 #include "error.h"
@@ -40,6 +41,10 @@
 #define XT_PATH_MAX 1024
 #define XT_MAX_HIDDEN 8
 #define XT_MAX_CLASSES 4096
+/* The stored value of a number set to "auto" (decided at start-up: plan.h). */
+#define CONFIG_AUTO_F64 NAN
+#define CONFIG_AUTO_I64 INT64_MIN
+#define config_is_auto_f64(v) isnan(v)
 
 /* NORM_AUTO (the default) resolves at start-up: NORM_SCALE when X has a scale
  * attribute (converted images), else NORM_STANDARDIZE. Model files store the result. */
@@ -51,7 +56,8 @@ typedef enum { INIT_ZEROS, INIT_XAVIER, INIT_HE } Init;
 typedef enum { SCHED_CONSTANT, SCHED_STEP, SCHED_COSINE } Schedule;
 typedef enum { LR_SCALE_NONE, LR_SCALE_LINEAR } LrScaling;
 typedef enum { OPT_SGD, OPT_ADAM, OPT_ADAMW, OPT_LARS, OPT_LAMB } Optimizer;
-typedef enum { MONITOR_VAL_LOSS, MONITOR_VAL_ACCURACY } Monitor;
+/* MONITOR_AUTO resolves in early_stop_init: val_loss with a validation split, else train_loss. */
+typedef enum { MONITOR_VAL_LOSS, MONITOR_VAL_ACCURACY, MONITOR_TRAIN_LOSS, MONITOR_AUTO } Monitor;
 typedef enum { MODE_AUTO, MODE_MIN, MODE_MAX } MonitorMode;
 typedef enum { SHUFFLE_NONE, SHUFFLE_ROWS, SHUFFLE_BLOCK } Shuffle; /* false, true, block */
 typedef enum { DATA_STREAM_FALSE, DATA_STREAM_TRUE, DATA_STREAM_AUTO } DataStream;

@@ -18,6 +18,7 @@ void early_stop_init(EarlyStop *es, const Config *cfg)
     es->enabled = cfg->early_stopping.enabled;
     es->has_val = cfg->data.val[0] != '\0';
     es->monitor = cfg->early_stopping.monitor;
+    if (es->monitor == MONITOR_AUTO) es->monitor = es->has_val ? MONITOR_VAL_LOSS : MONITOR_TRAIN_LOSS;
     es->mode = cfg->early_stopping.mode;
     if (es->mode == MODE_AUTO) es->mode = es->monitor == MONITOR_VAL_ACCURACY ? MODE_MAX : MODE_MIN;
     es->patience = cfg->early_stopping.patience;
@@ -43,20 +44,12 @@ EsDecision early_stop_update(EarlyStop *es, int64_t epoch, double train_loss, do
     XT_ASSERT(es != NULL);
     XT_ASSERT(epoch >= 1 && epoch <= INT32_MAX);
     XT_ASSERT(es->mode == MODE_MIN || es->mode == MODE_MAX);
-    double value = es->monitor == MONITOR_VAL_ACCURACY ? val_accuracy : val_loss;
+    double value = es->monitor == MONITOR_VAL_ACCURACY ? val_accuracy
+                   : es->monitor == MONITOR_TRAIN_LOSS ? train_loss
+                                                       : val_loss;
     EsDecision d = {.action = ES_CONTINUE, .epoch = (int32_t)epoch};
 
-    if (!es->has_val) {
-        /* nothing to monitor: the latest finite epoch is the result */
-        if (!isfinite(train_loss)) {
-            d.action = ES_STOP_DIVERGED;
-        } else {
-            es->best = train_loss;
-            es->best_epoch = epoch;
-            d.improved = 1;
-            if (epoch >= es->max_epochs) d.action = ES_STOP_MAX_EPOCHS;
-        }
-    } else if (!isfinite(train_loss) || !isfinite(value)) {
+    if (!isfinite(train_loss) || !isfinite(value)) {
         d.action = ES_STOP_DIVERGED;
     } else if (epoch >= es->start_epoch) {
         if (improves(es, value)) {

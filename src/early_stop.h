@@ -6,16 +6,16 @@
  *
  * Rules (epochs are numbered from 1):
  *   - a non-finite train loss or monitored value gives STOP_DIVERGED at once;
- *   - without a validation split (data.val empty) nothing is monitored: every finite
- *     epoch becomes the best (the last epoch is the run's result), and the run ends at
- *     max_epochs;
+ *   - monitor auto is val_loss with a validation split (data.val), else train_loss: without
+ *     one the run can still stop when the training loss stops falling (scikit-learn's
+ *     n_iter_no_change and tol); model.h5 then holds the last epoch (the trainer's rule);
  *   - epochs before start_epoch are not monitored (no best, no patience used);
  *   - an epoch improves when, for mode min, value < best - min_delta (for mode max,
  *     value > best + min_delta); the first monitored epoch always improves;
  *   - after `patience` consecutive monitored epochs without improvement: STOP_EARLY
  *     (only when enabled; when disabled the best epoch is still tracked);
  *   - at epoch == max_epochs: STOP_MAX_EPOCHS.
- * mode auto means min for val_loss and max for val_accuracy.
+ * mode auto means min for the losses and max for val_accuracy.
  */
 #ifndef XT_EARLY_STOP_H
 #define XT_EARLY_STOP_H

@@ -292,3 +292,33 @@ int exact_fixed_exponent(double maxabs, size_t n)
     frexp(maxabs, &k); /* maxabs < 2^k */
     return 62 - ceil_log2(n > 0 ? n : 1) - k;
 }
+
+int exact_grid_exponent(double maxabs)
+{
+    if (!(maxabs > 0.0) || !isfinite(maxabs)) return 0;
+    int k;
+    frexp(maxabs, &k); /* maxabs < 2^k */
+    return EXACT_GRID_BITS - k;
+}
+
+void exact_q2_to_limbs(exact_u128 s2, int64_t limbs[EXACT_Q2_LIMBS])
+{
+    for (int k = 0; k < EXACT_Q2_LIMBS; k++) limbs[k] = (int64_t)((s2 >> (32 * k)) & 0xffffffffu);
+}
+
+exact_u128 exact_q2_from_limbs(const int64_t limbs[EXACT_Q2_LIMBS])
+{
+    exact_u128 v = 0;
+    for (int k = 0; k < EXACT_Q2_LIMBS; k++) v += (exact_u128)(uint64_t)limbs[k] << (32 * k);
+    return v;
+}
+
+void exact_moments(int64_t s1, exact_u128 s2, size_t n, int e, double *mean, double *var)
+{
+    typedef exact_i128 i128;
+    double dn = (double)n;
+    *mean = ldexp((double)s1, -e) / dn;
+    /* n S2 >= S1^2 (Cauchy-Schwarz), both below n^2 2^48: exact in 128 bits for n < 2^39 */
+    i128 num = (i128)((exact_u128)n * s2) - (i128)s1 * (i128)s1;
+    *var = num > 0 ? ldexp((double)num, -2 * e) / (dn * dn) : 0.0;
+}

@@ -101,4 +101,22 @@ double exact_pair_value(double hi, double lo);
 int exact_fixed_exponent(double maxabs, size_t n);
 static inline int64_t exact_fixed(double v, int e) { return (int64_t)llrint(ldexp(v, e)); }
 
+/* Moments in fixed point (feature statistics). A column is put on the grid of its largest
+ * float32 values: q = rint(x 2^e), e = exact_grid_exponent(max |x|), so |q| <= 2^24; values of
+ * at least half the column's max |x| are on the grid exactly (a float32 has 24 bits), smaller
+ * ones are rounded by at most 2^-25 of it. S1 = sum q (int64) and S2 = sum q^2 (an unsigned
+ * 128-bit integer below n 2^48) are exact integers, so they are the same however the rows are
+ * spread over ranks; for a reduction S2 travels as EXACT_Q2_LIMBS limbs of 32 bits in int64
+ * (each rank's limbs are below 2^32, so P of them add exactly). From the totals, the mean
+ * S1 / (n 2^e) and the variance (n S2 - S1^2) / (n^2 2^2e), exact in 128 bits until each is
+ * rounded once: no cancellation, however large the mean against the spread. */
+#define EXACT_Q2_LIMBS 4
+#define EXACT_GRID_BITS 24
+__extension__ typedef unsigned __int128 exact_u128;
+__extension__ typedef __int128 exact_i128;
+int exact_grid_exponent(double maxabs);
+void exact_q2_to_limbs(exact_u128 s2, int64_t limbs[EXACT_Q2_LIMBS]);
+exact_u128 exact_q2_from_limbs(const int64_t limbs[EXACT_Q2_LIMBS]);
+void exact_moments(int64_t s1, exact_u128 s2, size_t n, int e, double *mean, double *var);
+
 #endif

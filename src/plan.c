@@ -11,6 +11,15 @@
 #include "shard.h"
 #include "strutil.h"
 
+/* optim.lr = auto and optim.momentum = auto: the optimiser's own (docs/semantics.md has the
+ * measurements that chose them). */
+#define AUTO_LR_SGD 0.01
+#define AUTO_LR_ADAPTIVE 0.001
+#define AUTO_MOMENTUM 0.9
+/* train.batch_size = auto: this many rows, unless the split gives fewer than AUTO_MIN_STEPS
+ * steps per epoch with it (small tables: 150 rows made one update per epoch). */
+#define AUTO_BATCH 128
+#define AUTO_MIN_STEPS 10
 /* Rows per block of train.shuffle = block when X is contiguous and no size is given. */
 #define DEFAULT_SHUFFLE_BLOCK 1024
 /* train.micro_batches = auto: one group per this many rows of the batch, at least the floor
@@ -51,7 +60,7 @@ static void plan_groups(Plan *p, const Config *c)
         snprintf(p->groups_why, sizeof p->groups_why, "train.micro_batches = %zu", p->G);
         return;
     }
-    size_t g = (size_t)c->train.batch_size / AUTO_GROUP_ROWS;
+    size_t g = p->global_batch / AUTO_GROUP_ROWS; /* before train.accumulate */
     if (g < AUTO_GROUPS_MIN) g = AUTO_GROUPS_MIN;
     p->G = g < p->S ? g : p->S;
     snprintf(p->groups_why, sizeof p->groups_why,
@@ -147,15 +156,66 @@ static Status plan_stream(Plan *p, const Config *c, const PlanFacts *f, char *er
     return XT_OK;
 }
 
-Status plan_data(Plan *p, const Config *c, const PlanFacts *f, char *err, size_t len)
+/* The learning rate and momentum the optimiser runs with. */
+static void plan_optim(Plan *p, const Config *c)
+{
+    Optimizer o = c->optim.optimizer;
+    bool sgd_like = o == OPT_SGD || o == OPT_LARS; /* the optimisers with a momentum */
+    bool lr_auto = config_is_auto_f64(c->optim.lr);
+    bool mom_auto = sgd_like && config_is_auto_f64(c->optim.momentum);
+    p->lr = lr_auto ? (sgd_like ? AUTO_LR_SGD : AUTO_LR_ADAPTIVE) : c->optim.lr;
+    p->momentum = mom_auto ? AUTO_MOMENTUM
+                  : config_is_auto_f64(c->optim.momentum) ? 0.0 : c->optim.momentum;
+    const char *name = o == OPT_SGD ? "sgd" : o == OPT_LARS ? "lars" : o == OPT_ADAM ? "adam"
+                       : o == OPT_ADAMW ? "adamw" : "lamb";
+    if (!lr_auto && !mom_auto)
+        snprintf(p->lr_why, sizeof p->lr_why, "as configured");
+    else
+        snprintf(p->lr_why, sizeof p->lr_why, "%s%s%s = auto: %s's own", lr_auto ? "optim.lr" : "",
+                 lr_auto && mom_auto ? " and " : "", mom_auto ? "optim.momentum" : "", name);
+}
+
+/* The global batch of one micro-step (train.accumulate multiplies it later). */
+static void plan_batch(Plan *p, const Config *c, const PlanFacts *f)
 {
     size_t P = (size_t)f->at.P;
-    p->global_batch = c->train.batch_per_rank > 0 ? (size_t)c->train.batch_per_rank * P
-                                                  : (size_t)c->train.batch_size;
-    p->global_batch *= (size_t)c->train.accumulate; /* 0 stays the full batch */
-    p->pieces = (size_t)c->train.accumulate;
+    if (c->train.batch_per_rank > 0) {
+        p->global_batch = (size_t)c->train.batch_per_rank * P;
+        snprintf(p->batch_why, sizeof p->batch_why, "train.batch_per_rank x P");
+    } else if (c->train.batch_size != CONFIG_AUTO_I64) {
+        p->global_batch = (size_t)c->train.batch_size;
+        snprintf(p->batch_why, sizeof p->batch_why, "train.batch_size");
+    } else if (f->n >= (size_t)AUTO_BATCH * AUTO_MIN_STEPS) {
+        p->global_batch = AUTO_BATCH;
+        snprintf(p->batch_why, sizeof p->batch_why, "train.batch_size = auto: %d", AUTO_BATCH);
+    } else {
+        size_t b = f->n / AUTO_MIN_STEPS;
+        p->global_batch = b > P ? b : P;
+        snprintf(p->batch_why, sizeof p->batch_why,
+                 "train.batch_size = auto: a tenth of the %zu training rows (at least 1 per "
+                 "rank), for %d steps per epoch; %d would give fewer", f->n, AUTO_MIN_STEPS,
+                 AUTO_BATCH);
+    }
+}
+
+/* CSR X: batches CSR (sparse kernels), or densified in reproducible mode (docs/sparse.md). */
+static void plan_csr(Plan *p, const PlanFacts *f)
+{
+    p->csr_batches = f->x_csr && p->G == 0;
+    snprintf(p->csr_why, sizeof p->csr_why, "%s",
+             !f->x_csr ? "X is dense"
+             : p->G ? "train.reproducible: each micro-batch densified, the same bits as dense X"
+                    : "sparse kernels for the first layer, memory O(non-zeros)");
+}
+
+Status plan_data(Plan *p, const Config *c, const PlanFacts *f, char *err, size_t len)
+{
+    plan_optim(p, c);
+    plan_batch(p, c, f);
     p->S = shard_count(f->n, (size_t)c->data.virtual_shards);
     plan_groups(p, c);
+    p->global_batch *= (size_t)c->train.accumulate; /* 0 stays the full batch */
+    p->pieces = (size_t)c->train.accumulate;
     if (p->G * p->pieces > EXACT_MAX_TERMS) {
         snprintf(err, len, "train.accumulate = %zu: train.micro_batches x train.accumulate = %zu "
                  "exceeds %d micro-batches per update", p->pieces, p->G * p->pieces,
@@ -166,11 +226,8 @@ Status plan_data(Plan *p, const Config *c, const PlanFacts *f, char *err, size_t
     p->budget = f->budget;
     snprintf(p->budget_why, sizeof p->budget_why, "%s", f->budget_why ? f->budget_why : "");
     Status st = plan_norm(p, c, f, err, len);
-    p->csr_batches = f->x_csr && p->G == 0;
-    snprintf(p->csr_why, sizeof p->csr_why, "%s",
-             !f->x_csr ? "X is dense"
-             : p->G ? "train.reproducible: each micro-batch densified, the same bits as dense X"
-                    : "sparse kernels for the first layer, memory O(non-zeros)");
+    size_t P = (size_t)f->at.P;
+    plan_csr(p, f);
     if (st == XT_OK && f->n > 0 && P <= p->S && p->G <= p->S && (p->G == 0 || P <= p->G))
         st = plan_stream(p, c, f, err, len); /* else sampler_init says what is wrong */
     if (st == XT_OK && f->x_csr && p->stream) {

@@ -53,6 +53,7 @@ typedef struct {
     /* batches */
     size_t global_batch;   /* rows per update (train.batch_size or batch_per_rank x P, times
                               train.accumulate); 0: the full batch */
+    char batch_why[PLAN_WHY];
     size_t S;              /* virtual shards in effect: min(data.virtual_shards, N) */
     size_t G;              /* reproducible mode: groups of virtual shards (0: off) */
     size_t pieces;         /* micro-batches per group, or per step (train.accumulate) */
@@ -69,6 +70,9 @@ typedef struct {
     char budget_why[1400];
     bool stream;           /* the training rows are read from the file as training goes */
     char stream_why[PLAN_WHY];
+    /* the optimiser's learning rate and momentum (auto: the optimiser's own) */
+    double lr, momentum;
+    char lr_why[PLAN_WHY];
     /* threads (plan_blas) */
     int blas_threads;      /* BLAS threads per rank */
     char blas_why[PLAN_WHY];

@@ -1,5 +1,6 @@
 #include "rowsource.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -365,10 +366,18 @@ Status rowsource_open(RowSource *s, Dataset *ds, const DatasetInfo *info, size_t
     return st;
 }
 
-/* Calls fn on every block of rows as they come out. */
+/* Calls fn on every block of rows as they come out (float32 rows held in memory as they
+ * are, without a copy). */
 static Status for_blocks(const RowSource *s, void (*fn)(const float *X, size_t m, size_t d,
                                                        void *acc), void *acc)
 {
+    if (!s->stream && s->ds->X && !s->ds->X8 && !s->shift) {
+        for (size_t lo = 0; lo < s->n; lo += ROWSOURCE_BLOCK_ROWS) {
+            size_t m = s->n - lo < ROWSOURCE_BLOCK_ROWS ? s->n - lo : ROWSOURCE_BLOCK_ROWS;
+            fn(s->ds->X + lo * s->d, m, s->d, acc);
+        }
+        return XT_OK;
+    }
     size_t rows = s->n < ROWSOURCE_BLOCK_ROWS ? s->n : ROWSOURCE_BLOCK_ROWS;
     if (s->stream && stream_block_rows(s->stream) < rows) /* within the stream's budget */
         rows = stream_block_rows(s->stream);
@@ -406,20 +415,52 @@ Status rowsource_feature_sums(const RowSource *s, double *sum, double *sumsq)
     return for_blocks(s, add_sums, &a);
 }
 
+/* max |x| per column in float (exact: |x| of a float is a float), a loop the compiler
+ * vectorises; NaN never wins the comparison (the data checks refuse it elsewhere). */
 static void add_absmax(const float *X, size_t m, size_t d, void *acc)
 {
-    double *mx = acc;
-    for (size_t i = 0; i < m; i++)
+    float *mx = acc;
+    for (size_t i = 0; i < m; i++) {
+        const float *x = X + i * d;
         for (size_t j = 0; j < d; j++) {
-            double a = fabs((double)X[i * d + j]);
-            if (a > mx[j]) mx[j] = a;
+            float a = fabsf(x[j]);
+            mx[j] = a > mx[j] ? a : mx[j];
         }
+    }
+}
+
+/* Compact rows held in memory (uint8: the values themselves) are summed as bytes. */
+static bool held_as_bytes(const RowSource *s)
+{
+    return !s->stream && s->ds->X8 && !s->shift;
+}
+
+static void absmax_bytes(const RowSource *s, double *mx)
+{
+    const size_t d = s->d;
+    uint8_t *m8 = calloc(d ? d : 1, 1);
+    if (m8) {
+        for (size_t i = 0; i < s->n; i++) {
+            const uint8_t *x = s->ds->X8 + i * d;
+            for (size_t j = 0; j < d; j++) m8[j] = x[j] > m8[j] ? x[j] : m8[j];
+        }
+    }
+    for (size_t j = 0; j < d; j++) mx[j] = m8 ? (double)m8[j] : 255.0;
+    free(m8);
 }
 
 Status rowsource_feature_absmax(const RowSource *s, double *mx)
 {
-    for (size_t j = 0; j < s->d; j++) mx[j] = 0.0;
-    return for_blocks(s, add_absmax, mx);
+    if (held_as_bytes(s)) {
+        absmax_bytes(s, mx);
+        return XT_OK;
+    }
+    float *f = calloc(s->d ? s->d : 1, sizeof *f);
+    if (!f) return XT_ERR_RUNTIME;
+    Status st = for_blocks(s, add_absmax, f);
+    for (size_t j = 0; j < s->d; j++) mx[j] = (double)f[j];
+    free(f);
+    return st;
 }
 
 typedef struct {
@@ -448,4 +489,110 @@ Status rowsource_feature_fixed_sums(const RowSource *s, const double *center, co
     for (size_t j = 0; j < s->d; j++) out[j] = 0;
     FixedSums a = {center, e, out};
     return for_blocks(s, add_fixed, &a);
+}
+
+/* One pass of exact moments (exact.h): q = rint(x 2^e) with |q| <= 2^24, so q^2 < 2^49 and
+ * the sums of MOMENT_ROWS rows are exact in double (below 2^53), a loop without dependences
+ * between columns that the compiler vectorises; every MOMENT_ROWS rows they move, exactly,
+ * into the int64 and 128-bit totals. */
+#define MOMENT_ROWS 16
+/* 1.5 x 2^52: (y + R) - R is y rounded to the nearest integer (ties to even) for |y| < 2^51,
+ * in the default rounding mode, with double evaluated as double */
+#define ROUND_MAGIC 6755399441055744.0
+#if !defined(FLT_EVAL_METHOD) || FLT_EVAL_METHOD != 0
+#error "the moments' rounding needs double arithmetic evaluated in double (FLT_EVAL_METHOD 0)"
+#endif
+
+typedef struct {
+    const double *scale; /* 2^e[j] */
+    double *b1, *b2;     /* this group of rows */
+    int64_t *s1;
+    exact_u128 *s2;
+} Moments;
+
+static void add_moment_rows(const float *X, size_t m, size_t d, Moments *a)
+{
+    double *restrict b1 = a->b1, *restrict b2 = a->b2;
+    const double *restrict scale = a->scale;
+    for (size_t j = 0; j < d; j++) b1[j] = b2[j] = 0.0;
+    for (size_t i = 0; i < m; i++) {
+        const float *restrict x = X + i * d;
+        for (size_t j = 0; j < d; j++) {
+            double q = ((double)x[j] * scale[j] + ROUND_MAGIC) - ROUND_MAGIC;
+            b1[j] += q;
+            b2[j] += q * q;
+        }
+    }
+    for (size_t j = 0; j < d; j++) {
+        a->s1[j] += (int64_t)b1[j];
+        a->s2[j] += (exact_u128)(uint64_t)b2[j];
+    }
+}
+
+static void add_moments(const float *X, size_t m, size_t d, void *acc)
+{
+    for (size_t i = 0; i < m; i += MOMENT_ROWS)
+        add_moment_rows(X + i * d, m - i < MOMENT_ROWS ? m - i : MOMENT_ROWS, d, acc);
+}
+
+/* Bytes v: on a grid 2^e >= 1 (max v <= 255 < 2^8, so e >= 16), q = v 2^e exactly, so S1 and
+ * S2 are the integer sums of v and v^2 shifted; those add in 32 bits for BYTE_ROWS rows
+ * (255^2 x 65536 < 2^32), a loop the compiler vectorises, then in 64. */
+#define BYTE_ROWS 65536
+static Status moments_bytes(const RowSource *s, const int *e, int64_t *s1, exact_u128 *s2)
+{
+    const size_t d = s->d ? s->d : 1;
+    uint32_t *b = malloc(2 * d * sizeof *b);
+    uint64_t *a = calloc(2 * d, sizeof *a);
+    Status st = b && a ? XT_OK : XT_ERR_RUNTIME;
+    for (size_t lo = 0; st == XT_OK && lo < s->n; lo += BYTE_ROWS) {
+        size_t hi = s->n - lo < BYTE_ROWS ? s->n : lo + BYTE_ROWS;
+        memset(b, 0, 2 * d * sizeof *b);
+        for (size_t i = lo; i < hi; i++) {
+            const uint8_t *x = s->ds->X8 + i * s->d;
+            for (size_t j = 0; j < s->d; j++) {
+                b[j] += x[j];
+                b[d + j] += (uint32_t)x[j] * x[j];
+            }
+        }
+        for (size_t j = 0; j < 2 * d; j++) a[j] += b[j];
+    }
+    for (size_t j = 0; st == XT_OK && j < s->d; j++) {
+        XT_ASSERT(e[j] >= 0 && e[j] <= EXACT_GRID_BITS);
+        s1[j] = (int64_t)(a[j] << e[j]);
+        s2[j] = (exact_u128)a[d + j] << (2 * e[j]);
+    }
+    free(b);
+    free(a);
+    return st;
+}
+
+Status rowsource_feature_moments(const RowSource *s, const int *e, int64_t *s1, int64_t *s2)
+{
+    if (held_as_bytes(s)) {
+        exact_u128 *q2 = calloc(s->d ? s->d : 1, sizeof *q2);
+        Status st = q2 ? moments_bytes(s, e, s1, q2) : XT_ERR_RUNTIME;
+        for (size_t j = 0; st == XT_OK && j < s->d; j++)
+            exact_q2_to_limbs(q2[j], s2 + j * EXACT_Q2_LIMBS);
+        free(q2);
+        return st;
+    }
+    const size_t d = s->d ? s->d : 1;
+    double *scale = malloc(d * sizeof *scale), *b = malloc(2 * d * sizeof *b);
+    exact_u128 *q2 = calloc(d, sizeof *q2);
+    Status st = scale && b && q2 ? XT_OK : XT_ERR_RUNTIME;
+    if (st == XT_OK) {
+        for (size_t j = 0; j < s->d; j++) {
+            scale[j] = ldexp(1.0, e[j]);
+            s1[j] = 0;
+        }
+        Moments a = {scale, b, b + d, s1, q2};
+        st = for_blocks(s, add_moments, &a);
+    }
+    for (size_t j = 0; st == XT_OK && j < s->d; j++)
+        exact_q2_to_limbs(q2[j], s2 + j * EXACT_Q2_LIMBS);
+    free(scale);
+    free(b);
+    free(q2);
+    return st;
 }

@@ -134,5 +134,10 @@ Status rowsource_feature_absmax(const RowSource *s, double *mx);
  * however the rows are spread over ranks. */
 Status rowsource_feature_fixed_sums(const RowSource *s, const double *center, const int *e,
                                     int64_t *out);
+/* Per-feature fixed-point moments (exact.h) in one pass: s1[j] = sum of q, s2[j*4 .. j*4+3]
+ * the limbs of sum of q^2, q = rint(x_j 2^e[j]) with e[j] = exact_grid_exponent(the column's
+ * max |x| over all ranks). Integer sums: the same however the rows are spread over ranks (the
+ * caller adds the ranks' s1 and limbs). */
+Status rowsource_feature_moments(const RowSource *s, const int *e, int64_t *s1, int64_t *s2);
 
 #endif

@@ -225,8 +225,8 @@ static EsDecision decide(Trainer *tr, const EpochRun *er, double train_loss, dou
 {
     if (!er->diverged) return early_stop_update(&tr->es, er->epoch, train_loss, vl, va);
     log_error("training diverged: the loss became NaN or Inf in epoch %lld (step %llu); lower "
-              "optim.lr or set optim.clip_norm. %s", (long long)er->epoch,
-              (unsigned long long)tr->step + 1,
+              "optim.lr (now %g) or set optim.clip_norm. %s", (long long)er->epoch,
+              (unsigned long long)tr->step + 1, tr->oset.lr,
               tr->best.has ? "model.h5 keeps the best epoch, checkpoint.h5 the last good state"
                            : "no model was saved");
     return (EsDecision){.action = ES_STOP_DIVERGED, .epoch = (int32_t)er->epoch,
@@ -264,6 +264,12 @@ static void record_epoch(Trainer *tr, const EpochRun *er, double train_loss, dou
     }
     tr->last_vl = vl;
     tr->last_va = va;
+    if (!er->diverged) {
+        RunTrace *t = &tr->trace;
+        if (t->epochs++ == 0) t->first_loss = train_loss;
+        t->last_loss = train_loss;
+        t->last_improved = dec->improved != 0;
+    }
     if (!er->diverged && (dec->improved || !tr->model_keeps_best)) {
         ModelFile mf = trainer_model_file(tr, tr->model.params, er->epoch, vl, va);
         if (model_io_save(tr->files.model, &mf) != XT_OK) dec->action = ES_STOP_ERROR;

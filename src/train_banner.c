@@ -83,8 +83,8 @@ static void banner_batches(const Trainer *tr)
     if (p->global_batch > tr->tinfo.n)
         snprintf(clamp, sizeof clamp, " (the batch asked for, %zu, exceeds the %zu rows)",
                  p->global_batch, tr->tinfo.n);
-    log_info("batch    global %zu rows per update%s (%zu steps/epoch, %zu virtual shards)%s",
-             rows, clamp, tr->sampler.T, tr->sampler.S, acc);
+    log_info("batch    global %zu rows per update%s (%zu steps/epoch, %zu virtual shards)%s; %s",
+             rows, clamp, tr->sampler.T, tr->sampler.S, acc, p->batch_why);
     if (p->G == 0) return;
     size_t mb = p->G * p->pieces, parts = step_plan_max_parts(&tr->sampler, p->pieces);
     log_info("repro    reproducible: %zu micro-batches per update (%zu groups of virtual shards%s; "
@@ -104,8 +104,9 @@ static void banner_step(const Trainer *tr)
     char desc[256], red[2 * PLAN_WHY];
     model_shape_describe(&tr->model.shape, desc, sizeof desc);
     log_info("model    %s, K = %zu", desc, tr->K);
-    log_info("optim    %s, lr %g%s", optim_name(c->optim.optimizer), tr->oset.lr,
-             c->optim.lr_scaling == LR_SCALE_LINEAR ? " (scaled by P)" : "");
+    log_info("optim    %s, lr %g%s, momentum %g (%s)", optim_name(c->optim.optimizer), tr->oset.lr,
+             c->optim.lr_scaling == LR_SCALE_LINEAR ? " (scaled by P)" : "", tr->oset.momentum,
+             p->lr_why);
     size_t lo, hi;
     reduce_slice(tr->red, &lo, &hi);
     if (p->shard)

@@ -185,42 +185,39 @@ static Status decide_classes(Trainer *tr)
 
 /* shift = mean, mul = 1 / sd over the WHOLE training set. The sums are exact integers
  * (exact.h: one power-of-two scale per feature from its global max |x| and N), so the
- * statistics are the same bits however the rows are spread over ranks. Two passes: the
- * mean, then the squared deviations from it (no cancellation). Collective. */
+ * statistics are the same bits however the rows are spread over ranks: a pass for the
+ * maxima, then one for S1 = sum q and S2 = sum q^2 (q the value on the grid of its column's
+ * largest float32 values, exact.h; S2 in 128 bits),
+ * whose exact combination n S2 - S1^2 gives the variance without cancellation. Collective. */
 static Status fit_standardize(Trainer *tr)
 {
     const size_t D = tr->tinfo.d, N = tr->tinfo.n;
-    double *mx = malloc(D * sizeof *mx), *mean = malloc(D * sizeof *mean);
-    int64_t *sum = malloc(D * sizeof *sum);
+    double *mx = malloc(D * sizeof *mx);
+    int64_t *s1 = malloc(D * sizeof *s1), *s2 = malloc(D * EXACT_Q2_LIMBS * sizeof *s2);
     int *e = malloc(D * sizeof *e);
-    Status st = comm_agree(tr->comm, mx && mean && sum && e ? XT_OK : XT_ERR_RUNTIME);
+    Status st = comm_agree(tr->comm, mx && s1 && s2 && e ? XT_OK : XT_ERR_RUNTIME);
     if (st == XT_OK) st = comm_agree(tr->comm, rowsource_feature_absmax(&tr->train_rows, mx));
     if (st == XT_OK) {
         comm_allreduce_max_double(tr->comm, mx, D);
-        for (size_t j = 0; j < D; j++) e[j] = exact_fixed_exponent(mx[j], N);
-        st = comm_agree(tr->comm, rowsource_feature_fixed_sums(&tr->train_rows, NULL, e, sum));
+        for (size_t j = 0; j < D; j++) e[j] = exact_grid_exponent(mx[j]);
+        st = comm_agree(tr->comm, rowsource_feature_moments(&tr->train_rows, e, s1, s2));
     }
     if (st == XT_OK) {
-        comm_allreduce_sum_i64(tr->comm, sum, D);
+        comm_allreduce_sum_i64(tr->comm, s1, D);
+        comm_allreduce_sum_i64(tr->comm, s2, D * EXACT_Q2_LIMBS);
         for (size_t j = 0; j < D; j++) {
-            mean[j] = ldexp((double)sum[j], -e[j]) / (double)N;
-            double dev = mx[j] + fabs(mean[j]); /* bounds |x - mean| */
-            e[j] = exact_fixed_exponent(dev * dev, N);
-        }
-        st = comm_agree(tr->comm, rowsource_feature_fixed_sums(&tr->train_rows, mean, e, sum));
-    }
-    if (st == XT_OK) {
-        comm_allreduce_sum_i64(tr->comm, sum, D);
-        for (size_t j = 0; j < D; j++) {
-            double sd = sqrt(ldexp((double)sum[j], -e[j]) / (double)N);
-            tr->shift[j] = (float)mean[j];
-            tr->mul[j] = sd > CONSTANT_FEATURE_SD * fmax(1.0, fabs(mean[j])) ? (float)(1.0 / sd)
-                                                                              : 1.0f;
+            double mean, var;
+            exact_moments(s1[j], exact_q2_from_limbs(s2 + j * EXACT_Q2_LIMBS), N, e[j], &mean,
+                          &var);
+            double sd = sqrt(var);
+            tr->shift[j] = (float)mean;
+            tr->mul[j] = sd > CONSTANT_FEATURE_SD * fmax(1.0, fabs(mean)) ? (float)(1.0 / sd)
+                                                                          : 1.0f;
         }
     }
     free(mx);
-    free(mean);
-    free(sum);
+    free(s1);
+    free(s2);
     free(e);
     return st;
 }

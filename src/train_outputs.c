@@ -48,19 +48,52 @@ void trainer_report_stream(Trainer *tr)
              "compute)", v[0] / 1048576.0, v[1] / 1048576.0, v[2], v[3], 100.0 * hidden);
 }
 
+/* The loss of a model that knows nothing (the uniform prediction): ln K for a softmax, ln 2
+ * per sigmoid output. */
+static double chance_loss(const Trainer *tr)
+{
+    return tr->loss_kind == LOSS_SOFTMAX || tr->loss_kind == LOSS_SOFTMAX_PROBS
+               ? log((double)tr->K) : log(2.0);
+}
+
+/* Rank 0, once at the end of a run that finished: what the figures suggest, with why. */
+static void print_hints(const Trainer *tr, const EsDecision *dec)
+{
+    const RunTrace *t = &tr->trace;
+    const Config *c = &tr->cfg;
+    if (dec->action == ES_STOP_MAX_EPOCHS && t->last_improved && t->epochs > 1)
+        log_info("hint: %s was still improving at the last epoch (%d): more epochs may help "
+                 "(train.epochs = %lld)", config_monitor_name(tr->es.monitor), dec->epoch,
+                 (long long)c->train.epochs);
+    if (tr->sampler.T < 10)
+        log_info("hint: only %zu step(s) per epoch (%zu rows, a global batch of %zu): a smaller "
+                 "batch (train.batch_size) gives more updates per pass over the data",
+                 tr->sampler.T, tr->tinfo.n, tr->plan.global_batch);
+    double chance = chance_loss(tr);
+    if (t->epochs >= 3 && t->first_loss - t->last_loss < 0.01 * t->first_loss &&
+        t->last_loss > 0.5 * chance)
+        log_info("hint: the training loss barely moved (%.4g after epoch 1, %.4g at the end; a "
+                 "model that knows nothing has %.4g): a larger optim.lr (now %g) may help",
+                 t->first_loss, t->last_loss, chance, tr->oset.lr);
+}
+
 /* The closing line for the decision; returns the exit code. */
 int trainer_report_end(const Trainer *tr, const EsDecision *dec)
 {
     const Config *c = &tr->cfg;
-    const char *mon = config_monitor_name(c->early_stopping.monitor);
+    const char *mon = config_monitor_name(tr->es.monitor);
     switch ((EsAction)dec->action) {
     case ES_STOP_EARLY:
         log_info("early stop after epoch %d: %s has not improved for %lld epochs; best epoch %d "
                  "(%s = %.6f)%s", dec->epoch, mon, (long long)c->early_stopping.patience,
                  dec->best_epoch, mon, dec->best_value,
-                 c->early_stopping.restore_best ? ", restored" : "");
+                 tr->model_keeps_best ? ", restored" : "");
+        if (tr->r == 0) print_hints(tr, dec);
         return 0;
-    case ES_STOP_MAX_EPOCHS: log_info("finished %d epochs", dec->epoch); return 0;
+    case ES_STOP_MAX_EPOCHS:
+        log_info("finished %d epochs", dec->epoch);
+        if (tr->r == 0) print_hints(tr, dec);
+        return 0;
     case ES_STOP_DIVERGED: return XT_ERR_DIVERGED;
     case ES_STOP_ERROR:
         log_error0("stopping: rank 0 could not write its outputs (see above)");

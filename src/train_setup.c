@@ -139,13 +139,13 @@ static void optim_settings(Trainer *tr, const ModelShape *s)
 {
     const Config *c = &tr->cfg;
     tr->oset = (OptimSettings){.kind = c->optim.optimizer,
-                               .lr = c->optim.lr,
+                               .lr = tr->plan.lr,
                                .beta1 = c->optim.betas[0],
                                .beta2 = c->optim.betas[1],
                                .eps = c->optim.eps,
                                .trust_coefficient = c->optim.trust_coefficient,
                                .exclude_bias = c->optim.exclude_bias,
-                               .momentum = c->optim.momentum,
+                               .momentum = tr->plan.momentum,
                                .weight_decay = c->optim.weight_decay,
                                .clip_norm = c->optim.clip_norm,
                                .nesterov = c->optim.nesterov,

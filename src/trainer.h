@@ -52,6 +52,13 @@ typedef struct {
     double vl, va;   /* its validation loss and accuracy */
 } BestModel;
 
+/* Rank 0: what the run's epochs did, for the hints at its end (train_outputs.c). */
+typedef struct {
+    int64_t epochs;               /* epochs run in this process */
+    double first_loss, last_loss; /* their first and last training loss */
+    bool last_improved;           /* the last epoch was a new best of the monitored value */
+} RunTrace;
+
 /* Where the loop starts: a fresh run at epoch 1, step 0; a resumed one at the checkpoint's. */
 typedef struct {
     int64_t epoch;
@@ -95,6 +102,7 @@ typedef struct {
     double last_vl, last_va; /* the latest epoch's validation figures */
     uint64_t step;      /* optimiser steps taken */
     RunStart start;
+    RunTrace trace;
 } Trainer;
 
 /* train_setup.c: parse the command line and config, create the run directory, load the
@@ -126,7 +134,8 @@ ModelFile trainer_model_file(const Trainer *tr, const float *params, int64_t epo
 /* Streaming: what the readers did, summed over ranks (rank 0 logs). Collective; nothing
  * when the rows are in memory. */
 void trainer_report_stream(Trainer *tr);
-/* The closing line for the final decision; returns the exit code. Rank 0 prints. */
+/* The closing line for the final decision, then the hints (each with its reason) when the
+ * run's figures suggest a setting to change; returns the exit code. Rank 0 prints. */
 int trainer_report_end(const Trainer *tr, const EsDecision *dec);
 /* At the end of a finished run: model-last.h5 when model.h5 holds an earlier epoch (no
  * stale one otherwise), and the line naming the epoch model.h5 says it holds.

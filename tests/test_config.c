@@ -114,8 +114,8 @@ static void test_config_defaults(void **state)
     assert_int_equal(c->loss.n_class_weights, 0);
     assert_true(c->loss.pos_weight == 1.0);
     assert_int_equal(c->loss.ignore_index, -1);
-    assert_true(c->optim.lr == 0.1);
-    assert_true(c->optim.momentum == 0.0);
+    assert_true(config_is_auto_f64(c->optim.lr)); /* the optimiser's own: plan.c */
+    assert_true(config_is_auto_f64(c->optim.momentum));
     assert_false(c->optim.nesterov);
     assert_true(c->optim.weight_decay == 0.0);
     assert_true(c->optim.clip_norm == 0.0);
@@ -124,8 +124,8 @@ static void test_config_defaults(void **state)
     assert_true(c->optim.gamma == 0.1);
     assert_true(c->optim.warmup_epochs == 0.0);
     assert_int_equal(c->optim.lr_scaling, LR_SCALE_NONE);
-    assert_int_equal(c->train.epochs, 10);
-    assert_int_equal(c->train.batch_size, 128);
+    assert_int_equal(c->train.epochs, 200);
+    assert_true(c->train.batch_size == CONFIG_AUTO_I64);
     assert_int_equal(c->train.batch_per_rank, 0);
     assert_true(c->train.seed == 42u);
     assert_true(c->train.shuffle);
@@ -134,11 +134,11 @@ static void test_config_defaults(void **state)
     assert_true(c->train.progress);
     assert_false(c->eval.distributed);
     assert_int_equal(c->eval.batch_size, 1024);
-    assert_false(c->early_stopping.enabled);
-    assert_int_equal(c->early_stopping.monitor, MONITOR_VAL_LOSS);
+    assert_true(c->early_stopping.enabled);
+    assert_int_equal(c->early_stopping.monitor, MONITOR_AUTO);
     assert_int_equal(c->early_stopping.mode, MODE_AUTO);
-    assert_int_equal(c->early_stopping.patience, 5);
-    assert_true(c->early_stopping.min_delta == 0.0);
+    assert_int_equal(c->early_stopping.patience, 10);
+    assert_true(c->early_stopping.min_delta == 1e-4);
     assert_int_equal(c->early_stopping.start_epoch, 1);
     assert_true(c->early_stopping.restore_best);
     assert_int_equal(c->checkpoint.every, 1);
@@ -315,7 +315,7 @@ static void test_config_overrides_after_file(void **state)
     st = load_text(c, "ok.ini", "[optim]\nmomentum = 0.5\n", bad, 1, err, sizeof err, path,
                    sizeof path);
     assert_int_equal(st, XT_ERR_USAGE);
-    assert_string_equal(err, "--set optim.momentum=1.5: out of range (allowed: 0 <= value < 1)");
+    assert_string_equal(err, "--set optim.momentum=1.5: out of range (allowed: 0 <= value < 1, or auto)");
 
     /* no file: defaults plus overrides, run.dir still filled */
     const char *ov2[] = {"train.epochs=3"};
@@ -394,7 +394,7 @@ static void test_config_bools_and_enums(void **state)
     expect_set_fails("model.type=cnn", "not one of the choices",
                      "(allowed: logistic, softmax, multilabel, mlp)");
     expect_set_fails("data.normalize=minmax", "(allowed: none, scale, standardize, auto)", NULL);
-    expect_set_fails("early_stopping.monitor=loss", "(allowed: val_loss, val_accuracy)", NULL);
+    expect_set_fails("early_stopping.monitor=loss", "(allowed: val_loss, val_accuracy, train_loss, auto)", NULL);
     expect_set_fails("model.init=", "empty value", NULL);
 }
 
@@ -406,7 +406,7 @@ static void test_config_numbers(void **state)
     config_defaults(&c);
     /* the message format of the brief, exactly */
     assert_int_equal(config_set(&c, "optim.lr=abc", err, sizeof err), XT_ERR_USAGE);
-    assert_string_equal(err, "--set optim.lr=abc: not a number (allowed: 0 < value <= 1000)");
+    assert_string_equal(err, "--set optim.lr=abc: not a number (allowed: 0 < value <= 1000, or auto)");
 
     expect_set_fails("optim.lr=0.1x", "not a number", NULL);
     expect_set_fails("optim.lr=", "empty value", NULL);
@@ -508,7 +508,7 @@ static void test_config_file_error_format(void **state)
     Status st = load_text(c, "bad.ini", "[optim]\nlr = 0.1\nmomentum = 1.5\n", NULL, 0, err,
                           sizeof err, path, sizeof path);
     assert_int_equal(st, XT_ERR_USAGE);
-    snprintf(want, sizeof want, "%s:3: optim.momentum = 1.5: out of range (allowed: 0 <= value < 1)",
+    snprintf(want, sizeof want, "%s:3: optim.momentum = 1.5: out of range (allowed: 0 <= value < 1, or auto)",
              path);
     assert_string_equal(err, want);
 
@@ -666,7 +666,7 @@ static void test_config_file_errors(void **state)
     /* an empty file is all defaults */
     st = load_text(c, "empty.ini", "", NULL, 0, err, sizeof err, path, sizeof path);
     if (st != XT_OK) fail_msg("%s", err);
-    assert_true(c->optim.lr == 0.1);
+    assert_true(config_is_auto_f64(c->optim.lr));
     assert_string_equal(c->run.dir, "runs/empty");
     free(c);
 }
@@ -729,7 +729,7 @@ static void test_config_cross_key_rules(void **state)
                 "rule.ini:4: model.init = zeros", "never differ");
     expect_rule("[model]\nhead = sigmoid\n", NULL, 0, "model.head = sigmoid",
                 "only applies to model.type = mlp");
-    expect_rule("[optim]\nnesterov = true\n", NULL, 0, "rule.ini:2: optim.nesterov = true",
+    expect_rule("[optim]\nmomentum = 0\nnesterov = true\n", NULL, 0, "rule.ini:3: optim.nesterov = true",
                 "needs optim.momentum > 0");
     expect_rule("[optim]\noptimizer = adam\nmomentum = 0.9\n", NULL, 0,
                 "optim.momentum = 0.9", "keeps moments of its own: set optim.betas");
@@ -754,7 +754,7 @@ static void test_config_cross_key_rules(void **state)
                 "train.batch_per_rank = 64", "depend on the rank count");
     expect_rule("[train]\nreproducible = true\nmicro_batches = 64\naccumulate = 65\n", NULL, 0,
                 "train.accumulate = 65", "exceeds 4096 micro-batches per update");
-    expect_rule("[early_stopping]\nenabled = true\n", NULL, 0, "early_stopping.enabled",
+    expect_rule("[early_stopping]\nmonitor = val_loss\n", NULL, 0, "early_stopping.monitor",
                 "set data.val");
     expect_rule("[data]\nval = v.h5:/val\n[train]\nepochs = 3\n[early_stopping]\n"
                 "enabled = true\nstart_epoch = 4\n",
@@ -880,7 +880,7 @@ static void test_config_reference(void **state)
                 snprintf(cell, sizeof cell, "\n| `%s` | ", ALL_KEYS[i]);
                 assert_has(text, cell);
             }
-            assert_has(text, "| `optim.lr` | `0.1` | 0 < value <= 1000 | ");
+            assert_has(text, "| `optim.lr` | `auto` | 0 < value <= 1000, or auto | ");
             assert_has(text, "| `data.train` | (empty) | ");
             assert_has(text, "runs/&lt;config file name"); /* not an HTML tag */
             assert_has(text, "| `model.type` | `softmax` | logistic, softmax, multilabel, mlp |");
@@ -889,8 +889,8 @@ static void test_config_reference(void **state)
             for (const char *p = text; *p; p++) rows += *p == '\n';
             assert_int_equal(rows, N_ALL_KEYS + 2);
         } else {
-            assert_has(text, "[early_stopping]\n  enabled = false\n");
-            assert_has(text, "  lr = 0.1\n");
+            assert_has(text, "[early_stopping]\n  enabled = true\n");
+            assert_has(text, "  lr = auto\n");
             for (size_t i = 0; i < N_ALL_KEYS; i++) {
                 char entry[80];
                 snprintf(entry, sizeof entry, "\n  %s = ", strchr(ALL_KEYS[i], '.') + 1);
@@ -967,7 +967,7 @@ static void test_config_text_diff_and_settings(void **state)
     assert_string_equal(diff, "loss.class_weights: '1,2,3' -> '1,2,4'");
     assert_int_equal(config_diff(&a, &b, CONFIG_KEYS_SETTINGS, diff, sizeof diff), 2);
     assert_non_null(strstr(diff, "optim.lr: '0.05' -> '0.2'"));
-    assert_non_null(strstr(diff, "train.epochs: '10' -> '30'"));
+    assert_non_null(strstr(diff, "train.epochs: '200' -> '30'"));
     assert_null(strstr(diff, "run.dir")); /* where the run lives is not a setting */
     /* text from another version: an unknown key is skipped, the rest read */
     assert_int_equal(config_load_text(&b, "[optim]\nlr = 0.3\nfuture_key = 1\n", "old", err,
@@ -978,7 +978,7 @@ static void test_config_text_diff_and_settings(void **state)
     char *set = malloc(need);
     assert_int_equal(config_settings_text(&a, set, need), need - 1);
     assert_non_null(strstr(set, "[model] type=mlp hidden=8,4 activation=relu"));
-    assert_non_null(strstr(set, "\n[optim] lr=0.05 momentum=0"));
+    assert_non_null(strstr(set, "\n[optim] lr=0.05 momentum=auto"));
     free(set);
     free(text);
 }

@@ -15,6 +15,8 @@
 #include <unistd.h>
 
 #include "dataset.h"
+#include "exact.h"
+#include "rng.h"
 #include "rowsource.h"
 #include "h5io.h"
 #include "xt_h5fixture.h"
@@ -476,6 +478,102 @@ static void test_dataset_statistics(void **state)
 }
 
 
+/* Exact moments of a held block: S1 and S2 from the source as a straightforward 128-bit
+ * reference computes them (q = rint(x 2^e) one value at a time). */
+static void moments_of(const float *X, const uint8_t *X8, size_t n, size_t d, const int *e,
+                       int64_t *s1, exact_u128 *s2)
+{
+    Dataset ds;
+    memset(&ds, 0, sizeof ds);
+    ds.info.d = d;
+    ds.hi = n;
+    ds.X = (float *)X;
+    ds.X8 = (uint8_t *)X8;
+    RowSource src;
+    rowsource_init(&src, &ds);
+    int64_t limbs[8 * EXACT_Q2_LIMBS];
+    assert_int_equal(rowsource_feature_moments(&src, e, s1, limbs), XT_OK);
+    for (size_t j = 0; j < d; j++) s2[j] = exact_q2_from_limbs(limbs + j * EXACT_Q2_LIMBS);
+}
+
+/* The standardisation statistics (issue 29): the one-pass moments equal a value-by-value
+ * 128-bit reference exactly, add exactly over row splits (any rank count), compact bytes
+ * give what their floats give, and mean and sd match a long-double two-pass computation. */
+static void test_rowsource_exact_moments(void **state)
+{
+    (void)state;
+    enum { N = 1000, D = 6 };
+    static float X[N * D];
+    static uint8_t X8[N * D];
+    Rng r;
+    rng_seed(&r, 3);
+    for (size_t i = 0; i < N; i++) {
+        float *x = X + i * D;
+        x[0] = (float)rng_normal(&r);                      /* mean 0, sd 1 */
+        x[1] = (float)(1000.0 + 1e-3 * rng_normal(&r));   /* mean far from 0: no cancellation */
+        x[2] = 5.0f;                                       /* constant */
+        x[3] = (float)(1e-30 * rng_uniform(&r));          /* tiny */
+        x[4] = (float)(i % 7 == 0 ? -3e4 : rng_uniform(&r)); /* wide, with outliers */
+        x[5] = (float)floor(256.0 * rng_uniform(&r));      /* bytes */
+        for (size_t j = 0; j < D; j++)
+            X8[i * D + j] = (uint8_t)(j == 5 ? (size_t)x[5] : (i * 7 + j) % 256);
+    }
+    double mx[D];
+    int e[D];
+    Dataset ds;
+    memset(&ds, 0, sizeof ds);
+    ds.info.d = D;
+    ds.hi = N;
+    ds.X = X;
+    RowSource src;
+    rowsource_init(&src, &ds);
+    assert_int_equal(rowsource_feature_absmax(&src, mx), XT_OK);
+    for (size_t j = 0; j < D; j++) e[j] = exact_grid_exponent(mx[j]);
+    int64_t s1[D], h1[D], t1[D];
+    exact_u128 s2[D], h2[D], t2[D];
+    moments_of(X, NULL, N, D, e, s1, s2);
+    for (size_t j = 0; j < D; j++) { /* the reference, one value at a time */
+        int64_t r1 = 0;
+        exact_u128 r2 = 0;
+        for (size_t i = 0; i < N; i++) {
+            int64_t q = llrint(ldexp((double)X[i * D + j], e[j]));
+            assert_true(q <= (1 << EXACT_GRID_BITS) && -q <= (1 << EXACT_GRID_BITS));
+            r1 += q;
+            r2 += (exact_u128)((exact_i128)q * q);
+        }
+        assert_true(s1[j] == r1);
+        assert_true(s2[j] == r2);
+    }
+    /* split at a row that is not a multiple of the kernel's groups: the same totals */
+    moments_of(X, NULL, 333, D, e, h1, h2);
+    moments_of(X + 333 * D, NULL, N - 333, D, e, t1, t2);
+    for (size_t j = 0; j < D; j++) assert_true(h1[j] + t1[j] == s1[j] && h2[j] + t2[j] == s2[j]);
+    /* mean and sd against long double, in units of the column's sd (or its scale) */
+    for (size_t j = 0; j < D; j++) {
+        long double m = 0, v = 0;
+        for (size_t i = 0; i < N; i++) m += X[i * D + j];
+        m /= N;
+        for (size_t i = 0; i < N; i++) v += (X[i * D + j] - m) * (X[i * D + j] - m);
+        double sd = sqrt((double)(v / N)), mean, var;
+        exact_moments(s1[j], s2[j], N, e[j], &mean, &var);
+        double unit = sd > 0 ? sd : 1.0;
+        if (fabs(mean - (double)m) > 1e-6 * unit || fabs(sqrt(var) - sd) > 1e-6 * unit)
+            fail_msg("column %zu: mean %.17g vs %.17Lg, sd %.17g vs %.17g", j, mean, m,
+                     sqrt(var), sd);
+    }
+    /* compact bytes: the same sums as their values as floats */
+    float F[N * D];
+    for (size_t i = 0; i < N * D; i++) F[i] = (float)X8[i];
+    ds.X = NULL;
+    ds.X8 = X8;
+    assert_int_equal(rowsource_feature_absmax(&src, mx), XT_OK);
+    assert_true(mx[5] == 255.0);
+    for (size_t j = 0; j < D; j++) e[j] = exact_grid_exponent(mx[j]);
+    moments_of(F, NULL, N, D, e, s1, s2);
+    moments_of(NULL, X8, N, D, e, h1, h2);
+    for (size_t j = 0; j < D; j++) assert_true(s1[j] == h1[j] && s2[j] == h2[j]);
+}
+
 /* A uint8 X loaded compact stays uint8, and gathering rows with an affine map gives
  * exactly the floats that the float path (load, then dataset_apply_affine) holds. */
 static void test_dataset_compact_gather(void **state)
@@ -599,6 +697,7 @@ int main(void)
         cmocka_unit_test(test_dataset_memory_guard),
         cmocka_unit_test(test_dataset_statistics),
         cmocka_unit_test(test_dataset_compact_gather),
+        cmocka_unit_test(test_rowsource_exact_moments),
         cmocka_unit_test(test_dataset_labels_checked_and_counted),
     };
     return cmocka_run_group_tests(tests, xt_test_group_setup, xt_test_group_teardown);

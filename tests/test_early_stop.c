@@ -333,28 +333,42 @@ static void test_early_stop_disabled_tracks_best(void **state)
     assert_int_equal(es.bad_epochs, 6);
 }
 
-/* Without a validation split nothing is monitored: every finite epoch is the new best
- * (the last one is the result), no early stop, a NaN train loss diverges. */
+/* Without a validation split monitor auto watches the training loss (scikit-learn's
+ * n_iter_no_change and tol): it stops after `patience` epochs without an improvement of more
+ * than min_delta; disabled, it runs to the last epoch; a NaN train loss diverges. */
 static void test_early_stop_without_val(void **state)
 {
     (void)state;
     Config cfg;
     EarlyStop es;
-    make_cfg(&cfg, MONITOR_VAL_LOSS, MODE_AUTO, 1, 0.0, 1, 3, false);
+    make_cfg(&cfg, MONITOR_AUTO, MODE_AUTO, 2, 0.01, 1, 10, true);
     cfg.data.val[0] = '\0';
     early_stop_init(&es, &cfg);
-    const double train[3] = {0.5, 0.7, 0.6}; /* a worse epoch still becomes the result */
-    for (int e = 1; e <= 3; e++) {
+    assert_int_equal(es.monitor, MONITOR_TRAIN_LOSS);
+    assert_int_equal(es.mode, MODE_MIN);
+    /* 0.5, then 0.495 (not better by 0.01), 0.48 (better), two more within 0.01: stop */
+    const double train[5] = {0.5, 0.495, 0.48, 0.475, 0.472};
+    const int improved[5] = {1, 0, 1, 0, 0};
+    for (int e = 1; e <= 5; e++) {
         EsDecision d = early_stop_update(&es, e, train[e - 1], NAN, NAN);
-        assert_int_equal(d.improved, 1);
-        assert_int_equal(d.best_epoch, e);
-        assert_true(d.best_value == train[e - 1]);
-        assert_int_equal(d.action, e == 3 ? ES_STOP_MAX_EPOCHS : ES_CONTINUE);
+        assert_int_equal(d.improved, improved[e - 1]);
+        assert_int_equal(d.action, e == 5 ? ES_STOP_EARLY : ES_CONTINUE);
+    }
+    cfg.early_stopping.enabled = false; /* disabled: to the last epoch */
+    cfg.train.epochs = 5;
+    early_stop_init(&es, &cfg);
+    for (int e = 1; e <= 5; e++) {
+        EsDecision d = early_stop_update(&es, e, train[e - 1], NAN, NAN);
+        assert_int_equal(d.action, e == 5 ? ES_STOP_MAX_EPOCHS : ES_CONTINUE);
     }
     early_stop_init(&es, &cfg);
     EsDecision d = early_stop_update(&es, 1, NAN, NAN, NAN);
     assert_int_equal(d.action, ES_STOP_DIVERGED);
     assert_int_equal(d.improved, 0);
+    /* with a validation split, auto is val_loss */
+    make_cfg(&cfg, MONITOR_AUTO, MODE_AUTO, 2, 0.0, 1, 10, true);
+    early_stop_init(&es, &cfg);
+    assert_int_equal(es.monitor, MONITOR_VAL_LOSS);
 }
 
 /* The named state a checkpoint carries points into the struct itself. */

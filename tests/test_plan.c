@@ -52,7 +52,7 @@ static void test_plan_batches_and_groups(void **state)
         {{"train.reproducible=true", "data.virtual_shards=5"}, 2, 10000, 1, 128, 5, 1, 5, "auto"},
         {{"train.reproducible=true"}, 1, 10000, 2, 128, 8, 1, 64, "auto"},
         {{"train.reproducible=true", "train.batch_size=0"}, 2, 10000, 1, 0, 8, 1, 64, "auto"},
-        {{"train.reproducible=true"}, 1, 6, 1, 128, 6, 1, 6, "auto"}, /* fewer rows than 8 */
+        {{"train.reproducible=true"}, 1, 6, 1, 1, 6, 1, 6, "auto"}, /* fewer rows than 8 */
         {{"train.reproducible=true", "train.micro_batches=12"}, 2, 10000, 1, 128, 12, 1, 64,
          "train.micro_batches = 12"},
         {{"train.reproducible=true", "train.accumulate=4"}, 2, 10000, 1, 512, 8, 4, 64, "auto"},
@@ -72,6 +72,40 @@ static void test_plan_batches_and_groups(void **state)
             fail_msg("case %zu: batch %zu G %zu pieces %zu S %zu", i, p.global_batch, p.G,
                      p.pieces, p.S);
         assert_has(p.groups_why, cases[i].why);
+    }
+}
+
+/* train.batch_size = auto: 128, or a tenth of the rows (at least 1 per rank) below 1280 rows */
+static void test_plan_batch_auto(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *set;
+        size_t rows;
+        int P;
+        size_t global;
+        const char *why;
+    } cases[] = {
+        {NULL, 100000, 4, 128, "auto: 128"},
+        {NULL, 1280, 1, 128, "auto: 128"},
+        {NULL, 1279, 1, 127, "a tenth of the 1279 training rows"},
+        {NULL, 90, 2, 9, "a tenth of the 90"},
+        {NULL, 10, 3, 3, "at least 1 per rank"},
+        {"train.batch_size=64", 90, 2, 64, "train.batch_size"},
+        {"train.batch_size=0", 90, 2, 0, "train.batch_size"},
+        {"train.batch_per_rank=5", 90, 2, 10, "train.batch_per_rank x P"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        Config c;
+        const char *sets[] = {cases[i].set};
+        cfg_with(&c, cases[i].set ? sets : NULL, cases[i].set ? 1 : 0);
+        PlanFacts f = facts(cases[i].rows, cases[i].P);
+        Plan p;
+        char err[512];
+        assert_int_equal(plan_data(&p, &c, &f, err, sizeof err), XT_OK);
+        if (p.global_batch != cases[i].global)
+            fail_msg("case %zu: batch %zu, expected %zu", i, p.global_batch, cases[i].global);
+        assert_has(p.batch_why, cases[i].why);
     }
 }
 
@@ -281,6 +315,37 @@ static void test_plan_step_decisions(void **state)
     assert_has(p.overlap_why, "latency-bound");
 }
 
+static void test_plan_optimiser_defaults(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *sets[2];
+        size_t n;
+        double lr, momentum;
+        const char *why;
+    } cases[] = {
+        {{NULL}, 0, 0.01, 0.9, "optim.lr and optim.momentum = auto: sgd's own"},
+        {{"optim.optimizer=adam"}, 1, 0.001, 0.0, "optim.lr = auto: adam's own"},
+        {{"optim.optimizer=adamw"}, 1, 0.001, 0.0, "adamw's own"},
+        {{"optim.optimizer=lamb"}, 1, 0.001, 0.0, "lamb's own"},
+        {{"optim.optimizer=lars"}, 1, 0.01, 0.9, "lars's own"},
+        {{"optim.lr=0.3"}, 1, 0.3, 0.9, "optim.momentum = auto: sgd's own"},
+        {{"optim.lr=0.3", "optim.momentum=0"}, 2, 0.3, 0.0, "as configured"},
+        {{"optim.optimizer=adam", "optim.lr=0.01"}, 2, 0.01, 0.0, "as configured"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        Config c;
+        cfg_with(&c, cases[i].n ? cases[i].sets : NULL, cases[i].n);
+        PlanFacts f = facts(100, 1);
+        Plan p;
+        char err[256];
+        assert_int_equal(plan_data(&p, &c, &f, err, sizeof err), XT_OK);
+        if (p.lr != cases[i].lr || p.momentum != cases[i].momentum)
+            fail_msg("case %zu: lr %g momentum %g", i, p.lr, p.momentum);
+        assert_has(p.lr_why, cases[i].why);
+    }
+}
+
 static void test_plan_blas_and_rank_rows(void **state)
 {
     (void)state;
@@ -305,6 +370,8 @@ int main(void)
         cmocka_unit_test(test_plan_sparse),
         cmocka_unit_test(test_plan_stream),
         cmocka_unit_test(test_plan_step_decisions),
+        cmocka_unit_test(test_plan_optimiser_defaults),
+        cmocka_unit_test(test_plan_batch_auto),
         cmocka_unit_test(test_plan_blas_and_rank_rows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

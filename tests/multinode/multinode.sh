@@ -64,22 +64,9 @@ rows() { echo $(($(wc -l < "$1") - 1)); }
 within() { awk -v r="$1" 'BEGIN { exit !(r < 1e-5) }'; }
 
 "$bin" gen blobs --rows 8000 --features 40 --classes 5 --noise 4 --seed 11 --out d.h5 >/dev/null || exit 1
-cat > c.ini <<'INI'
-[data]
-train = d.h5:/train
-val = d.h5:/val
-normalize = standardize
-[model]
-type = mlp
-hidden = 64,32
-[optim]
-lr = 0.05
-momentum = 0.9
-[train]
-epochs = 3
-batch_size = 64
-progress = false
-INI
+write_ini c.ini data.train=d.h5:/train data.val=d.h5:/val data.normalize=standardize \
+  model.type=mlp model.hidden=64,32 optim.lr=0.05 optim.momentum=0.9 train.epochs=3 \
+  train.batch_size=64 train.progress=false
 
 # reference: P = 2 in one namespace (shared memory / loopback)
 timeout -k 5 120 "$mpiexec" -np 2 --oversubscribe "$bin" train c.ini --set run.dir=one >one.log 2>&1 ||

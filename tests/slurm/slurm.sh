@@ -43,22 +43,9 @@ pass "munged, slurmctld, slurmd up, node idle in $(awk -v a="$t0" -v b="$(date +
 
 export XENTRAIN=$bin
 "$bin" gen blobs --rows 6000 --features 20 --classes 4 --noise 4 --seed 3 --out d.h5 >/dev/null || exit 1
-cat > c.ini <<'INI'
-[data]
-train = d.h5:/train
-val = d.h5:/val
-normalize = standardize
-[model]
-type = mlp
-hidden = 32
-[optim]
-lr = 0.02
-momentum = 0.9
-[train]
-epochs = 4
-batch_size = 32
-progress = false
-INI
+write_ini c.ini data.train=d.h5:/train data.val=d.h5:/val data.normalize=standardize \
+  model.type=mlp model.hidden=32 optim.lr=0.02 optim.momentum=0.9 train.epochs=4 \
+  train.batch_size=32 train.progress=false
 
 submit() { # submit SCRIPT LOG ARGS...: prints the job id
   local script=$1 log=$2; shift 2
