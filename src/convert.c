@@ -511,7 +511,7 @@ Status convert_write(const char *cmd, const ConvertTable *t, const LabelMap *m,
     if (st != XT_OK) goto cleanup;
     st = h5io_create_atomic(o->out, &f);
     for (int g = 0; g < 3 && st == XT_OK; g++) {
-        DatasetRows r = {.X = t->X, .x_u8 = t->x_u8, .d = t->d, .y = t->y,
+        DatasetRows r = {.X = t->X, .x_u8 = t->x_u8, .d = t->d, .y = t->y, .csr = t->csr,
                          .rows = sets[g].idx, .n = sets[g].n, .scale = t->scale};
         if (g == 2 && t->test_unlabelled) r.y = NULL; /* rows to predict: X only */
         st = dataset_write_split(f, groups[g], &r, (int)o->gzip);
@@ -602,6 +602,8 @@ static int run_reader(const ConvertReader *r, int argc, char **argv)
     if (st == XT_OK) st = r->read(&out, &table, &m);
     if (st == XT_OK) st = convert_write(r->name, &table, &m, &out);
     free((void *)table.X);
+    csr_free(table.csr);
+    free(table.csr);
     free((void *)table.y);
     if (table.feature_names) h5io_strs_free(table.feature_names, table.d);
     convert_labelmap_free(&m);

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "csr.h"
 #include "error.h"
 #include "h5io.h"
 #include "opts.h"
@@ -47,6 +48,7 @@ typedef struct {
  * when the input had a header (feature_names, d of them, or NULL). */
 typedef struct {
     const void *X;
+    CsrRows *csr;        /* X as CSR rows instead (owned: convert.c frees it), or NULL */
     bool x_u8;
     size_t n, d;
     const int32_t *y;

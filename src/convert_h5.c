@@ -99,6 +99,12 @@ static Status h5_read(OutOptions *out, ConvertTable *t, LabelMap *m)
                   g_h5.input, info.k_dense);
         st = XT_ERR_USAGE;
     }
+    if (st == XT_OK && info.x_csr) { /* ConvertTable rows are dense */
+        log_error("convert h5: %s: X is a CSR matrix (%s); convert h5 writes dense X: train on "
+                  "the file as it is (CSR splits are read directly, docs/sparse.md)", g_h5.input,
+                  info.x_type);
+        st = XT_ERR_USAGE;
+    }
     bool ids = info.y_labels == LABELS_IDS;
     xi = info;
     xi.has_y = !ids; /* integer labels are read apart, before any range check */

@@ -1,4 +1,5 @@
-/* convert libsvm: LIBSVM / svmlight sparse text into the dataset.h layout (dense X). */
+/* convert libsvm: LIBSVM / svmlight sparse text into the dataset.h layout: X as CSR (an
+ * AnnData csr_matrix group) when that is the smaller, else dense; --sparse/--dense force. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -7,19 +8,24 @@
 
 #include "convert_common.h"
 #include "log.h"
+#include "strutil.h"
 
 typedef struct {
     const char *input; /* from the common --input */
     size_t features;   /* 0: infer */
     int base;        /* -1 detect, 0, 1 */
+    int form;        /* X: -1 auto, 0 dense, 1 CSR */
 } SvmOptions;
+
+/* auto writes CSR when it takes at most this share of the dense bytes. */
+#define SVM_CSR_SHARE 0.5
 
 static SvmOptions g_svm;
 
 static size_t svm_options(OptSpec *specs, OutOptions *unused)
 {
     SvmOptions *o = &g_svm;
-    *o = (SvmOptions){.base = -1};
+    *o = (SvmOptions){.base = -1, .form = -1};
     (void)unused;
     const OptSpec mine[] = {
         {.name = "features", OPT_SIZE, &o->features, "D",
@@ -29,6 +35,11 @@ static size_t svm_options(OptSpec *specs, OutOptions *unused)
          "'# Column indices are\nzero-based' comment says so, else one-based,\nwith a "
          "warning)", .ival = 0},
         {.name = "one-based", OPT_SET, &o->base, NULL, "indices start at 1", .ival = 1},
+        {.name = "sparse", OPT_SET, &o->form, NULL,
+         "write X as CSR (an AnnData csr_matrix group;\nwhen neither is given: CSR when it "
+         "takes at\nmost half the bytes of dense float32)", .ival = 1},
+        {.name = "dense", OPT_SET, &o->form, NULL, "write X as a dense (N, D) float32 dataset",
+         .ival = 0},
     };
     memcpy(specs, mine, sizeof mine);
     return sizeof mine / sizeof mine[0];
@@ -180,13 +191,55 @@ static Status svm_width(const SvmOptions *o, const Sparse *s, int base, size_t *
         return XT_ERR_USAGE;
     }
     if (*d == 0) *d = (size_t)(s->max_idx - base) + 1;
-    double dense = (double)s->n * (double)*d * sizeof(float), phys = convert_physical_memory();
-    if (dense > (double)SIZE_MAX / 4 || (phys > 0.0 && dense > phys)) {
-        log_error("%s: %zu rows x %zu features do not fit in memory as dense float32 (%.3g "
-                  "bytes); the largest index is %" PRId64 " on line %zu: is it right? (or give "
-                  "--features D)", o->input, s->n, *d, dense, s->max_idx, s->max_line);
+    return XT_OK;
+}
+
+/* Whether X is written as CSR: as forced, else when CSR takes at most SVM_CSR_SHARE of the
+ * dense bytes (and D fits its int32 indices); the choice is printed with its reason. Dense
+ * must fit in memory. */
+static Status svm_form(const SvmOptions *o, const Sparse *s, size_t d, bool *csr)
+{
+    double dense = (double)s->n * (double)d * sizeof(float), phys = convert_physical_memory();
+    double sparse = (double)s->nnz * (sizeof(int32_t) + sizeof(float)) +
+                    (double)(s->n + 1) * sizeof(int64_t);
+    bool fits = d <= INT32_MAX;
+    *csr = o->form == 1 || (o->form < 0 && fits && sparse <= SVM_CSR_SHARE * dense);
+    if (*csr && !fits) {
+        log_error("%s: D = %zu features: CSR column indices go up to 2^31 - 1; the largest index "
+                  "is %" PRId64 " on line %zu: is it right?", o->input, d, s->max_idx, s->max_line);
         return XT_ERR_USAGE;
     }
+    if (!*csr && (dense > (double)SIZE_MAX / 4 || (phys > 0.0 && dense > phys))) {
+        log_error("%s: %zu rows x %zu features do not fit in memory as dense float32 (%.3g "
+                  "bytes); the largest index is %" PRId64 " on line %zu: is it right? (or give "
+                  "--features D)", o->input, s->n, d, dense, s->max_idx, s->max_line);
+        return XT_ERR_USAGE;
+    }
+    char hs[32], hd[32];
+    strutil_human_bytes(sparse, hs, sizeof hs);
+    strutil_human_bytes(dense, hd, sizeof hd);
+    log_info("convert libsvm: %s: X written %s: %.3g%% of its %zu x %zu values are non-zero; "
+             "CSR takes %s, dense %s (%s)", o->input, *csr ? "as CSR" : "dense",
+             100.0 * (double)s->nnz / ((double)s->n * (double)d), s->n, d, hs, hd,
+             o->form >= 0 ? (*csr ? "--sparse" : "--dense")
+             : *csr ? "auto: CSR is the smaller by half or more; --dense to force dense"
+                    : "auto: CSR would not halve it; --sparse to force CSR");
+    return XT_OK;
+}
+
+/* The rows as CSR (indices made zero-based; a line's indices increase, so sorted). */
+static Status svm_csr(const Sparse *s, int base, size_t d, CsrRows **out)
+{
+    CsrRows *c = calloc(1, sizeof *c);
+    if (!c || csr_init(c, s->n, s->nnz, d) != XT_OK) {
+        free(c);
+        return XT_ERR_RUNTIME;
+    }
+    for (size_t i = 0; i <= s->n; i++) c->indptr[i] = s->row_ptr[i];
+    for (size_t k = 0; k < s->nnz; k++) c->indices[k] = (int32_t)(s->idx[k] - base);
+    memcpy(c->values, s->val, s->nnz * sizeof *c->values);
+    c->m = s->n;
+    *out = c;
     return XT_OK;
 }
 
@@ -198,10 +251,20 @@ static Status svm_table(OutOptions *out, ConvertTable *t, LabelMap *m)
     float *X = NULL;
     int32_t *y = NULL;
     size_t d = 0;
+    CsrRows *csr = NULL;
+    bool as_csr = false;
     Status st = svm_read(&o, &s);
     int base = st == XT_OK ? svm_base(&o, &s) : 1;
     if (st == XT_OK) st = svm_width(&o, &s, base, &d);
-    if (st == XT_OK) {
+    if (st == XT_OK) st = svm_form(&o, &s, d, &as_csr);
+    if (st == XT_OK && as_csr) {
+        y = malloc(s.n * sizeof *y);
+        if (!y || svm_csr(&s, base, d, &csr) != XT_OK) {
+            log_error("%s: out of memory for %zu non-zeros as CSR", o.input, s.nnz);
+            st = XT_ERR_RUNTIME;
+        }
+        if (st == XT_OK) st = convert_labels_from_numbers(o.input, s.lab, s.n, false, y, m);
+    } else if (st == XT_OK) {
         X = calloc(s.n * d, sizeof *X);
         y = malloc(s.n * sizeof *y);
         if (!X || !y) {
@@ -209,13 +272,13 @@ static Status svm_table(OutOptions *out, ConvertTable *t, LabelMap *m)
             st = XT_ERR_RUNTIME;
         }
     }
-    if (st == XT_OK) {
+    if (st == XT_OK && !as_csr) {
         for (size_t i = 0; i < s.n; i++)
             for (size_t p = s.row_ptr[i]; p < s.row_ptr[i + 1]; p++)
                 X[i * d + (size_t)(s.idx[p] - base)] = s.val[p];
         st = convert_labels_from_numbers(o.input, s.lab, s.n, false, y, m);
     }
-    *t = (ConvertTable){.X = X, .n = s.n, .d = d, .y = y};
+    *t = (ConvertTable){.X = X, .csr = csr, .n = s.n, .d = d, .y = y};
     sparse_free(&s);
     return st;
 }
@@ -225,7 +288,8 @@ const ConvertReader convert_libsvm_reader = {
     .name = "libsvm",
     .text_input = true,
     .about = "LIBSVM / svmlight sparse text: \"LABEL INDEX:VALUE ...\" per line, indices\n"
-             "increasing; '#' starts a comment, qid:N tokens are ignored. X becomes dense;\n"
+             "increasing; '#' starts a comment, qid:N tokens are ignored. X is written as\n"
+             "CSR or dense, whichever auto or --sparse/--dense says (the choice is printed);\n"
              "the labels map to 0..K-1 in increasing numeric order (originals kept as\n"
              "label_values: -1, 1 -> 0, 1).",
     .options = svm_options,

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <zlib.h>
 
+#include "dataset_csr.h"
 #include "h5io.h"
 #include "fsutil.h"
 #include "log.h"
@@ -395,10 +396,36 @@ static Status probe_y(H5File *f, DatasetInfo *info, const char *yp, size_t n, co
     return XT_OK;
 }
 
+/* X's facts into info: a 2-D dataset (probe_x), or a CSR group (dataset_csr.h). */
+static Status probe_features(H5File *f, DatasetInfo *info, const char *xp, size_t n_y,
+                             const Comm *comm)
+{
+    if (h5io_is_group(f, xp)) {
+        char err[1024];
+        Status st = dataset_csr_probe(f, xp, info, err, sizeof err);
+        if (st != XT_OK) probe_fail(comm, "%s:%s", info->file, err);
+        if (st == XT_OK && n_y > 0 && n_y != info->n) {
+            probe_fail(comm, "%s:%s: the CSR matrix has N = %zu rows but y has %zu", info->file,
+                       xp, info->n, n_y);
+            st = XT_ERR_USAGE;
+        }
+        return st;
+    }
+    H5ioInfo xi;
+    Status st = probe_x(f, info, xp, n_y, comm, &xi);
+    if (st != XT_OK) return st;
+    info->n = xi.dims[0];
+    info->d = xi.dims[1];
+    info->x_object = xi.object_id;
+    snprintf(info->x_type, sizeof info->x_type, "%s", xi.type_name);
+    info->x_u8 = xi.cls == H5IO_CLASS_UINT && xi.type_size == 1;
+    info->x_chunk_rows = xi.chunk_rows;
+    return XT_OK;
+}
+
 static Status probe_layout(H5File *f, const Comm *comm, bool need_y, DatasetInfo *info)
 {
     char xp[600], yp[600], holds[256];
-    H5ioInfo xi;
     const char *file = info->file, *group = info->group;
     join(xp, sizeof xp, group, info->x_name);
     join(yp, sizeof yp, group, info->y_name);
@@ -447,16 +474,10 @@ static Status probe_layout(H5File *f, const Comm *comm, bool need_y, DatasetInfo
         snprintf(ids, sizeof ids, "%s", yp);
     }
     if (has_y && h5io_info(f, ids, &yi) != XT_OK) return XT_ERR_USAGE;
-    Status st = probe_x(f, info, xp, has_y ? yi.dims[0] : 0, comm, &xi);
-    if (st == XT_OK && has_y) st = probe_y(f, info, ids, xi.dims[0], comm);
+    Status st = probe_features(f, info, xp, has_y ? yi.dims[0] : 0, comm);
+    if (st == XT_OK && has_y) st = probe_y(f, info, ids, info->n, comm);
     if (st == XT_OK && has_y && info->target == TARGET_CLASS) st = probe_labels(f, info, yp, comm);
     if (st != XT_OK) return st;
-    info->n = xi.dims[0];
-    info->d = xi.dims[1];
-    info->x_object = xi.object_id;
-    snprintf(info->x_type, sizeof info->x_type, "%s", xi.type_name);
-    info->x_u8 = xi.cls == H5IO_CLASS_UINT && xi.type_size == 1;
-    info->x_chunk_rows = xi.chunk_rows;
     info->x_scale = 0.0;
     if (h5io_attr_exists(f, xp, "scale")) {
         double s = 0.0;
@@ -502,6 +523,9 @@ Status dataset_probe(const char *spec, const Comm *comm, bool need_y, DatasetInf
 double dataset_row_bytes(const DatasetInfo *info, bool compact)
 {
     double row = (double)info->d * (compact && info->x_u8 ? 1.0 : (double)sizeof(float));
+    if (info->x_csr) /* the average row: its non-zeros (column and value), its indptr */
+        row = (double)info->x_nnz / (double)info->n * (double)(sizeof(int32_t) + sizeof(float)) +
+              (double)sizeof(size_t);
     if (info->has_y)
         row += info->target == TARGET_CLASS ? (double)sizeof(int32_t)
                                             : (double)info->k_dense * sizeof(float);
@@ -670,7 +694,8 @@ static Status load_rows(Dataset *ds, H5File *f, size_t k, bool compact)
     join(yp, sizeof yp, in->group, in->y_name);
 
     if (rows > 0) {
-        if (compact) ds->X8 = malloc(rows * d);
+        if (in->x_csr) { /* dataset_csr_load allocates */
+        } else if (compact) ds->X8 = malloc(rows * d);
         else ds->X = malloc(rows * d * sizeof *ds->X);
         if (!in->has_y) { /* features only (predict) */
         } else if (in->target == TARGET_CLASS) {
@@ -678,7 +703,7 @@ static Status load_rows(Dataset *ds, H5File *f, size_t k, bool compact)
         } else {
             ds->t = malloc(rows * kd * sizeof *ds->t);
         }
-        if (!(ds->X || ds->X8) || (in->has_y && !ds->y && !ds->t)) {
+        if (!(ds->X || ds->X8 || in->x_csr) || (in->has_y && !ds->y && !ds->t)) {
             log_error("%s:%s: out of memory for rows [%zu, %zu) (%zu x %zu values)", in->file,
                       in->group, ds->lo, ds->hi, rows, d);
             return XT_ERR_RUNTIME;
@@ -689,12 +714,17 @@ static Status load_rows(Dataset *ds, H5File *f, size_t k, bool compact)
      * stored (uint8 cannot be NaN). */
     size_t block = DATASET_BLOCK_BYTES / (d * sizeof(float));
     if (block == 0) block = 1;
-    for (size_t r0 = 0; compact && r0 < rows; r0 += block) {
+    size_t xrows = in->x_csr ? 0 : rows; /* a CSR X has no dense blocks */
+    if (in->x_csr) {
+        Status st = dataset_csr_load(ds, f, xp);
+        if (st != XT_OK) return st;
+    }
+    for (size_t r0 = 0; compact && r0 < xrows; r0 += block) {
         size_t m = rows - r0 < block ? rows - r0 : block;
         Status st = h5io_read_rows_u8(f, xp, ds->lo + r0, m, ds->X8 + r0 * d);
         if (st != XT_OK) return st;
     }
-    for (size_t r0 = 0; !compact && r0 < rows; r0 += block) {
+    for (size_t r0 = 0; !compact && r0 < xrows; r0 += block) {
         size_t m = rows - r0 < block ? rows - r0 : block;
         float *x = ds->X + r0 * d;
         Status st = h5io_read_rows_float(f, xp, ds->lo + r0, m, x);
@@ -863,6 +893,7 @@ void dataset_free(Dataset *ds)
     free(ds->X8);
     free(ds->y);
     free(ds->t);
+    csr_free(&ds->csr);
     h5io_strs_free(ds->class_names, ds->n_class_names);
     h5io_strs_free(ds->label_values, ds->n_label_values);
     h5io_strs_free(ds->feature_names, ds->n_feature_names);
@@ -957,10 +988,10 @@ Status dataset_write_split(H5File *f, const char *group, const DatasetRows *r, i
     void *xsel = NULL, *ysel = NULL;
     Status st = XT_OK;
     bool has_y = r->y || r->t;
-    if (r->rows) {
-        X = xsel = select_rows(r->X, xw, r->rows, r->n);
+    if (r->rows) { /* CSR rows are selected as they are written */
+        X = xsel = r->csr ? NULL : select_rows(r->X, xw, r->rows, r->n);
         Y = ysel = has_y ? select_rows(Y, yw, r->rows, r->n) : NULL;
-        if (!xsel || (has_y && !ysel)) {
+        if ((!xsel && !r->csr) || (has_y && !ysel)) {
             log_error("%s:%s: out of memory writing %zu rows", h5io_path(f), group, r->n);
             st = XT_ERR_RUNTIME;
         }
@@ -970,7 +1001,9 @@ Status dataset_write_split(H5File *f, const char *group, const DatasetRows *r, i
     join(yp, sizeof yp, group, "y");
     size_t xd[2] = {r->n, r->d}, yd[2] = {r->n, r->k};
     if (st == XT_OK) st = h5io_create_group(f, group);
-    if (st == XT_OK) st = h5io_write(f, xp, r->x_u8 ? H5IO_U8 : H5IO_F32, 2, xd, X, gzip_level);
+    if (st == XT_OK)
+        st = r->csr ? dataset_csr_write(f, xp, r->csr, r->rows, r->n, gzip_level)
+                    : h5io_write(f, xp, r->x_u8 ? H5IO_U8 : H5IO_F32, 2, xd, X, gzip_level);
     if (st == XT_OK && has_y)
         st = r->t ? h5io_write(f, yp, H5IO_F32, 2, yd, Y, gzip_level)
                   : h5io_write(f, yp, H5IO_I32, 1, yd, Y, gzip_level);

@@ -6,6 +6,8 @@
  *   X  (N, D)  any integer or float type, converted to float32 on read;
  *   y  (N,)    integer class ids (converted to int32), or
  *      (N, K)  floats in [0, 1]: multi-label or soft targets.
+ * X may instead be a CSR group (AnnData/h5ad or scipy/h5sparse: data, indices, indptr;
+ * docs/sparse.md), read as the rows' CSR (Dataset.csr), checked row by row.
  * Optional attributes: on X, "scale" (double: multiply to get the intended feature
  * scale, e.g. 1/255 for uint8 pixels); on the group or file root, "class_names".
  *
@@ -26,6 +28,7 @@
 
 #include "comm.h"
 #include "config.h"
+#include "csr.h"
 #include "error.h"
 #include "h5io.h"
 #include "loss.h"
@@ -57,6 +60,8 @@ typedef struct {
     bool x_u8;                /* X is stored as uint8 (dataset_load_compact keeps it so) */
     char x_type[32];          /* on-disk type of X, for banners ("uint8") */
     size_t x_chunk_rows;      /* X's rows per chunk when chunked, else 0 */
+    bool x_csr;               /* X is a CSR group (docs/sparse.md): held as Dataset.csr */
+    size_t x_nnz;             /* its non-zeros (x_csr) */
 } DatasetInfo;
 
 /* A cheap fingerprint of a split's contents, kept in checkpoints so that a resume on other
@@ -80,6 +85,7 @@ typedef struct {
                                  of a uint8 X; owned; rows become float when gathered */
     int32_t *y;               /* (hi - lo) class ids, TARGET_CLASS; owned */
     float *t;                 /* (hi - lo, K) dense targets, TARGET_DENSE; owned */
+    CsrRows csr;              /* the rows of a CSR X (info.x_csr; X and X8 are NULL); owned */
     int32_t label_min, label_max; /* over the rows held (TARGET_CLASS; 0,-1 if none) */
     char **class_names;       /* the class_names attribute, or the string labels' or the
                                  categories' names; NULL when none */
@@ -215,6 +221,8 @@ typedef struct {
     const size_t *rows;  /* which rows, in order; NULL: the first n */
     size_t n;
     double scale;        /* X's scale attribute; 0 = none */
+    const CsrRows *csr;  /* X as CSR rows (d of them wide), written as an AnnData csr_matrix
+                            group; X is then unused */
 } DatasetRows;
 
 /* Writes GROUP/X and GROUP/y (and X's scale) into f, the layout dataset_probe reads;

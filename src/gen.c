@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "error.h"
+#include "csr.h"
 #include "dataset.h"
 #include "h5io.h"
 #include "log.h"
@@ -21,7 +22,8 @@
 
 #define GEN_PI 3.14159265358979323846
 
-typedef enum { GEN_BLOBS, GEN_XOR, GEN_SPIRALS, GEN_MULTILABEL } GenKind;
+typedef enum { GEN_BLOBS, GEN_XOR, GEN_SPIRALS, GEN_MULTILABEL, GEN_SPARSE,
+               GEN_SPARSE_MULTILABEL } GenKind;
 
 typedef struct {
     GenKind kind;
@@ -32,10 +34,12 @@ typedef struct {
     bool soft;  /* blobs: (N, K) class probabilities instead of class ids */
     int gzip;
     bool x_u8;  /* X stored as uint8: round(16 x + 128), clamped to 0..255 */
+    size_t nnz; /* sparse kinds: mean non-zeros per row */
     const char *out;
 } GenOptions;
 
-static const char *const GEN_NAMES[] = {"blobs", "xor", "spirals", "multilabel"};
+static const char *const GEN_NAMES[] = {"blobs",      "xor",    "spirals",
+                                        "multilabel", "sparse", "sparse-multilabel"};
 #define GEN_KINDS (sizeof GEN_NAMES / sizeof GEN_NAMES[0])
 #define GEN_MAX_ROWS ((double)((size_t)1 << 40))
 #define GEN_MAX_FEATURES ((double)((size_t)1 << 20))
@@ -52,7 +56,12 @@ static const char GEN_ABOUT[] =
     "  blobs       K Gaussian clusters (close to linearly separable)\n"
     "  xor         2 classes by the sign of x0*x1: needs a hidden layer (D >= 2)\n"
     "  spirals     K interleaved spirals in (x0, x1): needs a hidden layer (D >= 2)\n"
-    "  multilabel  K labels per row, each from its own random linear rule";
+    "  multilabel  K labels per row, each from its own random linear rule\n"
+    "  sparse      X as CSR (an AnnData csr_matrix group): about --nnz non-zeros per\n"
+    "              row in [0.5, 1.5), features drawn with a long-tailed (Zipf 1.1)\n"
+    "              frequency; K classes by a random linear rule (made in memory:\n"
+    "              the CSR rows must fit)\n"
+    "  sparse-multilabel  the same X, K labels from their own rules";
 
 /* The rules between options. */
 static Status gen_check(const GenOptions *o, bool k_given)
@@ -65,12 +74,18 @@ static Status gen_check(const GenOptions *o, bool k_given)
         log_error("gen: %s needs --features >= 2, got %zu", o->name, o->d);
         return XT_ERR_USAGE;
     }
-    if (o->kind != GEN_MULTILABEL && o->k < 2) {
+    if (o->kind != GEN_MULTILABEL && o->kind != GEN_SPARSE_MULTILABEL && o->k < 2) {
         log_error("gen: --classes %zu: %s needs at least 2 classes", o->k, o->name);
         return XT_ERR_USAGE;
     }
     if (o->soft && (o->kind != GEN_BLOBS || o->k > GEN_SOFT_MAX_K)) {
         log_error("gen: --soft applies to blobs with at most %d classes", GEN_SOFT_MAX_K);
+        return XT_ERR_USAGE;
+    }
+    bool sparse = o->kind == GEN_SPARSE || o->kind == GEN_SPARSE_MULTILABEL;
+    if (sparse && (o->x_u8 || o->soft || o->nnz > o->d || o->d > INT32_MAX)) {
+        log_error("gen: %s: --nnz %zu must be at most --features %zu (< 2^31), without --soft "
+                  "or --dtype uint8", o->name, o->nnz, o->d);
         return XT_ERR_USAGE;
     }
     if (o->val_fraction + o->test_fraction >= 1.0) {
@@ -84,17 +99,20 @@ static Status gen_check(const GenOptions *o, bool k_given)
 /* Parses "gen KIND [options]" (argv[0] = "gen"). */
 static Status gen_parse(int argc, char **argv, GenOptions *o, bool *help)
 {
-    *o = (GenOptions){.rows = 1000, .d = 2, .seed = 1, .val_fraction = 0.1,
+    *o = (GenOptions){.rows = 1000, .d = 2, .seed = 1, .val_fraction = 0.1, .nnz = 10,
                       .test_fraction = 0.1, .noise = -1.0};
     size_t gzip = 0;
     const char *dtype = "float32";
-    bool k_given = false;
+    bool k_given = false, d_given = false;
     const char *kind = NULL;
     size_t n_pos = 0;
     const OptSpec opts[] = {
         {.name = "rows", OPT_SIZE, &o->rows, "N", "rows over all splits (1000)", 1, GEN_MAX_ROWS},
         {.name = "features", OPT_SIZE, &o->d, "D",
-         "features (2; beyond 2 they are noise for xor and spirals)", 1, GEN_MAX_FEATURES},
+         "features (2, sparse kinds 1000; beyond 2 they are noise\nfor xor and spirals)", 1,
+         GEN_MAX_FEATURES * 1024, .given = &d_given},
+        {.name = "nnz", OPT_SIZE, &o->nnz, "M", "sparse kinds: mean non-zeros per row (10)", 1,
+         GEN_MAX_FEATURES},
         {.name = "classes", OPT_SIZE, &o->k, "K",
          "classes (blobs 3, xor 2 (fixed), spirals 3, multilabel 4 labels)", 1,
          GEN_MAX_CLASSES, .given = &k_given},
@@ -116,7 +134,9 @@ static Status gen_parse(int argc, char **argv, GenOptions *o, bool *help)
         {.name = "out", OPT_STRING, &o->out, "F.h5",
          "output file (written to F.h5.tmp, then renamed)", .required = true},
     };
-    OptTable t = {.cmd = "gen", .synopsis = "{blobs|xor|spirals|multilabel} [options] --out F.h5",
+    OptTable t = {.cmd = "gen",
+                  .synopsis = "{blobs|xor|spirals|multilabel|sparse|sparse-multilabel} "
+                              "[options] --out F.h5",
                   .about = GEN_ABOUT, .opts = opts, .n_opts = sizeof opts / sizeof opts[0],
                   .positional = "KIND", .pos = &kind, .pos_cap = 1, .n_pos = &n_pos};
     Status st = opts_parse(&t, argc, argv, help);
@@ -126,7 +146,8 @@ static Status gen_parse(int argc, char **argv, GenOptions *o, bool *help)
     for (size_t i = 0; kind && i < GEN_KINDS; i++)
         if (!strcmp(kind, GEN_NAMES[i])) which = i;
     if (which == GEN_KINDS) {
-        log_error("gen: %s '%s' (expected blobs, xor, spirals or multilabel)",
+        log_error("gen: %s '%s' (expected blobs, xor, spirals, multilabel, sparse or "
+                  "sparse-multilabel)",
                   kind ? "unknown generator" : "missing generator", kind ? kind : "");
         return XT_ERR_USAGE;
     }
@@ -138,8 +159,14 @@ static Status gen_parse(int argc, char **argv, GenOptions *o, bool *help)
     }
     o->x_u8 = !strcmp(dtype, "uint8");
     o->gzip = (int)gzip;
-    static const size_t default_k[] = {3, 2, 3, 4}; /* in GEN_NAMES order */
+    static const size_t default_k[] = {3, 2, 3, 4, 3, 4}; /* in GEN_NAMES order */
     if (!k_given) o->k = default_k[which];
+    bool sparse = o->kind == GEN_SPARSE || o->kind == GEN_SPARSE_MULTILABEL;
+    if (sparse && !d_given) o->d = 1000;
+    if ((double)o->d > GEN_MAX_FEATURES && !sparse) {
+        log_error("gen: --features %zu: dense kinds take at most %.0f", o->d, GEN_MAX_FEATURES);
+        return XT_ERR_USAGE;
+    }
     if (o->noise < 0.0) o->noise = o->kind == GEN_BLOBS ? 1.0 : 0.1;
     return gen_check(o, k_given);
 }
@@ -228,6 +255,8 @@ static void gen_rows(const GenOptions *o, Rng *rng, const double *par, size_t n,
             }
             break;
         }
+        case GEN_SPARSE:
+        case GEN_SPARSE_MULTILABEL: break; /* made by gen_sparse */
         }
     }
     *rng = r;
@@ -339,6 +368,108 @@ static Status write_rows(H5File *f, const GenOptions *o, const GenSplit *sp, Gen
     return st;
 }
 
+/* ---- sparse kinds ------------------------------------------------------------------ */
+
+/* The long tail: cdf[j] = P(feature <= j) with P(j) ~ 1 / (j + 1)^1.1. */
+static double *zipf_cdf(size_t d)
+{
+    double *cdf = malloc(d * sizeof *cdf), sum = 0.0;
+    for (size_t j = 0; cdf && j < d; j++) cdf[j] = sum += pow((double)(j + 1), -1.1);
+    for (size_t j = 0; cdf && j < d; j++) cdf[j] /= sum;
+    return cdf;
+}
+
+/* Up to `want` distinct columns drawn from the cdf, sorted, into cols; returns how many. */
+static size_t draw_columns(Rng *r, const double *cdf, size_t d, size_t want, int32_t *cols)
+{
+    size_t n = 0;
+    for (size_t tries = 0; n < want && tries < 20 * want; tries++) {
+        double u = rng_uniform(r);
+        size_t lo = 0, hi = d - 1; /* the first j with cdf[j] > u */
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (cdf[mid] > u) hi = mid;
+            else lo = mid + 1;
+        }
+        size_t at = n;
+        while (at > 0 && cols[at - 1] > (int32_t)lo) at--;
+        if (at > 0 && cols[at - 1] == (int32_t)lo) continue; /* drawn already */
+        memmove(cols + at + 1, cols + at, (n - at) * sizeof *cols);
+        cols[at] = (int32_t)lo;
+        n++;
+    }
+    return n;
+}
+
+/* The rows (after the rules w (k, d) and biases drawn from rng): about o->nnz columns per
+ * row from the long tail, values in [0.5, 1.5); y = the best rule's class, or t (n, k) =
+ * each rule on or off. */
+static void sparse_rows(const GenOptions *o, Rng *rng, const double *cdf, const float *w,
+                        CsrRows *c, int32_t *y, float *t)
+{
+    const size_t d = o->d, k = o->k;
+    c->m = 0;
+    c->indptr[0] = 0;
+    for (size_t i = 0; i < o->rows; i++) {
+        size_t at = c->indptr[i];
+        size_t want = 1 + (size_t)rng_below(rng, 2 * o->nnz - 1);
+        size_t got = draw_columns(rng, cdf, d, want > d ? d : want, c->indices + at);
+        for (size_t q = 0; q < got; q++) c->values[at + q] = (float)(0.5 + rng_uniform(rng));
+        c->indptr[i + 1] = at + got;
+        c->m = i + 1;
+        double best = -INFINITY;
+        for (size_t cl = 0; cl < k; cl++) {
+            double z = w[k * d + cl] + o->noise * rng_normal(rng);
+            for (size_t q = at; q < at + got; q++)
+                z += (double)c->values[q] * (double)w[cl * d + (size_t)c->indices[q]];
+            if (t) t[i * k + cl] = z > 0.0 ? 1.0f : 0.0f;
+            else if (z > best) {
+                best = z;
+                y[i] = (int32_t)cl;
+            }
+        }
+    }
+}
+
+/* The sparse kinds: every row made in memory, then each split written as CSR. */
+static Status gen_sparse(const GenOptions *o, const GenSplit *sp)
+{
+    const size_t n = o->rows, d = o->d, k = o->k;
+    bool ml = o->kind == GEN_SPARSE_MULTILABEL;
+    CsrRows c = {0};
+    double *cdf = zipf_cdf(d);
+    float *w = malloc((k * d + k) * sizeof *w), *t = ml ? malloc(n * k * sizeof *t) : NULL;
+    int32_t *y = ml ? NULL : malloc(n * sizeof *y);
+    size_t *idx = malloc(n * sizeof *idx);
+    H5File *f = NULL;
+    Status st = cdf && w && (t || y) && idx ? csr_init(&c, n, n * (2 * o->nnz - 1), d)
+                                            : XT_ERR_RUNTIME;
+    if (st != XT_OK) log_error("gen: out of memory for %zu rows of about %zu non-zeros", n, o->nnz);
+    Rng rng;
+    rng_seed(&rng, o->seed);
+    double sw = 1.0 / sqrt((double)o->nnz); /* rules: a row's score is about N(0, 1) */
+    for (size_t i = 0; st == XT_OK && i < k * d + k; i++)
+        w[i] = (float)((i < k * d ? 2.0 * sw : 0.5) * rng_normal(&rng));
+    for (size_t i = 0; st == XT_OK && i < n; i++) idx[i] = i;
+    if (st == XT_OK) sparse_rows(o, &rng, cdf, w, &c, y, t);
+    if (st == XT_OK) st = h5io_create_atomic(o->out, &f);
+    for (int s = 0; s < 3 && st == XT_OK; s++) {
+        DatasetRows r = {.csr = &c, .d = d, .y = y, .t = t, .k = k, .rows = idx + sp[s].first,
+                         .n = sp[s].n};
+        st = dataset_write_split(f, sp[s].group, &r, o->gzip);
+    }
+    if (st == XT_OK) st = write_attributes(f, o, sp);
+    if (st == XT_OK) st = h5io_commit(&f);
+    if (st == XT_OK)
+        log_info("gen %s: wrote %s: /train %zu, /val %zu, /test %zu rows; D = %zu, %zu non-zeros "
+                 "(CSR), %s = %zu", o->name, o->out, sp[0].n, sp[1].n, sp[2].n, d, csr_nnz(&c),
+                 ml ? "labels" : "classes", k);
+    h5io_close(&f);
+    csr_free(&c);
+    free(cdf), free(w), free(t), free(y), free(idx);
+    return st;
+}
+
 int gen_main(int argc, char **argv)
 {
     GenOptions o;
@@ -356,6 +487,8 @@ int gen_main(int argc, char **argv)
     size_t n_train = n - n_val - n_test;
     const GenSplit sp[3] = {{"/train", 0, n_train}, {"/val", n_train, n_val},
                             {"/test", n_train + n_val, n_test}};
+    if (o.kind == GEN_SPARSE || o.kind == GEN_SPARSE_MULTILABEL)
+        return gen_sparse(&o, sp) == XT_OK ? 0 : XT_ERR_RUNTIME;
     bool dense = o.kind == GEN_MULTILABEL || o.soft;
     size_t rows = GEN_BLOCK_BYTES / (d * sizeof(float));
     rows = rows < 1 ? 1 : rows > n ? n : rows;

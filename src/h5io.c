@@ -741,6 +741,11 @@ Status h5io_read_rows_i32(H5File *f, const char *dset, size_t row0, size_t nrows
     return read_rows(f, dset, row0, nrows, H5T_NATIVE_INT32, true, "int32", out);
 }
 
+Status h5io_read_rows_i64(H5File *f, const char *dset, size_t row0, size_t nrows, int64_t *out)
+{
+    return read_rows(f, dset, row0, nrows, H5T_NATIVE_INT64, true, "int64", out);
+}
+
 Status h5io_read_rows_u8(H5File *f, const char *dset, size_t row0, size_t nrows, uint8_t *out)
 {
     return read_rows(f, dset, row0, nrows, H5T_NATIVE_UINT8, true, "uint8", out);

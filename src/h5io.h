@@ -95,6 +95,8 @@ Status h5io_list(H5File *f, const char *group, char ***names, size_t *n);
  * follow IEEE rules (float64 beyond float32's range becomes +-Inf). */
 Status h5io_read_rows_float(H5File *f, const char *dset, size_t row0, size_t nrows, float *out);
 Status h5io_read_rows_i32(H5File *f, const char *dset, size_t row0, size_t nrows, int32_t *out);
+/* int64: CSR's indptr and indices (any integer type that fits). */
+Status h5io_read_rows_i64(H5File *f, const char *dset, size_t row0, size_t nrows, int64_t *out);
 /* float64: integers up to 2^53 exactly (labels of any integer type, before relabelling). */
 Status h5io_read_rows_f64(H5File *f, const char *dset, size_t row0, size_t nrows, double *out);
 Status h5io_read_rows_u8(H5File *f, const char *dset, size_t row0, size_t nrows, uint8_t *out);

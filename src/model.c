@@ -193,24 +193,6 @@ static void activate_backward(float *delta, const float *a, size_t n, Activation
     }
 }
 
-const float *model_forward(Model *m, const float *X, size_t B)
-{
-    const ModelShape *s = &m->shape;
-    XT_ASSERT(B <= m->max_batch);
-    const float *in = X;
-    for (int l = 1; l <= s->n_layers; l++) {
-        size_t ni = s->sizes[l - 1], no = s->sizes[l];
-        const float *W = m->params + s->w_off[l - 1];
-        const float *b = m->params + s->b_off[l - 1];
-        float *Z = m->act[l];
-        for (size_t i = 0; i < B; i++) memcpy(Z + i * no, b, no * sizeof *Z);
-        linalg_gemm(Z, in, W, B, no, ni, false, true, 1.0f, 1.0f); /* Z += A W^T */
-        if (l < s->n_layers) activate(Z, B * no, s->act);
-        in = Z;
-    }
-    return m->act[s->n_layers];
-}
-
 /* C = op(A) op(B) (M, N, K as linalg_gemm) in pieces of rows with hooks->progress between
  * them, or in one call without hooks. */
 static void gemm_pieces(float *C, const float *A, const float *Bm, size_t M, size_t N, size_t K,
@@ -229,19 +211,86 @@ static void gemm_pieces(float *C, const float *A, const float *Bm, size_t M, siz
     }
 }
 
-void model_backward(Model *m, const float *X, const float *dlogits, size_t B, bool accumulate,
-                    float *grads, const BackwardHooks *hooks)
+/* A layer's products with its input A (B rows of `in` features), W (out, in):
+ *   mul_wt  Z (B, out) += A W^T
+ *   grad_w  dW (out, in) = beta dW + delta^T A, delta (B, out) */
+struct ModelInputOps {
+    void (*mul_wt)(float *Z, ModelInput a, const float *W, size_t B, size_t out, size_t in);
+    void (*grad_w)(float *dW, const float *delta, ModelInput a, size_t B, size_t out, size_t in,
+                   bool accumulate, const BackwardHooks *hooks);
+};
+
+static void dense_mul_wt(float *Z, ModelInput a, const float *W, size_t B, size_t out, size_t in)
 {
-    const float beta = accumulate ? 1.0f : 0.0f;
+    linalg_gemm(Z, a.X, W, B, out, in, false, true, 1.0f, 1.0f);
+}
+
+static void dense_grad_w(float *dW, const float *delta, ModelInput a, size_t B, size_t out,
+                         size_t in, bool accumulate, const BackwardHooks *hooks)
+{
+    gemm_pieces(dW, delta, a.X, out, in, B, true, accumulate ? 1.0f : 0.0f, hooks);
+}
+
+static void csr_input_mul_wt(float *Z, ModelInput a, const float *W, size_t B, size_t out,
+                             size_t in)
+{
+    XT_ASSERT(a.csr->m == B && a.csr->d == in);
+    csr_mul_wt(Z, a.csr, W, out);
+}
+
+static void csr_input_grad_w(float *dW, const float *delta, ModelInput a, size_t B, size_t out,
+                             size_t in, bool accumulate, const BackwardHooks *hooks)
+{
+    XT_ASSERT(a.csr->m == B && a.csr->d == in);
+    csr_grad_w(dW, delta, a.csr, out, accumulate);
+    if (hooks && hooks->progress) hooks->progress(hooks->ctx);
+}
+
+static const ModelInputOps DENSE_INPUT = {dense_mul_wt, dense_grad_w};
+static const ModelInputOps CSR_INPUT = {csr_input_mul_wt, csr_input_grad_w};
+
+ModelInput model_input_dense(const float *X) { return (ModelInput){.ops = &DENSE_INPUT, .X = X}; }
+
+ModelInput model_input_csr(CsrRows *csr)
+{
+    return (ModelInput){.ops = &CSR_INPUT, .csr = csr};
+}
+
+const float *model_forward_input(Model *m, ModelInput x, size_t B)
+{
+    const ModelShape *s = &m->shape;
+    XT_ASSERT(B <= m->max_batch);
+    ModelInput in = x;
+    for (int l = 1; l <= s->n_layers; l++) {
+        size_t ni = s->sizes[l - 1], no = s->sizes[l];
+        const float *W = m->params + s->w_off[l - 1];
+        const float *b = m->params + s->b_off[l - 1];
+        float *Z = m->act[l];
+        for (size_t i = 0; i < B; i++) memcpy(Z + i * no, b, no * sizeof *Z);
+        in.ops->mul_wt(Z, in, W, B, no, ni); /* Z += A W^T */
+        if (l < s->n_layers) activate(Z, B * no, s->act);
+        in = model_input_dense(Z);
+    }
+    return m->act[s->n_layers];
+}
+
+const float *model_forward(Model *m, const float *X, size_t B)
+{
+    return model_forward_input(m, model_input_dense(X), B);
+}
+
+void model_backward_input(Model *m, ModelInput x, const float *dlogits, size_t B,
+                          bool accumulate, float *grads, const BackwardHooks *hooks)
+{
     const ModelShape *s = &m->shape;
     XT_ASSERT(B <= m->max_batch);
     const float *delta = dlogits; /* dL/dZ_l, (B, sizes[l]) */
     for (int l = s->n_layers; l >= 1; l--) {
         size_t ni = s->sizes[l - 1], no = s->sizes[l];
-        const float *A = l > 1 ? m->act[l - 1] : X;
+        ModelInput a = l > 1 ? model_input_dense(m->act[l - 1]) : x;
         float *dW = grads + s->w_off[l - 1];
         float *db = grads + s->b_off[l - 1];
-        gemm_pieces(dW, delta, A, no, ni, B, true, beta, hooks); /* dW (+)= delta^T A */
+        a.ops->grad_w(dW, delta, a, B, no, ni, accumulate, hooks); /* dW (+)= delta^T A */
         if (!accumulate)
             for (size_t j = 0; j < no; j++) db[j] = 0.0f;
         for (size_t i = 0; i < B; i++)
@@ -255,6 +304,12 @@ void model_backward(Model *m, const float *X, const float *dlogits, size_t B, bo
             delta = next;
         }
     }
+}
+
+void model_backward(Model *m, const float *X, const float *dlogits, size_t B, bool accumulate,
+                    float *grads, const BackwardHooks *hooks)
+{
+    model_backward_input(m, model_input_dense(X), dlogits, B, accumulate, grads, hooks);
 }
 
 uint64_t model_param_hash(const float *params, size_t n)

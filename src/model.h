@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "csr.h"
 #include "error.h"
 #include "loss.h"
 #include "rng.h"
@@ -84,9 +85,24 @@ void model_free(Model *m);
  * Biases start at zero. Draws from rng in layer order. */
 void model_init_params(Model *m, Init init, Rng *rng);
 
+/* The first layer's input, B rows of D features, dense (B, D) row-major or CSR (csr.h),
+ * with the two products the first layer needs from it (dense: sgemm; CSR: csr.c's
+ * kernels, docs/sparse.md). Which one a run uses is the row source's choice, made once at
+ * set-up (rowsource_batch_alloc): the step passes it along without asking. */
+typedef struct ModelInputOps ModelInputOps;
+typedef struct {
+    const ModelInputOps *ops;
+    const float *X;          /* dense rows, or NULL */
+    CsrRows *csr;            /* CSR rows (csr->m is the batch's B; csr_init_batch), or NULL */
+} ModelInput;
+ModelInput model_input_dense(const float *X);
+ModelInput model_input_csr(CsrRows *csr);
+
 /* Forward for B <= max_batch rows of X (B, D). Returns the logits (B, outputs), a view
  * into the model's buffers valid until the next forward. */
 const float *model_forward(Model *m, const float *X, size_t B);
+/* The same for rows in either form. */
+const float *model_forward_input(Model *m, ModelInput x, size_t B);
 /* What a hooked backward calls (comm.overlap): layer_done(ctx, l) as soon as layer l's
  * gradients (W_l, b_l: grads[w_off[l-1], w_off[l-1] + the layer's size)) are final, layers
  * in the order L .. 1, before the rest of backward runs: the moment to start reducing them;
@@ -105,6 +121,9 @@ typedef struct {
  * pieces). */
 void model_backward(Model *m, const float *X, const float *dlogits, size_t B, bool accumulate,
                     float *grads, const BackwardHooks *hooks);
+/* The same for rows in either form (the input model_forward_input was given). */
+void model_backward_input(Model *m, ModelInput x, const float *dlogits, size_t B,
+                          bool accumulate, float *grads, const BackwardHooks *hooks);
 
 /* A 64-bit hash of the parameter bytes (replica checks: equal iff bit-identical,
  * up to hash collisions). */

@@ -98,6 +98,18 @@ static void plan_shuffle(Plan *p, const Config *c, const PlanFacts *f)
 static Status plan_norm(Plan *p, const Config *c, const PlanFacts *f, char *err, size_t len)
 {
     p->norm = c->data.normalize;
+    if (f->x_csr && p->norm == NORM_AUTO && !f->x_has_scale) { /* docs/sparse.md */
+        p->norm = NORM_NONE;
+        snprintf(p->norm_why, sizeof p->norm_why, "auto: X is sparse (CSR), never centred, "
+                 "and has no scale attribute");
+        return XT_OK;
+    }
+    if (f->x_csr && p->norm == NORM_STANDARDIZE) {
+        snprintf(err, len, "data.normalize = standardize: %s/X is sparse (CSR), and centring "
+                 "would make every zero a non-zero; use data.normalize = none or auto",
+                 c->data.train);
+        return XT_ERR_USAGE;
+    }
     if (p->norm == NORM_AUTO) {
         p->norm = f->x_has_scale ? NORM_SCALE : NORM_STANDARDIZE;
         snprintf(p->norm_why, sizeof p->norm_why, "auto: X has %s scale attribute",
@@ -252,6 +264,16 @@ static void plan_batch(Plan *p, const Config *c, const PlanFacts *f)
     }
 }
 
+/* CSR X: batches CSR (sparse kernels), or densified in reproducible mode (docs/sparse.md). */
+static void plan_csr(Plan *p, const PlanFacts *f)
+{
+    p->csr_batches = f->x_csr && p->G == 0;
+    snprintf(p->csr_why, sizeof p->csr_why, "%s",
+             !f->x_csr ? "X is dense"
+             : p->G ? "train.reproducible: each micro-batch densified, the same bits as dense X"
+                    : "sparse kernels for the first layer, memory O(non-zeros)");
+}
+
 Status plan_data(Plan *p, const Config *c, const PlanFacts *f, char *err, size_t len)
 {
     plan_optim(p, c);
@@ -279,8 +301,15 @@ Status plan_data(Plan *p, const Config *c, const PlanFacts *f, char *err, size_t
     snprintf(p->budget_why, sizeof p->budget_why, "%s", f->budget_why ? f->budget_why : "");
     Status st = plan_norm(p, c, f, err, len);
     size_t P = (size_t)f->at.P;
+    plan_csr(p, f);
     if (st == XT_OK && f->n > 0 && P <= p->S && p->G <= p->S && (p->G == 0 || P <= p->G))
         st = plan_stream(p, c, f, err, len); /* else sampler_init says what is wrong */
+    if (st == XT_OK && f->x_csr && p->stream) {
+        snprintf(err, len, "%s/X is sparse (CSR) and its rows would be streamed (%s): streaming "
+                 "CSR is not implemented yet; use data.stream = false with a larger "
+                 "data.memory_budget, or more ranks", c->data.train, p->stream_why);
+        st = XT_ERR_USAGE;
+    }
     return st;
 }
 

@@ -35,6 +35,7 @@ typedef struct {
     size_t n, d;           /* rows, features */
     size_t x_chunk_rows;   /* X's rows per chunk (0: contiguous) */
     bool x_has_scale;      /* X carries a scale attribute (converted images) */
+    bool x_csr;            /* X is a CSR group (docs/sparse.md) */
     double row_bytes;      /* bytes a row takes in memory (X as held, targets, its sampler index) */
     double budget;         /* data bytes per rank (rowsource_budget; 0: no limit known) */
     const char *budget_why;
@@ -74,6 +75,8 @@ typedef struct {
     /* features */
     Normalize norm;        /* never NORM_AUTO */
     char norm_why[PLAN_WHY];
+    bool csr_batches;      /* CSR X: batches stay CSR (sparse kernels), else densified */
+    char csr_why[PLAN_WHY];
     /* memory */
     double budget;         /* data bytes per rank (0: no limit known) */
     char budget_why[1400];

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "exact.h"
+#include "linalg.h"
 #include "log.h"
 #include "strutil.h"
 #include "sysmem.h"
@@ -19,7 +20,22 @@ struct RowSourceOps {
     void (*read)(const RowSource *s, size_t lo, size_t m, RowBatch *out);
     void (*prefetch)(const RowSource *s, const uint32_t *rows, size_t m);
     void (*begin_step)(RowSource *s, uint64_t epoch, size_t t);
+    Status (*batch_alloc)(const RowSource *s, size_t cap, RowBatch *b);
 };
+
+static Status dense_batch_alloc(const RowSource *s, size_t cap, RowBatch *b)
+{
+    b->X = linalg_alloc((cap ? cap : 1) * s->d * sizeof *b->X);
+    b->in = model_input_dense(b->X);
+    return b->X ? XT_OK : XT_ERR_RUNTIME;
+}
+
+static Status csr_batch_alloc(const RowSource *s, size_t cap, RowBatch *b)
+{
+    Status st = csr_init_batch(&b->csr, cap, csr_max_nnz(&s->ds->csr, cap), s->d);
+    b->in = model_input_csr(&b->csr);
+    return st;
+}
 
 static void copy_targets(const RowSource *s, size_t row, size_t i, RowBatch *out)
 {
@@ -78,14 +94,45 @@ static void stream_src_begin_step(RowSource *s, uint64_t epoch, size_t t)
     stream_begin_step(s->stream, epoch, t);
 }
 
+/* A CSR Dataset: batches gathered as CSR, or densified; read blocks always dense. */
+static void csr_src_gather(const RowSource *s, const uint32_t *rows, size_t m, RowBatch *out)
+{
+    csr_gather(&out->csr, &s->ds->csr, rows, m, s->mul);
+    for (size_t i = 0; i < m; i++) copy_targets(s, rows[i], i, out);
+}
+
+static void csr_src_gather_dense(const RowSource *s, const uint32_t *rows, size_t m,
+                                 RowBatch *out)
+{
+    csr_densify(out->X, &s->ds->csr, rows, 0, m, s->mul);
+    for (size_t i = 0; i < m; i++) copy_targets(s, rows[i], i, out);
+}
+
+static void csr_src_read(const RowSource *s, size_t lo, size_t m, RowBatch *out)
+{
+    csr_densify(out->X, &s->ds->csr, NULL, lo, m, s->mul);
+    for (size_t i = 0; i < m; i++) copy_targets(s, lo + i, i, out);
+}
+
+static void csr_src_prefetch(const RowSource *s, const uint32_t *rows, size_t m)
+{
+    (void)s;
+    (void)rows;
+    (void)m;
+}
+
 static const RowSourceOps MEMORY_OPS = {memory_gather, memory_read, memory_prefetch,
-                                        memory_begin_step};
+                                        memory_begin_step, dense_batch_alloc};
 static const RowSourceOps STREAM_OPS = {stream_src_gather, stream_src_read, stream_src_prefetch,
-                                        stream_src_begin_step};
+                                        stream_src_begin_step, dense_batch_alloc};
+static const RowSourceOps CSR_OPS = {csr_src_gather, csr_src_read, csr_src_prefetch,
+                                     memory_begin_step, csr_batch_alloc};
+static const RowSourceOps CSR_DENSE_OPS = {csr_src_gather_dense, csr_src_read, csr_src_prefetch,
+                                           memory_begin_step, dense_batch_alloc};
 
 void rowsource_init(RowSource *s, Dataset *ds)
 {
-    *s = (RowSource){.ops = &MEMORY_OPS,
+    *s = (RowSource){.ops = ds->info.x_csr ? &CSR_DENSE_OPS : &MEMORY_OPS,
                      .n = ds->hi - ds->lo,
                      .d = ds->info.d,
                      .target = ds->info.target,
@@ -102,12 +149,25 @@ void rowsource_free(RowSource *s)
 void rowsource_set_normalization(RowSource *s, const float *shift, const float *mul)
 {
     if (!shift) return;
-    if (s->stream || s->ds->X8) { /* normalised as rows are handed out */
+    if (s->stream || s->ds->X8 || s->ds->info.x_csr) { /* normalised as rows are handed out */
         s->shift = shift;
         s->mul = mul;
     } else {
         dataset_apply_affine(s->ds, shift, mul);
     }
+}
+
+Status rowsource_batch_alloc(const RowSource *s, size_t cap, RowBatch *b)
+{
+    return s->ops->batch_alloc(s, cap, b);
+}
+
+void rowsource_batch_free(RowBatch *b)
+{
+    free(b->X);
+    b->X = NULL;
+    csr_free(&b->csr);
+    b->in = (ModelInput){0};
 }
 
 void rowsource_gather(const RowSource *s, const uint32_t *rows, size_t m, RowBatch *out)
@@ -286,6 +346,12 @@ Status rowsource_open(RowSource *s, Dataset *ds, const DatasetInfo *info, size_t
         }
         return XT_ERR_USAGE;
     }
+    if (*streamed && info->x_csr) { /* the same decision on every rank (need_max) */
+        log_error0("%s: %s:%s is sparse (CSR) and its rows would be streamed: streaming CSR is "
+                   "not implemented yet; give more memory (data.memory_budget, --memory-budget) "
+                   "or use more ranks", o->what, info->file, info->group);
+        return XT_ERR_USAGE;
+    }
     Status st;
     if (*streamed) {
         st = open_stream(s, ds, info, lo, hi, k, o);
@@ -296,6 +362,7 @@ Status rowsource_open(RowSource *s, Dataset *ds, const DatasetInfo *info, size_t
     if (comm) st = comm_agree(comm, st);
     if (st == XT_OK) rowsource_init(s, ds);
     else dataset_free(ds);
+    if (st == XT_OK && info->x_csr && o->csr_batches) s->ops = &CSR_OPS;
     return st;
 }
 

@@ -4,7 +4,9 @@
  * by local index (0 .. n-1: the rows this rank holds) and receive float32 features,
  * normalised when a normalisation is set, with their targets. How the rows are stored
  * stays behind this interface: a Dataset loaded in memory (uint8 or float32 features), or
- * a Stream that reads the file as it goes (stream.h), chosen by rowsource_open.
+ * a Stream that reads the file as it goes (stream.h), chosen by rowsource_open. A CSR
+ * Dataset (docs/sparse.md) hands out CSR batches (SourceOptions.csr_batches) or dense
+ * ones; rowsource_read always hands out dense rows (evaluation blocks, statistics).
  *
  * Normalisation is x' = (x - shift) * mul, per feature, in float32: the same
  * expression whichever way the rows are stored, so results do not depend on it.
@@ -16,16 +18,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "csr.h"
 #include "dataset.h"
 #include "error.h"
+#include "model.h"
 #include "stream.h"
 
 /* Buffers a caller owns for m rows: X (m, D); y (m) for class ids or t (m, K) for dense
- * targets (the other may be NULL). */
+ * targets (the other may be NULL). A training batch made by rowsource_batch_alloc holds its
+ * features in the form its source hands out (X, or csr for a CSR source with CSR batches)
+ * and `in` is the model's view of them, whichever it is. */
 typedef struct {
     float *X;
     int32_t *y;
     float *t;
+    CsrRows csr;
+    ModelInput in;
 } RowBatch;
 
 typedef struct RowSourceOps RowSourceOps; /* the implementation: memory or stream */
@@ -60,6 +68,7 @@ typedef struct {
     StreamMode mode;
     double budget;        /* bytes this rank may give the rows (rowsource_budget) */
     bool compact;         /* keep uint8 X as uint8 */
+    bool csr_batches;     /* a CSR split's gathered batches stay CSR (else densified) */
     bool probs;           /* the rows must be probability distributions (softmax probs) */
     size_t extra_per_row; /* bytes per row the caller adds in memory (the sampler's index) */
     const char *what;     /* "data.train", "--data", for messages */
@@ -100,6 +109,13 @@ void rowsource_stream_stats(RowSource *s, StreamStats *out);
  * Dataset is normalised once, in place; uint8 rows are normalised as they are gathered
  * (4x less memory than float). */
 void rowsource_set_normalization(RowSource *s, const float *shift, const float *mul);
+
+/* The features of a training batch of up to cap rows, in the form this source gathers
+ * (dense X, or CSR with room for the cap longest rows), and b->in set to them; the caller
+ * allocates y or t. XT_ERR_RUNTIME when out of memory. rowsource_batch_free frees what
+ * this allocated (safe on a zeroed batch). Local. */
+Status rowsource_batch_alloc(const RowSource *s, size_t cap, RowBatch *b);
+void rowsource_batch_free(RowBatch *b);
 
 /* out <- rows[i] (local indices), i < m. */
 void rowsource_gather(const RowSource *s, const uint32_t *rows, size_t m, RowBatch *out);

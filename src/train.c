@@ -85,7 +85,7 @@ static void micro_batch(Trainer *tr, const StepPlan *p, size_t i, EpochRun *er)
     rowsource_gather(&tr->train_rows, mb->rows, mb->m, &tr->batch);
     prefetch_after(tr, p, i);
     double t1 = comm_wtime();
-    const float *z = model_forward(md, tr->batch.X, mb->m);
+    const float *z = model_forward_input(md, tr->batch.in, mb->m);
     double t2 = comm_wtime();
     LossTargets tg = {.y = tr->batch.y, .t = tr->batch.t};
     LossTotals lt = {0};
@@ -99,8 +99,8 @@ static void micro_batch(Trainer *tr, const StepPlan *p, size_t i, EpochRun *er)
     double t3 = comm_wtime();
     bool acc;
     float *grads = reduce_partial(tr->red, mb->part, &acc);
-    model_backward(md, tr->batch.X, tr->dz, mb->m, acc, grads,
-                   reduce_hooks(tr->red, i + 1 == p->n));
+    model_backward_input(md, tr->batch.in, tr->dz, mb->m, acc, grads,
+                         reduce_hooks(tr->red, i + 1 == p->n));
     double t4 = comm_wtime();
     reduce_partial_done(tr->red, mb->part);
     er->io += t1 - t0;

@@ -51,6 +51,10 @@ static void banner_data(const Trainer *tr)
     rowsource_describe(&tr->train_rows, how, sizeof how);
     log_info("memory   training rows %s (%s): %s on rank 0; budget %s per rank (%s)", how,
              p->stream_why, hd, p->budget > 0 ? hb : "unlimited", p->budget_why);
+    if (tr->tinfo.x_csr)
+        log_info("sparse   %zu non-zeros (%.3g%% dense); batches %s (%s)", tr->tinfo.x_nnz,
+                 100.0 * (double)tr->tinfo.x_nnz / ((double)tr->tinfo.n * (double)tr->tinfo.d),
+                 p->csr_batches ? "CSR" : "dense", p->csr_why);
     if (p->shuffle_block > 0)
         log_info("shuffle  blocks of %zu consecutive rows (%s), in a new order each epoch "
                  "within each virtual shard", p->shuffle_block, p->shuffle_why);

@@ -106,7 +106,7 @@ static Status plan_training_data(Trainer *tr)
     double least[1] = {budget > 0 ? -budget : -INFINITY}; /* 0: no limit known */
     comm_allreduce_max_double(tr->comm, least, 1);
     PlanFacts f = {.n = ti->n, .d = ti->d, .x_chunk_rows = ti->x_chunk_rows,
-                   .x_has_scale = ti->x_scale > 0.0,
+                   .x_has_scale = ti->x_scale > 0.0, .x_csr = ti->x_csr,
                    .row_bytes = dataset_row_bytes(ti, c->data.compact) + sizeof(uint32_t),
                    .budget = isfinite(least[0]) ? -least[0] : 0.0, .budget_why = why};
     comm_placement(tr->comm, &f.at);
@@ -137,6 +137,7 @@ static Status load_shard(Trainer *tr)
     if ((st = comm_agree(tr->comm, st)) != XT_OK) return st;
     SourceOptions o = {.mode = p->stream ? STREAM_TRUE : STREAM_FALSE, .budget = p->budget,
                        .compact = c->data.compact, .probs = tr->loss_kind == LOSS_SOFTMAX_PROBS,
+                       .csr_batches = p->csr_batches,
                        .extra_per_row = sizeof(uint32_t), .what = "data.train",
                        .local_ranks = comm_local_size(tr->comm)};
     size_t kcheck = ti->target == TARGET_DENSE ? 0 : (size_t)c->model.classes;

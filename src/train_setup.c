@@ -91,12 +91,12 @@ static Status alloc_step_buffers(Trainer *tr)
     Status st = XT_OK;
     for (int i = 0; i < 2 && st == XT_OK; i++)
         st = step_plan_init(&tr->steps[i], &tr->sampler, tr->plan.pieces);
-    tr->batch.X = linalg_alloc(cap * D * sizeof *tr->batch.X);
+    if (st == XT_OK) st = rowsource_batch_alloc(&tr->train_rows, cap, &tr->batch);
     tr->dz = malloc(cap * KO * sizeof *tr->dz);
     if (tr->tinfo.target == TARGET_DENSE) tr->batch.t = malloc(cap * tr->K * sizeof *tr->batch.t);
     else tr->batch.y = malloc(cap * sizeof *tr->batch.y);
     if (tr->r == 0) tr->best.params = malloc(s->n_params * sizeof *tr->best.params);
-    if (st != XT_OK || !tr->batch.X || !tr->dz || !(tr->batch.t || tr->batch.y) ||
+    if (st != XT_OK || !tr->dz || !(tr->batch.t || tr->batch.y) ||
         (tr->r == 0 && !tr->best.params)) {
         log_error("out of memory for the batch buffers (%zu rows x %zu features)", cap, D);
         return XT_ERR_RUNTIME;
@@ -252,13 +252,13 @@ void trainer_free(Trainer *tr)
     eval_stats_free(&tr->vstats);
     metrics_close(&tr->metrics);
     free(tr->class_w);
-    free(tr->batch.X);
+    rowsource_batch_free(&tr->batch);
     free(tr->batch.t);
     free(tr->batch.y);
     free(tr->dz);
     free(tr->best.params);
     free(tr->cfg_text);
-    tr->class_w = tr->batch.X = tr->batch.t = tr->dz = tr->best.params = NULL;
+    tr->class_w = tr->batch.t = tr->dz = tr->best.params = NULL;
     tr->batch.y = NULL;
     tr->cfg_text = NULL;
     runlock_release(&tr->lock); /* last: the run's files are closed */

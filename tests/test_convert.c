@@ -15,6 +15,7 @@
 #include <zlib.h>
 
 #include "convert.h"
+#include "csr.h"
 #include "dataset.h"
 #include "h5io.h"
 #include "log.h"
@@ -715,6 +716,64 @@ static void test_convert_libsvm_roundtrip(void **state)
     dataset_free(&ds);
 }
 
+/* Sparse lines become a CSR X (auto; the printed reason is checked in cli/sparse.sh), the
+ * same rows as --dense gives;
+ * --sparse forces CSR on dense-ish lines; a random split keeps each row's columns. */
+static void test_convert_libsvm_csr(void **state)
+{
+    (void)state;
+    /* 4 rows x 40 features, 6 non-zeros: CSR takes 80 bytes against 640 dense */
+    write_text("s.svm", "1 3:0.5 40:2\n0\n2 1:-1 7:4 8:1.5\n1 39:3\n");
+    assert_int_equal(run("libsvm --input @/s.svm --one-based --val-fraction 0 --out @/ss.h5"), 0);
+    Dataset sp, de;
+    load("ss.h5", &sp);
+    assert_true(sp.info.x_csr);
+    assert_int_equal(sp.info.d, 40);
+    assert_int_equal(sp.info.x_nnz, 6);
+    const size_t ip[5] = {0, 2, 2, 5, 6};
+    const int32_t ix[6] = {2, 39, 0, 6, 7, 38};
+    const float v[6] = {0.5f, 2, -1, 4, 1.5f, 3};
+    assert_memory_equal(sp.csr.indptr, ip, sizeof ip);
+    assert_memory_equal(sp.csr.indices, ix, sizeof ix);
+    assert_memory_equal(sp.csr.values, v, sizeof v);
+    assert_int_equal(run("libsvm --input @/s.svm --one-based --dense --val-fraction 0 "
+                         "--out @/sd.h5"), 0);
+    load("sd.h5", &de);
+    assert_false(de.info.x_csr);
+    float X[4 * 40];
+    csr_densify(X, &sp.csr, NULL, 0, 4, NULL);
+    assert_memory_equal(de.X, X, sizeof X);
+    assert_memory_equal(de.y, sp.y, 4 * sizeof *de.y);
+    dataset_free(&de);
+    /* a held-out split: every row of /val is one of the file's rows, columns intact */
+    assert_int_equal(run("libsvm --input @/s.svm --one-based --val-fraction 0.5 --seed 3 "
+                         "--out @/sv.h5"), 0);
+    load("sv.h5:/val", &de);
+    assert_true(de.info.x_csr);
+    float Xv[4 * 40];
+    csr_densify(Xv, &de.csr, NULL, 0, de.csr.m, NULL);
+    for (size_t i = 0; i < de.csr.m; i++) {
+        bool found = false;
+        for (size_t r = 0; r < 4 && !found; r++)
+            found = !memcmp(Xv + i * 40, X + r * 40, 40 * sizeof(float)) && de.y[i] == sp.y[r];
+        assert_true(found);
+    }
+    dataset_free(&de);
+    dataset_free(&sp);
+    /* --sparse forces CSR where auto would not */
+    write_text("d.svm", "1 1:1 2:2\n0 1:3 2:4\n");
+    assert_int_equal(run("libsvm --input @/d.svm --one-based --val-fraction 0 --out @/da.h5"), 0);
+    load("da.h5", &de);
+    assert_false(de.info.x_csr);
+    dataset_free(&de);
+    assert_int_equal(run("libsvm --input @/d.svm --one-based --sparse --val-fraction 0 "
+                         "--out @/ds.h5"), 0);
+    load("ds.h5", &de);
+    assert_true(de.info.x_csr);
+    assert_int_equal(de.info.x_nnz, 4);
+    dataset_free(&de);
+}
+
 static void test_convert_libsvm_errors(void **state)
 {
     (void)state;
@@ -771,6 +830,7 @@ int main(void)
         cmocka_unit_test(test_convert_csv_test_input),
         cmocka_unit_test(test_convert_libsvm_roundtrip),
         cmocka_unit_test(test_convert_libsvm_errors),
+        cmocka_unit_test(test_convert_libsvm_csr),
     };
     return cmocka_run_group_tests(tests, setup, xt_test_group_teardown);
 }

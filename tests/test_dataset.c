@@ -284,7 +284,8 @@ static void test_dataset_missing_things(void **state)
     probe_fails("good.h5:/test", "good.h5: no group '/test'");
     probe_fails("parts.h5:/nox", "parts.h5:/nox: no dataset 'X'");
     probe_fails("parts.h5:/noy", "parts.h5:/noy: no dataset 'y'");
-    probe_fails("parts.h5:/grpx", "parts.h5:/grpx/X: cannot open as a dataset");
+    probe_fails("parts.h5:/grpx", "parts.h5:/grpx/X is a group without encoding-type = "
+                "csr_matrix (AnnData) or format = csr");
     char err[512];
     DatasetInfo in;
     xt_test_capture_begin();

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <string.h>
 
 #include "plan.h"
@@ -203,6 +204,50 @@ static void test_plan_stream(void **state)
     assert_has(err, "exceeds 4096 micro-batches per update");
 }
 
+/* CSR X (docs/sparse.md): batches CSR or densified, a normalisation that never centres,
+ * streaming refused for now. */
+static void test_plan_sparse(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *set;
+        bool csr, scale_attr;
+        Status st;
+        bool csr_batches;
+        Normalize norm;
+        const char *why; /* in csr_why, norm_why or err */
+    } cases[] = {
+        {"train.seed=1", false, false, XT_OK, false, NORM_STANDARDIZE, "X is dense"},
+        {"train.seed=1", true, false, XT_OK, true, NORM_NONE, "sparse kernels for the first"},
+        {"train.seed=1", true, false, XT_OK, true, NORM_NONE, "never centred, and has no scale"},
+        {"train.seed=1", true, true, XT_OK, true, NORM_SCALE, "auto: X has a scale attribute"},
+        {"train.reproducible=true", true, false, XT_OK, false, NORM_NONE, "micro-batch densified"},
+        {"data.normalize=standardize", true, false, XT_ERR_USAGE, false, NORM_NONE,
+         "centring would make every zero a non-zero"},
+        {"data.stream=true", true, false, XT_ERR_USAGE, false, NORM_NONE,
+         "streaming CSR is not implemented yet"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        Config c;
+        cfg_with(&c, &cases[i].set, 1);
+        PlanFacts f = facts(1000, 2);
+        f.x_csr = cases[i].csr;
+        f.x_has_scale = cases[i].scale_attr;
+        Plan p;
+        char err[1024] = "", all[3 * PLAN_WHY + 8];
+        Status st = plan_data(&p, &c, &f, err, sizeof err);
+        if (st != cases[i].st) fail_msg("case %zu: status %d (%s)", i, (int)st, err);
+        if (st != XT_OK) {
+            assert_has(err, cases[i].why);
+            continue;
+        }
+        assert_int_equal(p.csr_batches, cases[i].csr_batches);
+        assert_int_equal(p.norm, cases[i].norm);
+        snprintf(all, sizeof all, "%s | %s", p.csr_why, p.norm_why);
+        assert_has(all, cases[i].why);
+    }
+}
+
 static void test_plan_step_decisions(void **state)
 {
     (void)state;
@@ -395,6 +440,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plan_batches_and_groups),
         cmocka_unit_test(test_plan_shuffle_and_norm),
+        cmocka_unit_test(test_plan_sparse),
         cmocka_unit_test(test_plan_stream),
         cmocka_unit_test(test_plan_step_decisions),
         cmocka_unit_test(test_plan_solver),

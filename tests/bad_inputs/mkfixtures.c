@@ -363,6 +363,62 @@ static void checkpoint_files(void)
     close_file(&f, "c_wrongformat.h5");
 }
 
+/* ---- CSR data files (issue 27) ----------------------------------------------------- */
+
+/* GROUP/X as a CSR group (encoding-type `kind`: csr_matrix or csc_matrix) and GROUP/y. */
+static void write_csr(H5File *f, const char *group, const char *kind, const int64_t *ip,
+                      const int64_t *ix, const float *v, size_t nnz, const int32_t *y)
+{
+    char p[64];
+    size_t dn[1] = {N_ROWS + 1}, dz[1] = {nnz}, dy[1] = {N_ROWS};
+    int64_t shape[2] = {N_ROWS, N_FEAT};
+    snprintf(p, sizeof p, "%s/X/indptr", group);
+    check(h5io_write(f, p, H5IO_I64, 1, dn, ip, 0), p);
+    snprintf(p, sizeof p, "%s/X/indices", group);
+    check(h5io_write(f, p, H5IO_I64, 1, dz, ix, 0), p);
+    snprintf(p, sizeof p, "%s/X/data", group);
+    check(h5io_write(f, p, H5IO_F32, 1, dz, v, 0), p);
+    snprintf(p, sizeof p, "%s/X", group);
+    check(h5io_attr_write_str(f, p, "encoding-type", kind), p);
+    check(h5io_attr_write_str(f, p, "encoding-version", "0.1.0"), p);
+    check(h5io_attr_write_i64s(f, p, "shape", shape, 2), p);
+    snprintf(p, sizeof p, "%s/y", group);
+    check(h5io_write(f, p, H5IO_I32, 1, dy, y, 0), p);
+}
+
+/* The good rows as CSR (every value is stored), then one fault per file in /train. */
+static void csr_files(void)
+{
+    float X[N_ROWS * N_FEAT], v[N_ROWS * N_FEAT];
+    int32_t y[N_ROWS];
+    int64_t ip[N_ROWS + 1], ix[N_ROWS * N_FEAT];
+    const size_t nnz = N_ROWS * N_FEAT;
+    good_rows(X, y);
+    for (size_t k = 0; k < nnz; k++) {
+        ix[k] = (int64_t)(k % N_FEAT);
+        v[k] = X[k];
+    }
+    for (size_t i = 0; i <= N_ROWS; i++) ip[i] = (int64_t)(i * N_FEAT);
+    static const char *const names[] = {"d_csr_index.h5", "d_csr_indptr.h5", "d_csr_end.h5",
+                                        "d_csr_nan.h5",   "d_csr_dup.h5",    "d_csr_csc.h5"};
+    for (int c = 0; c < 6; c++) {
+        int64_t ipc[N_ROWS + 1], ixc[N_ROWS * N_FEAT];
+        float vc[N_ROWS * N_FEAT];
+        memcpy(ipc, ip, sizeof ipc);
+        memcpy(ixc, ix, sizeof ixc);
+        memcpy(vc, v, sizeof vc);
+        if (c == 0) ixc[25 * N_FEAT + 1] = N_FEAT;     /* row 25: column 3 of D = 3 */
+        if (c == 1) ipc[11] = ipc[10] - 2;             /* indptr decreases after row 10 */
+        if (c == 2) ipc[N_ROWS] = (int64_t)nnz - 1;    /* does not end at nnz */
+        if (c == 3) vc[17 * N_FEAT + 2] = NAN;         /* row 17, column 2 */
+        if (c == 4) ixc[8 * N_FEAT + 2] = 1;           /* row 8: column 1 twice */
+        H5File *f = create(names[c]);
+        write_csr(f, "/train", c == 5 ? "csc_matrix" : "csr_matrix", ipc, ixc, vc, nnz, y);
+        write_csr(f, "/val", "csr_matrix", ip, ix, v, nnz, y);
+        close_file(&f, names[c]);
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -372,6 +428,7 @@ int main(int argc, char **argv)
     g_dir = argv[1];
     log_set_quiet(true);
     data_files();
+    csr_files();
     model_files();
     checkpoint_files();
     if (g_failures) fprintf(stderr, "mkfixtures: %d failures\n", g_failures);

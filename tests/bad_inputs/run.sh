@@ -214,6 +214,13 @@ bad data_label_classes_set   2 "/train/y: label 2 at row [0-9]+ is outside \[0, 
 bad data_label_int64         2 "/train/y: rows .*integers outside int32's range \(class ids go up to 2\^31 - 1" "${T[@]}" $(split d_label64.h5)
 bad data_bad_scale_attr      2 "attribute scale = -1, expected a finite number > 0" "${T[@]}" $(split d_scale.h5)
 bad data_soft_target_range   2 "/train/y: target 1.5 at row 29, column 1 is outside \[0, 1\]" "${T[@]}" $(split d_softbad.h5) --set model.type=multilabel
+bad data_csr_index_range     2 "d_csr_index.h5:/train/X/indices: row 25: column index 3 is outside \[0, 3\)" "${T[@]}" $(split d_csr_index.h5)
+bad data_csr_indptr_decrease 2 "d_csr_indptr.h5:/train/X/indptr: indptr\[11\] = 28 is less than the row before it" "${T[@]}" $(split d_csr_indptr.h5)
+bad data_csr_indptr_end      2 "d_csr_end.h5:/train/X/indptr: indptr\[0\] = 0 and indptr\[N = 40\] = 119; expected 0 and nnz = 120" "${T[@]}" $(split d_csr_end.h5)
+bad data_csr_nan             2 "d_csr_nan.h5:/train/X: row 17, column 2: non-finite value NaN" "${T[@]}" $(split d_csr_nan.h5)
+bad data_csr_duplicate       2 "d_csr_dup.h5:/train/X: row 8: column 1 appears twice.*sum_duplicates" "${T[@]}" $(split d_csr_dup.h5)
+bad data_csr_csc             2 "d_csr_csc.h5:/train/X is a CSC \(column-compressed\) matrix.*tocsr" "${T[@]}" $(split d_csr_csc.h5)
+bad data_csr_standardize     2 "data.normalize = standardize: .*d_csr_nan.h5:/val/X is sparse \(CSR\)" "${T[@]}" --set data.train=d_csr_nan.h5:/val --set data.val= --set data.normalize=standardize
 bad data_dims_overflow       2 "d_overflow.h5:/train: (a rank would hold [0-9]+ rows|rows .* need about).*use more ranks" "${T[@]}" --set data.train=d_overflow.h5:/train --set data.val=
 bad data_dims_beyond_memory  2 "d_bigmem.h5.*(available|use more ranks)" "${T[@]}" --set data.train=d_bigmem.h5:/train --set data.val=
 bad data_val_other_d         2 "d_good.h5:/train and d_d8.h5:/val differ: X has 3 vs 8 features" "${T[@]}" --set data.val=d_d8.h5:/val

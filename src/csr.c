@@ -1,0 +1,252 @@
+#include "csr.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+Status csr_init(CsrRows *c, size_t cap_rows, size_t cap_nnz, size_t d)
+{
+    *c = (CsrRows){.d = d, .cap_rows = cap_rows, .cap_nnz = cap_nnz};
+    c->indptr = calloc(cap_rows + 1, sizeof *c->indptr);
+    c->indices = malloc((cap_nnz ? cap_nnz : 1) * sizeof *c->indices);
+    c->values = malloc((cap_nnz ? cap_nnz : 1) * sizeof *c->values);
+    if (c->indptr && c->indices && c->values) return XT_OK;
+    csr_free(c);
+    return XT_ERR_RUNTIME;
+}
+
+Status csr_init_batch(CsrRows *c, size_t cap_rows, size_t cap_nnz, size_t d)
+{
+    Status st = csr_init(c, cap_rows, cap_nnz, d);
+    if (st != XT_OK) return st;
+    c->t_ptr = malloc((d + 1) * sizeof *c->t_ptr);
+    c->t_row = malloc((cap_nnz ? cap_nnz : 1) * sizeof *c->t_row);
+    c->t_val = malloc((cap_nnz ? cap_nnz : 1) * sizeof *c->t_val);
+    if (c->t_ptr && c->t_row && c->t_val) return XT_OK;
+    csr_free(c);
+    return XT_ERR_RUNTIME;
+}
+
+void csr_free(CsrRows *c)
+{
+    if (!c) return;
+    free(c->t_ptr);
+    free(c->t_row);
+    free(c->t_val);
+    free(c->indptr);
+    free(c->indices);
+    free(c->values);
+    *c = (CsrRows){0};
+}
+
+size_t csr_nnz(const CsrRows *c) { return c->indptr ? c->indptr[c->m] : 0; }
+
+typedef struct {
+    int32_t col;
+    float v;
+} CsrEntry;
+
+static int cmp_entry(const void *a, const void *b)
+{
+    int32_t x = ((const CsrEntry *)a)->col, y = ((const CsrEntry *)b)->col;
+    return (x > y) - (x < y);
+}
+
+/* Sorts the n entries of one row by column (values follow). */
+static Status sort_row(int32_t *col, float *v, size_t n)
+{
+    CsrEntry *e = malloc(n * sizeof *e);
+    if (!e) return XT_ERR_RUNTIME;
+    for (size_t k = 0; k < n; k++) e[k] = (CsrEntry){col[k], v[k]};
+    qsort(e, n, sizeof *e, cmp_entry);
+    for (size_t k = 0; k < n; k++) {
+        col[k] = e[k].col;
+        v[k] = e[k].v;
+    }
+    free(e);
+    return XT_OK;
+}
+
+/* One row's columns and values: in range, finite; sorted when not; no column twice. */
+static Status check_row(CsrRows *c, size_t i, size_t row, char *err, size_t errlen)
+{
+    size_t a = c->indptr[i], b = c->indptr[i + 1];
+    bool sorted = true;
+    for (size_t k = a; k < b; k++) {
+        int32_t j = c->indices[k];
+        if (j < 0 || (size_t)j >= c->d) {
+            snprintf(err, errlen, "row %zu: column index %ld is outside [0, %zu) (D = %zu)", row,
+                     (long)j, c->d, c->d);
+            return XT_ERR_USAGE;
+        }
+        if (!isfinite(c->values[k])) {
+            snprintf(err, errlen, "row %zu, column %ld: non-finite value %s (values beyond "
+                     "+-3.4e38 overflow float32)", row, (long)j,
+                     isnan(c->values[k]) ? "NaN" : c->values[k] > 0 ? "+Inf" : "-Inf");
+            return XT_ERR_USAGE;
+        }
+        if (k > a && c->indices[k - 1] >= j) sorted = false;
+    }
+    if (!sorted && sort_row(c->indices + a, c->values + a, b - a) != XT_OK) {
+        snprintf(err, errlen, "row %zu: out of memory sorting its %zu columns", row, b - a);
+        return XT_ERR_RUNTIME;
+    }
+    for (size_t k = a + 1; k < b; k++) {
+        if (c->indices[k - 1] != c->indices[k]) continue;
+        snprintf(err, errlen, "row %zu: column %ld appears twice (duplicate entries have no "
+                 "single meaning: scipy adds them, others keep one); merge them first, e.g. "
+                 "X.sum_duplicates() in scipy", row, (long)c->indices[k]);
+        return XT_ERR_USAGE;
+    }
+    return XT_OK;
+}
+
+Status csr_check_rows(CsrRows *c, size_t row0, char *err, size_t errlen)
+{
+    if (c->indptr[0] != 0) {
+        snprintf(err, errlen, "indptr of row %zu is %zu, expected 0", row0, c->indptr[0]);
+        return XT_ERR_USAGE;
+    }
+    for (size_t i = 0; i < c->m; i++) {
+        if (c->indptr[i + 1] < c->indptr[i]) {
+            snprintf(err, errlen, "indptr decreases at row %zu (indptr[%zu] < indptr[%zu]): "
+                     "indptr must be non-decreasing", row0 + i, row0 + i + 1, row0 + i);
+            return XT_ERR_USAGE;
+        }
+    }
+    for (size_t i = 0; i < c->m; i++) {
+        Status st = check_row(c, i, row0 + i, err, errlen);
+        if (st != XT_OK) return st;
+    }
+    return XT_OK;
+}
+
+/* Appends row r of src to out (its m-th row), values scaled by mul when given. */
+static void append_row(CsrRows *out, const CsrRows *src, size_t r, const float *mul)
+{
+    size_t a = src->indptr[r], b = src->indptr[r + 1], at = out->indptr[out->m];
+    XT_ASSERT(out->m < out->cap_rows && at + (b - a) <= out->cap_nnz);
+    memcpy(out->indices + at, src->indices + a, (b - a) * sizeof *out->indices);
+    if (mul) {
+        for (size_t k = a; k < b; k++)
+            out->values[at + k - a] = src->values[k] * mul[src->indices[k]];
+    } else {
+        memcpy(out->values + at, src->values + a, (b - a) * sizeof *out->values);
+    }
+    out->m++;
+    out->indptr[out->m] = at + (b - a);
+}
+
+void csr_gather(CsrRows *out, const CsrRows *src, const uint32_t *rows, size_t m,
+                const float *mul)
+{
+    out->m = 0;
+    out->d = src->d;
+    out->indptr[0] = 0;
+    for (size_t i = 0; i < m; i++) append_row(out, src, rows[i], mul);
+}
+
+void csr_slice(CsrRows *out, const CsrRows *src, size_t lo, size_t m, const float *mul)
+{
+    out->m = 0;
+    out->d = src->d;
+    out->indptr[0] = 0;
+    for (size_t i = 0; i < m; i++) append_row(out, src, lo + i, mul);
+}
+
+void csr_densify(float *X, const CsrRows *src, const uint32_t *rows, size_t lo, size_t m,
+                 const float *mul)
+{
+    const size_t d = src->d;
+    memset(X, 0, m * d * sizeof *X);
+    for (size_t i = 0; i < m; i++) {
+        size_t r = rows ? rows[i] : lo + i;
+        float *x = X + i * d;
+        for (size_t k = src->indptr[r]; k < src->indptr[r + 1]; k++) {
+            int32_t j = src->indices[k];
+            x[j] = mul ? src->values[k] * mul[j] : src->values[k];
+        }
+    }
+}
+
+static int cmp_size_desc(const void *a, const void *b)
+{
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return (x < y) - (x > y);
+}
+
+size_t csr_max_nnz(const CsrRows *c, size_t rows)
+{
+    if (rows >= c->m) return csr_nnz(c);
+    size_t *len = malloc(c->m * sizeof *len);
+    if (!len) return csr_nnz(c); /* the bound that needs no memory */
+    for (size_t i = 0; i < c->m; i++) len[i] = c->indptr[i + 1] - c->indptr[i];
+    qsort(len, c->m, sizeof *len, cmp_size_desc);
+    size_t sum = 0;
+    for (size_t i = 0; i < rows; i++) sum += len[i];
+    free(len);
+    return sum;
+}
+
+void csr_column_absmax(const CsrRows *c, double *mx)
+{
+    for (size_t k = 0; k < csr_nnz(c); k++) {
+        double a = fabs((double)c->values[k]);
+        if (a > mx[c->indices[k]]) mx[c->indices[k]] = a;
+    }
+}
+
+void csr_mul_wt(float *Z, const CsrRows *X, const float *W, size_t out)
+{
+    const size_t d = X->d;
+    for (size_t i = 0; i < X->m; i++) {
+        const size_t a = X->indptr[i], b = X->indptr[i + 1];
+        const int32_t *restrict col = X->indices;
+        const float *restrict v = X->values;
+        float *restrict z = Z + i * out;
+        for (size_t o = 0; o < out; o++) {
+            const float *restrict w = W + o * d;
+            double acc = 0.0;
+            for (size_t k = a; k < b; k++) acc += (double)v[k] * (double)w[col[k]];
+            z[o] += (float)acc;
+        }
+    }
+}
+
+/* X's non-zeros regrouped by column (a counting sort, rows in order within a column) into
+ * its scratch: column j's are t_row/t_val[t_ptr[j] .. t_ptr[j + 1]). */
+static void by_column(CsrRows *X)
+{
+    const size_t d = X->d, nnz = csr_nnz(X);
+    size_t *ptr = X->t_ptr;
+    memset(ptr, 0, (d + 1) * sizeof *ptr);
+    for (size_t k = 0; k < nnz; k++) ptr[X->indices[k] + 1]++;
+    for (size_t j = 0; j < d; j++) ptr[j + 1] += ptr[j];
+    for (size_t i = 0; i < X->m; i++) /* ptr[j] walks to the end of column j, then back */
+        for (size_t k = X->indptr[i]; k < X->indptr[i + 1]; k++) {
+            size_t at = ptr[X->indices[k]]++;
+            X->t_row[at] = (uint32_t)i;
+            X->t_val[at] = X->values[k];
+        }
+    for (size_t j = d; j > 0; j--) ptr[j] = ptr[j - 1];
+    ptr[0] = 0;
+}
+
+void csr_grad_w(float *dW, const float *dZ, CsrRows *X, size_t out, bool accumulate)
+{
+    XT_ASSERT(X->t_ptr != NULL);
+    const size_t d = X->d;
+    if (!accumulate) memset(dW, 0, out * d * sizeof *dW);
+    by_column(X);
+    for (size_t j = 0; j < d; j++) {
+        const size_t a = X->t_ptr[j], b = X->t_ptr[j + 1];
+        if (a == b) continue; /* an untouched column */
+        for (size_t o = 0; o < out; o++) {
+            double acc = (double)dW[o * d + j];
+            for (size_t k = a; k < b; k++)
+                acc += (double)dZ[(size_t)X->t_row[k] * out + o] * (double)X->t_val[k];
+            dW[o * d + j] = (float)acc;
+        }
+    }
+}

@@ -1,0 +1,74 @@
+/* csr: rows of a sparse matrix in compressed sparse row form, and the products the first
+ * layer of a model needs from them.
+ *
+ * A CsrRows holds m rows of d features: row i's non-zeros are values[k] at column
+ * indices[k] for k in [indptr[i], indptr[i + 1]); indptr[0] = 0. After csr_check_rows the
+ * columns of every row are strictly increasing (sorted, no duplicates) and in [0, d), and
+ * every value is finite. This module reads no file (dataset_csr.c does) and knows nothing
+ * of MPI: it is a math module, tested in one process.
+ *
+ * The products (W row-major (out, d), as model.h stores a layer's weights):
+ *   csr_mul_wt   Z (m, out) += X W^T        O(nnz x out), no extra memory
+ *   csr_grad_w   dW (out, d) (+)= dZ^T X    O(nnz x out + d) (+ out x d to zero dW)
+ * Local everywhere.
+ */
+#ifndef XT_CSR_H
+#define XT_CSR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+typedef struct {
+    size_t m, d;          /* rows, features */
+    size_t *indptr;       /* (m + 1), indptr[0] = 0 */
+    int32_t *indices;     /* (nnz) column of each non-zero */
+    float *values;        /* (nnz) */
+    size_t cap_rows, cap_nnz; /* what the arrays hold */
+    /* a batch's scratch for csr_grad_w (csr_init_batch): the same non-zeros by column */
+    size_t *t_ptr;        /* (d + 1) */
+    uint32_t *t_row;      /* (cap_nnz) */
+    float *t_val;         /* (cap_nnz) */
+} CsrRows;
+
+/* Arrays for up to cap_rows rows and cap_nnz non-zeros of d features; m = 0.
+ * XT_ERR_RUNTIME when out of memory (c is then freed). */
+Status csr_init(CsrRows *c, size_t cap_rows, size_t cap_nnz, size_t d);
+/* The same plus the scratch csr_grad_w needs (O(cap_nnz + d) more): a training batch. */
+Status csr_init_batch(CsrRows *c, size_t cap_rows, size_t cap_nnz, size_t d);
+/* Frees the arrays; safe on a zeroed CsrRows; idempotent. */
+void csr_free(CsrRows *c);
+/* Non-zeros held: indptr[m]. */
+size_t csr_nnz(const CsrRows *c);
+
+/* The checks of a block of rows as read from a file, row0 its first global row (messages):
+ * indptr non-decreasing from 0; every column in [0, d); every value finite; columns of a
+ * row sorted in place (with their values) when they are not; a column twice in one row
+ * refused. XT_ERR_USAGE with the global row (and column) in err. */
+Status csr_check_rows(CsrRows *c, size_t row0, char *err, size_t errlen);
+
+/* out <- rows[i] of src (i < m), in that order; values multiplied by mul[column] when mul
+ * != NULL. out must have room (cap_rows >= m, cap_nnz >= their non-zeros: asserted). */
+void csr_gather(CsrRows *out, const CsrRows *src, const uint32_t *rows, size_t m,
+                const float *mul);
+/* out <- src rows [lo, lo + m), as csr_gather. */
+void csr_slice(CsrRows *out, const CsrRows *src, size_t lo, size_t m, const float *mul);
+/* X (m, d) dense <- rows[i] of src (rows == NULL: rows [lo, lo + m)), values multiplied by
+ * mul[column] when mul != NULL; zeros elsewhere. */
+void csr_densify(float *X, const CsrRows *src, const uint32_t *rows, size_t lo, size_t m,
+                 const float *mul);
+/* The most non-zeros any `rows` rows of c hold (the sum of its `rows` longest rows). */
+size_t csr_max_nnz(const CsrRows *c, size_t rows);
+/* max |x| of every column (mx: d doubles, updated: max with what is there). */
+void csr_column_absmax(const CsrRows *c, double *mx);
+
+/* Z (m, out) += X W^T, with W (out, d) row-major. */
+void csr_mul_wt(float *Z, const CsrRows *X, const float *W, size_t out);
+/* dW (out, d) = dZ^T X, or += when accumulate; dZ (m, out). X must come from
+ * csr_init_batch: its non-zeros are regrouped by column in its scratch, and each element of
+ * dW touched is summed in double (rows in order) and rounded once. */
+void csr_grad_w(float *dW, const float *dZ, CsrRows *X, size_t out, bool accumulate);
+
+#endif
