@@ -1,5 +1,5 @@
-/* gen: `xentrain gen {blobs|xor|spirals|multilabel}`: seeded synthetic data sets with
- * /train, /val and /test splits in the layout of dataset.h. Serial (rank 0 only).
+/* gen: `xentrain gen {blobs|xor|spirals|multilabel|sparse|sparse-multilabel}`: seeded synthetic
+ * data sets with /train, /val and /test splits in the layout of dataset.h. Serial (rank 0 only).
  */
 #ifndef XT_GEN_H
 #define XT_GEN_H
