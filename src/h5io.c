@@ -302,7 +302,7 @@ static Status create_at(const char *path, const char *actual, H5File *f)
     f->fid = H5Fcreate(actual, f->atomic ? H5F_ACC_EXCL : H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     if (f->fid < 0) {
         h5_fail(NULL, actual, NULL, true, false, "cannot create the file");
-        if (f->atomic) unlink(actual); /* a full disk leaves a stub: never ours to keep */
+        if (f->atomic) unlink(actual); /* a full disk leaves a partial file: never ours to keep */
         st = XT_ERR_RUNTIME;
     }
     f->writable = true;

@@ -307,9 +307,9 @@ Status plan_data(Plan *p, const Config *c, const PlanFacts *f, char *err, size_t
     if (st == XT_OK && f->n > 0 && P <= p->S && p->G <= p->S && (p->G == 0 || P <= p->G))
         st = plan_stream(p, c, f, err, len); /* else sampler_init says what is wrong */
     if (st == XT_OK && f->x_csr && p->stream) {
-        snprintf(err, len, "%s/X is sparse (CSR) and its rows would be streamed (%s): streaming "
-                 "CSR is not implemented yet; use data.stream = false with a larger "
-                 "data.memory_budget, or more ranks", c->data.train, p->stream_why);
+        snprintf(err, len, "%s/X is sparse (CSR) and its rows would be streamed (%s), but CSR "
+                 "rows are read into memory only (docs/sparse.md); use data.stream = false "
+                 "with a larger data.memory_budget, or more ranks", c->data.train, p->stream_why);
         st = XT_ERR_USAGE;
     }
     return st;

@@ -347,9 +347,9 @@ Status rowsource_open(RowSource *s, Dataset *ds, const DatasetInfo *info, size_t
         return XT_ERR_USAGE;
     }
     if (*streamed && info->x_csr) { /* the same decision on every rank (need_max) */
-        log_error0("%s: %s:%s is sparse (CSR) and its rows would be streamed: streaming CSR is "
-                   "not implemented yet; give more memory (data.memory_budget, --memory-budget) "
-                   "or use more ranks", o->what, info->file, info->group);
+        log_error0("%s: %s:%s is sparse (CSR) and its rows would be streamed, but CSR rows are "
+                   "read into memory only (docs/sparse.md); give more memory "
+                   "(data.memory_budget, --memory-budget) or use more ranks", o->what, info->file, info->group);
         return XT_ERR_USAGE;
     }
     Status st;

@@ -225,7 +225,7 @@ static void test_plan_sparse(void **state)
         {"data.normalize=standardize", true, false, XT_ERR_USAGE, false, NORM_NONE,
          "centring would make every zero a non-zero"},
         {"data.stream=true", true, false, XT_ERR_USAGE, false, NORM_NONE,
-         "streaming CSR is not implemented yet"},
+         "CSR rows are read into memory only"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         Config c;

@@ -3,7 +3,7 @@
 # scripts/slurm/xentrain-{srun,mpirun}.sbatch while its set-up runs (here a `date` that takes
 # 0.5 s, the first command it runs) must not end the batch shell with 138 or 143, which no
 # one requeues: the script launches nothing, says so and requeues the job (exit 75 path).
-# srun, mpirun and scontrol are stubs (this test needs no Slurm: the slurm label runs the
+# srun, mpirun and scontrol are stand-ins (this test needs no Slurm: the slurm label runs the
 # scripts under a real one); scontrol's requeue ends the attempt as Slurm does (SIGTERM to
 # the batch shell shortly after).
 # Usage: faults_sbatch.sh XENTRAIN SCRATCH_DIR [MPIEXEC]
@@ -11,31 +11,31 @@ set -u
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../lib.sh"
 xt_begin "$@"
 
-mkdir stubs
-cat > stubs/date <<'SH'
+mkdir fakes
+cat > fakes/date <<'SH'
 #!/bin/sh
-: > "$XT_STUB_DIR/in-date"
+: > "$XT_FAKE_DIR/in-date"
 sleep 0.5
 exec /bin/date "$@"
 SH
-cat > stubs/srun <<'SH'
+cat > fakes/srun <<'SH'
 #!/bin/sh
-echo "$*" >> "$XT_STUB_DIR/launched"
+echo "$*" >> "$XT_FAKE_DIR/launched"
 SH
-cp stubs/srun stubs/mpirun
-cat > stubs/scontrol <<'SH'
+cp fakes/srun fakes/mpirun
+cat > fakes/scontrol <<'SH'
 #!/bin/sh
-echo "$*" >> "$XT_STUB_DIR/scontrol.log"
+echo "$*" >> "$XT_FAKE_DIR/scontrol.log"
 [ "$1" = requeue ] && { (sleep 0.3; kill -TERM "$PPID") >/dev/null 2>&1 & }
 exit 0
 SH
-chmod +x stubs/*
+chmod +x fakes/*
 write_ini c.ini data.train=d.h5:/train
 
 for script in srun mpirun; do
   for sig in USR1 TERM; do
     d=$tmp/$script$sig && mkdir -p "$d"
-    XT_STUB_DIR=$d PATH="$tmp/stubs:$PATH" XENTRAIN=$bin SLURM_JOB_ID=4242 SLURM_NTASKS=2 \
+    XT_FAKE_DIR=$d PATH="$tmp/fakes:$PATH" XENTRAIN=$bin SLURM_JOB_ID=4242 SLURM_NTASKS=2 \
       timeout -k 5 "$XT_TIMEOUT" bash "$root/scripts/slurm/xentrain-$script.sbatch" c.ini \
       > "$d/log" 2>&1 &
     job=$!
