@@ -19,19 +19,20 @@
 #include "opts.h"
 #include "shard.h"
 
-Status eval_stats_init(EvalStats *st, const ModelShape *s, LossKind kind, size_t max_rows)
+Status eval_stats_init(EvalStats *st, const ModelShape *s, LossKind kind, size_t max_rows,
+                       const RowSource *src)
 {
     *st = (EvalStats){.kind = kind};
-    const size_t D = s->sizes[0], K = model_outputs(s);
+    const size_t K = model_outputs(s);
     st->max_rows = max_rows > 0 ? max_rows : 1;
-    st->batch.X = linalg_alloc(st->max_rows * D * sizeof(float));
+    Status got = rowsource_batch_alloc(src, st->max_rows, &st->batch);
     st->batch.y = malloc(st->max_rows * sizeof(int32_t));
     st->batch.t = malloc(st->max_rows * K * sizeof(float));
     st->multilabel = kind == LOSS_MULTILABEL;
     st->K = kind == LOSS_BINARY ? 2 : K;
     st->len = EVAL_SCALARS + (st->multilabel ? 3 * st->K : st->K * st->K);
     st->buf = calloc(st->len, sizeof *st->buf);
-    if (!st->buf || !st->batch.X || !st->batch.y || !st->batch.t) {
+    if (got != XT_OK || !st->buf || !st->batch.y || !st->batch.t) {
         eval_stats_free(st);
         return XT_ERR_RUNTIME;
     }
@@ -59,7 +60,7 @@ void eval_stats_reset(EvalStats *st)
 void eval_stats_free(EvalStats *st)
 {
     free(st->buf);
-    free(st->batch.X);
+    rowsource_batch_free(&st->batch);
     free(st->batch.y);
     free(st->batch.t);
     *st = (EvalStats){0};
@@ -111,8 +112,8 @@ void eval_accumulate(EvalStats *st, Model *m, const RowSource *src, int32_t igno
     LossTargets tg = {.y = st->batch.y, .t = st->batch.t};
     for (size_t r0 = 0; r0 < n; r0 += pass) {
         size_t b = n - r0 < pass ? n - r0 : pass;
-        rowsource_read(src, r0, b, &st->batch);
-        const float *z = model_forward(m, st->batch.X, b);
+        rowsource_read_batch(src, r0, b, &st->batch);
+        const float *z = model_forward_input(m, st->batch.in, b);
         LossTotals tot = {0};
         loss_compute(st->kind, NULL, NULL, &tot, z, tg, b, K, &opt);
         if (st->multilabel) count_labels(st, z, b, K);
@@ -299,7 +300,7 @@ Status eval_load(const Comm *comm, const char *model_path, const char *spec, siz
     char why[1400];
     SourceOptions o = {.mode = STREAM_AUTO,
                        .budget = rowsource_budget(budget, comm_local_size(comm), why, sizeof why),
-                       .probs = *kind == LOSS_SOFTMAX_PROBS, .what = spec,
+                       .csr_batches = true, .probs = *kind == LOSS_SOFTMAX_PROBS, .what = spec,
                        .local_ranks = comm_local_size(comm)};
     if (budget > 0) snprintf(why, sizeof why, "%s", budget_name); /* the option given */
     bool streamed = false;
@@ -490,8 +491,8 @@ static Status binary_auc(const Comm *comm, Model *m, const RowSource *src, EvalS
     Status st_ = comm_agree(comm, pairs && (r != 0 || counts) ? XT_OK : XT_ERR_RUNTIME);
     for (size_t r0 = 0; st_ == XT_OK && r0 < n; r0 += m->max_batch) {
         size_t b = n - r0 < m->max_batch ? n - r0 : m->max_batch;
-        rowsource_read(src, r0, b, &st->batch);
-        const float *z = model_forward(m, st->batch.X, b);
+        rowsource_read_batch(src, r0, b, &st->batch);
+        const float *z = model_forward_input(m, st->batch.in, b);
         for (size_t i = 0; i < b; i++) {
             pairs[2 * got] = z[i];
             pairs[2 * got + 1] = (float)st->batch.y[i];
@@ -529,7 +530,7 @@ static int evaluate_named(const Comm *comm, const char *model_path, const char *
     double auc = NAN;
     Status s = eval_load(comm, model_path, spec, batch, budget, budget_name, true, &mf, &ds, &src,
                          &m, &kind);
-    if (s == XT_OK) s = comm_agree(comm, eval_stats_init(&st, &mf.shape, kind, m.max_batch));
+    if (s == XT_OK) s = comm_agree(comm, eval_stats_init(&st, &mf.shape, kind, m.max_batch, &src));
     if (s == XT_OK) {
         /* rows with the label the run ignored are left out, as its validation did */
         eval_accumulate(&st, &m, &src, mf.has_ignore ? (int32_t)mf.ignore_index : LOSS_NO_IGNORE);

@@ -45,9 +45,11 @@ typedef struct {
     size_t max_rows;
 } EvalStats;
 
-/* Counters for a model of shape s, and a row buffer for up to max_rows rows (the
- * model's max_batch: evaluation reads that many rows per forward pass). */
-Status eval_stats_init(EvalStats *st, const ModelShape *s, LossKind kind, size_t max_rows);
+/* Counters for a model of shape s, and a row buffer for up to max_rows rows of src in its
+ * batches' form (the model's max_batch: evaluation reads that many rows per forward pass;
+ * CSR rows stay CSR when src hands out CSR batches). */
+Status eval_stats_init(EvalStats *st, const ModelShape *s, LossKind kind, size_t max_rows,
+                       const RowSource *src);
 void eval_stats_reset(EvalStats *st);
 void eval_stats_free(EvalStats *st);
 

@@ -115,8 +115,8 @@ void model_shape_describe(const ModelShape *s, char *buf, size_t len)
 Status model_init(Model *m, const ModelShape *s, size_t max_batch, float *params)
 {
     *m = (Model){.shape = *s, .max_batch = max_batch > 0 ? max_batch : 1, .params = params};
-    size_t widest = 0;
-    for (int l = 0; l <= s->n_layers; l++)
+    size_t widest = 1; /* backward's dL/dA of the hidden layers (never of the input) */
+    for (int l = 1; l < s->n_layers; l++)
         if (s->sizes[l] > widest) widest = s->sizes[l];
     bool ok = params != NULL;
     for (int l = 1; l <= s->n_layers && ok; l++) {

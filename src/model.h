@@ -72,7 +72,7 @@ typedef struct {
                        eval and predict the loaded model file) */
     size_t max_batch;
     float *act[MODEL_MAX_LAYERS + 1]; /* act[l] (max_batch, sizes[l]), l = 1..L; act[0] unused */
-    float *work[2];                   /* backward scratch, (max_batch, widest layer) each */
+    float *work[2];                   /* backward scratch, (max_batch, widest hidden layer) */
 } Model;
 
 /* Allocates the activation buffers for up to max_batch rows over the caller's parameters

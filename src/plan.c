@@ -267,13 +267,11 @@ static void plan_batch(Plan *p, const Config *c, const PlanFacts *f)
 /* CSR X: batches CSR (sparse kernels), or densified in reproducible mode (docs/sparse.md). */
 static void plan_csr(Plan *p, const PlanFacts *f)
 {
-    p->csr_batches = f->x_csr && p->G == 0 && !p->solver;
+    p->csr_batches = f->x_csr && p->G == 0;
     snprintf(p->csr_why, sizeof p->csr_why, "%s",
              !f->x_csr ? "X is dense"
              : p->G ? "train.reproducible: each micro-batch densified, the same bits as dense X"
-             : p->solver ? "a full-batch solver: each block of rows densified (its sparse "
-                           "passes are not built yet: docs/sparse.md)"
-                         : "sparse kernels for the first layer, memory O(non-zeros)");
+                    : "sparse kernels for the first layer, memory O(non-zeros)");
 }
 
 Status plan_data(Plan *p, const Config *c, const PlanFacts *f, char *err, size_t len)

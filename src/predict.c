@@ -75,8 +75,8 @@ static void predict_rows(Model *m, const RowSource *src, RowBatch *batch, Predic
     const ModelShape *sh = &m->shape;
     for (size_t r0 = 0; r0 < pr->n; r0 += m->max_batch) {
         size_t b = pr->n - r0 < m->max_batch ? pr->n - r0 : m->max_batch;
-        rowsource_read(src, r0, b, batch);
-        const float *z = model_forward(m, batch->X, b);
+        rowsource_read_batch(src, r0, b, batch);
+        const float *z = model_forward_input(m, batch->in, b);
         const size_t KO = model_outputs(sh);
         for (size_t i = 0; i < b; i++)
             predict_row(sh, z + i * KO, pr->prob + (r0 + i) * pr->K,
@@ -318,15 +318,15 @@ int predict_main(const Comm *comm, int argc, char **argv)
                        .pk = ml ? model_outputs(sh) : 1};
     pr.prob = malloc((pr.n * pr.K + 1) * sizeof *pr.prob);
     pr.pred = malloc((pr.n * pr.pk + 1) * sizeof *pr.pred);
-    batch.X = malloc(m.max_batch * sh->sizes[0] * sizeof *batch.X);
-    s = comm_agree(comm, pr.prob && pr.pred && batch.X ? XT_OK : XT_ERR_RUNTIME);
+    Status got = rowsource_batch_alloc(&src, m.max_batch, &batch);
+    s = comm_agree(comm, pr.prob && pr.pred && got == XT_OK ? XT_OK : XT_ERR_RUNTIME);
     if (s != XT_OK) goto cleanup;
     predict_rows(&m, &src, &batch, &pr, ml);
     s = gather_and_write(comm, &a, &pr, &mf, ds.info.n, ml);
 cleanup:
     free(pr.prob);
     free(pr.pred);
-    free(batch.X);
+    rowsource_batch_free(&batch);
     model_free(&m);
     rowsource_free(&src);
     dataset_free(&ds);

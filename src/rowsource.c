@@ -18,6 +18,7 @@
 struct RowSourceOps {
     void (*gather)(const RowSource *s, const uint32_t *rows, size_t m, RowBatch *out);
     void (*read)(const RowSource *s, size_t lo, size_t m, RowBatch *out);
+    void (*read_batch)(const RowSource *s, size_t lo, size_t m, RowBatch *out);
     void (*prefetch)(const RowSource *s, const uint32_t *rows, size_t m);
     void (*begin_step)(RowSource *s, uint64_t epoch, size_t t);
     Status (*batch_alloc)(const RowSource *s, size_t cap, RowBatch *b);
@@ -114,6 +115,12 @@ static void csr_src_read(const RowSource *s, size_t lo, size_t m, RowBatch *out)
     for (size_t i = 0; i < m; i++) copy_targets(s, lo + i, i, out);
 }
 
+static void csr_src_read_csr(const RowSource *s, size_t lo, size_t m, RowBatch *out)
+{
+    csr_slice(&out->csr, &s->ds->csr, lo, m, s->mul);
+    for (size_t i = 0; i < m; i++) copy_targets(s, lo + i, i, out);
+}
+
 static void csr_src_prefetch(const RowSource *s, const uint32_t *rows, size_t m)
 {
     (void)s;
@@ -121,14 +128,16 @@ static void csr_src_prefetch(const RowSource *s, const uint32_t *rows, size_t m)
     (void)m;
 }
 
-static const RowSourceOps MEMORY_OPS = {memory_gather, memory_read, memory_prefetch,
-                                        memory_begin_step, dense_batch_alloc};
-static const RowSourceOps STREAM_OPS = {stream_src_gather, stream_src_read, stream_src_prefetch,
-                                        stream_src_begin_step, dense_batch_alloc};
-static const RowSourceOps CSR_OPS = {csr_src_gather, csr_src_read, csr_src_prefetch,
-                                     memory_begin_step, csr_batch_alloc};
-static const RowSourceOps CSR_DENSE_OPS = {csr_src_gather_dense, csr_src_read, csr_src_prefetch,
-                                           memory_begin_step, dense_batch_alloc};
+static const RowSourceOps MEMORY_OPS = {memory_gather, memory_read, memory_read,
+                                        memory_prefetch, memory_begin_step, dense_batch_alloc};
+static const RowSourceOps STREAM_OPS = {stream_src_gather, stream_src_read, stream_src_read,
+                                        stream_src_prefetch, stream_src_begin_step,
+                                        dense_batch_alloc};
+static const RowSourceOps CSR_OPS = {csr_src_gather, csr_src_read, csr_src_read_csr,
+                                     csr_src_prefetch, memory_begin_step, csr_batch_alloc};
+static const RowSourceOps CSR_DENSE_OPS = {csr_src_gather_dense, csr_src_read, csr_src_read,
+                                           csr_src_prefetch, memory_begin_step,
+                                           dense_batch_alloc};
 
 void rowsource_init(RowSource *s, Dataset *ds)
 {
@@ -179,6 +188,12 @@ void rowsource_read(const RowSource *s, size_t lo, size_t m, RowBatch *out)
 {
     XT_ASSERT(lo + m <= s->n);
     s->ops->read(s, lo, m, out);
+}
+
+void rowsource_read_batch(const RowSource *s, size_t lo, size_t m, RowBatch *out)
+{
+    XT_ASSERT(lo + m <= s->n);
+    s->ops->read_batch(s, lo, m, out);
 }
 
 void rowsource_prefetch(const RowSource *s, const uint32_t *rows, size_t m)

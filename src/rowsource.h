@@ -6,7 +6,8 @@
  * stays behind this interface: a Dataset loaded in memory (uint8 or float32 features), or
  * a Stream that reads the file as it goes (stream.h), chosen by rowsource_open. A CSR
  * Dataset (docs/sparse.md) hands out CSR batches (SourceOptions.csr_batches) or dense
- * ones; rowsource_read always hands out dense rows (evaluation blocks, statistics).
+ * ones; rowsource_read always hands out dense rows (statistics), rowsource_read_batch rows in
+ * the batches' form (evaluation blocks, a solver's passes).
  *
  * Normalisation is x' = (x - shift) * mul, per feature, in float32: the same
  * expression whichever way the rows are stored, so results do not depend on it.
@@ -119,8 +120,11 @@ void rowsource_batch_free(RowBatch *b);
 
 /* out <- rows[i] (local indices), i < m. */
 void rowsource_gather(const RowSource *s, const uint32_t *rows, size_t m, RowBatch *out);
-/* out <- rows [lo, lo + m), in order. */
+/* out <- rows [lo, lo + m), in order, dense (out->X). */
 void rowsource_read(const RowSource *s, size_t lo, size_t m, RowBatch *out);
+/* The same in the form of this source's batches: out was made by rowsource_batch_alloc
+ * (out->in is the model's view of the rows). */
+void rowsource_read_batch(const RowSource *s, size_t lo, size_t m, RowBatch *out);
 /* A hint that these rows come next (the next batch's, while this one computes). */
 void rowsource_prefetch(const RowSource *s, const uint32_t *rows, size_t m);
 

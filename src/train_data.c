@@ -263,8 +263,8 @@ static Status load_val(Trainer *tr)
     double budget = tr->plan.budget, left = never ? budget : budget - tr->data_bytes;
     SourceOptions o = {.mode = never ? STREAM_FALSE : STREAM_AUTO,
                        .budget = budget > 0 ? (left > 1.0 ? left : 1.0) : 0.0,
-                       .compact = false, .probs = tr->loss_kind == LOSS_SOFTMAX_PROBS,
-                       .what = "data.val", .local_ranks = comm_local_size(tr->comm)};
+                       .compact = false, .csr_batches = tr->plan.csr_batches,
+                       .probs = tr->loss_kind == LOSS_SOFTMAX_PROBS, .what = "data.val", .local_ranks = comm_local_size(tr->comm)};
     bool streamed;
     Status st = rowsource_open(&tr->val_rows, &tr->val, &tr->vinfo, lo, hi,
                                tr->vinfo.target == TARGET_DENSE ? 0 : tr->K, &o, tr->comm,

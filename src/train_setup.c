@@ -210,7 +210,7 @@ static Status setup_model(Trainer *tr, const volatile sig_atomic_t *signal)
     if (local == XT_OK) local = setup_loss(tr);
     /* validation in blocks of eval.batch_size rows: the same blocks at any P */
     if (local == XT_OK && tr->has_val)
-        local = eval_stats_init(&tr->vstats, &shape, tr->loss_kind, eval_cap);
+        local = eval_stats_init(&tr->vstats, &shape, tr->loss_kind, eval_cap, &tr->val_rows);
     if ((st = comm_agree(tr->comm, local)) != XT_OK) return st;
     /* Rank 0 initialises, everyone receives the same bits. */
     if (tr->r == 0) {

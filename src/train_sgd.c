@@ -52,40 +52,16 @@ static void prefetch_after(const Trainer *tr, const StepPlan *p, size_t i)
     if (mb) rowsource_prefetch(&tr->train_rows, mb->rows, mb->m);
 }
 
-/* One micro-batch: gather, forward, loss (its totals to the reduction), backward into the
- * reduction's partial buffer for it. */
+/* One micro-batch: gather its rows (reading the next ones ahead), then through the model
+ * into the reduction (train_batch.c). */
 static void micro_batch(Trainer *tr, const StepPlan *p, size_t i, EpochRun *er)
 {
     const MicroBatch *mb = &p->mb[i];
-    Model *md = &tr->model;
-    const size_t KO = model_outputs(&md->shape);
     double t0 = comm_wtime();
     rowsource_gather(&tr->train_rows, mb->rows, mb->m, &tr->batch);
     prefetch_after(tr, p, i);
-    double t1 = comm_wtime();
-    const float *z = model_forward_input(md, tr->batch.in, mb->m);
-    double t2 = comm_wtime();
-    LossTargets tg = {.y = tr->batch.y, .t = tr->batch.t};
-    LossTotals lt = {0};
-    StepSums s = {0};
-    loss_compute(tr->loss_kind, tr->dz, NULL, &lt, z, tg, mb->m, KO, &tr->lopt);
-    loss_count_correct(tr->loss_kind, z, tg, mb->m, KO, tr->lopt.ignore_index, &s.correct,
-                       &s.decisions);
-    s.loss = lt.sum;
-    s.weight = lt.weight;
-    reduce_add(tr->red, mb->part, &s);
-    double t3 = comm_wtime();
-    bool acc;
-    float *grads = reduce_partial(tr->red, mb->part, &acc);
-    model_backward_input(md, tr->batch.in, tr->dz, mb->m, acc, grads,
-                         reduce_hooks(tr->red, i + 1 == p->n));
-    double t4 = comm_wtime();
-    reduce_partial_done(tr->red, mb->part);
-    er->io += t1 - t0;
-    er->forward += t2 - t1;
-    er->loss += t3 - t2;
-    er->backward += t4 - t3;
-    er->reduce += comm_wtime() - t4;
+    er->io += comm_wtime() - t0;
+    trainer_batch_gradient(tr, mb->m, mb->part, i + 1 == p->n, er);
 }
 
 static void progress(const Trainer *tr, EpochRun *er, size_t t)

@@ -50,11 +50,14 @@ typedef struct TrainSolver {
 } TrainSolver;
 
 /* The rows of a micro-batch: a solver's sampler keeps file order, so they are the local
- * rows [rows[0], rows[0] + m), read in one piece (memory or stream alike). */
-static void read_rows(Trainer *tr, const MicroBatch *mb)
+ * rows [rows[0], rows[0] + m), read in one piece (memory, stream or CSR alike) in the
+ * batch's form. */
+static void read_rows(Trainer *tr, const MicroBatch *mb, EpochRun *er)
 {
     XT_ASSERT(mb->m > 0 && mb->rows[mb->m - 1] == mb->rows[0] + mb->m - 1);
-    rowsource_read(&tr->train_rows, mb->rows[0], mb->m, &tr->batch);
+    double t0 = comm_wtime();
+    rowsource_read_batch(&tr->train_rows, mb->rows[0], mb->m, &tr->batch);
+    er->io += comm_wtime() - t0;
 }
 
 /* The pass's reduction is over: its bookkeeping. Returns what the solver is told. */
@@ -77,6 +80,25 @@ static void set_weight(TrainSolver *ts, double weight)
     if (!ts->lambda_given) ts->pen.lambda = 1.0 / (ts->tr->cfg.optim.C * weight);
 }
 
+/* A softmax's output intercepts can all move by one amount without changing F (the softmax
+ * and the penalty do not see it): their part of every gradient and of every H v sums to 0,
+ * exactly in arithmetic, but in float32 not quite, and along that direction H has no
+ * curvature, so Newton's CG multiplied the rounding into steps of the intercepts' common
+ * level (seen: intercepts of 2.05 for 0.073 after 300 iterations, the same predictions).
+ * Removing the mean from that part keeps the iterates where they start, at sum 0, which is
+ * also where scikit-learn's are. */
+static void center_intercepts(const TrainSolver *ts, float *v)
+{
+    const ModelShape *s = &ts->tr->model.shape;
+    const size_t KO = model_outputs(s);
+    if (s->head != HEAD_SOFTMAX || KO < 2) return;
+    float *b = v + s->b_off[s->n_layers - 1];
+    double mean = 0.0;
+    for (size_t k = 0; k < KO; k++) mean += (double)b[k];
+    mean /= (double)KO;
+    for (size_t k = 0; k < KO; k++) b[k] = (float)((double)b[k] - mean);
+}
+
 /* F, its gradient and (loss, accuracy) at the model's parameters: one pass. */
 static SolverEval pass_fg(void *ctx, double *f, float *g, double aux[SOLVER_AUX])
 {
@@ -84,37 +106,13 @@ static SolverEval pass_fg(void *ctx, double *f, float *g, double aux[SOLVER_AUX]
     Trainer *tr = ts->tr;
     EpochRun *er = ts->er;
     const StepPlan *p = &tr->steps[0];
-    const size_t KO = model_outputs(&tr->model.shape), n = tr->model.shape.n_params;
+    const size_t n = tr->model.shape.n_params;
     double start = comm_wtime();
     comm_watch_position(tr->comm, er->epoch, tr->step);
     reduce_begin(tr->red);
     for (size_t i = 0; i < p->n; i++) {
-        const MicroBatch *mb = &p->mb[i];
-        double t0 = comm_wtime();
-        read_rows(tr, mb);
-        double t1 = comm_wtime();
-        const float *z = model_forward(&tr->model, tr->batch.X, mb->m);
-        double t2 = comm_wtime();
-        LossTargets tg = {.y = tr->batch.y, .t = tr->batch.t};
-        LossTotals lt = {0};
-        StepSums ss = {0};
-        loss_compute(tr->loss_kind, tr->dz, NULL, &lt, z, tg, mb->m, KO, &tr->lopt);
-        loss_count_correct(tr->loss_kind, z, tg, mb->m, KO, tr->lopt.ignore_index, &ss.correct,
-                           &ss.decisions);
-        ss.loss = lt.sum;
-        ss.weight = lt.weight;
-        reduce_add(tr->red, mb->part, &ss);
-        double t3 = comm_wtime();
-        bool acc;
-        float *grads = reduce_partial(tr->red, mb->part, &acc);
-        model_backward(&tr->model, tr->batch.X, tr->dz, mb->m, acc, grads, NULL);
-        double t4 = comm_wtime();
-        reduce_partial_done(tr->red, mb->part);
-        er->io += t1 - t0;
-        er->forward += t2 - t1;
-        er->loss += t3 - t2;
-        er->backward += t4 - t3;
-        er->reduce += comm_wtime() - t4;
+        read_rows(tr, &p->mb[i], er);
+        trainer_batch_gradient(tr, p->mb[i].m, p->mb[i].part, i + 1 == p->n, er);
     }
     fault_before_reduce(tr->r, tr->step);
     StepTotals tot;
@@ -126,6 +124,7 @@ static SolverEval pass_fg(void *ctx, double *f, float *g, double aux[SOLVER_AUX]
         double t0 = comm_wtime();
         set_weight(ts, tot.sums.weight);
         double pen = solver_objective_grad(&ts->pen, ts->weight, tr->model.params, sums, n, g);
+        center_intercepts(ts, g);
         *f = tot.sums.loss / ts->weight + pen;
         aux[0] = tot.sums.loss / ts->weight;
         aux[1] = tot.sums.decisions > 0 ? tot.sums.correct / tot.sums.decisions : NAN;
@@ -162,10 +161,9 @@ static SolverEval pass_hv(void *ctx, const float *v, float *hv)
     reduce_begin(tr->red);
     for (size_t i = 0; i < p->n; i++) {
         const MicroBatch *mb = &p->mb[i];
-        double t0 = comm_wtime();
-        read_rows(tr, mb);
+        read_rows(tr, mb, er);
         double t1 = comm_wtime();
-        const float *zu = model_forward(&ts->stack, tr->batch.X, mb->m); /* (m, 2K) */
+        const float *zu = model_forward_input(&ts->stack, tr->batch.in, mb->m); /* (m, 2K) */
         double t2 = comm_wtime();
         for (size_t r = 0; r < mb->m; r++) {
             memcpy(ts->z + r * KO, zu + r * 2 * KO, KO * sizeof *ts->z);
@@ -177,10 +175,9 @@ static SolverEval pass_hv(void *ctx, const float *v, float *hv)
         double t3 = comm_wtime();
         bool acc;
         float *grads = reduce_partial(tr->red, mb->part, &acc);
-        model_backward(&tr->model, tr->batch.X, tr->dz, mb->m, acc, grads, NULL);
+        model_backward_input(&tr->model, tr->batch.in, tr->dz, mb->m, acc, grads, NULL);
         double t4 = comm_wtime();
         reduce_partial_done(tr->red, mb->part);
-        er->io += t1 - t0;
         er->forward += t2 - t1;
         er->loss += t3 - t2;
         er->backward += t4 - t3;
@@ -195,6 +192,7 @@ static SolverEval pass_hv(void *ctx, const float *v, float *hv)
         XT_ASSERT(ts->weight > 0.0); /* from x_k's evaluation, or the checkpoint */
         set_weight(ts, ts->weight);
         solver_objective_grad(&ts->pen, ts->weight, v, sums, n, hv);
+        center_intercepts(ts, hv);
     }
     ts->pass_s += comm_wtime() - start;
     return e;

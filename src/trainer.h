@@ -148,6 +148,12 @@ struct Trainer {
     char end_why[320];  /* a solver's closing line: why it stopped (the same on every rank) */
 };
 
+/* train_batch.c: the m rows in tr->batch through the model into the reduction's partial
+ * buffer `part`: forward -> loss (its totals added to the reduction) -> backward (with the
+ * reduction's hooks; `last`: the step's last micro-batch). The micro-batch of SGD's steps
+ * and of a solver's passes; timings go to er. Local. */
+void trainer_batch_gradient(Trainer *tr, size_t m, size_t part, bool last, EpochRun *er);
+
 /* train_setup.c: parse the command line and config, create the run directory, load the
  * data, plan, build the model and the reduction (which reads `signal`, the flag train.c's
  * handler sets; borrowed); print the banner. Collective. */

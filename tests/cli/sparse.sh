@@ -71,8 +71,8 @@ PY
 # close_models A B: the parameters of two model files within 1e-6 of the model's largest
 # |parameter| (max |a - b| over every tensor / max |b| over every tensor: a bias that is a
 # near-cancelling sum, 0.0057 from terms of order 1, is compared on the weights' scale)
-close_models() {
-  /usr/bin/python3 - "$1" "$2" <<'PY'
+close_models() { # close_models A B [TOL]
+  /usr/bin/python3 - "$1" "$2" "${3:-1e-6}" <<'PY'
 import sys, h5py, numpy as np
 diff = scale = 0.0; n = 0
 with h5py.File(sys.argv[1], "r") as a, h5py.File(sys.argv[2], "r") as b:
@@ -84,7 +84,7 @@ with h5py.File(sys.argv[1], "r") as a, h5py.File(sys.argv[2], "r") as b:
     a.visititems(visit)
 worst = diff / max(scale, 1e-30)
 print("%.3g" % worst)
-sys.exit(0 if n > 0 and worst <= 1e-6 else 1)
+sys.exit(0 if n > 0 and worst <= float(sys.argv[3]) else 1)
 PY
 }
 
@@ -119,18 +119,29 @@ for name in logistic softmax multilabel mlp; do
   else fail "$name:$bad"; tail -3 $name.sparse.1.log; fi
 done
 
-# the full-batch solvers on CSR (each block densified for now): the dense file's optimum
-write_ini s.ini data.normalize=none model.type=softmax train.progress=false
-bad=""
+# the full-batch solvers on CSR (sparse kernels): the dense file's optimum. Both run to the
+# float32 floor (optim.tol = 1e-8, ftol = 0); the two summation orders then stop at different
+# points of a flat bottom: the objective agrees to 2e-8 (float32 logits: measured 4e-9 and 5e-9),
+# the parameters to 1e-5 of the largest
+# (measured 2026-12-07: newton 1.7e-7, lbfgs 6e-7; before the intercepts were centred,
+# newton's dense run had drifted to intercepts of 2.05 for 0.073).
+write_ini s.ini data.normalize=none model.type=softmax train.progress=false optim.tol=1e-8 \
+  optim.ftol=0
+objective() { awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "objective") c = i } END { print $c }' "$1"; }
+bad="" got=""
 for o in newton lbfgs; do
   for f in dense.h5 sparse.h5ad; do
     xt 2 train s.ini --set run.dir=solver.$o.$f --set optim.optimizer=$o \
       --set data.train=$f:/train --set data.val=$f:/val >solver.$o.$f.log 2>&1 || bad="$bad $o@$f(exit $?)"
   done
-  grep -q "^converged" solver.$o.sparse.h5ad.log || bad="$bad $o:not-converged"
-  w=$(close_models solver.$o.sparse.h5ad/model.h5 solver.$o.dense.h5/model.h5) || bad="$bad $o:model($w)"
+  grep -q "batches CSR (sparse kernels" solver.$o.sparse.h5ad.log || bad="$bad $o:densified"
+  w=$(close_models solver.$o.sparse.h5ad/model.h5 solver.$o.dense.h5/model.h5 1e-5) || bad="$bad $o:model($w)"
+  fd=$(objective solver.$o.dense.h5/metrics.csv) fs=$(objective solver.$o.sparse.h5ad/metrics.csv)
+  awk -v a="$fd" -v b="$fs" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a > 0 && d <= 2e-8 * a) }' ||
+    bad="$bad $o:objective($fd vs $fs)"
+  got="$got $o: model $w, objective $fs;"
 done
-if [ -z "$bad" ]; then pass "lbfgs and newton on CSR converge to the dense file's model (within 1e-6)"
+if [ -z "$bad" ]; then pass "lbfgs and newton on CSR (sparse kernels) reach the dense file's optimum:$got"
 else fail "solvers on CSR:$bad"; tail -3 solver.newton.sparse.h5ad.log; fi
 
 # the check can fail: another seed moves the losses far beyond 1e-6
@@ -163,11 +174,20 @@ if [ -s ev.dense ] && diff <(grep -v "data\|val" ev.dense) <(grep -v "data\|val"
    grep -q "accuracy" ev.sparse; then pass "eval of the CSR split reports what the dense split's does"
 else fail "eval differs"; diff ev.dense ev.sparse | head -6; fi
 
-# predict on CSR rows: the same probabilities as on the dense rows
+# predict on CSR rows (sparse kernels): the dense rows' probabilities within 1e-6, the same
+# classes
 xt 2 predict --model softmax.dense.1/model.h5 --data dense.h5:/val --out pd.h5 >pd.log 2>&1 &&
   xt 3 predict --model softmax.dense.1/model.h5 --data sparse.h5ad:/val --out ps.h5 >ps.log 2>&1 &&
-  same_h5 pd.h5 ps.h5 && pass "predict on the CSR split writes what it writes for the dense split" ||
-  { fail "predict on CSR"; tail -2 ps.log; }
+  w=$(/usr/bin/python3 - <<'PY'
+import sys, h5py, numpy as np
+with h5py.File("pd.h5", "r") as a, h5py.File("ps.h5", "r") as b:
+    pa, pb = a["probabilities"][()], b["probabilities"][()]
+    d = float(np.abs(pa.astype(np.float64) - pb).max())
+    print("%.3g" % d)
+    sys.exit(0 if pa.shape == pb.shape and d <= 1e-6 and (a["predicted"][()] == b["predicted"][()]).all() else 1)
+PY
+  ) && pass "predict on the CSR split: the dense split's probabilities within 1e-6 ($w), the same classes" ||
+  { fail "predict on CSR ($w)"; tail -2 ps.log; }
 
 # a LIBSVM file (scikit-learn's dump_svmlight_file of the training rows) converts to CSR,
 # with the choice and its reason printed, and trains as the dense file does
