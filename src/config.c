@@ -92,7 +92,7 @@ _Static_assert(sizeof(Shuffle) == sizeof(int), "enum size");
 _Static_assert(sizeof(DataStream) == sizeof(int), "enum size");
 
 /* Choice lists: the position of a name is the enum value (checked in the tests). */
-static const char *const NORMALIZE_NAMES[] = {"none", "scale", "standardize", "auto", NULL};
+static const char *const NORMALIZE_NAMES[] = {"none", "scale", "standardize", "maxabs", "auto", NULL};
 static const char *const MODEL_NAMES[] = {"logistic", "softmax", "multilabel", "mlp", NULL};
 static const char *const ACTIVATION_NAMES[] = {"relu", "tanh", "sigmoid", NULL};
 static const char *const HEAD_NAMES[] = {"softmax", "sigmoid", NULL};
@@ -161,7 +161,8 @@ static const Key KEYS[] = {
           "test split, evaluated after training; empty = none"),
     K_ENUM(KEY_TRAJ, "data", "normalize", data.normalize, "auto", NORMALIZE_NAMES,
            "features: auto = scale when X has a scale attribute (images), else standardize "
-           "(mean 0, sd 1 from the training split); scale needs the attribute"),
+           "(mean 0, sd 1 from the training split), or for sparse X maxabs (x / the column's "
+           "max |x|) unless every |x| <= 1 already; scale needs the attribute"),
     K_INT(KEY_TRAJ, "data", "virtual_shards", data.virtual_shards, "64", 1, 1048576,
           "S virtual shards of the training rows: same trajectory on any P <= S ranks"),
     K_BOOL(0, "data", "allow_same_split", data.allow_same_split, "false",

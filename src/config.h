@@ -48,8 +48,10 @@
 #define config_is_auto_f64(v) isnan(v)
 
 /* NORM_AUTO (the default) resolves at start-up: NORM_SCALE when X has a scale
- * attribute (converted images), else NORM_STANDARDIZE. Model files store the result. */
-typedef enum { NORM_NONE, NORM_SCALE, NORM_STANDARDIZE, NORM_AUTO } Normalize;
+ * attribute (converted images), else NORM_STANDARDIZE for dense X, and for CSR X (never
+ * centred) NORM_MAXABS (x_j / max |x_j|) unless every value is within [-1, 1] already
+ * (then NORM_NONE). Model files store the result. */
+typedef enum { NORM_NONE, NORM_SCALE, NORM_STANDARDIZE, NORM_MAXABS, NORM_AUTO } Normalize;
 typedef enum { MODEL_LOGISTIC, MODEL_SOFTMAX, MODEL_MULTILABEL, MODEL_MLP } ModelType;
 typedef enum { ACT_RELU, ACT_TANH, ACT_SIGMOID } Activation;
 typedef enum { HEAD_SOFTMAX, HEAD_SIGMOID } Head;

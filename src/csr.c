@@ -158,14 +158,22 @@ void csr_slice(CsrRows *out, const CsrRows *src, size_t lo, size_t m, const floa
 void csr_densify(float *X, const CsrRows *src, const uint32_t *rows, size_t lo, size_t m,
                  const float *mul)
 {
+    csr_densify_affine(X, src, rows, lo, m, NULL, mul);
+}
+
+void csr_densify_affine(float *X, const CsrRows *src, const uint32_t *rows, size_t lo, size_t m,
+                        const float *shift, const float *mul)
+{
     const size_t d = src->d;
-    memset(X, 0, m * d * sizeof *X);
+    if (!shift) memset(X, 0, m * d * sizeof *X);
     for (size_t i = 0; i < m; i++) {
         size_t r = rows ? rows[i] : lo + i;
         float *x = X + i * d;
+        for (size_t j = 0; shift && j < d; j++) x[j] = (0.0f - shift[j]) * mul[j];
         for (size_t k = src->indptr[r]; k < src->indptr[r + 1]; k++) {
             int32_t j = src->indices[k];
-            x[j] = mul ? src->values[k] * mul[j] : src->values[k];
+            float v = src->values[k];
+            x[j] = shift ? (v - shift[j]) * mul[j] : mul ? v * mul[j] : v;
         }
     }
 }

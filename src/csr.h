@@ -59,6 +59,10 @@ void csr_slice(CsrRows *out, const CsrRows *src, size_t lo, size_t m, const floa
  * mul[column] when mul != NULL; zeros elsewhere. */
 void csr_densify(float *X, const CsrRows *src, const uint32_t *rows, size_t lo, size_t m,
                  const float *mul);
+/* The same with x' = (x - shift) * mul per column (shift != NULL: zeros become -shift * mul,
+ * as a dense row's would, the same float32 expression). */
+void csr_densify_affine(float *X, const CsrRows *src, const uint32_t *rows, size_t lo, size_t m,
+                        const float *shift, const float *mul);
 /* The most non-zeros any `rows` rows of c hold (the sum of its `rows` longest rows). */
 size_t csr_max_nnz(const CsrRows *c, size_t rows);
 /* max |x| of every column (mx: d doubles, updated: max with what is there). */

@@ -225,7 +225,7 @@ static Status read_header(H5File *f, const char *g, ModelFile *mf)
     if ((st = read_choice(f, g, "model_type", type_name_i, 4, &type)) != XT_OK ||
         (st = read_choice(f, g, "activation", act_name_i, 3, &act)) != XT_OK ||
         (st = read_choice(f, g, "head", head_name_i, 2, &head)) != XT_OK ||
-        (st = read_choice(f, g, "normalize", norm_name_i, 3, &norm)) != XT_OK)
+        (st = read_choice(f, g, "normalize", norm_name_i, NORM_AUTO, &norm)) != XT_OK)
         return st;
     mf->normalize = (Normalize)norm;
     int64_t sizes[MODEL_MAX_LAYERS + 1], classes = 0;

@@ -98,10 +98,12 @@ static void plan_shuffle(Plan *p, const Config *c, const PlanFacts *f)
 static Status plan_norm(Plan *p, const Config *c, const PlanFacts *f, char *err, size_t len)
 {
     p->norm = c->data.normalize;
+    p->norm_auto_sparse = false;
     if (f->x_csr && p->norm == NORM_AUTO && !f->x_has_scale) { /* docs/sparse.md */
-        p->norm = NORM_NONE;
+        p->norm = NORM_MAXABS; /* or none: plan_norm_measured */
+        p->norm_auto_sparse = true;
         snprintf(p->norm_why, sizeof p->norm_why, "auto: X is sparse (CSR), never centred, "
-                 "and has no scale attribute");
+                 "has no scale attribute, and some |x| > 1");
         return XT_OK;
     }
     if (f->x_csr && p->norm == NORM_STANDARDIZE) {
@@ -125,6 +127,14 @@ static Status plan_norm(Plan *p, const Config *c, const PlanFacts *f, char *err,
         return XT_ERR_USAGE;
     }
     return XT_OK;
+}
+
+void plan_norm_measured(Plan *p, double max_abs)
+{
+    if (!p->norm_auto_sparse || !(max_abs <= 1.0)) return;
+    p->norm = NORM_NONE;
+    snprintf(p->norm_why, sizeof p->norm_why, "auto: X is sparse (CSR), never centred, has no "
+             "scale attribute, and every |x| <= 1 already (max %g)", max_abs);
 }
 
 /* Whether the training rows are streamed; refuses what cannot run in the budget. */

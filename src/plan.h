@@ -74,6 +74,8 @@ typedef struct {
     char shuffle_why[PLAN_WHY];
     /* features */
     Normalize norm;        /* never NORM_AUTO */
+    bool norm_auto_sparse; /* NORM_MAXABS chosen by auto for CSR X: NORM_NONE when the data's
+                              max |x| turns out <= 1 (plan_norm_measured) */
     char norm_why[PLAN_WHY];
     bool csr_batches;      /* CSR X: batches stay CSR (sparse kernels), else densified */
     char csr_why[PLAN_WHY];
@@ -104,6 +106,10 @@ typedef struct {
  * without the attribute; data.stream = false with rows over the budget; a budget smaller
  * than the shuffle order; more micro-batches per update than the exact sums take). */
 Status plan_data(Plan *p, const Config *c, const PlanFacts *f, char *err, size_t len);
+/* data.normalize = auto on CSR X, once the training split's max |x| over every column is
+ * known (all ranks agree on it): none when it is <= 1 (binary, tf-idf: used as stored, as
+ * liblinear does), else the max-abs scale plan_data chose. */
+void plan_norm_measured(Plan *p, double max_abs);
 
 /* Overlap, the sharded update, the transport. Never fails: a conflicting explicit
  * configuration was refused by config_validate. */

@@ -105,13 +105,13 @@ static void csr_src_gather(const RowSource *s, const uint32_t *rows, size_t m, R
 static void csr_src_gather_dense(const RowSource *s, const uint32_t *rows, size_t m,
                                  RowBatch *out)
 {
-    csr_densify(out->X, &s->ds->csr, rows, 0, m, s->mul);
+    csr_densify_affine(out->X, &s->ds->csr, rows, 0, m, s->shift, s->mul);
     for (size_t i = 0; i < m; i++) copy_targets(s, rows[i], i, out);
 }
 
 static void csr_src_read(const RowSource *s, size_t lo, size_t m, RowBatch *out)
 {
-    csr_densify(out->X, &s->ds->csr, NULL, lo, m, s->mul);
+    csr_densify_affine(out->X, &s->ds->csr, NULL, lo, m, s->shift, s->mul);
     for (size_t i = 0; i < m; i++) copy_targets(s, lo + i, i, out);
 }
 
@@ -161,6 +161,10 @@ void rowsource_set_normalization(RowSource *s, const float *shift, const float *
     if (s->stream || s->ds->X8 || s->ds->info.x_csr) { /* normalised as rows are handed out */
         s->shift = shift;
         s->mul = mul;
+        bool centred = false;
+        for (size_t j = 0; j < s->d && !centred; j++) centred = shift[j] != 0.0f;
+        /* CSR rows shifted (a standardised model on CSR data) are dense: the dense path */
+        if (centred && s->ops == &CSR_OPS) s->ops = &CSR_DENSE_OPS;
     } else {
         dataset_apply_affine(s->ds, shift, mul);
     }
@@ -468,6 +472,11 @@ Status rowsource_feature_absmax(const RowSource *s, double *mx)
 {
     if (held_as_bytes(s)) {
         absmax_bytes(s, mx);
+        return XT_OK;
+    }
+    if (!s->stream && s->ds->info.x_csr && !s->mul) { /* the non-zeros, never a dense block */
+        for (size_t j = 0; j < s->d; j++) mx[j] = 0.0;
+        csr_column_absmax(&s->ds->csr, mx);
         return XT_OK;
     }
     float *f = calloc(s->d ? s->d : 1, sizeof *f);

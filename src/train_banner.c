@@ -61,6 +61,9 @@ static void banner_data(const Trainer *tr)
     log_info("loss     %s", loss_kind_name(tr->loss_kind));
     if (p->norm == NORM_SCALE)
         log_info("features scaled by %g (%s)", tr->tinfo.x_scale, p->norm_why);
+    else if (p->norm == NORM_MAXABS)
+        log_info("features divided by their column's max |x| over the training split, zeros "
+                 "kept (%s)", p->norm_why);
     else
         log_info("features %s (%s)", p->norm == NORM_NONE ? "used as stored"
                  : "standardised: mean 0, sd 1 over the training split", p->norm_why);

@@ -232,6 +232,28 @@ static Status fit_standardize(Trainer *tr)
     return st;
 }
 
+/* shift = 0, mul = 1 / max |x_j| over the WHOLE training set (a MAX allreduce: the same
+ * bits at any rank count; 1 for a column that is all zeros): zeros stay zeros, every value
+ * lands in [-1, 1]. With auto on CSR X, plan_norm_measured may turn it into none. Collective. */
+static Status fit_maxabs(Trainer *tr)
+{
+    const size_t D = tr->tinfo.d;
+    double *mx = malloc(D * sizeof *mx);
+    Status st = comm_agree(tr->comm, mx ? XT_OK : XT_ERR_RUNTIME);
+    if (st == XT_OK) st = comm_agree(tr->comm, rowsource_feature_absmax(&tr->train_rows, mx));
+    if (st == XT_OK) {
+        comm_allreduce_max_double(tr->comm, mx, D);
+        double top = 0.0;
+        for (size_t j = 0; j < D; j++) {
+            top = fmax(top, mx[j]);
+            tr->mul[j] = mx[j] > 0.0 ? (float)(1.0 / mx[j]) : 1.0f;
+        }
+        plan_norm_measured(&tr->plan, top);
+    }
+    free(mx);
+    return st;
+}
+
 /* The normalisation statistics, then rows come out normalised. Collective. */
 static Status fit_normalization(Trainer *tr)
 {
@@ -243,6 +265,14 @@ static Status fit_normalization(Trainer *tr)
     if (st != XT_OK) return st;
     if (tr->plan.norm == NORM_SCALE) {
         for (size_t j = 0; j < D; j++) tr->mul[j] = (float)tr->tinfo.x_scale;
+    } else if (tr->plan.norm == NORM_MAXABS) {
+        if ((st = fit_maxabs(tr)) != XT_OK) return st;
+        if (tr->plan.norm == NORM_NONE) { /* auto: nothing above 1 to scale */
+            free(tr->shift);
+            free(tr->mul);
+            tr->shift = tr->mul = NULL;
+            return XT_OK;
+        }
     } else if ((st = fit_standardize(tr)) != XT_OK) {
         return st;
     }

@@ -394,7 +394,7 @@ static void test_config_bools_and_enums(void **state)
     assert_int_equal(c.early_stopping.mode, MODE_MIN);
     expect_set_fails("model.type=cnn", "not one of the choices",
                      "(allowed: logistic, softmax, multilabel, mlp)");
-    expect_set_fails("data.normalize=minmax", "(allowed: none, scale, standardize, auto)", NULL);
+    expect_set_fails("data.normalize=minmax", "(allowed: none, scale, standardize, maxabs, auto)", NULL);
     expect_set_fails("early_stopping.monitor=loss", "(allowed: val_loss, val_accuracy, train_loss, auto)", NULL);
     expect_set_fails("model.init=", "empty value", NULL);
 }

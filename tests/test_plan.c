@@ -218,10 +218,11 @@ static void test_plan_sparse(void **state)
         const char *why; /* in csr_why, norm_why or err */
     } cases[] = {
         {"train.seed=1", false, false, XT_OK, false, NORM_STANDARDIZE, "X is dense"},
-        {"train.seed=1", true, false, XT_OK, true, NORM_NONE, "sparse kernels for the first"},
-        {"train.seed=1", true, false, XT_OK, true, NORM_NONE, "never centred, and has no scale"},
+        {"train.seed=1", true, false, XT_OK, true, NORM_MAXABS, "sparse kernels for the first"},
+        {"train.seed=1", true, false, XT_OK, true, NORM_MAXABS, "never centred, has no scale"},
         {"train.seed=1", true, true, XT_OK, true, NORM_SCALE, "auto: X has a scale attribute"},
-        {"train.reproducible=true", true, false, XT_OK, false, NORM_NONE, "micro-batch densified"},
+        {"train.reproducible=true", true, false, XT_OK, false, NORM_MAXABS, "micro-batch densified"},
+        {"data.normalize=maxabs", false, false, XT_OK, false, NORM_MAXABS, "as configured"},
         {"data.normalize=standardize", true, false, XT_ERR_USAGE, false, NORM_NONE,
          "centring would make every zero a non-zero"},
         {"data.stream=true", true, false, XT_ERR_USAGE, false, NORM_NONE,
@@ -245,6 +246,14 @@ static void test_plan_sparse(void **state)
         assert_int_equal(p.norm, cases[i].norm);
         snprintf(all, sizeof all, "%s | %s", p.csr_why, p.norm_why);
         assert_has(all, cases[i].why);
+        /* auto's max-abs on CSR becomes none when every |x| <= 1 (binary, tf-idf), and
+         * only auto's: a configured maxabs stays */
+        bool auto_sparse = cases[i].csr && !cases[i].scale_attr;
+        plan_norm_measured(&p, 3.5);
+        assert_int_equal(p.norm, cases[i].norm);
+        plan_norm_measured(&p, 1.0);
+        assert_int_equal(p.norm, auto_sparse ? NORM_NONE : cases[i].norm);
+        if (auto_sparse) assert_has(p.norm_why, "every |x| <= 1 already (max 1)");
     }
 }
 
