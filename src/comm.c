@@ -344,6 +344,31 @@ void comm_gather(const Comm *c, const void *send, void *recv0, size_t bytes)
     watch_end();
 }
 
+void comm_allgather(const Comm *c, const void *send, void *recv, size_t bytes)
+{
+    XT_ASSERT(bytes <= (size_t)INT_MAX);
+    watch_begin("MPI_Allgather");
+    MPI_Allgather(send, (int)bytes, MPI_BYTE, recv, (int)bytes, MPI_BYTE, c->world);
+    watch_end();
+}
+
+void comm_allgatherv_inplace(const Comm *c, void *buf, const size_t *counts,
+                             const size_t *displs)
+{
+    int *rc = malloc((size_t)c->size * sizeof *rc), *dp = malloc((size_t)c->size * sizeof *dp);
+    XT_ASSERT(rc && dp);
+    for (int r = 0; r < c->size; r++) {
+        XT_ASSERT(counts[r] <= (size_t)INT_MAX && displs[r] <= (size_t)INT_MAX);
+        rc[r] = (int)counts[r];
+        dp[r] = (int)displs[r];
+    }
+    watch_begin("MPI_Allgatherv");
+    MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, rc, dp, MPI_BYTE, c->world);
+    watch_end();
+    free(rc);
+    free(dp);
+}
+
 void comm_gatherv(const Comm *c, const void *send, size_t bytes, void *recv0,
                   const size_t *counts)
 {

@@ -89,6 +89,12 @@ void comm_gather(const Comm *c, const void *send, void *recv0, size_t bytes);
  * rank r's byte count (needed on rank 0 only; each at most INT_MAX). */
 void comm_gatherv(const Comm *c, const void *send, size_t bytes, void *recv0,
                   const size_t *counts);
+/* Collective: every rank gets every rank's `bytes` bytes, concatenated in rank order. */
+void comm_allgather(const Comm *c, const void *send, void *recv, size_t bytes);
+/* Collective: every rank's counts[r] bytes at offset displs[r] of buf (its own already
+ * there) reach every rank's buf, in place; each count and offset at most INT_MAX. */
+void comm_allgatherv_inplace(const Comm *c, void *buf, const size_t *counts,
+                             const size_t *displs);
 void comm_barrier(const Comm *c);
 
 /* ---- the training step's transports ----------------------------------------------------

@@ -338,6 +338,9 @@ static void plan_overlap(Plan *p, const Config *c, const CommPlacement *at, cons
     } else if (c->comm.overlap == OVERLAP_TRUE) {
         p->overlap = true;
         snprintf(p->overlap_why, sizeof p->overlap_why, "comm.overlap = true");
+    } else if (p->sparse) {
+        snprintf(p->overlap_why, sizeof p->overlap_why, "comm.overlap = auto: off for sparse "
+                 "data, whose step exchanges the touched columns of W_1 after backward");
     } else if (conflict) {
         snprintf(p->overlap_why, sizeof p->overlap_why, "comm.overlap = auto: off with %s",
                  conflict);
@@ -365,8 +368,13 @@ static void plan_overlap(Plan *p, const Config *c, const CommPlacement *at, cons
 static void plan_shard(Plan *p, const Config *c, const CommPlacement *at)
 {
     const char *v = c->optim.shard == SHARD_TRUE ? "true" : "auto";
-    p->shard = c->optim.shard != SHARD_FALSE && at->P > 1 && !p->overlap && !p->solver;
-    if (p->solver && c->optim.shard != SHARD_FALSE)
+    p->shard = c->optim.shard != SHARD_FALSE && at->P > 1 && !p->overlap && !p->solver &&
+               !p->sparse;
+    if (p->sparse)
+        snprintf(p->shard_why, sizeof p->shard_why, "optim.shard = auto: off for sparse data: "
+                 "every rank updates the whole model, the step exchanges only the touched "
+                 "columns of W_1");
+    else if (p->solver && c->optim.shard != SHARD_FALSE)
         snprintf(p->shard_why, sizeof p->shard_why, "optim.shard = %s: off for a full-batch "
                  "solver, which updates once per pass, the same way on every rank", v);
     else if (p->overlap && c->optim.shard == SHARD_AUTO && at->P > 1)
@@ -390,7 +398,11 @@ static void plan_path(Plan *p, const Config *c, const CommPlacement *at)
     p->shm = false;
     p->shm_asked = c->comm.allreduce == ALLREDUCE_SHM;
     p->wide = p->solver && p->G == 0;
-    if (p->wide) {
+    if (p->sparse) {
+        snprintf(p->path_why, sizeof p->path_why, "sparse data: each step, the touched columns "
+                 "of W_1 allgathered when a rank then receives fewer bytes than an allreduce "
+                 "moves, else the allreduce (docs/sparse.md)");
+    } else if (p->wide) {
         snprintf(p->path_why, sizeof p->path_why, "a full-batch solver: loss and gradient sums "
                  "in double, whose line search and trust region compare objectives to about "
                  "1e-15");
@@ -417,8 +429,20 @@ static void plan_path(Plan *p, const Config *c, const CommPlacement *at)
     }
 }
 
+/* The sparse exchange (reduce_sparse.c) for CSR batches across nodes, unless a key asks for
+ * what it excludes (overlap, a sharded update, the shared window). On one node the dense
+ * allreduce moves memory as fast as the exchange's scan of W_1 reads it (bench/exchange.c:
+ * 6.0 against 8.4 ms per step at D = 100,000, H = 60, P = 2, 2026-12-07), so it stays. */
+static void plan_sparse(Plan *p, const Config *c, const CommPlacement *at)
+{
+    p->sparse = p->csr_batches && !p->solver && at->P > 1 && at->nodes > 1 &&
+                c->comm.overlap != OVERLAP_TRUE && c->optim.shard != SHARD_TRUE &&
+                c->comm.allreduce != ALLREDUCE_SHM;
+}
+
 void plan_step(Plan *p, const Config *c, const CommPlacement *at, const PlanModelFacts *m)
 {
+    plan_sparse(p, c, at);
     plan_overlap(p, c, at, m);
     plan_shard(p, c, at);
     plan_path(p, c, at);

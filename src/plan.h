@@ -99,6 +99,8 @@ typedef struct {
     bool shm_asked;        /* comm.allreduce = shm: a window that cannot be had is warned */
     char path_why[PLAN_WHY]; /* the reason (reduce.c describes the path with it) */
     bool wide;             /* sums in double through MPI (a solver without the exact sums) */
+    bool sparse;           /* CSR batches: W_1's touched columns exchanged when that moves
+                              fewer bytes, per step (reduce_sparse.c), else MPI allreduce */
 } Plan;
 
 /* Batches, micro-batches, shuffle, normalisation, memory. XT_ERR_USAGE with the keys and the

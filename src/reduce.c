@@ -57,8 +57,11 @@ static void gather_blocks(void *ctx, void *buf, const size_t *off)
 
 static const ReduceOps *reduce_choose(const Plan *p)
 {
-    return p->G > 0 ? &REDUCE_EXACT : p->wide ? &REDUCE_WIDE : p->overlap ? &REDUCE_RING
-                                                                      : &REDUCE_SUM;
+    return p->G > 0     ? &REDUCE_EXACT
+           : p->wide    ? &REDUCE_WIDE
+           : p->overlap ? &REDUCE_RING
+           : p->sparse  ? &REDUCE_SPARSE
+                        : &REDUCE_SUM;
 }
 
 /* The transport: the ring needs none; shared memory when the plan says so and the window
@@ -85,6 +88,9 @@ static Status open_path(Reduce *r, const Plan *p)
         if (p->shm_asked && r->rank == 0) log_warn("comm.allreduce = shm: %s; using MPI", why);
         snprintf(r->why, sizeof r->why, "MPI %s (comm.allreduce = %s: %s)", ops,
                  p->shm_asked ? "shm" : "auto", why);
+    } else if (r->ops == &REDUCE_SPARSE) {
+        snprintf(r->why, sizeof r->why, "sparse exchange of W_1's touched columns or MPI "
+                 "allreduce, per step (%s)", p->path_why);
     } else {
         snprintf(r->why, sizeof r->why, "MPI %s (%s)", ops, p->path_why);
     }

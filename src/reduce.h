@@ -26,8 +26,9 @@
  *          sum                                                           reduce_exact.c
  *   wide   float sums like sum, then the gradient and the totals allreduced in double: a
  *          full-batch solver's pass (its line search needs the loss to 1e-15) reduce_wide.c
- * A new way to reduce (a sparse exchange of the touched rows, a full-batch solver's fused
- * (loss, gradient) sums) is one more implementation of reduce_impl.h's table.
+ *   sparse float sums like sum; for CSR data the touched columns of W_1 allgathered with
+ *          the rest allreduced, when that moves fewer bytes, decided per step reduce_sparse.c
+ * A new way to reduce is one more implementation of reduce_impl.h's table.
  *
  * Buffers: reduce_open allocates, before the model exists, the parameters (in the node's
  * shared window when a sharded update pushes them there), the partial gradient buffers (the
@@ -93,8 +94,12 @@ float *reduce_params(Reduce *r);
 void reduce_slice(const Reduce *r, size_t *lo, size_t *hi);
 /* One banner line: the path and why ("MPI allreduce (comm.allreduce = mpi)"). */
 void reduce_describe(const Reduce *r, char *buf, size_t len);
-/* Rank 0 logs what the reduction did over the run (overlap: how much backward hid). */
+/* Rank 0 logs what the reduction did over the run (overlap: how much backward hid; the
+ * sparse exchange: how many steps it served). */
 void reduce_report(const Reduce *r);
+/* The sparse implementation's steps so far, exchanged sparse and dense (0 and 0 for the
+ * others). Local. */
+void reduce_sparse_counts(const Reduce *r, uint64_t *sparse_steps, uint64_t *dense_steps);
 
 /* ---- the step (Local but reduce_finish and reduce_update) ------------------------------ */
 void reduce_begin(Reduce *r);

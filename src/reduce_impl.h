@@ -31,7 +31,7 @@ typedef struct {
     void (*report)(const Reduce *r);
 } ReduceOps;
 
-extern const ReduceOps REDUCE_SUM, REDUCE_RING, REDUCE_EXACT, REDUCE_WIDE;
+extern const ReduceOps REDUCE_SUM, REDUCE_RING, REDUCE_EXACT, REDUCE_WIDE, REDUCE_SPARSE;
 
 struct Reduce {
     const ReduceOps *ops;
@@ -91,6 +91,14 @@ void float_sums_add(FloatSums *f, const StepSums *s);
 void float_sums_seal(FloatSums *f, size_t n, bool signal);
 /* After the reduction: the totals the slots hold. */
 void float_sums_totals(const FloatSums *f, size_t n, StepTotals *tot);
+
+/* The sum implementation's step calls (reduce_sum.c), for implementations whose r->impl
+ * begins with a FloatSums (reduce_sparse.c): micro-batches add into one buffer. */
+void sum_op_begin(Reduce *r);
+void sum_op_add(Reduce *r, size_t part, const StepSums *s);
+float *sum_op_partial(Reduce *r, size_t part, bool *accumulate);
+const BackwardHooks *sum_op_hooks(Reduce *r, bool last);
+void sum_op_done(Reduce *r, size_t part);
 
 /* Whether this rank caught a signal: the flag rides in the step's reduction. */
 static inline bool reduce_signalled(const Reduce *r) { return r->signal && *r->signal != 0; }

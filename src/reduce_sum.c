@@ -73,6 +73,7 @@ void float_sums_totals(const FloatSums *f, size_t n, StepTotals *tot)
 
 /* ---- the implementation ---------------------------------------------------------------- */
 
+/* r->impl is a FloatSums, or a struct that begins with one (reduce_sparse.c). */
 static FloatSums *sums(const Reduce *r) { return r->impl; }
 
 static size_t sum_buffer_elems(size_t n) { return n + N_SLOTS; }
@@ -98,29 +99,29 @@ static void sum_close(Reduce *r)
     r->impl = NULL;
 }
 
-static void sum_begin(Reduce *r) { float_sums_begin(sums(r)); }
+void sum_op_begin(Reduce *r) { float_sums_begin(sums(r)); }
 
-static void sum_add(Reduce *r, size_t part, const StepSums *s)
+void sum_op_add(Reduce *r, size_t part, const StepSums *s)
 {
     (void)part; /* the micro-batches add up in one buffer */
     float_sums_add(sums(r), s);
 }
 
-static float *sum_partial(Reduce *r, size_t part, bool *accumulate)
+float *sum_op_partial(Reduce *r, size_t part, bool *accumulate)
 {
     (void)part;
     *accumulate = sums(r)->written > 0;
     return sums(r)->g;
 }
 
-static const BackwardHooks *sum_hooks(Reduce *r, bool last)
+const BackwardHooks *sum_op_hooks(Reduce *r, bool last)
 {
     (void)r;
     (void)last;
     return NULL;
 }
 
-static void sum_done(Reduce *r, size_t part)
+void sum_op_done(Reduce *r, size_t part)
 {
     (void)part;
     sums(r)->written++;
@@ -141,6 +142,7 @@ static const float *sum_finish(Reduce *r, StepTotals *tot, ReduceTimes *t)
 static void sum_report(const Reduce *r) { (void)r; }
 
 const ReduceOps REDUCE_SUM = {.name = "sum", .buffer_elems = sum_buffer_elems, .open = sum_open,
-                              .close = sum_close, .begin = sum_begin, .add = sum_add,
-                              .partial = sum_partial, .hooks = sum_hooks, .done = sum_done,
+                              .close = sum_close, .begin = sum_op_begin, .add = sum_op_add,
+                              .partial = sum_op_partial, .hooks = sum_op_hooks,
+                              .done = sum_op_done,
                               .finish = sum_finish, .report = sum_report};

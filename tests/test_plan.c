@@ -322,6 +322,29 @@ static void test_plan_step_decisions(void **state)
     plan_step(&p, &c, &at, &small);
     assert_false(p.overlap);
     assert_has(p.overlap_why, "latency-bound");
+    /* CSR batches: the sparse exchange across nodes (no overlap, no sharding, MPI), never
+     * on one node nor when a key asks for what it excludes */
+    static const struct {
+        const char *set;
+        int nodes;
+        bool sparse;
+    } sp[] = {{"train.seed=1", 2, true},          {"train.seed=1", 1, false},
+              {"optim.shard=true", 2, false},     {"comm.overlap=true", 2, false},
+              {"comm.allreduce=shm", 2, false},   {"comm.allreduce=mpi", 2, true}};
+    for (size_t i = 0; i < sizeof sp / sizeof *sp; i++) {
+        cfg_with(&c, &sp[i].set, 1);
+        at = placed(4, sp[i].nodes, 8, false);
+        memset(&p, 0, sizeof p);
+        p.csr_batches = true;
+        plan_step(&p, &c, &at, &big);
+        if (p.sparse != sp[i].sparse) fail_msg("sparse case %zu: %d (%s)", i, p.sparse, p.path_why);
+        if (p.sparse) {
+            assert_false(p.overlap || p.shard || p.shm);
+            assert_has(p.path_why, "touched columns of W_1");
+            assert_has(p.shard_why, "off for sparse data");
+            assert_has(p.overlap_why, "off for sparse data");
+        }
+    }
 }
 
 /* A full-batch solver: the full batch in pieces of about 4 MiB of features (a group's rows

@@ -14,7 +14,9 @@
  *   - rank 0 gathers the whole optimiser state for a checkpoint;
  *   - a NaN loss on one rank, and a signal on one rank, reach every rank at the same step.
  * And the wide reduction keeps its totals in double (a loss float would round), and a
- * solver's state replaces the optimiser's in what checkpoints store.
+ * solver's state replaces the optimiser's in what checkpoints store; the sparse exchange
+ * (CSR data) gives the plain sum whether a step goes sparse (few columns of W_1 touched)
+ * or dense (all touched), and says which it took.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -245,6 +247,92 @@ static void test_reduce_wide_doubles_and_solver_state(void **state)
     reduce_close(&red);
 }
 
+/* The sparse exchange (CSR data): W_1's gradient of rank q's micro-batch i at step st is
+ * non-zero in a few columns only (all of them when `wide`); the rest (the intercepts) is
+ * dense. Values are small integers: the sums are exact in any order. */
+enum { SP_D = 3000, SP_K = 3 };
+
+static bool sp_touched(int q, size_t i, size_t j, int st, bool wide)
+{
+    if (wide) return true;
+    for (size_t k = 0; k < 5; k++)
+        if (j == ((size_t)q * 37 + i * 11 + (size_t)st * 5 + k * 101) % SP_D) return true;
+    return false;
+}
+
+static float sp_value(const ModelShape *s, int q, size_t i, size_t e, int st, bool wide)
+{
+    size_t j = e < s->b_off[0] ? e % SP_D : 0;
+    if (e < s->b_off[0] && !sp_touched(q, i, j, st, wide)) return 0.0f;
+    return (float)((int)((size_t)q * 5 + i * 3 + e + (size_t)st) % 7 + 1);
+}
+
+/* One step of rank q through the reduction; returns the reduced gradient, checked against
+ * the plain sum on the caller's side. */
+static const float *sp_step(Reduce *red, const ModelShape *s, int q, int st, bool wide,
+                            StepTotals *tot)
+{
+    reduce_begin(red);
+    for (size_t i = 0; i < parts_of(q); i++) {
+        StepSums ss = {.loss = 1.0, .weight = 1.0};
+        reduce_add(red, i, &ss);
+        bool acc;
+        float *g = reduce_partial(red, i, &acc);
+        for (size_t e = 0; e < s->n_params; e++)
+            g[e] = (acc ? g[e] : 0.0f) + sp_value(s, q, i, e, st, wide);
+        reduce_partial_done(red, i);
+    }
+    ReduceTimes t;
+    return reduce_finish(red, tot, &t);
+}
+
+static void test_reduce_sparse_exchange(void **state)
+{
+    (void)state;
+    const int P = comm_size(g_comm), r = comm_rank(g_comm);
+    ModelShape s;
+    char err[256];
+    assert_int_equal(model_shape_init(&s, MODEL_SOFTMAX, ACT_RELU, HEAD_SOFTMAX, SP_D, NULL, 0,
+                                      SP_K, err, sizeof err), XT_OK);
+    Plan plan;
+    memset(&plan, 0, sizeof plan);
+    plan.pieces = 1;
+    plan.sparse = P > 1; /* plan.c's rule: never at P = 1 */
+    OptimSettings os = {.kind = OPT_SGD, .lr = 1.0, .schedule = SCHED_CONSTANT, .epochs = 1,
+                        .steps_per_epoch = 1};
+    ReduceSpec spec = {.plan = &plan, .shape = &s, .oset = &os, .parts = 3, .terms = 1,
+                       .signal = &g_sig};
+    Reduce *red = NULL;
+    assert_int_equal(reduce_open(g_comm, &spec, &red), XT_OK);
+    for (int st = 0; st < 4; st++) {
+        bool wide = st == 2; /* every column touched: the dense allreduce moves fewer bytes */
+        StepTotals tot;
+        const float *g = sp_step(red, &s, r, st, wide, &tot);
+        size_t bad = 0, mb = 0;
+        for (size_t e = 0; e < s.n_params; e++) {
+            double want = 0.0;
+            for (int q = 0; q < P; q++)
+                for (size_t i = 0; i < parts_of(q); i++) want += sp_value(&s, q, i, e, st, wide);
+            bad += g[e] != (float)want;
+        }
+        for (int q = 0; q < P; q++) mb += parts_of(q);
+        assert_all_ranks(g_comm, bad == 0 && tot.sums.loss == (double)mb && !tot.nonfinite);
+        uint64_t ns, nd;
+        reduce_sparse_counts(red, &ns, &nd);
+        /* P > 1: steps 0, 1 sparse, step 2 dense, step 3 sparse again */
+        uint64_t want_s = P == 1 ? 0 : (uint64_t)(st < 2 ? st + 1 : st);
+        uint64_t want_d = P == 1 ? 0 : (uint64_t)(st >= 2);
+        assert_all_ranks(g_comm, ns == want_s && nd == want_d);
+    }
+    /* a signal and a NaN loss on one rank still reach every rank */
+    g_sig = r == P - 1 ? SIGUSR1 : 0;
+    StepTotals tot;
+    sp_step(red, &s, r, 5, false, &tot);
+    g_sig = 0;
+    assert_all_ranks(g_comm, tot.signal && !tot.nonfinite);
+    reduce_close(&red);
+}
+
 /* The ring's buckets: layers merged from the top until 256 KiB, the slots in the first. */
 static void test_reduce_ring_buckets(void **state)
 {
@@ -267,6 +355,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_reduce_every_implementation),
         cmocka_unit_test(test_reduce_wide_doubles_and_solver_state),
         cmocka_unit_test(test_reduce_ring_buckets),
+        cmocka_unit_test(test_reduce_sparse_exchange),
     };
     return xt_test_run_mpi(&argc, &argv, "reduce_mpi", tests, sizeof tests / sizeof *tests,
                            &g_comm);
