@@ -61,6 +61,8 @@ else
   nx=20000 dx=2000 kx=10 dens="0.005 0.01 0.02 0.05 0.1 0.2 0.5"
   n28=60000 d28=100000 m28=15
 fi
+[[ $reps =~ ^[1-9][0-9]*$ ]] || { echo "sparse.sh: REPS must be a positive integer, not '$reps'" >&2; exit 2; }
+[[ $sgd_epochs =~ ^[1-9][0-9]*$ ]] || { echo "sparse.sh: --sgd-epochs must be a positive integer" >&2; exit 2; }
 ex=3 # epochs of the crossover runs
 out=${pos[1]:-"$root/bench/out"}
 mkdir -p "$out"
