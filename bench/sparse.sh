@@ -17,10 +17,11 @@
 #            checkpoint, exit 75) once it has reached it; SGD runs are also capped at
 #            --sgd-epochs epochs (the schedule is constant: the cap does not change the
 #            epochs before it), the solvers end at their own tolerance otherwise. Peak resident
-#            memory per rank (wait4's ru_maxrss of each rank, through sparse_ref.py rss, which
-#            forwards the signals) against the rank's CSR shard + parameters + optimiser state
-#            (sparse_ref.py's header says what is counted); the issue's targets: at most 3x,
-#            and at P = 2 at most a quarter of LIBLINEAR's training seconds.
+#            memory per rank (each rank's VmHWM when the stop signal reached it, else wait4's
+#            ru_maxrss at its end; sparse_ref.py rss, which forwards the signals) against the
+#            rank's CSR shard + parameters + optimiser state (sparse_ref.py's header says what
+#            is counted). The issue's targets: at most 3x; at P = 2, at most a quarter of
+#            LIBLINEAR's training seconds.
 #   density  the crossover: the same rows (20 000 x 2 000, 10 classes, made by sparse_ref.py at
 #            densities 0.5% to 50%) stored CSR and dense (X float32 (N, D)), softmax, SGD
 #            defaults with batch 128, data.normalize = none, P = 1, 3 epochs: seconds per
@@ -108,16 +109,16 @@ xt_train() {
   fi
 }
 
-# rss_of DIR: "max_kib expected_bytes ratio" of the rank with the largest ratio, given
-# the expected bytes per rank in $tmp/expect
+# rss_of DIR: "peak_kib expected_bytes ratio peak_at_exit_kib" of the rank with the largest
+# ratio, given the expected bytes per rank in $tmp/expect
 rss_of() {
-  local r kib best= e
+  local r kib end best= e
   read -r -a e < "$tmp/expect"
   for r in "${!e[@]}"; do
-    kib=$(cat "$1.rss.$r")
-    best=$(awk -v k="$kib" -v e="${e[$r]}" -v b="$best" 'BEGIN {
+    read -r kib end < "$1.rss.$r"
+    best=$(awk -v k="$kib" -v x="$end" -v e="${e[$r]}" -v b="$best" 'BEGIN {
       split(b, o, " "); r = k * 1024 / e
-      if (b == "" || r > o[3]) printf "%d %d %.4f", k, e, r; else print b }')
+      if (b == "" || r > o[3]) printf "%d %d %.4f %d", k, e, r, x; else print b }')
   done
   echo "$best"
 }
@@ -183,12 +184,15 @@ xt27() { # rep opt P
           if (hit) { print o "epochs_to_target," he; print o "passes_to_target," hp
                      print o "seconds_to_target," sprintf("%.4f", hs) } }' "$dir/metrics.csv" >> "$raw"
   $py "$ref" expect "$tmp/s60.h5" "$3" softmax "$2" > "$tmp/expect"
-  local kib e ratio
-  read -r kib e ratio < <(rss_of "$dir")
+  local kib e ratio end
+  read -r kib e ratio end < <(rss_of "$dir")
   emit "$1" 27 softmax "$tool" "$3" rss_kib "$kib"
+  emit "$1" 27 softmax "$tool" "$3" rss_at_exit_kib "$end"
   emit "$1" 27 softmax "$tool" "$3" expected_bytes "$e"
   emit "$1" 27 softmax "$tool" "$3" rss_ratio "$ratio"
-  echo "  $tool P=$3: $(tail -1 "$dir/metrics.csv" | cut -d, -f1,4 | sed 's/,/ epochs, test accuracy /'), peak $((kib / 1024)) MiB per rank (${ratio}x expected); $(grep -o 'converged.*\|stopped.*\|finished.*' "$dir.log" | tail -1)"
+  local last
+  last=$(tail -1 "$dir/metrics.csv" | cut -d, -f1,4 | sed 's/,/ epochs, test accuracy /')
+  echo "  $tool P=$3: $last, peak $((kib / 1024)) MiB per rank (${ratio}x expected)"
 }
 
 # ---- density (the crossover) ---------------------------------------------------------------

@@ -21,9 +21,11 @@ peak-memory wrapper and the summary tables.
                                      and its passes (1 + CG steps per iteration, from its log,
                                      plus the first evaluation): "passes F"
   rss PREFIX COMMAND...              runs COMMAND, forwards INT, TERM, USR1 and USR2 to it, and
-                                     writes its peak resident set (KiB, wait4's ru_maxrss) to
-                                     PREFIX.RANK (the MPI rank from the environment); exits
-                                     with its status
+                                     writes to PREFIX.RANK (the MPI rank from the environment)
+                                     its peak resident set in KiB when the first signal came
+                                     (VmHWM: before the checkpoint a stop writes), or at its end
+                                     without a signal, then at its end (wait4's ru_maxrss);
+                                     exits with its status
   summary RAW.csv                    the medians as Markdown tables
 
 The shard rule is shard.h's: S = min(64, N) virtual shards, shard s holds rows [s N / S,
@@ -142,13 +144,26 @@ def objective(model, path, c, log):
     print("%d %.15g" % (passes, f))
 
 
+def hwm(pid):
+    """The process's peak resident set so far (VmHWM, KiB), 0 when unknown."""
+    try:
+        for line in open("/proc/%d/status" % pid):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def rss(prefix, cmd):
     rank = next((os.environ[v] for v in ("OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK")
                  if v in os.environ), "0")
-    held, child = [], []
+    held, child, at_signal = [], [], []
 
     def forward(num, _frame):
         if child:
+            if not at_signal:
+                at_signal.append(hwm(child[0].pid))
             child[0].send_signal(num)
         else:
             held.append(num)
@@ -160,7 +175,8 @@ def rss(prefix, cmd):
         child[0].send_signal(num)
     _, status, usage = os.wait4(child[0].pid, 0)
     with open("%s.%s" % (prefix, rank), "w") as f:
-        f.write("%d\n" % usage.ru_maxrss)
+        f.write("%d %d\n" % (at_signal[0] if at_signal and at_signal[0] else usage.ru_maxrss,
+                             usage.ru_maxrss))
     code = os.waitstatus_to_exitcode(status)
     sys.exit(code if code >= 0 else 128 - code)
 
