@@ -72,10 +72,10 @@ Status memplan_check(const MemEstimate *e, double limit, const char *limit_why, 
 void memplan_needs(MemNeeds *n, const ModelShape *shape, const Config *c, size_t train_rows,
                    size_t val_rows, size_t k_targets, int ranks, size_t exact_parts)
 {
-    size_t layer_sum = 0, widest = 0;
-    for (int l = 0; l <= shape->n_layers; l++) {
-        if (l > 0) layer_sum += shape->sizes[l];
-        if (shape->sizes[l] > widest) widest = shape->sizes[l];
+    size_t layer_sum = 0, widest = 1; /* backward's scratch: the hidden layers (model.c) */
+    for (int l = 1; l <= shape->n_layers; l++) {
+        layer_sum += shape->sizes[l];
+        if (l < shape->n_layers && shape->sizes[l] > widest) widest = shape->sizes[l];
     }
     size_t eval = val_rows > 0 ? (size_t)c->eval.batch_size : 0;
     if (eval > val_rows) eval = val_rows; /* a pass never holds more rows than the split */

@@ -16,7 +16,7 @@
  *   activations the model's forward/backward buffers for the larger of a micro-step's rows
  *               (train.batch_size / P / train.accumulate) and the validation pass's
  *               (eval.batch_size, capped by the validation split's rows): one row holds
- *               every layer's outputs and two work rows of the widest layer; plus the
+ *               every layer's outputs and two work rows of the widest hidden layer; plus the
  *               step's input rows (D), targets and dL/dlogits;
  *   evaluation  the validation pass's input rows and targets;
  *   exact       the reproducible mode's partial gradients (n each).
@@ -42,8 +42,9 @@ typedef struct {
     size_t n_params;       /* n */
     size_t slots;          /* extra floats reduced with the gradient sums */
     size_t layer_sum;      /* sizes[1] + ... + sizes[L]: one row's layer outputs */
-    size_t widest;         /* the widest of sizes[0..L] */
-    size_t d, k_out, k_targets; /* features, model outputs, target columns (0: class ids) */
+    size_t widest;         /* the widest hidden layer (backward's scratch), at least 1 */
+    size_t d, k_out, k_targets; /* floats per input row (features; for CSR rows the values,
+                                   indices and indptr), model outputs, target columns (0: ids) */
     size_t train_rows;     /* rows of one micro-step on this rank */
     size_t eval_rows;      /* eval.batch_size capped by the validation rows; 0: none */
     size_t param_copies;   /* whole-model float buffers besides the optimiser's */

@@ -178,6 +178,9 @@ static Status setup_reduce(Trainer *tr, const ModelShape *shape,
     memplan_needs(&need, shape, &tr->cfg, micro_cap(tr), tr->has_val ? tr->vinfo.n : 0,
                   k_targets, tr->P, tr->plan.G > 0 ? parts : 0);
     need.sharded = tr->plan.shard;
+    if (tr->plan.sparse) need.param_copies++; /* the exchange's records (reduce_sparse.c) */
+    if (tr->plan.csr_batches) /* a CSR row: its values and column indices, and indptr */
+        need.d = (size_t)ceil(2.0 * (double)tr->tinfo.x_nnz / (double)(tr->tinfo.n ? tr->tinfo.n : 1)) + 1;
     Status st = memplan_refuse(&need, comm_local_size(tr->comm), tr->data_bytes);
     if ((st = comm_agree(tr->comm, st)) != XT_OK) return st;
     ReduceSpec spec = {.plan = &tr->plan, .shape = shape, .oset = &tr->oset, .parts = parts,
