@@ -9,7 +9,8 @@
 #            (-e 1e9: reading the text file, one pass per class, writing the model), both
 #            reported. xentrain at P = 1 and 2 (scripts/xt-mpirun, one BLAS thread per rank):
 #            SGD with its defaults (only the data and the model type named; data.normalize
-#            auto, i.e. none on CSR), and optim.optimizer = newton and lbfgs. The test split is
+#            auto: on CSR a per-column max-abs scale when some |x| > 1, as here, else none; the
+#            log says which), and optim.optimizer = newton and lbfgs. The test split is
 #            the validation split (data.val), so metrics.csv has the test accuracy of every
 #            epoch (iteration for the solvers); seconds to the target are the sum of epoch_s -
 #            val_s (start-up, loading and the validation itself excluded) up to the first epoch
