@@ -885,7 +885,7 @@ static void test_config_long_paths(void **state)
     assert_non_null(c);
     char err[512] = "", path[600];
     char dir[1001], spec[1100], set_dir[1100], set_train[1200];
-    for (int i = 0; i < 1000; i++) dir[i] = i % 100 == 99 ? '/' : (char)('a' + i % 26);
+    for (int i = 0; i < 1000; i++) dir[i] = (char)(i % 100 == 99 ? '/' : 'a' + i % 26);
     dir[1000] = '\0';
     snprintf(spec, sizeof spec, "%s/data.h5:/train", dir);
     snprintf(set_dir, sizeof set_dir, "run.dir=%s", dir);
