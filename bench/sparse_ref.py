@@ -226,8 +226,10 @@ def summary_27(med, groups, facts):
                     to += " (%d)" % d["passes_to_target"]
                 secs = "%.2f" % d["seconds_to_target"]
                 ratio = "%.2f" % (d["seconds_to_target"] / ll["seconds"])
-            else:
-                to = secs = ratio = "-"
+            else:  # not within the run: its training seconds bound the time to it
+                to = "-"
+                secs = "> %.2f" % d["seconds_run"]
+                ratio = "> %.2f" % (d["seconds_run"] / ll["seconds"])
             print("| xentrain %s | %s | %d of %d | %s | %s | %s | %.4f (%d) | %.1f | %s | %.2f |" % (
                 opt, p, hit, runs, to, secs, ratio, d["final_accuracy"], d["epochs_run"],
                 d["rss_kib"] / 1024, fmt_mib(d["expected_bytes"]), d["rss_ratio"]))
