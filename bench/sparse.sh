@@ -35,6 +35,8 @@
 #            -e 0.0001 objective (first iteration with F <= F_ll (1 + 1e-8)) and to their stop.
 # --quick: small shapes of every part, 1 repetition, SGD capped at 3 epochs (a try, not data).
 # The machine is shared: run the whole script under its CPU lock (flock /tmp/xt-cpu.lock ...).
+# Duration on the 2-core development VM (2026-12-07): 26 minutes with the defaults (newton at
+# P = 1 alone takes about 2 minutes per repetition), 1.5 minutes with --quick.
 # Usage: bench/sparse.sh [--quick] [--parts "27 density 28"] [--sgd-epochs E] [REPS] [OUT_DIR]
 #        (defaults: all parts, E = 10, REPS = 3, OUT_DIR = bench/out)
 # Writes OUT_DIR/sparse-raw.csv and OUT_DIR/sparse.md (the tables, with the date and machine).
@@ -64,6 +66,9 @@ else
   n28=60000 d28=100000 m28=15
 fi
 [[ $reps =~ ^[1-9][0-9]*$ ]] || { echo "sparse.sh: REPS must be a positive integer, not '$reps'" >&2; exit 2; }
+for part in $parts; do
+  case "$part" in 27|density|28) ;; *) echo "sparse.sh: unknown part '$part' (27, density, 28)" >&2; exit 2 ;; esac
+done
 [[ $sgd_epochs =~ ^[1-9][0-9]*$ ]] || { echo "sparse.sh: --sgd-epochs must be a positive integer" >&2; exit 2; }
 ex=3 # epochs of the crossover runs
 out=${pos[1]:-"$root/bench/out"}
