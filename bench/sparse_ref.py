@@ -194,10 +194,10 @@ def fmt_mib(b):
 
 
 def summary_27(med, groups, facts):
-    data = facts["27"]
     ll = med.get(("27", "softmax", "liblinear-train -s 7", "1"))
     if not ll:
         return
+    data = facts["27"]
     print("**Issue 27: softmax on CSR against `liblinear-train -s 7`** (%d training rows, %d test "
           "rows, %d features, %.1f non-zeros per row, %d classes, Zipf(1.1) feature frequency; "
           "target: liblinear's test accuracy %.4f)" % (
