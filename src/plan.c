@@ -195,7 +195,12 @@ static void plan_solver(Plan *p, const Config *c, const PlanFacts *f)
     p->global_batch = 0;
     snprintf(p->batch_why, sizeof p->batch_why, "the full batch: a full-batch solver");
     size_t rows = pass_rows(p, f);
-    size_t target = SOLVER_PIECE_BYTES / (4 * (f->d > 0 ? f->d : 1));
+    /* a row's bytes as the pass holds it: D floats, or a CSR row's values and indices (the
+     * reproducible mode densifies) */
+    double row_bytes = f->x_csr && p->G == 0
+                           ? 8.0 * (double)f->x_nnz / (double)(f->n ? f->n : 1) + 8.0
+                           : 4.0 * (double)(f->d > 0 ? f->d : 1);
+    size_t target = (size_t)((double)SOLVER_PIECE_BYTES / row_bytes);
     target = target < SOLVER_PIECE_MIN ? SOLVER_PIECE_MIN
              : target > SOLVER_PIECE_MAX ? SOLVER_PIECE_MAX : target;
     if (c->train.accumulate == 1) p->pieces = rows > target ? (rows + target - 1) / target : 1;
@@ -205,8 +210,11 @@ static void plan_solver(Plan *p, const Config *c, const PlanFacts *f)
     snprintf(p->solver_why, sizeof p->solver_why, "%s: micro-batches of at most %zu rows (%s)",
              p->G > 0 ? "each group's rows" : "this rank's rows", p->solver_rows,
              c->train.accumulate > 1 ? "train.accumulate pieces"
-                                     : "about 4 MiB of features, kept in cache from forward to "
-                                       "backward");
+                                     : f->x_csr && p->G == 0
+                                         ? "about 4 MiB of CSR rows, kept in cache from "
+                                           "forward to backward"
+                                         : "about 4 MiB of features, kept in cache from forward "
+                                           "to backward");
     if (config_changed(c, "train", "epochs")) {
         p->epochs = c->train.epochs;
         snprintf(p->epochs_why, sizeof p->epochs_why, "train.epochs = %lld iterations at most",

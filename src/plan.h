@@ -36,6 +36,7 @@ typedef struct {
     size_t x_chunk_rows;   /* X's rows per chunk (0: contiguous) */
     bool x_has_scale;      /* X carries a scale attribute (converted images) */
     bool x_csr;            /* X is a CSR group (docs/sparse.md) */
+    size_t x_nnz;          /* its non-zeros (CSR) */
     double row_bytes;      /* bytes a row takes in memory (X as held, targets, its sampler index) */
     double budget;         /* data bytes per rank (rowsource_budget; 0: no limit known) */
     const char *budget_why;

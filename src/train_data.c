@@ -106,7 +106,7 @@ static Status plan_training_data(Trainer *tr)
     double least[1] = {budget > 0 ? -budget : -INFINITY}; /* 0: no limit known */
     comm_allreduce_max_double(tr->comm, least, 1);
     PlanFacts f = {.n = ti->n, .d = ti->d, .x_chunk_rows = ti->x_chunk_rows,
-                   .x_has_scale = ti->x_scale > 0.0, .x_csr = ti->x_csr,
+                   .x_has_scale = ti->x_scale > 0.0, .x_csr = ti->x_csr, .x_nnz = ti->x_nnz,
                    .row_bytes = dataset_row_bytes(ti, c->data.compact) + sizeof(uint32_t),
                    .budget = isfinite(least[0]) ? -least[0] : 0.0, .budget_why = why};
     comm_placement(tr->comm, &f.at);

@@ -410,6 +410,21 @@ static void test_plan_solver(void **state)
     char erre[512];
     assert_int_equal(plan_data(&pe, &ce, &fe, erre, sizeof erre), XT_OK);
     assert_true(pe.solver && pe.early_stop);
+    /* CSR rows are pieced by their non-zeros, not by D: 60000 rows of 15 non-zeros and
+     * 100000 features over 2 ranks make one piece of 30000 rows per rank (by D it would be
+     * the minimum, 256 rows, and 118 pieces) */
+    const char *lb[] = {"optim.optimizer=lbfgs"};
+    cfg_with(&ce, lb, 1);
+    fe = facts(60000, 2);
+    fe.d = 100000;
+    fe.x_csr = true;
+    fe.x_nnz = 900000;
+    assert_int_equal(plan_data(&pe, &ce, &fe, erre, sizeof erre), XT_OK);
+    assert_int_equal(pe.pieces, 1);
+    assert_has(pe.solver_why, "CSR rows");
+    fe.x_csr = false;
+    assert_int_equal(plan_data(&pe, &ce, &fe, erre, sizeof erre), XT_OK);
+    assert_int_equal(pe.pieces, 118);
     Config c; /* SGD keeps train.epochs and decides nothing of the solver's */
     cfg_with(&c, NULL, 0);
     PlanFacts f = facts(1000, 1);
