@@ -19,4 +19,4 @@ void sighold_begin(void)
     sigaction(SIGUSR1, &sa, NULL);
 }
 
-int sighold_caught(void) { return (int)g_caught; }
+const volatile sig_atomic_t *sighold_flag(void) { return &g_caught; }

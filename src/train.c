@@ -15,7 +15,6 @@
 #include "train.h"
 
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,23 +25,6 @@
 #include "log.h"
 #include "sighold.h"
 #include "trainer.h"
-
-/* Set by the signal handler only; read where it rides in the step's reduction. */
-static volatile sig_atomic_t g_signal;
-
-static void on_signal(int signo) { g_signal = signo; }
-
-static void install_signal_handlers(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGUSR1, &sa, NULL);
-}
 
 /* Some rank was asked to stop: rank 0 checkpoints where the epoch resumes
  * (er->resume_step), every rank leaves. */
@@ -256,14 +238,14 @@ int train_main(const Comm *comm, int argc, char **argv)
     config_defaults(&defaults);
     comm_watchdog_start(comm, defaults.comm.timeout_s);
     tr->plan.blas_threads = plan_apply_blas(tr->plan.blas_why, sizeof tr->plan.blas_why);
-    g_signal = 0;
-    install_signal_handlers();
-    if (sighold_caught()) g_signal = sighold_caught(); /* held since main's first instruction */
+    /* sighold's handlers (main installs them first for `train`: a signal caught since then
+     * rides in the first step's reduction); the flag is read in every step's reduction */
+    sighold_begin();
     double t_start = comm_wtime();
     bool help = false;
     comm_watch_phase(comm, "the ranks were starting up (loading the data and the checkpoint; "
                            "rank 0 alone reads data.val and checkpoint.h5)");
-    Status st = trainer_setup(tr, argc, argv, &g_signal, &help);
+    Status st = trainer_setup(tr, argc, argv, sighold_flag(), &help);
     if (st == XT_OK && !help) st = trainer_resume(tr);
     comm_watch_phase(comm, NULL);
     if (st != XT_OK || help || tr->start.nothing_to_do) {
