@@ -136,7 +136,7 @@ fi
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 # scratch: under --out in an allocation (the ranks on other nodes read and write it), else /tmp
-if [ "$slurm" -eq 1 ]; then tmp=$(mktemp -d "$out/.work.XXXXXX"); else tmp=$(mktemp -d); fi
+if [ "$slurm" -eq 1 ]; then tmp=$(mktemp -d -p "$out"); else tmp=$(mktemp -d); fi
 trap 'rm -rf "$tmp"' EXIT
 
 if [ ! -x "$bin" ]; then

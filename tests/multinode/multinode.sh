@@ -64,6 +64,17 @@ trap cleanup EXIT
 maxrel() { metrics_maxrel "$1" "$2" 2 4; } # train_loss, val_loss, val_accuracy
 rows() { echo $(($(wc -l < "$1") - 1)); }
 within() { awk -v r="$1" 'BEGIN { exit !(r < 1e-5) }'; }
+# one_and_two NAME TRAIN_ARGS...: the run at P = 2 in one namespace (NAME1) and over 2
+# namespaces (NAME2); sets code (the second's exit) and r (their metrics' max rel diff)
+one_and_two() {
+  local n=$1
+  shift
+  timeout -k 5 120 "$mpiexec" -np 2 --oversubscribe "$bin" train c.ini --set run.dir=${n}1 "$@" \
+    >${n}1.log 2>&1 || fail "$n: the reference in one namespace"
+  run_ns ${base}a ${base}d 2 ${n}2.log -np 2 "$bin" train c.ini --set run.dir=${n}2 "$@"
+  code=$?
+  r=$(maxrel ${n}1/metrics.csv ${n}2/metrics.csv 2>/dev/null || echo 1)
+}
 
 "$bin" gen blobs --rows 8000 --features 40 --classes 5 --noise 4 --seed 11 --out d.h5 >/dev/null || exit 1
 write_ini c.ini data.train=d.h5:/train data.val=d.h5:/val data.normalize=standardize \
@@ -88,12 +99,7 @@ else fail "P=2 over 2 namespaces: exit $code, max rel diff $r"; tail -15 two.log
 "$bin" gen blobs --rows 2000 --features 300 --classes 5 --noise 4 --seed 12 --out w.h5 >/dev/null || exit 1
 deep="--set data.train=w.h5:/train --set data.val=w.h5:/val --set model.hidden=256,256 --set train.epochs=2"
 # shellcheck disable=SC2086
-timeout -k 5 120 "$mpiexec" -np 2 --oversubscribe "$bin" train c.ini --set run.dir=ov1 $deep >ov1.log 2>&1 ||
-  fail "overlap reference in one namespace"
-# shellcheck disable=SC2086
-run_ns ${base}a ${base}d 2 ov2.log -np 2 "$bin" train c.ini --set run.dir=ov2 $deep
-code=$?
-r=$(maxrel ov1/metrics.csv ov2/metrics.csv 2>/dev/null || echo 1)
+one_and_two ov $deep
 if [ "$code" -eq 0 ] && grep -q "^reduce   ring allreduce layer by layer, moved on between pieces of backward (comm.overlap = auto: 2 buckets of layers on 2 nodes" ov2.log &&
    grep -q "not overlapped (comm.overlap = auto: off, one node" ov1.log && within "$r"; then
   pass "comm.overlap = auto over 2 namespaces: on, says why, metrics within $r of one namespace (off)"
@@ -105,12 +111,7 @@ else fail "overlap auto over 2 namespaces: exit $code, max rel diff $r"; grep -E
 "$bin" gen sparse --rows 3000 --features 20000 --classes 8 --nnz 12 --seed 13 --out s.h5 >/dev/null || exit 1
 sp="--set data.train=s.h5:/train --set data.val=s.h5:/val --set model.hidden=16 --set data.normalize=auto --set train.epochs=2"
 # shellcheck disable=SC2086
-timeout -k 5 120 "$mpiexec" -np 2 --oversubscribe "$bin" train c.ini --set run.dir=sp1 $sp >sp1.log 2>&1 ||
-  fail "sparse reference in one namespace"
-# shellcheck disable=SC2086
-run_ns ${base}a ${base}d 2 sp2.log -np 2 "$bin" train c.ini --set run.dir=sp2 $sp
-code=$?
-r=$(maxrel sp1/metrics.csv sp2/metrics.csv 2>/dev/null || echo 1)
+one_and_two sp $sp
 served=$(grep -o "the sparse exchange served [0-9]* of [0-9]* steps" sp2.log)
 if [ "$code" -eq 0 ] && grep -q "^reduce   sparse exchange of W_1's touched columns or MPI allreduce" sp2.log &&
    [ -n "$served" ] && ! grep -q "served 0 of" sp2.log && ! grep -q "sparse exchange" sp1.log && within "$r"; then

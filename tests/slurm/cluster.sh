@@ -44,7 +44,7 @@ rm -rf "$tmp" && mkdir -p "$tmp" && cd "$tmp" || exit 1
 cl=$src/scripts/slurm/netns-slurm-cluster.sh
 
 "$src/scripts/slurm/local-cluster.sh" install || { echo "FAIL - installing Slurm"; exit 1; }
-cluster=$(mktemp -d /tmp/xt-nsc.XXXXXX) # short: the munge socket path must fit in 108 bytes
+cluster=$(mktemp -d -p /tmp) # short (/tmp/tmp.*): the munge socket path must fit in 108 bytes
 watchers=() deadline_pid=
 cleanup() {
   [ ${#watchers[@]} -eq 0 ] || kill "${watchers[@]}" 2>/dev/null

@@ -26,7 +26,7 @@ core() { metrics_core "$1"; }
 
 "$src/scripts/slurm/local-cluster.sh" install || { echo "FAIL - installing Slurm"; exit 1; }
 # short path: the munge socket path must fit in 108 bytes
-cluster=$(mktemp -d /tmp/xt-slurm.XXXXXX)
+cluster=$(mktemp -d -p /tmp)
 export SLURM_CONF=$cluster/slurm.conf
 jobs=()
 cleanup() {
