@@ -412,21 +412,37 @@ static double softmax_row_weight(LossKind kind, LossTargets tg, size_t i, size_t
     return S;
 }
 
-void loss_hessian_vector(LossKind kind, float *hv, const float *z, const float *u,
+/* hd = S p (1 - p): the diagonal of the row's softmax Hessian S (diag(p) - p p^T). */
+static void softmax_row_hd(float *hd, const float *z, size_t K, double S)
+{
+    double m = (double)z[0];
+    for (size_t k = 1; k < K; k++) m = fmax(m, (double)z[k]);
+    double sum = 0.0;
+    for (size_t k = 0; k < K; k++) sum += exp((double)z[k] - m);
+    for (size_t k = 0; k < K; k++) {
+        double p = exp((double)z[k] - m) / sum;
+        hd[k] = (float)(S * p * (1.0 - p));
+    }
+}
+
+/* The loss's second derivatives per row: along u, or (u == NULL) the diagonal. */
+static void hessian_rows(LossKind kind, float *out, const float *z, const float *u,
                          LossTargets tg, size_t B, size_t K, const LossOptions *opt)
 {
     const double e = opt->label_smoothing, pw = opt->pos_weight;
     const size_t KO = kind == LOSS_BINARY ? 1 : K;
     for (size_t i = 0; i < B; i++) {
-        float *h = hv + i * KO;
-        const float *zi = z + i * KO, *ui = u + i * KO;
+        float *h = out + i * KO;
+        const float *zi = z + i * KO, *ui = u ? u + i * KO : NULL;
         bool ids = kind == LOSS_BINARY || kind == LOSS_SOFTMAX;
         if (ids && tg.y[i] == opt->ignore_index) {
             for (size_t k = 0; k < KO; k++) h[k] = 0.0f;
             continue;
         }
         if (kind == LOSS_SOFTMAX || kind == LOSS_SOFTMAX_PROBS) {
-            softmax_row_hv(h, zi, ui, K, softmax_row_weight(kind, tg, i, K, opt));
+            double S = softmax_row_weight(kind, tg, i, K, opt);
+            if (ui) softmax_row_hv(h, zi, ui, K, S);
+            else softmax_row_hd(h, zi, K, S);
             continue;
         }
         for (size_t k = 0; k < KO; k++) {
@@ -435,7 +451,19 @@ void loss_hessian_vector(LossKind kind, float *hv, const float *z, const float *
                        : kind == LOSS_BINARY ? (double)opt->class_weight[tg.y[i]]
                                              : (double)opt->class_weight[k];
             double ys = (1.0 - e) * y + 0.5 * e, s = loss_sigmoid((double)zi[k]);
-            h[k] = (float)(c * (pw * ys + 1.0 - ys) * s * (1.0 - s) * (double)ui[k]);
+            h[k] = (float)(c * (pw * ys + 1.0 - ys) * s * (1.0 - s) * (ui ? (double)ui[k] : 1.0));
         }
     }
+}
+
+void loss_hessian_vector(LossKind kind, float *hv, const float *z, const float *u,
+                         LossTargets tg, size_t B, size_t K, const LossOptions *opt)
+{
+    hessian_rows(kind, hv, z, u, tg, B, K, opt);
+}
+
+void loss_hessian_diag(LossKind kind, float *hd, const float *z, LossTargets tg, size_t B,
+                       size_t K, const LossOptions *opt)
+{
+    hessian_rows(kind, hd, z, NULL, tg, B, K, opt);
 }

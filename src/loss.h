@@ -127,6 +127,11 @@ void loss_compute(LossKind kind, float *grad, float *row_loss, LossTotals *total
  * Local; no allocation. */
 void loss_hessian_vector(LossKind kind, float *hv, const float *z, const float *u,
                          LossTargets tg, size_t B, size_t K, const LossOptions *opt);
+/* The diagonal of the same per-row Hessians: hd_ik = d^2 l_i / d z_ik^2 (softmax: S_i p_ik
+ * (1 - p_ik); sigmoids: c (pw y' + 1 - y') s (1 - s)). A linear model's Hessian of the mean
+ * loss has the diagonal (X o X)^T hd / n (newton's preconditioner, solver.h). Local. */
+void loss_hessian_diag(LossKind kind, float *hd, const float *z, LossTargets tg, size_t B,
+                       size_t K, const LossOptions *opt);
 
 /* Whether the options apply to the loss: ignore_index needs class ids (1, 3),
  * pos_weight a sigmoid (3, 4), class weights one per class or output (n_weights of

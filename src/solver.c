@@ -24,8 +24,13 @@
 #define F_EPS 1e-8
 /* A pair (s, y) is kept only when s.y > this times y.y (curvature, with rounding). */
 #define CURVATURE_EPS 1e-10
-/* CG stops when ||r|| <= CG_TOL ||g|| (LIBLINEAR's eps_cg). */
+/* CG stops when the last step lowered the quadratic model q by at most CG_TOL / j of its
+ * value (Nash & Sofer's rule, LIBLINEAR's since 2.40; j the products so far), with CG_TOL
+ * tightened to sqrt(||g||_{M^-1}) near the optimum for a superlinear rate. */
 #define CG_TOL 0.1
+/* The preconditioner mixes the penalty's curvature and H's diagonal (LIBLINEAR's alpha_pcg;
+ * Hsia, Chiang & Lin, ACML 2018). */
+#define PCG_MIX 0.01
 /* Trust-region acceptance and radius rule (Lin & More 1999; LIBLINEAR's TRON). */
 #define TR_ETA0 1e-4
 #define TR_ETA1 0.25
@@ -86,7 +91,7 @@ Status solver_init(Solver *s, const SolverSettings *set, size_t n, float *point)
     XT_ASSERT(n > 0 && point && (set->kind == SOLVER_NEWTON || set->history >= 1));
     *s = (Solver){.set = *set, .n = n, .point = point, .f = NAN};
     float **fl[] = {&s->g, &s->g_new, &s->g_lo, &s->x, &s->vf, &s->hvf};
-    double **dl[] = {&s->d, &s->q, &s->r, &s->hd};
+    double **dl[] = {&s->d, &s->q, &s->r};
     bool ok = true;
     for (size_t i = 0; i < sizeof fl / sizeof *fl; i++) ok = (*fl[i] = calloc(n, sizeof(float))) && ok;
     for (size_t i = 0; i < sizeof dl / sizeof *dl; i++) ok = (*dl[i] = calloc(n, sizeof(double))) && ok;
@@ -95,6 +100,8 @@ Status solver_init(Solver *s, const SolverSettings *set, size_t n, float *point)
         ok = (s->S = calloc(m * n, sizeof(float))) && ok;
         ok = (s->Y = calloc(m * n, sizeof(float))) && ok;
         ok = (s->alpha = calloc(2 * m, sizeof(double))) && ok;
+    } else {
+        ok = (s->m = calloc(n, sizeof(float))) && ok;
     }
     if (!ok) {
         solver_free(s);
@@ -105,8 +112,8 @@ Status solver_init(Solver *s, const SolverSettings *set, size_t n, float *point)
 
 void solver_free(Solver *s)
 {
-    float *fl[] = {s->g, s->g_new, s->g_lo, s->x, s->vf, s->hvf, s->S, s->Y};
-    double *dl[] = {s->d, s->q, s->r, s->hd, s->alpha};
+    float *fl[] = {s->g, s->g_new, s->g_lo, s->x, s->vf, s->hvf, s->m, s->S, s->Y};
+    double *dl[] = {s->d, s->q, s->r, s->alpha};
     for (size_t i = 0; i < sizeof fl / sizeof *fl; i++) free(fl[i]);
     for (size_t i = 0; i < sizeof dl / sizeof *dl; i++) free(dl[i]);
     SolverSettings keep = s->set;
@@ -343,49 +350,92 @@ static SolverStatus lbfgs_iterate(Solver *s, const SolverOps *ops)
 
 /* ---- trust-region Newton ------------------------------------------------------------------ */
 
-/* tau >= 0 with ||s + tau d|| = delta. */
-static double to_boundary(const double *sv, const double *d, size_t n, double delta)
+/* tau >= 0 with ||s + tau d||_M = delta, from ss = s.Ms, sd = s.Md, dd = d.Md. */
+static double to_boundary(double ss, double sd, double dd, double delta)
 {
-    double sd = dot_dd(sv, d, n), dd = dot_dd(d, d, n), ss = dot_dd(sv, sv, n);
     double root = sqrt(fmax(sd * sd + dd * (delta * delta - ss), 0.0));
     return sd >= 0.0 ? (delta * delta - ss) / (sd + root) : (root - sd) / dd;
 }
 
-/* Steihaug CG on H s = -g within ||s|| <= delta: s in s->q, the residual -g - H s in s->r.
- * Returns false when interrupted. */
+/* The preconditioner at x_k: M (s->m, from ops->diag) or the identity. */
+static double precond(const Solver *s, size_t i) { return s->m_have ? (double)s->m[i] : 1.0; }
+
+/* x_k moved: its preconditioner is to be made (zeros, so that a checkpoint's bytes do not
+ * depend on an abandoned pass). */
+static void forget_precond(Solver *s)
+{
+    s->m_have = 0;
+    if (s->m) memset(s->m, 0, s->n * sizeof *s->m);
+}
+
+/* ||v||_M^2 and ||v||_{M^-1}^2. */
+static double norm_m2(const Solver *s, const double *v)
+{
+    double t = 0.0;
+    for (size_t i = 0; i < s->n; i++) t += precond(s, i) * v[i] * v[i];
+    return t;
+}
+
+static double norm_minv2(const Solver *s, const float *v)
+{
+    double t = 0.0;
+    for (size_t i = 0; i < s->n; i++) t += (double)v[i] * (double)v[i] / precond(s, i);
+    return t;
+}
+
+/* Whether CG stops after its j-th product: q(s) = g.s + s.Hs / 2 = (g.s - s.r) / 2 fell by
+ * at most tol / j of its value in the last step (or rose: rounding). */
+static bool cg_done(const Solver *s, int j, double tol, double *q_last)
+{
+    double q = 0.5 * (dot_fd(s->g, s->q, s->n) - dot_dd(s->q, s->r, s->n));
+    double dq = q - *q_last;
+    *q_last = q;
+    return !(q < 0.0 && dq < 0.0) || (double)j * dq >= tol * q;
+}
+
+/* Preconditioned Steihaug CG on H s = -g within ||s||_M <= delta: s in s->q, the residual
+ * -g - H s in s->r. Returns false when interrupted. */
 static bool tron_cg(Solver *s, const SolverOps *ops, double delta)
 {
     const size_t n = s->n;
-    double *sv = s->q, *r = s->r, *d = s->d, *hd = s->hd;
+    double *sv = s->q, *r = s->r, *d = s->d;
     for (size_t i = 0; i < n; i++) {
         sv[i] = 0.0;
-        r[i] = d[i] = -(double)s->g[i];
+        r[i] = -(double)s->g[i];
+        d[i] = r[i] / precond(s, i);
     }
-    double rr = dot_dd(r, r, n), cgtol = CG_TOL * sqrt(rr);
-    for (int j = 0; j < SOLVER_MAX_CG && sqrt(rr) > cgtol; j++) {
+    double rz = dot_dd(r, d, n), tol = fmin(CG_TOL, sqrt(sqrt(rz))), ss = 0.0, q = 0.0;
+    for (int j = 1; j <= SOLVER_MAX_CG; j++) {
         for (size_t i = 0; i < n; i++) s->vf[i] = (float)d[i];
         SolverEval e = ops->hv(ops->ctx, s->vf, s->hvf);
         s->products++;
         if (e == SOLVER_EVAL_INTERRUPTED) return false;
         if (e != SOLVER_EVAL_OK) break; /* an overflowing product: keep the step so far */
-        for (size_t i = 0; i < n; i++) hd[i] = (double)s->hvf[i];
-        double dhd = dot_dd(d, hd, n), a = rr / dhd, ss = 0.0;
-        for (size_t i = 0; dhd > 0.0 && i < n; i++) ss += (sv[i] + a * d[i]) * (sv[i] + a * d[i]);
-        if (!(dhd > 0.0) || ss >= delta * delta) { /* to the boundary, and stop */
-            double tau = to_boundary(sv, d, n, delta);
+        const float *hd = s->hvf;
+        double dhd = dot_fd(hd, d, n), a = rz / dhd, sd = 0.0, dd = 0.0;
+        for (size_t i = 0; i < n; i++) {
+            sd += precond(s, i) * sv[i] * d[i];
+            dd += precond(s, i) * d[i] * d[i];
+        }
+        if (!(dhd > 0.0) || ss + a * (2.0 * sd + a * dd) >= delta * delta) {
+            double tau = to_boundary(ss, sd, dd, delta); /* to the boundary, and stop */
             for (size_t i = 0; i < n; i++) {
                 sv[i] += tau * d[i];
-                r[i] -= tau * hd[i];
+                r[i] -= tau * (double)hd[i];
             }
             break;
         }
         for (size_t i = 0; i < n; i++) {
             sv[i] += a * d[i];
-            r[i] -= a * hd[i];
+            r[i] -= a * (double)hd[i];
         }
-        double rr_new = dot_dd(r, r, n), beta = rr_new / rr;
-        for (size_t i = 0; i < n; i++) d[i] = r[i] + beta * d[i];
-        rr = rr_new;
+        ss = norm_m2(s, sv);
+        if (cg_done(s, j, tol, &q)) break;
+        double rz_new = 0.0;
+        for (size_t i = 0; i < n; i++) rz_new += r[i] * r[i] / precond(s, i);
+        double beta = rz_new / rz;
+        for (size_t i = 0; i < n; i++) d[i] = r[i] / precond(s, i) + beta * d[i];
+        rz = rz_new;
     }
     return true;
 }
@@ -405,7 +455,12 @@ static double tron_radius(double delta, double actred, double prered, double gs,
 static SolverStatus tron_iterate(Solver *s, const SolverOps *ops)
 {
     const size_t n = s->n;
-    double delta = s->iter == 0 ? sqrt(dot_ff(s->g, s->g, n)) : s->delta;
+    if (ops->diag && !s->m_have) { /* x_k is new: its preconditioner, one pass */
+        SolverEval e = ops->diag(ops->ctx, s->m);
+        if (e == SOLVER_EVAL_INTERRUPTED) return SOLVER_INTERRUPTED;
+        s->m_have = e == SOLVER_EVAL_OK; /* an overflowing diagonal: the identity */
+    }
+    double delta = s->iter == 0 ? sqrt(norm_minv2(s, s->g)) : s->delta;
     if (!tron_cg(s, ops, delta)) return SOLVER_INTERRUPTED;
     const double *sv = s->q;
     set_point(s, sv, 1.0);
@@ -421,14 +476,17 @@ static SolverStatus tron_iterate(Solver *s, const SolverOps *ops)
     if (e == SOLVER_EVAL_INTERRUPTED) return SOLVER_INTERRUPTED;
     bool finite = e == SOLVER_EVAL_OK && isfinite(fnew);
     double gs = dot_fd(s->g, sv, n), prered = -0.5 * (gs - dot_dd(sv, s->r, n));
-    double actred = finite ? s->f - fnew : -INFINITY, snorm = sqrt(dot_dd(sv, sv, n));
+    double actred = finite ? s->f - fnew : -INFINITY, snorm = sqrt(norm_m2(s, sv));
     if (s->iter == 0) delta = fmin(delta, snorm);
     /* Near the optimum F changes by less than its precision: a step that leaves F within
-     * that and lowers the gradient's norm is taken as the model predicted it (a rejected
-     * step shrinks the radius, so this cannot cycle; the stricter record of lbfgs's
-     * approximate Wolfe steps would stop TRON short of the optimum). */
+     * that and at least halves the gradient's norm is taken as the model predicted it (the
+     * halving bounds a run of such steps: ||g|| cannot halve for ever above its rounding
+     * floor, where a merely lower ||g|| let the iterates creep along F's floor to
+     * optim.max_passes (seen with the preconditioned CG); a rejected step shrinks the
+     * radius, so this cannot cycle; the stricter record of lbfgs's approximate Wolfe steps
+     * would stop TRON short of the optimum). */
     bool flat = finite && fabs(actred) <= F_EPS * fmax(fabs(s->f), 1.0) &&
-                dot_ff(s->g_new, s->g_new, n) < dot_ff(s->g, s->g, n);
+                dot_ff(s->g_new, s->g_new, n) <= 0.25 * dot_ff(s->g, s->g, n);
     bool accept = actred > TR_ETA0 * prered || (flat && prered > 0.0);
     s->delta = tron_radius(delta, accept && flat ? prered : actred, prered, gs,
                            finite ? fnew - s->f - gs : INFINITY, snorm);
@@ -438,6 +496,7 @@ static SolverStatus tron_iterate(Solver *s, const SolverOps *ops)
         s->f = fnew;
         memcpy(s->aux, aux, sizeof s->aux);
         memcpy(s->g, s->g_new, n * sizeof *s->g);
+        forget_precond(s);
         return converged(s, f_old);
     }
     restore_point(s);
@@ -459,6 +518,7 @@ SolverStatus solver_iterate(Solver *s, const SolverOps *ops)
     s->step = 0.0;
     memcpy(s->x, s->point, s->n * sizeof *s->x);
     double saved_delta = s->delta;
+    int64_t saved_m_have = s->m_have;
     if (!s->have) { /* x_0: written into the state, made valid (have) when the iteration ends */
         SolverEval e = ops->fg(ops->ctx, &s->f, s->g, s->aux);
         s->evals++;
@@ -475,6 +535,7 @@ SolverStatus solver_iterate(Solver *s, const SolverOps *ops)
     if (st == SOLVER_INTERRUPTED) { /* nothing of the iteration stays */
         restore_point(s);
         s->delta = saved_delta;
+        if (!saved_m_have) forget_precond(s); /* a resumed run repeats its pass too */
         return st;
     }
     s->have = 1;
@@ -502,6 +563,8 @@ void solver_state(Solver *s, StateList *out)
         state_add_i64(out, "head", &s->head);
     } else {
         state_add_f64(out, "delta", &s->delta);
+        state_add_array(out, "precond", s->m, s->n);
+        state_add_i64(out, "precond_have", &s->m_have);
     }
 }
 
@@ -519,4 +582,18 @@ double solver_objective_grad(const SolverPenalty *p, double weight, const float 
         }
     }
     return 0.5 * p->lambda * pen;
+}
+
+void solver_preconditioner(const SolverPenalty *p, double weight, const float *sums, size_t n,
+                           float *m)
+{
+    const double inv = 1.0 / weight;
+    for (size_t i = 0; i < n; i++) m[i] = (float)(inv * (double)sums[i]); /* intercepts */
+    for (size_t k = 0; k < p->nseg; k++)
+        for (size_t i = p->off[k]; i < p->off[k] + p->len[k]; i++)
+            m[i] = (float)(inv * (double)sums[i] + p->lambda);
+    for (size_t i = 0; i < n; i++) {
+        double v = (1.0 - PCG_MIX) * p->lambda + PCG_MIX * (double)m[i];
+        m[i] = v > 0.0 ? (float)v : 1.0f; /* lambda = 0 and no curvature: r_i stays 0 there */
+    }
 }

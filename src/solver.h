@@ -14,13 +14,16 @@
  *           conditions (the curvature condition with F within 1e-8 relative of F(x_k)) when the
  *           step also lowers ||g|| (the merit where F is flat), and brackets by the slope's
  *           sign, so the iterate keeps approaching the optimum and settles there.
- *   newton  trust-region Newton with conjugate gradient (Steihaug), as LIBLINEAR's TRON (Lin,
- *           Weng & Keerthi, "Trust region Newton method for large-scale logistic regression",
- *           JMLR 2008, Algorithm 2 with Lin & More's radius rule): CG on H s = -g inside
- *           ||s|| <= delta until ||r|| <= 0.1 ||g|| (at most SOLVER_MAX_CG products), one
- *           evaluation at x + s, accepted when the actual decrease exceeds 1e-4 of the
- *           predicted one, or when F changed by less than its precision and the gradient's
- *           norm fell; delta starts at ||g||.
+ *   newton  trust-region Newton with preconditioned conjugate gradient (Steihaug), as
+ *           LIBLINEAR's TRON (Lin, Weng & Keerthi, "Trust region Newton method for large-scale
+ *           logistic regression", JMLR 2008, Algorithm 2 with Lin & More's radius rule; the
+ *           diagonal preconditioner of Hsia, Chiang & Lin, ACML 2018): at each new x_k the
+ *           preconditioner M = (1 - 0.01) lambda + 0.01 diag(H) (solver_preconditioner, from
+ *           one pass); CG on H s = -g inside ||s||_M <= delta until the last product lowered
+ *           the quadratic model by at most 0.1 / j of its value (Nash & Sofer; at most
+ *           SOLVER_MAX_CG products), one evaluation at x + s, accepted when the actual
+ *           decrease exceeds 1e-4 of the predicted one, or when F changed by less than its
+ *           precision and the gradient's norm fell; delta starts at ||g||_{M^-1}.
  * Evaluations (SolverOps): fg gives F and its gradient at the caller's point (the buffer
  * `point` that solver_init was given: the model's parameters, so an evaluation reads them
  * where they are); hv gives the Hessian of F at the current iterate times a vector (newton
@@ -73,6 +76,9 @@ typedef struct {
     SolverEval (*fg)(void *ctx, double *f, float *g, double aux[SOLVER_AUX]);
     /* hv (n) = H(x_k) v, with the point holding x_k (newton). */
     SolverEval (*hv)(void *ctx, const float *v, float *hv);
+    /* m (n) = newton's preconditioner at x_k (solver_preconditioner of H(x_k)'s diagonal),
+     * with the point holding x_k; NULL: none (the identity). */
+    SolverEval (*diag)(void *ctx, float *m);
     void *ctx;
 } SolverOps;
 
@@ -99,13 +105,15 @@ typedef struct {
     int64_t iter;      /* iterations ended */
     float *S, *Y;      /* lbfgs: (history, n) ring of pairs */
     int64_t count, head; /* lbfgs: pairs held; slot of the next one */
-    double delta;      /* newton: trust radius */
+    double delta;      /* newton: trust radius (in the norm of M) */
+    float *m;          /* newton: (n) the preconditioner M at x_k */
+    int64_t m_have;    /* newton: 1 when m holds x_k's */
     /* what the last iteration did */
     double step;       /* lbfgs: accepted step length; newton: ||s|| of the last trial */
     int evals, products; /* its evaluations and Hessian-vector products */
     /* scratch */
     float *x, *g_new, *g_lo, *vf, *hvf; /* (n) */
-    double *d, *q, *r, *hd;             /* (n) */
+    double *d, *q, *r;                  /* (n) */
     double *alpha;                      /* (history) */
 } Solver;
 
@@ -126,8 +134,8 @@ void solver_lbfgs_apply(Solver *s, const float *v, double *out);
 double solver_grad_norm(const Solver *s);
 
 /* The state a checkpoint must carry, as views of s's buffers: kind "lbfgs" (arrays "grad",
- * "s", "y"; scalars f, have, iter, aux0, aux1, gg_best, count, head) or "newton" ("grad"; f,
- * have, iter, aux0, aux1, gg_best, delta). x_k is the caller's point (the checkpoint's model). Local. */
+ * "s", "y"; scalars f, have, iter, aux0, aux1, gg_best, count, head) or "newton" ("grad",
+ * "precond"; f, have, iter, aux0, aux1, gg_best, delta, precond_have). x_k is the caller's point (the checkpoint's model). Local. */
 void solver_state(Solver *s, StateList *out);
 
 /* The L2 penalty (lambda / 2) sum x_j^2 over `nseg` ranges [off, off + len) of the
@@ -145,5 +153,12 @@ typedef struct {
  * Hessian-vector product x is the vector: H v = sums / weight + lambda v.) */
 double solver_objective_grad(const SolverPenalty *p, double weight, const float *x,
                              const float *sums, size_t n, float *g);
+
+/* newton's diagonal preconditioner from a reduction's sums of the loss's diagonal (sums_j =
+ * sum_i hd_i x_ij^2, loss_hessian_diag): M_j = (1 - 0.01) lambda + 0.01 H_jj with
+ * H_jj = sums_j / weight + lambda on the penalised ranges (sums_j / weight elsewhere), as
+ * LIBLINEAR mixes the identity (its penalty's curvature) with the diagonal; positive. */
+void solver_preconditioner(const SolverPenalty *p, double weight, const float *sums, size_t n,
+                           float *m);
 
 #endif

@@ -10,7 +10,9 @@
  *             F = loss / W + (lambda / 2) ||weights||^2,  g = sums / W + lambda weights;
  *   H v       (newton, linear models) the model over [W; V] gives the logits z and their
  *             change u = X v in one GEMM -> loss_hessian_vector -> backward into the partial;
- *             H v = sums / W + lambda v.
+ *             H v = sums / W + lambda v;
+ *   diag      (newton, once per new iterate) the model at W gives z -> loss_hessian_diag hd
+ *             -> backward over the squared rows: sum_i hd_i x_ij^2 -> solver_preconditioner.
  * lambda = 1 / (C W) (optim.C: then C W F is scikit-learn's and LIBLINEAR's objective
  * 1/2 ||w||^2 + C sum_i loss_i), or optim.weight_decay when that is given. Intercepts are
  * not penalised.
@@ -99,26 +101,74 @@ static void center_intercepts(const TrainSolver *ts, float *v)
     for (size_t k = 0; k < KO; k++) b[k] = (float)((double)b[k] - mean);
 }
 
+/* One pass: every micro-batch of the step plan read and handed to `batch`, then the
+ * reduction finished (its sums in *sums). */
+typedef void (*PassBatch)(TrainSolver *ts, const MicroBatch *mb, bool last);
+
+static SolverEval run_pass(TrainSolver *ts, PassBatch batch, StepTotals *tot,
+                           const float **sums)
+{
+    Trainer *tr = ts->tr;
+    const StepPlan *p = &tr->steps[0];
+    comm_watch_position(tr->comm, ts->er->epoch, tr->step);
+    reduce_begin(tr->red);
+    for (size_t i = 0; i < p->n; i++) {
+        read_rows(tr, &p->mb[i], ts->er);
+        batch(ts, &p->mb[i], i + 1 == p->n);
+    }
+    fault_before_reduce(tr->r, tr->step);
+    ReduceTimes rt;
+    *sums = reduce_finish(tr->red, tot, &rt);
+    return end_pass(ts, tot, &rt);
+}
+
+static void fg_batch(TrainSolver *ts, const MicroBatch *mb, bool last)
+{
+    trainer_batch_gradient(ts->tr, mb->m, mb->part, last, ts->er);
+}
+
+/* The second-order passes' end of a micro-batch, after the forward (t1 to t2): dz (the loss's
+ * curvature, computed by the caller) back through the model into the reduction's partial. */
+static void curvature_backward(TrainSolver *ts, const MicroBatch *mb, double t1, double t2)
+{
+    Trainer *tr = ts->tr;
+    EpochRun *er = ts->er;
+    reduce_add(tr->red, mb->part, &(StepSums){0});
+    double t3 = comm_wtime();
+    bool acc;
+    float *grads = reduce_partial(tr->red, mb->part, &acc);
+    model_backward_input(&tr->model, tr->batch.in, tr->dz, mb->m, acc, grads, NULL);
+    double t4 = comm_wtime();
+    reduce_partial_done(tr->red, mb->part);
+    er->forward += t2 - t1;
+    er->loss += t3 - t2;
+    er->backward += t4 - t3;
+    er->reduce += comm_wtime() - t4;
+}
+
+/* The same intercepts' preconditioner made one value (their mean): M^-1 then keeps the
+ * part of every CG direction along them at sum 0, as center_intercepts keeps g and H v. */
+static void even_intercepts(const TrainSolver *ts, float *m)
+{
+    const ModelShape *s = &ts->tr->model.shape;
+    const size_t KO = model_outputs(s);
+    if (s->head != HEAD_SOFTMAX || KO < 2) return;
+    float *b = m + s->b_off[s->n_layers - 1];
+    double mean = 0.0;
+    for (size_t k = 0; k < KO; k++) mean += (double)b[k];
+    for (size_t k = 0; k < KO; k++) b[k] = (float)(mean / (double)KO);
+}
+
 /* F, its gradient and (loss, accuracy) at the model's parameters: one pass. */
 static SolverEval pass_fg(void *ctx, double *f, float *g, double aux[SOLVER_AUX])
 {
     TrainSolver *ts = ctx;
     Trainer *tr = ts->tr;
-    EpochRun *er = ts->er;
-    const StepPlan *p = &tr->steps[0];
     const size_t n = tr->model.shape.n_params;
     double start = comm_wtime();
-    comm_watch_position(tr->comm, er->epoch, tr->step);
-    reduce_begin(tr->red);
-    for (size_t i = 0; i < p->n; i++) {
-        read_rows(tr, &p->mb[i], er);
-        trainer_batch_gradient(tr, p->mb[i].m, p->mb[i].part, i + 1 == p->n, er);
-    }
-    fault_before_reduce(tr->r, tr->step);
     StepTotals tot;
-    ReduceTimes rt;
-    const float *sums = reduce_finish(tr->red, &tot, &rt);
-    SolverEval e = end_pass(ts, &tot, &rt);
+    const float *sums;
+    SolverEval e = run_pass(ts, fg_batch, &tot, &sums);
     if (e == SOLVER_EVAL_OK && !(tot.sums.weight > 0.0)) e = SOLVER_EVAL_NONFINITE;
     if (e == SOLVER_EVAL_OK) {
         double t0 = comm_wtime();
@@ -128,7 +178,7 @@ static SolverEval pass_fg(void *ctx, double *f, float *g, double aux[SOLVER_AUX]
         *f = tot.sums.loss / ts->weight + pen;
         aux[0] = tot.sums.loss / ts->weight;
         aux[1] = tot.sums.decisions > 0 ? tot.sums.correct / tot.sums.decisions : NAN;
-        er->optim += comm_wtime() - t0;
+        ts->er->optim += comm_wtime() - t0;
     }
     ts->pass_s += comm_wtime() - start;
     return e;
@@ -147,52 +197,81 @@ static void stack_params(TrainSolver *ts, const float *v)
     memcpy(out + 2 * KO * D + KO, v + s->b_off[0], KO * sizeof *out);
 }
 
+/* A micro-batch of H v: the stacked model gives z and u = X v, the loss its curvature. */
+static void hv_batch(TrainSolver *ts, const MicroBatch *mb, bool last)
+{
+    (void)last;
+    Trainer *tr = ts->tr;
+    const size_t KO = model_outputs(&tr->model.shape);
+    double t1 = comm_wtime();
+    const float *zu = model_forward_input(&ts->stack, tr->batch.in, mb->m); /* (m, 2K) */
+    double t2 = comm_wtime();
+    for (size_t r = 0; r < mb->m; r++) {
+        memcpy(ts->z + r * KO, zu + r * 2 * KO, KO * sizeof *ts->z);
+        memcpy(ts->u + r * KO, zu + r * 2 * KO + KO, KO * sizeof *ts->u);
+    }
+    LossTargets tg = {.y = tr->batch.y, .t = tr->batch.t};
+    loss_hessian_vector(tr->loss_kind, tr->dz, ts->z, ts->u, tg, mb->m, KO, &tr->lopt);
+    curvature_backward(ts, mb, t1, t2);
+}
+
 /* H v at the model's parameters: one pass. */
 static SolverEval pass_hv(void *ctx, const float *v, float *hv)
 {
     TrainSolver *ts = ctx;
     Trainer *tr = ts->tr;
-    EpochRun *er = ts->er;
-    const StepPlan *p = &tr->steps[0];
-    const size_t KO = model_outputs(&tr->model.shape), n = tr->model.shape.n_params;
+    const size_t n = tr->model.shape.n_params;
     double start = comm_wtime();
-    comm_watch_position(tr->comm, er->epoch, tr->step);
     stack_params(ts, v);
-    reduce_begin(tr->red);
-    for (size_t i = 0; i < p->n; i++) {
-        const MicroBatch *mb = &p->mb[i];
-        read_rows(tr, mb, er);
-        double t1 = comm_wtime();
-        const float *zu = model_forward_input(&ts->stack, tr->batch.in, mb->m); /* (m, 2K) */
-        double t2 = comm_wtime();
-        for (size_t r = 0; r < mb->m; r++) {
-            memcpy(ts->z + r * KO, zu + r * 2 * KO, KO * sizeof *ts->z);
-            memcpy(ts->u + r * KO, zu + r * 2 * KO + KO, KO * sizeof *ts->u);
-        }
-        LossTargets tg = {.y = tr->batch.y, .t = tr->batch.t};
-        loss_hessian_vector(tr->loss_kind, tr->dz, ts->z, ts->u, tg, mb->m, KO, &tr->lopt);
-        reduce_add(tr->red, mb->part, &(StepSums){0});
-        double t3 = comm_wtime();
-        bool acc;
-        float *grads = reduce_partial(tr->red, mb->part, &acc);
-        model_backward_input(&tr->model, tr->batch.in, tr->dz, mb->m, acc, grads, NULL);
-        double t4 = comm_wtime();
-        reduce_partial_done(tr->red, mb->part);
-        er->forward += t2 - t1;
-        er->loss += t3 - t2;
-        er->backward += t4 - t3;
-        er->reduce += comm_wtime() - t4;
-    }
-    fault_before_reduce(tr->r, tr->step);
     StepTotals tot;
-    ReduceTimes rt;
-    const float *sums = reduce_finish(tr->red, &tot, &rt);
-    SolverEval e = end_pass(ts, &tot, &rt);
+    const float *sums;
+    SolverEval e = run_pass(ts, hv_batch, &tot, &sums);
     if (e == SOLVER_EVAL_OK) {
         XT_ASSERT(ts->weight > 0.0); /* from x_k's evaluation, or the checkpoint */
         set_weight(ts, ts->weight);
         solver_objective_grad(&ts->pen, ts->weight, v, sums, n, hv);
         center_intercepts(ts, hv);
+    }
+    ts->pass_s += comm_wtime() - start;
+    return e;
+}
+
+/* A micro-batch of H's diagonal: the loss's diagonal curvature hd back through the model
+ * over the squared rows gives sum_i hd_i x_ij^2 (the rows are this pass's copy). */
+static void diag_batch(TrainSolver *ts, const MicroBatch *mb, bool last)
+{
+    (void)last;
+    Trainer *tr = ts->tr;
+    RowBatch *b = &tr->batch;
+    const size_t KO = model_outputs(&tr->model.shape);
+    double t1 = comm_wtime();
+    const float *z = model_forward_input(&tr->model, b->in, mb->m);
+    double t2 = comm_wtime();
+    LossTargets tg = {.y = b->y, .t = b->t};
+    loss_hessian_diag(tr->loss_kind, tr->dz, z, tg, mb->m, KO, &tr->lopt);
+    if (b->in.csr) {
+        for (size_t k = 0; k < csr_nnz(b->in.csr); k++)
+            b->in.csr->values[k] *= b->in.csr->values[k];
+    } else {
+        for (size_t k = 0; k < mb->m * tr->model.shape.sizes[0]; k++) b->X[k] *= b->X[k];
+    }
+    curvature_backward(ts, mb, t1, t2);
+}
+
+/* newton's preconditioner at the model's parameters: one pass. */
+static SolverEval pass_diag(void *ctx, float *m)
+{
+    TrainSolver *ts = ctx;
+    Trainer *tr = ts->tr;
+    double start = comm_wtime();
+    StepTotals tot;
+    const float *sums;
+    SolverEval e = run_pass(ts, diag_batch, &tot, &sums);
+    if (e == SOLVER_EVAL_OK) {
+        XT_ASSERT(ts->weight > 0.0);
+        set_weight(ts, ts->weight);
+        solver_preconditioner(&ts->pen, ts->weight, sums, tr->model.shape.n_params, m);
+        even_intercepts(ts, m);
     }
     ts->pass_s += comm_wtime() - start;
     return e;
@@ -238,7 +317,7 @@ static EpochEnd solver_epoch(Trainer *tr, EpochRun *er, size_t first)
     ts->pass_s = 0.0;
     uint64_t passes0 = tr->step;
     double t0 = comm_wtime();
-    const SolverOps ops = {.fg = pass_fg, .hv = pass_hv, .ctx = ts};
+    const SolverOps ops = {.fg = pass_fg, .hv = pass_hv, .diag = pass_diag, .ctx = ts};
     SolverStatus st = solver_iterate(&ts->s, &ops);
     er->optim += comm_wtime() - t0 - ts->pass_s;
     if (st == SOLVER_INTERRUPTED) { /* the state is the iteration's start: resume repeats it */

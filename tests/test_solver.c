@@ -8,6 +8,8 @@
  *   - an objective quantised like a float sum (both end, saying so, instead of looping);
  *   - an evaluation interrupted mid-iteration leaves the state and the point as they were,
  *     and the run continues to the same bits as an uninterrupted one;
+ *   - newton's diagonal preconditioner: the same optimum, fewer products on a badly scaled
+ *     problem, its formula (solver_preconditioner), an interruption in its pass;
  *   - the checkpoint state's names and sizes; the penalty on the weights only. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -36,6 +38,8 @@ typedef struct {
     double X[64][NMAX], y[64], lambda;
     int calls, interrupt_at; /* interrupt the evaluation number interrupt_at (1-based) */
     int hv_calls;
+    bool use_diag;           /* newton gets a preconditioner (eval_diag) */
+    int diag_calls[4], n_diag; /* the call numbers of the first preconditioner passes */
 } Problem;
 
 static double quad_f(const Problem *p, const double *x, double *g, double *h_v, const double *v)
@@ -134,6 +138,39 @@ static SolverEval eval_hv(void *ctx, const float *v, float *hv)
     return SOLVER_EVAL_OK;
 }
 
+/* newton's preconditioner: the quadratic's diagonal of A; the logistic's from its rows' sums
+ * of s (1 - s) x_ij^2 through solver_preconditioner. */
+static SolverEval eval_diag(void *ctx, float *m)
+{
+    Problem *p = ctx;
+    if (++p->calls == p->interrupt_at) return SOLVER_EVAL_INTERRUPTED;
+    if (p->n_diag < 4) p->diag_calls[p->n_diag++] = p->calls;
+    if (p->which != 1) {
+        for (size_t i = 0; i < p->n; i++) m[i] = (float)p->A[i][i];
+        return SOLVER_EVAL_OK;
+    }
+    const size_t d = p->n - 1;
+    float sums[NMAX] = {0};
+    for (size_t i = 0; i < p->m; i++) {
+        double z = (double)p->point[d];
+        for (size_t j = 0; j < d; j++) z += p->X[i][j] * (double)p->point[j];
+        double s = 1.0 / (1.0 + exp(-z));
+        for (size_t j = 0; j <= d; j++) {
+            double xj = j < d ? p->X[i][j] : 1.0;
+            sums[j] += (float)(s * (1.0 - s) * xj * xj);
+        }
+    }
+    SolverPenalty pen = {.lambda = p->lambda, .nseg = 1, .off = {0}, .len = {d}};
+    solver_preconditioner(&pen, (double)p->m, sums, p->n, m);
+    return SOLVER_EVAL_OK;
+}
+
+static SolverOps ops_of(Problem *p)
+{
+    return (SolverOps){.fg = eval_fg, .hv = eval_hv, .diag = p->use_diag ? eval_diag : NULL,
+                       .ctx = p};
+}
+
 /* A = B B^T + 0.1 I with B from a fixed sequence: SPD, condition about 100; c = 0.3 i - 1. */
 static void make_quadratic(Problem *p, size_t n, int which)
 {
@@ -209,7 +246,7 @@ static void logistic_reference(Problem *p, double *x)
 /* Runs iterations until the status is not CONTINUE (at most `cap`); returns it. */
 static SolverStatus run(Solver *s, Problem *p, int cap, int *iters)
 {
-    const SolverOps ops = {.fg = eval_fg, .hv = eval_hv, .ctx = p};
+    const SolverOps ops = ops_of(p);
     SolverStatus st = SOLVER_CONTINUE;
     int i = 0;
     while (st == SOLVER_CONTINUE && i < cap) {
@@ -261,8 +298,10 @@ static void test_solver_logistic_matches_reference(void **state)
     make_logistic(&p);
     double ref[NMAX];
     logistic_reference(&p, ref);
-    for (int k = 0; k < 2; k++) {
+    static const char *name[3] = {"lbfgs", "newton", "newton, preconditioned"};
+    for (int k = 0; k < 3; k++) {
         make_logistic(&p);
+        p.use_diag = k == 2;
         float x[NMAX] = {0};
         p.point = x;
         SolverSettings set;
@@ -278,11 +317,11 @@ static void test_solver_logistic_matches_reference(void **state)
             scale = fmax(scale, fabs(ref[i]));
         }
         if (worst > 1e-5 * scale)
-            fail_msg("%s: max |x - x*| = %g (|x*| %g) after %d iterations", k ? "newton" : "lbfgs",
-                     worst, scale, iters);
+            fail_msg("%s: max |x - x*| = %g (|x*| %g) after %d iterations", name[k], worst,
+                     scale, iters);
         double fr = logistic_f(&p, ref, NULL, NULL, NULL);
         assert_true(fabs(s.f - fr) <= 1e-9 * fabs(fr));
-        printf("  %s: %d iterations, %d evaluations\n", k ? "newton" : "lbfgs", iters, p.calls);
+        printf("  %s: %d iterations, %d evaluations\n", name[k], iters, p.calls);
         if (k) assert_true(iters <= 15 && p.hv_calls > 0);
         else assert_true(p.calls <= 20);
         solver_free(&s);
@@ -374,10 +413,15 @@ static size_t snapshot(Solver *s, unsigned char *buf)
 static void test_solver_interrupt_repeats_the_iteration(void **state)
 {
     (void)state;
-    for (int k = 0; k < 2; k++) {
+    /* lbfgs, newton, preconditioned newton interrupted in its second iteration's
+     * preconditioner pass (at = 0), in the product after it (at = -1) and at evaluation 6 */
+    static const int kind[5] = {0, 1, 2, 2, 2}, at[5] = {6, 6, 0, -1, 6};
+    for (int c = 0; c < 5; c++) {
+        const int k = kind[c];
         /* the uninterrupted run */
         Problem p;
         make_logistic(&p);
+        p.use_diag = k == 2;
         float xa[NMAX] = {0}, xb[NMAX] = {0};
         p.point = xa;
         SolverSettings set;
@@ -386,13 +430,15 @@ static void test_solver_interrupt_repeats_the_iteration(void **state)
         assert_int_equal(solver_init(&a, &set, p.n, xa), XT_OK);
         int ia;
         run(&a, &p, 500, &ia);
-        int calls_a = p.calls;
-        /* the same with evaluation 6 (inside iteration 2 or 3) interrupted */
+        int calls_a = p.calls, second_diag = p.diag_calls[1];
+        if (k == 2) assert_true(p.n_diag >= 2);
+        /* the same with evaluation at[c] interrupted */
         make_logistic(&p);
+        p.use_diag = k == 2;
         p.point = xb;
-        p.interrupt_at = 6;
+        p.interrupt_at = at[c] > 0 ? at[c] : second_diag - at[c];
         assert_int_equal(solver_init(&b, &set, p.n, xb), XT_OK);
-        const SolverOps ops = {.fg = eval_fg, .hv = eval_hv, .ctx = &p};
+        const SolverOps ops = ops_of(&p);
         static unsigned char before[1 << 14], after[1 << 14];
         SolverStatus st = SOLVER_CONTINUE;
         int iters = 0;
@@ -473,8 +519,10 @@ static void test_solver_state_lists(void **state)
     assert_int_equal(solver_init(&s, &set, 3, x), XT_OK);
     solver_state(&s, &l);
     assert_string_equal(l.kind, "newton");
-    assert_int_equal(l.n_arrays, 1);
-    assert_string_equal(l.scalars[l.n_scalars - 1].name, "delta");
+    assert_int_equal(l.n_arrays, 2);
+    assert_string_equal(l.arrays[1].name, "precond");
+    assert_int_equal(l.arrays[1].n, 3);
+    assert_string_equal(l.scalars[l.n_scalars - 1].name, "precond_have");
     solver_free(&s);
 }
 
@@ -491,6 +539,56 @@ static void test_solver_penalty_on_weights_only(void **state)
         if (g[i] != want[i]) fail_msg("g[%d] = %g, want %g", i, (double)g[i], (double)want[i]);
 }
 
+/* A quadratic whose variables' scales span four decades: with its diagonal as preconditioner
+ * newton reaches the same minimiser with fewer Hessian-vector products. */
+static void test_solver_preconditioner_cuts_products(void **state)
+{
+    (void)state;
+    int products[2] = {0, 0};
+    for (int k = 0; k < 2; k++) {
+        Problem p;
+        make_quadratic(&p, 6, 0);
+        for (size_t i = 0; i < p.n; i++)
+            for (size_t j = 0; j < p.n; j++) p.A[i][j] *= pow(10.0, 0.4 * (double)(i + j));
+        p.use_diag = k == 1;
+        float x[NMAX] = {0};
+        p.point = x;
+        SolverSettings set;
+        settings(&set, SOLVER_NEWTON, 1e-5);
+        Solver s;
+        assert_int_equal(solver_init(&s, &set, p.n, x), XT_OK);
+        SolverStatus st = run(&s, &p, 500, NULL);
+        assert_true(st == SOLVER_CONVERGED_G || st == SOLVER_STALLED);
+        for (size_t i = 0; i < p.n; i++)
+            if (fabs((double)x[i] - p.c[i]) > 1e-3)
+                fail_msg("%s: x[%zu] = %g, want %g", k ? "preconditioned" : "plain", i,
+                         (double)x[i], p.c[i]);
+        products[k] = p.hv_calls;
+        solver_free(&s);
+    }
+    printf("  products: %d plain, %d preconditioned\n", products[0], products[1]);
+    assert_true(products[1] < products[0]);
+}
+
+/* M = 0.99 lambda + 0.01 H_jj, H_jj = sums / weight (+ lambda on the weights); positive. */
+static void test_solver_preconditioner_formula(void **state)
+{
+    (void)state;
+    SolverPenalty p = {.lambda = 0.5, .nseg = 1, .off = {0}, .len = {2}};
+    const float sums[3] = {4.0f, 0.0f, 8.0f};
+    float m[3];
+    solver_preconditioner(&p, 4.0, sums, 3, m);
+    const double want[3] = {0.99 * 0.5 + 0.01 * 1.5, 0.99 * 0.5 + 0.01 * 0.5,
+                            0.99 * 0.5 + 0.01 * 2.0};
+    for (int i = 0; i < 3; i++)
+        if (fabs((double)m[i] - want[i]) > 1e-7)
+            fail_msg("m[%d] = %.9g, want %.9g", i, (double)m[i], want[i]);
+    p.lambda = 0.0; /* no penalty and no curvature: still positive */
+    const float none[3] = {0.0f, 0.0f, 0.0f};
+    solver_preconditioner(&p, 4.0, none, 3, m);
+    for (int i = 0; i < 3; i++) assert_true(m[i] > 0.0f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -503,6 +601,8 @@ int main(void)
         cmocka_unit_test(test_solver_lbfgs_secant),
         cmocka_unit_test(test_solver_state_lists),
         cmocka_unit_test(test_solver_penalty_on_weights_only),
+        cmocka_unit_test(test_solver_preconditioner_cuts_products),
+        cmocka_unit_test(test_solver_preconditioner_formula),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
