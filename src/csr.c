@@ -34,6 +34,8 @@ void csr_free(CsrRows *c)
     free(c->t_ptr);
     free(c->t_row);
     free(c->t_val);
+    free(c->wt);
+    free(c->acc);
     free(c->indptr);
     free(c->indices);
     free(c->values);
@@ -205,8 +207,67 @@ void csr_column_absmax(const CsrRows *c, double *mx)
     }
 }
 
-void csr_mul_wt(float *Z, const CsrRows *X, const float *W, size_t out)
+/* X's double scratch with room for n values, or NULL when out of memory. */
+static double *reserve_acc(CsrRows *X, size_t n)
 {
+    if (X->acc_cap < n) {
+        free(X->acc);
+        X->acc = malloc(n * sizeof *X->acc);
+        X->acc_cap = X->acc ? n : 0;
+    }
+    return X->acc;
+}
+
+/* Whether csr_mul_wt copies W transposed: out cache lines per non-zero cost more than one
+ * pass over W, and the copy is allowed; the copy's buffers made. */
+static bool transposed_pays(CsrRows *X, size_t out)
+{
+    const size_t need = out * X->d;
+    if (out < 8 || csr_nnz(X) * 16 < X->d || need * sizeof(float) > CSR_SCRATCH_MAX_BYTES)
+        return false;
+    if (X->wt_cap < need) {
+        free(X->wt);
+        X->wt = malloc(need * sizeof *X->wt);
+        X->wt_cap = X->wt ? need : 0;
+    }
+    return X->wt && reserve_acc(X, out); /* out of memory: the strided loop, the same bits */
+}
+
+/* wt (d, out) <- W (out, d)^T, in tiles of columns. */
+static void transpose_w(float *restrict wt, const float *restrict W, size_t out, size_t d)
+{
+    enum { TILE = 64 };
+    for (size_t j0 = 0; j0 < d; j0 += TILE) {
+        const size_t j1 = j0 + TILE < d ? j0 + TILE : d;
+        for (size_t o = 0; o < out; o++)
+            for (size_t j = j0; j < j1; j++) wt[j * out + o] = W[o * d + j];
+    }
+}
+
+static void mul_wt_transposed(float *Z, CsrRows *X, const float *W, size_t out)
+{
+    transpose_w(X->wt, W, out, X->d);
+    const int32_t *restrict col = X->indices;
+    const float *restrict v = X->values;
+    double *restrict acc = X->acc;
+    for (size_t i = 0; i < X->m; i++) {
+        for (size_t o = 0; o < out; o++) acc[o] = 0.0;
+        for (size_t k = X->indptr[i]; k < X->indptr[i + 1]; k++) {
+            const float *restrict w = X->wt + (size_t)col[k] * out;
+            const double x = (double)v[k];
+            for (size_t o = 0; o < out; o++) acc[o] += x * (double)w[o];
+        }
+        float *restrict z = Z + i * out;
+        for (size_t o = 0; o < out; o++) z[o] += (float)acc[o];
+    }
+}
+
+void csr_mul_wt(float *Z, CsrRows *X, const float *W, size_t out)
+{
+    if (transposed_pays(X, out)) {
+        mul_wt_transposed(Z, X, W, out);
+        return;
+    }
     const size_t d = X->d;
     for (size_t i = 0; i < X->m; i++) {
         const size_t a = X->indptr[i], b = X->indptr[i + 1];
@@ -241,20 +302,58 @@ static void by_column(CsrRows *X)
     ptr[0] = 0;
 }
 
+/* dW for few outputs: the rows' non-zeros scattered into double sums of every (column,
+ * output) in row order, which is the order by_column gives each column: the same bits
+ * without the regrouping. */
+static void grad_w_scatter(float *dW, const float *dZ, const CsrRows *X, size_t out,
+                           bool accumulate, double *acc)
+{
+    const size_t d = X->d;
+    for (size_t o = 0; o < out; o++)
+        for (size_t j = 0; j < d; j++) acc[j * out + o] = accumulate ? (double)dW[o * d + j] : 0.0;
+    for (size_t i = 0; i < X->m; i++) {
+        const float *restrict dz = dZ + i * out;
+        for (size_t k = X->indptr[i]; k < X->indptr[i + 1]; k++) {
+            double *restrict a = acc + (size_t)X->indices[k] * out;
+            const double x = (double)X->values[k];
+            for (size_t o = 0; o < out; o++) a[o] += (double)dz[o] * x;
+        }
+    }
+    for (size_t o = 0; o < out; o++)
+        for (size_t j = 0; j < d; j++) dW[o * d + j] = (float)acc[j * out + o];
+}
+
 void csr_grad_w(float *dW, const float *dZ, CsrRows *X, size_t out, bool accumulate)
 {
     XT_ASSERT(X->t_ptr != NULL);
     const size_t d = X->d;
+    double *acc;
+    if (out <= CSR_SCATTER_MAX_OUT && out * d * sizeof *acc <= CSR_SCRATCH_MAX_BYTES &&
+        (acc = reserve_acc(X, out * d)) != NULL) {
+        grad_w_scatter(dW, dZ, X, out, accumulate, acc);
+        return;
+    }
     if (!accumulate) memset(dW, 0, out * d * sizeof *dW);
     by_column(X);
+    acc = reserve_acc(X, out);
     for (size_t j = 0; j < d; j++) {
         const size_t a = X->t_ptr[j], b = X->t_ptr[j + 1];
         if (a == b) continue; /* an untouched column */
-        for (size_t o = 0; o < out; o++) {
-            double acc = (double)dW[o * d + j];
-            for (size_t k = a; k < b; k++)
-                acc += (double)dZ[(size_t)X->t_row[k] * out + o] * (double)X->t_val[k];
-            dW[o * d + j] = (float)acc;
+        if (!acc) { /* out of memory for the row sums: output by output */
+            for (size_t o = 0; o < out; o++) {
+                double t = (double)dW[o * d + j];
+                for (size_t k = a; k < b; k++)
+                    t += (double)dZ[(size_t)X->t_row[k] * out + o] * (double)X->t_val[k];
+                dW[o * d + j] = (float)t;
+            }
+            continue;
         }
+        for (size_t o = 0; o < out; o++) acc[o] = (double)dW[o * d + j];
+        for (size_t k = a; k < b; k++) { /* the row's outputs in one contiguous read */
+            const float *restrict dz = dZ + (size_t)X->t_row[k] * out;
+            const double x = (double)X->t_val[k];
+            for (size_t o = 0; o < out; o++) acc[o] += (double)dz[o] * x;
+        }
+        for (size_t o = 0; o < out; o++) dW[o * d + j] = (float)acc[o];
     }
 }

@@ -8,8 +8,17 @@
  * of MPI: it is a math module, tested in one process.
  *
  * The products (W row-major (out, d), as model.h stores a layer's weights):
- *   csr_mul_wt   Z (m, out) += X W^T        O(nnz x out), no extra memory
- *   csr_grad_w   dW (out, d) (+)= dZ^T X    O(nnz x out + d) (+ out x d to zero dW)
+ *   csr_mul_wt   Z (m, out) += X W^T        O(nnz x out); a large block (at least d / 16
+ *                non-zeros, 8 or more outputs) first copies W transposed into the batch's
+ *                scratch (at most CSR_SCRATCH_MAX_BYTES, else the strided loop): each non-zero
+ *                then reads its out weights from one contiguous run instead of out cache
+ *                lines d apart. The same operations in the same order: the same bits.
+ *   csr_grad_w   dW (out, d) (+)= dZ^T X    O(nnz x out + d) (+ out x d to zero dW); up to
+ *                CSR_SCATTER_MAX_OUT outputs the non-zeros are scattered row by row into
+ *                double sums of every (column, output) (8 out d bytes of scratch, at most
+ *                CSR_SCRATCH_MAX_BYTES), else
+ *                regrouped by column first; both sum each element in row order: the same
+ *                bits.
  * Local everywhere.
  */
 #ifndef XT_CSR_H
@@ -31,7 +40,18 @@ typedef struct {
     size_t *t_ptr;        /* (d + 1) */
     uint32_t *t_row;      /* (cap_nnz) */
     float *t_val;         /* (cap_nnz) */
+    /* csr_mul_wt's transposed weights and row sums, csr_grad_w's sums, allocated at their
+     * first use */
+    float *wt;            /* (wt_cap) */
+    double *acc;          /* (acc_cap) */
+    size_t wt_cap, acc_cap;
 } CsrRows;
+
+/* csr_grad_w scatters row by row up to this many outputs. */
+#define CSR_SCATTER_MAX_OUT 4
+/* The most bytes a batch's transposed copy of W (csr_mul_wt) or its scattered sums
+ * (csr_grad_w) may take; beyond, the kernels take their paths without scratch. */
+#define CSR_SCRATCH_MAX_BYTES ((size_t)64 << 20)
 
 /* Arrays for up to cap_rows rows and cap_nnz non-zeros of d features; m = 0.
  * XT_ERR_RUNTIME when out of memory (c is then freed). */
@@ -68,8 +88,10 @@ size_t csr_max_nnz(const CsrRows *c, size_t rows);
 /* max |x| of every column (mx: d doubles, updated: max with what is there). */
 void csr_column_absmax(const CsrRows *c, double *mx);
 
-/* Z (m, out) += X W^T, with W (out, d) row-major. */
-void csr_mul_wt(float *Z, const CsrRows *X, const float *W, size_t out);
+/* Z (m, out) += X W^T, with W (out, d) row-major: for each row and output the products in
+ * the row's column order summed in double, rounded once and added. X may keep its
+ * transposed copy of W (see above; freed by csr_free). */
+void csr_mul_wt(float *Z, CsrRows *X, const float *W, size_t out);
 /* dW (out, d) = dZ^T X, or += when accumulate; dZ (m, out). X must come from
  * csr_init_batch: its non-zeros are regrouped by column in its scratch, and each element of
  * dW touched is summed in double (rows in order) and rounded once. */

@@ -117,6 +117,73 @@ static void test_csr_products_match_dense(void **state)
     free(X), free(W), free(Zs), free(Zd), free(dZ), free(gs), free(gd);
 }
 
+/* A block large enough for the transposed copy of W (>= d / 16 non-zeros, >= 8 outputs)
+ * gives the same bits as its rows one at a time (each too small for it: the strided loop),
+ * and both match sgemm. */
+static void test_csr_transposed_forward_same_bits(void **state)
+{
+    (void)state;
+    const size_t m = 200, d = 2000, out = 12;
+    CsrRows c, one;
+    float *X = malloc(m * d * sizeof *X), *W = malloc(out * d * sizeof *W);
+    float *Zb = malloc(m * out * sizeof *Zb), *Zr = malloc(m * out * sizeof *Zr);
+    float *Zd = malloc(m * out * sizeof *Zd);
+    assert_true(X && W && Zb && Zr && Zd);
+    random_csr(&c, X, m, d, 0.01, 11);
+    assert_true(csr_nnz(&c) * 16 >= d);
+    assert_int_equal(csr_init_batch(&one, 1, d, d), XT_OK);
+    random_floats(W, out * d, 12);
+    random_floats(Zb, m * out, 13);
+    memcpy(Zr, Zb, m * out * sizeof *Zr);
+    memcpy(Zd, Zb, m * out * sizeof *Zd);
+    csr_mul_wt(Zb, &c, W, out);
+    assert_non_null(c.wt); /* the transposed path was taken */
+    size_t direct = 0;
+    for (size_t i = 0; i < m; i++) {
+        csr_slice(&one, &c, i, 1, NULL);
+        direct += csr_nnz(&one) * 16 < d;
+        csr_mul_wt(Zr + i * out, &one, W, out);
+    }
+    assert_int_equal(direct, m); /* every row alone took the strided loop */
+    assert_null(one.wt);
+    assert_memory_equal(Zb, Zr, m * out * sizeof *Zb);
+    linalg_gemm(Zd, X, W, m, out, d, false, true, 1.0f, 1.0f);
+    double worst = 0.0;
+    for (size_t i = 0; i < m * out; i++) worst = fmax(worst, fabs((double)Zb[i] - (double)Zd[i]));
+    printf("transposed forward: max |diff| to sgemm %.3g\n", worst);
+    assert_true(worst <= 1e-5);
+    csr_free(&c);
+    csr_free(&one);
+    free(X), free(W), free(Zb), free(Zr), free(Zd);
+}
+
+/* Few outputs (the rows scattered into double sums) give the same bits as the regrouping
+ * by column (more outputs): the first 3 of 6 outputs computed both ways, plain and
+ * accumulated. */
+static void test_csr_scattered_backward_same_bits(void **state)
+{
+    (void)state;
+    const size_t m = 50, d = 400, few = 3, many = 6;
+    assert_true(few <= CSR_SCATTER_MAX_OUT && many > CSR_SCATTER_MAX_OUT);
+    CsrRows c;
+    float *X = malloc(m * d * sizeof *X), *dZ6 = malloc(m * many * sizeof *dZ6);
+    float *dZ3 = malloc(m * few * sizeof *dZ3);
+    float *g6 = malloc(many * d * sizeof *g6), *g3 = malloc(few * d * sizeof *g3);
+    assert_true(X && dZ6 && dZ3 && g6 && g3);
+    random_csr(&c, X, m, d, 0.05, 21);
+    random_floats(dZ6, m * many, 22);
+    for (size_t i = 0; i < m; i++) memcpy(dZ3 + i * few, dZ6 + i * many, few * sizeof *dZ3);
+    random_floats(g6, many * d, 23);
+    memcpy(g3, g6, few * d * sizeof *g3); /* the same starting values for the accumulation */
+    for (int accumulate = 1; accumulate >= 0; accumulate--) {
+        csr_grad_w(g6, dZ6, &c, many, accumulate);
+        csr_grad_w(g3, dZ3, &c, few, accumulate);
+        assert_memory_equal(g3, g6, few * d * sizeof *g3);
+    }
+    csr_free(&c);
+    free(X), free(dZ6), free(dZ3), free(g6), free(g3);
+}
+
 /* Gathered, sliced and densified rows are the rows asked for, scaled by mul. */
 static void test_csr_gather_slice_densify(void **state)
 {
@@ -205,6 +272,8 @@ static void test_csr_check_rows(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_csr_transposed_forward_same_bits),
+        cmocka_unit_test(test_csr_scattered_backward_same_bits),
         cmocka_unit_test(test_csr_products_match_dense),
         cmocka_unit_test(test_csr_gather_slice_densify),
         cmocka_unit_test(test_csr_check_rows),
