@@ -128,7 +128,14 @@ static void record_epoch(Trainer *tr, const EpochRun *er, double train_loss, dou
         t->last_loss = train_loss;
         t->last_improved = dec->improved != 0;
     }
-    if (!er->diverged && (dec->improved || !tr->model_keeps_best)) {
+    /* A checkpoint every checkpoint.every epochs and when the run ends; never of a
+     * diverged state (the last good checkpoint stays). */
+    bool end = dec->action != ES_CONTINUE;
+    bool due = c->checkpoint.every > 0 && (er->epoch % c->checkpoint.every == 0 || end);
+    /* model.h5: the best epoch when it keeps it, else the latest (with a checkpoint and at
+     * the end only, when model_when_due) */
+    bool write = tr->model_keeps_best ? dec->improved != 0 : !tr->model_when_due || end || due;
+    if (!er->diverged && write) {
         ModelFile mf = trainer_model_file(tr, tr->model.params, er->epoch, vl, va);
         if (model_io_save(tr->files.model, &mf) != XT_OK) dec->action = ES_STOP_ERROR;
     }
@@ -139,10 +146,6 @@ static void record_epoch(Trainer *tr, const EpochRun *er, double train_loss, dou
         log_info("%s%s", line, dec->improved && tr->has_val ? "  *" : "");
         if (metrics_write(&tr->metrics, &row) != XT_OK) dec->action = ES_STOP_ERROR;
     }
-    /* A checkpoint every checkpoint.every epochs and when the run ends; never of a
-     * diverged state (the last good checkpoint stays). */
-    bool end = dec->action != ES_CONTINUE;
-    bool due = c->checkpoint.every > 0 && (er->epoch % c->checkpoint.every == 0 || end);
     if (due && dec->action != ES_STOP_DIVERGED && dec->action != ES_STOP_ERROR &&
         trainer_write_checkpoint(tr, er->epoch + 1, 0, &(EpochSums){0}, end, dec->action) != XT_OK) {
         log_error("stopping: a run that cannot write its checkpoint would not survive a restart");

@@ -400,6 +400,9 @@ Status trainer_setup_solver(Trainer *tr)
     /* model.h5 is the optimum, not the best validation iteration, unless the run stops on
      * validation (plan.h: early_stop) */
     if (!tr->cfg.early_stopping.enabled) tr->model_keeps_best = false;
+    /* and is written with the checkpoints and at the end, not each iteration: at 6 million
+     * parameters a write took about as long as an iteration's passes */
+    tr->model_when_due = true;
     TrainSolver *ts = calloc(1, sizeof *ts);
     Status st = ts ? XT_OK : XT_ERR_RUNTIME;
     tr->solver = ts;

@@ -139,6 +139,8 @@ struct Trainer {
     Metrics metrics;
     BestModel best;
     bool model_keeps_best; /* model.h5 holds the best epoch (else the latest) */
+    bool model_when_due;   /* the latest goes to model.h5 only with a checkpoint and at the
+                              end (a solver: an iteration costs about one write) */
     double last_vl, last_va; /* the latest epoch's validation figures */
     uint64_t step;      /* optimiser steps taken (a solver: passes over the rows) */
     RunStart start;
