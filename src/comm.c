@@ -416,17 +416,24 @@ struct CommPath {
     int *counts, *displs; /* (P) for MPI_Reduce_scatter and MPI_Allgatherv */
 };
 
-static MPI_Datatype mpi_type(CommType t) { return t == COMM_F32 ? MPI_FLOAT : MPI_INT32_T; }
-static ShmType shm_type(CommType t) { return t == COMM_F32 ? SHM_F32 : SHM_I32; }
+static MPI_Datatype mpi_type(CommType t)
+{
+    return t == COMM_F32 ? MPI_FLOAT : t == COMM_F64 ? MPI_DOUBLE : MPI_INT32_T;
+}
+static ShmType shm_type(CommType t)
+{
+    return t == COMM_F32 ? SHM_F32 : t == COMM_F64 ? SHM_F64 : SHM_I32;
+}
 
 static void mpi_allreduce(CommPath *p, void *buf, size_t n, CommType t)
 {
-    allreduce_chunked(p->comm, buf, n, mpi_type(t), 4, MPI_SUM);
+    allreduce_chunked(p->comm, buf, n, mpi_type(t), t == COMM_F64 ? 8 : 4, MPI_SUM);
 }
 
 static void mpi_reduce_scatter(CommPath *p, void *buf, const size_t *off, size_t tail, CommType t)
 {
     const Comm *c = p->comm;
+    XT_ASSERT(t != COMM_F64);
     XT_ASSERT(off[c->size] <= (size_t)INT_MAX);
     char *b = buf;
     if (tail > 0) allreduce_chunked(c, b + off[c->size] * 4, tail, mpi_type(t), 4, MPI_SUM);

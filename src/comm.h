@@ -102,9 +102,9 @@ void comm_barrier(const Comm *c);
  * MPI_Reduce_scatter, MPI_Allgatherv) or through the node's shared memory (comm_shm.c: a
  * fixed summation order; several nodes as one slice owner per node allreducing with MPI).
  * It is opened once at set-up by the reduction that uses it (reduce.h) and owned by it; the
- * Comm itself never changes after comm_open. Elements are 4 bytes: float sums, or int32 sums
- * (the reproducible mode's, exact). */
-typedef enum { COMM_F32, COMM_I32 } CommType;
+ * Comm itself never changes after comm_open. Elements: float sums, int32 sums (the
+ * reproducible mode's, exact), or double sums (a full-batch solver's; allreduce only). */
+typedef enum { COMM_F32, COMM_I32, COMM_F64 } CommType;
 typedef struct CommPath CommPath;
 
 /* Local: the MPI transport (counts arrays for P ranks). */

@@ -81,6 +81,24 @@ static void sum_f32(ShmRed *s, size_t lo, size_t hi, char *const *to, int nto)
     }
 }
 
+/* The same for doubles (a full-batch solver's sums). */
+static void sum_f64(ShmRed *s, size_t lo, size_t hi, char *const *to, int nto)
+{
+    double tmp[CHUNK];
+    for (size_t a = lo; a < hi; a += CHUNK) {
+        size_t m = min_sz(CHUNK, hi - a);
+        const double *x0 = (const double *)s->seg[0] + a, *x1 = (const double *)s->seg[1] + a;
+        for (size_t i = 0; i < m; i++) tmp[i] = x0[i] + x1[i];
+        for (int k = 2; k < s->L; k++) {
+            const double *x = (const double *)s->seg[k] + a;
+            for (size_t i = 0; i < m; i++) tmp[i] += x[i];
+        }
+        for (int k = 0; k < nto; k++) memcpy(to[k] + a * 8, tmp, m * sizeof *tmp);
+    }
+}
+
+static size_t elem_bytes(ShmType t) { return t == SHM_F64 ? 8 : 4; }
+
 /* The same for int32 (the reproducible mode's exact sums, which never overflow; unsigned
  * arithmetic keeps even a wrong input defined). */
 static void sum_i32(ShmRed *s, size_t lo, size_t hi, char *const *to, int nto)
@@ -247,14 +265,18 @@ static void reduce_slices(ShmRed *s, const void *buf, size_t n, ShmType t, bool 
                           size_t tail_at, size_t tail, void *tail_out)
 {
     char *mine = s->seg[s->me];
-    XT_ASSERT(n * 4 <= s->cap);
-    if (buf != mine) memcpy(mine, buf, n * 4);
+    const size_t es = elem_bytes(t);
+    XT_ASSERT(n * es <= s->cap && (tail == 0 || es == 4));
+    if (buf != mine) memcpy(mine, buf, n * es);
     node_barrier(s);
     size_t a = s->lo[s->me], b = s->lo[s->me + 1];
     char *to[1] = {mine};
     bool local_push = push && s->nodes == 1; /* several nodes: push after the allreduce */
-    if (t == SHM_F32) sum_f32(s, a, b, local_push ? s->seg : to, local_push ? s->L : 1);
-    else sum_i32(s, a, b, local_push ? s->seg : to, local_push ? s->L : 1);
+    char *const *dst = local_push ? s->seg : to;
+    int ndst = local_push ? s->L : 1;
+    if (t == SHM_F32) sum_f32(s, a, b, dst, ndst);
+    else if (t == SHM_F64) sum_f64(s, a, b, dst, ndst);
+    else sum_i32(s, a, b, dst, ndst);
     for (size_t i = 0; i < tail; i++) { /* 4-byte words: float or int32 sums */
         if (t == SHM_F32) {
             float v = 0.0f;
@@ -268,10 +290,10 @@ static void reduce_slices(ShmRed *s, const void *buf, size_t n, ShmType t, bool 
     }
     if (s->nodes > 1) { /* slice l has the same bounds on every node */
         XT_ASSERT(b - a <= (size_t)INT_MAX);
-        MPI_Allreduce(MPI_IN_PLACE, mine + a * 4, (int)(b - a),
-                      t == SHM_F32 ? MPI_FLOAT : MPI_INT32_T, MPI_SUM, s->cross);
+        MPI_Datatype mt = t == SHM_F32 ? MPI_FLOAT : t == SHM_F64 ? MPI_DOUBLE : MPI_INT32_T;
+        MPI_Allreduce(MPI_IN_PLACE, mine + a * es, (int)(b - a), mt, MPI_SUM, s->cross);
         for (int k = 0; push && k < s->L; k++)
-            if (k != s->me) memcpy(s->seg[k] + a * 4, mine + a * 4, (b - a) * 4);
+            if (k != s->me) memcpy(s->seg[k] + a * es, mine + a * es, (b - a) * es);
     }
     node_barrier(s);
 }
@@ -280,7 +302,7 @@ void shmred_allreduce(ShmRed *s, void *buf, size_t n, ShmType t)
 {
     even_slices(s, n);
     reduce_slices(s, buf, n, t, true, 0, 0, NULL);
-    if (buf != s->seg[s->me]) memcpy(buf, s->seg[s->me], n * 4);
+    if (buf != s->seg[s->me]) memcpy(buf, s->seg[s->me], n * elem_bytes(t));
 }
 
 void shmred_reduce_scatter(ShmRed *s, void *buf, const size_t *off, size_t tail, ShmType t)
@@ -288,7 +310,7 @@ void shmred_reduce_scatter(ShmRed *s, void *buf, const size_t *off, size_t tail,
     const size_t np = off[s->P], a = off[s->world_rank], b = off[s->world_rank + 1];
     const char *mine = s->seg[s->me];
     char tail_sum[64 * 4];
-    XT_ASSERT(tail <= 64);
+    XT_ASSERT(tail <= 64 && t != SHM_F64);
     if (s->nodes == 1) { /* local rank = world rank: each sums exactly its piece */
         for (int l = 0; l < s->L; l++) s->lo[l] = off[l];
         s->lo[s->L] = np;

@@ -8,7 +8,7 @@
  *                has them allgathered by pushes, with one barrier.
  *   local rank 0 also the control block (a barrier of two atomic counters on their own
  *                cache lines) and a shared area of `cap` bytes (allgather, small results).
- * Reduction (sum of floats or int32 over L local ranks): the buffer is cut into L slices;
+ * Reduction (sum of floats, int32 or doubles over L local ranks): the buffer is cut into L slices;
  * after a barrier local rank l sums slice l over the L segments in the FIXED order
  * 0, 1, .., L-1 (chunks of a few KiB, so the partial sums stay in L1) and writes it into
  * every segment (an allreduce) or into its own (a reduce-scatter: slice l is world rank l's
@@ -32,7 +32,7 @@
 
 typedef struct ShmRed ShmRed;
 
-typedef enum { SHM_F32, SHM_I32 } ShmType;
+typedef enum { SHM_F32, SHM_I32, SHM_F64 } ShmType; /* 4, 4 and 8 bytes */
 
 /* Collective over world. cap: bytes per segment. On failure (one rank per node, unequal
  * ranks per node, no shared window) *out is NULL and why says what; every rank gets the
@@ -47,12 +47,13 @@ size_t shmred_capacity(const ShmRed *s);
 int shmred_local_size(const ShmRed *s);
 int shmred_nodes(const ShmRed *s);
 
-/* Collective (world). buf: n elements of 4 bytes, summed in place. */
+/* Collective (world). buf: n elements of type t, summed in place. */
 void shmred_allreduce(ShmRed *s, void *buf, size_t n, ShmType t);
 /* Collective. off[0..P]: the pieces of world ranks in rank order; on return buf[off[r],
  * off[r+1]) holds rank r's piece of the sum, and buf[off[P], off[P] + tail) the summed tail;
  * the rest of buf is undefined. */
 void shmred_reduce_scatter(ShmRed *s, void *buf, const size_t *off, size_t tail, ShmType t);
+/* (reduce-scatter: 4-byte types only) */
 /* Collective, one node only (shmred_nodes == 1). off[0..P] in bytes: rank r contributes
  * buf[off[r], off[r+1]); on return buf[0, off[P]) holds every piece. When buf is this rank's
  * parameter segment each rank writes its piece into every other rank's parameter segment and

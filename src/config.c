@@ -976,12 +976,6 @@ static const Key *check_solver_rules(const Config *cfg, const Config *def, char 
                  "overlap (set comm.overlap = auto or false)");
         return key_named("comm", "overlap");
     }
-    if (cfg->comm.allreduce == ALLREDUCE_SHM && !cfg->train.reproducible) {
-        snprintf(why, len, "a full-batch solver sums in double precision through MPI (its line "
-                 "search compares objectives to 1e-15); use comm.allreduce = auto or mpi, or "
-                 "train.reproducible = true (exact integer sums, through shared memory too)");
-        return key_named("comm", "allreduce");
-    }
     return NULL;
 }
 

@@ -410,10 +410,6 @@ static void plan_path(Plan *p, const Config *c, const CommPlacement *at)
         snprintf(p->path_why, sizeof p->path_why, "sparse data: each step, the touched columns "
                  "of W_1 allgathered when a rank then receives fewer bytes than an allreduce "
                  "moves, else the allreduce (docs/sparse.md)");
-    } else if (p->wide) {
-        snprintf(p->path_why, sizeof p->path_why, "a full-batch solver: loss and gradient sums "
-                 "in double, whose line search and trust region compare objectives to about "
-                 "1e-15");
     } else if (p->overlap) {
         snprintf(p->path_why, sizeof p->path_why, "%s", p->overlap_why);
     } else if (c->comm.allreduce == ALLREDUCE_MPI) {
@@ -434,6 +430,17 @@ static void plan_path(Plan *p, const Config *c, const CommPlacement *at)
         p->shm = true;
         snprintf(p->path_why, sizeof p->path_why, "comm.allreduce = auto: a CPU per rank, %d "
                  "ranks on %d CPUs", at->local, at->node_cpus);
+    }
+    if (p->wide) { /* the path as above, for sums in double: the reason prefixed */
+        static const char pre[] = "a full-batch solver: loss and gradient sums in double, "
+                                  "whose line search and trust region compare objectives to "
+                                  "about 1e-15; ";
+        const size_t lp = sizeof pre - 1, cap = sizeof p->path_why - 1 - lp;
+        size_t lw = strlen(p->path_why);
+        if (lw > cap) lw = cap;
+        memmove(p->path_why + lp, p->path_why, lw);
+        memcpy(p->path_why, pre, lp);
+        p->path_why[lp + lw] = '\0';
     }
 }
 

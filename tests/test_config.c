@@ -768,8 +768,6 @@ static void test_config_cross_key_rules(void **state)
                 "optim.weight_decay = 0.1", "not both");
     expect_rule("[optim]\noptimizer = lbfgs\nshard = true\n", NULL, 0, "optim.shard = true",
                 "nothing to shard");
-    expect_rule("[optim]\noptimizer = lbfgs\n[comm]\nallreduce = shm\n", NULL, 0,
-                "comm.allreduce = shm", "in double precision");
     expect_rule("[optim]\ntol = 1e-3\n", NULL, 0, "optim.tol",
                 "full-batch solvers (optim.optimizer = lbfgs or newton) only");
     expect_rule("[data]\nval = v.h5:/val\n[train]\nepochs = 3\n[early_stopping]\n"

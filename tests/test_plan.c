@@ -363,13 +363,16 @@ static void test_plan_solver(void **state)
         bool wide, shm;
         const char *epochs_why;
     } cases[] = {
-        /* 1000 features: 1048 rows per piece; 100000 rows over 2 ranks: 48 pieces of 1042 */
-        {{"optim.optimizer=lbfgs"}, 1, 2, 0, 48, 1042, 1000000, true, false,
+        /* 1000 features: 1048 rows per piece; 100000 rows over 2 ranks: 48 pieces of 1042;
+         * the double sums through the node's shared memory as auto decides for SGD */
+        {{"optim.optimizer=lbfgs"}, 1, 2, 0, 48, 1042, 1000000, true, true,
          "train.epochs not set"},
-        {{"optim.optimizer=newton", "train.epochs=30"}, 2, 4, 0, 24, 1042, 30, true, false,
+        {{"optim.optimizer=newton", "train.epochs=30"}, 2, 4, 0, 24, 1042, 30, true, true,
          "train.epochs = 30"},
-        {{"optim.optimizer=lbfgs", "train.accumulate=3"}, 2, 2, 0, 3, 16667, 1000000, true,
+        {{"optim.optimizer=newton", "comm.allreduce=mpi"}, 2, 4, 0, 24, 1042, 1000000, true,
          false, "not set"},
+        {{"optim.optimizer=lbfgs", "train.accumulate=3"}, 2, 2, 0, 3, 16667, 1000000, true,
+         true, "not set"},
         /* reproducible: 8 groups of 12500 rows, 12 pieces each, at any P; the exact sums
          * through the node's shared memory as for SGD */
         {{"optim.optimizer=lbfgs", "train.reproducible=true"}, 2, 1, 8, 12, 1042, 1000000, false,
@@ -397,6 +400,7 @@ static void test_plan_solver(void **state)
         assert_has(p.shard_why, "off for a full-batch solver");
         assert_has(p.overlap_why, "once per pass");
         if (p.wide) assert_has(p.path_why, "in double");
+        if (p.wide) assert_has(p.path_why, p.shm ? "a CPU per rank" : "comm.allreduce = mpi");
         assert_false(p.early_stop); /* off unless given: patience stops short of the optimum */
         assert_has(p.early_stop_why, "stops at its tolerances");
         assert_has(p.lr_why, "chooses every step"); /* no learning rate to make auto */

@@ -51,6 +51,7 @@ static const Case CASES[] = {
     {"exact mpi sharded", true, false, true, false, false},
     {"exact shm sharded", true, false, true, true, false},
     {"wide", false, false, false, false, true},
+    {"wide shm", false, false, false, true, true},
 };
 
 /* Micro-batches of rank q in a step: uneven, none on rank 2. */
@@ -206,14 +207,14 @@ static void test_reduce_every_implementation(void **state)
     for (size_t i = 0; i < sizeof CASES / sizeof *CASES; i++) run_case(&CASES[i]);
 }
 
-/* The wide reduction: totals in double (1 + r 2^-40 is not a float), and a solver's state in
- * the optimiser's place for checkpoints. */
-static void test_reduce_wide_doubles_and_solver_state(void **state)
+/* The wide reduction through MPI or the shared window (doubles there too): totals in double
+ * (1 + r 2^-40 is not a float), and a solver's state in the optimiser's place for
+ * checkpoints. */
+static void check_wide(bool shm)
 {
-    (void)state;
     const int P = comm_size(g_comm), r = comm_rank(g_comm);
     ModelShape s = test_shape();
-    Case c = {"wide", false, false, false, false, true};
+    Case c = {"wide", false, false, false, shm, true};
     Plan plan = case_plan(&c, P);
     OptimSettings os = {.kind = OPT_LBFGS, .schedule = SCHED_CONSTANT, .epochs = 1,
                         .steps_per_epoch = 1};
@@ -245,6 +246,13 @@ static void test_reduce_wide_doubles_and_solver_state(void **state)
     reduce_set_solver_state(red, NULL);
     assert_ptr_not_equal(reduce_state(red, &tmp), &mine);
     reduce_close(&red);
+}
+
+static void test_reduce_wide_doubles_and_solver_state(void **state)
+{
+    (void)state;
+    check_wide(false);
+    check_wide(true);
 }
 
 /* The sparse exchange (CSR data): W_1's gradient of rank q's micro-batch i at step st is
