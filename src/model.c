@@ -314,12 +314,27 @@ void model_backward(Model *m, const float *X, const float *dlogits, size_t B, bo
 
 uint64_t model_param_hash(const float *params, size_t n)
 {
-    /* FNV-1a over the bytes: any bit difference changes the hash. */
-    uint64_t h = 1469598103934665603ULL;
-    const unsigned char *p = (const unsigned char *)params;
-    for (size_t i = 0; i < n * sizeof *params; i++) {
-        h ^= p[i];
-        h *= 1099511628211ULL;
+    /* FNV-1a over the floats' 32-bit words in four interleaved lanes (each step
+     * h -> (h ^ w) * prime is a bijection of h for a given w, so a single differing word
+     * always changes its lane, and the lanes are folded the same way): any one differing
+     * value changes the hash, at a quarter of the multiplies of a byte-wise FNV and without
+     * one long dependency chain (a solver checks 6 million parameters every iteration). */
+    const uint64_t prime = 1099511628211ULL;
+    uint64_t h[4] = {1469598103934665603ULL, 1469598103934665603ULL ^ 1,
+                     1469598103934665603ULL ^ 2, 1469598103934665603ULL ^ 3};
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        for (int l = 0; l < 4; l++) {
+            uint32_t w;
+            memcpy(&w, params + i + (size_t)l, sizeof w);
+            h[l] = (h[l] ^ w) * prime;
+        }
+    for (; i < n; i++) {
+        uint32_t w;
+        memcpy(&w, params + i, sizeof w);
+        h[0] = (h[0] ^ w) * prime;
     }
-    return h;
+    uint64_t out = h[0];
+    for (int l = 1; l < 4; l++) out = (out ^ h[l]) * prime;
+    return out;
 }

@@ -64,9 +64,12 @@ static double dot_dd(const double *a, const double *b, size_t n)
 
 static double norm_inf(const float *a, size_t n)
 {
-    double m = 0.0;
-    for (size_t i = 0; i < n; i++) m = fmax(m, fabs((double)a[i]));
-    return m;
+    float m = 0.0f; /* a comparison, not fmax(): that is a libm call per element at -O2 */
+    for (size_t i = 0; i < n; i++) {
+        float v = fabsf(a[i]);
+        if (v > m) m = v; /* a NaN never compares greater: skipped, as fmax skips it */
+    }
+    return (double)m;
 }
 
 static void swap_f(float **a, float **b)
@@ -145,26 +148,62 @@ static size_t pair_slot(const Solver *s, int64_t k)
     return (size_t)(((s->head - 1 - k) % m + m) % m);
 }
 
+/* One pass of the first loop (newest to oldest pair): q = v (yp == NULL) or q -= ap yp (the
+ * previous pair's update), and on the way sk.q, yk.sk and yk.yk (sk == NULL: none) with the
+ * same products in the same order as separate passes would: the same bits in half the
+ * memory traffic. */
+static void two_loop_down(double *q, size_t n, const float *v, const float *yp, double ap,
+                          const float *sk, const float *yk, double dots[3])
+{
+    double sq = 0.0, ys = 0.0, yy = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double qi = yp ? q[i] - ap * (double)yp[i] : (double)v[i];
+        q[i] = qi;
+        if (!sk) continue;
+        sq += (double)sk[i] * qi;
+        ys += (double)yk[i] * (double)sk[i];
+        yy += (double)yk[i] * (double)yk[i];
+    }
+    dots[0] = sq, dots[1] = ys, dots[2] = yy;
+}
+
+/* One pass of the second loop (oldest to newest): q *= gamma (sp == NULL) or q += sp (ap -
+ * bp) (the previous pair's update), and yk.q on the way (yk == NULL: none). */
+static double two_loop_up(double *q, size_t n, double gamma, const float *sp, double ab,
+                          const float *yk)
+{
+    double yq = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double qi = sp ? q[i] + (double)sp[i] * ab : q[i] * gamma;
+        q[i] = qi;
+        if (yk) yq += (double)yk[i] * qi;
+    }
+    return yq;
+}
+
 void solver_lbfgs_apply(Solver *s, const float *v, double *out)
 {
     const size_t n = s->n;
-    double *q = out, *rho = s->alpha + s->set.history;
-    for (size_t i = 0; i < n; i++) q[i] = (double)v[i];
-    double gamma = 1.0;
-    for (int64_t k = 0; k < s->count; k++) { /* newest to oldest */
-        const float *sk = s->S + pair_slot(s, k) * n, *yk = s->Y + pair_slot(s, k) * n;
-        double ys = dot_ff(yk, sk, n);
-        rho[k] = 1.0 / ys;
-        s->alpha[k] = rho[k] * dot_fd(sk, q, n);
-        for (size_t i = 0; i < n; i++) q[i] -= s->alpha[k] * (double)yk[i];
-        if (k == 0) gamma = ys / dot_ff(yk, yk, n);
+    const int64_t c = s->count;
+    double *q = out, *rho = s->alpha + s->set.history, gamma = 1.0;
+#define PAIR(M, k) (s->M + pair_slot(s, k) * n)
+    for (int64_t k = 0; k <= c; k++) { /* newest to oldest, then the last update */
+        double d[3];
+        two_loop_down(q, n, v, k > 0 ? PAIR(Y, k - 1) : NULL, k > 0 ? s->alpha[k - 1] : 0.0,
+                      k < c ? PAIR(S, k) : NULL, k < c ? PAIR(Y, k) : NULL, d);
+        if (k == c) break;
+        rho[k] = 1.0 / d[1];
+        s->alpha[k] = rho[k] * d[0];
+        if (k == 0) gamma = d[1] / d[2];
     }
-    for (size_t i = 0; i < n; i++) q[i] *= gamma;
-    for (int64_t k = s->count - 1; k >= 0; k--) { /* oldest to newest */
-        const float *sk = s->S + pair_slot(s, k) * n, *yk = s->Y + pair_slot(s, k) * n;
-        double b = rho[k] * dot_fd(yk, q, n);
-        for (size_t i = 0; i < n; i++) q[i] += (double)sk[i] * (s->alpha[k] - b);
+    double b = 0.0;
+    for (int64_t k = c - 1; k >= -1; k--) { /* oldest to newest, then the last update */
+        const float *sp = k + 1 < c ? PAIR(S, k + 1) : NULL;
+        double yq = two_loop_up(q, n, gamma, sp, sp ? s->alpha[k + 1] - b : 0.0,
+                                k >= 0 ? PAIR(Y, k) : NULL);
+        if (k >= 0) b = rho[k] * yq;
     }
+#undef PAIR
 }
 
 /* d = -H g. */

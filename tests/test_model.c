@@ -202,10 +202,16 @@ static void test_model_init_schemes(void **state)
     assert_true(fabs(var - 2.0 / 300) / (2.0 / 300) < 0.02);
     model_init_params(&m, INIT_ZEROS, &r);
     for (size_t i = 0; i < s.n_params; i++) assert_true(m.params[i] == 0.0f);
-    /* the hash sees a one-bit change */
+    /* the hash sees a one-bit change in any lane and in the tail */
     uint64_t h0 = model_param_hash(m.params, s.n_params);
-    m.params[s.n_params - 1] = 1e-45f;
-    assert_true(model_param_hash(m.params, s.n_params) != h0);
+    const size_t at[] = {0, 1, 2, 3, 4, s.n_params / 2 + 1, s.n_params - 1};
+    for (size_t i = 0; i < sizeof at / sizeof *at; i++) {
+        m.params[at[i]] = 1e-45f;
+        assert_true(model_param_hash(m.params, s.n_params) != h0);
+        m.params[at[i]] = 0.0f;
+    }
+    assert_true(model_param_hash(m.params, s.n_params) == h0);
+    assert_true(model_param_hash(m.params, 3) != model_param_hash(m.params, 2)); /* length */
     model_free(&m);
     free(params);
 }
