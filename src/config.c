@@ -109,6 +109,7 @@ static const char *const STREAM_NAMES[] = {"false", "true", "auto", NULL};
 static const char *const SHARD_NAMES[] = {"false", "true", "auto", NULL};
 static const char *const ALLREDUCE_NAMES[] = {"mpi", "shm", "auto", NULL};
 static const char *const OVERLAP_NAMES[] = {"false", "true", "auto", NULL};
+static const char *const PRECOND_NAMES[] = {"false", "true", "auto", NULL};
 
 #define XT_INT31_MAX INT64_C(2147483647)
 #define XT_EPOCHS_MAX INT64_C(1000000)
@@ -244,6 +245,9 @@ static const Key KEYS[] = {
           "||W||^2 / (2 C n), n = the mean's denominator"),
     K_INT(KEY_TRAJ, "optim", "history", optim.history, "10", 1, 1000,
           "lbfgs: (step, gradient change) pairs kept for the inverse-Hessian estimate"),
+    K_ENUM(KEY_TRAJ, "optim", "precondition", optim.precondition, "auto", PRECOND_NAMES,
+           "newton: conjugate gradient preconditioned by the Hessian's diagonal (LIBLINEAR's; "
+           "one more pass per iteration); auto = for sparse (CSR) training rows"),
     K_DBL(0, "optim", "tol", optim.tol, "1e-6", BOUND_INCL, 0.0, BOUND_NONE, 0.0,
           "lbfgs, newton: converged when max |gradient of the objective| <= tol"),
     K_DBL(0, "optim", "ftol", optim.ftol, "1e-12", BOUND_INCL, 0.0, BOUND_EXCL, 1.0,
@@ -904,7 +908,8 @@ static const Key *check_optim_rules(const Config *cfg, const Config *def, char *
 bool config_is_solver(Optimizer o) { return o == OPT_LBFGS || o == OPT_NEWTON; }
 
 /* The keys only the full-batch solvers read. */
-static const char *const SOLVER_KEYS[] = {"C", "history", "tol", "ftol", "max_passes"};
+static const char *const SOLVER_KEYS[] = {"C", "history", "precondition", "tol", "ftol",
+                                          "max_passes"};
 
 /* SGD's keys a full-batch solver has no use for, when changed: the key and why. */
 static const Key *solver_refusal(const Config *cfg, const Config *def, char *why, size_t len)
@@ -958,6 +963,11 @@ static const Key *check_solver_rules(const Config *cfg, const Config *def, char 
     if (opt == OPT_NEWTON && changed(cfg, def, "optim", "history")) {
         snprintf(why, len, "used by optim.optimizer = lbfgs only (newton keeps no history)");
         return key_named("optim", "history");
+    }
+    if (opt == OPT_LBFGS && changed(cfg, def, "optim", "precondition")) {
+        snprintf(why, len, "used by optim.optimizer = newton only (its conjugate gradient; "
+                 "lbfgs's history is its preconditioner)");
+        return key_named("optim", "precondition");
     }
     const Key *k = solver_refusal(cfg, def, why, len);
     if (k) return k;

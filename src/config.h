@@ -67,6 +67,7 @@ typedef enum { MODE_AUTO, MODE_MIN, MODE_MAX } MonitorMode;
 typedef enum { SHUFFLE_NONE, SHUFFLE_ROWS, SHUFFLE_BLOCK } Shuffle; /* false, true, block */
 typedef enum { DATA_STREAM_FALSE, DATA_STREAM_TRUE, DATA_STREAM_AUTO } DataStream;
 typedef enum { SHARD_FALSE, SHARD_TRUE, SHARD_AUTO } OptimShard;
+typedef enum { PRECOND_FALSE, PRECOND_TRUE, PRECOND_AUTO } OptimPrecond; /* optim.precondition */
 typedef enum { ALLREDUCE_MPI, ALLREDUCE_SHM, ALLREDUCE_AUTO } AllreduceImpl;
 typedef enum { OVERLAP_FALSE, OVERLAP_TRUE, OVERLAP_AUTO } Overlap;
 
@@ -116,6 +117,7 @@ typedef struct {
         /* full-batch solvers (lbfgs, newton) */
         double C;               /* inverse L2 strength: scikit-learn's C, LIBLINEAR's -c */
         int64_t history;        /* lbfgs: (s, y) pairs kept */
+        OptimPrecond precondition; /* newton: CG preconditioned by the Hessian's diagonal */
         double tol;             /* stop when max |gradient of the objective| <= tol */
         double ftol;            /* stop when the objective's relative decrease <= ftol */
         int64_t max_passes;     /* no solver iteration starts after this many passes */

@@ -58,6 +58,8 @@ typedef struct {
                               micro-batches of at most solver_rows rows */
     size_t solver_rows;
     char solver_why[PLAN_WHY];
+    bool precond;              /* newton: CG preconditioned by the Hessian's diagonal */
+    char precond_why[PLAN_WHY];
     int64_t epochs;        /* the loop's last epoch (a solver's iteration cap) */
     char epochs_why[PLAN_WHY];
     bool early_stop;       /* early_stopping.enabled as the run applies it (a solver: off

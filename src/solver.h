@@ -14,16 +14,16 @@
  *           conditions (the curvature condition with F within 1e-8 relative of F(x_k)) when the
  *           step also lowers ||g|| (the merit where F is flat), and brackets by the slope's
  *           sign, so the iterate keeps approaching the optimum and settles there.
- *   newton  trust-region Newton with preconditioned conjugate gradient (Steihaug), as
- *           LIBLINEAR's TRON (Lin, Weng & Keerthi, "Trust region Newton method for large-scale
- *           logistic regression", JMLR 2008, Algorithm 2 with Lin & More's radius rule; the
- *           diagonal preconditioner of Hsia, Chiang & Lin, ACML 2018): at each new x_k the
- *           preconditioner M = (1 - 0.01) lambda + 0.01 diag(H) (solver_preconditioner, from
- *           one pass); CG on H s = -g inside ||s||_M <= delta until the last product lowered
- *           the quadratic model by at most 0.1 / j of its value (Nash & Sofer; at most
- *           SOLVER_MAX_CG products), one evaluation at x + s, accepted when the actual
- *           decrease exceeds 1e-4 of the predicted one, or when F changed by less than its
- *           precision and the gradient's norm fell; delta starts at ||g||_{M^-1}.
+ *   newton  trust-region Newton with conjugate gradient (Steihaug), as LIBLINEAR's TRON (Lin,
+ *           Weng & Keerthi, "Trust region Newton method for large-scale logistic regression",
+ *           JMLR 2008, Algorithm 2 with Lin & More's radius rule), optionally preconditioned by
+ *           H's diagonal (Hsia, Chiang & Lin, ACML 2018: ops->diag gives, at each new x_k, M =
+ *           (1 - 0.01) lambda + 0.01 diag(H), solver_preconditioner, from one pass): CG on
+ *           H s = -g inside ||s||_M <= delta until ||r||_{M^-1} <= 0.1 ||g||_{M^-1} (at most
+ *           SOLVER_MAX_CG products; M = I without ops->diag), one evaluation at x + s,
+ *           accepted when the actual decrease exceeds 1e-4 of the predicted one, or when F
+ *           changed by less than its precision and the gradient's norm at least halved;
+ *           delta starts at ||g||_{M^-1}.
  * Evaluations (SolverOps): fg gives F and its gradient at the caller's point (the buffer
  * `point` that solver_init was given: the model's parameters, so an evaluation reads them
  * where they are); hv gives the Hessian of F at the current iterate times a vector (newton

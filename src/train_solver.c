@@ -317,7 +317,8 @@ static EpochEnd solver_epoch(Trainer *tr, EpochRun *er, size_t first)
     ts->pass_s = 0.0;
     uint64_t passes0 = tr->step;
     double t0 = comm_wtime();
-    const SolverOps ops = {.fg = pass_fg, .hv = pass_hv, .diag = pass_diag, .ctx = ts};
+    const SolverOps ops = {.fg = pass_fg, .hv = pass_hv,
+                           .diag = tr->plan.precond ? pass_diag : NULL, .ctx = ts};
     SolverStatus st = solver_iterate(&ts->s, &ops);
     er->optim += comm_wtime() - t0 - ts->pass_s;
     if (st == SOLVER_INTERRUPTED) { /* the state is the iteration's start: resume repeats it */
@@ -434,7 +435,11 @@ void trainer_banner_solver(const Trainer *tr)
     bool newton = c->optim.optimizer == OPT_NEWTON;
     if (newton)
         log_info("optim    newton: trust-region Newton with conjugate gradient (as LIBLINEAR's "
-                 "TRON), one pass per Hessian-vector product and per trial point");
+                 "TRON), one pass per Hessian-vector product and per trial point; %s (%s)",
+                 p->precond ? "preconditioned by the Hessian's diagonal, one more pass per "
+                              "iteration"
+                            : "no preconditioner",
+                 p->precond_why);
     else
         log_info("optim    lbfgs: L-BFGS with %lld pairs of history and a strong-Wolfe line "
                  "search, one pass per trial point", (long long)c->optim.history);

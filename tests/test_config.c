@@ -27,6 +27,7 @@ static const char *const ALL_KEYS[] = {
     "optim.clip_norm", "optim.schedule", "optim.step_size", "optim.gamma",
     "optim.warmup_epochs", "optim.lr_scaling", "optim.optimizer", "optim.betas", "optim.eps",
     "optim.trust_coefficient", "optim.exclude_bias", "optim.shard", "optim.C", "optim.history",
+    "optim.precondition",
     "optim.tol", "optim.ftol", "optim.max_passes", "train.epochs", "train.batch_size",
     "train.batch_per_rank", "train.accumulate", "train.seed", "train.shuffle",
     "train.shuffle_block", "data.stream", "data.memory_budget",
@@ -768,6 +769,10 @@ static void test_config_cross_key_rules(void **state)
                 "optim.weight_decay = 0.1", "not both");
     expect_rule("[optim]\noptimizer = lbfgs\nshard = true\n", NULL, 0, "optim.shard = true",
                 "nothing to shard");
+    expect_rule("[optim]\noptimizer = lbfgs\nprecondition = true\n", NULL, 0,
+                "optim.precondition = true", "newton only");
+    expect_rule("[optim]\nprecondition = false\n", NULL, 0, "optim.precondition = false",
+                "full-batch solvers");
     expect_rule("[optim]\ntol = 1e-3\n", NULL, 0, "optim.tol",
                 "full-batch solvers (optim.optimizer = lbfgs or newton) only");
     expect_rule("[data]\nval = v.h5:/val\n[train]\nepochs = 3\n[early_stopping]\n"

@@ -429,6 +429,24 @@ static void test_plan_solver(void **state)
     fe.x_csr = false;
     assert_int_equal(plan_data(&pe, &ce, &fe, erre, sizeof erre), XT_OK);
     assert_int_equal(pe.pieces, 118);
+    assert_false(pe.precond); /* lbfgs: never */
+    /* newton's preconditioner: auto = on for CSR rows only; true and false as told */
+    static const struct {
+        const char *set;
+        bool csr, on;
+        const char *why;
+    } pc[] = {{NULL, true, true, "sparse (CSR) rows"},
+              {NULL, false, false, "dense rows"},
+              {"optim.precondition=true", false, true, "optim.precondition = true"},
+              {"optim.precondition=false", true, false, "optim.precondition = false"}};
+    for (size_t i = 0; i < sizeof pc / sizeof *pc; i++) {
+        const char *sets[2] = {"optim.optimizer=newton", pc[i].set};
+        cfg_with(&ce, sets, pc[i].set ? 2 : 1);
+        fe.x_csr = pc[i].csr;
+        assert_int_equal(plan_data(&pe, &ce, &fe, erre, sizeof erre), XT_OK);
+        if (pe.precond != pc[i].on) fail_msg("precondition case %zu: %d", i, pe.precond);
+        assert_has(pe.precond_why, pc[i].why);
+    }
     Config c; /* SGD keeps train.epochs and decides nothing of the solver's */
     cfg_with(&c, NULL, 0);
     PlanFacts f = facts(1000, 1);
