@@ -630,7 +630,7 @@ void stream_csr_describe(const StreamCsr *s, char *buf, size_t len)
     if (s->win_rows >= s->m && s->win_nnz >= stream_csr_nnz(s))
         snprintf(steps, sizeof steps, "every held row: an epoch's steps");
     else
-        snprintf(steps, sizeof steps, "at least %zu whole steps", s->win_steps);
+        snprintf(steps, sizeof steps, "at least %zu whole step(s)", s->win_steps);
     snprintf(buf + u, len - (size_t)u, "; one window of up to %zu rows and %zu non-zeros (%s, "
              "%s) of the coming steps, sorted and read in coalesced ranges (gaps under %zu KiB "
              "read through)", s->win_rows, s->win_nnz, hw, steps, GAP_BYTES >> 10);
