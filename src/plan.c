@@ -165,11 +165,25 @@ static Status plan_stream(Plan *p, const Config *c, const PlanFacts *f, char *er
         return XT_ERR_USAGE;
     }
     p->stream = h == HOLD_STREAM;
-    snprintf(p->stream_why, sizeof p->stream_why, "%s",
+    /* a streamed CSR rank holds its indptr slice (8 bytes a row) besides the two orders */
+    double held = index + (double)rows * sizeof(int64_t);
+    if (p->stream && f->x_csr && p->budget > 0 && held > p->budget) {
+        strutil_human_bytes(held, hn, sizeof hn);
+        snprintf(err, len, "%s: rows [%zu, %zu) streamed as CSR need about %s for their indptr "
+                 "slice and shuffle orders alone (16 bytes per row), more than a rank's budget "
+                 "of %s (%s): use more ranks (or nodes), or raise data.memory_budget",
+                 c->data.train, lo, hi, hn, hb, p->budget_why);
+        return XT_ERR_USAGE;
+    }
+    char rows_why[120] = "";
+    if (f->x_csr) /* CSR rows are counted by their non-zeros (dataset_row_bytes) */
+        snprintf(rows_why, sizeof rows_why, " (CSR: %.1f non-zeros a row on average, about "
+                 "%.0f bytes a row in memory)", (double)f->x_nnz / (double)f->n, f->row_bytes);
+    snprintf(p->stream_why, sizeof p->stream_why, "%s%s",
              c->data.stream == DATA_STREAM_TRUE    ? "data.stream = true"
              : c->data.stream == DATA_STREAM_FALSE ? "data.stream = false"
              : p->stream ? "data.stream = auto: the rows do not fit the budget"
-                         : "data.stream = auto: they fit the budget");
+                         : "data.stream = auto: they fit the budget", rows_why);
     return XT_OK;
 }
 
@@ -341,12 +355,6 @@ Status plan_data(Plan *p, const Config *c, const PlanFacts *f, char *err, size_t
     plan_csr(p, f);
     if (st == XT_OK && f->n > 0 && P <= p->S && p->G <= p->S && (p->G == 0 || P <= p->G))
         st = plan_stream(p, c, f, err, len); /* else sampler_init says what is wrong */
-    if (st == XT_OK && f->x_csr && p->stream) {
-        snprintf(err, len, "%s/X is sparse (CSR) and its rows would be streamed (%s), but CSR "
-                 "rows are read into memory only (docs/sparse.md); use data.stream = false "
-                 "with a larger data.memory_budget, or more ranks", c->data.train, p->stream_why);
-        st = XT_ERR_USAGE;
-    }
     return st;
 }
 

@@ -128,6 +128,40 @@ static void csr_src_prefetch(const RowSource *s, const uint32_t *rows, size_t m)
     (void)m;
 }
 
+/* A streamed CSR split (stream_csr.h): batches CSR, or densified; read blocks dense. */
+static void csr_stream_gather(const RowSource *s, const uint32_t *rows, size_t m, RowBatch *out)
+{
+    stream_csr_gather(s->cstream, rows, m, &out->csr, out->y, out->t, s->mul);
+}
+
+static void csr_stream_gather_dense(const RowSource *s, const uint32_t *rows, size_t m,
+                                    RowBatch *out)
+{
+    stream_csr_gather_dense(s->cstream, rows, m, out->X, out->y, out->t, s->shift, s->mul);
+}
+
+static void csr_stream_read(const RowSource *s, size_t lo, size_t m, RowBatch *out)
+{
+    stream_csr_read_dense(s->cstream, lo, m, out->X, out->y, out->t, s->shift, s->mul);
+}
+
+static void csr_stream_read_csr(const RowSource *s, size_t lo, size_t m, RowBatch *out)
+{
+    stream_csr_read(s->cstream, lo, m, &out->csr, out->y, out->t, s->mul);
+}
+
+static void csr_stream_begin_step(RowSource *s, uint64_t epoch, size_t t)
+{
+    stream_csr_begin_step(s->cstream, epoch, t);
+}
+
+static Status csr_stream_batch_alloc(const RowSource *s, size_t cap, RowBatch *b)
+{
+    Status st = csr_init_batch(&b->csr, cap, stream_csr_max_nnz(s->cstream, cap), s->d);
+    b->in = model_input_csr(&b->csr);
+    return st;
+}
+
 static const RowSourceOps MEMORY_OPS = {memory_gather, memory_read, memory_read,
                                         memory_prefetch, memory_begin_step, dense_batch_alloc};
 static const RowSourceOps STREAM_OPS = {stream_src_gather, stream_src_read, stream_src_read,
@@ -138,6 +172,12 @@ static const RowSourceOps CSR_OPS = {csr_src_gather, csr_src_read, csr_src_read_
 static const RowSourceOps CSR_DENSE_OPS = {csr_src_gather_dense, csr_src_read, csr_src_read,
                                            csr_src_prefetch, memory_begin_step,
                                            dense_batch_alloc};
+static const RowSourceOps CSR_STREAM_OPS = {csr_stream_gather, csr_stream_read,
+                                            csr_stream_read_csr, csr_src_prefetch,
+                                            csr_stream_begin_step, csr_stream_batch_alloc};
+static const RowSourceOps CSR_STREAM_DENSE_OPS = {csr_stream_gather_dense, csr_stream_read,
+                                                  csr_stream_read, csr_src_prefetch,
+                                                  csr_stream_begin_step, dense_batch_alloc};
 
 void rowsource_init(RowSource *s, Dataset *ds)
 {
@@ -153,6 +193,8 @@ void rowsource_free(RowSource *s)
 {
     stream_close(s->stream);
     s->stream = NULL;
+    stream_csr_close(s->cstream);
+    s->cstream = NULL;
 }
 
 void rowsource_set_normalization(RowSource *s, const float *shift, const float *mul)
@@ -165,6 +207,7 @@ void rowsource_set_normalization(RowSource *s, const float *shift, const float *
         for (size_t j = 0; j < s->d && !centred; j++) centred = shift[j] != 0.0f;
         /* CSR rows shifted (a standardised model on CSR data) are dense: the dense path */
         if (centred && s->ops == &CSR_OPS) s->ops = &CSR_DENSE_OPS;
+        if (centred && s->ops == &CSR_STREAM_OPS) s->ops = &CSR_STREAM_DENSE_OPS;
     } else {
         dataset_apply_affine(s->ds, shift, mul);
     }
@@ -231,9 +274,84 @@ static double stream_sufficient_budget(const Stream *st, size_t local, size_t ma
     return ceil(b / 1024.0) * 1024.0;
 }
 
+/* The smallest budget (from below: the stream's block grows with the budget) that holds
+ * `need` bytes besides a streamed CSR source's indptr slice and block. */
+static double csr_sufficient_budget(const StreamCsr *c, double need)
+{
+    double b = need + (double)stream_csr_fixed_bytes_at(c, stream_io_bytes(1.0));
+    for (int i = 0; i < 64; i++) {
+        double next = need + (double)stream_csr_fixed_bytes_at(c, stream_io_bytes(b));
+        if (next <= b) break;
+        b = next;
+    }
+    return ceil(b / 1024.0) * 1024.0;
+}
+
+static void csr_refuse(const StreamCsr *c, double budget, double need, const char *what,
+                       char *err, size_t errlen)
+{
+    char hb[32], hn[32];
+    double enough = csr_sufficient_budget(c, need);
+    strutil_human_bytes(budget, hb, sizeof hb);
+    strutil_human_bytes(enough, hn, sizeof hn);
+    snprintf(err, errlen, "data.memory_budget: %s per rank is too small to stream the training "
+             "rows (CSR): %s, the indptr slice (8 bytes a row) and a read block need "
+             "data.memory_budget = %.0f (%s) or more; or use more ranks", hb, what, enough, hn);
+}
+
+/* A streamed CSR source's window: one step at least, else the budget's share of the steps
+ * to come in the proportions of the largest step (rows, non-zeros), or every row. */
+static Status plan_csr_windows(RowSource *s, const Sampler *sp, double budget, double *bytes,
+                               char *err, size_t errlen)
+{
+    StreamCsr *c = s->cstream;
+    size_t local = sp->row_hi - sp->row_lo, ml = sp->max_local > 0 ? sp->max_local : 1;
+    size_t total = stream_csr_nnz(c), step_nnz = stream_csr_max_nnz(c, ml);
+    double row = (double)stream_csr_window_row_bytes(c), nz = (double)STREAM_CSR_NNZ_BYTES;
+    /* the trainer's sampler and the window's copy (4 bytes a row each), a step's positions
+     * and the window's room for a step being enumerated */
+    double index = 2.0 * (double)local * sizeof(uint32_t) + 2.0 * (double)ml * sizeof(uint32_t);
+    double step = (double)ml * row + (double)step_nnz * nz;
+    double fixed = index + (double)stream_csr_fixed_bytes(c);
+    double room = budget > 0 ? budget - fixed : INFINITY;
+    if (room < step) {
+        char what[200];
+        snprintf(what, sizeof what, "one step of %zu rows (up to %zu non-zeros) in the window",
+                 ml, step_nnz);
+        csr_refuse(c, budget, step + index, what, err, errlen);
+        return XT_ERR_USAGE;
+    }
+    size_t wr = local > ml ? local : ml, wz = total > step_nnz ? total : step_nnz;
+    if (room < (double)wr * row + (double)wz * nz) {
+        double f = room / step;
+        wr = (size_t)((double)ml * f);
+        wz = (size_t)((double)step_nnz * f);
+        wr = wr < ml ? ml : wr > local ? (local > ml ? local : ml) : wr;
+        wz = wz < step_nnz ? step_nnz : wz > total ? (total > step_nnz ? total : step_nnz) : wz;
+    }
+    *bytes = fixed + (double)wr * row + (double)wz * nz;
+    return stream_csr_plan(c, sp, wr, wz);
+}
+
+Status rowsource_plan_passes(RowSource *s, double budget, double *bytes, char *err,
+                             size_t errlen)
+{
+    if (s->cstream) {
+        *bytes = (double)stream_csr_fixed_bytes(s->cstream);
+        if (budget <= 0 || *bytes <= budget) return XT_OK;
+        csr_refuse(s->cstream, budget, 0.0, "rows read in order a micro-batch at a time", err,
+                   errlen);
+        return XT_ERR_USAGE;
+    }
+    *bytes = s->stream ? (double)stream_fixed_bytes(s->stream, 0)
+                       : (double)s->n * dataset_row_bytes(&s->ds->info, s->ds->X8 != NULL);
+    return XT_OK;
+}
+
 Status rowsource_plan_training(RowSource *s, const Sampler *sp, double budget, uint64_t epochs,
                                double *bytes, char *err, size_t errlen)
 {
+    if (s->cstream) return plan_csr_windows(s, sp, budget, bytes, err, errlen);
     size_t local = sp->row_hi - sp->row_lo;
     if (!s->stream) {
         *bytes = (double)local * dataset_row_bytes(&s->ds->info, s->ds->X8 != NULL);
@@ -261,6 +379,12 @@ Status rowsource_plan_training(RowSource *s, const Sampler *sp, double budget, u
 
 void rowsource_describe(const RowSource *s, char *buf, size_t len)
 {
+    if (s->cstream) {
+        char how[700];
+        stream_csr_describe(s->cstream, how, sizeof how);
+        snprintf(buf, len, "streamed from the file (%s)", how);
+        return;
+    }
     if (!s->stream) {
         snprintf(buf, len, "in memory");
         return;
@@ -278,6 +402,7 @@ void rowsource_describe(const RowSource *s, char *buf, size_t len)
 void rowsource_stream_stats(RowSource *s, StreamStats *out)
 {
     *out = (StreamStats){0};
+    if (s->cstream) stream_csr_stats(s->cstream, out);
     if (!s->stream) return;
     stream_stop(s->stream); /* its counters are final */
     stream_stats(s->stream, out);
@@ -342,6 +467,29 @@ static Status open_stream(RowSource *s, Dataset *ds, const DatasetInfo *info, si
     return XT_OK;
 }
 
+static Status open_csr_stream(RowSource *s, Dataset *ds, const DatasetInfo *info, size_t lo,
+                              size_t hi, size_t k, const SourceOptions *o)
+{
+    char why[XT_PATH_MAX + 1200];
+    StreamCsr *st = NULL;
+    Status rc = stream_csr_open(&st, info, lo, hi, stream_io_bytes(o->budget), why, sizeof why);
+    if (rc != XT_OK) {
+        log_error("%s: %s:%s cannot be streamed: %s%s", o->what, info->file, info->group, why,
+                  o->mode == STREAM_AUTO ? " (and its rows do not fit data.memory_budget)" : "");
+        return rc;
+    }
+    rc = stream_csr_scan(st, ds, k, o->probs);
+    if (rc != XT_OK) {
+        stream_csr_close(st);
+        dataset_free(ds);
+        return rc;
+    }
+    rowsource_init(s, ds);
+    s->ops = o->csr_batches ? &CSR_STREAM_OPS : &CSR_STREAM_DENSE_OPS;
+    s->cstream = st;
+    return XT_OK;
+}
+
 Status rowsource_open(RowSource *s, Dataset *ds, const DatasetInfo *info, size_t lo, size_t hi,
                       size_t k, const SourceOptions *o, const Comm *comm, bool *streamed)
 {
@@ -365,15 +513,9 @@ Status rowsource_open(RowSource *s, Dataset *ds, const DatasetInfo *info, size_t
         }
         return XT_ERR_USAGE;
     }
-    if (*streamed && info->x_csr) { /* the same decision on every rank (need_max) */
-        log_error0("%s: %s:%s is sparse (CSR) and its rows would be streamed, but CSR rows are "
-                   "read into memory only (docs/sparse.md); give more memory "
-                   "(data.memory_budget, --memory-budget) or use more ranks", o->what, info->file, info->group);
-        return XT_ERR_USAGE;
-    }
     Status st;
     if (*streamed) {
-        st = open_stream(s, ds, info, lo, hi, k, o);
+        st = (info->x_csr ? open_csr_stream : open_stream)(s, ds, info, lo, hi, k, o);
         return comm ? comm_agree(comm, st) : st;
     }
     st = (o->compact ? dataset_load_compact : dataset_load)(ds, info, lo, hi, k, comm);
@@ -400,6 +542,8 @@ static Status for_blocks(const RowSource *s, void (*fn)(const float *X, size_t m
     size_t rows = s->n < ROWSOURCE_BLOCK_ROWS ? s->n : ROWSOURCE_BLOCK_ROWS;
     if (s->stream && stream_block_rows(s->stream) < rows) /* within the stream's budget */
         rows = stream_block_rows(s->stream);
+    if (s->cstream && stream_csr_block_rows(s->cstream) < rows)
+        rows = stream_csr_block_rows(s->cstream);
     float *X = malloc((rows ? rows : 1) * s->d * sizeof *X);
     if (!X) return XT_ERR_RUNTIME;
     RowBatch b = {.X = X};
@@ -476,7 +620,8 @@ Status rowsource_feature_absmax(const RowSource *s, double *mx)
     }
     if (!s->stream && s->ds->info.x_csr && !s->mul) { /* the non-zeros, never a dense block */
         for (size_t j = 0; j < s->d; j++) mx[j] = 0.0;
-        csr_column_absmax(&s->ds->csr, mx);
+        if (s->cstream) stream_csr_column_absmax(s->cstream, mx);
+        else csr_column_absmax(&s->ds->csr, mx);
         return XT_OK;
     }
     float *f = calloc(s->d ? s->d : 1, sizeof *f);

@@ -4,9 +4,9 @@
  * by local index (0 .. n-1: the rows this rank holds) and receive float32 features,
  * normalised when a normalisation is set, with their targets. How the rows are stored
  * stays behind this interface: a Dataset loaded in memory (uint8 or float32 features), or
- * a Stream that reads the file as it goes (stream.h), chosen by rowsource_open. A CSR
- * Dataset (docs/sparse.md) hands out CSR batches (SourceOptions.csr_batches) or dense
- * ones; rowsource_read always hands out dense rows (statistics), rowsource_read_batch rows in
+ * a Stream that reads the file as it goes (stream.h; stream_csr.h for CSR splits), chosen by
+ * rowsource_open. A CSR source, in memory or streamed (docs/sparse.md), hands out CSR
+ * batches (SourceOptions.csr_batches) or dense ones; rowsource_read always hands out dense rows (statistics), rowsource_read_batch rows in
  * the batches' form (evaluation blocks, a solver's passes).
  *
  * Normalisation is x' = (x - shift) * mul, per feature, in float32: the same
@@ -24,6 +24,7 @@
 #include "error.h"
 #include "model.h"
 #include "stream.h"
+#include "stream_csr.h"
 
 /* Buffers a caller owns for m rows: X (m, D); y (m) for class ids or t (m, K) for dense
  * targets (the other may be NULL). A training batch made by rowsource_batch_alloc holds its
@@ -46,6 +47,7 @@ typedef struct {
     size_t k_dense;        /* target width when target == TARGET_DENSE */
     Dataset *ds;           /* the rows' Dataset: borrowed (row arrays empty when streamed) */
     Stream *stream;        /* a streamed source's stream, owned; NULL in memory */
+    StreamCsr *cstream;    /* a streamed CSR source's stream, owned; NULL otherwise */
     const float *shift, *mul; /* normalisation applied on the way out, or NULL */
 } RowSource;
 
@@ -94,11 +96,18 @@ Status rowsource_open(RowSource *s, Dataset *ds, const DatasetInfo *info, size_t
 
 /* Training rows read ahead for the steps to come (a streamed source: two windows of steps
  * planned from a copy of the sampler in what `budget` leaves after the stream's own
- * buffers). *bytes: what the rows take (windows and buffers, or the rows in memory).
+ * buffers; a streamed CSR source: one window of rows and non-zeros, read on the trainer's
+ * thread). *bytes: what the rows take (windows and buffers, or the rows in memory).
  * XT_ERR_USAGE with the sufficient data.memory_budget in err when one step does not fit.
  * Local. */
 Status rowsource_plan_training(RowSource *s, const Sampler *sampler, double budget,
                                uint64_t epochs, double *bytes, char *err, size_t errlen);
+/* The same for a full-batch solver, whose passes read rows [lo, lo + m) in order: nothing
+ * to plan; *bytes: what the source holds (the rows in memory, or a stream's buffers).
+ * XT_ERR_USAGE with the sufficient data.memory_budget in err when a streamed CSR source's
+ * indptr slice and block do not fit `budget`. Local. */
+Status rowsource_plan_passes(RowSource *s, double budget, double *bytes, char *err,
+                             size_t errlen);
 /* A hint that training step t of epoch (0-based) comes next: a streamed source makes its
  * rows available (waiting for its reader when it is behind). A no-op in memory. */
 void rowsource_begin_step(RowSource *s, uint64_t epoch, size_t t);

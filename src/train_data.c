@@ -145,13 +145,12 @@ static Status load_shard(Trainer *tr)
     st = rowsource_open(&tr->train_rows, &tr->train, ti, tr->sampler.row_lo, tr->sampler.row_hi,
                         kcheck, &o, tr->comm, &streamed);
     if (st != XT_OK) return st;
-    if (p->solver) { /* rows read in order, a micro-batch at a time: no windows to plan */
-        size_t local = tr->sampler.row_hi - tr->sampler.row_lo;
-        tr->data_bytes = streamed ? 0.0 : (double)local * dataset_row_bytes(ti, c->data.compact);
-        return XT_OK;
-    }
-    st = rowsource_plan_training(&tr->train_rows, &tr->sampler, p->budget,
-                                 (uint64_t)c->train.epochs, &tr->data_bytes, err, sizeof err);
+    (void)streamed; /* the source knows how it holds the rows */
+    if (p->solver) /* rows read in order, a micro-batch at a time: no windows to plan */
+        st = rowsource_plan_passes(&tr->train_rows, p->budget, &tr->data_bytes, err, sizeof err);
+    else
+        st = rowsource_plan_training(&tr->train_rows, &tr->sampler, p->budget,
+                                     (uint64_t)c->train.epochs, &tr->data_bytes, err, sizeof err);
     if (st != XT_OK) log_error("%s", err);
     return comm_agree(tr->comm, st);
 }

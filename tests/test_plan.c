@@ -205,7 +205,46 @@ static void test_plan_stream(void **state)
 }
 
 /* CSR X (docs/sparse.md): batches CSR or densified, a normalisation that never centres,
- * streaming refused for now. */
+ * rows streamed like dense ones (counted by their non-zeros). */
+/* Streamed CSR: chosen by the rows' bytes (non-zeros), the reason saying so; refused when a
+ * rank's indptr slice and shuffle orders (16 bytes a row) exceed the budget. */
+static void test_plan_sparse_stream(void)
+{
+    static const struct {
+        const char *set;
+        double budget;
+        Status st;
+        bool stream;
+        const char *why;
+    } cases[] = {
+        /* 1000 rows of 8 non-zeros (80 bytes a row) over 2 ranks: 40000 bytes per rank */
+        {"data.stream=auto", 50000.0, XT_OK, false, "they fit the budget (CSR: 8.0 non-zeros"},
+        {"data.stream=auto", 30000.0, XT_OK, true, "do not fit the budget (CSR: 8.0 non-zeros"},
+        {"data.stream=true", 0.0, XT_OK, true, "data.stream = true (CSR: 8.0 non-zeros a row"},
+        {"data.stream=auto", 7000.0, XT_ERR_USAGE, false, "their indptr slice and shuffle"},
+        {"data.stream=false", 7000.0, XT_ERR_USAGE, false, "data.stream = false: set"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        Config c;
+        cfg_with(&c, &cases[i].set, 1);
+        PlanFacts f = facts(1000, 2);
+        f.x_csr = true;
+        f.x_nnz = 8000;
+        f.row_bytes = 80.0;
+        f.budget = cases[i].budget;
+        Plan p;
+        char err[1024] = "";
+        Status st = plan_data(&p, &c, &f, err, sizeof err);
+        if (st != cases[i].st) fail_msg("case %zu: status %d (%s)", i, (int)st, err);
+        if (st == XT_OK) {
+            assert_int_equal(p.stream, cases[i].stream);
+            assert_has(p.stream_why, cases[i].why);
+        } else {
+            assert_has(err, cases[i].why);
+        }
+    }
+}
+
 static void test_plan_sparse(void **state)
 {
     (void)state;
@@ -225,8 +264,7 @@ static void test_plan_sparse(void **state)
         {"data.normalize=maxabs", false, false, XT_OK, false, NORM_MAXABS, "as configured"},
         {"data.normalize=standardize", true, false, XT_ERR_USAGE, false, NORM_NONE,
          "centring would make every zero a non-zero"},
-        {"data.stream=true", true, false, XT_ERR_USAGE, false, NORM_NONE,
-         "CSR rows are read into memory only"},
+        {"data.stream=true", true, false, XT_OK, true, NORM_MAXABS, "sparse kernels"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         Config c;
@@ -255,6 +293,7 @@ static void test_plan_sparse(void **state)
         assert_int_equal(p.norm, auto_sparse ? NORM_NONE : cases[i].norm);
         if (auto_sparse) assert_has(p.norm_why, "every |x| <= 1 already (max 1)");
     }
+    test_plan_sparse_stream();
 }
 
 static void test_plan_step_decisions(void **state)
