@@ -92,6 +92,7 @@ void stream_stop(Stream *s);
 typedef struct {
     double bytes_read, bytes_needed, io_s, wait_s;
     size_t window_steps, window_rows;
+    bool on_trainer;   /* read on the trainer's own thread (streamed CSR): nothing hidden */
 } StreamStats;
 void stream_stats(const Stream *s, StreamStats *out);
 /* "contiguous" or "chunked (R x C rows x columns, deflate+shuffle)", for banners. */

@@ -608,7 +608,8 @@ void stream_csr_stats(const StreamCsr *s, StreamStats *out)
                          .bytes_needed = s->bytes_needed,
                          .io_s = s->io_s,
                          .wait_s = s->io_s, /* read on the trainer's thread */
-                         .window_rows = s->win_rows};
+                         .window_rows = s->win_rows,
+                         .on_trainer = true};
     out->window_steps = s->win_steps;
 }
 

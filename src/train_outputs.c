@@ -43,9 +43,14 @@ void trainer_report_stream(Trainer *tr)
     if (hidden < 0) hidden = 0;
     log_info("stream totals: bytes_read=%.0f bytes_needed=%.0f io_s=%.3f wait_s=%.3f hidden=%.3f "
              "amplification=%.3f", v[0], v[1], v[2], v[3], hidden, v[1] > 0 ? v[0] / v[1] : 0.0);
-    log_info("stream: read %.1f MiB for %.1f MiB of rows; the reader thread spent %.2f s "
-             "reading, training waited %.2f s for it (%.0f%% of the reading hidden behind "
-             "compute)", v[0] / 1048576.0, v[1] / 1048576.0, v[2], v[3], 100.0 * hidden);
+    if (ss.on_trainer) /* the same kind of source on every rank */
+        log_info("stream: read %.1f MiB for %.1f MiB of rows; reading took %.2f s on the "
+                 "trainer's own thread (CSR rows are not read ahead)", v[0] / 1048576.0,
+                 v[1] / 1048576.0, v[2]);
+    else
+        log_info("stream: read %.1f MiB for %.1f MiB of rows; the reader thread spent %.2f s "
+                 "reading, training waited %.2f s for it (%.0f%% of the reading hidden behind "
+                 "compute)", v[0] / 1048576.0, v[1] / 1048576.0, v[2], v[3], 100.0 * hidden);
 }
 
 /* The loss of a model that knows nothing (the uniform prediction): ln K for a softmax, ln 2
