@@ -219,11 +219,12 @@ static double *reserve_acc(CsrRows *X, size_t n)
 }
 
 /* Whether csr_mul_wt copies W transposed: out cache lines per non-zero cost more than one
- * pass over W, and the copy is allowed; the copy's buffers made. */
+ * pass over W (about d / 4 non-zeros break even: the copy moves out d floats in runs, the
+ * strided loop misses out lines per non-zero), and the copy is allowed; its buffers made. */
 static bool transposed_pays(CsrRows *X, size_t out)
 {
     const size_t need = out * X->d;
-    if (out < 8 || csr_nnz(X) * 16 < X->d || need * sizeof(float) > CSR_SCRATCH_MAX_BYTES)
+    if (out < 8 || csr_nnz(X) * 4 < X->d || need * sizeof(float) > CSR_SCRATCH_MAX_BYTES)
         return false;
     if (X->wt_cap < need) {
         free(X->wt);

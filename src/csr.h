@@ -8,7 +8,7 @@
  * of MPI: it is a math module, tested in one process.
  *
  * The products (W row-major (out, d), as model.h stores a layer's weights):
- *   csr_mul_wt   Z (m, out) += X W^T        O(nnz x out); a large block (at least d / 16
+ *   csr_mul_wt   Z (m, out) += X W^T        O(nnz x out); a large block (at least d / 4
  *                non-zeros, 8 or more outputs) first copies W transposed into the batch's
  *                scratch (at most CSR_SCRATCH_MAX_BYTES, else the strided loop): each non-zero
  *                then reads its out weights from one contiguous run instead of out cache
