@@ -838,12 +838,7 @@ static Status load(Dataset *ds, const DatasetInfo *info, size_t lo, size_t hi, s
                    bool compact, const Comm *comm)
 {
     XT_ASSERT(lo <= hi && hi <= info->n);
-    memset(ds, 0, sizeof *ds);
-    ds->info = *info;
-    ds->lo = lo;
-    ds->hi = hi;
-    ds->label_min = 0;
-    ds->label_max = -1;
+    dataset_begin(ds, info, lo, hi);
     H5File *f = NULL;
     Status st = load_check_memory(info, lo, hi, compact, 0.0, comm);
     /* With a Comm the open and close are collective: agree before opening so no rank
@@ -854,6 +849,16 @@ static Status load(Dataset *ds, const DatasetInfo *info, size_t lo, size_t hi, s
     if (f) st = xt_status_merge(st, h5io_close(&f));
     if (st != XT_OK) dataset_free(ds);
     return st;
+}
+
+void dataset_begin(Dataset *ds, const DatasetInfo *info, size_t lo, size_t hi)
+{
+    memset(ds, 0, sizeof *ds);
+    ds->info = *info;
+    ds->lo = lo;
+    ds->hi = hi;
+    ds->label_min = 0;
+    ds->label_max = -1;
 }
 
 Status dataset_load(Dataset *ds, const DatasetInfo *info, size_t lo, size_t hi, size_t k,

@@ -134,6 +134,10 @@ Status dataset_probe(const char *spec, const Comm *comm, bool need_y, DatasetInf
 Status dataset_load(Dataset *ds, const DatasetInfo *info, size_t lo, size_t hi, size_t k,
                     const Comm *comm);
 
+/* ds <- an empty Dataset of rows [lo, hi) of the split: no row arrays, no labels seen yet
+ * (label_min > label_max), as a load or a stream's scan starts it. Local. */
+void dataset_begin(Dataset *ds, const DatasetInfo *info, size_t lo, size_t hi);
+
 /* The checks of dataset_load on rows already in ds (X when float, y, t): finite X, labels
  * in [0, k) when k > 0 (and ds->label_min/max set from them), targets in [0, 1]. Names the
  * file, dataset and global row. Local. */

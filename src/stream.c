@@ -640,12 +640,7 @@ static Dataset view_of(const Stream *s, size_t lo, size_t n, unsigned char *x, u
 
 Status stream_scan(Stream *s, Dataset *ds, size_t k, bool probs)
 {
-    memset(ds, 0, sizeof *ds);
-    ds->info = s->info;
-    ds->lo = s->lo;
-    ds->hi = s->hi;
-    ds->label_min = 0;
-    ds->label_max = -1;
+    dataset_begin(ds, &s->info, s->lo, s->hi);
     size_t n = s->hi - s->lo, rows = stream_block_rows(s);
     if (!block_reserve(s, rows < n ? rows : n)) {
         log_error("%s: out of memory for the scan's block of %zu rows", s->x.name, rows);

@@ -379,12 +379,7 @@ static Status scan_block(StreamCsr *s, size_t r0, size_t r1, Dataset *ds, size_t
 
 Status stream_csr_scan(StreamCsr *s, Dataset *ds, size_t k, bool probs)
 {
-    memset(ds, 0, sizeof *ds);
-    ds->info = s->info;
-    ds->lo = s->lo;
-    ds->hi = s->hi;
-    ds->label_min = 0;
-    ds->label_max = -1;
+    dataset_begin(ds, &s->info, s->lo, s->hi);
     Status st = read_indptr(s);
     if (st == XT_OK) st = block_alloc(s);
     for (size_t r0 = 0; st == XT_OK && r0 < s->m;) {
