@@ -204,8 +204,6 @@ static void test_plan_stream(void **state)
     assert_has(err, "exceeds 4096 micro-batches per update");
 }
 
-/* CSR X (docs/sparse.md): batches CSR or densified, a normalisation that never centres,
- * rows streamed like dense ones (counted by their non-zeros). */
 /* Streamed CSR: chosen by the rows' bytes (non-zeros), the reason saying so; refused when a
  * rank's indptr slice and shuffle orders (16 bytes a row) exceed the budget. */
 static void test_plan_sparse_stream(void)
@@ -245,6 +243,8 @@ static void test_plan_sparse_stream(void)
     }
 }
 
+/* CSR X (docs/sparse.md): batches CSR or densified, a normalisation that never centres,
+ * rows streamed like dense ones (counted by their non-zeros). */
 static void test_plan_sparse(void **state)
 {
     (void)state;
