@@ -374,25 +374,7 @@ double loss_bce_prob_grad(double a, double y, double eps)
     return (c - y) / (c * (1.0 - c));
 }
 
-/* ---- curvature along a direction (full-batch Newton) --------------------------------------- */
-
-/* hv = S (p * u - p (p . u)) for one row of softmax logits z. */
-static void softmax_row_hv(float *hv, const float *z, const float *u, size_t K, double S)
-{
-    double m = (double)z[0];
-    for (size_t k = 1; k < K; k++) m = fmax(m, (double)z[k]);
-    double sum = 0.0, pu = 0.0;
-    for (size_t k = 0; k < K; k++) {
-        double e = exp((double)z[k] - m);
-        sum += e;
-        pu += e * (double)u[k];
-    }
-    pu /= sum;
-    for (size_t k = 0; k < K; k++) {
-        double p = exp((double)z[k] - m) / sum;
-        hv[k] = (float)(S * p * ((double)u[k] - pu));
-    }
-}
+/* ---- curvature at the logits (full-batch Newton) ------------------------------------------- */
 
 /* The row's total target weight S of losses 1 and 2 (see loss_hessian_vector). */
 static double softmax_row_weight(LossKind kind, LossTargets tg, size_t i, size_t K,
@@ -412,58 +394,68 @@ static double softmax_row_weight(LossKind kind, LossTargets tg, size_t i, size_t
     return S;
 }
 
-/* hd = S p (1 - p): the diagonal of the row's softmax Hessian S (diag(p) - p p^T). */
-static void softmax_row_hd(float *hd, const float *z, size_t K, double S)
-{
-    double m = (double)z[0];
-    for (size_t k = 1; k < K; k++) m = fmax(m, (double)z[k]);
-    double sum = 0.0;
-    for (size_t k = 0; k < K; k++) sum += exp((double)z[k] - m);
-    for (size_t k = 0; k < K; k++) {
-        double p = exp((double)z[k] - m) / sum;
-        hd[k] = (float)(S * p * (1.0 - p));
-    }
-}
-
-/* The loss's second derivatives per row: along u, or (u == NULL) the diagonal. */
-static void hessian_rows(LossKind kind, float *out, const float *z, const float *u,
-                         LossTargets tg, size_t B, size_t K, const LossOptions *opt)
+void loss_curvature(LossKind kind, float *curv, float *rw, const float *z, LossTargets tg,
+                    size_t B, size_t K, const LossOptions *opt)
 {
     const double e = opt->label_smoothing, pw = opt->pos_weight;
     const size_t KO = kind == LOSS_BINARY ? 1 : K;
+    const bool ids = kind == LOSS_BINARY || kind == LOSS_SOFTMAX;
     for (size_t i = 0; i < B; i++) {
-        float *h = out + i * KO;
-        const float *zi = z + i * KO, *ui = u ? u + i * KO : NULL;
-        bool ids = kind == LOSS_BINARY || kind == LOSS_SOFTMAX;
+        float *c = curv + i * KO;
+        const float *zi = z + i * KO;
         if (ids && tg.y[i] == opt->ignore_index) {
-            for (size_t k = 0; k < KO; k++) h[k] = 0.0f;
+            for (size_t k = 0; k < KO; k++) c[k] = 0.0f;
+            rw[i] = 0.0f;
             continue;
         }
-        if (kind == LOSS_SOFTMAX || kind == LOSS_SOFTMAX_PROBS) {
-            double S = softmax_row_weight(kind, tg, i, K, opt);
-            if (ui) softmax_row_hv(h, zi, ui, K, S);
-            else softmax_row_hd(h, zi, K, S);
+        if (kind == LOSS_SOFTMAX || kind == LOSS_SOFTMAX_PROBS) { /* p, and S */
+            double m = (double)zi[0], sum = 0.0;
+            for (size_t k = 1; k < K; k++) m = fmax(m, (double)zi[k]);
+            for (size_t k = 0; k < K; k++) sum += exp((double)zi[k] - m);
+            for (size_t k = 0; k < K; k++) c[k] = (float)(exp((double)zi[k] - m) / sum);
+            rw[i] = (float)softmax_row_weight(kind, tg, i, K, opt);
             continue;
         }
-        for (size_t k = 0; k < KO; k++) {
+        for (size_t k = 0; k < KO; k++) { /* c (pw y' + 1 - y') s (1 - s) */
             double y = kind == LOSS_BINARY ? (double)tg.y[i] : (double)tg.t[i * K + k];
-            double c = !opt->class_weight ? 1.0
-                       : kind == LOSS_BINARY ? (double)opt->class_weight[tg.y[i]]
-                                             : (double)opt->class_weight[k];
+            double cw = !opt->class_weight ? 1.0
+                        : kind == LOSS_BINARY ? (double)opt->class_weight[tg.y[i]]
+                                              : (double)opt->class_weight[k];
             double ys = (1.0 - e) * y + 0.5 * e, s = loss_sigmoid((double)zi[k]);
-            h[k] = (float)(c * (pw * ys + 1.0 - ys) * s * (1.0 - s) * (ui ? (double)ui[k] : 1.0));
+            c[k] = (float)(cw * (pw * ys + 1.0 - ys) * s * (1.0 - s));
         }
+        rw[i] = 1.0f;
     }
 }
 
-void loss_hessian_vector(LossKind kind, float *hv, const float *z, const float *u,
-                         LossTargets tg, size_t B, size_t K, const LossOptions *opt)
+static bool softmax_kind(LossKind kind) { return kind == LOSS_SOFTMAX || kind == LOSS_SOFTMAX_PROBS; }
+
+void loss_curvature_times(LossKind kind, float *hv, const float *curv, const float *rw,
+                          const float *u, size_t B, size_t K)
 {
-    hessian_rows(kind, hv, z, u, tg, B, K, opt);
+    const size_t KO = kind == LOSS_BINARY ? 1 : K;
+    for (size_t i = 0; i < B; i++) {
+        const float *p = curv + i * KO, *ui = u + i * KO;
+        float *h = hv + i * KO;
+        if (!softmax_kind(kind)) {
+            for (size_t k = 0; k < KO; k++) h[k] = (float)((double)p[k] * (double)ui[k]);
+            continue;
+        }
+        double pu = 0.0, S = (double)rw[i]; /* S (p * u - p (p . u)) */
+        for (size_t k = 0; k < K; k++) pu += (double)p[k] * (double)ui[k];
+        for (size_t k = 0; k < K; k++) h[k] = (float)(S * (double)p[k] * ((double)ui[k] - pu));
+    }
 }
 
-void loss_hessian_diag(LossKind kind, float *hd, const float *z, LossTargets tg, size_t B,
-                       size_t K, const LossOptions *opt)
+void loss_curvature_diag(LossKind kind, float *hd, const float *curv, const float *rw, size_t B,
+                         size_t K)
 {
-    hessian_rows(kind, hd, z, NULL, tg, B, K, opt);
+    const size_t KO = kind == LOSS_BINARY ? 1 : K;
+    for (size_t i = 0; i < B; i++) {
+        const float *p = curv + i * KO;
+        float *h = hd + i * KO;
+        for (size_t k = 0; k < KO; k++) /* softmax: S p (1 - p) */
+            h[k] = softmax_kind(kind) ? (float)((double)rw[i] * (double)p[k] * (1.0 - (double)p[k]))
+                                      : p[k];
+    }
 }

@@ -117,21 +117,27 @@ void loss_compute(LossKind kind, float *grad, float *row_loss, LossTotals *total
                   const float *z, LossTargets targets, size_t B, size_t K,
                   const LossOptions *opt);
 
-/* The loss's curvature along a direction, per row: hv_i = (d^2 l_i / d z_i^2) u_i for the
- * kind, targets and options of loss_compute (B rows, K outputs; rows whose label is
- * ignore_index give 0). From the definitions above:
- *   1., 2. (softmax)   hv_i = S_i (p_i * u_i - p_i (p_i . u_i)), S_i = sum_k T_ik the row's
- *                      total target weight (w_i without smoothing, sum_k c_k t'_ik for 2.);
- *   3., 4. (sigmoids)  hv_ik = c (pw y' + 1 - y') s(z_ik) (1 - s(z_ik)) u_ik.
- * A linear model whose logits move by u = X v has H v = X^T hv (full-batch Newton, solver.h).
+/* The loss's second derivatives in the logits, for full-batch Newton (solver.h): a linear
+ * model whose logits move by u = X v has H v = X^T (H_i u_i)_i, and H's diagonal
+ * (X o X)^T (diag H_i)_i, where H_i = d^2 l_i / d z_i^2 depends only on the logits at the
+ * iterate. Hence two steps: loss_curvature keeps what H_i needs, once per iterate (the
+ * caller caches it per row), then loss_curvature_times or loss_curvature_diag per product.
+ * From the definitions above, for the kind, targets and options of loss_compute (B rows, K
+ * outputs; rows whose label is ignore_index give 0):
+ *   1., 2. (softmax)   H_i u = S_i (p_i * u - p_i (p_i . u)): curv (B, K) holds p_i, rw (B)
+ *                      S_i = sum_k T_ik the row's total target weight (w_i without
+ *                      smoothing, sum_k c_k t'_ik for 2.); diag S_i p_ik (1 - p_ik);
+ *   3., 4. (sigmoids)  H_i is diagonal: curv (B, K) holds c (pw y' + 1 - y') s(z_ik)
+ *                      (1 - s(z_ik)) (rw 1).
  * Local; no allocation. */
-void loss_hessian_vector(LossKind kind, float *hv, const float *z, const float *u,
-                         LossTargets tg, size_t B, size_t K, const LossOptions *opt);
-/* The diagonal of the same per-row Hessians: hd_ik = d^2 l_i / d z_ik^2 (softmax: S_i p_ik
- * (1 - p_ik); sigmoids: c (pw y' + 1 - y') s (1 - s)). A linear model's Hessian of the mean
- * loss has the diagonal (X o X)^T hd / n (newton's preconditioner, solver.h). Local. */
-void loss_hessian_diag(LossKind kind, float *hd, const float *z, LossTargets tg, size_t B,
-                       size_t K, const LossOptions *opt);
+void loss_curvature(LossKind kind, float *curv, float *rw, const float *z, LossTargets tg,
+                    size_t B, size_t K, const LossOptions *opt);
+/* hv (B, K) = H_i u_i from loss_curvature's curv and rw. */
+void loss_curvature_times(LossKind kind, float *hv, const float *curv, const float *rw,
+                          const float *u, size_t B, size_t K);
+/* hd (B, K) = the diagonal of each H_i. */
+void loss_curvature_diag(LossKind kind, float *hd, const float *curv, const float *rw, size_t B,
+                         size_t K);
 
 /* Whether the options apply to the loss: ignore_index needs class ids (1, 3),
  * pos_weight a sigmoid (3, 4), class weights one per class or output (n_weights of

@@ -358,6 +358,7 @@ static SolverStatus lbfgs_accept(Solver *s, const Trial *t, bool reset)
     s->f = t->f;
     memcpy(s->aux, t->aux, sizeof s->aux);
     memcpy(s->g, s->g_lo, n * sizeof *s->g);
+    s->xk_version++;
     s->step = t->a * dn;
     return converged(s, f_old);
 }
@@ -396,8 +397,12 @@ static double to_boundary(double ss, double sd, double dd, double delta)
     return sd >= 0.0 ? (delta * delta - ss) / (sd + root) : (root - sd) / dd;
 }
 
-/* The preconditioner at x_k: M (s->m, from ops->diag) or the identity. */
-static double precond(const Solver *s, size_t i) { return s->m_have ? (double)s->m[i] : 1.0; }
+/* The preconditioner at x_k: M (s->m, from ops->diag), or NULL for the identity. */
+static const float *precond_of(const Solver *s) { return s->m_have ? s->m : NULL; }
+
+/* M_i, 1 without a preconditioner. Inlined into loops called with m NULL or not, so each
+ * loop is compiled once per case without a test per element. */
+static inline double pm(const float *m, size_t i) { return m ? (double)m[i] : 1.0; }
 
 /* x_k moved: its preconditioner is to be made (zeros, so that a checkpoint's bytes do not
  * depend on an abandoned pass). */
@@ -410,16 +415,86 @@ static void forget_precond(Solver *s)
 /* ||v||_M^2 and ||v||_{M^-1}^2. */
 static double norm_m2(const Solver *s, const double *v)
 {
+    const float *m = precond_of(s);
     double t = 0.0;
-    for (size_t i = 0; i < s->n; i++) t += precond(s, i) * v[i] * v[i];
+    for (size_t i = 0; i < s->n; i++) t += pm(m, i) * v[i] * v[i];
     return t;
 }
 
 static double norm_minv2(const Solver *s, const float *v)
 {
+    const float *m = precond_of(s);
     double t = 0.0;
-    for (size_t i = 0; i < s->n; i++) t += (double)v[i] * (double)v[i] / precond(s, i);
+    for (size_t i = 0; i < s->n; i++) t += (double)v[i] * (double)v[i] / pm(m, i);
     return t;
+}
+
+/* CG's vector work, one sweep over memory per step (n = 6 million parameters makes it most
+ * of an iteration; each sum below is still its own, in index order, so the results are those
+ * of one loop per sum; several independent sums in one loop also hide the additions'
+ * latency). */
+typedef struct {
+    double *sv, *r, *d; /* step, residual, direction */
+    float *vf;          /* d rounded to float: the next product's vector */
+    const float *m;     /* M, or NULL */
+    size_t n;
+} CgVectors;
+
+/* After a product hd = H d: d.Hd, s.Md and d.Md. */
+static inline void cg_curvature(const CgVectors *v, const float *m, const float *hd,
+                                double out[3])
+{
+    double dhd = 0.0, sd = 0.0, dd = 0.0;
+    for (size_t i = 0; i < v->n; i++) {
+        double di = v->d[i], p = pm(m, i);
+        dhd += (double)hd[i] * di;
+        sd += p * v->sv[i] * di;
+        dd += p * di * di;
+    }
+    out[0] = dhd, out[1] = sd, out[2] = dd;
+}
+
+/* s += a d, r -= a Hd; returns s.Ms, and r.M^-1 r in *rz. */
+static inline double cg_advance(const CgVectors *v, const float *m, const float *hd, double a,
+                                double *rz)
+{
+    double ss = 0.0, rr = 0.0;
+    for (size_t i = 0; i < v->n; i++) {
+        double p = pm(m, i), si = v->sv[i] + a * v->d[i], ri = v->r[i] - a * (double)hd[i];
+        v->sv[i] = si;
+        v->r[i] = ri;
+        ss += p * si * si;
+        rr += ri * ri / p;
+    }
+    *rz = rr;
+    return ss;
+}
+
+/* d = M^-1 r + beta d, and its float copy. */
+static inline void cg_direction(const CgVectors *v, const float *m, double beta)
+{
+    for (size_t i = 0; i < v->n; i++) {
+        double di = v->r[i] / pm(m, i) + beta * v->d[i];
+        v->d[i] = di;
+        v->vf[i] = (float)di;
+    }
+}
+
+static void cg_curvature_any(const CgVectors *v, const float *hd, double out[3])
+{
+    if (v->m) cg_curvature(v, v->m, hd, out);
+    else cg_curvature(v, NULL, hd, out);
+}
+
+static double cg_advance_any(const CgVectors *v, const float *hd, double a, double *rz)
+{
+    return v->m ? cg_advance(v, v->m, hd, a, rz) : cg_advance(v, NULL, hd, a, rz);
+}
+
+static void cg_direction_any(const CgVectors *v, double beta)
+{
+    if (v->m) cg_direction(v, v->m, beta);
+    else cg_direction(v, NULL, beta);
 }
 
 /* Preconditioned Steihaug CG on H s = -g within ||s||_M <= delta: s in s->q, the residual
@@ -427,42 +502,31 @@ static double norm_minv2(const Solver *s, const float *v)
 static bool tron_cg(Solver *s, const SolverOps *ops, double delta)
 {
     const size_t n = s->n;
-    double *sv = s->q, *r = s->r, *d = s->d;
+    const CgVectors v = {.sv = s->q, .r = s->r, .d = s->d, .vf = s->vf, .m = precond_of(s), .n = n};
     for (size_t i = 0; i < n; i++) {
-        sv[i] = 0.0;
-        r[i] = -(double)s->g[i];
-        d[i] = r[i] / precond(s, i);
+        v.sv[i] = 0.0;
+        v.r[i] = -(double)s->g[i];
+        v.d[i] = v.r[i] / pm(v.m, i);
+        v.vf[i] = (float)v.d[i];
     }
-    double rz = dot_dd(r, d, n), cgtol = CG_TOL * sqrt(rz), ss = 0.0;
+    double rz = dot_dd(v.r, v.d, n), cgtol = CG_TOL * sqrt(rz), ss = 0.0;
     for (int j = 1; j <= SOLVER_MAX_CG && sqrt(rz) > cgtol; j++) {
-        for (size_t i = 0; i < n; i++) s->vf[i] = (float)d[i];
         SolverEval e = ops->hv(ops->ctx, s->vf, s->hvf);
         s->products++;
         if (e == SOLVER_EVAL_INTERRUPTED) return false;
         if (e != SOLVER_EVAL_OK) break; /* an overflowing product: keep the step so far */
-        const float *hd = s->hvf;
-        double dhd = dot_fd(hd, d, n), a = rz / dhd, sd = 0.0, dd = 0.0;
-        for (size_t i = 0; i < n; i++) {
-            sd += precond(s, i) * sv[i] * d[i];
-            dd += precond(s, i) * d[i] * d[i];
-        }
+        double c[3];
+        cg_curvature_any(&v, s->hvf, c);
+        double dhd = c[0], sd = c[1], dd = c[2], a = rz / dhd;
         if (!(dhd > 0.0) || ss + a * (2.0 * sd + a * dd) >= delta * delta) {
             double tau = to_boundary(ss, sd, dd, delta); /* to the boundary, and stop */
-            for (size_t i = 0; i < n; i++) {
-                sv[i] += tau * d[i];
-                r[i] -= tau * (double)hd[i];
-            }
+            double unused;
+            cg_advance_any(&v, s->hvf, tau, &unused);
             break;
         }
-        for (size_t i = 0; i < n; i++) {
-            sv[i] += a * d[i];
-            r[i] -= a * (double)hd[i];
-        }
-        ss = norm_m2(s, sv);
-        double rz_new = 0.0;
-        for (size_t i = 0; i < n; i++) rz_new += r[i] * r[i] / precond(s, i);
-        double beta = rz_new / rz;
-        for (size_t i = 0; i < n; i++) d[i] = r[i] / precond(s, i) + beta * d[i];
+        double rz_new;
+        ss = cg_advance_any(&v, s->hvf, a, &rz_new);
+        cg_direction_any(&v, rz_new / rz);
         rz = rz_new;
     }
     return true;
@@ -525,6 +589,7 @@ static SolverStatus tron_iterate(Solver *s, const SolverOps *ops)
         memcpy(s->aux, aux, sizeof s->aux);
         memcpy(s->g, s->g_new, n * sizeof *s->g);
         forget_precond(s);
+        s->xk_version++;
         return converged(s, f_old);
     }
     restore_point(s);

@@ -27,7 +27,9 @@
  * Evaluations (SolverOps): fg gives F and its gradient at the caller's point (the buffer
  * `point` that solver_init was given: the model's parameters, so an evaluation reads them
  * where they are); hv gives the Hessian of F at the current iterate times a vector (newton
- * only). Each is one pass over the data and one reduction for the caller.
+ * only; what it needs of x_k alone, the loss's curvature, the caller may compute once and
+ * keep under s->xk_version). Each is one pass over the data and one reduction for the
+ * caller.
  *
  * Parallel semantics: every decision here (step lengths, acceptance, the trust radius,
  * convergence) depends only on the values the evaluations return and on the state; the
@@ -108,6 +110,8 @@ typedef struct {
     double delta;      /* newton: trust radius (in the norm of M) */
     float *m;          /* newton: (n) the preconditioner M at x_k */
     int64_t m_have;    /* newton: 1 when m holds x_k's */
+    uint64_t xk_version; /* changes whenever x_k does (not state: counts within a process); the
+                            caller may cache what depends on x_k alone under it (H's curvature) */
     /* what the last iteration did */
     double step;       /* lbfgs: accepted step length; newton: ||s|| of the last trial */
     int evals, products; /* its evaluations and Hessian-vector products */

@@ -8,11 +8,15 @@
  *             reduction's totals carry the loss sum, its denominator W, the right and all
  *             decisions and the non-finite and signal flags;
  *             F = loss / W + (lambda / 2) ||weights||^2,  g = sums / W + lambda weights;
- *   H v       (newton, linear models) the model over [W; V] gives the logits z and their
- *             change u = X v in one GEMM -> loss_hessian_vector -> backward into the partial;
+ *   H v       (newton, linear models) the model over V gives the logits' change u = X v ->
+ *             loss_curvature_times with x_k's curvature -> backward into the partial;
  *             H v = sums / W + lambda v;
- *   diag      (newton, once per new iterate) the model at W gives z -> loss_hessian_diag hd
+ *   diag      (newton, once per new iterate) x_k's curvature -> loss_curvature_diag hd
  *             -> backward over the squared rows: sum_i hd_i x_ij^2 -> solver_preconditioner.
+ * x_k's curvature (loss_curvature of the logits z = X w: the softmax probabilities, or the
+ * sigmoids' s (1 - s)) is computed by the first of these passes at each new x_k and kept per
+ * row for the others (as LIBLINEAR keeps its D): their forward is then X v alone, without
+ * X w and the exponentials again.
  * lambda = 1 / (C W) (optim.C: then C W F is scikit-learn's and LIBLINEAR's objective
  * 1/2 ||w||^2 + C sum_i loss_i), or optim.weight_decay when that is given. Intercepts are
  * not penalised.
@@ -45,10 +49,12 @@ typedef struct TrainSolver {
     StateList state;     /* the solver's, checkpointed in the optimiser's place */
     EpochRun *er;        /* the epoch being run (its timers) */
     double pass_s;       /* seconds spent in passes during the current iteration */
-    /* newton: the model over the stacked parameters [W; V] and [b; v_b] */
-    Model stack;
-    float *stacked;      /* (2 n) */
-    float *z, *u;        /* (rows, K) logits and their change, split from the stack's output */
+    /* newton: the model over the vector V of H v (its parameters are the product's vector) */
+    Model vmodel;
+    float *curv, *rw;    /* (rows, K), (rows): x_k's curvature per local row, loss_curvature */
+    uint64_t curv_at;    /* the solver's xk_version it was made at, when curv_ok */
+    bool curv_ok;
+    bool curv_fill;      /* the current pass makes it */
 } TrainSolver;
 
 /* The rows of a micro-batch: a solver's sampler keeps file order, so they are the local
@@ -184,34 +190,45 @@ static SolverEval pass_fg(void *ctx, double *f, float *g, double aux[SOLVER_AUX]
     return e;
 }
 
-/* The stacked parameters [W; V_W] (2K, D) and [b; v_b] (2K) of a linear model. */
-static void stack_params(TrainSolver *ts, const float *v)
+/* x_k's curvature for a micro-batch's rows into the cache, when this pass makes it: the
+ * model at x_k gives z -> loss_curvature. */
+static void curvature_rows(TrainSolver *ts, const MicroBatch *mb)
 {
-    const ModelShape *s = &ts->tr->model.shape;
-    const size_t KO = s->sizes[1], D = s->sizes[0];
-    const float *w = ts->tr->model.params;
-    float *out = ts->stacked;
-    memcpy(out, w + s->w_off[0], KO * D * sizeof *out);
-    memcpy(out + KO * D, v + s->w_off[0], KO * D * sizeof *out);
-    memcpy(out + 2 * KO * D, w + s->b_off[0], KO * sizeof *out);
-    memcpy(out + 2 * KO * D + KO, v + s->b_off[0], KO * sizeof *out);
+    Trainer *tr = ts->tr;
+    if (!ts->curv_fill) return;
+    const size_t KO = model_outputs(&tr->model.shape), r0 = mb->rows[0];
+    const float *z = model_forward_input(&tr->model, tr->batch.in, mb->m);
+    LossTargets tg = {.y = tr->batch.y, .t = tr->batch.t};
+    loss_curvature(tr->loss_kind, ts->curv + r0 * KO, ts->rw + r0, z, tg, mb->m, KO, &tr->lopt);
 }
 
-/* A micro-batch of H v: the stacked model gives z and u = X v, the loss its curvature. */
+/* A second-order pass at x_k: run_pass, making x_k's curvature on the way when it is not
+ * held (the pass's rows are every local row, so a whole pass leaves all of it). */
+static SolverEval curvature_pass(TrainSolver *ts, PassBatch batch, StepTotals *tot,
+                                 const float **sums)
+{
+    uint64_t at = ts->s.xk_version;
+    ts->curv_fill = !(ts->curv_ok && ts->curv_at == at);
+    if (ts->curv_fill) ts->curv_ok = false;
+    SolverEval e = run_pass(ts, batch, tot, sums);
+    if (ts->curv_fill && e == SOLVER_EVAL_OK) {
+        ts->curv_ok = true;
+        ts->curv_at = at;
+    }
+    return e;
+}
+
+/* A micro-batch of H v: the model over V gives u = X v, x_k's curvature H_i u_i. */
 static void hv_batch(TrainSolver *ts, const MicroBatch *mb, bool last)
 {
     (void)last;
     Trainer *tr = ts->tr;
-    const size_t KO = model_outputs(&tr->model.shape);
+    const size_t KO = model_outputs(&tr->model.shape), r0 = mb->rows[0];
     double t1 = comm_wtime();
-    const float *zu = model_forward_input(&ts->stack, tr->batch.in, mb->m); /* (m, 2K) */
+    curvature_rows(ts, mb);
+    const float *u = model_forward_input(&ts->vmodel, tr->batch.in, mb->m);
     double t2 = comm_wtime();
-    for (size_t r = 0; r < mb->m; r++) {
-        memcpy(ts->z + r * KO, zu + r * 2 * KO, KO * sizeof *ts->z);
-        memcpy(ts->u + r * KO, zu + r * 2 * KO + KO, KO * sizeof *ts->u);
-    }
-    LossTargets tg = {.y = tr->batch.y, .t = tr->batch.t};
-    loss_hessian_vector(tr->loss_kind, tr->dz, ts->z, ts->u, tg, mb->m, KO, &tr->lopt);
+    loss_curvature_times(tr->loss_kind, tr->dz, ts->curv + r0 * KO, ts->rw + r0, u, mb->m, KO);
     curvature_backward(ts, mb, t1, t2);
 }
 
@@ -222,10 +239,10 @@ static SolverEval pass_hv(void *ctx, const float *v, float *hv)
     Trainer *tr = ts->tr;
     const size_t n = tr->model.shape.n_params;
     double start = comm_wtime();
-    stack_params(ts, v);
+    ts->vmodel.params = (float *)v; /* read only: a forward does not write its parameters */
     StepTotals tot;
     const float *sums;
-    SolverEval e = run_pass(ts, hv_batch, &tot, &sums);
+    SolverEval e = curvature_pass(ts, hv_batch, &tot, &sums);
     if (e == SOLVER_EVAL_OK) {
         XT_ASSERT(ts->weight > 0.0); /* from x_k's evaluation, or the checkpoint */
         set_weight(ts, ts->weight);
@@ -236,19 +253,18 @@ static SolverEval pass_hv(void *ctx, const float *v, float *hv)
     return e;
 }
 
-/* A micro-batch of H's diagonal: the loss's diagonal curvature hd back through the model
- * over the squared rows gives sum_i hd_i x_ij^2 (the rows are this pass's copy). */
+/* A micro-batch of H's diagonal: x_k's curvature's diagonal hd back through the model over
+ * the squared rows gives sum_i hd_i x_ij^2 (the rows are this pass's copy). */
 static void diag_batch(TrainSolver *ts, const MicroBatch *mb, bool last)
 {
     (void)last;
     Trainer *tr = ts->tr;
     RowBatch *b = &tr->batch;
-    const size_t KO = model_outputs(&tr->model.shape);
+    const size_t KO = model_outputs(&tr->model.shape), r0 = mb->rows[0];
     double t1 = comm_wtime();
-    const float *z = model_forward_input(&tr->model, b->in, mb->m);
+    curvature_rows(ts, mb);
     double t2 = comm_wtime();
-    LossTargets tg = {.y = b->y, .t = b->t};
-    loss_hessian_diag(tr->loss_kind, tr->dz, z, tg, mb->m, KO, &tr->lopt);
+    loss_curvature_diag(tr->loss_kind, tr->dz, ts->curv + r0 * KO, ts->rw + r0, mb->m, KO);
     if (b->in.csr) {
         for (size_t k = 0; k < csr_nnz(b->in.csr); k++)
             b->in.csr->values[k] *= b->in.csr->values[k];
@@ -266,7 +282,7 @@ static SolverEval pass_diag(void *ctx, float *m)
     double start = comm_wtime();
     StepTotals tot;
     const float *sums;
-    SolverEval e = run_pass(ts, diag_batch, &tot, &sums);
+    SolverEval e = curvature_pass(ts, diag_batch, &tot, &sums);
     if (e == SOLVER_EVAL_OK) {
         XT_ASSERT(ts->weight > 0.0);
         set_weight(ts, ts->weight);
@@ -346,21 +362,16 @@ const TrainMethod TRAIN_SOLVER = {.name = "full-batch solver", .epoch = solver_e
 
 /* ---- set-up ------------------------------------------------------------------------------ */
 
-/* newton: the model over [W; V] (D -> 2K) and the buffers its output is split into. */
-static Status open_stack(TrainSolver *ts, size_t rows)
+/* newton: the model over V and x_k's curvature for the rank's `local` rows (micro-batches of
+ * at most `rows`). */
+static Status open_newton(TrainSolver *ts, size_t rows, size_t local)
 {
     const ModelShape *s = &ts->tr->model.shape;
     const size_t KO = model_outputs(s);
-    ModelShape sh;
-    char err[256];
-    if (model_shape_init(&sh, MODEL_SOFTMAX, s->act, HEAD_SOFTMAX, s->sizes[0], NULL, 0, 2 * KO,
-                         err, sizeof err) != XT_OK)
-        return XT_ERR_RUNTIME;
-    ts->stacked = linalg_alloc(sh.n_params * sizeof *ts->stacked);
-    ts->z = malloc(rows * KO * sizeof *ts->z);
-    ts->u = malloc(rows * KO * sizeof *ts->u);
-    if (!ts->stacked || !ts->z || !ts->u) return XT_ERR_RUNTIME;
-    return model_init(&ts->stack, &sh, rows, ts->stacked);
+    ts->curv = malloc(local * KO * sizeof *ts->curv);
+    ts->rw = malloc(local * sizeof *ts->rw);
+    if (!ts->curv || !ts->rw) return XT_ERR_RUNTIME;
+    return model_init(&ts->vmodel, s, rows, ts->s.vf);
 }
 
 static Status open_solver(Trainer *tr, TrainSolver *ts)
@@ -382,10 +393,13 @@ static Status open_solver(Trainer *tr, TrainSolver *ts)
     /* The pass's plan: step 0 of a sampler that keeps file order, made once. */
     sampler_begin_epoch(&tr->sampler, 0);
     step_plan_make(&tr->steps[0], &tr->sampler, 0);
-    size_t rows = 1;
-    for (size_t i = 0; i < tr->steps[0].n; i++)
-        if (tr->steps[0].mb[i].m > rows) rows = tr->steps[0].mb[i].m;
-    if (set.kind == SOLVER_NEWTON && (st = open_stack(ts, rows)) != XT_OK) return st;
+    size_t rows = 1, local = 1;
+    for (size_t i = 0; i < tr->steps[0].n; i++) {
+        const MicroBatch *mb = &tr->steps[0].mb[i];
+        if (mb->m > rows) rows = mb->m;
+        if (mb->m > 0 && mb->rows[0] + mb->m > local) local = mb->rows[0] + mb->m;
+    }
+    if (set.kind == SOLVER_NEWTON && (st = open_newton(ts, rows, local)) != XT_OK) return st;
     solver_state(&ts->s, &ts->state);
     state_add_f64(&ts->state, "weight", &ts->weight);
     reduce_set_solver_state(tr->red, &ts->state);
@@ -420,10 +434,9 @@ void trainer_free_solver(Trainer *tr)
     if (!ts) return;
     if (tr->red) reduce_set_solver_state(tr->red, NULL);
     solver_free(&ts->s);
-    model_free(&ts->stack);
-    free(ts->stacked);
-    free(ts->z);
-    free(ts->u);
+    model_free(&ts->vmodel);
+    free(ts->curv);
+    free(ts->rw);
     free(ts);
     tr->solver = NULL;
 }

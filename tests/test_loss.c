@@ -254,8 +254,9 @@ static void test_loss_finite_differences(void **state)
     printf("finite differences: worst max rel err over all losses/options/reductions: %.2e\n", worst);
 }
 
-/* loss_hessian_vector against central differences of loss_compute's gradient along u:
- * (grad(z + h u) - grad(z - h u)) / 2h, for every loss and its options. */
+/* loss_curvature then loss_curvature_times against central differences of loss_compute's
+ * gradient along u: (grad(z + h u) - grad(z - h u)) / 2h, for every loss and its options;
+ * and loss_curvature_diag against the products along each unit vector (the same H_i). */
 static double hv_fd_check(LossKind kind, size_t K, const LossOptions *o, LossTargets tg)
 {
     const size_t n = B_FD * K;
@@ -273,7 +274,16 @@ static double hv_fd_check(LossKind kind, size_t K, const LossOptions *o, LossTar
     LossTotals t = {0};
     loss_compute(kind, gp, NULL, &t, zp, tg, B_FD, K, o);
     loss_compute(kind, gm, NULL, &t, zm, tg, B_FD, K, o);
-    loss_hessian_vector(kind, hv, z, u, tg, B_FD, K, o);
+    float curv[B_FD * K_FD], rw[B_FD], hd[B_FD * K_FD], e[B_FD * K_FD], he[B_FD * K_FD];
+    loss_curvature(kind, curv, rw, z, tg, B_FD, K, o);
+    loss_curvature_times(kind, hv, curv, rw, u, B_FD, K);
+    loss_curvature_diag(kind, hd, curv, rw, B_FD, K);
+    for (size_t k = 0; k < K; k++) { /* the diagonal: e_k in every row */
+        for (size_t i = 0; i < n; i++) e[i] = i % K == k ? 1.0f : 0.0f;
+        loss_curvature_times(kind, he, curv, rw, e, B_FD, K);
+        for (size_t i = k; i < n; i += K)
+            assert_float_equal(hd[i], he[i], (float)(1e-6 * fabs(he[i]) + 1e-12));
+    }
     double an[B_FD * K_FD], fd[B_FD * K_FD];
     for (size_t i = 0; i < n; i++) {
         an[i] = (double)hv[i];
@@ -283,7 +293,7 @@ static double hv_fd_check(LossKind kind, size_t K, const LossOptions *o, LossTar
     return xt_max_rel_err(an, fd, n, 1e-1, &where);
 }
 
-static void test_loss_hessian_vector_finite_differences(void **state)
+static void test_loss_curvature_finite_differences(void **state)
 {
     (void)state;
     int32_t y[B_FD] = {0, 3, 1, 2, 3}, yb[B_FD] = {1, 0, 0, 1, 1};
@@ -571,7 +581,7 @@ int main(void)
         cmocka_unit_test(test_loss_bce_prob_derivative),
         cmocka_unit_test(test_loss_nonneg_and_limit),
         cmocka_unit_test(test_loss_finite_differences),
-        cmocka_unit_test(test_loss_hessian_vector_finite_differences),
+        cmocka_unit_test(test_loss_curvature_finite_differences),
         cmocka_unit_test(test_loss_extreme_logits),
         cmocka_unit_test(test_loss_weights_ignore_by_hand),
         cmocka_unit_test(test_loss_label_smoothing_by_hand),
