@@ -376,7 +376,7 @@ double loss_bce_prob_grad(double a, double y, double eps)
 
 /* ---- curvature at the logits (full-batch Newton) ------------------------------------------- */
 
-/* The row's total target weight S of losses 1 and 2 (see loss_hessian_vector). */
+/* The row's total target weight S of losses 1 and 2 (see loss_curvature). */
 static double softmax_row_weight(LossKind kind, LossTargets tg, size_t i, size_t K,
                                  const LossOptions *opt)
 {

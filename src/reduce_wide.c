@@ -6,8 +6,9 @@
  * implementation (backward writes floats), and at finish the gradient sums and the totals
  * are widened to doubles and allreduced in ONE double allreduce (the plan's path: MPI, or the
  * node's shared memory, 28 times faster than Open MPI 4.1.4's allreduce of 48 MB on the
- * development machine, bench/reduce.c); the gradient comes back as floats, the totals as
- * doubles. Never sharded (plan.c).
+ * development machine, bench/reduce.c; the doubles are written straight into this rank's
+ * segment of the window, so nothing is copied in or out); the gradient comes back as
+ * floats, the totals as doubles. Never sharded (plan.c).
  */
 #include <math.h>
 #include <stdio.h>
@@ -21,7 +22,9 @@ enum { WS_LOSS, WS_WEIGHT, WS_NONFINITE, WS_SIGNAL, WS_CORRECT, WS_DECISIONS, N_
 
 typedef struct {
     float *g;         /* (n) the micro-batches' gradient sums */
-    double *wide;     /* (n + N_WSLOTS) what crosses ranks */
+    double *wide;     /* (n + N_WSLOTS) what crosses ranks: this rank's segment of the node's
+                         shared window when the path has one (no copy in or out), else wide_own */
+    double *wide_own;
     StepSums acc;     /* this rank's totals of the pass so far */
     size_t written;   /* micro-batches whose gradient is in g */
 } Wide;
@@ -37,13 +40,14 @@ static Status wide_open(Reduce *r, const ReduceSpec *spec, char *why, size_t len
     Wide *w = calloc(1, sizeof *w);
     if (w) {
         w->g = linalg_alloc((r->n > 0 ? r->n : 1) * sizeof *w->g);
-        w->wide = malloc((r->n + N_WSLOTS) * sizeof *w->wide);
+        w->wide = comm_path_buffer(r->path); /* wide_buffer_elems floats: room for the doubles */
+        if (!w->wide) w->wide = w->wide_own = malloc((r->n + N_WSLOTS) * sizeof *w->wide);
     }
     if (!w || !w->g || !w->wide) {
         snprintf(why, len, "%zu doubles of gradient sums", r->n + N_WSLOTS);
         if (w) {
             free(w->g);
-            free(w->wide);
+            free(w->wide_own);
         }
         free(w);
         return XT_ERR_RUNTIME;
@@ -55,7 +59,7 @@ static Status wide_open(Reduce *r, const ReduceSpec *spec, char *why, size_t len
 static void wide_close(Reduce *r)
 {
     free(wide(r)->g);
-    free(wide(r)->wide);
+    free(wide(r)->wide_own);
     free(r->impl);
     r->impl = NULL;
 }

@@ -85,6 +85,12 @@ static void set_point(Solver *s, const double *d, double a)
     for (size_t i = 0; i < s->n; i++) s->point[i] = (float)((double)s->x[i] + a * d[i]);
 }
 
+/* point = x + s, rounded to float (newton's step). */
+static void set_point_f(Solver *s, const float *step)
+{
+    for (size_t i = 0; i < s->n; i++) s->point[i] = (float)((double)s->x[i] + (double)step[i]);
+}
+
 static void restore_point(Solver *s) { memcpy(s->point, s->x, s->n * sizeof *s->point); }
 
 /* ---- set-up ------------------------------------------------------------------------------ */
@@ -93,18 +99,21 @@ Status solver_init(Solver *s, const SolverSettings *set, size_t n, float *point)
 {
     XT_ASSERT(n > 0 && point && (set->kind == SOLVER_NEWTON || set->history >= 1));
     *s = (Solver){.set = *set, .n = n, .point = point, .f = NAN};
-    float **fl[] = {&s->g, &s->g_new, &s->g_lo, &s->x, &s->vf, &s->hvf};
-    double **dl[] = {&s->d, &s->q, &s->r};
+    /* each method's own vectors only (at 6 million parameters each float vector is 24 MB) */
+    const bool lbfgs = set->kind == SOLVER_LBFGS;
+    float **fl[] = {&s->g, &s->g_new, &s->x, lbfgs ? &s->g_lo : &s->vf, lbfgs ? NULL : &s->hvf,
+                    lbfgs ? NULL : &s->m, lbfgs ? NULL : &s->q, lbfgs ? NULL : &s->r};
+    double **dl[] = {lbfgs ? &s->d : NULL};
     bool ok = true;
-    for (size_t i = 0; i < sizeof fl / sizeof *fl; i++) ok = (*fl[i] = calloc(n, sizeof(float))) && ok;
-    for (size_t i = 0; i < sizeof dl / sizeof *dl; i++) ok = (*dl[i] = calloc(n, sizeof(double))) && ok;
-    if (set->kind == SOLVER_LBFGS) {
+    for (size_t i = 0; i < sizeof fl / sizeof *fl; i++)
+        if (fl[i]) ok = (*fl[i] = calloc(n, sizeof(float))) && ok;
+    for (size_t i = 0; i < sizeof dl / sizeof *dl; i++)
+        if (dl[i]) ok = (*dl[i] = calloc(n, sizeof(double))) && ok;
+    if (lbfgs) {
         size_t m = set->history;
         ok = (s->S = calloc(m * n, sizeof(float))) && ok;
         ok = (s->Y = calloc(m * n, sizeof(float))) && ok;
         ok = (s->alpha = calloc(2 * m, sizeof(double))) && ok;
-    } else {
-        ok = (s->m = calloc(n, sizeof(float))) && ok;
     }
     if (!ok) {
         solver_free(s);
@@ -115,8 +124,8 @@ Status solver_init(Solver *s, const SolverSettings *set, size_t n, float *point)
 
 void solver_free(Solver *s)
 {
-    float *fl[] = {s->g, s->g_new, s->g_lo, s->x, s->vf, s->hvf, s->m, s->S, s->Y};
-    double *dl[] = {s->d, s->q, s->r, s->alpha};
+    float *fl[] = {s->g, s->g_new, s->g_lo, s->x, s->vf, s->hvf, s->m, s->q, s->r, s->S, s->Y};
+    double *dl[] = {s->d, s->alpha};
     for (size_t i = 0; i < sizeof fl / sizeof *fl; i++) free(fl[i]);
     for (size_t i = 0; i < sizeof dl / sizeof *dl; i++) free(dl[i]);
     SolverSettings keep = s->set;
@@ -413,11 +422,11 @@ static void forget_precond(Solver *s)
 }
 
 /* ||v||_M^2 and ||v||_{M^-1}^2. */
-static double norm_m2(const Solver *s, const double *v)
+static double norm_m2(const Solver *s, const float *v)
 {
     const float *m = precond_of(s);
     double t = 0.0;
-    for (size_t i = 0; i < s->n; i++) t += pm(m, i) * v[i] * v[i];
+    for (size_t i = 0; i < s->n; i++) t += pm(m, i) * (double)v[i] * (double)v[i];
     return t;
 }
 
@@ -430,13 +439,13 @@ static double norm_minv2(const Solver *s, const float *v)
 }
 
 /* CG's vector work, one sweep over memory per step (n = 6 million parameters makes it most
- * of an iteration; each sum below is still its own, in index order, so the results are those
- * of one loop per sum; several independent sums in one loop also hide the additions'
- * latency). */
+ * of an iteration; several independent sums in one loop also hide the additions' latency).
+ * The vectors are floats (the parameters' precision: CG stops at a tenth of ||g||, and x + s
+ * is rounded to float), every product and sum is in double, and each sum is taken over the
+ * stored floats, so the scalars describe exactly the vectors kept. */
 typedef struct {
-    double *sv, *r, *d; /* step, residual, direction */
-    float *vf;          /* d rounded to float: the next product's vector */
-    const float *m;     /* M, or NULL */
+    float *sv, *r, *d; /* step, residual, direction (also the next product's vector) */
+    const float *m;    /* M, or NULL */
     size_t n;
 } CgVectors;
 
@@ -446,9 +455,9 @@ static inline void cg_curvature(const CgVectors *v, const float *m, const float 
 {
     double dhd = 0.0, sd = 0.0, dd = 0.0;
     for (size_t i = 0; i < v->n; i++) {
-        double di = v->d[i], p = pm(m, i);
+        double di = (double)v->d[i], p = pm(m, i);
         dhd += (double)hd[i] * di;
-        sd += p * v->sv[i] * di;
+        sd += p * (double)v->sv[i] * di;
         dd += p * di * di;
     }
     out[0] = dhd, out[1] = sd, out[2] = dd;
@@ -460,24 +469,28 @@ static inline double cg_advance(const CgVectors *v, const float *m, const float 
 {
     double ss = 0.0, rr = 0.0;
     for (size_t i = 0; i < v->n; i++) {
-        double p = pm(m, i), si = v->sv[i] + a * v->d[i], ri = v->r[i] - a * (double)hd[i];
+        double p = pm(m, i);
+        float si = (float)((double)v->sv[i] + a * (double)v->d[i]);
+        float ri = (float)((double)v->r[i] - a * (double)hd[i]);
         v->sv[i] = si;
         v->r[i] = ri;
-        ss += p * si * si;
-        rr += ri * ri / p;
+        ss += p * (double)si * (double)si;
+        rr += (double)ri * (double)ri / p;
     }
     *rz = rr;
     return ss;
 }
 
-/* d = M^-1 r + beta d, and its float copy. */
-static inline void cg_direction(const CgVectors *v, const float *m, double beta)
+/* d = M^-1 r + beta d; returns r.d (r.M^-1 r when beta = 0). */
+static inline double cg_direction(const CgVectors *v, const float *m, double beta)
 {
+    double rd = 0.0;
     for (size_t i = 0; i < v->n; i++) {
-        double di = v->r[i] / pm(m, i) + beta * v->d[i];
+        float di = (float)((double)v->r[i] / pm(m, i) + beta * (double)v->d[i]);
         v->d[i] = di;
-        v->vf[i] = (float)di;
+        rd += (double)v->r[i] * (double)di;
     }
+    return rd;
 }
 
 static void cg_curvature_any(const CgVectors *v, const float *hd, double out[3])
@@ -491,10 +504,9 @@ static double cg_advance_any(const CgVectors *v, const float *hd, double a, doub
     return v->m ? cg_advance(v, v->m, hd, a, rz) : cg_advance(v, NULL, hd, a, rz);
 }
 
-static void cg_direction_any(const CgVectors *v, double beta)
+static double cg_direction_any(const CgVectors *v, double beta)
 {
-    if (v->m) cg_direction(v, v->m, beta);
-    else cg_direction(v, NULL, beta);
+    return v->m ? cg_direction(v, v->m, beta) : cg_direction(v, NULL, beta);
 }
 
 /* Preconditioned Steihaug CG on H s = -g within ||s||_M <= delta: s in s->q, the residual
@@ -502,14 +514,12 @@ static void cg_direction_any(const CgVectors *v, double beta)
 static bool tron_cg(Solver *s, const SolverOps *ops, double delta)
 {
     const size_t n = s->n;
-    const CgVectors v = {.sv = s->q, .r = s->r, .d = s->d, .vf = s->vf, .m = precond_of(s), .n = n};
+    const CgVectors v = {.sv = s->q, .r = s->r, .d = s->vf, .m = precond_of(s), .n = n};
     for (size_t i = 0; i < n; i++) {
-        v.sv[i] = 0.0;
-        v.r[i] = -(double)s->g[i];
-        v.d[i] = v.r[i] / pm(v.m, i);
-        v.vf[i] = (float)v.d[i];
+        v.sv[i] = 0.0f;
+        v.r[i] = -s->g[i];
     }
-    double rz = dot_dd(v.r, v.d, n), cgtol = CG_TOL * sqrt(rz), ss = 0.0;
+    double rz = cg_direction_any(&v, 0.0), cgtol = CG_TOL * sqrt(rz), ss = 0.0;
     for (int j = 1; j <= SOLVER_MAX_CG && sqrt(rz) > cgtol; j++) {
         SolverEval e = ops->hv(ops->ctx, s->vf, s->hvf);
         s->products++;
@@ -554,8 +564,8 @@ static SolverStatus tron_iterate(Solver *s, const SolverOps *ops)
     }
     double delta = s->iter == 0 ? sqrt(norm_minv2(s, s->g)) : s->delta;
     if (!tron_cg(s, ops, delta)) return SOLVER_INTERRUPTED;
-    const double *sv = s->q;
-    set_point(s, sv, 1.0);
+    const float *sv = s->q;
+    set_point_f(s, sv);
     bool moved = false;
     for (size_t i = 0; i < n && !moved; i++) moved = s->point[i] != s->x[i];
     if (!moved) { /* the region is below the floats' resolution: no step can move x */
@@ -567,7 +577,7 @@ static SolverStatus tron_iterate(Solver *s, const SolverOps *ops)
     s->evals++;
     if (e == SOLVER_EVAL_INTERRUPTED) return SOLVER_INTERRUPTED;
     bool finite = e == SOLVER_EVAL_OK && isfinite(fnew);
-    double gs = dot_fd(s->g, sv, n), prered = -0.5 * (gs - dot_dd(sv, s->r, n));
+    double gs = dot_ff(s->g, sv, n), prered = -0.5 * (gs - dot_ff(sv, s->r, n));
     double actred = finite ? s->f - fnew : -INFINITY, snorm = sqrt(norm_m2(s, sv));
     if (s->iter == 0) delta = fmin(delta, snorm);
     /* Near the optimum F changes by less than its precision: a step that leaves F within

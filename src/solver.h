@@ -116,8 +116,11 @@ typedef struct {
     double step;       /* lbfgs: accepted step length; newton: ||s|| of the last trial */
     int evals, products; /* its evaluations and Hessian-vector products */
     /* scratch */
-    float *x, *g_new, *g_lo, *vf, *hvf; /* (n) */
-    double *d, *q, *r;                  /* (n) */
+    float *x, *g_new;   /* (n) */
+    double *d;          /* (n) lbfgs only: the search direction */
+    float *g_lo;        /* (n) lbfgs only */
+    float *vf, *hvf;    /* (n) newton only: CG's direction (each product's vector), H of it */
+    float *q, *r;       /* (n) newton only: CG's step and residual */
     double *alpha;                      /* (history) */
 } Solver;
 
@@ -159,7 +162,7 @@ double solver_objective_grad(const SolverPenalty *p, double weight, const float 
                              const float *sums, size_t n, float *g);
 
 /* newton's diagonal preconditioner from a reduction's sums of the loss's diagonal (sums_j =
- * sum_i hd_i x_ij^2, loss_hessian_diag): M_j = (1 - 0.01) lambda + 0.01 H_jj with
+ * sum_i hd_i x_ij^2, loss_curvature_diag): M_j = (1 - 0.01) lambda + 0.01 H_jj with
  * H_jj = sums_j / weight + lambda on the penalised ranges (sums_j / weight elsewhere), as
  * LIBLINEAR mixes the identity (its penalty's curvature) with the diagonal; positive. */
 void solver_preconditioner(const SolverPenalty *p, double weight, const float *sums, size_t n,
