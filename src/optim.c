@@ -432,3 +432,21 @@ double optim_step(Optim *o, float *params, const float *grad, float grad_scale, 
     }
     return norm;
 }
+
+bool optim_is_plain(const OptimSettings *set)
+{
+    return set->kind == OPT_SGD && set->momentum == 0.0 && set->weight_decay == 0.0 &&
+           !(set->clip_norm > 0.0);
+}
+
+void optim_step_at(const Optim *o, float *params, const float *grad, float grad_scale,
+                   double lr, const size_t *at, size_t m)
+{
+    XT_ASSERT(optim_is_plain(&o->set) && !o->velocity && o->lo == 0);
+    const float gs = grad_scale * 1.0f, wdc = (float)o->set.weight_decay * 1.0f;
+    const float flr = (float)lr;
+    for (size_t k = 0; k < m; k++) { /* sgd_step's expression with cf = 1 */
+        size_t i = at[k];
+        params[i] -= flr * (gs * grad[i] + wdc * params[i]);
+    }
+}

@@ -134,4 +134,13 @@ double optim_lr(const OptimSettings *set, uint64_t t);
  * otherwise. */
 double optim_step(Optim *o, float *params, const float *grad, float grad_scale, double lr);
 
+/* Plain SGD: sgd without momentum, weight decay or clipping, whose update of an element
+ * with a zero gradient leaves it as it was (p - lr (0 + 0 p) = p). */
+bool optim_is_plain(const OptimSettings *set);
+/* Plain SGD's update of the elements at[0 .. m) only (of an unsliced Optim), with the same
+ * float expression as optim_step: when grad is zero at every other element, the
+ * parameters end bit for bit as optim_step leaves them. */
+void optim_step_at(const Optim *o, float *params, const float *grad, float grad_scale,
+                   double lr, const size_t *at, size_t m);
+
 #endif

@@ -7,6 +7,7 @@
 
 #include "exact.h"
 #include "linalg.h"
+#include "optim.h"
 #include "rowsource.h"
 #include "shard.h"
 #include "strutil.h"
@@ -433,7 +434,11 @@ static void plan_path(Plan *p, const Config *c, const CommPlacement *at)
     p->shm = false;
     p->shm_asked = c->comm.allreduce == ALLREDUCE_SHM;
     p->wide = p->solver && p->G == 0;
-    if (p->sparse) {
+    if (p->touched) {
+        snprintf(p->path_why, sizeof p->path_why, "plain SGD on sparse data: each step zeroes, "
+                 "exchanges and updates only the columns of W_1 its rows touched (the records "
+                 "allgathered when that moves fewer bytes, else the allreduce; docs/sparse.md)");
+    } else if (p->sparse) {
         snprintf(p->path_why, sizeof p->path_why, "sparse data: each step, the touched columns "
                  "of W_1 allgathered when a rank then receives fewer bytes than an allreduce "
                  "moves, else the allreduce (docs/sparse.md)");
@@ -477,9 +482,15 @@ static void plan_path(Plan *p, const Config *c, const CommPlacement *at)
  * 6.0 against 8.4 ms per step at D = 100,000, H = 60, P = 2, 2026-12-07), so it stays. */
 static void plan_sparse(Plan *p, const Config *c, const CommPlacement *at)
 {
-    p->sparse = p->csr_batches && !p->solver && at->P > 1 && at->nodes > 1 &&
-                c->comm.overlap != OVERLAP_TRUE && c->optim.shard != SHARD_TRUE &&
-                c->comm.allreduce != ALLREDUCE_SHM;
+    bool open = p->csr_batches && !p->solver && c->comm.overlap != OVERLAP_TRUE &&
+                c->optim.shard != SHARD_TRUE && c->comm.allreduce != ALLREDUCE_SHM;
+    /* plain SGD: a zero gradient moves nothing, so a step needs only its touched columns,
+     * on one node too (docs/sparse.md) */
+    OptimSettings plain = {.kind = c->optim.optimizer, .momentum = p->momentum,
+                           .weight_decay = c->optim.weight_decay,
+                           .clip_norm = c->optim.clip_norm};
+    p->touched = open && optim_is_plain(&plain);
+    p->sparse = p->touched || (open && at->P > 1 && at->nodes > 1);
 }
 
 void plan_step(Plan *p, const Config *c, const CommPlacement *at, const PlanModelFacts *m)

@@ -104,6 +104,8 @@ typedef struct {
     bool wide;             /* sums in double through MPI (a solver without the exact sums) */
     bool sparse;           /* CSR batches: W_1's touched columns exchanged when that moves
                               fewer bytes, per step (reduce_sparse.c), else MPI allreduce */
+    bool touched;          /* and plain SGD (optim_is_plain): only the touched columns are
+                              zeroed, exchanged and updated, at any P (implies sparse) */
 } Plan;
 
 /* Batches, micro-batches, shuffle, normalisation, memory. XT_ERR_USAGE with the keys and the

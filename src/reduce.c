@@ -60,6 +60,7 @@ static const ReduceOps *reduce_choose(const Plan *p)
     return p->G > 0     ? &REDUCE_EXACT
            : p->wide    ? &REDUCE_WIDE
            : p->overlap ? &REDUCE_RING
+           : p->touched ? &REDUCE_TOUCHED
            : p->sparse  ? &REDUCE_SPARSE
                         : &REDUCE_SUM;
 }
@@ -91,6 +92,9 @@ static Status open_path(Reduce *r, const Plan *p)
     } else if (r->ops == &REDUCE_SPARSE) {
         snprintf(r->why, sizeof r->why, "sparse exchange of W_1's touched columns or MPI "
                  "allreduce, per step (%s)", p->path_why);
+    } else if (r->ops == &REDUCE_TOUCHED) {
+        snprintf(r->why, sizeof r->why, "touched columns only%s (%s)",
+                 r->P > 1 ? ", exchanged or MPI allreduce per step" : "", p->path_why);
     } else {
         snprintf(r->why, sizeof r->why, "MPI %s (%s)", ops, p->path_why);
     }
@@ -227,8 +231,14 @@ const float *reduce_finish(Reduce *r, StepTotals *tot, ReduceTimes *times)
 
 double reduce_update(Reduce *r, const float *grads, float grad_scale, double lr)
 {
+    if (r->ops->update) return r->ops->update(r, grads, grad_scale, lr);
     optim_step(&r->optim, r->params, grads, grad_scale, lr);
     return r->after_update(r);
+}
+
+void reduce_note_input(Reduce *r, size_t part, const ModelInput *in)
+{
+    if (r->ops->note) r->ops->note(r, part, in);
 }
 
 void reduce_check_replicas(const Reduce *r, uint64_t step)

@@ -9,7 +9,8 @@
  *
  *   reduce_begin                                       a new step
  *   for each micro-batch i of the step plan (shard.h):
- *     reduce_add(i's totals); g = reduce_partial(i)    before its backward
+ *     reduce_add(i's totals); reduce_note_input(i's rows); g = reduce_partial(i)
+ *                                                      before its backward
  *     backward into g, with reduce_hooks(last?)        (overlap: buckets start inside it)
  *     reduce_partial_done(i)
  *   reduce_finish -> the totals, the reduced gradient  the step's collective
@@ -28,6 +29,9 @@
  *          full-batch solver's pass (its line search needs the loss to 1e-15) reduce_wide.c
  *   sparse float sums like sum; for CSR data the touched columns of W_1 allgathered with
  *          the rest allreduced, when that moves fewer bytes, decided per step reduce_sparse.c
+ *   touched  the same exchange for plain SGD on CSR data, with the touched columns taken
+ *          from the rows (reduce_note_input), the buffer kept zero elsewhere and only those
+ *          columns updated: a step costs O(its non-zeros), not O(D)     reduce_sparse.c
  * A new way to reduce is one more implementation of reduce_impl.h's table.
  *
  * Buffers: reduce_open allocates, before the model exists, the parameters (in the node's
@@ -109,6 +113,9 @@ void reduce_add(Reduce *r, size_t part, const StepSums *s);
 float *reduce_partial(Reduce *r, size_t part, bool *accumulate);
 /* The hooks for the backward of a micro-batch (last: the step's last), or NULL. */
 const BackwardHooks *reduce_hooks(Reduce *r, bool last);
+/* Micro-batch `part`'s first-layer input, before its backward (the touched implementation
+ * learns the columns its CSR rows touch; the others ignore it). */
+void reduce_note_input(Reduce *r, size_t part, const ModelInput *in);
 /* Micro-batch `part`'s gradient is written. */
 void reduce_partial_done(Reduce *r, size_t part);
 /* Collective: the step's reduction. Returns the reduced gradient sums of this rank's slice

@@ -29,9 +29,15 @@ typedef struct {
     void (*done)(Reduce *r, size_t part);
     const float *(*finish)(Reduce *r, StepTotals *tot, ReduceTimes *t);
     void (*report)(const Reduce *r);
+    /* Optional (NULL: ignored): micro-batch part's first-layer input, before its backward
+     * (the touched columns of CSR rows). */
+    void (*note)(Reduce *r, size_t part, const ModelInput *in);
+    /* Optional (NULL: optim_step then after_update): the update. */
+    double (*update)(Reduce *r, const float *grads, float grad_scale, double lr);
 } ReduceOps;
 
-extern const ReduceOps REDUCE_SUM, REDUCE_RING, REDUCE_EXACT, REDUCE_WIDE, REDUCE_SPARSE;
+extern const ReduceOps REDUCE_SUM, REDUCE_RING, REDUCE_EXACT, REDUCE_WIDE, REDUCE_SPARSE,
+    REDUCE_TOUCHED;
 
 struct Reduce {
     const ReduceOps *ops;

@@ -18,9 +18,28 @@
  *      every rank adds the records in rank order: the sum in a fixed order, the same bits on
  *      every rank (but not the bits of the dense allreduce, whose order is MPI's).
  *
- * The update stays dense (optim.h): for plain SGD without decay the untouched columns would
- * not move, but momentum, Adam and weight decay move every parameter each step. Never
- * sharded, never through the shared window, never in the reproducible mode (plan.c).
+ * The update stays dense (optim.h): momentum, Adam and weight decay move every parameter
+ * each step. Never sharded, never through the shared window, never in the reproducible mode
+ * (plan.c).
+ *
+ * TOUCHED, the same exchange for plain SGD (optim_is_plain: no momentum, weight decay or
+ * clipping), where an element whose gradient is zero does not move, so nothing of a step
+ * needs the untouched columns of W_1 (with 100,000 columns, 60 outputs and 64 rows of 15
+ * non-zeros per rank, 6 million weights against about 60,000 touched):
+ *
+ *   - the columns come from the micro-batches' rows (note: the CSR indices), not from a
+ *     read of the gradient;
+ *   - the buffer is kept zero outside them: begin zeroes what the last step wrote (its
+ *     union of columns and the parameters outside W_1), and every backward accumulates
+ *     into it, where the sum implementation's first backward zeroes all of W_1;
+ *   - the exchange is the records above (none at P = 1), or the allreduce when the rule says
+ *     so (then the whole buffer is zeroed next step and the update is dense);
+ *   - the update visits the union's elements and the parameters outside W_1 with
+ *     optim_step_at, optim_step's expression: every other element would not have moved.
+ *
+ * At P = 1 and 2 the sums are those of the sum implementation bit for bit (0 + x is x, and
+ * two floats add the same in either order), hence the same parameters; from P = 3 the
+ * records' rank order and MPI's order may round differently.
  */
 #include <math.h>
 #include <stdint.h>
@@ -28,6 +47,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "csr.h"
 #include "linalg.h"
 #include "log.h"
 #include "reduce_impl.h"
@@ -37,7 +57,14 @@ typedef struct {
     size_t w0, H, D;    /* W_1 is g[w0 + o D + j], o < H, j < D */
     size_t nrest;       /* the rest: parameters outside W_1, then the slots */
     float *rest;        /* (nrest) packed for its allreduce */
-    uint8_t *touched;   /* (D) */
+    uint8_t *mark;      /* (D) this step's columns of this rank */
+    uint32_t *own;      /* (D) them, listed: nown */
+    size_t nown;
+    uint8_t *umark;     /* (D) touched only: the step's columns over all ranks */
+    uint32_t *uni;      /* (D) them, listed: nuni */
+    size_t nuni;
+    bool all_dirty;     /* touched only: the step took the allreduce, every element may be set */
+    size_t *at;         /* (n) touched only: the elements the update visits */
     float *rec;         /* records (index bits, H values), every rank's, at most cap floats */
     size_t cap;         /* floats in rec */
     uint64_t *counts;   /* (P) columns per rank this step */
@@ -55,7 +82,11 @@ static void sparse_free(Sparse *s)
     if (!s) return;
     float_sums_close(&s->f);
     free(s->rest);
-    free(s->touched);
+    free(s->mark);
+    free(s->own);
+    free(s->umark);
+    free(s->uni);
+    free(s->at);
     free(s->rec);
     free(s->counts);
     free(s->bytes);
@@ -76,12 +107,13 @@ static Status sparse_open(Reduce *r, const ReduceSpec *spec, char *why, size_t l
         s->nrest = r->n - s->H * s->D + N_SLOTS;
         s->cap = s->H * s->D + s->D; /* the largest exchange the rule lets through */
         s->rest = malloc(s->nrest * sizeof *s->rest);
-        s->touched = calloc(s->D ? s->D : 1, 1);
+        s->mark = calloc(s->D ? s->D : 1, 1);
+        s->own = malloc((s->D ? s->D : 1) * sizeof *s->own);
         s->rec = linalg_alloc(s->cap * sizeof *s->rec);
         s->counts = malloc((size_t)r->P * sizeof *s->counts);
         s->bytes = malloc((size_t)r->P * sizeof *s->bytes);
         s->displs = malloc((size_t)r->P * sizeof *s->displs);
-        if (!s->rest || !s->touched || !s->rec || !s->counts || !s->bytes || !s->displs)
+        if (!s->rest || !s->mark || !s->own || !s->rec || !s->counts || !s->bytes || !s->displs)
             st = XT_ERR_RUNTIME;
     }
     if (st != XT_OK) {
@@ -99,26 +131,29 @@ static void sparse_close(Reduce *r)
     r->impl = NULL;
 }
 
-/* This rank's touched columns, as records at rec (index bits, then the column's H values).
- * Returns how many. */
-static size_t pack_columns(Sparse *s, float *rec)
+/* This rank's touched columns into s->own: those with a non-zero in its W_1 gradient (one
+ * read of W_1's gradient). */
+static void scan_columns(Sparse *s)
 {
     const float *W = s->f.g + s->w0;
-    memset(s->touched, 0, s->D);
+    memset(s->mark, 0, s->D);
     for (size_t o = 0; o < s->H; o++)
-        for (size_t j = 0; j < s->D; j++) s->touched[j] |= W[o * s->D + j] != 0.0f;
-    size_t c = 0;
-    for (size_t j = 0; j < s->D; j++) {
-        if (!s->touched[j]) continue;
-        if (rec) {
-            float *out = rec + c * (s->H + 1);
-            uint32_t idx = (uint32_t)j;
-            memcpy(out, &idx, sizeof idx); /* bits, not a float value: D may exceed 2^24 */
-            for (size_t o = 0; o < s->H; o++) out[1 + o] = W[o * s->D + j];
-        }
-        c++;
+        for (size_t j = 0; j < s->D; j++) s->mark[j] |= W[o * s->D + j] != 0.0f;
+    s->nown = 0;
+    for (size_t j = 0; j < s->D; j++)
+        if (s->mark[j]) s->own[s->nown++] = (uint32_t)j;
+}
+
+/* s->own's columns as records at rec: the index bits, then the column's H values. */
+static void pack_own(const Sparse *s, float *rec)
+{
+    const float *W = s->f.g + s->w0;
+    for (size_t c = 0; c < s->nown; c++) {
+        float *out = rec + c * (s->H + 1);
+        uint32_t j = s->own[c];
+        memcpy(out, &j, sizeof j); /* bits, not a float value: D may exceed 2^24 */
+        for (size_t o = 0; o < s->H; o++) out[1 + o] = W[o * s->D + j];
     }
-    return c;
 }
 
 /* The parameters outside W_1 and the slots, to or from s->rest. */
@@ -135,8 +170,9 @@ static void move_rest(Sparse *s, size_t n, bool out)
     }
 }
 
-/* SPARSE: the records allgathered, the rest allreduced, W_1's sums rebuilt in rank order. */
-static void exchange(Reduce *r, Sparse *s, size_t mine)
+/* SPARSE: the records allgathered, the rest allreduced, W_1's sums rebuilt in rank order
+ * (touched: their columns listed in s->uni). */
+static void exchange(Reduce *r, Sparse *s)
 {
     const size_t rl = s->H + 1;
     size_t off = 0;
@@ -145,24 +181,44 @@ static void exchange(Reduce *r, Sparse *s, size_t mine)
         s->bytes[q] = (size_t)s->counts[q] * rl * sizeof(float);
         off += (size_t)s->counts[q] * rl;
     }
-    float *own = s->rec + s->displs[r->rank] / sizeof(float);
-    pack_columns(s, own);
+    pack_own(s, s->rec + s->displs[r->rank] / sizeof(float));
     comm_allgatherv_inplace(r->comm, s->rec, s->bytes, s->displs);
     move_rest(s, r->n, true);
     comm_allreduce_sum_float(r->comm, s->rest, s->nrest);
     move_rest(s, r->n, false);
     float *W = s->f.g + s->w0;
-    for (size_t c = 0; c < mine; c++) { /* this rank's columns start from zero again */
-        uint32_t j;
-        memcpy(&j, own + c * rl, sizeof j);
-        for (size_t o = 0; o < s->H; o++) W[o * s->D + j] = 0.0f;
-    }
+    for (size_t c = 0; c < s->nown; c++) /* this rank's columns start from zero again */
+        for (size_t o = 0; o < s->H; o++) W[o * s->D + s->own[c]] = 0.0f;
     for (size_t c = 0; c < off / rl; c++) {
         const float *in = s->rec + c * rl;
         uint32_t j;
         memcpy(&j, in, sizeof j);
         for (size_t o = 0; o < s->H; o++) W[o * s->D + j] += in[1 + o];
+        if (s->umark && !s->umark[j]) {
+            s->umark[j] = 1;
+            s->uni[s->nuni++] = j;
+        }
     }
+}
+
+/* The ranks' column counts, then the exchange when a rank receives fewer words than a
+ * ring allreduce of the buffer moves, else the allreduce. Returns true for the exchange. */
+static bool exchange_or_allreduce(Reduce *r, Sparse *s)
+{
+    uint64_t mine = (uint64_t)s->nown, all = 0;
+    comm_allgather(r->comm, &mine, s->counts, sizeof mine);
+    for (int q = 0; q < r->P; q++) all += s->counts[q];
+    double sparse_words = (double)all * (double)(s->H + 1);
+    double dense_words = 2.0 * (r->P - 1) / r->P * (double)(r->n + N_SLOTS);
+    if (r->P > 1 && sparse_words < dense_words && all * (s->H + 1) <= s->cap) {
+        exchange(r, s);
+        s->steps_sparse++;
+        s->cols_sum += (double)all;
+        return true;
+    }
+    r->cross(r, s->f.g, N_SLOTS, COMM_F32);
+    s->steps_dense++;
+    return false;
 }
 
 static const float *sparse_finish(Reduce *r, StepTotals *tot, ReduceTimes *t)
@@ -172,21 +228,9 @@ static const float *sparse_finish(Reduce *r, StepTotals *tot, ReduceTimes *t)
     if (f->written == 0) memset(f->g, 0, r->n * sizeof *f->g); /* no rows here */
     float_sums_seal(f, r->n, reduce_signalled(r));
     double t0 = comm_wtime();
-    uint64_t mine = (uint64_t)pack_columns(s, NULL), all = 0;
+    scan_columns(s);
     double t1 = comm_wtime();
-    comm_allgather(r->comm, &mine, s->counts, sizeof mine);
-    for (int q = 0; q < r->P; q++) all += s->counts[q];
-    /* words a rank receives: the records against a ring allreduce of the buffer */
-    double sparse_words = (double)all * (double)(s->H + 1);
-    double dense_words = 2.0 * (r->P - 1) / r->P * (double)(r->n + N_SLOTS);
-    if (r->P > 1 && sparse_words < dense_words && all * (s->H + 1) <= s->cap) {
-        exchange(r, s, (size_t)mine);
-        s->steps_sparse++;
-        s->cols_sum += (double)all;
-    } else {
-        r->cross(r, f->g, N_SLOTS, COMM_F32);
-        s->steps_dense++;
-    }
+    exchange_or_allreduce(r, s);
     t->work_s = t1 - t0;
     t->comm_s = comm_wtime() - t1;
     float_sums_totals(f, r->n, tot);
@@ -210,7 +254,7 @@ static void sparse_report(const Reduce *r)
 
 void reduce_sparse_counts(const Reduce *r, uint64_t *sparse_steps, uint64_t *dense_steps)
 {
-    const Sparse *s = r->ops == &REDUCE_SPARSE ? sp(r) : NULL;
+    const Sparse *s = r->ops == &REDUCE_SPARSE || r->ops == &REDUCE_TOUCHED ? sp(r) : NULL;
     *sparse_steps = s ? s->steps_sparse : 0;
     *dense_steps = s ? s->steps_dense : 0;
 }
@@ -221,3 +265,130 @@ const ReduceOps REDUCE_SPARSE = {.name = "sparse", .buffer_elems = sparse_buffer
                                  .partial = sum_op_partial, .hooks = sum_op_hooks,
                                  .done = sum_op_done, .finish = sparse_finish,
                                  .report = sparse_report};
+
+/* ---- touched ------------------------------------------------------------------------------ */
+
+static Status touched_open(Reduce *r, const ReduceSpec *spec, char *why, size_t len)
+{
+    XT_ASSERT(optim_is_plain(spec->oset));
+    Status st = sparse_open(r, spec, why, len);
+    if (st != XT_OK) return st;
+    Sparse *s = sp(r);
+    s->umark = calloc(s->D ? s->D : 1, 1);
+    s->uni = malloc((s->D ? s->D : 1) * sizeof *s->uni);
+    s->at = malloc((r->n ? r->n : 1) * sizeof *s->at); /* pages used as the steps need them */
+    if (!s->umark || !s->uni || !s->at) {
+        snprintf(why, len, "the touched columns' lists (%zu columns)", s->D);
+        return XT_ERR_RUNTIME; /* reduce_open closes it */
+    }
+    return XT_OK;
+}
+
+/* The parameters outside W_1 and the slots: [0, w0) and [w0 + H D, n + N_SLOTS). */
+static void zero_rest(Sparse *s, size_t n)
+{
+    float *g = s->f.g;
+    size_t end = s->w0 + s->H * s->D;
+    memset(g, 0, s->w0 * sizeof *g);
+    memset(g + end, 0, (n + N_SLOTS - end) * sizeof *g);
+}
+
+/* The buffer back to zeros where the last step wrote; no columns noted yet. */
+static void touched_begin(Reduce *r)
+{
+    Sparse *s = sp(r);
+    float *W = s->f.g + s->w0;
+    if (s->all_dirty) {
+        memset(s->f.g, 0, (r->n + N_SLOTS) * sizeof *s->f.g);
+    } else {
+        for (size_t c = 0; c < s->nuni; c++)
+            for (size_t o = 0; o < s->H; o++) W[o * s->D + s->uni[c]] = 0.0f;
+        zero_rest(s, r->n);
+    }
+    for (size_t c = 0; c < s->nuni; c++) s->umark[s->uni[c]] = 0;
+    for (size_t c = 0; c < s->nown; c++) s->mark[s->own[c]] = 0;
+    s->nuni = s->nown = 0;
+    s->all_dirty = false;
+    float_sums_begin(&s->f);
+}
+
+static void touched_note(Reduce *r, size_t part, const ModelInput *in)
+{
+    (void)part;
+    Sparse *s = sp(r);
+    XT_ASSERT(in->csr); /* plan.c chooses this implementation for CSR batches only */
+    const int32_t *col = in->csr->indices;
+    for (size_t k = 0; k < csr_nnz(in->csr); k++) {
+        uint32_t j = (uint32_t)col[k];
+        if (!s->mark[j]) {
+            s->mark[j] = 1;
+            s->own[s->nown++] = j;
+        }
+    }
+}
+
+/* Every backward adds: the buffer is zero outside what this step writes. */
+static float *touched_partial(Reduce *r, size_t part, bool *accumulate)
+{
+    (void)part;
+    *accumulate = true;
+    return sp(r)->f.g;
+}
+
+static const float *touched_finish(Reduce *r, StepTotals *tot, ReduceTimes *t)
+{
+    Sparse *s = sp(r);
+    float_sums_seal(&s->f, r->n, reduce_signalled(r));
+    double t0 = comm_wtime();
+    if (r->P == 1) {
+        for (size_t c = 0; c < s->nown; c++) s->uni[c] = s->own[c];
+        s->nuni = s->nown;
+        s->steps_sparse++;
+        s->cols_sum += (double)s->nown;
+    } else {
+        s->all_dirty = !exchange_or_allreduce(r, s);
+    }
+    t->work_s = 0.0;
+    t->comm_s = comm_wtime() - t0;
+    float_sums_totals(&s->f, r->n, tot);
+    return tot->nonfinite ? NULL : s->f.g;
+}
+
+/* The union's elements of W_1 and the parameters outside it (optim_step_at), or all of them
+ * after an allreduce. */
+static double touched_update(Reduce *r, const float *grads, float grad_scale, double lr)
+{
+    Sparse *s = sp(r);
+    if (s->all_dirty) {
+        optim_step(&r->optim, r->params, grads, grad_scale, lr);
+        return r->after_update(r);
+    }
+    size_t m = 0, end = s->w0 + s->H * s->D;
+    for (size_t o = 0; o < s->H; o++)
+        for (size_t c = 0; c < s->nuni; c++) s->at[m++] = s->w0 + o * s->D + s->uni[c];
+    for (size_t i = 0; i < s->w0; i++) s->at[m++] = i;
+    for (size_t i = end; i < r->n; i++) s->at[m++] = i;
+    optim_step_at(&r->optim, r->params, grads, grad_scale, lr, s->at, m);
+    return r->after_update(r);
+}
+
+static void touched_report(const Reduce *r)
+{
+    const Sparse *s = sp(r);
+    uint64_t steps = s->steps_sparse + s->steps_dense;
+    if (r->rank != 0 || steps == 0) return;
+    double cols = s->steps_sparse ? s->cols_sum / (double)s->steps_sparse : 0.0;
+    log_info("touched  plain SGD updated only the touched columns of W_1 in %llu of %llu steps: "
+             "%.0f of %zu columns (%.1f%%) per step on average%s",
+             (unsigned long long)s->steps_sparse, (unsigned long long)steps, cols, s->D,
+             100.0 * cols / (double)(s->D ? s->D : 1),
+             s->steps_dense ? "; the others took the allreduce and a dense update" : "");
+}
+
+const ReduceOps REDUCE_TOUCHED = {.name = "touched", .buffer_elems = sparse_buffer_elems,
+                                  .open = touched_open, .close = sparse_close,
+                                  .begin = touched_begin, .add = sum_op_add,
+                                  .partial = touched_partial, .hooks = sum_op_hooks,
+                                  .done = sum_op_done, .finish = touched_finish,
+                                  .report = touched_report, .note = touched_note,
+                                  .update = touched_update};

@@ -125,7 +125,7 @@ static void banner_step(const Trainer *tr)
     else
         log_info("         every rank updates all parameters (%s)", p->shard_why);
     reduce_describe(tr->red, red, sizeof red);
-    if (tr->P > 1) log_info("reduce   %s", red);
+    if (tr->P > 1 || p->touched) log_info("reduce   %s", red); /* touched: the update too */
     if (tr->P > 1 && !p->overlap)
         log_info("         reduced after backward, not overlapped (%s)", p->overlap_why);
 }

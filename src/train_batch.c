@@ -25,6 +25,7 @@ void trainer_batch_gradient(Trainer *tr, size_t m, size_t part, bool last, Epoch
     s.loss = lt.sum;
     s.weight = lt.weight;
     reduce_add(tr->red, part, &s);
+    reduce_note_input(tr->red, part, &tr->batch.in);
     double t3 = comm_wtime();
     bool acc;
     float *grads = reduce_partial(tr->red, part, &acc);

@@ -375,8 +375,10 @@ static void test_plan_step_decisions(void **state)
         at = placed(4, sp[i].nodes, 8, false);
         memset(&p, 0, sizeof p);
         p.csr_batches = true;
+        p.momentum = 0.9; /* SGD's default: every parameter moves each step */
         plan_step(&p, &c, &at, &big);
         if (p.sparse != sp[i].sparse) fail_msg("sparse case %zu: %d (%s)", i, p.sparse, p.path_why);
+        assert_false(p.touched);
         if (p.sparse) {
             assert_false(p.overlap || p.shard || p.shm);
             assert_has(p.path_why, "touched columns of W_1");
@@ -384,6 +386,36 @@ static void test_plan_step_decisions(void **state)
             assert_has(p.overlap_why, "off for sparse data");
         }
     }
+    /* plain SGD (no momentum, weight decay or clipping) on CSR batches: only the touched
+     * columns, at any P and on one node too, unless a key asks for what it excludes */
+    static const struct {
+        const char *set;
+        int P, nodes;
+        bool touched;
+    } tc[] = {{"train.seed=1", 1, 1, true},           {"train.seed=1", 4, 1, true},
+              {"train.seed=1", 4, 2, true},           {"optim.weight_decay=0.001", 1, 1, false},
+              {"optim.clip_norm=1", 4, 1, false},     {"optim.optimizer=adam", 4, 1, false},
+              {"optim.shard=true", 4, 1, false},      {"comm.overlap=true", 4, 2, false},
+              {"comm.allreduce=shm", 4, 1, false},    {"comm.allreduce=mpi", 4, 1, true}};
+    for (size_t i = 0; i < sizeof tc / sizeof *tc; i++) {
+        cfg_with(&c, &tc[i].set, 1);
+        at = placed(tc[i].P, tc[i].nodes, 8, false);
+        memset(&p, 0, sizeof p);
+        p.csr_batches = true; /* p.momentum = 0: optim.momentum = 0 resolved */
+        plan_step(&p, &c, &at, &big);
+        if (p.touched != tc[i].touched)
+            fail_msg("touched case %zu (%s): %d (%s)", i, tc[i].set, p.touched, p.path_why);
+        if (p.touched) {
+            assert_true(p.sparse);
+            assert_false(p.overlap || p.shard || p.shm);
+            assert_has(p.path_why, "only the columns of W_1 its rows touched");
+        }
+    }
+    /* dense batches never */
+    cfg_with(&c, &tc[0].set, 1);
+    memset(&p, 0, sizeof p);
+    plan_step(&p, &c, &at, &big);
+    assert_false(p.touched || p.sparse);
 }
 
 /* A full-batch solver: the full batch in pieces of about 4 MiB of features (a group's rows

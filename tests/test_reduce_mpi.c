@@ -341,6 +341,81 @@ static void test_reduce_sparse_exchange(void **state)
     reduce_close(&red);
 }
 
+/* touched (plain SGD on CSR data): the reduction learns each micro-batch's columns from its
+ * rows, every backward accumulates into a buffer kept zero elsewhere (checked: the reduced
+ * gradient is the plain sum at EVERY element, so a column of an earlier step left non-zero
+ * fails), and the update moves the union's columns and the intercepts exactly as optim_step
+ * moves everything. Steps touch different columns; step 2 every column (the allreduce and a
+ * dense update), step 3 few again (the whole buffer zeroed first). */
+static const float *tc_step(Reduce *red, const ModelShape *s, int q, int st, bool wide,
+                            StepTotals *tot)
+{
+    reduce_begin(red);
+    for (size_t i = 0; i < parts_of(q); i++) {
+        StepSums ss = {.loss = 1.0, .weight = 1.0};
+        reduce_add(red, i, &ss);
+        int32_t cols[SP_D];
+        size_t ptr[2] = {0, 0};
+        for (size_t j = 0; j < SP_D; j++)
+            if (sp_touched(q, i, j, st, wide)) cols[ptr[1]++] = (int32_t)j;
+        CsrRows rows = {.m = 1, .d = SP_D, .indptr = ptr, .indices = cols};
+        ModelInput in = {.csr = &rows};
+        reduce_note_input(red, i, &in);
+        bool acc;
+        float *g = reduce_partial(red, i, &acc);
+        assert_true(acc); /* the buffer is zero where this step has not written */
+        for (size_t e = 0; e < s->n_params; e++) g[e] += sp_value(s, q, i, e, st, wide);
+        reduce_partial_done(red, i);
+    }
+    ReduceTimes t;
+    return reduce_finish(red, tot, &t);
+}
+
+static void test_reduce_touched(void **state)
+{
+    (void)state;
+    const int P = comm_size(g_comm), r = comm_rank(g_comm);
+    ModelShape s;
+    char err[256];
+    assert_int_equal(model_shape_init(&s, MODEL_SOFTMAX, ACT_RELU, HEAD_SOFTMAX, SP_D, NULL, 0,
+                                      SP_K, err, sizeof err), XT_OK);
+    Plan plan;
+    memset(&plan, 0, sizeof plan);
+    plan.pieces = 1;
+    plan.sparse = plan.touched = true;
+    OptimSettings os = {.kind = OPT_SGD, .lr = 0.5, .schedule = SCHED_CONSTANT, .epochs = 1,
+                        .steps_per_epoch = 1};
+    ReduceSpec spec = {.plan = &plan, .shape = &s, .oset = &os, .parts = 3, .terms = 1,
+                       .signal = &g_sig};
+    Reduce *red = NULL;
+    assert_int_equal(reduce_open(g_comm, &spec, &red), XT_OK);
+    float *params = reduce_params(red), *ref = malloc(s.n_params * sizeof *ref);
+    Optim dense;
+    assert_non_null(ref);
+    assert_int_equal(optim_init(&dense, &os, s.n_params), XT_OK);
+    for (size_t e = 0; e < s.n_params; e++) params[e] = ref[e] = (float)(e % 13) * 0.25f - 1.0f;
+    for (int st = 0; st < 5; st++) {
+        bool wide = st == 2;
+        StepTotals tot;
+        const float *g = tc_step(red, &s, r, st, wide, &tot);
+        size_t bad = 0, mb = 0;
+        for (size_t e = 0; e < s.n_params; e++) {
+            double want = 0.0;
+            for (int q = 0; q < P; q++)
+                for (size_t i = 0; i < parts_of(q); i++) want += sp_value(&s, q, i, e, st, wide);
+            bad += g[e] != (float)want;
+        }
+        for (int q = 0; q < P; q++) mb += parts_of(q);
+        assert_all_ranks(g_comm, bad == 0 && tot.sums.loss == (double)mb && !tot.nonfinite);
+        optim_step(&dense, ref, g, 0.125f, 0.5);
+        reduce_update(red, g, 0.125f, 0.5);
+        assert_all_ranks(g_comm, memcmp(params, ref, s.n_params * sizeof *ref) == 0);
+    }
+    optim_free(&dense);
+    free(ref);
+    reduce_close(&red);
+}
+
 /* The ring's buckets: layers merged from the top until 256 KiB, the slots in the first. */
 static void test_reduce_ring_buckets(void **state)
 {
@@ -364,6 +439,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_reduce_wide_doubles_and_solver_state),
         cmocka_unit_test(test_reduce_ring_buckets),
         cmocka_unit_test(test_reduce_sparse_exchange),
+        cmocka_unit_test(test_reduce_touched),
     };
     return xt_test_run_mpi(&argc, &argv, "reduce_mpi", tests, sizeof tests / sizeof *tests,
                            &g_comm);

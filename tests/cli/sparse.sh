@@ -20,7 +20,8 @@
 #  - the full-batch solvers on CSR reach the dense file's optimum; predict on CSR gives the
 #    dense rows' probabilities;
 #  - data.normalize = auto on CSR is max-abs (stored, the same bits at P = 1 and 3, = dense
-#    with maxabs), none when every |x| <= 1; a centring model evaluates CSR rows correctly.
+#    with maxabs), none when every |x| <= 1; a centring model evaluates CSR rows correctly;
+#  - plain SGD on CSR updates only the touched columns, with the dense step's bits.
 # Usage: sparse.sh XENTRAIN SCRATCH_DIR MPIEXEC
 set -u
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../lib.sh"
@@ -147,6 +148,33 @@ for o in newton lbfgs; do
 done
 if [ -z "$bad" ]; then pass "lbfgs and newton on CSR (sparse kernels) reach the dense file's optimum:$got"
 else fail "solvers on CSR:$bad"; tail -3 solver.newton.sparse.h5ad.log; fi
+
+# plain SGD (momentum 0) on CSR: each step zeroes, exchanges and updates only the columns of
+# W_1 its rows touched (reduce_sparse.c's touched); model.h5 and the losses are the dense sum
+# path's (comm.allreduce = shm keeps it) bit for bit at P = 1, 2, 3, for softmax and the MLP
+# (whose other layers are updated whole); with momentum the step stays dense
+bad=""
+for name in softmax mlp; do
+  for np in 1 2 3; do
+    set -- ${cases[$name]//F:/sparse.h5ad:}
+    for mode in auto shm; do
+      xt $np train c.ini --set run.dir=plain.$name.$mode.$np --set optim.momentum=0 \
+        --set comm.allreduce=$mode "$@" >plain.$name.$mode.$np.log 2>&1 || bad="$bad $name.$mode@P=$np(exit $?)"
+    done
+    grep -q "^reduce   touched columns only" plain.$name.auto.$np.log || bad="$bad $name:not-touched@P=$np"
+    grep -q "^touched  plain SGD updated only the touched columns" plain.$name.auto.$np.log ||
+      bad="$bad $name:no-report@P=$np"
+    grep -q "touched columns only" plain.$name.shm.$np.log && bad="$bad $name:shm-touched@P=$np"
+    close_models plain.$name.auto.$np/model.h5 plain.$name.shm.$np/model.h5 0 >/dev/null ||
+      bad="$bad $name:model@P=$np"
+    cmp -s <(cut -d, -f2,3 plain.$name.auto.$np/metrics.csv) \
+      <(cut -d, -f2,3 plain.$name.shm.$np/metrics.csv) || bad="$bad $name:losses@P=$np"
+  done
+done
+grep -q "touched columns only" softmax.sparse.1.log && bad="$bad momentum:touched"
+if [ -z "$bad" ]; then
+  pass "plain SGD on CSR updates only the touched columns: model.h5 and losses = the dense step's, bit for bit, at P = 1, 2, 3 (softmax, MLP); momentum stays dense"
+else fail "plain SGD on CSR:$bad"; tail -3 plain.softmax.auto.1.log; fi
 
 # the check can fail: another seed moves the losses far beyond 1e-6
 xt 1 train c.ini --set run.dir=seed --set train.seed=4 --set data.train=sparse.h5ad:/train \
