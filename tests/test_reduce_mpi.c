@@ -275,17 +275,33 @@ static float sp_value(const ModelShape *s, int q, size_t i, size_t e, int st, bo
     return (float)((int)((size_t)q * 5 + i * 3 + e + (size_t)st) % 7 + 1);
 }
 
+/* The touched columns of rank q's micro-batch i as one CSR row (touched: the reduction learns
+ * them from the rows), noted. */
+static void sp_note(Reduce *red, int q, size_t i, int st, bool wide)
+{
+    int32_t cols[SP_D];
+    size_t ptr[2] = {0, 0};
+    for (size_t j = 0; j < SP_D; j++)
+        if (sp_touched(q, i, j, st, wide)) cols[ptr[1]++] = (int32_t)j;
+    CsrRows rows = {.m = 1, .d = SP_D, .indptr = ptr, .indices = cols};
+    ModelInput in = {.csr = &rows};
+    reduce_note_input(red, i, &in);
+}
+
 /* One step of rank q through the reduction; returns the reduced gradient, checked against
- * the plain sum on the caller's side. */
+ * the plain sum on the caller's side. touched: every backward accumulates (the buffer is
+ * zero where this step has not written). */
 static const float *sp_step(Reduce *red, const ModelShape *s, int q, int st, bool wide,
-                            StepTotals *tot)
+                            bool touched, StepTotals *tot)
 {
     reduce_begin(red);
     for (size_t i = 0; i < parts_of(q); i++) {
         StepSums ss = {.loss = 1.0, .weight = 1.0};
         reduce_add(red, i, &ss);
+        if (touched) sp_note(red, q, i, st, wide);
         bool acc;
         float *g = reduce_partial(red, i, &acc);
+        if (touched) assert_true(acc);
         for (size_t e = 0; e < s->n_params; e++)
             g[e] = (acc ? g[e] : 0.0f) + sp_value(s, q, i, e, st, wide);
         reduce_partial_done(red, i);
@@ -294,39 +310,61 @@ static const float *sp_step(Reduce *red, const ModelShape *s, int q, int st, boo
     return reduce_finish(red, tot, &t);
 }
 
+/* A softmax model of SP_D inputs and SP_K outputs, plain SGD, and the reduction the plan
+ * names (sparse or touched). */
+typedef struct {
+    ModelShape s;
+    Plan plan;
+    OptimSettings os;
+    Reduce *red;
+} SpRig;
+
+static void sp_open(SpRig *g, bool sparse, bool touched)
+{
+    char err[256];
+    assert_int_equal(model_shape_init(&g->s, MODEL_SOFTMAX, ACT_RELU, HEAD_SOFTMAX, SP_D, NULL,
+                                      0, SP_K, err, sizeof err), XT_OK);
+    memset(&g->plan, 0, sizeof g->plan);
+    g->plan.pieces = 1;
+    g->plan.sparse = sparse;
+    g->plan.touched = touched;
+    g->os = (OptimSettings){.kind = OPT_SGD, .lr = 0.5, .schedule = SCHED_CONSTANT,
+                           .epochs = 1, .steps_per_epoch = 1};
+    ReduceSpec spec = {.plan = &g->plan, .shape = &g->s, .oset = &g->os, .parts = 3,
+                       .terms = 1, .signal = &g_sig};
+    g->red = NULL;
+    assert_int_equal(reduce_open(g_comm, &spec, &g->red), XT_OK);
+}
+
+/* Every rank: the reduced gradient is the plain sum at EVERY element, the loss sum counts
+ * every micro-batch, no flag. */
+static void sp_check_sum(const ModelShape *s, const float *g, const StepTotals *tot, int st,
+                         bool wide)
+{
+    const int P = comm_size(g_comm);
+    size_t bad = 0, mb = 0;
+    for (size_t e = 0; e < s->n_params; e++) {
+        double want = 0.0;
+        for (int q = 0; q < P; q++)
+            for (size_t i = 0; i < parts_of(q); i++) want += sp_value(s, q, i, e, st, wide);
+        bad += g[e] != (float)want;
+    }
+    for (int q = 0; q < P; q++) mb += parts_of(q);
+    assert_all_ranks(g_comm, bad == 0 && tot->sums.loss == (double)mb && !tot->nonfinite);
+}
+
 static void test_reduce_sparse_exchange(void **state)
 {
     (void)state;
     const int P = comm_size(g_comm), r = comm_rank(g_comm);
-    ModelShape s;
-    char err[256];
-    assert_int_equal(model_shape_init(&s, MODEL_SOFTMAX, ACT_RELU, HEAD_SOFTMAX, SP_D, NULL, 0,
-                                      SP_K, err, sizeof err), XT_OK);
-    Plan plan;
-    memset(&plan, 0, sizeof plan);
-    plan.pieces = 1;
-    plan.sparse = P > 1; /* plan.c's rule: never at P = 1 */
-    OptimSettings os = {.kind = OPT_SGD, .lr = 1.0, .schedule = SCHED_CONSTANT, .epochs = 1,
-                        .steps_per_epoch = 1};
-    ReduceSpec spec = {.plan = &plan, .shape = &s, .oset = &os, .parts = 3, .terms = 1,
-                       .signal = &g_sig};
-    Reduce *red = NULL;
-    assert_int_equal(reduce_open(g_comm, &spec, &red), XT_OK);
+    SpRig g;
+    sp_open(&g, P > 1, false); /* plan.c's rule: never at P = 1 */
     for (int st = 0; st < 4; st++) {
         bool wide = st == 2; /* every column touched: the dense allreduce moves fewer bytes */
         StepTotals tot;
-        const float *g = sp_step(red, &s, r, st, wide, &tot);
-        size_t bad = 0, mb = 0;
-        for (size_t e = 0; e < s.n_params; e++) {
-            double want = 0.0;
-            for (int q = 0; q < P; q++)
-                for (size_t i = 0; i < parts_of(q); i++) want += sp_value(&s, q, i, e, st, wide);
-            bad += g[e] != (float)want;
-        }
-        for (int q = 0; q < P; q++) mb += parts_of(q);
-        assert_all_ranks(g_comm, bad == 0 && tot.sums.loss == (double)mb && !tot.nonfinite);
+        sp_check_sum(&g.s, sp_step(g.red, &g.s, r, st, wide, false, &tot), &tot, st, wide);
         uint64_t ns, nd;
-        reduce_sparse_counts(red, &ns, &nd);
+        reduce_sparse_counts(g.red, &ns, &nd);
         /* P > 1: steps 0, 1 sparse, step 2 dense, step 3 sparse again */
         uint64_t want_s = P == 1 ? 0 : (uint64_t)(st < 2 ? st + 1 : st);
         uint64_t want_d = P == 1 ? 0 : (uint64_t)(st >= 2);
@@ -335,85 +373,41 @@ static void test_reduce_sparse_exchange(void **state)
     /* a signal and a NaN loss on one rank still reach every rank */
     g_sig = r == P - 1 ? SIGUSR1 : 0;
     StepTotals tot;
-    sp_step(red, &s, r, 5, false, &tot);
+    sp_step(g.red, &g.s, r, 5, false, false, &tot);
     g_sig = 0;
     assert_all_ranks(g_comm, tot.signal && !tot.nonfinite);
-    reduce_close(&red);
+    reduce_close(&g.red);
 }
 
 /* touched (plain SGD on CSR data): the reduction learns each micro-batch's columns from its
  * rows, every backward accumulates into a buffer kept zero elsewhere (checked: the reduced
- * gradient is the plain sum at EVERY element, so a column of an earlier step left non-zero
+ * gradient is the plain sum at every element, so a column of an earlier step left non-zero
  * fails), and the update moves the union's columns and the intercepts exactly as optim_step
  * moves everything. Steps touch different columns; step 2 every column (the allreduce and a
- * dense update), step 3 few again (the whole buffer zeroed first). */
-static const float *tc_step(Reduce *red, const ModelShape *s, int q, int st, bool wide,
-                            StepTotals *tot)
-{
-    reduce_begin(red);
-    for (size_t i = 0; i < parts_of(q); i++) {
-        StepSums ss = {.loss = 1.0, .weight = 1.0};
-        reduce_add(red, i, &ss);
-        int32_t cols[SP_D];
-        size_t ptr[2] = {0, 0};
-        for (size_t j = 0; j < SP_D; j++)
-            if (sp_touched(q, i, j, st, wide)) cols[ptr[1]++] = (int32_t)j;
-        CsrRows rows = {.m = 1, .d = SP_D, .indptr = ptr, .indices = cols};
-        ModelInput in = {.csr = &rows};
-        reduce_note_input(red, i, &in);
-        bool acc;
-        float *g = reduce_partial(red, i, &acc);
-        assert_true(acc); /* the buffer is zero where this step has not written */
-        for (size_t e = 0; e < s->n_params; e++) g[e] += sp_value(s, q, i, e, st, wide);
-        reduce_partial_done(red, i);
-    }
-    ReduceTimes t;
-    return reduce_finish(red, tot, &t);
-}
-
+ * dense update), steps 3 and 4 few again (the whole buffer zeroed first). */
 static void test_reduce_touched(void **state)
 {
     (void)state;
-    const int P = comm_size(g_comm), r = comm_rank(g_comm);
-    ModelShape s;
-    char err[256];
-    assert_int_equal(model_shape_init(&s, MODEL_SOFTMAX, ACT_RELU, HEAD_SOFTMAX, SP_D, NULL, 0,
-                                      SP_K, err, sizeof err), XT_OK);
-    Plan plan;
-    memset(&plan, 0, sizeof plan);
-    plan.pieces = 1;
-    plan.sparse = plan.touched = true;
-    OptimSettings os = {.kind = OPT_SGD, .lr = 0.5, .schedule = SCHED_CONSTANT, .epochs = 1,
-                        .steps_per_epoch = 1};
-    ReduceSpec spec = {.plan = &plan, .shape = &s, .oset = &os, .parts = 3, .terms = 1,
-                       .signal = &g_sig};
-    Reduce *red = NULL;
-    assert_int_equal(reduce_open(g_comm, &spec, &red), XT_OK);
-    float *params = reduce_params(red), *ref = malloc(s.n_params * sizeof *ref);
+    const int r = comm_rank(g_comm);
+    SpRig g;
+    sp_open(&g, true, true);
+    float *params = reduce_params(g.red), *ref = malloc(g.s.n_params * sizeof *ref);
     Optim dense;
     assert_non_null(ref);
-    assert_int_equal(optim_init(&dense, &os, s.n_params), XT_OK);
-    for (size_t e = 0; e < s.n_params; e++) params[e] = ref[e] = (float)(e % 13) * 0.25f - 1.0f;
+    assert_int_equal(optim_init(&dense, &g.os, g.s.n_params), XT_OK);
+    for (size_t e = 0; e < g.s.n_params; e++) params[e] = ref[e] = (float)(e % 13) * 0.25f - 1.0f;
     for (int st = 0; st < 5; st++) {
         bool wide = st == 2;
         StepTotals tot;
-        const float *g = tc_step(red, &s, r, st, wide, &tot);
-        size_t bad = 0, mb = 0;
-        for (size_t e = 0; e < s.n_params; e++) {
-            double want = 0.0;
-            for (int q = 0; q < P; q++)
-                for (size_t i = 0; i < parts_of(q); i++) want += sp_value(&s, q, i, e, st, wide);
-            bad += g[e] != (float)want;
-        }
-        for (int q = 0; q < P; q++) mb += parts_of(q);
-        assert_all_ranks(g_comm, bad == 0 && tot.sums.loss == (double)mb && !tot.nonfinite);
-        optim_step(&dense, ref, g, 0.125f, 0.5);
-        reduce_update(red, g, 0.125f, 0.5);
-        assert_all_ranks(g_comm, memcmp(params, ref, s.n_params * sizeof *ref) == 0);
+        const float *grad = sp_step(g.red, &g.s, r, st, wide, true, &tot);
+        sp_check_sum(&g.s, grad, &tot, st, wide);
+        optim_step(&dense, ref, grad, 0.125f, 0.5);
+        reduce_update(g.red, grad, 0.125f, 0.5);
+        assert_all_ranks(g_comm, memcmp(params, ref, g.s.n_params * sizeof *ref) == 0);
     }
     optim_free(&dense);
     free(ref);
-    reduce_close(&red);
+    reduce_close(&g.red);
 }
 
 /* The ring's buckets: layers merged from the top until 256 KiB, the slots in the first. */
