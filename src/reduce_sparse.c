@@ -355,11 +355,13 @@ static const float *touched_finish(Reduce *r, StepTotals *tot, ReduceTimes *t)
 }
 
 /* The union's elements of W_1 and the parameters outside it (optim_step_at), or all of them
- * after an allreduce. */
+ * (optim_step: the same values, as every other gradient is zero) after an allreduce or when
+ * the union holds half of W_1's columns or more (a list of its elements would cost more than
+ * the sweep, and the list's memory stays under n / 2 indices). */
 static double touched_update(Reduce *r, const float *grads, float grad_scale, double lr)
 {
     Sparse *s = sp(r);
-    if (s->all_dirty) {
+    if (s->all_dirty || 2 * s->nuni >= s->D) {
         optim_step(&r->optim, r->params, grads, grad_scale, lr);
         return r->after_update(r);
     }
