@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "error.h"
 
@@ -394,6 +395,12 @@ static double softmax_row_weight(LossKind kind, LossTargets tg, size_t i, size_t
     return S;
 }
 
+/* Losses 1 and 2: a softmax over the row (the others are sigmoids, one per output). */
+static bool softmax_kind(LossKind kind)
+{
+    return kind == LOSS_SOFTMAX || kind == LOSS_SOFTMAX_PROBS;
+}
+
 void loss_curvature(LossKind kind, float *curv, float *rw, const float *z, LossTargets tg,
                     size_t B, size_t K, const LossOptions *opt)
 {
@@ -408,7 +415,7 @@ void loss_curvature(LossKind kind, float *curv, float *rw, const float *z, LossT
             rw[i] = 0.0f;
             continue;
         }
-        if (kind == LOSS_SOFTMAX || kind == LOSS_SOFTMAX_PROBS) { /* p, and S */
+        if (softmax_kind(kind)) { /* p, and S */
             double m = (double)zi[0], sum = 0.0;
             for (size_t k = 1; k < K; k++) m = fmax(m, (double)zi[k]);
             for (size_t k = 0; k < K; k++) sum += exp((double)zi[k] - m);
@@ -427,8 +434,6 @@ void loss_curvature(LossKind kind, float *curv, float *rw, const float *z, LossT
         rw[i] = 1.0f;
     }
 }
-
-static bool softmax_kind(LossKind kind) { return kind == LOSS_SOFTMAX || kind == LOSS_SOFTMAX_PROBS; }
 
 void loss_curvature_times(LossKind kind, float *hv, const float *curv, const float *rw,
                           const float *u, size_t B, size_t K)
@@ -451,11 +456,13 @@ void loss_curvature_diag(LossKind kind, float *hd, const float *curv, const floa
                          size_t K)
 {
     const size_t KO = kind == LOSS_BINARY ? 1 : K;
-    for (size_t i = 0; i < B; i++) {
-        const float *p = curv + i * KO;
-        float *h = hd + i * KO;
-        for (size_t k = 0; k < KO; k++) /* softmax: S p (1 - p) */
-            h[k] = softmax_kind(kind) ? (float)((double)rw[i] * (double)p[k] * (1.0 - (double)p[k]))
-                                      : p[k];
+    if (!softmax_kind(kind)) { /* the sigmoids' H_i is diagonal: curv itself */
+        memcpy(hd, curv, B * KO * sizeof *hd);
+        return;
     }
+    for (size_t i = 0; i < B; i++) /* softmax: S p (1 - p) */
+        for (size_t k = 0; k < K; k++) {
+            double p = (double)curv[i * K + k];
+            hd[i * K + k] = (float)((double)rw[i] * p * (1.0 - p));
+        }
 }

@@ -443,9 +443,11 @@ void optim_step_at(const Optim *o, float *params, const float *grad, float grad_
                    double lr, const size_t *at, size_t m)
 {
     XT_ASSERT(optim_is_plain(&o->set) && !o->velocity && o->lo == 0);
-    const float gs = grad_scale * 1.0f, wdc = (float)o->set.weight_decay * 1.0f;
+    /* sgd_step's expression with its clipping factor 1 (x * 1.0f is x); wdc is 0 but kept,
+     * as there: 0 p may be -0, and the same expression gives the same bits */
+    const float gs = grad_scale, wdc = (float)o->set.weight_decay;
     const float flr = (float)lr;
-    for (size_t k = 0; k < m; k++) { /* sgd_step's expression with cf = 1 */
+    for (size_t k = 0; k < m; k++) {
         size_t i = at[k];
         params[i] -= flr * (gs * grad[i] + wdc * params[i]);
     }
