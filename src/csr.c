@@ -20,10 +20,15 @@ Status csr_init_batch(CsrRows *c, size_t cap_rows, size_t cap_nnz, size_t d)
 {
     Status st = csr_init(c, cap_rows, cap_nnz, d);
     if (st != XT_OK) return st;
-    c->t_ptr = malloc((d + 1) * sizeof *c->t_ptr);
+    c->t_slot = malloc((d ? d : 1) * sizeof *c->t_slot);
+    c->t_col = malloc((cap_nnz ? cap_nnz : 1) * sizeof *c->t_col);
+    c->t_ptr = malloc((cap_nnz + 1) * sizeof *c->t_ptr);
     c->t_row = malloc((cap_nnz ? cap_nnz : 1) * sizeof *c->t_row);
     c->t_val = malloc((cap_nnz ? cap_nnz : 1) * sizeof *c->t_val);
-    if (c->t_ptr && c->t_row && c->t_val) return XT_OK;
+    if (c->t_slot && c->t_col && c->t_ptr && c->t_row && c->t_val) {
+        for (size_t j = 0; j < d; j++) c->t_slot[j] = CSR_NO_SLOT;
+        return XT_OK;
+    }
     csr_free(c);
     return XT_ERR_RUNTIME;
 }
@@ -31,6 +36,8 @@ Status csr_init_batch(CsrRows *c, size_t cap_rows, size_t cap_nnz, size_t d)
 void csr_free(CsrRows *c)
 {
     if (!c) return;
+    free(c->t_slot);
+    free(c->t_col);
     free(c->t_ptr);
     free(c->t_row);
     free(c->t_val);
@@ -245,16 +252,15 @@ static void transpose_w(float *restrict wt, const float *restrict W, size_t out,
     }
 }
 
-static void mul_wt_transposed(float *Z, CsrRows *X, const float *W, size_t out)
+/* Z += X W for W (d, out) by column: each row's out sums in acc, its non-zeros in order. */
+static void mul_by_column(float *Z, const CsrRows *X, const float *W, size_t out, double *acc)
 {
-    transpose_w(X->wt, W, out, X->d);
     const int32_t *restrict col = X->indices;
     const float *restrict v = X->values;
-    double *restrict acc = X->acc;
     for (size_t i = 0; i < X->m; i++) {
         for (size_t o = 0; o < out; o++) acc[o] = 0.0;
         for (size_t k = X->indptr[i]; k < X->indptr[i + 1]; k++) {
-            const float *restrict w = X->wt + (size_t)col[k] * out;
+            const float *restrict w = W + (size_t)col[k] * out;
             const double x = (double)v[k];
             for (size_t o = 0; o < out; o++) acc[o] += x * (double)w[o];
         }
@@ -263,44 +269,70 @@ static void mul_wt_transposed(float *Z, CsrRows *X, const float *W, size_t out)
     }
 }
 
-void csr_mul_wt(float *Z, CsrRows *X, const float *W, size_t out)
+/* Z += X W^T for W (out, d) with element (o, j) at W[o so + j sj]: output by output, the
+ * sums without scratch (the same sums in the same order as mul_by_column). */
+static void mul_strided(float *Z, const CsrRows *X, const float *W, size_t out, size_t so,
+                        size_t sj)
 {
-    if (transposed_pays(X, out)) {
-        mul_wt_transposed(Z, X, W, out);
-        return;
-    }
-    const size_t d = X->d;
     for (size_t i = 0; i < X->m; i++) {
         const size_t a = X->indptr[i], b = X->indptr[i + 1];
         const int32_t *restrict col = X->indices;
         const float *restrict v = X->values;
         float *restrict z = Z + i * out;
         for (size_t o = 0; o < out; o++) {
-            const float *restrict w = W + o * d;
+            const float *restrict w = W + o * so;
             double acc = 0.0;
-            for (size_t k = a; k < b; k++) acc += (double)v[k] * (double)w[col[k]];
+            for (size_t k = a; k < b; k++) acc += (double)v[k] * (double)w[(size_t)col[k] * sj];
             z[o] += (float)acc;
         }
     }
 }
 
-/* X's non-zeros regrouped by column (a counting sort, rows in order within a column) into
- * its scratch: column j's are t_row/t_val[t_ptr[j] .. t_ptr[j + 1]). */
+void csr_mul_wt(float *Z, CsrRows *X, const float *W, size_t out)
+{
+    if (transposed_pays(X, out)) {
+        transpose_w(X->wt, W, out, X->d);
+        mul_by_column(Z, X, X->wt, out, X->acc);
+        return;
+    }
+    mul_strided(Z, X, W, out, X->d, 1);
+}
+
+void csr_mul_w(float *Z, CsrRows *X, const float *W, size_t out)
+{
+    double *acc = reserve_acc(X, out);
+    if (acc) mul_by_column(Z, X, W, out, acc);
+    else mul_strided(Z, X, W, out, 1, out); /* out of memory for the sums: the same bits */
+}
+
+/* X's non-zeros regrouped by column (a counting sort over the batch's distinct columns,
+ * rows in order within a column) into its scratch: O(nnz), whatever d. */
 static void by_column(CsrRows *X)
 {
-    const size_t d = X->d, nnz = csr_nnz(X);
-    size_t *ptr = X->t_ptr;
-    memset(ptr, 0, (d + 1) * sizeof *ptr);
-    for (size_t k = 0; k < nnz; k++) ptr[X->indices[k] + 1]++;
-    for (size_t j = 0; j < d; j++) ptr[j + 1] += ptr[j];
-    for (size_t i = 0; i < X->m; i++) /* ptr[j] walks to the end of column j, then back */
+    const size_t nnz = csr_nnz(X);
+    uint32_t *slot = X->t_slot;
+    size_t *ptr = X->t_ptr, n = 0;
+    for (size_t k = 0; k < nnz; k++) { /* ptr[s + 1]: column s's count */
+        const int32_t j = X->indices[k];
+        if (slot[j] == CSR_NO_SLOT) {
+            slot[j] = (uint32_t)n;
+            X->t_col[n] = j;
+            ptr[++n] = 0;
+        }
+        ptr[slot[j] + 1]++;
+    }
+    ptr[0] = 0;
+    for (size_t s = 0; s < n; s++) ptr[s + 1] += ptr[s];
+    for (size_t i = 0; i < X->m; i++) /* ptr[s] walks to the end of column s, then back */
         for (size_t k = X->indptr[i]; k < X->indptr[i + 1]; k++) {
-            size_t at = ptr[X->indices[k]]++;
+            size_t at = ptr[slot[X->indices[k]]]++;
             X->t_row[at] = (uint32_t)i;
             X->t_val[at] = X->values[k];
         }
-    for (size_t j = d; j > 0; j--) ptr[j] = ptr[j - 1];
+    for (size_t s = n; s > 0; s--) ptr[s] = ptr[s - 1];
     ptr[0] = 0;
+    for (size_t s = 0; s < n; s++) slot[X->t_col[s]] = CSR_NO_SLOT;
+    X->t_n = n;
 }
 
 /* dW for few outputs: the rows' non-zeros scattered into double sums of every (column,
@@ -324,37 +356,53 @@ static void grad_w_scatter(float *dW, const float *dZ, const CsrRows *X, size_t 
         for (size_t j = 0; j < d; j++) dW[o * d + j] = (float)acc[j * out + o];
 }
 
-void csr_grad_w(float *dW, const float *dZ, CsrRows *X, size_t out, bool accumulate)
+/* dW's elements (o, j) at dW[o so + j sj] += the column's non-zeros times dZ, column by
+ * column of by_column's regrouping (X->t_*), each summed in double (acc: out doubles, or
+ * NULL: output by output, the same sums) and rounded once. */
+static void grad_by_column(float *dW, const float *dZ, const CsrRows *X, size_t out, size_t so,
+                           size_t sj, double *acc)
 {
-    XT_ASSERT(X->t_ptr != NULL);
-    const size_t d = X->d;
-    double *acc;
-    if (out <= CSR_SCATTER_MAX_OUT && out * d * sizeof *acc <= CSR_SCRATCH_MAX_BYTES &&
-        (acc = reserve_acc(X, out * d)) != NULL) {
-        grad_w_scatter(dW, dZ, X, out, accumulate, acc);
-        return;
-    }
-    if (!accumulate) memset(dW, 0, out * d * sizeof *dW);
-    by_column(X);
-    acc = reserve_acc(X, out);
-    for (size_t j = 0; j < d; j++) {
-        const size_t a = X->t_ptr[j], b = X->t_ptr[j + 1];
-        if (a == b) continue; /* an untouched column */
-        if (!acc) { /* out of memory for the row sums: output by output */
+    for (size_t s = 0; s < X->t_n; s++) {
+        const size_t a = X->t_ptr[s], b = X->t_ptr[s + 1];
+        float *restrict w = dW + (size_t)X->t_col[s] * sj;
+        if (!acc) {
             for (size_t o = 0; o < out; o++) {
-                double t = (double)dW[o * d + j];
+                double t = (double)w[o * so];
                 for (size_t k = a; k < b; k++)
                     t += (double)dZ[(size_t)X->t_row[k] * out + o] * (double)X->t_val[k];
-                dW[o * d + j] = (float)t;
+                w[o * so] = (float)t;
             }
             continue;
         }
-        for (size_t o = 0; o < out; o++) acc[o] = (double)dW[o * d + j];
+        for (size_t o = 0; o < out; o++) acc[o] = (double)w[o * so];
         for (size_t k = a; k < b; k++) { /* the row's outputs in one contiguous read */
             const float *restrict dz = dZ + (size_t)X->t_row[k] * out;
             const double x = (double)X->t_val[k];
             for (size_t o = 0; o < out; o++) acc[o] += (double)dz[o] * x;
         }
-        for (size_t o = 0; o < out; o++) dW[o * d + j] = (float)acc[o];
+        for (size_t o = 0; o < out; o++) w[o * so] = (float)acc[o];
     }
+}
+
+void csr_grad_w(float *dW, const float *dZ, CsrRows *X, size_t out, bool accumulate)
+{
+    XT_ASSERT(X->t_slot != NULL);
+    const size_t d = X->d;
+    double *acc;
+    if (out <= CSR_SCATTER_MAX_OUT && csr_nnz(X) * 4 >= d &&
+        out * d * sizeof *acc <= CSR_SCRATCH_MAX_BYTES && (acc = reserve_acc(X, out * d)) != NULL) {
+        grad_w_scatter(dW, dZ, X, out, accumulate, acc);
+        return;
+    }
+    if (!accumulate) memset(dW, 0, out * d * sizeof *dW);
+    by_column(X);
+    grad_by_column(dW, dZ, X, out, d, 1, reserve_acc(X, out));
+}
+
+void csr_grad_wt(float *dW, const float *dZ, CsrRows *X, size_t out, bool accumulate)
+{
+    XT_ASSERT(X->t_slot != NULL);
+    if (!accumulate) memset(dW, 0, out * X->d * sizeof *dW);
+    by_column(X);
+    grad_by_column(dW, dZ, X, out, 1, out, reserve_acc(X, out));
 }

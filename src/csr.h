@@ -7,18 +7,22 @@
  * every value is finite. This module reads no file (dataset_csr.c does) and knows nothing
  * of MPI: it is a math module, tested in one process.
  *
- * The products (W row-major (out, d), as model.h stores a layer's weights):
+ * The products, for W row-major (out, d), as model.h stores a layer's weights, and for W
+ * stored by column (d, out), as a trainer may keep the first layer's (model.h):
  *   csr_mul_wt   Z (m, out) += X W^T        O(nnz x out); a large block (at least d / 4
  *                non-zeros, 8 or more outputs) first copies W transposed into the batch's
  *                scratch (at most CSR_SCRATCH_MAX_BYTES, else the strided loop): each non-zero
  *                then reads its out weights from one contiguous run instead of out cache
  *                lines d apart. The same operations in the same order: the same bits.
- *   csr_grad_w   dW (out, d) (+)= dZ^T X    O(nnz x out + d) (+ out x d to zero dW); up to
- *                CSR_SCATTER_MAX_OUT outputs the non-zeros are scattered row by row into
- *                double sums of every (column, output) (8 out d bytes of scratch, at most
- *                CSR_SCRATCH_MAX_BYTES), else
- *                regrouped by column first; both sum each element in row order: the same
- *                bits.
+ *   csr_grad_w   dW (out, d) (+)= dZ^T X    O(nnz x out) (+ out x d to zero dW); the
+ *                non-zeros regrouped by column (the batch's distinct columns only), or, up
+ *                to CSR_SCATTER_MAX_OUT outputs and a batch of d / 4 non-zeros or more,
+ *                scattered row by row into double sums of every (column, output) (8 out d
+ *                bytes of scratch, at most CSR_SCRATCH_MAX_BYTES); both sum each element in
+ *                row order: the same bits.
+ *   csr_mul_w    Z (m, out) += X W, W (d, out): csr_mul_wt's sums without its copy.
+ *   csr_grad_wt  dW (d, out) (+)= X^T dZ: csr_grad_w's sums, each column's out elements one
+ *                contiguous run.
  * Local everywhere.
  */
 #ifndef XT_CSR_H
@@ -36,10 +40,14 @@ typedef struct {
     int32_t *indices;     /* (nnz) column of each non-zero */
     float *values;        /* (nnz) */
     size_t cap_rows, cap_nnz; /* what the arrays hold */
-    /* a batch's scratch for csr_grad_w (csr_init_batch): the same non-zeros by column */
-    size_t *t_ptr;        /* (d + 1) */
+    /* a batch's scratch for csr_grad_w (csr_init_batch): the same non-zeros by column,
+     * column t_col[s]'s at t_row/t_val[t_ptr[s] .. t_ptr[s + 1]) for s < t_n */
+    uint32_t *t_slot;     /* (d) a column's s during the regrouping, else CSR_NO_SLOT */
+    int32_t *t_col;       /* (cap_nnz) the batch's distinct columns, in order of appearance */
+    size_t *t_ptr;        /* (cap_nnz + 1) */
     uint32_t *t_row;      /* (cap_nnz) */
     float *t_val;         /* (cap_nnz) */
+    size_t t_n;
     /* csr_mul_wt's transposed weights and row sums, csr_grad_w's sums, allocated at their
      * first use */
     float *wt;            /* (wt_cap) */
@@ -47,6 +55,7 @@ typedef struct {
     size_t wt_cap, acc_cap;
 } CsrRows;
 
+#define CSR_NO_SLOT UINT32_MAX
 /* csr_grad_w scatters row by row up to this many outputs. */
 #define CSR_SCATTER_MAX_OUT 4
 /* The most bytes a batch's transposed copy of W (csr_mul_wt) or its scattered sums
@@ -96,5 +105,10 @@ void csr_mul_wt(float *Z, CsrRows *X, const float *W, size_t out);
  * csr_init_batch: its non-zeros are regrouped by column in its scratch, and each element of
  * dW touched is summed in double (rows in order) and rounded once. */
 void csr_grad_w(float *dW, const float *dZ, CsrRows *X, size_t out, bool accumulate);
+/* The same two products with W stored by column, (d, out) row-major: Z (m, out) += X W, and
+ * dW (d, out) = X^T dZ, or += when accumulate. The same sums in the same order as
+ * csr_mul_wt and csr_grad_w: the same bits, transposed. */
+void csr_mul_w(float *Z, CsrRows *X, const float *W, size_t out);
+void csr_grad_wt(float *dW, const float *dZ, CsrRows *X, size_t out, bool accumulate);
 
 #endif

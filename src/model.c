@@ -143,22 +143,54 @@ void model_free(Model *m)
     *m = (Model){.shape = keep};
 }
 
+/* Where W_l's element (o, j) lives in its block: o * so + j * sj. */
+static void w_strides(const ModelShape *s, int l, size_t *so, size_t *sj)
+{
+    bool by_column = l == 1 && s->w1_by_column;
+    *so = by_column ? 1 : s->sizes[l - 1];
+    *sj = by_column ? s->sizes[l] : 1;
+}
+
 void model_init_params(Model *m, Init init, Rng *rng)
 {
     const ModelShape *s = &m->shape;
     memset(m->params, 0, s->n_params * sizeof *m->params);
     if (init == INIT_ZEROS) return;
     for (int l = 1; l <= s->n_layers; l++) {
-        size_t in = s->sizes[l - 1], out = s->sizes[l];
+        size_t in = s->sizes[l - 1], out = s->sizes[l], so, sj;
         float *W = m->params + s->w_off[l - 1];
-        if (init == INIT_XAVIER) {
-            double a = sqrt(6.0 / (double)(in + out));
-            for (size_t i = 0; i < in * out; i++) W[i] = (float)(a * (2.0 * rng_uniform(rng) - 1.0));
-        } else {
-            double sd = sqrt(2.0 / (double)in);
-            for (size_t i = 0; i < in * out; i++) W[i] = (float)(sd * rng_normal(rng));
-        }
+        w_strides(s, l, &so, &sj);
+        double a = sqrt(6.0 / (double)(in + out)), sd = sqrt(2.0 / (double)in);
+        for (size_t o = 0; o < out; o++)
+            for (size_t j = 0; j < in; j++)
+                W[o * so + j * sj] = init == INIT_XAVIER
+                                         ? (float)(a * (2.0 * rng_uniform(rng) - 1.0))
+                                         : (float)(sd * rng_normal(rng));
     }
+}
+
+void model_w1_rows(const ModelShape *s, const float *params, size_t o0, size_t n, float *dst)
+{
+    const size_t D = s->sizes[0];
+    size_t so, sj;
+    w_strides(s, 1, &so, &sj);
+    const float *W = params + s->w_off[0];
+    enum { TILE = 64 }; /* columns whose n outputs stay in cache while each row is written */
+    for (size_t j0 = 0; j0 < D; j0 += TILE)
+        for (size_t o = 0; o < n; o++)
+            for (size_t j = j0; j < D && j < j0 + TILE; j++)
+                dst[o * D + j] = W[(o0 + o) * so + j * sj];
+}
+
+void model_params_from_file(const ModelShape *s, float *dst, const float *src)
+{
+    memcpy(dst, src, s->n_params * sizeof *dst);
+    if (!s->w1_by_column) return;
+    const size_t D = s->sizes[0], H = s->sizes[1];
+    float *W = dst + s->w_off[0];
+    const float *F = src + s->w_off[0];
+    for (size_t j = 0; j < D; j++) /* (H, D) read H lines at a time, 16 columns each */
+        for (size_t o = 0; o < H; o++) W[j * H + o] = F[o * D + j];
 }
 
 /* In place: hidden activation of Z (n values). */
@@ -211,18 +243,24 @@ static void gemm_pieces(float *C, const float *A, const float *Bm, size_t M, siz
     }
 }
 
-/* A layer's products with its input A (B rows of `in` features), W (out, in):
- *   mul_wt  Z (B, out) += A W^T
- *   grad_w  dW (out, in) = beta dW + delta^T A, delta (B, out) */
+/* A layer's products with its input A (B rows of `in` features), for W stored (out, in)
+ * (index 0) or (in, out) (index 1, W_1 by column):
+ *   mul   Z (B, out) += A W^T
+ *   grad  dW = beta dW + delta^T A (in W's layout), delta (B, out) */
 struct ModelInputOps {
-    void (*mul_wt)(float *Z, ModelInput a, const float *W, size_t B, size_t out, size_t in);
-    void (*grad_w)(float *dW, const float *delta, ModelInput a, size_t B, size_t out, size_t in,
-                   bool accumulate, const BackwardHooks *hooks);
+    void (*mul[2])(float *Z, ModelInput a, const float *W, size_t B, size_t out, size_t in);
+    void (*grad[2])(float *dW, const float *delta, ModelInput a, size_t B, size_t out,
+                    size_t in, bool accumulate, const BackwardHooks *hooks);
 };
 
 static void dense_mul_wt(float *Z, ModelInput a, const float *W, size_t B, size_t out, size_t in)
 {
     linalg_gemm(Z, a.X, W, B, out, in, false, true, 1.0f, 1.0f);
+}
+
+static void dense_mul_w(float *Z, ModelInput a, const float *W, size_t B, size_t out, size_t in)
+{
+    linalg_gemm(Z, a.X, W, B, out, in, false, false, 1.0f, 1.0f);
 }
 
 static void dense_grad_w(float *dW, const float *delta, ModelInput a, size_t B, size_t out,
@@ -231,11 +269,24 @@ static void dense_grad_w(float *dW, const float *delta, ModelInput a, size_t B, 
     gemm_pieces(dW, delta, a.X, out, in, B, true, accumulate ? 1.0f : 0.0f, hooks);
 }
 
+static void dense_grad_wt(float *dW, const float *delta, ModelInput a, size_t B, size_t out,
+                          size_t in, bool accumulate, const BackwardHooks *hooks)
+{
+    gemm_pieces(dW, a.X, delta, in, out, B, true, accumulate ? 1.0f : 0.0f, hooks);
+}
+
 static void csr_input_mul_wt(float *Z, ModelInput a, const float *W, size_t B, size_t out,
                              size_t in)
 {
     XT_ASSERT(a.csr->m == B && a.csr->d == in);
     csr_mul_wt(Z, a.csr, W, out);
+}
+
+static void csr_input_mul_w(float *Z, ModelInput a, const float *W, size_t B, size_t out,
+                            size_t in)
+{
+    XT_ASSERT(a.csr->m == B && a.csr->d == in);
+    csr_mul_w(Z, a.csr, W, out);
 }
 
 static void csr_input_grad_w(float *dW, const float *delta, ModelInput a, size_t B, size_t out,
@@ -246,8 +297,18 @@ static void csr_input_grad_w(float *dW, const float *delta, ModelInput a, size_t
     if (hooks && hooks->progress) hooks->progress(hooks->ctx);
 }
 
-static const ModelInputOps DENSE_INPUT = {dense_mul_wt, dense_grad_w};
-static const ModelInputOps CSR_INPUT = {csr_input_mul_wt, csr_input_grad_w};
+static void csr_input_grad_wt(float *dW, const float *delta, ModelInput a, size_t B, size_t out,
+                              size_t in, bool accumulate, const BackwardHooks *hooks)
+{
+    XT_ASSERT(a.csr->m == B && a.csr->d == in);
+    csr_grad_wt(dW, delta, a.csr, out, accumulate);
+    if (hooks && hooks->progress) hooks->progress(hooks->ctx);
+}
+
+static const ModelInputOps DENSE_INPUT = {{dense_mul_wt, dense_mul_w},
+                                          {dense_grad_w, dense_grad_wt}};
+static const ModelInputOps CSR_INPUT = {{csr_input_mul_wt, csr_input_mul_w},
+                                        {csr_input_grad_w, csr_input_grad_wt}};
 
 ModelInput model_input_dense(const float *X) { return (ModelInput){.ops = &DENSE_INPUT, .X = X}; }
 
@@ -255,6 +316,9 @@ ModelInput model_input_csr(CsrRows *csr)
 {
     return (ModelInput){.ops = &CSR_INPUT, .csr = csr};
 }
+
+/* Which of a layer's products its W's layout takes (ModelInputOps). */
+static int w_layout(const ModelShape *s, int l) { return l == 1 && s->w1_by_column; }
 
 const float *model_forward_input(Model *m, ModelInput x, size_t B)
 {
@@ -267,7 +331,7 @@ const float *model_forward_input(Model *m, ModelInput x, size_t B)
         const float *b = m->params + s->b_off[l - 1];
         float *Z = m->act[l];
         for (size_t i = 0; i < B; i++) memcpy(Z + i * no, b, no * sizeof *Z);
-        in.ops->mul_wt(Z, in, W, B, no, ni); /* Z += A W^T */
+        in.ops->mul[w_layout(s, l)](Z, in, W, B, no, ni); /* Z += A W^T */
         if (l < s->n_layers) activate(Z, B * no, s->act);
         in = model_input_dense(Z);
     }
@@ -290,7 +354,7 @@ void model_backward_input(Model *m, ModelInput x, const float *dlogits, size_t B
         ModelInput a = l > 1 ? model_input_dense(m->act[l - 1]) : x;
         float *dW = grads + s->w_off[l - 1];
         float *db = grads + s->b_off[l - 1];
-        a.ops->grad_w(dW, delta, a, B, no, ni, accumulate, hooks); /* dW (+)= delta^T A */
+        a.ops->grad[w_layout(s, l)](dW, delta, a, B, no, ni, accumulate, hooks); /* (+)= delta^T A */
         if (!accumulate)
             for (size_t j = 0; j < no; j++) db[j] = 0.0f;
         for (size_t i = 0; i < B; i++)

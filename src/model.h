@@ -6,7 +6,10 @@
  * Every model is a stack of L dense layers; layer l maps sizes[l-1] -> sizes[l] with
  *   W_l (sizes[l], sizes[l-1])  row-major, i.e. (out, in) as torch.nn.Linear stores it
  *   b_l (sizes[l])
- * laid out in params as W_1 b_1 W_2 b_2 ... (offsets in ModelShape). Forward:
+ * laid out in params as W_1 b_1 W_2 b_2 ... (offsets in ModelShape), except that a trainer may
+ * keep W_1 by column in memory, (in, out) = (D, H), when its steps touch only some columns
+ * (w1_by_column, chosen once at set-up: plan.h's touched): a column's H weights are then one
+ * contiguous run. Files always hold (out, in) (model_w1_rows, model_params_from_file). Forward:
  *   Z_l = A_{l-1} W_l^T + b_l,  A_l = act(Z_l) for hidden layers, A_0 = X (B, D);
  * the last layer's Z_L are the logits; the head (softmax or sigmoid) lives in the loss.
  *   logistic   : D -> 1,    sigmoid head (binary class ids)
@@ -42,6 +45,7 @@ typedef struct {
     size_t w_off[MODEL_MAX_LAYERS];     /* offset of W_l (l = 1..L at index l-1) */
     size_t b_off[MODEL_MAX_LAYERS];
     size_t n_params;
+    bool w1_by_column;       /* W_1 stored (in, out) in params (see above); never in a file */
 } ModelShape;
 
 /* Builds the shape. `classes` is K (>= 2 for logistic/softmax: logistic needs exactly
@@ -60,6 +64,13 @@ Status model_shape_init(ModelShape *s, ModelType type, Activation act, Head head
  * Any other pair is refused: XT_ERR_USAGE with the combination and the fix in err. */
 Status model_loss_kind(ModelType type, Head head, TargetKind target, LossKind *kind, char *err,
                        size_t errlen);
+
+/* Files hold every W as (out, in). model_w1_rows: dst (n, D) <- rows [o0, o0 + n) of W_1 in
+ * that order, from params in s's layout (a file's W_1 written in pieces, without a copy of
+ * all of it). model_params_from_file: dst (params in s's layout) <- src (n_params in file
+ * order); dst and src do not overlap. */
+void model_w1_rows(const ModelShape *s, const float *params, size_t o0, size_t n, float *dst);
+void model_params_from_file(const ModelShape *s, float *dst, const float *src);
 
 /* Outputs per row (K, or 1 for logistic). */
 size_t model_outputs(const ModelShape *s);
@@ -82,13 +93,15 @@ Status model_init(Model *m, const ModelShape *s, size_t max_batch, float *params
 void model_free(Model *m);
 
 /* zeros: all zero; xavier: W ~ U(-a, a), a = sqrt(6 / (in + out)); he: W ~ N(0, 2 / in).
- * Biases start at zero. Draws from rng in layer order. */
+ * Biases start at zero. Draws from rng in layer order, each W in (out, in) order (the same
+ * values in either layout of W_1). */
 void model_init_params(Model *m, Init init, Rng *rng);
 
 /* The first layer's input, B rows of D features, dense (B, D) row-major or CSR (csr.h),
- * with the two products the first layer needs from it (dense: sgemm; CSR: csr.c's
- * kernels, docs/sparse.md). Which one a run uses is the row source's choice, made once at
- * set-up (rowsource_batch_alloc): the step passes it along without asking. */
+ * with the two products the first layer needs from it, for either layout of W (dense:
+ * sgemm; CSR: csr.c's kernels, docs/sparse.md). Which form a run uses is the row source's
+ * choice, made once at set-up (rowsource_batch_alloc), the layout the shape's: the step
+ * passes them along without asking. */
 typedef struct ModelInputOps ModelInputOps;
 typedef struct {
     const ModelInputOps *ops;

@@ -11,12 +11,12 @@
 
 #define CRC_ATTR "crc32"
 
-/* zlib's CRC-32 of n float32 values as little-endian IEEE bytes (the bytes on any host). */
-static uint32_t crc_floats(const float *x, size_t n)
+/* zlib's CRC-32 of n float32 values as little-endian IEEE bytes (the bytes on any host),
+ * continuing crc (crc32(0L, Z_NULL, 0) to start). */
+static uLong crc_floats_from(uLong crc, const float *x, size_t n)
 {
     const uint16_t one = 1;
     bool little = *(const unsigned char *)&one == 1;
-    uLong crc = crc32(0L, Z_NULL, 0);
     unsigned char buf[4096];
     for (size_t i = 0; i < n;) {
         size_t m = n - i;
@@ -34,7 +34,12 @@ static uint32_t crc_floats(const float *x, size_t n)
         }
         i += m;
     }
-    return (uint32_t)crc;
+    return crc;
+}
+
+static uint32_t crc_floats(const float *x, size_t n)
+{
+    return (uint32_t)crc_floats_from(crc32(0L, Z_NULL, 0), x, n);
 }
 
 Status model_io_write_floats(H5File *f, const char *dset, int rank, const size_t *dims,
@@ -44,6 +49,32 @@ Status model_io_write_floats(H5File *f, const char *dset, int rank, const size_t
     for (int i = 0; i < rank; i++) n *= dims[i];
     Status st = h5io_write(f, dset, H5IO_F32, rank, dims, data, 0);
     if (st == XT_OK) st = h5io_attr_write_i64(f, dset, CRC_ATTR, (int64_t)crc_floats(data, n));
+    return st;
+}
+
+/* A W_1 kept by column (model.h) written as the file's (H, D), in pieces of rows of about
+ * 4 MiB, with the CRC of the whole. */
+static Status write_w1_by_column(H5File *f, const char *dset, const ModelShape *s,
+                                 const float *params)
+{
+    const size_t H = s->sizes[1], D = s->sizes[0], dims[2] = {H, D};
+    size_t rows = ((size_t)1 << 20) / (D ? D : 1);
+    rows = rows < 1 ? 1 : rows > H ? H : rows;
+    float *buf = malloc(rows * D * sizeof *buf);
+    if (!buf) {
+        log_error("%s:%s: out of memory for %zu rows of %zu weights", h5io_path(f), dset, rows, D);
+        return XT_ERR_RUNTIME;
+    }
+    uLong crc = crc32(0L, Z_NULL, 0);
+    Status st = h5io_create_dataset(f, dset, H5IO_F32, 2, dims, 0);
+    for (size_t o = 0; o < H && st == XT_OK; o += rows) {
+        size_t n = o + rows <= H ? rows : H - o;
+        model_w1_rows(s, params, o, n, buf);
+        crc = crc_floats_from(crc, buf, n * D);
+        st = h5io_write_rows(f, dset, H5IO_F32, o, n, buf);
+    }
+    free(buf);
+    if (st == XT_OK) st = h5io_attr_write_i64(f, dset, CRC_ATTR, (int64_t)(uint32_t)crc);
     return st;
 }
 
@@ -90,7 +121,8 @@ Status model_io_write_group(H5File *f, const char *g, const ModelFile *mf)
         snprintf(p, sizeof p, "%s/layer%d", g, l);
         st = h5io_create_group(f, p);
         snprintf(p, sizeof p, "%s/layer%d/W", g, l);
-        if (st == XT_OK) st = model_io_write_floats(f, p, 2, dw, mf->params + s->w_off[l - 1]);
+        if (st == XT_OK && l == 1 && s->w1_by_column) st = write_w1_by_column(f, p, s, mf->params);
+        else if (st == XT_OK) st = model_io_write_floats(f, p, 2, dw, mf->params + s->w_off[l - 1]);
         snprintf(p, sizeof p, "%s/layer%d/b", g, l);
         if (st == XT_OK) st = model_io_write_floats(f, p, 1, db, mf->params + s->b_off[l - 1]);
     }

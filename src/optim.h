@@ -137,10 +137,10 @@ double optim_step(Optim *o, float *params, const float *grad, float grad_scale, 
 /* Plain SGD: sgd without momentum, weight decay or clipping, whose update of an element
  * with a zero gradient leaves it as it was (p - lr (0 + 0 p) = p). */
 bool optim_is_plain(const OptimSettings *set);
-/* Plain SGD's update of the elements at[0 .. m) only (of an unsliced Optim), with the same
- * float expression as optim_step: when grad is zero at every other element, the
- * parameters end bit for bit as optim_step leaves them. */
-void optim_step_at(const Optim *o, float *params, const float *grad, float grad_scale,
-                   double lr, const size_t *at, size_t m);
+/* Plain SGD's update of the elements [lo, hi) only (of an unsliced Optim), with the same
+ * float expression as optim_step: when grad is zero at every element outside the ranges
+ * updated, the parameters end bit for bit as optim_step leaves them. */
+void optim_step_range(const Optim *o, float *params, const float *grad, float grad_scale,
+                      double lr, size_t lo, size_t hi);
 
 #endif

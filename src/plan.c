@@ -436,8 +436,9 @@ static void plan_path(Plan *p, const Config *c, const CommPlacement *at)
     p->wide = p->solver && p->G == 0;
     if (p->touched) {
         snprintf(p->path_why, sizeof p->path_why, "plain SGD on sparse data: each step zeroes, "
-                 "exchanges and updates only the columns of W_1 its rows touched (the records "
-                 "allgathered when that moves fewer bytes, else the allreduce; docs/sparse.md)");
+                 "exchanges and updates only the columns of W_1 its rows touched, W_1 kept by column "
+                 "in memory so that each is one run (the records allgathered when that moves "
+                 "fewer bytes, else the allreduce; docs/sparse.md)");
     } else if (p->sparse) {
         snprintf(p->path_why, sizeof p->path_why, "sparse data: each step, the touched columns "
                  "of W_1 allgathered when a rank then receives fewer bytes than an allreduce "

@@ -34,8 +34,13 @@
  *     into it, where the sum implementation's first backward zeroes all of W_1;
  *   - the exchange is the records above (none at P = 1), or the allreduce when the rule says
  *     so (then the whole buffer is zeroed next step and the update is dense);
- *   - the update visits the union's elements and the parameters outside W_1 with
- *     optim_step_at, optim_step's expression: every other element would not have moved.
+ *   - the update visits the union's columns and the parameters outside W_1 with
+ *     optim_step_range, optim_step's expression: every other element would not have moved.
+ *
+ * The trainer keeps W_1 by column for this step (model.h's w1_by_column, chosen with it):
+ * a column's H weights, gradients and records are then one contiguous run for the kernels
+ * (csr.h), the zeroing, the exchange and the update, where (H, D) row-major spreads them
+ * over H cache lines D floats apart.
  *
  * At P = 1 and 2 the sums are those of the sum implementation bit for bit (0 + x is x, and
  * two floats add the same in either order), hence the same parameters; from P = 3 the
@@ -54,7 +59,8 @@
 
 typedef struct {
     FloatSums f;        /* first: the sum implementation's step calls use it */
-    size_t w0, H, D;    /* W_1 is g[w0 + o D + j], o < H, j < D */
+    size_t w0, H, D;    /* W_1 is g[w0 + o so + j sj], o < H, j < D: (H, D) row-major */
+    size_t so, sj;      /* (so = D, sj = 1), or by column (1, H) (model.h's w1_by_column) */
     size_t nrest;       /* the rest: parameters outside W_1, then the slots */
     float *rest;        /* (nrest) packed for its allreduce */
     uint8_t *mark;      /* (D) this step's columns of this rank */
@@ -64,7 +70,6 @@ typedef struct {
     uint32_t *uni;      /* (D) them, listed: nuni */
     size_t nuni;
     bool all_dirty;     /* touched only: the step took the allreduce, every element may be set */
-    size_t *at;         /* (n) touched only: the elements the update visits */
     float *rec;         /* records (index bits, H values), every rank's, at most cap floats */
     size_t cap;         /* floats in rec */
     uint64_t *counts;   /* (P) columns per rank this step */
@@ -86,7 +91,6 @@ static void sparse_free(Sparse *s)
     free(s->own);
     free(s->umark);
     free(s->uni);
-    free(s->at);
     free(s->rec);
     free(s->counts);
     free(s->bytes);
@@ -104,6 +108,8 @@ static Status sparse_open(Reduce *r, const ReduceSpec *spec, char *why, size_t l
         s->w0 = sh->w_off[0];
         s->H = sh->sizes[1];
         s->D = sh->sizes[0];
+        s->so = sh->w1_by_column ? 1 : s->D;
+        s->sj = sh->w1_by_column ? s->H : 1;
         s->nrest = r->n - s->H * s->D + N_SLOTS;
         s->cap = s->H * s->D + s->D; /* the largest exchange the rule lets through */
         s->rest = malloc(s->nrest * sizeof *s->rest);
@@ -132,10 +138,11 @@ static void sparse_close(Reduce *r)
 }
 
 /* This rank's touched columns into s->own: those with a non-zero in its W_1 gradient (one
- * read of W_1's gradient). */
+ * read of W_1's gradient, (H, D): W_1 is kept by column for touched only). */
 static void scan_columns(Sparse *s)
 {
     const float *W = s->f.g + s->w0;
+    XT_ASSERT(s->sj == 1);
     memset(s->mark, 0, s->D);
     for (size_t o = 0; o < s->H; o++)
         for (size_t j = 0; j < s->D; j++) s->mark[j] |= W[o * s->D + j] != 0.0f;
@@ -152,7 +159,7 @@ static void pack_own(const Sparse *s, float *rec)
         float *out = rec + c * (s->H + 1);
         uint32_t j = s->own[c];
         memcpy(out, &j, sizeof j); /* bits, not a float value: D may exceed 2^24 */
-        for (size_t o = 0; o < s->H; o++) out[1 + o] = W[o * s->D + j];
+        for (size_t o = 0; o < s->H; o++) out[1 + o] = W[o * s->so + j * s->sj];
     }
 }
 
@@ -188,12 +195,12 @@ static void exchange(Reduce *r, Sparse *s)
     move_rest(s, r->n, false);
     float *W = s->f.g + s->w0;
     for (size_t c = 0; c < s->nown; c++) /* this rank's columns start from zero again */
-        for (size_t o = 0; o < s->H; o++) W[o * s->D + s->own[c]] = 0.0f;
+        for (size_t o = 0; o < s->H; o++) W[o * s->so + s->own[c] * s->sj] = 0.0f;
     for (size_t c = 0; c < off / rl; c++) {
         const float *in = s->rec + c * rl;
         uint32_t j;
         memcpy(&j, in, sizeof j);
-        for (size_t o = 0; o < s->H; o++) W[o * s->D + j] += in[1 + o];
+        for (size_t o = 0; o < s->H; o++) W[o * s->so + j * s->sj] += in[1 + o];
         if (s->umark && !s->umark[j]) {
             s->umark[j] = 1;
             s->uni[s->nuni++] = j;
@@ -270,14 +277,13 @@ const ReduceOps REDUCE_SPARSE = {.name = "sparse", .buffer_elems = sparse_buffer
 
 static Status touched_open(Reduce *r, const ReduceSpec *spec, char *why, size_t len)
 {
-    XT_ASSERT(optim_is_plain(spec->oset));
+    XT_ASSERT(optim_is_plain(spec->oset) && spec->shape->w1_by_column);
     Status st = sparse_open(r, spec, why, len);
     if (st != XT_OK) return st;
     Sparse *s = sp(r);
     s->umark = calloc(s->D ? s->D : 1, 1);
     s->uni = malloc((s->D ? s->D : 1) * sizeof *s->uni);
-    s->at = malloc((r->n ? r->n : 1) * sizeof *s->at); /* pages used as the steps need them */
-    if (!s->umark || !s->uni || !s->at) {
+    if (!s->umark || !s->uni) {
         snprintf(why, len, "the touched columns' lists (%zu columns)", s->D);
         return XT_ERR_RUNTIME; /* reduce_open closes it */
     }
@@ -302,7 +308,7 @@ static void touched_begin(Reduce *r)
         memset(s->f.g, 0, (r->n + N_SLOTS) * sizeof *s->f.g);
     } else {
         for (size_t c = 0; c < s->nuni; c++)
-            for (size_t o = 0; o < s->H; o++) W[o * s->D + s->uni[c]] = 0.0f;
+            for (size_t o = 0; o < s->H; o++) W[o * s->so + s->uni[c] * s->sj] = 0.0f;
         zero_rest(s, r->n);
     }
     for (size_t c = 0; c < s->nuni; c++) s->umark[s->uni[c]] = 0;
@@ -354,10 +360,10 @@ static const float *touched_finish(Reduce *r, StepTotals *tot, ReduceTimes *t)
     return tot->nonfinite ? NULL : s->f.g;
 }
 
-/* The union's elements of W_1 and the parameters outside it (optim_step_at), or all of them
- * (optim_step: the same values, as every other gradient is zero) after an allreduce or when
- * the union holds half of W_1's columns or more (a list of its elements would cost more than
- * the sweep, and the list's memory stays under n / 2 indices). */
+/* The union's columns of W_1 (each a run of H elements: W_1 is kept by column) and the
+ * parameters outside it (optim_step_range), or all of them (optim_step: the same values, as
+ * every other gradient is zero) after an allreduce or when the union holds half of W_1's
+ * columns or more (the sweep then costs less than the runs). */
 static double touched_update(Reduce *r, const float *grads, float grad_scale, double lr)
 {
     Sparse *s = sp(r);
@@ -365,12 +371,12 @@ static double touched_update(Reduce *r, const float *grads, float grad_scale, do
         optim_step(&r->optim, r->params, grads, grad_scale, lr);
         return r->after_update(r);
     }
-    size_t m = 0, end = s->w0 + s->H * s->D;
-    for (size_t o = 0; o < s->H; o++)
-        for (size_t c = 0; c < s->nuni; c++) s->at[m++] = s->w0 + o * s->D + s->uni[c];
-    for (size_t i = 0; i < s->w0; i++) s->at[m++] = i;
-    for (size_t i = end; i < r->n; i++) s->at[m++] = i;
-    optim_step_at(&r->optim, r->params, grads, grad_scale, lr, s->at, m);
+    for (size_t c = 0; c < s->nuni; c++) {
+        size_t lo = s->w0 + s->uni[c] * s->sj;
+        optim_step_range(&r->optim, r->params, grads, grad_scale, lr, lo, lo + s->H);
+    }
+    optim_step_range(&r->optim, r->params, grads, grad_scale, lr, 0, s->w0);
+    optim_step_range(&r->optim, r->params, grads, grad_scale, lr, s->w0 + s->H * s->D, r->n);
     return r->after_update(r);
 }
 

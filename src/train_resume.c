@@ -134,10 +134,9 @@ static Status restore(Trainer *tr, const char *path, const Checkpoint *ck)
     early_stop_state(&tr->es, &es);
     Status st = reduce_restore_state(tr->red, path, &es);
     if (st != XT_OK) return st;
-    size_t n = tr->model.shape.n_params;
-    memcpy(tr->model.params, ck->model.params, n * sizeof(float));
+    model_params_from_file(&tr->model.shape, tr->model.params, ck->model.params);
     if (tr->r == 0 && ck->best.params) {
-        memcpy(tr->best.params, ck->best.params, n * sizeof(float));
+        model_params_from_file(&tr->model.shape, tr->best.params, ck->best.params);
         tr->best.has = true;
         tr->best.vl = ck->best.val_loss;
         tr->best.va = ck->best.val_accuracy;

@@ -162,15 +162,17 @@ static void optim_settings(Trainer *tr, const ModelShape *s)
 }
 
 /* The plan's step stage, then the reduction: it allocates the parameters, the partial
- * gradient buffers and the optimiser before the model exists. Collective. */
-static Status setup_reduce(Trainer *tr, const ModelShape *shape,
-                           const volatile sig_atomic_t *signal)
+ * gradient buffers and the optimiser before the model exists. W_1 is kept by column when
+ * the step touches only the rows' columns (plan.touched: each column's weights one run in
+ * the kernels, the exchange and the update; model.h). Collective. */
+static Status setup_reduce(Trainer *tr, ModelShape *shape, const volatile sig_atomic_t *signal)
 {
     CommPlacement at;
     comm_placement(tr->comm, &at);
     PlanModelFacts mf;
     mf.buckets = reduce_ring_buckets(shape, &mf.smallest);
     plan_step(&tr->plan, &tr->cfg, &at, &mf);
+    shape->w1_by_column = tr->plan.touched;
     optim_settings(tr, shape);
     size_t parts = step_plan_max_parts(&tr->sampler, tr->plan.pieces);
     MemNeeds need; /* refused before anything is allocated (memplan.h) */

@@ -184,6 +184,50 @@ static void test_csr_scattered_backward_same_bits(void **state)
     free(X), free(dZ6), free(dZ3), free(g6), free(g3);
 }
 
+/* W kept by column, (d, out): csr_mul_w and csr_grad_wt give csr_mul_wt's and csr_grad_w's
+ * bits, transposed, for one, few and many outputs, a batch sparse enough for every path
+ * (few outputs: regrouped by column) and one dense enough for the others (scattered sums,
+ * transposed copy), plain and accumulated, on two batches in turn (the regrouping's
+ * scratch is left ready for the next). */
+static void test_csr_by_column_same_bits(void **state)
+{
+    (void)state;
+    const size_t m = 40, d = 3000, outs[] = {1, 3, 12};
+    const double dens[] = {0.002, 0.05};
+    float *X = malloc(m * d * sizeof *X), *W = malloc(12 * d * sizeof *W);
+    float *Wt = malloc(12 * d * sizeof *Wt), *dZ = malloc(m * 12 * sizeof *dZ);
+    float *Z1 = malloc(m * 12 * sizeof *Z1), *Z2 = malloc(m * 12 * sizeof *Z2);
+    float *g = malloc(12 * d * sizeof *g), *gt = malloc(12 * d * sizeof *gt);
+    assert_true(X && W && Wt && dZ && Z1 && Z2 && g && gt);
+    for (size_t a = 0; a < 3; a++)
+        for (size_t b = 0; b < 2; b++) {
+            const size_t out = outs[a];
+            CsrRows c;
+            random_csr(&c, X, m, d, dens[b], 31 + a * 2 + b);
+            random_floats(W, out * d, 41 + a);
+            random_floats(dZ, m * out, 51 + a);
+            random_floats(Z1, m * out, 61 + a);
+            memcpy(Z2, Z1, m * out * sizeof *Z2);
+            for (size_t o = 0; o < out; o++)
+                for (size_t j = 0; j < d; j++) Wt[j * out + o] = W[o * d + j];
+            csr_mul_wt(Z1, &c, W, out);
+            csr_mul_w(Z2, &c, Wt, out);
+            assert_memory_equal(Z1, Z2, m * out * sizeof *Z1);
+            memcpy(g, W, out * d * sizeof *g); /* starting values for the accumulation */
+            memcpy(gt, Wt, out * d * sizeof *gt);
+            for (int accumulate = 1; accumulate >= 0; accumulate--) {
+                csr_grad_w(g, dZ, &c, out, accumulate);
+                csr_grad_wt(gt, dZ, &c, out, accumulate);
+                size_t differ = 0;
+                for (size_t o = 0; o < out; o++)
+                    for (size_t j = 0; j < d; j++) differ += g[o * d + j] != gt[j * out + o];
+                assert_int_equal(differ, 0);
+            }
+            csr_free(&c);
+        }
+    free(X), free(W), free(Wt), free(dZ), free(Z1), free(Z2), free(g), free(gt);
+}
+
 /* Gathered, sliced and densified rows are the rows asked for, scaled by mul. */
 static void test_csr_gather_slice_densify(void **state)
 {
@@ -274,6 +318,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_csr_transposed_forward_same_bits),
         cmocka_unit_test(test_csr_scattered_backward_same_bits),
+        cmocka_unit_test(test_csr_by_column_same_bits),
         cmocka_unit_test(test_csr_products_match_dense),
         cmocka_unit_test(test_csr_gather_slice_densify),
         cmocka_unit_test(test_csr_check_rows),

@@ -1,5 +1,6 @@
 /* Models: whole-model finite-difference gradient checks for every type and activation,
- * exact outputs from hand-set weights, shapes and initialisation, and the hooked backward
+ * exact outputs from hand-set weights, shapes and initialisation, W_1 kept by column (the
+ * same model, transposed in memory, (out, in) in files), and the hooked backward
  * (comm.overlap): products in pieces give the plain backward's gradients, each layer is
  * announced once, in order L .. 1, with its gradient already final. */
 #include <setjmp.h>
@@ -216,6 +217,70 @@ static void test_model_init_schemes(void **state)
     free(params);
 }
 
+/* The same MLP with W_1 by row and by column: the same initial values (by column, in file
+ * order through model_w1_rows; back through model_params_from_file), the same logits and
+ * gradients, bit for bit with CSR rows (csr.c's sums do not depend on the layout), within
+ * float rounding with dense rows (sgemm transposed). */
+static void test_model_w1_by_column(void **state)
+{
+    (void)state;
+    enum { D = 30, H = 8, K = 4, B = 6 };
+    const int64_t h[1] = {H};
+    ModelShape sr, sc;
+    char err[256];
+    assert_int_equal(model_shape_init(&sr, MODEL_MLP, ACT_TANH, HEAD_SOFTMAX, D, h, 1, K, err,
+                                      sizeof err), XT_OK);
+    sc = sr;
+    sc.w1_by_column = true;
+    const size_t n = sr.n_params, w0 = sr.w_off[0];
+    float *pr = malloc(n * sizeof *pr), *pc = malloc(n * sizeof *pc), *t = malloc(n * sizeof *t);
+    float *gr = malloc(n * sizeof *gr), *gc = malloc(n * sizeof *gc), X[B * D] = {0};
+    float zr[B * K], dz[B * K];
+    assert_true(pr && pc && t && gr && gc);
+    Model mr, mc;
+    assert_int_equal(model_init(&mr, &sr, B, pr), XT_OK);
+    assert_int_equal(model_init(&mc, &sc, B, pc), XT_OK);
+    Rng r;
+    rng_seed(&r, 9);
+    model_init_params(&mr, INIT_XAVIER, &r);
+    rng_seed(&r, 9);
+    model_init_params(&mc, INIT_XAVIER, &r);
+    model_w1_rows(&sc, pc, 0, H, t);
+    assert_memory_equal(t, pr + w0, (size_t)H * D * sizeof *t);
+    assert_memory_equal(pc + sr.b_off[0], pr + sr.b_off[0], (n - sr.b_off[0]) * sizeof *pc);
+    assert_true(memcmp(pc + w0, pr + w0, (size_t)H * D * sizeof *pc) != 0); /* transposed */
+    model_params_from_file(&sc, t, pr);
+    assert_memory_equal(t, pc, n * sizeof *t);
+    CsrRows c; /* rows of 0..5 non-zeros, sorted columns */
+    assert_int_equal(csr_init_batch(&c, B, B * D, D), XT_OK);
+    for (size_t i = 0, k = 0; i < B; i++) {
+        for (size_t j = i; j < D; j += 5 + i) {
+            c.indices[k] = (int32_t)j;
+            c.values[k++] = X[i * D + j] = (float)(rng_uniform(&r) * 2.0 - 1.0);
+        }
+        c.indptr[i + 1] = k;
+    }
+    c.m = B;
+    for (size_t i = 0; i < B * K; i++) dz[i] = (float)(rng_uniform(&r) - 0.5);
+    for (int dense = 0; dense <= 1; dense++) {
+        ModelInput in = dense ? model_input_dense(X) : model_input_csr(&c);
+        memcpy(zr, model_forward_input(&mr, in, B), sizeof zr);
+        const float *zc = model_forward_input(&mc, in, B);
+        model_backward_input(&mr, in, dz, B, false, gr, NULL);
+        model_backward_input(&mc, in, dz, B, false, gc, NULL);
+        model_params_from_file(&sc, t, gr); /* gr in gc's layout */
+        double worst = 0.0;
+        for (size_t i = 0; i < B * K; i++) worst = fmax(worst, fabs((double)zr[i] - zc[i]));
+        for (size_t i = 0; i < n; i++) worst = fmax(worst, fabs((double)t[i] - gc[i]));
+        printf("W_1 by column, %s rows: max |diff| %.3g\n", dense ? "dense" : "CSR", worst);
+        assert_true(dense ? worst <= 1e-6 : worst == 0.0);
+    }
+    csr_free(&c);
+    model_free(&mr);
+    model_free(&mc);
+    free(pr), free(pc), free(t), free(gr), free(gc);
+}
+
 typedef struct {
     const Model *m;
     const float *grads;
@@ -288,6 +353,7 @@ int main(void)
         cmocka_unit_test(test_model_hand_set_weights),
         cmocka_unit_test(test_model_shapes_and_errors),
         cmocka_unit_test(test_model_init_schemes),
+        cmocka_unit_test(test_model_w1_by_column),
         cmocka_unit_test(test_model_hooked_backward),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

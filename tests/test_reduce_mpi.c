@@ -255,7 +255,8 @@ static void test_reduce_wide_doubles_and_solver_state(void **state)
     check_wide(true);
 }
 
-/* The sparse exchange (CSR data): W_1's gradient of rank q's micro-batch i at step st is
+/* The sparse exchange (CSR data): W_1's gradient ((K, D), or (D, K) by column for touched)
+ * of rank q's micro-batch i at step st is
  * non-zero in a few columns only (all of them when `wide`); the rest (the intercepts) is
  * dense. Values are small integers: the sums are exact in any order. */
 enum { SP_D = 3000, SP_K = 3 };
@@ -270,7 +271,7 @@ static bool sp_touched(int q, size_t i, size_t j, int st, bool wide)
 
 static float sp_value(const ModelShape *s, int q, size_t i, size_t e, int st, bool wide)
 {
-    size_t j = e < s->b_off[0] ? e % SP_D : 0;
+    size_t j = e >= s->b_off[0] ? 0 : s->w1_by_column ? e / SP_K : e % SP_D; /* W_1's column */
     if (e < s->b_off[0] && !sp_touched(q, i, j, st, wide)) return 0.0f;
     return (float)((int)((size_t)q * 5 + i * 3 + e + (size_t)st) % 7 + 1);
 }
@@ -328,6 +329,7 @@ static void sp_open(SpRig *g, bool sparse, bool touched)
     g->plan.pieces = 1;
     g->plan.sparse = sparse;
     g->plan.touched = touched;
+    g->s.w1_by_column = touched; /* as train_setup.c keeps it for touched */
     g->os = (OptimSettings){.kind = OPT_SGD, .lr = 0.5, .schedule = SCHED_CONSTANT,
                            .epochs = 1, .steps_per_epoch = 1};
     ReduceSpec spec = {.plan = &g->plan, .shape = &g->s, .oset = &g->os, .parts = 3,

@@ -176,6 +176,28 @@ if [ -z "$bad" ]; then
   pass "plain SGD on CSR updates only the touched columns: model.h5 and losses = the dense step's, bit for bit, at P = 1, 2, 3 (softmax, MLP); momentum stays dense"
 else fail "plain SGD on CSR:$bad"; tail -3 plain.softmax.auto.1.log; fi
 
+# the touched step keeps W_1 by column in memory, (out, in) in every file: one epoch, then a
+# resume from its checkpoint to the third, is the straight run above bit for bit (model.h5,
+# the losses), at P = 2 and at P = 3
+bad=""
+for name in softmax mlp; do
+  set -- ${cases[$name]//F:/sparse.h5ad:}
+  for np in 2 3; do
+    r=plainr.$name.$np
+    xt $np train c.ini --set run.dir=$r --set optim.momentum=0 --set checkpoint.every=1 "$@" \
+      --set train.epochs=1 >$r.a.log 2>&1 || bad="$bad $name:first@P=$np(exit $?)"
+    xt $np train c.ini --set run.dir=$r --set optim.momentum=0 --set checkpoint.every=1 "$@" \
+      >$r.b.log 2>&1 || bad="$bad $name:resume@P=$np(exit $?)"
+    grep -q "^resume: $r/checkpoint.h5, epoch 2 step 0" $r.b.log || bad="$bad $name:no-resume@P=$np"
+    close_models $r/model.h5 plain.$name.auto.$np/model.h5 0 >/dev/null || bad="$bad $name:model@P=$np"
+    cmp -s <(cut -d, -f2,3 $r/metrics.csv) <(cut -d, -f2,3 plain.$name.auto.$np/metrics.csv) ||
+      bad="$bad $name:losses@P=$np"
+  done
+done
+if [ -z "$bad" ]; then
+  pass "plain SGD on CSR (W_1 kept by column): 1 epoch + resume to 3 == the straight run, bit for bit, at P = 2 and 3 (softmax, MLP)"
+else fail "touched resume:$bad"; tail -3 plainr.softmax.2.b.log; fi
+
 # the check can fail: another seed moves the losses far beyond 1e-6
 xt 1 train c.ini --set run.dir=seed --set train.seed=4 --set data.train=sparse.h5ad:/train \
   --set data.val=sparse.h5ad:/val >seed.log 2>&1
