@@ -1,8 +1,10 @@
 /* plan: the run's decisions (see plan.h). */
 #include "plan.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "exact.h"
@@ -17,6 +19,11 @@
 #define AUTO_LR_SGD 0.01
 #define AUTO_LR_ADAPTIVE 0.001
 #define AUTO_MOMENTUM 0.9
+/* SGD on CSR rows of a linear model: lr ||x||^2 / B, the step a row's own logit takes (its
+ * gradient's (p - y) scaled), for the rows' mean ||x||^2 (docs/sparse.md has the
+ * measurements on five sparse sets: 0.5 was at the edge of stability on rows of norm 1,
+ * momentum 0.9 at 0.01 under-trained every set; MLPs diverged and keep the defaults). */
+#define PLAN_LR_ROWS_STEP 0.25
 /* train.batch_size = auto: this many rows, unless the split gives fewer than AUTO_MIN_STEPS
  * steps per epoch with it (small tables: 150 rows made one update per epoch). */
 #define AUTO_BATCH 128
@@ -268,9 +275,10 @@ static void plan_solver(Plan *p, const Config *c, const PlanFacts *f)
 }
 
 /* The learning rate and momentum the optimiser runs with. */
-static void plan_optim(Plan *p, const Config *c)
+static void plan_optim(Plan *p, const Config *c, const PlanFacts *f)
 {
     Optimizer o = c->optim.optimizer;
+    p->lr_from_rows = false;
     if (config_is_solver(o)) { /* config.c refuses optim.lr and optim.momentum for them */
         p->lr = AUTO_LR_ADAPTIVE; /* unused: no optimiser step */
         p->momentum = 0.0;
@@ -286,11 +294,42 @@ static void plan_optim(Plan *p, const Config *c)
                   : config_is_auto_f64(c->optim.momentum) ? 0.0 : c->optim.momentum;
     const char *name = o == OPT_SGD ? "sgd" : o == OPT_LARS ? "lars" : o == OPT_ADAM ? "adam"
                        : o == OPT_ADAMW ? "adamw" : "lamb";
+    if (lr_auto && o == OPT_SGD && f->x_csr && c->model.type != MODEL_MLP) {
+        p->lr_from_rows = true; /* plan_lr_measured sets lr and says why */
+        if (mom_auto) p->momentum = 0.0;
+        snprintf(p->lr_why, sizeof p->lr_why, "optim.lr = auto: from the rows' norms");
+        return;
+    }
     if (!lr_auto && !mom_auto)
         snprintf(p->lr_why, sizeof p->lr_why, "as configured");
     else
         snprintf(p->lr_why, sizeof p->lr_why, "%s%s%s = auto: %s's own", lr_auto ? "optim.lr" : "",
                  lr_auto && mom_auto ? " and " : "", mom_auto ? "optim.momentum" : "", name);
+}
+
+void plan_lr_measured(Plan *p, double mean_sq_norm, size_t n, size_t row_weight, bool ok)
+{
+    if (!p->lr_from_rows) return;
+    p->lr_from_rows = false;
+    size_t B = p->global_batch ? p->global_batch : n;
+    double lr = PLAN_LR_ROWS_STEP * (double)(B * row_weight) / mean_sq_norm;
+    lr *= 1.0 - p->momentum;
+    if (!ok || !(mean_sq_norm > 0.0) || !isfinite(lr) || !(lr > 0.0)) {
+        p->lr = AUTO_LR_SGD;
+        snprintf(p->lr_why, sizeof p->lr_why, "optim.lr = auto: sgd's own (the rows' mean "
+                 "squared norm is %s)", ok ? "zero" : "beyond what can be summed exactly");
+        return;
+    }
+    char two[32]; /* two significant digits: a value to write in a config */
+    snprintf(two, sizeof two, "%.2g", lr);
+    p->lr = strtod(two, NULL);
+    char outs[64] = "";
+    if (row_weight > 1)
+        snprintf(outs, sizeof outs, " x %zu outputs (the loss's mean counts each)", row_weight);
+    snprintf(p->lr_why, sizeof p->lr_why, "optim.lr = auto for sgd on sparse rows%s: %g x %zu "
+             "rows per update%s / %.4g, the rows' mean squared norm%s (docs/sparse.md)",
+             p->momentum == 0.0 ? ", no momentum" : "", PLAN_LR_ROWS_STEP, B, outs, mean_sq_norm,
+             p->momentum == 0.0 ? "" : ", x (1 - momentum)");
 }
 
 /* The global batch of one micro-step (train.accumulate multiplies it later). */
@@ -328,7 +367,7 @@ static void plan_csr(Plan *p, const PlanFacts *f)
 
 Status plan_data(Plan *p, const Config *c, const PlanFacts *f, char *err, size_t len)
 {
-    plan_optim(p, c);
+    plan_optim(p, c, f);
     plan_batch(p, c, f);
     p->S = shard_count(f->n, (size_t)c->data.virtual_shards);
     plan_groups(p, c);

@@ -87,8 +87,10 @@ typedef struct {
     char budget_why[1400];
     bool stream;           /* the training rows are read from the file as training goes */
     char stream_why[PLAN_WHY];
-    /* the optimiser's learning rate and momentum (auto: the optimiser's own) */
+    /* the optimiser's learning rate and momentum (auto: the optimiser's own; SGD on CSR rows
+     * of a linear model: from the rows, lr_from_rows until plan_lr_measured has them) */
     double lr, momentum;
+    bool lr_from_rows;
     char lr_why[PLAN_WHY];
     /* threads (plan_blas) */
     int blas_threads;      /* BLAS threads per rank */
@@ -121,6 +123,12 @@ void plan_norm_measured(Plan *p, double max_abs);
 /* Overlap, the sharded update, the transport. Never fails: a conflicting explicit
  * configuration was refused by config_validate. */
 void plan_step(Plan *p, const Config *c, const CommPlacement *at, const PlanModelFacts *m);
+/* optim.lr = auto for SGD on CSR rows of a linear model (p->lr_from_rows), once the n
+ * training rows' mean squared norm after normalisation is known (the same value at any P;
+ * ok = false when it could not be had): lr = PLAN_LR_ROWS_STEP B w / mean ||x||^2
+ * (1 - momentum), B the rows of an update, w = row_weight the loss mean's count per row
+ * (loss.h's d_i: K outputs for multi-label, else 1), rounded to two significant digits. */
+void plan_lr_measured(Plan *p, double mean_sq_norm, size_t n, size_t row_weight, bool ok);
 
 /* BLAS threads per rank: the environment's (OPENBLAS_NUM_THREADS and the like) when it sets
  * them, else 1 (the ranks fill the cores; threads inside a rank would share them, and a

@@ -612,6 +612,14 @@ static void absmax_bytes(const RowSource *s, double *mx)
     free(m8);
 }
 
+Status rowsource_sq_norm_sum(const RowSource *s, int64_t acc[2], bool *ok)
+{
+    if (s->stream || !s->ds->info.x_csr) return XT_ERR_USAGE;
+    *ok = s->cstream ? stream_csr_sq_norm_sum(s->cstream, s->mul, acc)
+                     : csr_sq_norm_sum(&s->ds->csr, s->mul, acc);
+    return XT_OK;
+}
+
 Status rowsource_feature_absmax(const RowSource *s, double *mx)
 {
     if (held_as_bytes(s)) {

@@ -446,6 +446,19 @@ void stream_csr_column_absmax(StreamCsr *s, double *mx)
     }
 }
 
+bool stream_csr_sq_norm_sum(StreamCsr *s, const float *mul, int64_t acc[2])
+{
+    XT_ASSERT(s->scanned);
+    bool ok = true;
+    for (size_t r0 = 0; r0 < s->m;) {
+        size_t r1 = block_end(s, r0, s->m);
+        after_scan(s, stage(s, r0, r1, false));
+        ok = ok && csr_sq_norm_sum(&s->blk, mul, acc);
+        r0 = r1;
+    }
+    return ok;
+}
+
 /* ---- planned windows ---------------------------------------------------------------------- */
 
 Status stream_csr_plan(StreamCsr *s, const Sampler *sampler, size_t window_rows,

@@ -82,6 +82,8 @@ void stream_csr_read_dense(StreamCsr *s, size_t lo, size_t m, float *X, int32_t 
                            const float *shift, const float *mul);
 /* mx[j] = max(mx[j], max |x_j|) over the held rows as stored (csr_column_absmax). Local. */
 void stream_csr_column_absmax(StreamCsr *s, double *mx);
+/* csr_sq_norm_sum over the held rows with mul applied. Local. */
+bool stream_csr_sq_norm_sum(StreamCsr *s, const float *mul, int64_t acc[2]);
 
 /* Training: windows of up to window_rows rows and window_nnz non-zeros of consecutive steps
  * planned from a copy of `sampler` (window_rows >= sampler->max_local, window_nnz >= the

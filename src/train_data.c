@@ -279,6 +279,25 @@ static Status fit_normalization(Trainer *tr)
     return XT_OK;
 }
 
+/* optim.lr = auto for SGD on CSR rows of a linear model: from the training rows' mean
+ * squared norm as training sees them (normalised), summed in fixed point (csr.h): the same
+ * value at any P. Collective. */
+static Status measure_lr(Trainer *tr)
+{
+    if (!tr->plan.lr_from_rows) return XT_OK;
+    int64_t acc[3] = {0, 0, 0}; /* whole, fraction, rows whose sums overflowed */
+    bool ok = false;
+    Status st = comm_agree(tr->comm, rowsource_sq_norm_sum(&tr->train_rows, acc, &ok));
+    if (st != XT_OK) return st;
+    if (!ok) acc[0] = acc[1] = 0, acc[2] = 1;
+    comm_allreduce_sum_i64(tr->comm, acc, 3);
+    double sum = (double)acc[0] + ldexp((double)acc[1], -CSR_SQ_FRAC_BITS);
+    size_t n = tr->tinfo.n;
+    size_t w = tr->cfg.model.type == MODEL_MULTILABEL ? tr->K : 1; /* loss.h's d_i */
+    plan_lr_measured(&tr->plan, sum / (double)(n ? n : 1), n, w, acc[2] == 0 && acc[0] >= 0);
+    return XT_OK;
+}
+
 /* Validation rows: rank 0 holds them all, or each rank its share (distributed), in memory
  * when they fit what the training rows left of the budget, else streamed in blocks. */
 static Status load_val(Trainer *tr)
@@ -314,6 +333,7 @@ Status trainer_setup_data(Trainer *tr)
         st = dataset_balanced_weights(&tr->train, tr->K, (long)tr->cfg.loss.ignore_index, tr->comm,
                                       &tr->class_w);
     if (st == XT_OK) st = fit_normalization(tr);
+    if (st == XT_OK) st = measure_lr(tr);
     if (st == XT_OK) st = load_val(tr);
     return st;
 }

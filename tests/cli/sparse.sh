@@ -21,7 +21,10 @@
 #    dense rows' probabilities;
 #  - data.normalize = auto on CSR is max-abs (stored, the same bits at P = 1 and 3, = dense
 #    with maxabs), none when every |x| <= 1; a centring model evaluates CSR rows correctly;
-#  - plain SGD on CSR updates only the touched columns, with the dense step's bits.
+#  - plain SGD on CSR updates only the touched columns, with the dense step's bits; resumed
+#    from a checkpoint (W_1 kept by column in memory), the straight run's bits;
+#  - optim.lr = auto for SGD on CSR rows of a linear model comes from the rows' mean squared
+#    norm (the value computed here), the same at P = 1 and 3, with momentum 0.
 # Usage: sparse.sh XENTRAIN SCRATCH_DIR MPIEXEC
 set -u
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../lib.sh"
@@ -345,5 +348,51 @@ if [ -s evs.dense ] && diff <(grep -v "data\|val" evs.dense) <(grep -v "data\|va
    grep -q "accuracy" evs.sparse; then
   pass "a standardised (centring) model's eval on CSR rows = on the dense rows (the CSR rows densified with the shift)"
 else fail "centring model on CSR"; diff evs.dense evs.sparse | head -6; fi
+
+# optim.lr = auto on CSR rows of a linear model: 0.25 x the update's rows (x K for
+# multi-label: the loss's mean counts each output) / the training rows' mean squared norm as
+# training sees them (max-abs scaled in float32, or as stored when every |x| <= 1), two
+# significant digits, momentum 0 (so the touched step); the same at P = 1 and 3, said in
+# the banner; an MLP keeps sgd's own (0.01, momentum 0.9)
+read -r w_soft w_ml w_sign < <(/usr/bin/python3 - <<'PY'
+import h5py, numpy as np
+def msq(path, scale):
+    with h5py.File(path) as f:
+        x = f["train/X"]; d = x["data"][()].astype(np.float32); j = x["indices"][()]
+        n = len(x["indptr"]) - 1
+    if scale:
+        mx = np.zeros(300); np.maximum.at(mx, j, np.abs(d.astype(np.float64)))
+        d = d * (1.0 / mx[j]).astype(np.float32)  # float32 products, as csr_gather's
+    return (d.astype(np.float64) ** 2).sum() / n
+B = 64  # c.ini's train.batch_size
+a, b = msq("sparse5.h5", True), msq("sparse.h5ad", False)
+print("%.2g %.2g %.2g" % (0.25 * B / a, 0.25 * B * 3 / a, 0.25 * B / b))
+PY
+)
+AUTO="--set optim.lr=auto --set optim.momentum=auto --set data.normalize=auto"
+banner_lr() { sed -n 's/^optim    sgd, lr \([^,]*\), momentum \([^ ]*\) .*/\1 \2/p' "$1"; }
+same() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a > 0 && (a - b) ^ 2 <= (1e-9 * a) ^ 2) }'; }
+bad=""
+for np in 1 3; do
+  xt $np train c.ini --set run.dir=lr.soft.$np $AUTO --set data.train=sparse5.h5:/train \
+    --set data.val=sparse5.h5:/val >lr.soft.$np.log 2>&1 || bad="$bad softmax@P=$np(exit $?)"
+  read -r lr mom < <(banner_lr lr.soft.$np.log)
+  { same "$lr" "$w_soft" && [ "$mom" = 0 ]; } || bad="$bad softmax@P=$np(lr $lr momentum $mom, want $w_soft 0)"
+  grep -q "^reduce   touched columns only" lr.soft.$np.log || bad="$bad softmax@P=$np:not-touched"
+done
+xt 2 train c.ini --set run.dir=lr.ml $AUTO --set model.type=multilabel --set data.train=sparse5.h5:/train?y=t \
+  --set data.val=sparse5.h5:/val?y=t >lr.ml.log 2>&1 || bad="$bad multilabel(exit $?)"
+read -r lr mom < <(banner_lr lr.ml.log)
+same "$lr" "$w_ml" || bad="$bad multilabel(lr $lr, want $w_ml)"
+xt 2 train c.ini --set run.dir=lr.sign $AUTO --set model.type=logistic --set data.train=sparse.h5ad:/train?y=yb \
+  --set data.val=sparse.h5ad:/val?y=yb >lr.sign.log 2>&1 || bad="$bad logistic(exit $?)"
+read -r lr mom < <(banner_lr lr.sign.log)
+same "$lr" "$w_sign" || bad="$bad logistic(lr $lr, want $w_sign)"
+xt 1 train c.ini --set run.dir=lr.mlp $AUTO --set model.type=mlp --set model.hidden=16 \
+  --set data.train=sparse5.h5:/train --set data.val=sparse5.h5:/val >lr.mlp.log 2>&1 || bad="$bad mlp(exit $?)"
+[ "$(banner_lr lr.mlp.log)" = "0.01 0.9" ] || bad="$bad mlp($(banner_lr lr.mlp.log))"
+if [ -z "$bad" ]; then
+  pass "optim.lr = auto on CSR rows: softmax $w_soft at P = 1 and 3, multilabel $w_ml, logistic on |x| <= 1 rows $w_sign (0.25 x rows / mean ||x||^2), momentum 0, touched; the MLP keeps 0.01 and 0.9"
+else fail "lr auto on CSR:$bad"; grep "^optim" lr.soft.1.log; fi
 
 finish
