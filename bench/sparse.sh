@@ -9,8 +9,9 @@
 #            (-e 1e9: reading the text file, one pass per class, writing the model), both
 #            reported. xentrain at P = 1 and 2 (scripts/xt-mpirun, one BLAS thread per rank):
 #            SGD with its defaults (only the data and the model type named; data.normalize
-#            auto: on CSR a per-column max-abs scale when some |x| > 1, as here, else none; the
-#            log says which); sgd-plain, SGD without momentum at optim.lr = 8 (a tuned run, not
+#            auto: on CSR a per-column max-abs scale when some |x| > 1, as here, else none;
+#            optim.lr = auto on CSR rows: 0.25 x 128 / the rows' mean squared norm, momentum 0;
+#            the log says which); sgd-plain, SGD without momentum at optim.lr = 8 (a tuned run, not
 #            a default: lr chosen on this data from 2, 8 and 32 by the test accuracy within 10
 #            epochs, on 2026-12-07), which shows how many epochs SGD itself needs; and
 #            optim.optimizer = newton and lbfgs. The test split is
@@ -28,7 +29,8 @@
 #            LIBLINEAR's training seconds.
 #   density  the crossover: the same rows (20 000 x 2 000, 10 classes, made by sparse_ref.py at
 #            densities 0.5% to 50%) stored CSR and dense (X float32 (N, D)), softmax, SGD
-#            defaults with batch 128, data.normalize = none, P = 1, 3 epochs: seconds per
+#            at lr 0.1 without momentum for both (the same updates: the defaults now differ
+#            by layout), batch 128, data.normalize = none, P = 1, 3 epochs: seconds per
 #            epoch (mean of epochs 2..3) and the density from which dense is faster.
 #   28       the full-batch solvers on binary `gen sparse` data (60 000 x 100 000, 15 non-zeros
 #            per row) against `liblinear-train -s 0 -c 1 -B 1` (trust-region Newton) at -e 0.01
@@ -225,7 +227,7 @@ xtx() { # rep density layout
   local dir=$tmp/rx
   xt_train "$dir" 1 "" --set data.train="$tmp/x$2.$3.h5" --set model.type=softmax \
     --set data.normalize=none --set train.epochs=$ex --set train.batch_size=128 \
-    --set early_stopping.enabled=false
+    --set early_stopping.enabled=false --set optim.lr=0.1 --set optim.momentum=0
   awk -F, -v o="$1,density,$2,$3,1," 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
     NR > 2 { s += $c["epoch_s"]; n++ } END { print o "s_per_epoch," sprintf("%.5f", s / n) }' \
     "$dir/metrics.csv" >> "$raw"

@@ -30,8 +30,8 @@ peak-memory wrapper and the summary tables.
 
 The shard rule is shard.h's: S = min(64, N) virtual shards, shard s holds rows [s N / S,
 (s + 1) N / S), rank r owns the shards [r S / P, (r + 1) S / P). Optimiser state, in
-parameter-sized float32 vectors: sgd (momentum 0.9, its default) 1, of which each rank keeps
-1/P when P > 1 (optim.shard = auto); sgd-plain (momentum 0) none; newton the gradient and the 4 vectors of CG (s, r, d,
+parameter-sized float32 vectors: sgd (its defaults on CSR rows: momentum 0) and sgd-plain
+(momentum 0, lr 8) none; newton the gradient and the 4 vectors of CG (s, r, d,
 Hd): 5; lbfgs the gradient, the direction and the 2 x 10 history pairs (optim.history = 10):
 22. The gradient buffer of SGD, reduction buffers and the process itself (MPI, HDF5, BLAS)
 are not in it: the ratio shows them.
@@ -77,7 +77,7 @@ def expect(path, nranks, model, opt):
     p, _, _, y, d = read_csr(path, "train")
     n, k = len(y), int(y.max()) + 1
     params = d + 1 if model == "logistic" else k * d + k
-    vectors = {"sgd": 1.0 / nranks if nranks > 1 else 1.0, "sgd-plain": 0.0, "newton": 5.0,
+    vectors = {"sgd": 0.0, "sgd-plain": 0.0, "newton": 5.0,
                "lbfgs": 2.0 + 2 * HISTORY}[opt]
     s = min(64, n)
     out = []

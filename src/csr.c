@@ -326,23 +326,49 @@ void csr_mul_w(float *Z, CsrRows *X, const float *W, size_t out)
     else mul_strided(Z, X, W, out, 1, out); /* out of memory for the sums: the same bits */
 }
 
-/* X's non-zeros regrouped by column (a counting sort over the batch's distinct columns,
- * rows in order within a column) into its scratch: O(nnz), whatever d. */
-static void by_column(CsrRows *X)
+static int cmp_i32(const void *a, const void *b)
 {
-    const size_t nnz = csr_nnz(X);
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* X's distinct columns into t_col (n of them) with their slots in t_slot: in order of
+ * appearance, or ascending when `sorted` (a scan of the slots when they are many, else a
+ * sort of the few). */
+static size_t distinct_columns(CsrRows *X, bool sorted)
+{
+    const size_t nnz = csr_nnz(X), d = X->d;
     uint32_t *slot = X->t_slot;
-    size_t *ptr = X->t_ptr, n = 0;
-    for (size_t k = 0; k < nnz; k++) { /* ptr[s + 1]: column s's count */
+    size_t n = 0;
+    for (size_t k = 0; k < nnz; k++) {
         const int32_t j = X->indices[k];
         if (slot[j] == CSR_NO_SLOT) {
             slot[j] = (uint32_t)n;
-            X->t_col[n] = j;
-            ptr[++n] = 0;
+            X->t_col[n++] = j;
         }
-        ptr[slot[j] + 1]++;
     }
-    ptr[0] = 0;
+    if (!sorted) return n;
+    if (n * 8 >= d) {
+        n = 0;
+        for (size_t j = 0; j < d; j++)
+            if (slot[j] != CSR_NO_SLOT) X->t_col[n++] = (int32_t)j;
+    } else {
+        qsort(X->t_col, n, sizeof *X->t_col, cmp_i32);
+    }
+    for (size_t s = 0; s < n; s++) slot[X->t_col[s]] = (uint32_t)s;
+    return n;
+}
+
+/* X's non-zeros regrouped by column (a counting sort over the batch's distinct columns,
+ * rows in order within a column) into its scratch: O(nnz) whatever d, plus the columns'
+ * order when `sorted` (W stored (out, d): neighbouring columns share cache lines). */
+static void by_column(CsrRows *X, bool sorted)
+{
+    const size_t n = distinct_columns(X, sorted);
+    uint32_t *slot = X->t_slot;
+    size_t *ptr = X->t_ptr;
+    for (size_t s = 0; s <= n; s++) ptr[s] = 0;
+    for (size_t k = 0; k < csr_nnz(X); k++) ptr[slot[X->indices[k]] + 1]++;
     for (size_t s = 0; s < n; s++) ptr[s + 1] += ptr[s];
     for (size_t i = 0; i < X->m; i++) /* ptr[s] walks to the end of column s, then back */
         for (size_t k = X->indptr[i]; k < X->indptr[i + 1]; k++) {
@@ -416,7 +442,7 @@ void csr_grad_w(float *dW, const float *dZ, CsrRows *X, size_t out, bool accumul
         return;
     }
     if (!accumulate) memset(dW, 0, out * d * sizeof *dW);
-    by_column(X);
+    by_column(X, true);
     grad_by_column(dW, dZ, X, out, d, 1, reserve_acc(X, out));
 }
 
@@ -424,6 +450,6 @@ void csr_grad_wt(float *dW, const float *dZ, CsrRows *X, size_t out, bool accumu
 {
     XT_ASSERT(X->t_slot != NULL);
     if (!accumulate) memset(dW, 0, out * X->d * sizeof *dW);
-    by_column(X);
+    by_column(X, false);
     grad_by_column(dW, dZ, X, out, 1, out, reserve_acc(X, out));
 }
