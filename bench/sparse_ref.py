@@ -264,8 +264,8 @@ def summary_density(med, facts):
         return
     f = facts["density"]
     print("**Crossover: CSR against dense X** (%d rows, %d features, %d classes, softmax, SGD "
-          "defaults, data.normalize = none, P = 1, seconds per epoch: the mean of epochs 2 to %d "
-          "of each run)" % (f["rows"], f["features"], f["classes"], f["epochs"]))
+          "at lr 0.1 without momentum, data.normalize = none, P = 1, seconds per epoch: the mean "
+          "of epochs 2 to %d of each run)" % (f["rows"], f["features"], f["classes"], f["epochs"]))
     print()
     print("| density asked | density | non-zeros per row | CSR, s/epoch | dense, s/epoch "
           "| dense / CSR |")
