@@ -21,8 +21,9 @@
 #define AUTO_MOMENTUM 0.9
 /* SGD on CSR rows of a linear model: lr ||x||^2 / B, the step a row's own logit takes (its
  * gradient's (p - y) scaled), for the rows' mean ||x||^2 (docs/sparse.md has the
- * measurements on five sparse sets: 0.5 was at the edge of stability on rows of norm 1,
- * momentum 0.9 at 0.01 under-trained every set; MLPs diverged and keep the defaults). */
+ * measurements on five generated sparse sets and a real text one: 0.5 was at the edge of
+ * stability on rows of norm 1, momentum 0.9 at 0.01 under-trained every set; MLPs diverged
+ * and keep the defaults). */
 #define PLAN_LR_ROWS_STEP 0.25
 /* train.batch_size = auto: this many rows, unless the split gives fewer than AUTO_MIN_STEPS
  * steps per epoch with it (small tables: 150 rows made one update per epoch). */
