@@ -103,6 +103,9 @@ void csr_column_absmax(const CsrRows *c, double *mx);
  * the total reaches 2^62. */
 #define CSR_SQ_FRAC_BITS 20
 bool csr_sq_norm_sum(const CsrRows *c, const float *mul, int64_t acc[2]);
+/* acc += q in that fixed point (false at its bound): one row's squared norm, summed in
+ * double (a dense row's in column order: its zeros add nothing, so the CSR row's sum). */
+bool csr_sq_norm_add(double q, int64_t acc[2]);
 
 /* Z (m, out) += X W^T, with W (out, d) row-major: for each row and output the products in
  * the row's column order summed in double, rounded once and added. X may keep its

@@ -19,7 +19,7 @@
 #define AUTO_LR_SGD 0.01
 #define AUTO_LR_ADAPTIVE 0.001
 #define AUTO_MOMENTUM 0.9
-/* SGD on CSR rows of a linear model: lr ||x||^2 / B, the step a row's own logit takes (its
+/* SGD on a linear model over rows not centred (CSR, or none / maxabs): lr ||x||^2 / B, the step a row's own logit takes (its
  * gradient's (p - y) scaled), for the rows' mean ||x||^2 (docs/sparse.md has the
  * measurements on five generated sparse sets and a real text one: 0.5 was at the edge of
  * stability on rows of norm 1, momentum 0.9 at 0.01 under-trained every set; MLPs diverged
@@ -276,10 +276,9 @@ static void plan_solver(Plan *p, const Config *c, const PlanFacts *f)
 }
 
 /* The learning rate and momentum the optimiser runs with. */
-static void plan_optim(Plan *p, const Config *c, const PlanFacts *f)
+static void plan_optim(Plan *p, const Config *c)
 {
     Optimizer o = c->optim.optimizer;
-    p->lr_from_rows = false;
     if (config_is_solver(o)) { /* config.c refuses optim.lr and optim.momentum for them */
         p->lr = AUTO_LR_ADAPTIVE; /* unused: no optimiser step */
         p->momentum = 0.0;
@@ -295,17 +294,27 @@ static void plan_optim(Plan *p, const Config *c, const PlanFacts *f)
                   : config_is_auto_f64(c->optim.momentum) ? 0.0 : c->optim.momentum;
     const char *name = o == OPT_SGD ? "sgd" : o == OPT_LARS ? "lars" : o == OPT_ADAM ? "adam"
                        : o == OPT_ADAMW ? "adamw" : "lamb";
-    if (lr_auto && o == OPT_SGD && f->x_csr && c->model.type != MODEL_MLP) {
-        p->lr_from_rows = true; /* plan_lr_measured sets lr and says why */
-        if (mom_auto) p->momentum = 0.0;
-        snprintf(p->lr_why, sizeof p->lr_why, "optim.lr = auto: from the rows' norms");
-        return;
-    }
     if (!lr_auto && !mom_auto)
         snprintf(p->lr_why, sizeof p->lr_why, "as configured");
     else
         snprintf(p->lr_why, sizeof p->lr_why, "%s%s%s = auto: %s's own", lr_auto ? "optim.lr" : "",
                  lr_auto && mom_auto ? " and " : "", mom_auto ? "optim.momentum" : "", name);
+}
+
+/* optim.lr = auto for SGD on a linear model whose features keep their zeros and their own
+ * scale (CSR rows, or data.normalize = none or maxabs, the normalisations of sparse data):
+ * from the rows' norms, plan_lr_measured, with momentum 0 when it is auto. The same rows
+ * stored dense or CSR get the same value. After plan_norm. */
+static void plan_lr_rows(Plan *p, const Config *c, const PlanFacts *f)
+{
+    p->lr_from_rows = false;
+    bool unscaled = f->x_csr || p->norm == NORM_NONE || p->norm == NORM_MAXABS;
+    if (c->optim.optimizer != OPT_SGD || !config_is_auto_f64(c->optim.lr) ||
+        c->model.type == MODEL_MLP || !unscaled)
+        return;
+    p->lr_from_rows = true;
+    if (config_is_auto_f64(c->optim.momentum)) p->momentum = 0.0;
+    snprintf(p->lr_why, sizeof p->lr_why, "optim.lr = auto: from the rows' norms");
 }
 
 void plan_lr_measured(Plan *p, double mean_sq_norm, size_t n, size_t row_weight, bool ok)
@@ -327,8 +336,8 @@ void plan_lr_measured(Plan *p, double mean_sq_norm, size_t n, size_t row_weight,
     char outs[64] = "";
     if (row_weight > 1)
         snprintf(outs, sizeof outs, " x %zu outputs (the loss's mean counts each)", row_weight);
-    snprintf(p->lr_why, sizeof p->lr_why, "optim.lr = auto for sgd on sparse rows%s: %g x %zu "
-             "rows per update%s / %.4g, the rows' mean squared norm%s (docs/sparse.md)",
+    snprintf(p->lr_why, sizeof p->lr_why, "optim.lr = auto for sgd on rows not centred%s: %g x "
+             "%zu rows per update%s / %.4g, the rows' mean squared norm%s (docs/sparse.md)",
              p->momentum == 0.0 ? ", no momentum" : "", PLAN_LR_ROWS_STEP, B, outs, mean_sq_norm,
              p->momentum == 0.0 ? "" : ", x (1 - momentum)");
 }
@@ -368,7 +377,7 @@ static void plan_csr(Plan *p, const PlanFacts *f)
 
 Status plan_data(Plan *p, const Config *c, const PlanFacts *f, char *err, size_t len)
 {
-    plan_optim(p, c, f);
+    plan_optim(p, c);
     plan_batch(p, c, f);
     p->S = shard_count(f->n, (size_t)c->data.virtual_shards);
     plan_groups(p, c);
@@ -392,6 +401,7 @@ Status plan_data(Plan *p, const Config *c, const PlanFacts *f, char *err, size_t
     p->budget = f->budget;
     snprintf(p->budget_why, sizeof p->budget_why, "%s", f->budget_why ? f->budget_why : "");
     Status st = plan_norm(p, c, f, err, len);
+    plan_lr_rows(p, c, f);
     size_t P = (size_t)f->at.P;
     plan_csr(p, f);
     if (st == XT_OK && f->n > 0 && P <= p->S && p->G <= p->S && (p->G == 0 || P <= p->G))

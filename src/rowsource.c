@@ -612,12 +612,32 @@ static void absmax_bytes(const RowSource *s, double *mx)
     free(m8);
 }
 
+typedef struct {
+    int64_t *acc;
+    bool ok;
+} SqNorms;
+
+static void add_sq_norms(const float *X, size_t m, size_t d, void *arg)
+{
+    SqNorms *a = arg;
+    for (size_t i = 0; i < m && a->ok; i++) {
+        double q = 0.0;
+        for (size_t j = 0; j < d; j++) q += (double)X[i * d + j] * (double)X[i * d + j];
+        a->ok = csr_sq_norm_add(q, a->acc);
+    }
+}
+
 Status rowsource_sq_norm_sum(const RowSource *s, int64_t acc[2], bool *ok)
 {
-    if (s->stream || !s->ds->info.x_csr) return XT_ERR_USAGE;
-    *ok = s->cstream ? stream_csr_sq_norm_sum(s->cstream, s->mul, acc)
-                     : csr_sq_norm_sum(&s->ds->csr, s->mul, acc);
-    return XT_OK;
+    if (!s->stream && s->ds->info.x_csr && !s->shift) { /* the non-zeros, never a dense block */
+        *ok = s->cstream ? stream_csr_sq_norm_sum(s->cstream, s->mul, acc)
+                         : csr_sq_norm_sum(&s->ds->csr, s->mul, acc);
+        return XT_OK;
+    }
+    SqNorms a = {acc, true};
+    Status st = for_blocks(s, add_sq_norms, &a);
+    *ok = a.ok;
+    return st;
 }
 
 Status rowsource_feature_absmax(const RowSource *s, double *mx)

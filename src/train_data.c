@@ -279,9 +279,9 @@ static Status fit_normalization(Trainer *tr)
     return XT_OK;
 }
 
-/* optim.lr = auto for SGD on CSR rows of a linear model: from the training rows' mean
- * squared norm as training sees them (normalised), summed in fixed point (csr.h): the same
- * value at any P. Collective. */
+/* optim.lr = auto for SGD on a linear model over rows not centred (plan.h): from the
+ * training rows' mean squared norm as training sees them (normalised), summed in fixed point
+ * (csr.h): the same value at any P, dense or CSR. Collective. */
 static Status measure_lr(Trainer *tr)
 {
     if (!tr->plan.lr_from_rows) return XT_OK;

@@ -23,8 +23,9 @@
 #    with maxabs), none when every |x| <= 1; a centring model evaluates CSR rows correctly;
 #  - plain SGD on CSR updates only the touched columns, with the dense step's bits; resumed
 #    from a checkpoint (W_1 kept by column in memory), the straight run's bits;
-#  - optim.lr = auto for SGD on CSR rows of a linear model comes from the rows' mean squared
-#    norm (the value computed here), the same at P = 1 and 3, with momentum 0.
+#  - optim.lr = auto for SGD on a linear model over rows not centred (CSR, or dense with
+#    maxabs) comes from the rows' mean squared norm (the value computed here), the same at
+#    P = 1 and 3 and for the same rows stored dense, with momentum 0.
 # Usage: sparse.sh XENTRAIN SCRATCH_DIR MPIEXEC
 set -u
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../lib.sh"
@@ -349,11 +350,12 @@ if [ -s evs.dense ] && diff <(grep -v "data\|val" evs.dense) <(grep -v "data\|va
   pass "a standardised (centring) model's eval on CSR rows = on the dense rows (the CSR rows densified with the shift)"
 else fail "centring model on CSR"; diff evs.dense evs.sparse | head -6; fi
 
-# optim.lr = auto on CSR rows of a linear model: 0.25 x the update's rows (x K for
-# multi-label: the loss's mean counts each output) / the training rows' mean squared norm as
-# training sees them (max-abs scaled in float32, or as stored when every |x| <= 1), two
-# significant digits, momentum 0 (so the touched step); the same at P = 1 and 3, said in
-# the banner; an MLP keeps sgd's own (0.01, momentum 0.9)
+# optim.lr = auto for SGD on a linear model over rows not centred: 0.25 x the update's rows
+# (x K for multi-label: the loss's mean counts each output) / the training rows' mean squared
+# norm as training sees them (max-abs scaled in float32, or as stored when every |x| <= 1),
+# two significant digits, momentum 0 (so the touched step on CSR); the same at P = 1 and 3
+# and for the same rows stored dense, said in the banner; standardised rows and an MLP keep
+# sgd's own (0.01, momentum 0.9)
 read -r w_soft w_ml w_sign < <(/usr/bin/python3 - <<'PY'
 import h5py, numpy as np
 def msq(path, scale):
@@ -391,8 +393,18 @@ same "$lr" "$w_sign" || bad="$bad logistic(lr $lr, want $w_sign)"
 xt 1 train c.ini --set run.dir=lr.mlp $AUTO --set model.type=mlp --set model.hidden=16 \
   --set data.train=sparse5.h5:/train --set data.val=sparse5.h5:/val >lr.mlp.log 2>&1 || bad="$bad mlp(exit $?)"
 [ "$(banner_lr lr.mlp.log)" = "0.01 0.9" ] || bad="$bad mlp($(banner_lr lr.mlp.log))"
+# the same rows stored dense: with data.normalize = maxabs the same value, and the same
+# training as the CSR run (within 1e-6); with auto (standardised) sgd's own
+xt 3 train c.ini --set run.dir=lr.dense $AUTO --set data.normalize=maxabs >lr.dense.log 2>&1 ||
+  bad="$bad dense(exit $?)"
+read -r lr mom < <(banner_lr lr.dense.log)
+{ same "$lr" "$w_soft" && [ "$mom" = 0 ]; } || bad="$bad dense(lr $lr momentum $mom, want $w_soft 0)"
+m=$(metrics_maxrel lr.dense/metrics.csv lr.soft.3/metrics.csv)
+awk -v m="$m" 'BEGIN { exit !(m <= 1e-6) }' || bad="$bad dense-vs-csr(losses $m)"
+xt 1 train c.ini --set run.dir=lr.std $AUTO >lr.std.log 2>&1 || bad="$bad standardised(exit $?)"
+[ "$(banner_lr lr.std.log)" = "0.01 0.9" ] || bad="$bad standardised($(banner_lr lr.std.log))"
 if [ -z "$bad" ]; then
-  pass "optim.lr = auto on CSR rows: softmax $w_soft at P = 1 and 3, multilabel $w_ml, logistic on |x| <= 1 rows $w_sign (0.25 x rows / mean ||x||^2), momentum 0, touched; the MLP keeps 0.01 and 0.9"
+  pass "optim.lr = auto on rows not centred: softmax $w_soft at P = 1 and 3 (CSR) and stored dense with maxabs (losses within $m of CSR's), multilabel $w_ml, logistic on |x| <= 1 rows $w_sign (0.25 x rows / mean ||x||^2), momentum 0, touched on CSR; standardised rows and the MLP keep 0.01 and 0.9"
 else fail "lr auto on CSR:$bad"; grep "^optim" lr.soft.1.log; fi
 
 finish
