@@ -394,13 +394,15 @@ xt 1 train c.ini --set run.dir=lr.mlp $AUTO --set model.type=mlp --set model.hid
   --set data.train=sparse5.h5:/train --set data.val=sparse5.h5:/val >lr.mlp.log 2>&1 || bad="$bad mlp(exit $?)"
 [ "$(banner_lr lr.mlp.log)" = "0.01 0.9" ] || bad="$bad mlp($(banner_lr lr.mlp.log))"
 # the same rows stored dense: with data.normalize = maxabs the same value, and the same
-# training as the CSR run (within 1e-6); with auto (standardised) sgd's own
+# training as the CSR run (within 2e-5: at lr 12 on 600 rows the last-bit differences of sgemm
+# and the CSR sums grow to about 4e-6 in 3 epochs, as between the dense runs at P = 1 and 3;
+# with different rates they differ at the first digits); with auto (standardised) sgd's own
 xt 3 train c.ini --set run.dir=lr.dense $AUTO --set data.normalize=maxabs >lr.dense.log 2>&1 ||
   bad="$bad dense(exit $?)"
 read -r lr mom < <(banner_lr lr.dense.log)
 { same "$lr" "$w_soft" && [ "$mom" = 0 ]; } || bad="$bad dense(lr $lr momentum $mom, want $w_soft 0)"
 m=$(metrics_maxrel lr.dense/metrics.csv lr.soft.3/metrics.csv)
-awk -v m="$m" 'BEGIN { exit !(m <= 1e-6) }' || bad="$bad dense-vs-csr(losses $m)"
+awk -v m="$m" 'BEGIN { exit !(m <= 2e-5) }' || bad="$bad dense-vs-csr(losses $m)"
 xt 1 train c.ini --set run.dir=lr.std $AUTO >lr.std.log 2>&1 || bad="$bad standardised(exit $?)"
 [ "$(banner_lr lr.std.log)" = "0.01 0.9" ] || bad="$bad standardised($(banner_lr lr.std.log))"
 if [ -z "$bad" ]; then
