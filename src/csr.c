@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "exact.h"
+
 Status csr_init(CsrRows *c, size_t cap_rows, size_t cap_nnz, size_t d)
 {
     *c = (CsrRows){.d = d, .cap_rows = cap_rows, .cap_nnz = cap_nnz};
@@ -214,20 +216,6 @@ void csr_column_absmax(const CsrRows *c, double *mx)
     }
 }
 
-bool csr_sq_norm_add(double q, int64_t acc[2])
-{
-    const double whole_max = 0x1p62, one = (double)((int64_t)1 << CSR_SQ_FRAC_BITS);
-    if (!(q < whole_max)) return false;
-    double w = floor(q);
-    int64_t frac = (int64_t)llround((q - w) * one);
-    if (__builtin_add_overflow(acc[0], (int64_t)w, &acc[0]) || acc[0] >= (int64_t)whole_max)
-        return false;
-    acc[1] += frac; /* below 2 ones: carried at once */
-    acc[0] += acc[1] >> CSR_SQ_FRAC_BITS;
-    acc[1] &= ((int64_t)1 << CSR_SQ_FRAC_BITS) - 1;
-    return true;
-}
-
 bool csr_sq_norm_sum(const CsrRows *c, const float *mul, int64_t acc[2])
 {
     for (size_t i = 0; i < c->m; i++) {
@@ -236,7 +224,7 @@ bool csr_sq_norm_sum(const CsrRows *c, const float *mul, int64_t acc[2])
             float x = mul ? c->values[k] * mul[c->indices[k]] : c->values[k];
             q += (double)x * (double)x;
         }
-        if (!csr_sq_norm_add(q, acc)) return false;
+        if (!exact_units_add(acc, q)) return false;
     }
     return true;
 }

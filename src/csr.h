@@ -97,15 +97,9 @@ size_t csr_max_nnz(const CsrRows *c, size_t rows);
 /* max |x| of every column (mx: d doubles, updated: max with what is there). */
 void csr_column_absmax(const CsrRows *c, double *mx);
 /* acc += the sum over c's rows of ||x||^2, x = v mul[column] in float32 as csr_gather makes
- * them (mul NULL: v), each row's sum in double, added in fixed point: whole units in acc[0],
- * units of 2^-CSR_SQ_FRAC_BITS in acc[1] (kept below one whole): integers, so the same
- * total however the rows are grouped (ranks). false, acc unspecified, when a row's sum or
- * the total reaches 2^62. */
-#define CSR_SQ_FRAC_BITS 20
+ * them (mul NULL: v), each row's sum in double, added in exact.h's units (integers: the same
+ * total however the rows are grouped, e.g. by rank). false when exact_units_add is. */
 bool csr_sq_norm_sum(const CsrRows *c, const float *mul, int64_t acc[2]);
-/* acc += q in that fixed point (false at its bound): one row's squared norm, summed in
- * double (a dense row's in column order: its zeros add nothing, so the CSR row's sum). */
-bool csr_sq_norm_add(double q, int64_t acc[2]);
 
 /* Z (m, out) += X W^T, with W (out, d) row-major: for each row and output the products in
  * the row's column order summed in double, rounded once and added. X may keep its

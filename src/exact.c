@@ -285,6 +285,24 @@ void exact_pair_add(double *hi, double *lo, double v)
 
 double exact_pair_value(double hi, double lo) { return hi + lo * 0x1p-32; }
 
+bool exact_units_add(int64_t acc[2], double v)
+{
+    const double top = 0x1p62, one = (double)((int64_t)1 << EXACT_UNIT_BITS);
+    if (!(v >= 0.0 && v < top)) return false;
+    double w = floor(v);
+    if (__builtin_add_overflow(acc[0], (int64_t)w, &acc[0]) || acc[0] >= (int64_t)top)
+        return false;
+    acc[1] += (int64_t)llround((v - w) * one); /* at most one: below two, carried at once */
+    acc[0] += acc[1] >> EXACT_UNIT_BITS;
+    acc[1] &= ((int64_t)1 << EXACT_UNIT_BITS) - 1;
+    return true;
+}
+
+double exact_units_value(const int64_t acc[2])
+{
+    return (double)acc[0] + ldexp((double)acc[1], -EXACT_UNIT_BITS);
+}
+
 int exact_fixed_exponent(double maxabs, size_t n)
 {
     if (!(maxabs > 0.0) || !isfinite(maxabs)) return 0;

@@ -24,6 +24,10 @@
  *               2^32), both whole numbers, exact in double while the sums stay below 2^53.
  *   fixed       (feature statistics): int64 with one power-of-two scale per feature, chosen
  *               from the global maximum and the row count so that no sum overflows.
+ *   units       (the rows' mean squared norm of optim.lr = auto): non-negative v as int64
+ *               whole units and 2^-EXACT_UNIT_BITS units, the fraction carried into the
+ *               whole at once, so any number of terms adds exactly up to 2^62 (pairs stop
+ *               being exact after about 2^21 terms).
  *
  * Local everywhere (the caller reduces the buffers).
  */
@@ -95,6 +99,13 @@ double exact_limbs_decode(const int32_t limbs[EXACT_LIMBS]);
 /* Pairs: *hi += floor(v), *lo += round((v - floor(v)) 2^32). value = hi + lo 2^-32. */
 void exact_pair_add(double *hi, double *lo, double v);
 double exact_pair_value(double hi, double lo);
+
+/* Units: acc[0] whole units, acc[1] units of 2^-EXACT_UNIT_BITS below one whole. add: acc +=
+ * v (0 <= v), false (acc unspecified) when v or the whole reaches 2^62. Two accs (from
+ * ranks) add element-wise (an int64 allreduce); value reads any sum of them. */
+#define EXACT_UNIT_BITS 20
+bool exact_units_add(int64_t acc[2], double v);
+double exact_units_value(const int64_t acc[2]);
 
 /* Fixed point for n terms of magnitude at most maxabs: the exponent e with n maxabs 2^e <
  * 2^62 (0 when maxabs is 0), and the rounded term. */

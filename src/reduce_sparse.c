@@ -244,12 +244,22 @@ static const float *sparse_finish(Reduce *r, StepTotals *tot, ReduceTimes *t)
     return tot->nonfinite ? NULL : f->g;
 }
 
+/* Rank 0 after any step: the steps and the mean columns of the sparse ones, for the run's
+ * closing line. */
+static bool report_due(const Reduce *r, uint64_t *steps, double *cols)
+{
+    const Sparse *s = sp(r);
+    *steps = s->steps_sparse + s->steps_dense;
+    *cols = s->steps_sparse ? s->cols_sum / (double)s->steps_sparse : 0.0;
+    return r->rank == 0 && *steps > 0;
+}
+
 static void sparse_report(const Reduce *r)
 {
     const Sparse *s = sp(r);
-    uint64_t steps = s->steps_sparse + s->steps_dense;
-    if (r->rank != 0 || steps == 0) return;
-    double cols = s->steps_sparse ? s->cols_sum / (double)s->steps_sparse : 0.0;
+    uint64_t steps;
+    double cols;
+    if (!report_due(r, &steps, &cols)) return;
     log_info("exchange the sparse exchange served %llu of %llu steps: %.0f columns of W_1 "
              "(%.1f%% of %zu) per step on average, %.3g MB received per rank against %.3g MB "
              "for the dense allreduce",
@@ -383,9 +393,9 @@ static double touched_update(Reduce *r, const float *grads, float grad_scale, do
 static void touched_report(const Reduce *r)
 {
     const Sparse *s = sp(r);
-    uint64_t steps = s->steps_sparse + s->steps_dense;
-    if (r->rank != 0 || steps == 0) return;
-    double cols = s->steps_sparse ? s->cols_sum / (double)s->steps_sparse : 0.0;
+    uint64_t steps;
+    double cols;
+    if (!report_due(r, &steps, &cols)) return;
     log_info("touched  plain SGD updated only the touched columns of W_1 in %llu of %llu steps: "
              "%.0f of %zu columns (%.1f%%) per step on average%s",
              (unsigned long long)s->steps_sparse, (unsigned long long)steps, cols, s->D,

@@ -623,7 +623,7 @@ static void add_sq_norms(const float *X, size_t m, size_t d, void *arg)
     for (size_t i = 0; i < m && a->ok; i++) {
         double q = 0.0;
         for (size_t j = 0; j < d; j++) q += (double)X[i * d + j] * (double)X[i * d + j];
-        a->ok = csr_sq_norm_add(q, a->acc);
+        a->ok = exact_units_add(a->acc, q);
     }
 }
 

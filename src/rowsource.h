@@ -134,9 +134,10 @@ void rowsource_read(const RowSource *s, size_t lo, size_t m, RowBatch *out);
 /* The same in the form of this source's batches: out was made by rowsource_batch_alloc
  * (out->in is the model's view of the rows). */
 void rowsource_read_batch(const RowSource *s, size_t lo, size_t m, RowBatch *out);
-/* acc += the held rows' squared norms as they come out (normalised), in csr.h's fixed
- * point (csr_sq_norm_sum; dense rows summed in column order: the same value as the same rows
- * in CSR); *ok false when a sum reached its bound. XT_ERR_RUNTIME when out of memory. Local. */
+/* acc += the held rows' squared norms as they come out (normalised), in exact.h's units
+ * (csr_sq_norm_sum; a dense row summed in column order: its zeros add nothing, so the same
+ * rows in CSR give the same value); *ok false when a sum reached the units' bound.
+ * XT_ERR_RUNTIME when out of memory. Local. */
 Status rowsource_sq_norm_sum(const RowSource *s, int64_t acc[2], bool *ok);
 /* A hint that these rows come next (the next batch's, while this one computes). */
 void rowsource_prefetch(const RowSource *s, const uint32_t *rows, size_t m);

@@ -280,8 +280,8 @@ static Status fit_normalization(Trainer *tr)
 }
 
 /* optim.lr = auto for SGD on a linear model over rows not centred (plan.h): from the
- * training rows' mean squared norm as training sees them (normalised), summed in fixed point
- * (csr.h): the same value at any P, dense or CSR. Collective. */
+ * training rows' mean squared norm as training sees them (normalised), summed in exact.h's
+ * units: the same value at any P, dense or CSR. Collective. */
 static Status measure_lr(Trainer *tr)
 {
     if (!tr->plan.lr_from_rows) return XT_OK;
@@ -291,7 +291,7 @@ static Status measure_lr(Trainer *tr)
     if (st != XT_OK) return st;
     if (!ok) acc[0] = acc[1] = 0, acc[2] = 1;
     comm_allreduce_sum_i64(tr->comm, acc, 3);
-    double sum = (double)acc[0] + ldexp((double)acc[1], -CSR_SQ_FRAC_BITS);
+    double sum = exact_units_value(acc);
     size_t n = tr->tinfo.n;
     size_t w = tr->cfg.model.type == MODEL_MULTILABEL ? tr->K : 1; /* loss.h's d_i */
     plan_lr_measured(&tr->plan, sum / (double)(n ? n : 1), n, w, acc[2] == 0 && acc[0] >= 0);

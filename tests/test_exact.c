@@ -186,6 +186,32 @@ static void test_exact_pairs_and_fixed(void **state)
     assert_int_equal(exact_fixed_exponent(0.0, 10), 0);
 }
 
+/* Units: the same integers in any grouping (two "ranks" added element-wise against one pass in
+ * reverse order), fractions carried (3 million terms of 0.7, past where pairs lose exactness),
+ * the value within 2^-21 per term, refusals at the bound. */
+static void test_exact_units(void **state)
+{
+    (void)state;
+    int64_t one[2] = {0, 0}, a[2] = {0, 0}, b[2] = {0, 0};
+    const size_t n = 3000000;
+    for (size_t i = 0; i < n; i++) {
+        double v = 0.7 + (double)(i % 7) * 1e-3;
+        assert_true(exact_units_add(i < n / 3 ? a : b, v));
+        assert_true(exact_units_add(one, 0.7 + (double)((n - 1 - i) % 7) * 1e-3));
+    }
+    int64_t two[2] = {a[0] + b[0], a[1] + b[1]};
+    assert_true(exact_units_value(two) == exact_units_value(one));
+    assert_true(one[1] >= 0 && one[1] < ((int64_t)1 << EXACT_UNIT_BITS));
+    double want = 0.0;
+    for (size_t i = 0; i < n; i++) want += 0.7 + (double)(i % 7) * 1e-3;
+    assert_true(fabs(exact_units_value(one) - want) <= (double)n * 0x1p-21);
+    int64_t big[2] = {0, 0};
+    assert_false(exact_units_add(big, 0x1p62));
+    assert_false(exact_units_add(big, -1.0));
+    assert_false(exact_units_add(big, NAN));
+    assert_true(exact_units_add(big, 0x1p61) && !exact_units_add(big, 0x1p61));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -194,6 +220,7 @@ int main(void)
         cmocka_unit_test(test_exact_nonfinite),
         cmocka_unit_test(test_exact_limbs),
         cmocka_unit_test(test_exact_pairs_and_fixed),
+        cmocka_unit_test(test_exact_units),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
