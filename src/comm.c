@@ -91,10 +91,10 @@ static void watchdog_report(Watch *w, const char *op, double waited)
     else
         snprintf(why, sizeof why, "a rank or a link is gone or stuck");
     fprintf(stderr,
-            "xentrain: [rank %d] watchdog: %s did not complete within %.0f s (epoch %lld, "
-            "step %llu) %s; ending the job (comm.timeout_s = %g)\n",
-            w->rank, op, waited, (long long)atomic_load(&w->epoch),
-            (unsigned long long)atomic_load(&w->step), why, w->timeout_s);
+            "xentrain: [rank %d] watchdog: %s did not complete within %g s (epoch %lld, "
+            "step %llu), waited %.1f s: %s; ending the job (comm.timeout_s = %g)\n",
+            w->rank, op, w->timeout_s, (long long)atomic_load(&w->epoch),
+            (unsigned long long)atomic_load(&w->step), waited, why, w->timeout_s);
     fflush(stderr);
 }
 
