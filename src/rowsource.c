@@ -203,11 +203,10 @@ void rowsource_set_normalization(RowSource *s, const float *shift, const float *
     if (s->stream || s->ds->X8 || s->ds->info.x_csr) { /* normalised as rows are handed out */
         s->shift = shift;
         s->mul = mul;
-        bool centred = false;
-        for (size_t j = 0; j < s->d && !centred; j++) centred = shift[j] != 0.0f;
+        for (size_t j = 0; j < s->d && !s->centred; j++) s->centred = shift[j] != 0.0f;
         /* CSR rows shifted (a standardised model on CSR data) are dense: the dense path */
-        if (centred && s->ops == &CSR_OPS) s->ops = &CSR_DENSE_OPS;
-        if (centred && s->ops == &CSR_STREAM_OPS) s->ops = &CSR_STREAM_DENSE_OPS;
+        if (s->centred && s->ops == &CSR_OPS) s->ops = &CSR_DENSE_OPS;
+        if (s->centred && s->ops == &CSR_STREAM_OPS) s->ops = &CSR_STREAM_DENSE_OPS;
     } else {
         dataset_apply_affine(s->ds, shift, mul);
     }
@@ -629,7 +628,7 @@ static void add_sq_norms(const float *X, size_t m, size_t d, void *arg)
 
 Status rowsource_sq_norm_sum(const RowSource *s, int64_t acc[2], bool *ok)
 {
-    if (!s->stream && s->ds->info.x_csr && !s->shift) { /* the non-zeros, never a dense block */
+    if (!s->stream && s->ds->info.x_csr && !s->centred) { /* the non-zeros, never dense */
         *ok = s->cstream ? stream_csr_sq_norm_sum(s->cstream, s->mul, acc)
                          : csr_sq_norm_sum(&s->ds->csr, s->mul, acc);
         return XT_OK;

@@ -49,6 +49,7 @@ typedef struct {
     Stream *stream;        /* a streamed source's stream, owned; NULL in memory */
     StreamCsr *cstream;    /* a streamed CSR source's stream, owned; NULL otherwise */
     const float *shift, *mul; /* normalisation applied on the way out, or NULL */
+    bool centred;             /* some shift is not zero (CSR rows then come out dense) */
 } RowSource;
 
 /* A source over the rows of a loaded Dataset (borrowed; it must outlive the source). */
