@@ -397,15 +397,16 @@ static void grad_w_scatter(float *dW, const float *dZ, const CsrRows *X, size_t 
         for (size_t j = 0; j < d; j++) dW[o * d + j] = (float)acc[j * out + o];
 }
 
-/* dW's elements (o, j) at dW[o so + j sj] += the column's non-zeros times dZ, column by
- * column of by_column's regrouping (X->t_*), each summed in double (acc: out doubles, or
- * NULL: output by output, the same sums) and rounded once. */
+/* dW's elements (o, j) at dW[o so + p sj] += the column's non-zeros times dZ, p = j (pos
+ * NULL) or pos[j], column by column of by_column's regrouping (X->t_*), each summed in
+ * double (acc: out doubles, or NULL: output by output, the same sums) and rounded once. */
 static void grad_by_column(float *dW, const float *dZ, const CsrRows *X, size_t out, size_t so,
-                           size_t sj, double *acc)
+                           size_t sj, const uint32_t *pos, double *acc)
 {
     for (size_t s = 0; s < X->t_n; s++) {
         const size_t a = X->t_ptr[s], b = X->t_ptr[s + 1];
-        float *restrict w = dW + (size_t)X->t_col[s] * sj;
+        const size_t j = (size_t)X->t_col[s];
+        float *restrict w = dW + (pos ? (size_t)pos[j] : j) * sj;
         if (!acc) {
             for (size_t o = 0; o < out; o++) {
                 double t = (double)w[o * so];
@@ -437,13 +438,14 @@ void csr_grad_w(float *dW, const float *dZ, CsrRows *X, size_t out, bool accumul
     }
     if (!accumulate) memset(dW, 0, out * d * sizeof *dW);
     by_column(X, true);
-    grad_by_column(dW, dZ, X, out, d, 1, reserve_acc(X, out));
+    grad_by_column(dW, dZ, X, out, d, 1, NULL, reserve_acc(X, out));
 }
 
-void csr_grad_wt(float *dW, const float *dZ, CsrRows *X, size_t out, bool accumulate)
+void csr_grad_wt(float *dW, const float *dZ, CsrRows *X, size_t out, bool accumulate,
+                 const uint32_t *pos)
 {
-    XT_ASSERT(X->t_slot != NULL);
+    XT_ASSERT(X->t_slot != NULL && (!pos || accumulate));
     if (!accumulate) memset(dW, 0, out * X->d * sizeof *dW);
     by_column(X, false);
-    grad_by_column(dW, dZ, X, out, 1, out, reserve_acc(X, out));
+    grad_by_column(dW, dZ, X, out, 1, out, pos, reserve_acc(X, out));
 }

@@ -111,8 +111,11 @@ void csr_mul_wt(float *Z, CsrRows *X, const float *W, size_t out);
 void csr_grad_w(float *dW, const float *dZ, CsrRows *X, size_t out, bool accumulate);
 /* The same two products with W stored by column, (d, out) row-major: Z (m, out) += X W, and
  * dW (d, out) = X^T dZ, or += when accumulate. The same sums in the same order as
- * csr_mul_wt and csr_grad_w: the same bits, transposed. */
+ * csr_mul_wt and csr_grad_w: the same bits, transposed. pos (NULL, or with accumulate):
+ * column j's run of dW is the pos[j]-th instead of the j-th, for every column of X (a
+ * gradient kept packed: the touched step's, reduce_sparse.c). */
 void csr_mul_w(float *Z, CsrRows *X, const float *W, size_t out);
-void csr_grad_wt(float *dW, const float *dZ, CsrRows *X, size_t out, bool accumulate);
+void csr_grad_wt(float *dW, const float *dZ, CsrRows *X, size_t out, bool accumulate,
+                 const uint32_t *pos);
 
 #endif

@@ -1,3 +1,4 @@
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
 /* linalg: see linalg.h. The only file that knows which BLAS the build uses: it speaks
  * standard CBLAS (LP64: int dimensions) and finds the library's thread controls at run
  * time through weak symbols, so OpenBLAS, BLIS and MKL all work unchanged. */
@@ -7,6 +8,8 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+
+#include <sys/mman.h>
 
 #include <cblas.h>
 
@@ -112,4 +115,16 @@ void *linalg_alloc(size_t bytes)
 {
     size_t rounded = (bytes + 63) / 64 * 64;
     return aligned_alloc(64, rounded > 0 ? rounded : 64);
+}
+
+void *linalg_alloc_zeros(size_t bytes)
+{
+    void *p = mmap(NULL, bytes > 0 ? bytes : 1, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p; /* page-aligned */
+}
+
+void linalg_free_zeros(void *p, size_t bytes)
+{
+    if (p) munmap(p, bytes > 0 ? bytes : 1);
 }

@@ -2,7 +2,7 @@
  *
  * All matrices are row-major. Each fast path (any CBLAS) has a naive reference beside
  * it (linalg_ref_*) that the tests compare against. Local; nothing allocates but
- * linalg_alloc.
+ * linalg_alloc and linalg_alloc_zeros.
  */
 #ifndef XT_LINALG_H
 #define XT_LINALG_H
@@ -24,6 +24,12 @@ void linalg_ref_gemm(float *C, const float *A, const float *B, size_t M, size_t 
  * code path for another alignment, and the reproducible mode needs the same arithmetic
  * for the same rows in every process, wherever malloc happens to put them. */
 void *linalg_alloc(size_t bytes);
+/* The same alignment, zero-filled, for a buffer mostly left zero: fresh pages of the
+ * system's (an anonymous mapping), each resident only once written, so that only what is
+ * written counts in the process's memory (the touched step's gradient, reduce_sparse.c).
+ * NULL when out of memory; free with linalg_free_zeros and the same size. */
+void *linalg_alloc_zeros(size_t bytes);
+void linalg_free_zeros(void *p, size_t bytes);
 
 /* Threads the BLAS uses in this process (OpenBLAS, BLIS or MKL; 1 for a BLAS without
  * threads). */

@@ -293,6 +293,7 @@ static void csr_input_grad_w(float *dW, const float *delta, ModelInput a, size_t
                              size_t in, bool accumulate, const BackwardHooks *hooks)
 {
     XT_ASSERT(a.csr->m == B && a.csr->d == in);
+    XT_ASSERT(!a.w1_pos); /* a packed gradient is kept by column */
     csr_grad_w(dW, delta, a.csr, out, accumulate);
     if (hooks && hooks->progress) hooks->progress(hooks->ctx);
 }
@@ -301,7 +302,7 @@ static void csr_input_grad_wt(float *dW, const float *delta, ModelInput a, size_
                               size_t in, bool accumulate, const BackwardHooks *hooks)
 {
     XT_ASSERT(a.csr->m == B && a.csr->d == in);
-    csr_grad_wt(dW, delta, a.csr, out, accumulate);
+    csr_grad_wt(dW, delta, a.csr, out, accumulate, a.w1_pos);
     if (hooks && hooks->progress) hooks->progress(hooks->ctx);
 }
 

@@ -107,6 +107,9 @@ typedef struct {
     const ModelInputOps *ops;
     const float *X;          /* dense rows, or NULL */
     CsrRows *csr;            /* CSR rows (csr->m is the batch's B; csr_init_batch), or NULL */
+    const uint32_t *w1_pos;  /* NULL, or (CSR rows, W_1 by column) where backward adds W_1's
+                                gradient: column j's run at w1_pos[j] (the touched step's
+                                packed gradient, reduce_sparse.c; csr_grad_wt) */
 } ModelInput;
 ModelInput model_input_dense(const float *X);
 ModelInput model_input_csr(CsrRows *csr);

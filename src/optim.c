@@ -439,13 +439,13 @@ bool optim_is_plain(const OptimSettings *set)
            !(set->clip_norm > 0.0);
 }
 
-void optim_step_range(const Optim *o, float *params, const float *grad, float grad_scale,
-                      double lr, size_t lo, size_t hi)
+void optim_step_run(const Optim *o, float *params, const float *grad, size_t n,
+                    float grad_scale, double lr)
 {
     XT_ASSERT(optim_is_plain(&o->set) && !o->velocity && o->lo == 0);
     /* sgd_step's expression with its clipping factor 1 (x * 1.0f is x); wdc is 0 but kept,
      * as there: 0 p may be -0, and the same expression gives the same bits */
     const float gs = grad_scale, wdc = (float)o->set.weight_decay;
     const float flr = (float)lr;
-    for (size_t i = lo; i < hi; i++) params[i] -= flr * (gs * grad[i] + wdc * params[i]);
+    for (size_t i = 0; i < n; i++) params[i] -= flr * (gs * grad[i] + wdc * params[i]);
 }

@@ -137,10 +137,12 @@ double optim_step(Optim *o, float *params, const float *grad, float grad_scale, 
 /* Plain SGD: sgd without momentum, weight decay or clipping, whose update of an element
  * with a zero gradient leaves it as it was (p - lr (0 + 0 p) = p). */
 bool optim_is_plain(const OptimSettings *set);
-/* Plain SGD's update of the elements [lo, hi) only (of an unsliced Optim), with the same
- * float expression as optim_step: when grad is zero at every element outside the ranges
- * updated, the parameters end bit for bit as optim_step leaves them. */
-void optim_step_range(const Optim *o, float *params, const float *grad, float grad_scale,
-                      double lr, size_t lo, size_t hi);
+/* Plain SGD's update of a run of n parameters only (of an unsliced Optim) from the run of
+ * their n gradients, which may sit elsewhere than the parameters do (a packed gradient),
+ * with the same float expression as optim_step: when the gradient is zero for every
+ * element outside the runs updated, the parameters end bit for bit as optim_step leaves
+ * them. */
+void optim_step_run(const Optim *o, float *params, const float *grad, size_t n,
+                    float grad_scale, double lr);
 
 #endif

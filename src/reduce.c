@@ -236,7 +236,7 @@ double reduce_update(Reduce *r, const float *grads, float grad_scale, double lr)
     return r->after_update(r);
 }
 
-void reduce_note_input(Reduce *r, size_t part, const ModelInput *in)
+void reduce_note_input(Reduce *r, size_t part, ModelInput *in)
 {
     if (r->ops->note) r->ops->note(r, part, in);
 }

@@ -9,7 +9,7 @@
  *
  *   reduce_begin                                       a new step
  *   for each micro-batch i of the step plan (shard.h):
- *     reduce_add(i's totals); reduce_note_input(i's rows); g = reduce_partial(i)
+ *     reduce_add(i's totals); reduce_note_input(&i's rows); g = reduce_partial(i)
  *                                                      before its backward
  *     backward into g, with reduce_hooks(last?)        (overlap: buckets start inside it)
  *     reduce_partial_done(i)
@@ -30,8 +30,9 @@
  *   sparse float sums like sum; for CSR data the touched columns of W_1 allgathered with
  *          the rest allreduced, when that moves fewer bytes, decided per step reduce_sparse.c
  *   touched  the same exchange for plain SGD on CSR data, with the touched columns taken
- *          from the rows (reduce_note_input), the buffer kept zero elsewhere and only those
- *          columns updated: a step costs O(its non-zeros), not O(D)     reduce_sparse.c
+ *          from the rows (reduce_note_input), their gradient packed in runs at the start of
+ *          W_1's part of a buffer kept zero elsewhere, only those columns updated: a step
+ *          costs O(its non-zeros) in time and memory, not O(D)          reduce_sparse.c
  * A new way to reduce is one more implementation of reduce_impl.h's table.
  *
  * Buffers: reduce_open allocates, before the model exists, the parameters (in the node's
@@ -113,9 +114,10 @@ void reduce_add(Reduce *r, size_t part, const StepSums *s);
 float *reduce_partial(Reduce *r, size_t part, bool *accumulate);
 /* The hooks for the backward of a micro-batch (last: the step's last), or NULL. */
 const BackwardHooks *reduce_hooks(Reduce *r, bool last);
-/* Micro-batch `part`'s first-layer input, before its backward (the touched implementation
- * learns the columns its CSR rows touch; the others ignore it). */
-void reduce_note_input(Reduce *r, size_t part, const ModelInput *in);
+/* Micro-batch `part`'s first-layer input, before its backward, which must take `in` as this
+ * leaves it (the touched implementation learns the columns its CSR rows touch and sets
+ * in->w1_pos, where backward adds their gradient; the others leave it alone). */
+void reduce_note_input(Reduce *r, size_t part, ModelInput *in);
 /* Micro-batch `part`'s gradient is written. */
 void reduce_partial_done(Reduce *r, size_t part);
 /* Collective: the step's reduction. Returns the reduced gradient sums of this rank's slice

@@ -30,8 +30,8 @@ typedef struct {
     const float *(*finish)(Reduce *r, StepTotals *tot, ReduceTimes *t);
     void (*report)(const Reduce *r);
     /* Optional (NULL: ignored): micro-batch part's first-layer input, before its backward
-     * (the touched columns of CSR rows). */
-    void (*note)(Reduce *r, size_t part, const ModelInput *in);
+     * (the touched columns of CSR rows; may set in->w1_pos). */
+    void (*note)(Reduce *r, size_t part, ModelInput *in);
     /* Optional (NULL: optim_step then after_update): the update. */
     double (*update)(Reduce *r, const float *grads, float grad_scale, double lr);
 } ReduceOps;
@@ -81,7 +81,9 @@ enum {
 
 typedef struct {
     float *g;        /* (n + N_SLOTS) the step's gradient sums and slots */
-    float *own;      /* g when allocated here (else the transport's window) */
+    float *own;      /* g when allocated here (else the transport's window): zero pages,
+                        resident once written (linalg_alloc_zeros) */
+    size_t own_bytes;
     StepSums acc;    /* this rank's totals of the step so far */
     size_t written;  /* micro-batches whose gradient is in g */
     bool sealed;     /* the slots are written */

@@ -28,14 +28,22 @@
  * non-zeros per rank, 6 million weights against about 60,000 touched):
  *
  *   - the columns come from the micro-batches' rows (note: the CSR indices), not from a
- *     read of the gradient;
- *   - the buffer is kept zero outside them: begin zeroes what the last step wrote (its
- *     union of columns and the parameters outside W_1), and every backward accumulates
- *     into it, where the sum implementation's first backward zeroes all of W_1;
- *   - the exchange is the records above (none at P = 1), or the allreduce when the rule says
- *     so (then the whole buffer is zeroed next step and the update is dense);
- *   - the update visits the union's columns and the parameters outside W_1 with
- *     optim_step_range, optim_step's expression: every other element would not have moved.
+ *     read of the gradient, each given a run of H floats in order of appearance: column
+ *     j's gradient is packed at the start of W_1's part of the buffer, in run pos[j]
+ *     (backward adds it there: ModelInput.w1_pos), so that a step's gradient costs the
+ *     memory of its columns, not of W_1 (the buffer's pages are the system's zero pages,
+ *     resident once written: linalg_alloc_zeros);
+ *   - the buffer is kept zero elsewhere: begin zeroes what the last step wrote (its runs
+ *     and the parameters outside W_1), and every backward accumulates into it, where the
+ *     sum implementation's first backward zeroes all of W_1;
+ *   - the exchange is the records above (none at P = 1), after which the runs are dealt
+ *     again to the union of the ranks' columns in rank order (the same on every rank); or
+ *     the allreduce when the rule says so: the runs are first moved to their columns'
+ *     places (all of W_1's pages resident from then on), the whole buffer is zeroed next
+ *     step and the update is dense;
+ *   - the update visits the union's columns, each from its run, and the parameters outside
+ *     W_1 with optim_step_run, optim_step's expression: every other element would not
+ *     have moved.
  *
  * The trainer keeps W_1 by column for this step (model.h's w1_by_column, chosen with it):
  * a column's H weights, gradients and records are then one contiguous run for the kernels
@@ -66,8 +74,9 @@ typedef struct {
     uint8_t *mark;      /* (D) this step's columns of this rank */
     uint32_t *own;      /* (D) them, listed: nown */
     size_t nown;
-    uint8_t *umark;     /* (D) touched only: the step's columns over all ranks */
-    uint32_t *uni;      /* (D) them, listed: nuni */
+    uint32_t *pos;      /* (D) touched only: where a column of the step sits in the packed
+                           gradient (its run, H floats at g + w0 + pos H), else CSR_NO_SLOT */
+    uint32_t *uni;      /* (D) touched only: the step's columns over all ranks, in run order */
     size_t nuni;
     bool all_dirty;     /* touched only: the step took the allreduce, every element may be set */
     float *rec;         /* records (index bits, H values), every rank's, at most cap floats */
@@ -89,9 +98,9 @@ static void sparse_free(Sparse *s)
     free(s->rest);
     free(s->mark);
     free(s->own);
-    free(s->umark);
+    free(s->pos);
     free(s->uni);
-    free(s->rec);
+    linalg_free_zeros(s->rec, s->cap * sizeof *s->rec);
     free(s->counts);
     free(s->bytes);
     free(s->displs);
@@ -115,7 +124,7 @@ static Status sparse_open(Reduce *r, const ReduceSpec *spec, char *why, size_t l
         s->rest = malloc(s->nrest * sizeof *s->rest);
         s->mark = calloc(s->D ? s->D : 1, 1);
         s->own = malloc((s->D ? s->D : 1) * sizeof *s->own);
-        s->rec = linalg_alloc(s->cap * sizeof *s->rec);
+        s->rec = linalg_alloc_zeros(s->cap * sizeof *s->rec); /* resident as far as used */
         s->counts = malloc((size_t)r->P * sizeof *s->counts);
         s->bytes = malloc((size_t)r->P * sizeof *s->bytes);
         s->displs = malloc((size_t)r->P * sizeof *s->displs);
@@ -151,6 +160,10 @@ static void scan_columns(Sparse *s)
         if (s->mark[j]) s->own[s->nown++] = (uint32_t)j;
 }
 
+/* Where column j's gradient sits in W_1's part of the buffer: element o at
+ * W[o so + at(j) sj], at(j) = j, or its run pos[j] (touched: the gradient kept packed). */
+static size_t at(const Sparse *s, uint32_t j) { return s->pos ? s->pos[j] : j; }
+
 /* s->own's columns as records at rec: the index bits, then the column's H values. */
 static void pack_own(const Sparse *s, float *rec)
 {
@@ -159,7 +172,7 @@ static void pack_own(const Sparse *s, float *rec)
         float *out = rec + c * (s->H + 1);
         uint32_t j = s->own[c];
         memcpy(out, &j, sizeof j); /* bits, not a float value: D may exceed 2^24 */
-        for (size_t o = 0; o < s->H; o++) out[1 + o] = W[o * s->so + j * s->sj];
+        for (size_t o = 0; o < s->H; o++) out[1 + o] = W[o * s->so + at(s, j) * s->sj];
     }
 }
 
@@ -195,17 +208,30 @@ static void exchange(Reduce *r, Sparse *s)
     move_rest(s, r->n, false);
     float *W = s->f.g + s->w0;
     for (size_t c = 0; c < s->nown; c++) /* this rank's columns start from zero again */
-        for (size_t o = 0; o < s->H; o++) W[o * s->so + s->own[c] * s->sj] = 0.0f;
+        for (size_t o = 0; o < s->H; o++) W[o * s->so + at(s, s->own[c]) * s->sj] = 0.0f;
+    if (s->pos) /* touched: the runs dealt again, to the union's columns in rank order */
+        for (size_t c = 0; c < s->nown; c++) s->pos[s->own[c]] = CSR_NO_SLOT;
     for (size_t c = 0; c < off / rl; c++) {
         const float *in = s->rec + c * rl;
         uint32_t j;
         memcpy(&j, in, sizeof j);
-        for (size_t o = 0; o < s->H; o++) W[o * s->so + j * s->sj] += in[1 + o];
-        if (s->umark && !s->umark[j]) {
-            s->umark[j] = 1;
+        if (s->pos && s->pos[j] == CSR_NO_SLOT) {
+            s->pos[j] = (uint32_t)s->nuni;
             s->uni[s->nuni++] = j;
         }
+        for (size_t o = 0; o < s->H; o++) W[o * s->so + at(s, j) * s->sj] += in[1 + o];
     }
+}
+
+/* touched, before the allreduce of everything: the runs back to their columns' places (the
+ * records' buffer as scratch). */
+static void unpack(Sparse *s)
+{
+    float *W = s->f.g + s->w0;
+    const size_t H = s->H, bytes = s->nown * H * sizeof *W;
+    memcpy(s->rec, W, bytes);
+    memset(W, 0, bytes);
+    for (size_t c = 0; c < s->nown; c++) memcpy(W + s->own[c] * H, s->rec + c * H, H * sizeof *W);
 }
 
 /* The ranks' column counts, then the exchange when a rank receives fewer words than a
@@ -223,6 +249,7 @@ static bool exchange_or_allreduce(Reduce *r, Sparse *s)
         s->cols_sum += (double)all;
         return true;
     }
+    if (s->pos) unpack(s);
     r->cross(r, s->f.g, N_SLOTS, COMM_F32);
     s->steps_dense++;
     return false;
@@ -291,12 +318,13 @@ static Status touched_open(Reduce *r, const ReduceSpec *spec, char *why, size_t 
     Status st = sparse_open(r, spec, why, len);
     if (st != XT_OK) return st;
     Sparse *s = sp(r);
-    s->umark = calloc(s->D ? s->D : 1, 1);
+    s->pos = malloc((s->D ? s->D : 1) * sizeof *s->pos);
     s->uni = malloc((s->D ? s->D : 1) * sizeof *s->uni);
-    if (!s->umark || !s->uni) {
+    if (!s->pos || !s->uni) {
         snprintf(why, len, "the touched columns' lists (%zu columns)", s->D);
         return XT_ERR_RUNTIME; /* reduce_open closes it */
     }
+    for (size_t j = 0; j < s->D; j++) s->pos[j] = CSR_NO_SLOT;
     return XT_OK;
 }
 
@@ -309,26 +337,27 @@ static void zero_rest(Sparse *s, size_t n)
     memset(g + end, 0, (n + N_SLOTS - end) * sizeof *g);
 }
 
-/* The buffer back to zeros where the last step wrote; no columns noted yet. */
+/* The buffer back to zeros where the last step wrote (its runs, or everything after an
+ * allreduce); no columns placed yet. */
 static void touched_begin(Reduce *r)
 {
     Sparse *s = sp(r);
-    float *W = s->f.g + s->w0;
     if (s->all_dirty) {
         memset(s->f.g, 0, (r->n + N_SLOTS) * sizeof *s->f.g);
     } else {
-        for (size_t c = 0; c < s->nuni; c++)
-            for (size_t o = 0; o < s->H; o++) W[o * s->so + s->uni[c] * s->sj] = 0.0f;
+        memset(s->f.g + s->w0, 0, s->nuni * s->H * sizeof *s->f.g);
         zero_rest(s, r->n);
     }
-    for (size_t c = 0; c < s->nuni; c++) s->umark[s->uni[c]] = 0;
-    for (size_t c = 0; c < s->nown; c++) s->mark[s->own[c]] = 0;
+    for (size_t c = 0; c < s->nuni; c++) s->pos[s->uni[c]] = CSR_NO_SLOT;
+    for (size_t c = 0; c < s->nown; c++) s->pos[s->own[c]] = CSR_NO_SLOT;
     s->nuni = s->nown = 0;
     s->all_dirty = false;
     float_sums_begin(&s->f);
 }
 
-static void touched_note(Reduce *r, size_t part, const ModelInput *in)
+/* The micro-batch's columns each get a run, in order of appearance; its backward adds W_1's
+ * gradient there (in->w1_pos). */
+static void touched_note(Reduce *r, size_t part, ModelInput *in)
 {
     (void)part;
     Sparse *s = sp(r);
@@ -336,11 +365,12 @@ static void touched_note(Reduce *r, size_t part, const ModelInput *in)
     const int32_t *col = in->csr->indices;
     for (size_t k = 0; k < csr_nnz(in->csr); k++) {
         uint32_t j = (uint32_t)col[k];
-        if (!s->mark[j]) {
-            s->mark[j] = 1;
+        if (s->pos[j] == CSR_NO_SLOT) {
+            s->pos[j] = (uint32_t)s->nown;
             s->own[s->nown++] = j;
         }
     }
+    in->w1_pos = s->pos;
 }
 
 /* Every backward adds: the buffer is zero outside what this step writes. */
@@ -357,7 +387,7 @@ static const float *touched_finish(Reduce *r, StepTotals *tot, ReduceTimes *t)
     float_sums_seal(&s->f, r->n, reduce_signalled(r));
     double t0 = comm_wtime();
     if (r->P == 1) {
-        for (size_t c = 0; c < s->nown; c++) s->uni[c] = s->own[c];
+        memcpy(s->uni, s->own, s->nown * sizeof *s->uni);
         s->nuni = s->nown;
         s->steps_sparse++;
         s->cols_sum += (double)s->nown;
@@ -370,23 +400,24 @@ static const float *touched_finish(Reduce *r, StepTotals *tot, ReduceTimes *t)
     return tot->nonfinite ? NULL : s->f.g;
 }
 
-/* The union's columns of W_1 (each a run of H elements: W_1 is kept by column) and the
- * parameters outside it (optim_step_range), or all of them (optim_step: the same values, as
- * every other gradient is zero) after an allreduce or when the union holds half of W_1's
- * columns or more (the sweep then costs less than the runs). */
+/* The union's columns of W_1 (each a run of H parameters, W_1 kept by column, from its run
+ * of the packed gradient) and the parameters outside W_1 (optim_step_run), or all of them
+ * after an allreduce (optim_step: the same values, as every other gradient is zero). */
 static double touched_update(Reduce *r, const float *grads, float grad_scale, double lr)
 {
     Sparse *s = sp(r);
-    if (s->all_dirty || 2 * s->nuni >= s->D) {
+    const Optim *o = &r->optim;
+    if (s->all_dirty) {
         optim_step(&r->optim, r->params, grads, grad_scale, lr);
         return r->after_update(r);
     }
-    for (size_t c = 0; c < s->nuni; c++) {
-        size_t lo = s->w0 + s->uni[c] * s->sj;
-        optim_step_range(&r->optim, r->params, grads, grad_scale, lr, lo, lo + s->H);
-    }
-    optim_step_range(&r->optim, r->params, grads, grad_scale, lr, 0, s->w0);
-    optim_step_range(&r->optim, r->params, grads, grad_scale, lr, s->w0 + s->H * s->D, r->n);
+    float *W = r->params + s->w0;
+    const float *G = grads + s->w0;
+    for (size_t u = 0; u < s->nuni; u++)
+        optim_step_run(o, W + s->uni[u] * s->H, G + u * s->H, s->H, grad_scale, lr);
+    const size_t end = s->w0 + s->H * s->D;
+    optim_step_run(o, r->params, grads, s->w0, grad_scale, lr);
+    optim_step_run(o, r->params + end, grads + end, r->n - end, grad_scale, lr);
     return r->after_update(r);
 }
 

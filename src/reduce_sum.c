@@ -19,18 +19,21 @@ Status float_sums_open(FloatSums *f, size_t n, void *window)
 {
     *f = (FloatSums){0};
     size_t bytes = (n + N_SLOTS) * sizeof(float);
-    if (!window) {
-        f->own = linalg_alloc(bytes);
-        if (!f->own) return XT_ERR_RUNTIME;
+    if (window) {
+        memset(window, 0, bytes);
+        f->g = window;
+        return XT_OK;
     }
-    f->g = window ? window : f->own;
-    memset(f->g, 0, bytes);
+    f->own = linalg_alloc_zeros(bytes);
+    if (!f->own) return XT_ERR_RUNTIME;
+    f->own_bytes = bytes;
+    f->g = f->own;
     return XT_OK;
 }
 
 void float_sums_close(FloatSums *f)
 {
-    free(f->own);
+    linalg_free_zeros(f->own, f->own_bytes);
     *f = (FloatSums){0};
 }
 

@@ -25,11 +25,12 @@ void trainer_batch_gradient(Trainer *tr, size_t m, size_t part, bool last, Epoch
     s.loss = lt.sum;
     s.weight = lt.weight;
     reduce_add(tr->red, part, &s);
-    reduce_note_input(tr->red, part, &tr->batch.in);
+    ModelInput in = tr->batch.in;
+    reduce_note_input(tr->red, part, &in); /* where backward puts W_1's gradient */
     double t3 = comm_wtime();
     bool acc;
     float *grads = reduce_partial(tr->red, part, &acc);
-    model_backward_input(md, tr->batch.in, tr->dz, m, acc, grads, reduce_hooks(tr->red, last));
+    model_backward_input(md, in, tr->dz, m, acc, grads, reduce_hooks(tr->red, last));
     double t4 = comm_wtime();
     reduce_partial_done(tr->red, part);
     er->forward += t2 - t1;

@@ -188,7 +188,8 @@ static void test_csr_scattered_backward_same_bits(void **state)
  * bits, transposed, for one, few and many outputs, a batch sparse enough for every path
  * (few outputs: regrouped by column) and one dense enough for the others (scattered sums,
  * transposed copy), plain and accumulated, on two batches in turn (the regrouping's
- * scratch is left ready for the next). */
+ * scratch is left ready for the next); and accumulated into a packed gradient (column j's
+ * run at pos[j], a permutation), the same bits in the permuted runs. */
 static void test_csr_by_column_same_bits(void **state)
 {
     (void)state;
@@ -198,7 +199,10 @@ static void test_csr_by_column_same_bits(void **state)
     float *Wt = malloc(12 * d * sizeof *Wt), *dZ = malloc(m * 12 * sizeof *dZ);
     float *Z1 = malloc(m * 12 * sizeof *Z1), *Z2 = malloc(m * 12 * sizeof *Z2);
     float *g = malloc(12 * d * sizeof *g), *gt = malloc(12 * d * sizeof *gt);
-    assert_true(X && W && Wt && dZ && Z1 && Z2 && g && gt);
+    float *gp = malloc(12 * d * sizeof *gp);
+    uint32_t *pos = malloc(d * sizeof *pos);
+    assert_true(X && W && Wt && dZ && Z1 && Z2 && g && gt && gp && pos);
+    for (size_t j = 0; j < d; j++) pos[j] = (uint32_t)(j * 7919 % d); /* 7919 is prime */
     for (size_t a = 0; a < 3; a++)
         for (size_t b = 0; b < 2; b++) {
             const size_t out = outs[a];
@@ -215,17 +219,24 @@ static void test_csr_by_column_same_bits(void **state)
             assert_memory_equal(Z1, Z2, m * out * sizeof *Z1);
             memcpy(g, W, out * d * sizeof *g); /* starting values for the accumulation */
             memcpy(gt, Wt, out * d * sizeof *gt);
+            for (size_t j = 0; j < d; j++)
+                memcpy(gp + pos[j] * out, Wt + j * out, out * sizeof *gp);
+            csr_grad_wt(gp, dZ, &c, out, true, pos);
             for (int accumulate = 1; accumulate >= 0; accumulate--) {
                 csr_grad_w(g, dZ, &c, out, accumulate);
-                csr_grad_wt(gt, dZ, &c, out, accumulate);
+                csr_grad_wt(gt, dZ, &c, out, accumulate, NULL);
                 size_t differ = 0;
                 for (size_t o = 0; o < out; o++)
-                    for (size_t j = 0; j < d; j++) differ += g[o * d + j] != gt[j * out + o];
+                    for (size_t j = 0; j < d; j++) {
+                        differ += g[o * d + j] != gt[j * out + o];
+                        if (accumulate) differ += gp[pos[j] * out + o] != gt[j * out + o];
+                    }
                 assert_int_equal(differ, 0);
             }
             csr_free(&c);
         }
-    free(X), free(W), free(Wt), free(dZ), free(Z1), free(Z2), free(g), free(gt);
+    free(X), free(W), free(Wt), free(dZ), free(Z1), free(Z2), free(g), free(gt), free(gp);
+    free(pos);
 }
 
 /* Gathered, sliced and densified rows are the rows asked for, scaled by mul. */

@@ -277,8 +277,9 @@ static float sp_value(const ModelShape *s, int q, size_t i, size_t e, int st, bo
 }
 
 /* The touched columns of rank q's micro-batch i as one CSR row (touched: the reduction learns
- * them from the rows), noted. */
-static void sp_note(Reduce *red, int q, size_t i, int st, bool wide)
+ * them from the rows), noted. Returns where the micro-batch's gradient of column j goes: its
+ * run pos[j] of W_1's packed gradient. */
+static const uint32_t *sp_note(Reduce *red, int q, size_t i, int st, bool wide)
 {
     int32_t cols[SP_D];
     size_t ptr[2] = {0, 0};
@@ -287,11 +288,14 @@ static void sp_note(Reduce *red, int q, size_t i, int st, bool wide)
     CsrRows rows = {.m = 1, .d = SP_D, .indptr = ptr, .indices = cols};
     ModelInput in = {.csr = &rows};
     reduce_note_input(red, i, &in);
+    assert_non_null(in.w1_pos);
+    return in.w1_pos;
 }
 
 /* One step of rank q through the reduction; returns the reduced gradient, checked against
  * the plain sum on the caller's side. touched: every backward accumulates (the buffer is
- * zero where this step has not written). */
+ * zero where this step has not written) into W_1's packed gradient, column j at run pos[j]
+ * (W_1 by column, w0 = 0), as the model's backward would. */
 static const float *sp_step(Reduce *red, const ModelShape *s, int q, int st, bool wide,
                             bool touched, StepTotals *tot)
 {
@@ -299,12 +303,19 @@ static const float *sp_step(Reduce *red, const ModelShape *s, int q, int st, boo
     for (size_t i = 0; i < parts_of(q); i++) {
         StepSums ss = {.loss = 1.0, .weight = 1.0};
         reduce_add(red, i, &ss);
-        if (touched) sp_note(red, q, i, st, wide);
+        const uint32_t *pos = touched ? sp_note(red, q, i, st, wide) : NULL;
         bool acc;
         float *g = reduce_partial(red, i, &acc);
         if (touched) assert_true(acc);
-        for (size_t e = 0; e < s->n_params; e++)
-            g[e] = (acc ? g[e] : 0.0f) + sp_value(s, q, i, e, st, wide);
+        for (size_t e = 0; e < s->n_params; e++) {
+            size_t at = e;
+            if (pos && e < s->b_off[0]) {
+                size_t j = e / SP_K;
+                if (!sp_touched(q, i, j, st, wide)) continue;
+                at = pos[j] * SP_K + e % SP_K;
+            }
+            g[at] = (acc ? g[at] : 0.0f) + sp_value(s, q, i, e, st, wide);
+        }
         reduce_partial_done(red, i);
     }
     ReduceTimes t;
@@ -338,21 +349,37 @@ static void sp_open(SpRig *g, bool sparse, bool touched)
     assert_int_equal(reduce_open(g_comm, &spec, &g->red), XT_OK);
 }
 
-/* Every rank: the reduced gradient is the plain sum at EVERY element, the loss sum counts
- * every micro-batch, no flag. */
+/* The plain sum of every rank's micro-batches at every element (exact: small integers). */
+static void sp_want(const ModelShape *s, int st, bool wide, float *want)
+{
+    const int P = comm_size(g_comm);
+    for (size_t e = 0; e < s->n_params; e++) {
+        double w = 0.0;
+        for (int q = 0; q < P; q++)
+            for (size_t i = 0; i < parts_of(q); i++) w += sp_value(s, q, i, e, st, wide);
+        want[e] = (float)w;
+    }
+}
+
+/* The loss sum counts every micro-batch, no flag, on every rank. */
+static bool sp_totals_ok(const StepTotals *tot)
+{
+    size_t mb = 0;
+    for (int q = 0; q < comm_size(g_comm); q++) mb += parts_of(q);
+    return tot->sums.loss == (double)mb && !tot->nonfinite;
+}
+
+/* Every rank: the reduced gradient is the plain sum at EVERY element, and the totals. */
 static void sp_check_sum(const ModelShape *s, const float *g, const StepTotals *tot, int st,
                          bool wide)
 {
-    const int P = comm_size(g_comm);
-    size_t bad = 0, mb = 0;
-    for (size_t e = 0; e < s->n_params; e++) {
-        double want = 0.0;
-        for (int q = 0; q < P; q++)
-            for (size_t i = 0; i < parts_of(q); i++) want += sp_value(s, q, i, e, st, wide);
-        bad += g[e] != (float)want;
-    }
-    for (int q = 0; q < P; q++) mb += parts_of(q);
-    assert_all_ranks(g_comm, bad == 0 && tot->sums.loss == (double)mb && !tot->nonfinite);
+    float *want = malloc(s->n_params * sizeof *want);
+    assert_non_null(want);
+    sp_want(s, st, wide, want);
+    size_t bad = 0;
+    for (size_t e = 0; e < s->n_params; e++) bad += g[e] != want[e];
+    free(want);
+    assert_all_ranks(g_comm, bad == 0 && sp_totals_ok(tot));
 }
 
 static void test_reduce_sparse_exchange(void **state)
@@ -382,11 +409,12 @@ static void test_reduce_sparse_exchange(void **state)
 }
 
 /* touched (plain SGD on CSR data): the reduction learns each micro-batch's columns from its
- * rows, every backward accumulates into a buffer kept zero elsewhere (checked: the reduced
- * gradient is the plain sum at every element, so a column of an earlier step left non-zero
- * fails), and the update moves the union's columns and the intercepts exactly as optim_step
- * moves everything. Steps touch different columns; step 2 every column (the allreduce and a
- * dense update), steps 3 and 4 few again (the whole buffer zeroed first). */
+ * rows, every backward accumulates into a packed gradient kept zero elsewhere, and the
+ * update moves the union's columns and the intercepts exactly as optim_step moves
+ * everything with the plain sum of the gradients (checked at every parameter, so a column
+ * of an earlier step left non-zero, a run added to the wrong column or a column missed
+ * fails). Steps touch different columns; step 2 every column (the allreduce and a dense
+ * update), steps 3 and 4 few again (the whole buffer zeroed first). */
 static void test_reduce_touched(void **state)
 {
     (void)state;
@@ -394,21 +422,24 @@ static void test_reduce_touched(void **state)
     SpRig g;
     sp_open(&g, true, true);
     float *params = reduce_params(g.red), *ref = malloc(g.s.n_params * sizeof *ref);
+    float *want = malloc(g.s.n_params * sizeof *want);
     Optim dense;
-    assert_non_null(ref);
+    assert_true(ref && want);
     assert_int_equal(optim_init(&dense, &g.os, g.s.n_params), XT_OK);
     for (size_t e = 0; e < g.s.n_params; e++) params[e] = ref[e] = (float)(e % 13) * 0.25f - 1.0f;
     for (int st = 0; st < 5; st++) {
         bool wide = st == 2;
         StepTotals tot;
         const float *grad = sp_step(g.red, &g.s, r, st, wide, true, &tot);
-        sp_check_sum(&g.s, grad, &tot, st, wide);
-        optim_step(&dense, ref, grad, 0.125f, 0.5);
+        sp_want(&g.s, st, wide, want);
+        optim_step(&dense, ref, want, 0.125f, 0.5);
         reduce_update(g.red, grad, 0.125f, 0.5);
-        assert_all_ranks(g_comm, memcmp(params, ref, g.s.n_params * sizeof *ref) == 0);
+        assert_all_ranks(g_comm, sp_totals_ok(&tot) &&
+                                 memcmp(params, ref, g.s.n_params * sizeof *ref) == 0);
     }
     optim_free(&dense);
     free(ref);
+    free(want);
     reduce_close(&g.red);
 }
 
