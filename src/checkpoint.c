@@ -204,7 +204,8 @@ Status checkpoint_save(const char *path, const Checkpoint *ck)
         log_error("writing %s failed (injected fault: a test hook)", path);
         st = XT_ERR_RUNTIME;
     }
-    if (st == XT_OK && ck->best.params) st = model_io_write_group(f, "/best", &ck->best);
+    if (st == XT_OK && ck->best_from)
+        st = model_io_copy_group(ck->best_from, ck->best_epoch, f, "/best");
     if (st == XT_OK && ck->optimizer) st = save_list(f, OPTIMIZER_GROUP, ck->optimizer);
     if (st == XT_OK && ck->early_stop) st = save_list(f, EARLY_STOP_GROUP, ck->early_stop);
     const char *g = STATE_GROUP;

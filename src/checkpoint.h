@@ -2,7 +2,8 @@
  *
  * Layout (HDF5; readable with h5py), format version 2:
  *   /model              the current parameters and normalisation (model_io layout)
- *   /best               the parameters model.h5 holds, when an epoch has been kept
+ *   /best               a copy of model.h5's /model when it keeps the best epoch and one
+ *                       has been kept (the trainer holds no copy of it in memory)
  *   /optimizer          the optimiser's named state (optim_state): attribute kind
  *                       ("sgd"), one float32 dataset per array ("velocity"), one
  *                       attribute per scalar
@@ -66,7 +67,10 @@ typedef struct {
 typedef struct {
     CheckpointState state;
     ModelFile model;        /* current parameters (+ normalisation) */
-    ModelFile best;         /* kept parameters; best.params == NULL when none */
+    ModelFile best;         /* load: the kept epoch; best.params == NULL when none */
+    const char *best_from;  /* save: the model file holding the kept epoch, copied to /best
+                               (model_io_copy_group), or NULL: none */
+    int64_t best_epoch;     /* save: that epoch (the file must say so) */
     char *config_text;      /* resolved INI */
     /* save: the module state to store (borrowed); load leaves them NULL */
     const StateList *optimizer, *early_stop;

@@ -442,6 +442,16 @@ cleanup:
     return st;
 }
 
+Status h5io_copy(H5File *src, const char *src_obj, H5File *dst, const char *dst_obj)
+{
+    if (H5Ocopy(src->fid, src_obj, dst->fid, dst_obj, H5P_DEFAULT, H5P_DEFAULT) >= 0)
+        return XT_OK;
+    char what[H5IO_PATH_MAX + 64];
+    snprintf(what, sizeof what, "cannot copy %s:%s here", src->path, src_obj);
+    LOCAL_FAIL(dst, dst_obj, "%s", what);
+    return XT_ERR_RUNTIME;
+}
+
 typedef struct {
     char **names;
     size_t n, cap;

@@ -83,6 +83,10 @@ const char *h5io_path(const H5File *f);
 bool h5io_exists(H5File *f, const char *obj);   /* group or dataset, any depth */
 bool h5io_is_group(H5File *f, const char *obj);
 Status h5io_create_group(H5File *f, const char *group); /* creates parents too */
+/* dst's new object dst_obj <- a copy of src's object src_obj (a group with everything in
+ * it, attributes included), by HDF5 (H5Ocopy: a dataset's values move through a small
+ * buffer, never all at once). Local; errors name both. */
+Status h5io_copy(H5File *src, const char *src_obj, H5File *dst, const char *dst_obj);
 Status h5io_info(H5File *f, const char *dset, H5ioInfo *info);
 /* The names of a group's members (datasets and groups), in name order, as a malloc'd
  * array of malloc'd strings (free with h5io_strs_free). Local. */

@@ -386,6 +386,22 @@ Status model_io_read_epoch(const char *path, int64_t *epoch)
     return st;
 }
 
+Status model_io_copy_group(const char *path, int64_t epoch, H5File *dst, const char *group)
+{
+    H5File *f = NULL;
+    int64_t held = -1;
+    Status st = h5io_open_read(path, NULL, &f);
+    if (st == XT_OK) st = h5io_attr_read_i64(f, "/model", "epoch", &held);
+    if (st == XT_OK && held != epoch) {
+        log_error("%s holds epoch %lld, not the kept epoch %lld: it was replaced during the run",
+                  path, (long long)held, (long long)epoch);
+        st = XT_ERR_RUNTIME;
+    }
+    if (st == XT_OK) st = h5io_copy(f, "/model", dst, group);
+    h5io_close(&f);
+    return st;
+}
+
 void model_io_free(ModelFile *mf)
 {
     free(mf->params);

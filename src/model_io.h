@@ -77,6 +77,11 @@ Status model_io_write_floats(struct H5File *f, const char *dset, int rank, const
 Status model_io_read_floats(struct H5File *f, const char *dset, int rank, const size_t *dims,
                             float *out);
 Status model_io_write_group(struct H5File *f, const char *group, const ModelFile *mf);
+/* dst's group <- a copy of the model file path's /model (values, attributes and checksums
+ * as they are: no copy of the parameters in memory), which must say it holds `epoch`:
+ * XT_ERR_RUNTIME naming the file and both epochs otherwise. Local. */
+Status model_io_copy_group(const char *path, int64_t epoch, struct H5File *dst,
+                           const char *group);
 Status model_io_read_group(struct H5File *f, const char *group, ModelFile *mf);
 
 #endif

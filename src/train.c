@@ -84,7 +84,7 @@ static EsDecision decide(Trainer *tr, const EpochRun *er, double train_loss, dou
         snprintf(fix, sizeof fix, "lower optim.lr (now %g) or set optim.clip_norm", tr->oset.lr);
     log_error("training diverged: the loss became NaN or Inf in epoch %lld (step %llu); %s. %s",
               (long long)er->epoch, (unsigned long long)tr->step + 1, fix,
-              tr->best.has ? "model.h5 keeps the best epoch, checkpoint.h5 the last good state"
+              tr->best_kept ? "model.h5 keeps the best epoch, checkpoint.h5 the last good state"
                            : "no model was saved");
     return (EsDecision){.action = ES_STOP_DIVERGED, .epoch = (int32_t)er->epoch,
                         .best_epoch = (int32_t)tr->es.best_epoch, .best_value = tr->es.best};
@@ -116,10 +116,6 @@ static void record_epoch(Trainer *tr, const EpochRun *er, double train_loss, dou
                          double va, double vf, EsDecision *dec)
 {
     const Config *c = &tr->cfg;
-    if (dec->improved) {
-        memcpy(tr->best.params, tr->model.params, tr->model.shape.n_params * sizeof(float));
-        tr->best = (BestModel){.params = tr->best.params, .has = true, .vl = vl, .va = va};
-    }
     tr->last_vl = vl;
     tr->last_va = va;
     if (!er->diverged) {
@@ -138,6 +134,7 @@ static void record_epoch(Trainer *tr, const EpochRun *er, double train_loss, dou
     if (!er->diverged && write) {
         ModelFile mf = trainer_model_file(tr, tr->model.params, er->epoch, vl, va);
         if (model_io_save(tr->files.model, &mf) != XT_OK) dec->action = ES_STOP_ERROR;
+        else if (tr->model_keeps_best) tr->best_kept = true;
     }
     if (!er->diverged) {
         MetricsRow row = epoch_row(tr, er, train_loss, vl, va, vf, dec->improved != 0);

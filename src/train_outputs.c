@@ -124,16 +124,16 @@ int trainer_finish_models(Trainer *tr, const EsDecision *dec)
 {
     Status st = XT_OK;
     if (tr->r == 0) {
-        /* A run resumed into a new run.dir may not have improved since: model.h5 still
-         * gets the best epoch (from the checkpoint's /best). */
+        /* model.h5 is the kept epoch's only copy (a resume wrote it from the checkpoint) */
         int64_t held = 0;
         bool stale = !fsutil_exists(tr->files.model) ||
                      model_io_read_epoch(tr->files.model, &held) != XT_OK ||
                      held != tr->es.best_epoch;
-        if (tr->model_keeps_best && tr->best.has && stale) {
-            ModelFile mf = trainer_model_file(tr, tr->best.params, tr->es.best_epoch, tr->best.vl,
-                                              tr->best.va);
-            st = model_io_save(tr->files.model, &mf);
+        if (tr->best_kept && stale) {
+            log_error("%s no longer holds the best epoch %lld: it was replaced or removed during "
+                      "the run (the last checkpoint's /best holds it)", tr->files.model,
+                      (long long)tr->es.best_epoch);
+            st = XT_ERR_RUNTIME;
         }
         bool differs = tr->model_keeps_best && tr->es.best_epoch != dec->epoch;
         if (differs && st == XT_OK) {

@@ -42,9 +42,10 @@ Status trainer_write_checkpoint(Trainer *tr, int64_t epoch, size_t step_in_epoch
                      .optimizer = opt,
                      .early_stop = &es};
     ck.model = trainer_model_file(tr, tr->model.params, epoch - (step_in_epoch == 0), NAN, NAN);
-    if (tr->best.has)
-        ck.best = trainer_model_file(tr, tr->best.params, tr->es.best_epoch, tr->best.vl,
-                                     tr->best.va);
+    if (tr->best_kept) {
+        ck.best_from = tr->files.model;
+        ck.best_epoch = tr->es.best_epoch;
+    }
     return checkpoint_save(tr->files.ckpt, &ck);
 }
 
@@ -135,12 +136,6 @@ static Status restore(Trainer *tr, const char *path, const Checkpoint *ck)
     Status st = reduce_restore_state(tr->red, path, &es);
     if (st != XT_OK) return st;
     model_params_from_file(&tr->model.shape, tr->model.params, ck->model.params);
-    if (tr->r == 0 && ck->best.params) {
-        model_params_from_file(&tr->model.shape, tr->best.params, ck->best.params);
-        tr->best.has = true;
-        tr->best.vl = ck->best.val_loss;
-        tr->best.va = ck->best.val_accuracy;
-    }
     const CheckpointState *cs = &ck->state;
     tr->step = cs->step;
     tr->start.epoch = cs->epoch;
@@ -148,6 +143,22 @@ static Status restore(Trainer *tr, const char *path, const Checkpoint *ck)
     tr->start.sums = (EpochSums){.loss_sum = cs->loss_sum, .weight_sum = cs->weight_sum,
                                  .rows = cs->rows_seen, .correct = cs->correct_seen,
                                  .decisions = cs->decisions_seen};
+    return XT_OK;
+}
+
+/* Rank 0, resuming: model.h5 from the checkpoint's /best when it keeps the best epoch. A
+ * run resumed into a new run.dir has none yet, and the one in the old run.dir may hold a
+ * later epoch than the checkpoint knows: model.h5 is the kept epoch's only copy from here
+ * on (checkpoints copy theirs from it). Local. */
+static Status keep_best(Trainer *tr, const char *path, const Checkpoint *ck)
+{
+    if (!tr->model_keeps_best || !ck->best.params) return XT_OK;
+    if (model_io_save(tr->files.model, &ck->best) != XT_OK) {
+        log_error("resume: could not write %s from %s's /best (epoch %lld)", tr->files.model,
+                  path, (long long)ck->best.epoch);
+        return XT_ERR_RUNTIME;
+    }
+    tr->best_kept = true;
     return XT_OK;
 }
 
@@ -192,6 +203,8 @@ static Status resume_from(Trainer *tr, const char *path)
     st = comm_agree(tr->comm, check_compatible(tr, path, &ck));
     if (st == XT_OK) st = comm_agree(tr->comm, restore(tr, path, &ck));
     if (st == XT_OK) report_resume(tr, path, &ck);
+    if (st == XT_OK && !tr->start.nothing_to_do)
+        st = comm_agree(tr->comm, tr->r == 0 ? keep_best(tr, path, &ck) : XT_OK);
     checkpoint_free(&ck);
     if (st != XT_OK) return st;
     Status local = tr->r == 0 ? metrics_open_resume(&tr->metrics, tr->files.metrics,

@@ -81,8 +81,7 @@ static size_t micro_cap(const Trainer *tr)
     return (m + k - 1) / k;
 }
 
-/* The step's buffers: two step plans, one micro-batch's rows and dL/dlogits, rank 0's copy
- * of the best parameters. Local. */
+/* The step's buffers: two step plans, one micro-batch's rows and dL/dlogits. Local. */
 static Status alloc_step_buffers(Trainer *tr)
 {
     const ModelShape *s = &tr->model.shape;
@@ -95,9 +94,7 @@ static Status alloc_step_buffers(Trainer *tr)
     tr->dz = malloc(cap * KO * sizeof *tr->dz);
     if (tr->tinfo.target == TARGET_DENSE) tr->batch.t = malloc(cap * tr->K * sizeof *tr->batch.t);
     else tr->batch.y = malloc(cap * sizeof *tr->batch.y);
-    if (tr->r == 0) tr->best.params = malloc(s->n_params * sizeof *tr->best.params);
-    if (st != XT_OK || !tr->dz || !(tr->batch.t || tr->batch.y) ||
-        (tr->r == 0 && !tr->best.params)) {
+    if (st != XT_OK || !tr->dz || !(tr->batch.t || tr->batch.y)) {
         log_error("out of memory for the batch buffers (%zu rows x %zu features)", cap, D);
         return XT_ERR_RUNTIME;
     }
@@ -261,9 +258,8 @@ void trainer_free(Trainer *tr)
     free(tr->batch.t);
     free(tr->batch.y);
     free(tr->dz);
-    free(tr->best.params);
     free(tr->cfg_text);
-    tr->class_w = tr->batch.t = tr->dz = tr->best.params = NULL;
+    tr->class_w = tr->batch.t = tr->dz = NULL;
     tr->batch.y = NULL;
     tr->cfg_text = NULL;
     runlock_release(&tr->lock); /* last: the run's files are closed */

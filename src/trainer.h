@@ -47,13 +47,6 @@ typedef struct {
     char metrics[TRAINER_PATH_MAX], ckpt[TRAINER_PATH_MAX];
 } RunFiles;
 
-/* Rank 0: the best epoch so far (checkpoint /best, model.h5). */
-typedef struct {
-    float *params;   /* (n_params) */
-    bool has;
-    double vl, va;   /* its validation loss and accuracy */
-} BestModel;
-
 /* Rank 0: what the run's epochs did, for the hints at its end (train_outputs.c). */
 typedef struct {
     int64_t epochs;               /* epochs run in this process */
@@ -137,8 +130,9 @@ struct Trainer {
     EvalStats vstats;
     EarlyStop es;
     Metrics metrics;
-    BestModel best;
     bool model_keeps_best; /* model.h5 holds the best epoch (else the latest) */
+    bool best_kept;        /* rank 0: it does hold one (the only copy: checkpoints copy
+                              their /best from it, a resume writes it from theirs) */
     bool model_when_due;   /* the latest goes to model.h5 only with a checkpoint and at the
                               end (a solver: an iteration costs about one write) */
     double last_vl, last_va; /* the latest epoch's validation figures */

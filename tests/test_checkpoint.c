@@ -108,6 +108,48 @@ static void test_checkpoint_named_state_roundtrip(void **state)
     assert_int_equal(b.bad, 1);
 }
 
+/* /best is a copy of the model file that keeps the best epoch (its values and attributes,
+ * loaded back as they were written); a model file holding another epoch than the one named
+ * (replaced during the run) fails the save, naming both epochs, and the previous checkpoint
+ * stays as it was. */
+static void test_checkpoint_best_copied_from_model_file(void **state)
+{
+    (void)state;
+    Modules a;
+    memset(&a, 0, sizeof a);
+    modules(&a, "sgd", false);
+    float now[6] = {1, 2, 3, 4, 5, 6}, kept[6] = {-1.5f, 0.25f, 7, 8, 9, 10};
+    char model[600], path[600], err[2048];
+    path_in(model, sizeof model, "kept-model.h5");
+    path_in(path, sizeof path, "best.h5");
+    ModelFile mf = {.shape = shape(), .params = kept, .epoch = 4, .val_loss = 0.5,
+                    .val_accuracy = 0.75};
+    assert_int_equal(model_io_save(model, &mf), XT_OK);
+    Checkpoint ck = {.state = {.epoch = 6, .ranks = 1, .seed = 9}, .config_text = "",
+                     .optimizer = &a.opt, .early_stop = &a.es, .best_from = model,
+                     .best_epoch = 4};
+    ck.model = (ModelFile){.shape = shape(), .params = now, .epoch = 5};
+    assert_int_equal(checkpoint_save(path, &ck), XT_OK);
+    Checkpoint back;
+    assert_int_equal(checkpoint_load(path, &back), XT_OK);
+    assert_non_null(back.best.params);
+    assert_memory_equal(back.best.params, kept, sizeof kept);
+    assert_memory_equal(back.model.params, now, sizeof now);
+    assert_int_equal(back.best.epoch, 4);
+    assert_true(back.best.val_loss == 0.5 && back.best.val_accuracy == 0.75);
+    checkpoint_free(&back);
+    ck.best_epoch = 5; /* the model file says 4 */
+    xt_test_capture_begin();
+    Status st = checkpoint_save(path, &ck);
+    xt_test_capture_end(err, sizeof err);
+    assert_int_equal(st, XT_ERR_RUNTIME);
+    if (!strstr(err, "kept-model.h5 holds epoch 4, not the kept epoch 5"))
+        fail_msg("expected the two epochs in:\n%s", err);
+    assert_int_equal(checkpoint_load(path, &back), XT_OK);
+    assert_memory_equal(back.best.params, kept, sizeof kept);
+    checkpoint_free(&back);
+}
+
 static void expect_refused(const char *name, StateList *opt, StateList *es, const char *want)
 {
     char path[600], err[2048];
@@ -288,6 +330,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_checkpoint_named_state_roundtrip),
         cmocka_unit_test(test_checkpoint_refuses_other_state),
+        cmocka_unit_test(test_checkpoint_best_copied_from_model_file),
         cmocka_unit_test(test_checkpoint_loads_version_1),
         cmocka_unit_test(test_checkpoint_detects_corrupt_arrays),
         cmocka_unit_test(test_checkpoint_reads_arrays_without_checksums),

@@ -24,12 +24,28 @@ write_ini c.ini data.train=d.h5:/train data.val=d.h5:/val data.normalize=standar
 # 1. straight vs stop-and-resume, same P
 xt 2 train c.ini --set run.dir=straight >straight.log 2>&1 || fail "straight run"
 xt 2 train c.ini --set run.dir=split --set train.epochs=3 >split1.log 2>&1 || fail "first 3 epochs"
+cp split/checkpoint.h5 ck3.h5
 xt 2 train c.ini --set run.dir=split >split2.log 2>&1 || fail "resume to 6"
 if grep -q "resume: split/checkpoint.h5, epoch 4 step 0" split2.log &&
    cmp -s <(core straight/metrics.csv) <(core split/metrics.csv) &&
    h5diff straight/model.h5 split/model.h5 >/dev/null; then
   pass "3 epochs + resume to 6 == 6 straight: identical metrics rows and model.h5"
 else fail "stop-and-resume differs from the straight run"; diff <(core straight/metrics.csv) <(core split/metrics.csv) | head; fi
+
+# 1b. model.h5 is the kept epoch's only copy: a checkpoint's /best is a copy of it, and a run
+#     resumed into a new run.dir writes it from the checkpoint's /best, before any epoch (here
+#     none improves: min_delta 100), so that it holds the best epoch at the end
+if h5diff split/checkpoint.h5 split/model.h5 /best /model >/dev/null; then
+  xt 2 train c.ini --set run.dir=moved --set train.resume=ck3.h5 --set train.epochs=4 \
+    --set early_stopping.min_delta=100 >moved.log 2>&1
+  code=$?
+  best=$(h5dump -a /best/epoch ck3.h5 | sed -n 's/.*(0): *\([0-9]*\).*/\1/p')
+  if [ "$code" -eq 0 ] && [ -n "$best" ] && h5diff ck3.h5 moved/model.h5 /best /model >/dev/null &&
+     grep -q "wrote moved/model.h5 (epoch $best, the best validation epoch)" moved.log &&
+     [ -f moved/model-last.h5 ]; then
+    pass "checkpoint /best == model.h5; resumed into a new run.dir, model.h5 = the checkpoint's /best (epoch $best)"
+  else fail "model.h5 from /best after a resume into a new run.dir: exit $code"; grep -i "error\|wrote" moved.log | head -3; fi
+else fail "checkpoint /best is not a copy of model.h5's /model"; fi
 
 # 2. resume at a different P
 for np in 3 1; do
