@@ -91,7 +91,7 @@ void memplan_needs(MemNeeds *n, const ModelShape *shape, const Config *c, size_t
                     .k_targets = k_targets,
                     .train_rows = train_rows,
                     .eval_rows = eval,
-                    .param_copies = 3, /* parameters, gradient sums, rank 0's best epoch */
+                    .param_copies = 2, /* parameters, gradient sums (the best epoch: model.h5) */
                     .optim_buffers = buffers,
                     .ranks = ranks > 0 ? (size_t)ranks : 1,
                     .sharded = c->optim.shard == SHARD_TRUE || (c->optim.shard == SHARD_AUTO && ranks > 1),

@@ -9,7 +9,8 @@
  *
  * Counted per rank (float32 everywhere):
  *   parameters  n x param_copies: the parameters, the gradient sums (plus the step's
- *               slots), rank 0's copy of the best epoch, the node's shared segments;
+ *               slots), the node's shared segments (the best epoch is kept in model.h5,
+ *               not in memory);
  *   optimiser   n x optim_buffers x the share this rank updates (1/P when optim.shard),
  *               plus, on rank 0 of a sharded run, the whole state gathered for a
  *               checkpoint;
@@ -73,7 +74,7 @@ Status memplan_check(const MemEstimate *e, double limit, const char *limit_why, 
 /* The needs of a training run from its settings: the model's shape, the rows of one
  * micro-step on this rank, the validation split's rows (0: none), the target columns
  * (0: class ids), P, and the reproducible mode's partial gradients (0: off). Estimated for
- * rank 0, which holds the most (the best epoch's copy, a sharded state gathered). */
+ * rank 0, which holds the most (a sharded state gathered, the validation pass). */
 void memplan_needs(MemNeeds *n, const ModelShape *shape, const Config *c,
                    size_t train_rows, size_t val_rows, size_t k_targets, int ranks,
                    size_t exact_parts);
