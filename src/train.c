@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "fault.h"
+#include "fsutil.h"
 #include "linalg.h"
 #include "log.h"
 #include "sighold.h"
@@ -85,7 +86,9 @@ static EsDecision decide(Trainer *tr, const EpochRun *er, double train_loss, dou
     log_error("training diverged: the loss became NaN or Inf in epoch %lld (step %llu); %s. %s",
               (long long)er->epoch, (unsigned long long)tr->step + 1, fix,
               tr->best_kept ? "model.h5 keeps the best epoch, checkpoint.h5 the last good state"
-                           : "no model was saved");
+              : !tr->model_keeps_best && fsutil_exists(tr->files.model)
+                  ? "model.h5 keeps an earlier epoch, checkpoint.h5 the last good state"
+                  : "no model was saved");
     return (EsDecision){.action = ES_STOP_DIVERGED, .epoch = (int32_t)er->epoch,
                         .best_epoch = (int32_t)tr->es.best_epoch, .best_value = tr->es.best};
 }
