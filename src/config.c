@@ -207,9 +207,8 @@ static const Key KEYS[] = {
     /* [optim] */
     K_DBL_AUTO(0, "optim", "lr", optim.lr, BOUND_EXCL, 0.0, BOUND_INCL, 1e3,
                "base learning rate; auto = the optimiser's own (sgd, lars 0.01; adam, adamw, "
-               "lamb 0.001); for sgd on a linear model over rows not centred (CSR, or "
-               "normalize none or maxabs) 0.25 x the update's rows / the rows' mean squared "
-               "norm"),
+               "lamb 0.001); for sgd on a linear model with data.normalize none or maxabs "
+               "(CSR data's auto) 0.25 x the update's rows / the rows' mean squared norm"),
     K_DBL_AUTO(KEY_TRAJ, "optim", "momentum", optim.momentum, BOUND_INCL, 0.0, BOUND_EXCL, 1.0,
                "momentum coefficient (sgd, lars); 0 = plain SGD; auto = 0.9 for sgd and lars "
                "(0 when sgd's lr comes from the rows)"),

@@ -19,11 +19,11 @@
 #define AUTO_LR_SGD 0.01
 #define AUTO_LR_ADAPTIVE 0.001
 #define AUTO_MOMENTUM 0.9
-/* SGD on a linear model over rows not centred (CSR, or none / maxabs): lr ||x||^2 / B, the step a row's own logit takes (its
- * gradient's (p - y) scaled), for the rows' mean ||x||^2 (docs/sparse.md has the
- * measurements on five generated sparse sets and a real text one: 0.5 was at the edge of
- * stability on rows of norm 1, momentum 0.9 at 0.01 under-trained every set; MLPs diverged
- * and keep the defaults). */
+/* SGD on a linear model over rows as they are or max-abs scaled: lr ||x||^2 / B, the step a
+ * row's own logit takes (its gradient's (p - y) scaled), for the rows' mean ||x||^2
+ * (docs/sparse.md has the measurements on five generated sparse sets and a real text one:
+ * 0.5 was at the edge of stability on rows of norm 1, momentum 0.9 at 0.01 under-trained
+ * every set; MLPs diverged and keep the defaults). */
 #define PLAN_LR_ROWS_STEP 0.25
 /* train.batch_size = auto: this many rows, unless the split gives fewer than AUTO_MIN_STEPS
  * steps per epoch with it (small tables: 150 rows made one update per epoch). */
@@ -301,16 +301,17 @@ static void plan_optim(Plan *p, const Config *c)
                  lr_auto && mom_auto ? " and " : "", mom_auto ? "optim.momentum" : "", name);
 }
 
-/* optim.lr = auto for SGD on a linear model whose features keep their zeros and their own
- * scale (CSR rows, or data.normalize = none or maxabs, the normalisations of sparse data):
- * from the rows' norms, plan_lr_measured, with momentum 0 when it is auto. The same rows
- * stored dense or CSR get the same value. After plan_norm. */
-static void plan_lr_rows(Plan *p, const Config *c, const PlanFacts *f)
+/* optim.lr = auto for SGD on a linear model whose features keep their zeros and their
+ * column's scale (data.normalize = none or maxabs: CSR data's auto, which never centres or
+ * scales by an attribute): from the rows' norms, plan_lr_measured, with momentum 0 when it
+ * is auto. A condition on the normalisation alone: the same rows stored dense or CSR get
+ * the same value. After plan_norm. */
+static void plan_lr_rows(Plan *p, const Config *c)
 {
     p->lr_from_rows = false;
-    bool unscaled = f->x_csr || p->norm == NORM_NONE || p->norm == NORM_MAXABS;
+    bool own_scale = p->norm == NORM_NONE || p->norm == NORM_MAXABS;
     if (c->optim.optimizer != OPT_SGD || !config_is_auto_f64(c->optim.lr) ||
-        c->model.type == MODEL_MLP || !unscaled)
+        c->model.type == MODEL_MLP || !own_scale)
         return;
     p->lr_from_rows = true;
     if (config_is_auto_f64(c->optim.momentum)) p->momentum = 0.0;
@@ -336,8 +337,9 @@ void plan_lr_measured(Plan *p, double mean_sq_norm, size_t n, size_t row_weight,
     char outs[64] = "";
     if (row_weight > 1)
         snprintf(outs, sizeof outs, " x %zu outputs (the loss's mean counts each)", row_weight);
-    snprintf(p->lr_why, sizeof p->lr_why, "optim.lr = auto for sgd on rows not centred%s: %g x "
-             "%zu rows per update%s / %.4g, the rows' mean squared norm%s (docs/sparse.md)",
+    snprintf(p->lr_why, sizeof p->lr_why, "optim.lr = auto for sgd on rows not centred "
+             "(data.normalize = %s)%s: %g x %zu rows per update%s / %.4g, the rows' mean "
+             "squared norm%s (docs/sparse.md)", config_normalize_name(p->norm),
              p->momentum == 0.0 ? ", no momentum" : "", PLAN_LR_ROWS_STEP, B, outs, mean_sq_norm,
              p->momentum == 0.0 ? "" : ", x (1 - momentum)");
 }
@@ -401,7 +403,7 @@ Status plan_data(Plan *p, const Config *c, const PlanFacts *f, char *err, size_t
     p->budget = f->budget;
     snprintf(p->budget_why, sizeof p->budget_why, "%s", f->budget_why ? f->budget_why : "");
     Status st = plan_norm(p, c, f, err, len);
-    plan_lr_rows(p, c, f);
+    plan_lr_rows(p, c);
     size_t P = (size_t)f->at.P;
     plan_csr(p, f);
     if (st == XT_OK && f->n > 0 && P <= p->S && p->G <= p->S && (p->G == 0 || P <= p->G))

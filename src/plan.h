@@ -88,8 +88,8 @@ typedef struct {
     bool stream;           /* the training rows are read from the file as training goes */
     char stream_why[PLAN_WHY];
     /* the optimiser's learning rate and momentum (auto: the optimiser's own; SGD on a
-     * linear model over rows not centred, CSR or data.normalize = none or maxabs: from the
-     * rows, lr_from_rows until plan_lr_measured has them) */
+     * linear model over rows with data.normalize = none or maxabs: from the rows,
+     * lr_from_rows until plan_lr_measured has them) */
     double lr, momentum;
     bool lr_from_rows;
     char lr_why[PLAN_WHY];
@@ -124,7 +124,8 @@ void plan_norm_measured(Plan *p, double max_abs);
 /* Overlap, the sharded update, the transport. Never fails: a conflicting explicit
  * configuration was refused by config_validate. */
 void plan_step(Plan *p, const Config *c, const CommPlacement *at, const PlanModelFacts *m);
-/* optim.lr = auto for SGD on a linear model over rows not centred (p->lr_from_rows), once
+/* optim.lr = auto for SGD on a linear model over rows not normalised or max-abs scaled
+ * (p->lr_from_rows), once
  * the n training rows' mean squared norm after normalisation is known (the same value at any P;
  * ok = false when it could not be had): lr = PLAN_LR_ROWS_STEP B w / mean ||x||^2
  * (1 - momentum), B the rows of an update, w = row_weight the loss mean's count per row

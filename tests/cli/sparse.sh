@@ -23,8 +23,8 @@
 #    with maxabs), none when every |x| <= 1; a centring model evaluates CSR rows correctly;
 #  - plain SGD on CSR updates only the touched columns, with the dense step's bits; resumed
 #    from a checkpoint (W_1 kept by column in memory), the straight run's bits;
-#  - optim.lr = auto for SGD on a linear model over rows not centred (CSR, or dense with
-#    maxabs) comes from the rows' mean squared norm (the value computed here), the same at
+#  - optim.lr = auto for SGD on a linear model with data.normalize none or maxabs (CSR data's
+#    auto) comes from the rows' mean squared norm (the value computed here), the same at
 #    P = 1 and 3 and for the same rows stored dense, with momentum 0.
 # Usage: sparse.sh XENTRAIN SCRATCH_DIR MPIEXEC
 set -u
@@ -350,12 +350,13 @@ if [ -s evs.dense ] && diff <(grep -v "data\|val" evs.dense) <(grep -v "data\|va
   pass "a standardised (centring) model's eval on CSR rows = on the dense rows (the CSR rows densified with the shift)"
 else fail "centring model on CSR"; diff evs.dense evs.sparse | head -6; fi
 
-# optim.lr = auto for SGD on a linear model over rows not centred: 0.25 x the update's rows
+# optim.lr = auto for SGD on a linear model, data.normalize none or maxabs: 0.25 x the update's rows
 # (x K for multi-label: the loss's mean counts each output) / the training rows' mean squared
 # norm as training sees them (max-abs scaled in float32, or as stored when every |x| <= 1),
 # two significant digits, momentum 0 (so the touched step on CSR); the same at P = 1 and 3
-# and for the same rows stored dense, said in the banner; standardised rows and an MLP keep
-# sgd's own (0.01, momentum 0.9)
+# and for the same rows stored dense, said in the banner; standardised rows, CSR rows scaled
+# by their scale attribute (as dense ones would be) and an MLP keep sgd's own (0.01, momentum
+# 0.9)
 read -r w_soft w_ml w_sign < <(/usr/bin/python3 - <<'PY'
 import h5py, numpy as np
 def msq(path, scale):
@@ -405,8 +406,14 @@ m=$(metrics_maxrel lr.dense/metrics.csv lr.soft.3/metrics.csv)
 awk -v m="$m" 'BEGIN { exit !(m <= 2e-5) }' || bad="$bad dense-vs-csr(losses $m)"
 xt 1 train c.ini --set run.dir=lr.std $AUTO >lr.std.log 2>&1 || bad="$bad standardised(exit $?)"
 [ "$(banner_lr lr.std.log)" = "0.01 0.9" ] || bad="$bad standardised($(banner_lr lr.std.log))"
+cp sparse5.h5 scaled5.h5
+/usr/bin/python3 -c 'import h5py; h5py.File("scaled5.h5", "r+")["train/X"].attrs["scale"] = 0.5' ||
+  bad="$bad scale-attribute(h5py)"
+xt 1 train c.ini --set run.dir=lr.scale $AUTO --set data.train=scaled5.h5:/train \
+  --set data.val=scaled5.h5:/val >lr.scale.log 2>&1 || bad="$bad csr-scale(exit $?)"
+[ "$(banner_lr lr.scale.log)" = "0.01 0.9" ] || bad="$bad csr-scale($(banner_lr lr.scale.log))"
 if [ -z "$bad" ]; then
-  pass "optim.lr = auto on rows not centred: softmax $w_soft at P = 1 and 3 (CSR) and stored dense with maxabs (losses within $m of CSR's), multilabel $w_ml, logistic on |x| <= 1 rows $w_sign (0.25 x rows / mean ||x||^2), momentum 0, touched on CSR; standardised rows and the MLP keep 0.01 and 0.9"
+  pass "optim.lr = auto on rows not centred: softmax $w_soft at P = 1 and 3 (CSR) and stored dense with maxabs (losses within $m of CSR's), multilabel $w_ml, logistic on |x| <= 1 rows $w_sign (0.25 x rows / mean ||x||^2), momentum 0, touched on CSR; standardised rows, CSR rows scaled by their attribute and the MLP keep 0.01 and 0.9"
 else fail "lr auto on CSR:$bad"; grep "^optim" lr.soft.1.log; fi
 
 finish
