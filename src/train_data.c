@@ -279,7 +279,7 @@ static Status fit_normalization(Trainer *tr)
     return XT_OK;
 }
 
-/* optim.lr = auto for SGD on a linear model over rows not centred (plan.h): from the
+/* optim.lr = auto for SGD on a linear model, data.normalize none or maxabs (plan.h): from the
  * training rows' mean squared norm as training sees them (normalised), summed in exact.h's
  * units: the same value at any P, dense or CSR. Collective. */
 static Status measure_lr(Trainer *tr)
